@@ -1,0 +1,821 @@
+package imaging
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/fsx"
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// applier carries out a plan beneath a destination root.
+type applier struct {
+	root   *fsx.Root
+	src    Source
+	plan   *Plan
+	srcIdx map[string]*tree.Entry
+	opts   *Options
+	log    *slog.Logger
+	ret    *retainer
+	owner  bool // we may chown (running as root)
+
+	mu       sync.Mutex
+	touched  map[string]bool // paths whose object was created or changed
+	dirs     map[string]bool // directories whose entries changed
+	failed   map[string]bool // paths left as they were
+	hashes   map[string]uint64
+	problems []string
+
+	stats *Stats
+	count counters
+}
+
+func newTempName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return TempPrefix + hex.EncodeToString(b[:])
+}
+
+func (a *applier) touch(p string, dirChanged bool) {
+	a.mu.Lock()
+	a.touched[p] = true
+	if dirChanged && p != tree.Root {
+		a.dirs[tree.Dir(p)] = true
+	}
+	a.mu.Unlock()
+}
+
+func (a *applier) fail(p string, err error) {
+	a.log.Warn("not applied", "path", p, "err", err)
+	a.mu.Lock()
+	a.failed[p] = true
+	a.problems = append(a.problems, err.Error())
+	a.mu.Unlock()
+}
+
+func (a *applier) progress(ph Phase, path string, bytes int64) {
+	if a.opts.Progress == nil {
+		return
+	}
+	a.opts.Progress(Progress{Phase: ph, Path: path, Files: a.count.filesDone.Add(1), TotalFiles: int64(len(a.plan.Actions)),
+		Bytes: a.count.bytesDone.Add(bytes), TotalBytes: a.plan.FetchBytes})
+}
+
+// run applies the plan phase by phase. Per-path failures are recorded and
+// the run goes on; an error return means the run as a whole broke.
+func (a *applier) run(ctx context.Context, temps []string) error {
+	a.cleanTemps(temps)
+	acts := a.plan.Actions
+	by := func(op Op) []*Action {
+		var out []*Action
+		for i := range acts {
+			if acts[i].Op == op {
+				out = append(out, &acts[i])
+			}
+		}
+		return out
+	}
+	// 1. Directories, top-down.
+	for _, act := range by(OpMkdir) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a.mkdir(act)
+	}
+	// 2. Content: local copies first (their sources may be replaced
+	// later), then the source's.
+	fetches := by(OpFetch)
+	for _, act := range by(OpCopy) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !a.copyLocal(act) {
+			act.Op = OpFetch
+			fetches = append(fetches, act)
+		}
+	}
+	err := a.fetch(ctx, fetches)
+	a.stats.BytesReceived = a.count.received.Load()
+	a.stats.BytesReused = a.count.reused.Load()
+	a.stats.Unchanged = int(a.count.unchanged.Load())
+	if err != nil {
+		return err
+	}
+	// 3. Other objects and in-place metadata, in path order.
+	for i := range acts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch act := &acts[i]; act.Op {
+		case OpSymlink, OpSpecial:
+			a.makeNode(act)
+		case OpMeta:
+			a.meta(act)
+		}
+	}
+	// 4. Hard links, now that their leaders exist.
+	for _, act := range by(OpLink) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a.link(act)
+	}
+	// 5. Deletes, deepest first.
+	for k := len(acts) - 1; k >= 0; k-- {
+		if acts[k].Op == OpDelete {
+			a.remove(&acts[k])
+		}
+	}
+	// 6. Directory metadata, deepest first; also every directory whose
+	// entries changed, so its mtime ends up as the source's.
+	done := make(map[string]bool)
+	for _, act := range by(OpDirMeta) {
+		a.dirMeta(act.Path, act.Src, act.Dst)
+		done[act.Path] = true
+	}
+	var rest []string
+	for d := range a.dirs {
+		if !done[d] {
+			rest = append(rest, d)
+		}
+	}
+	slices.SortFunc(rest, func(x, y string) int { return -tree.Compare(x, y) })
+	for _, d := range rest {
+		if s := a.srcIdx[d]; s != nil && s.Type == tree.TypeDir {
+			a.dirMeta(d, s, nil)
+		}
+	}
+	return nil
+}
+
+func (a *applier) cleanTemps(temps []string) {
+	for _, t := range temps {
+		d, name, err := a.root.OpenParent(t)
+		if err != nil {
+			continue
+		}
+		if err := d.RemoveAll(name, nil); err == nil {
+			a.stats.TempsRemoved++
+			a.touch(t, true)
+		}
+		d.Close()
+	}
+}
+
+// removeExisting clears the way for a new object at name: the old object
+// is retained if it is a regular file, and removed with its subtree.
+func (a *applier) removeExisting(d *fsx.Dir, name string) error {
+	return d.RemoveAll(name, a.ret.keepFunc())
+}
+
+func (a *applier) mkdir(act *Action) {
+	if act.Path == tree.Root {
+		return
+	}
+	d, name, err := a.root.OpenParent(act.Path)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer d.Close()
+	if act.Dst != nil {
+		if err := a.removeExisting(d, name); err != nil {
+			a.fail(act.Path, err)
+			return
+		}
+	}
+	if err := d.Mkdir(name, 0o700); err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	a.stats.Created++
+	a.touch(act.Path, true)
+}
+
+// setMeta sets owner, mode, xattrs and mtime on d/name, in that order: chown
+// clears set-id bits and capabilities, so they come after it.
+func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xattr) error {
+	if a.owner {
+		if err := d.Lchown(name, s.UID, s.GID); err != nil {
+			return err
+		}
+	}
+	if s.Type != tree.TypeSymlink {
+		if err := d.Chmod(name, s.Mode); err != nil {
+			return err
+		}
+	}
+	if len(s.Xattrs) > 0 || len(have) > 0 {
+		if err := d.SetXattrs(name, toFsxXattrs(have), toFsxXattrs(s.Xattrs)); err != nil {
+			if a.owner {
+				return err
+			}
+			a.log.Debug("xattrs not set (not root)", "path", s.Path, "err", err)
+		}
+	}
+	return d.SetMtime(name, s.Mtime)
+}
+
+// placeTemp renames a finished temp object over name, retaining the old
+// object's inode for live readers.
+func (a *applier) placeTemp(d *fsx.Dir, tmp, name string, p string, dst *tree.Entry) error {
+	if dst != nil {
+		if dst.Type == tree.TypeDir {
+			if err := a.removeExisting(d, name); err != nil {
+				return err
+			}
+		} else if dst.Type == tree.TypeRegular {
+			var tst, nst unix.Stat_t
+			if d.Lstat(tmp, &tst) == nil && d.Lstat(name, &nst) == nil && tst.Ino == nst.Ino && tst.Dev == nst.Dev {
+				// Already the same inode (a hard link that holds):
+				// rename(2) would do nothing and leave tmp behind.
+				a.touch(p, true)
+				return d.Unlink(tmp)
+			}
+			a.ret.keep(d, name)
+		}
+	}
+	if err := d.Rename(tmp, d, name); err != nil {
+		return err
+	}
+	a.touch(p, true)
+	return nil
+}
+
+func (a *applier) copyLocal(act *Action) bool {
+	s := act.Src
+	from, err := a.root.OpenFile(act.From)
+	if err != nil {
+		return false
+	}
+	defer from.Close()
+	var st unix.Stat_t
+	if unix.Fstat(int(from.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != s.Size {
+		return false
+	}
+	d, name, err := a.root.OpenParent(act.Path)
+	if err != nil {
+		a.fail(act.Path, err)
+		return true
+	}
+	defer d.Close()
+	tmp := newTempName()
+	f, err := d.CreateFile(tmp, 0o600)
+	if err != nil {
+		a.fail(act.Path, err)
+		return true
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Unlink(tmp)
+		}
+	}()
+	buf := make([]byte, 256<<10)
+	if err := fsx.Clone(f, from); err != nil {
+		f.Truncate(s.Size)
+		exts, err := fsx.DataExtents(from, s.Size)
+		if err != nil {
+			f.Close()
+			return false
+		}
+		for _, x := range exts {
+			if err := fsx.CopyRange(f, from, x.Off, x.Len, buf); err != nil {
+				f.Close()
+				return false
+			}
+		}
+	}
+	// Verify: the content must hash to what the source declared.
+	h, _, err := HashContent(f, s.Size, buf)
+	f.Close()
+	if err != nil || h != s.Hash {
+		return false
+	}
+	if err := a.setMeta(d, tmp, s, nil); err != nil {
+		a.fail(act.Path, err)
+		return true
+	}
+	if err := a.placeTemp(d, tmp, name, act.Path, act.Dst); err != nil {
+		a.fail(act.Path, err)
+		return true
+	}
+	ok = true
+	a.stats.BytesCopied += s.Size
+	a.stats.Files++
+	a.record(act.Path, h)
+	a.progress(PhaseTransfer, act.Path, s.Size)
+	return true
+}
+
+func (a *applier) record(p string, h uint64) {
+	a.mu.Lock()
+	a.hashes[p] = h
+	a.mu.Unlock()
+}
+
+// fetch asks the source for the content of the files and writes each into a
+// temp file that is renamed into place when complete and verified.
+func (a *applier) fetch(ctx context.Context, acts []*Action) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	reqs := make([]*FetchRequest, len(acts))
+	byReq := make(map[*FetchRequest]*Action, len(acts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	for i, act := range acts {
+		r := &FetchRequest{Entry: act.Src}
+		reqs[i] = r
+		byReq[r] = act
+		if d := act.Dst; d != nil && d.Type == tree.TypeRegular && !act.Replace {
+			r.Basis = &Basis{Size: d.Size, Hash: d.Hash, Hashed: d.Hashed()}
+			if d.Size >= blockDeltaMin {
+				g.Go(func() error {
+					a.blockHashes(gctx, act.Path, d, r.Basis)
+					return nil
+				})
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
+		return &fileSink{a: a, act: byReq[r], h: xxhash.New()}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// blockDeltaMin is the size from which a changed file is sent as a block
+// delta against the destination's old content.
+const blockDeltaMin = 1 << 20
+
+// BlockSize picks the delta block size for a file: 8 KiB (a few database
+// pages) up to files of 128 MiB, then growing to keep at most 16384
+// blocks, at most 256 KiB.
+func BlockSize(size int64) int {
+	bs := 8 << 10
+	for int64(bs)*16384 < size && bs < 256<<10 {
+		bs *= 2
+	}
+	return bs
+}
+
+func (a *applier) blockHashes(ctx context.Context, p string, d *tree.Entry, b *Basis) {
+	f, err := a.root.OpenFile(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	bs := BlockSize(d.Size)
+	buf := make([]byte, bs)
+	var blocks []uint64
+	for off := int64(0); off < d.Size; off += int64(bs) {
+		if ctx.Err() != nil {
+			return
+		}
+		n := int(min(int64(bs), d.Size-off))
+		if fsx.ReadFullAt(f, buf[:n], off) != nil {
+			return
+		}
+		blocks = append(blocks, xxhash.Sum64(buf[:n]))
+	}
+	b.BlockSize, b.Blocks = bs, blocks
+}
+
+// fileSink writes one fetched file. The temp file is created on the first
+// byte, so an unchanged file costs nothing.
+type fileSink struct {
+	a     *applier
+	act   *Action
+	d     *fsx.Dir
+	name  string
+	tmp   string
+	f     *os.File
+	basis *os.File
+	h     *xxhash.Digest
+	pos   int64
+	buf   []byte
+	err   error
+}
+
+func (s *fileSink) open() error {
+	if s.f != nil {
+		return nil
+	}
+	d, name, err := s.a.root.OpenParent(s.act.Path)
+	if err != nil {
+		return err
+	}
+	s.d, s.name, s.tmp = d, name, newTempName()
+	f, err := d.CreateFile(s.tmp, 0o600)
+	if err != nil {
+		return err
+	}
+	s.f = f
+	return nil
+}
+
+// limit is the most bytes the file may hold: its scanned size. A source
+// that changed meanwhile reports ErrChanged instead of sending more.
+func (s *fileSink) check(off, n int64) error {
+	if off < s.pos {
+		return fmt.Errorf("%q: content at offset %d goes backwards (already at %d)", s.act.Path, off, s.pos)
+	}
+	if n < 0 || off+n > s.act.Src.Size {
+		return fmt.Errorf("%q: content beyond the declared size %d", s.act.Path, s.act.Src.Size)
+	}
+	return nil
+}
+
+func (s *fileSink) Data(off int64, p []byte) error {
+	if err := s.check(off, int64(len(p))); err != nil {
+		return err
+	}
+	if err := s.open(); err != nil {
+		return err
+	}
+	hashZeros(s.h, off-s.pos)
+	s.h.Write(p)
+	s.pos = off + int64(len(p))
+	if !fsx.IsZero(p) {
+		if _, err := s.f.WriteAt(p, off); err != nil {
+			return fmt.Errorf("write %q: %w", s.act.Path, err)
+		}
+	}
+	s.a.count.received.Add(int64(len(p)))
+	return nil
+}
+
+func (s *fileSink) Reuse(off, n int64) error {
+	if err := s.check(off, n); err != nil {
+		return err
+	}
+	d := s.act.Dst
+	if d == nil || off+n > d.Size {
+		return fmt.Errorf("%q: reuse of bytes the destination does not have", s.act.Path)
+	}
+	if err := s.open(); err != nil {
+		return err
+	}
+	if s.basis == nil {
+		b, err := s.d.OpenFile(s.name)
+		if err != nil {
+			return fmt.Errorf("open basis: %w", err)
+		}
+		s.basis = b
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, 256<<10)
+	}
+	hashZeros(s.h, off-s.pos)
+	for end := off + n; off < end; {
+		m := int(min(int64(len(s.buf)), end-off))
+		if err := fsx.ReadFullAt(s.basis, s.buf[:m], off); err != nil {
+			return fmt.Errorf("read basis %q: %w", s.act.Path, err)
+		}
+		s.h.Write(s.buf[:m])
+		if !fsx.IsZero(s.buf[:m]) {
+			if _, err := s.f.WriteAt(s.buf[:m], off); err != nil {
+				return fmt.Errorf("write %q: %w", s.act.Path, err)
+			}
+		}
+		off += int64(m)
+	}
+	s.pos = off
+	s.a.count.reused.Add(n)
+	return nil
+}
+
+func (s *fileSink) cleanup() {
+	if s.basis != nil {
+		s.basis.Close()
+	}
+	if s.f != nil {
+		s.f.Close()
+		s.d.Unlink(s.tmp)
+	}
+	if s.d != nil {
+		s.d.Close()
+	}
+}
+
+func (s *fileSink) Abort(err error) {
+	s.cleanup()
+	s.a.fail(s.act.Path, err)
+}
+
+// Finish verifies the content (size and hash against what the source
+// declared and what was received), sets metadata and renames into place.
+func (s *fileSink) Finish(res FetchResult) error {
+	a, act := s.a, s.act
+	src := act.Src
+	if res.Size != src.Size {
+		s.cleanup()
+		return fmt.Errorf("%q: source declared %d bytes but the scan said %d", act.Path, res.Size, src.Size)
+	}
+	if src.Hashed() && res.Hash != src.Hash {
+		s.cleanup()
+		return fmt.Errorf("%q: content hash %016x differs from the scanned %016x", act.Path, res.Hash, src.Hash)
+	}
+	final := src
+	if res.Mtime != src.Mtime {
+		final = src.Clone()
+		final.Mtime = res.Mtime
+	}
+	if res.Unchanged {
+		s.cleanup()
+		d := act.Dst
+		if d == nil || !d.Hashed() || d.Hash != res.Hash || d.Size != res.Size {
+			return fmt.Errorf("%q: source claims unchanged content the destination does not have", act.Path)
+		}
+		a.count.unchanged.Add(1)
+		a.record(act.Path, res.Hash)
+		if !tree.SameMeta(final, d) {
+			a.meta(&Action{Op: OpMeta, Path: act.Path, Src: final, Dst: d})
+		}
+		a.progress(PhaseTransfer, act.Path, src.Size)
+		return nil
+	}
+	if err := s.open(); err != nil { // an empty or all-hole file
+		s.cleanup()
+		a.fail(act.Path, err)
+		return nil
+	}
+	hashZeros(s.h, res.Size-s.pos)
+	if got := s.h.Sum64(); got != res.Hash {
+		s.cleanup()
+		return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)
+	}
+	err := s.f.Truncate(res.Size)
+	if err == nil && a.opts.Fsync {
+		err = s.f.Sync()
+	}
+	if err == nil {
+		err = s.f.Close()
+	}
+	s.f = nil
+	if err == nil {
+		err = a.setMeta(s.d, s.tmp, final, nil)
+	}
+	if err == nil {
+		err = a.placeTemp(s.d, s.tmp, s.name, act.Path, act.Dst)
+	}
+	if err != nil {
+		s.d.Unlink(s.tmp)
+		s.cleanup()
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			return fmt.Errorf("write %q: %w", act.Path, err)
+		}
+		a.fail(act.Path, err)
+		return nil
+	}
+	s.cleanup()
+	a.record(act.Path, res.Hash)
+	a.mu.Lock()
+	a.stats.Files++
+	if act.Dst == nil {
+		a.stats.Created++
+	} else {
+		a.stats.Updated++
+	}
+	a.mu.Unlock()
+	a.progress(PhaseTransfer, act.Path, src.Size)
+	return nil
+}
+
+func (a *applier) meta(act *Action) {
+	d, name, err := a.root.OpenDirOrParent(act.Path)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer d.Close()
+	var have []tree.Xattr
+	if act.Dst != nil {
+		have = act.Dst.Xattrs
+	}
+	if err := a.setMeta(d, name, act.Src, have); err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	a.mu.Lock()
+	a.stats.MetaOnly++
+	a.mu.Unlock()
+	a.touch(act.Path, false)
+}
+
+func (a *applier) makeNode(act *Action) {
+	s := act.Src
+	d, name, err := a.root.OpenParent(act.Path)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer d.Close()
+	tmp := newTempName()
+	switch s.Type {
+	case tree.TypeSymlink:
+		err = d.Symlink(s.Target, tmp)
+	case tree.TypeCharDev:
+		err = d.Mknod(tmp, unix.S_IFCHR|0o600, s.Rdev)
+	case tree.TypeBlockDev:
+		err = d.Mknod(tmp, unix.S_IFBLK|0o600, s.Rdev)
+	case tree.TypeFIFO:
+		err = d.Mknod(tmp, unix.S_IFIFO|0o600, 0)
+	case tree.TypeSocket:
+		err = d.Mknod(tmp, unix.S_IFSOCK|0o600, 0)
+	}
+	if err == nil {
+		err = a.setMeta(d, tmp, s, nil)
+	}
+	if err == nil {
+		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
+	}
+	if err != nil {
+		d.Unlink(tmp)
+		a.fail(act.Path, err)
+		return
+	}
+	a.stats.Created++
+}
+
+func (a *applier) link(act *Action) {
+	s := act.Src
+	a.mu.Lock()
+	leaderFailed := a.failed[s.LinkTo]
+	a.mu.Unlock()
+	if leaderFailed {
+		a.fail(act.Path, fmt.Errorf("hard link %q: its target %q was not applied", act.Path, s.LinkTo))
+		return
+	}
+	ld, lname, err := a.root.OpenParent(s.LinkTo)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer ld.Close()
+	d, name, err := a.root.OpenParent(act.Path)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := ld.Lstat(lname, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		a.fail(act.Path, fmt.Errorf("hard link %q: target %q is not a regular file", act.Path, s.LinkTo))
+		return
+	}
+	tmp := newTempName()
+	if err := d.Link(ld, lname, tmp); err != nil {
+		if errors.Is(err, unix.EMLINK) {
+			a.linkFallback(act, ld, lname, d, name)
+			return
+		}
+		a.fail(act.Path, err)
+		return
+	}
+	if err := a.placeTemp(d, tmp, name, act.Path, act.Dst); err != nil {
+		d.Unlink(tmp)
+		a.fail(act.Path, err)
+		return
+	}
+	a.touch(s.LinkTo, false) // its link count changed
+	a.stats.Linked++
+}
+
+// linkFallback copies the leader when the filesystem refuses another link.
+func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Dir, name string) {
+	from, err := ld.OpenFile(lname)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	defer from.Close()
+	tmp := newTempName()
+	f, err := d.CreateFile(tmp, 0o600)
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	var st unix.Stat_t
+	unix.Fstat(int(from.Fd()), &st)
+	err = fsx.CopyRange(f, from, 0, st.Size, make([]byte, 256<<10))
+	f.Close()
+	if err == nil {
+		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil)
+	}
+	if err == nil {
+		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
+	}
+	if err != nil {
+		d.Unlink(tmp)
+		a.fail(act.Path, err)
+		return
+	}
+	a.log.Warn("too many links: copied instead", "path", act.Path, "target", act.Src.LinkTo)
+	a.stats.Created++
+}
+
+func (a *applier) remove(act *Action) {
+	d, name, err := a.root.OpenParent(act.Path)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return // went with its parent
+		}
+		a.fail(act.Path, err)
+		return
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := d.Lstat(name, &st); err != nil {
+		return // already gone
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = d.Rmdir(name)
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			// Excluded entries beneath it are protected, as with rsync.
+			a.log.Info("directory not deleted: it holds excluded entries", "path", act.Path)
+			a.mu.Lock()
+			a.failed[act.Path] = true
+			a.mu.Unlock()
+			return
+		}
+	} else {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			a.ret.keep(d, name)
+		}
+		err = d.Unlink(name)
+	}
+	if err != nil {
+		a.fail(act.Path, err)
+		return
+	}
+	a.stats.Deleted++
+	a.touch(act.Path, true)
+}
+
+func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
+	var have []tree.Xattr
+	if dst != nil {
+		have = dst.Xattrs
+	}
+	d, name, err := a.root.OpenDirOrParent(p)
+	if err != nil {
+		a.fail(p, err)
+		return
+	}
+	defer d.Close()
+	if dst == nil && p != tree.Root {
+		// A directory we created or one whose entries changed: read its
+		// xattrs as they are now.
+		if xs, err := d.ListXattrs(name); err == nil {
+			have = toTreeXattrs(xs)
+		}
+	}
+	if err := a.setMeta(d, name, s, have); err != nil {
+		a.fail(p, err)
+		return
+	}
+	a.touch(p, false)
+}
+
+// Stats count what a sync did.
+type Stats struct {
+	Entries      int   // entries in the source
+	Files        int   // regular files written
+	Created      int   // objects created
+	Updated      int   // regular files replaced with new content
+	MetaOnly     int   // objects whose metadata alone changed
+	Linked       int   // hard links made
+	Deleted      int   // objects deleted
+	TempsRemoved int   // stale temporary files removed
+	BytesCopied  int64 // bytes copied from other destination files
+	Problems     int   // paths not applied
+
+	BytesReceived int64 // content bytes received from the source
+	BytesReused   int64 // bytes reused from the old destination file
+	Unchanged     int   // fetched files the source found unchanged
+}
+
+// counters are the statistics updated from concurrent fetch workers.
+type counters struct {
+	received, reused, unchanged, filesDone, bytesDone atomic.Int64
+}

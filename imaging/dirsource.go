@@ -1,0 +1,329 @@
+package imaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/imaging/fsx"
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// DirSourceOptions configure a DirSource. The zero value is usable.
+type DirSourceOptions struct {
+	// CacheFile, when set, persists the hash cache there between runs so
+	// an unchanged file is never read again. It must live outside the tree.
+	CacheFile string
+	// Workers bounds parallel walking and reading; zero means a default.
+	Workers int
+	// Logger receives debug messages; nil is silent.
+	Logger *slog.Logger
+}
+
+// DirSource is a Source reading a local directory. The agent serves one over
+// the wire; local pulls and tests use it directly.
+type DirSource struct {
+	root *fsx.Root
+	opts DirSourceOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	scanned map[string]*tree.Entry // from the last Scan, with local identity
+	cache   map[string]*tree.Entry // hash cache loaded from CacheFile
+	dirty   bool
+}
+
+// OpenDirSource opens the directory at path as a Source.
+func OpenDirSource(path string, opts DirSourceOptions) (*DirSource, error) {
+	r, err := fsx.OpenRoot(path)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	s := &DirSource{root: r, opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.CacheFile != "" {
+		m, err := LoadManifest(opts.CacheFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			s.log.Warn("hash cache unreadable, starting cold", "file", opts.CacheFile, "err", err)
+		default:
+			s.cache = m.index()
+		}
+	}
+	return s, nil
+}
+
+// Scan walks the directory. Files the hash cache vouches for carry their
+// hash; others are hashed only when req.Hash is set (or later, on Fetch).
+func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Entry) error) (ScanResult, error) {
+	m, err := exclude.New(req.Excludes)
+	if err != nil {
+		return ScanResult{}, fmt.Errorf("excludes: %w", err)
+	}
+	wo := WalkOptions{Hash: req.Hash, Workers: s.opts.Workers, Logger: s.log}
+	if m != nil {
+		wo.Exclude = m
+	}
+	if s.cache != nil {
+		cache := s.cache
+		wo.Previous = func(p string) *tree.Entry { return cache[p] }
+	}
+	res, err := Walk(ctx, s.root, wo)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	scanned := make(map[string]*tree.Entry, len(res.Entries))
+	for _, e := range res.Entries {
+		scanned[e.Path] = e
+	}
+	s.mu.Lock()
+	s.scanned = scanned
+	s.dirty = true
+	s.mu.Unlock()
+	for _, e := range res.Entries {
+		if err := fn(e); err != nil {
+			return ScanResult{}, err
+		}
+	}
+	return ScanResult{Scope: tree.FullScope, Problems: res.Problems, Entries: len(res.Entries)}, nil
+}
+
+// Fetch reads the requested files in parallel and feeds their sinks.
+func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
+	workers := s.opts.Workers
+	if workers <= 0 {
+		workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	next := make(chan *FetchRequest)
+	g.Go(func() error {
+		defer close(next)
+		for _, r := range reqs {
+			select {
+			case next <- r:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range workers {
+		g.Go(func() error {
+			buf := make([]byte, 256<<10)
+			for r := range next {
+				sink, err := open(r)
+				if err != nil {
+					return err
+				}
+				if err := s.send(ctx, r, sink, buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// send streams one file into its sink. Errors returned are the sink's (the
+// receiver gave up); problems with the file itself go to sink.Abort.
+func (s *DirSource) send(ctx context.Context, r *FetchRequest, sink ContentSink, buf []byte) error {
+	p := r.Entry.Path
+	s.mu.Lock()
+	scanned := s.scanned[p]
+	s.mu.Unlock()
+	if scanned == nil || scanned.Type != tree.TypeRegular {
+		sink.Abort(&FileError{Op: "fetch", Path: p, Err: errors.New("not a regular file of the last scan")})
+		return nil
+	}
+	const tries = 3
+	var lastErr error
+	for range tries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, sent, err := s.sendOnce(scanned, r.Basis, sink, buf)
+		if err == nil {
+			return sink.Finish(res)
+		}
+		var se sinkError
+		if errors.As(err, &se) {
+			return se.err
+		}
+		lastErr = err
+		if sent || !errors.Is(err, ErrChanged) {
+			break
+		}
+	}
+	sink.Abort(&FileError{Op: "read", Path: p, Err: lastErr})
+	return nil
+}
+
+type sinkError struct{ err error }
+
+func (e sinkError) Error() string { return e.err.Error() }
+
+// sendOnce reads the file once. sent reports whether any Data or Reuse
+// reached the sink (after which a retry is impossible).
+func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink, buf []byte) (res FetchResult, sent bool, err error) {
+	f, err := s.root.OpenFile(scanned.Path)
+	if err != nil {
+		return res, false, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return res, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != scanned.Dev || st.Ino != scanned.Ino {
+		return res, false, fmt.Errorf("%w: replaced since the scan", ErrChanged)
+	}
+	cur := entryFromStat(scanned.Path, &st)
+	if Unchanged(scanned, cur) && scanned.Hashed() {
+		cur.SetHash(scanned.Hash)
+	}
+	size := cur.Size
+
+	// The receiver has a whole-file hash: answer "unchanged" if ours is
+	// the same, reading the file at most once to learn it.
+	if basis != nil && basis.Hashed && basis.Size == size {
+		if !cur.Hashed() {
+			h, _, err := hashOpenFile(f, cur, buf)
+			if err != nil {
+				return res, false, err
+			}
+			cur.SetHash(h)
+			s.remember(scanned, cur)
+		}
+		if cur.Hash == basis.Hash {
+			return FetchResult{Size: size, Hash: cur.Hash, Unchanged: true, Mtime: cur.Mtime}, false, nil
+		}
+	}
+
+	d := xxhash.New()
+	var pos int64 // bytes accounted for in the hash
+	emitData := func(off int64, p []byte) error {
+		hashZeros(d, off-pos)
+		d.Write(p)
+		pos = off + int64(len(p))
+		if fsx.IsZero(p) {
+			return nil // keep it a hole
+		}
+		sent = true
+		if err := sink.Data(off, p); err != nil {
+			return sinkError{err}
+		}
+		return nil
+	}
+
+	exts, err := fsx.DataExtents(f, size)
+	if err != nil {
+		return res, false, err
+	}
+	if basis != nil && basis.BlockSize > 0 && basis.BlockSize <= len(buf) && len(basis.Blocks) > 0 {
+		// Block delta: compare each block of ours with the receiver's
+		// block at the same offset; send only those that differ.
+		bs := int64(basis.BlockSize)
+		ei := 0
+		for off := int64(0); off < size; off += bs {
+			n := min(bs, size-off)
+			for ei < len(exts) && exts[ei].Off+exts[ei].Len <= off {
+				ei++
+			}
+			if ei == len(exts) || exts[ei].Off >= off+n {
+				continue // the whole block is a hole
+			}
+			p := buf[:n]
+			if err := fsx.ReadFullAt(f, p, off); err != nil {
+				return res, sent, fmt.Errorf("read: %w", err)
+			}
+			i := off / bs
+			if i < int64(len(basis.Blocks)) && off+n <= basis.Size && (n == bs || off+n == basis.Size) && xxhash.Sum64(p) == basis.Blocks[i] {
+				hashZeros(d, off-pos)
+				d.Write(p)
+				pos = off + n
+				sent = true
+				if err := sink.Reuse(off, n); err != nil {
+					return res, sent, sinkError{err}
+				}
+				continue
+			}
+			if err := emitData(off, p); err != nil {
+				return res, sent, err
+			}
+		}
+	} else {
+		for _, x := range exts {
+			for off, end := x.Off, x.Off+x.Len; off < end; {
+				n := min(int64(len(buf)), end-off)
+				p := buf[:n]
+				if err := fsx.ReadFullAt(f, p, off); err != nil {
+					return res, sent, fmt.Errorf("read: %w", err)
+				}
+				if err := emitData(off, p); err != nil {
+					return res, sent, err
+				}
+				off += n
+			}
+		}
+	}
+	hashZeros(d, size-pos)
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return res, sent, err
+	}
+	if after := entryFromStat(scanned.Path, &st); !Unchanged(cur, after) {
+		return res, sent, fmt.Errorf("%w: modified while read", ErrChanged)
+	}
+	h := d.Sum64()
+	if cur.Hashed() && cur.Hash != h {
+		// The cache said otherwise although the file looks unchanged:
+		// trust what was read, and fix the cache.
+		s.log.Warn("hash cache disagreed with content", "path", scanned.Path)
+	}
+	cur.SetHash(h)
+	s.remember(scanned, cur)
+	return FetchResult{Size: size, Hash: h, Mtime: cur.Mtime}, sent, nil
+}
+
+// remember records a freshly computed hash for the cache.
+func (s *DirSource) remember(scanned, cur *tree.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if Unchanged(scanned, cur) {
+		scanned.SetHash(cur.Hash)
+	}
+	s.dirty = true
+}
+
+// Close saves the hash cache and releases the root.
+func (s *DirSource) Close() error {
+	var err error
+	s.mu.Lock()
+	if s.opts.CacheFile != "" && s.dirty && s.scanned != nil {
+		m := &Manifest{}
+		for _, e := range s.scanned {
+			if e.Problem == "" {
+				m.Entries = append(m.Entries, e)
+			}
+		}
+		m.sort()
+		err = m.Save(s.opts.CacheFile)
+	}
+	s.mu.Unlock()
+	if cerr := s.root.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

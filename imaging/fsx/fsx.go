@@ -1,0 +1,502 @@
+// Package fsx holds the Linux system calls goldsync's engine is built on:
+// a directory Root through which every path is resolved with openat2
+// (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so nothing escapes the root and no
+// symlink is ever followed), xattrs, device nodes, nanosecond times, and
+// sparse-aware reading and copying.
+//
+// It knows nothing of entries, plans or the wire; package imaging calls it.
+// os.Root was the first candidate, but it follows symlinks inside the root,
+// cannot mknod and has no xattr calls; this package does what the engine
+// needs and nothing more.
+package fsx
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is an open directory beneath which all paths are resolved. Paths are
+// relative and slash-separated ("." is the root itself). A Root is safe for
+// concurrent use.
+type Root struct {
+	fd   int
+	path string
+}
+
+const resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+
+// OpenRoot opens the directory at path. The path itself may contain
+// symlinks (it is the user's choice); nothing beneath it may.
+func OpenRoot(path string) (*Root, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &Root{fd: fd, path: path}, nil
+}
+
+// Close releases the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Path is the path the root was opened with.
+func (r *Root) Path() string { return r.path }
+
+// FD is the root directory's descriptor.
+func (r *Root) FD() int { return r.fd }
+
+func (r *Root) perr(op, rel string, err error) error {
+	return &os.PathError{Op: op, Path: r.full(rel), Err: err}
+}
+
+func (r *Root) full(rel string) string {
+	if rel == "." {
+		return r.path
+	}
+	return strings.TrimSuffix(r.path, "/") + "/" + rel
+}
+
+// Open opens rel beneath the root with openat2; flags get O_NOFOLLOW and
+// O_CLOEXEC added. No component may be a symlink.
+func (r *Root) Open(rel string, flags int, mode uint32) (int, error) {
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC), Resolve: resolve}
+	if flags&unix.O_CREAT != 0 {
+		how.Mode = uint64(mode)
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return -1, r.perr("open", rel, err)
+		}
+		return fd, nil
+	}
+}
+
+// OpenFile opens a regular file for reading.
+func (r *Root) OpenFile(rel string) (*os.File, error) {
+	fd, err := r.Open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), r.full(rel)), nil
+}
+
+// Dir is an open directory beneath a Root, used for *at calls on its
+// children. Close it when done.
+type Dir struct {
+	FD   int
+	Path string // relative to the root
+	root *Root
+}
+
+// OpenDir opens the directory rel.
+func (r *Root) OpenDir(rel string) (*Dir, error) {
+	if rel == "." {
+		fd, err := unix.Dup(r.fd)
+		if err != nil {
+			return nil, r.perr("dup", rel, err)
+		}
+		unix.CloseOnExec(fd)
+		return &Dir{FD: fd, Path: rel, root: r}, nil
+	}
+	fd, err := r.Open(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{FD: fd, Path: rel, root: r}, nil
+}
+
+// OpenParent opens the directory holding rel and returns it with rel's last
+// component.
+func (r *Root) OpenParent(rel string) (*Dir, string, error) {
+	if rel == "." || rel == "" {
+		return nil, "", r.perr("open parent", rel, unix.EINVAL)
+	}
+	dir, name := ".", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
+	}
+	d, err := r.OpenDir(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, name, nil
+}
+
+// Close closes the directory.
+func (d *Dir) Close() error { return unix.Close(d.FD) }
+
+func (d *Dir) rel(name string) string {
+	if d.Path == "." {
+		return name
+	}
+	return d.Path + "/" + name
+}
+
+func (d *Dir) perr(op, name string, err error) error {
+	return &os.PathError{Op: op, Path: d.root.full(d.rel(name)), Err: err}
+}
+
+// procPath names a child of d for the path-based xattr calls. The kernel
+// resolves /proc/self/fd/N to the directory itself, and the l*xattr calls
+// do not follow a final symlink, so the name is anchored to d.
+func (d *Dir) procPath(name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(d.FD) + "/" + name
+}
+
+// Lstat stats a child without following it.
+func (d *Dir) Lstat(name string, st *unix.Stat_t) error {
+	if err := unix.Fstatat(d.FD, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d.perr("lstat", name, err)
+	}
+	return nil
+}
+
+// Names lists the directory's children (not "." or ".."), unsorted.
+func (d *Dir) Names() ([]string, error) {
+	fd, err := unix.Dup(d.FD)
+	if err != nil {
+		return nil, d.perr("dup", ".", err)
+	}
+	f := os.NewFile(uintptr(fd), d.root.full(d.Path))
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", d.root.full(d.Path), err)
+	}
+	return names, nil
+}
+
+// Readlink reads a symlink child.
+func (d *Dir) Readlink(name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(d.FD, name, buf)
+		if err != nil {
+			return "", d.perr("readlink", name, err)
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, len(buf)*2)
+	}
+}
+
+// Xattr is a name/value pair, as in tree.Xattr (kept separate so this
+// package stays a leaf).
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// ListXattrs reads all extended attributes of a child without following it,
+// sorted by name. Filesystems without xattr support yield none.
+func (d *Dir) ListXattrs(name string) ([]Xattr, error) {
+	p := d.procPath(name)
+	buf := make([]byte, 1024)
+	var n int
+	for {
+		var err error
+		n, err = unix.Llistxattr(p, buf)
+		if err == unix.ERANGE {
+			sz, err2 := unix.Llistxattr(p, nil)
+			if err2 != nil {
+				return nil, d.perr("llistxattr", name, err2)
+			}
+			buf = make([]byte, sz+64)
+			continue
+		}
+		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, d.perr("llistxattr", name, err)
+		}
+		break
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	var out []Xattr
+	val := make([]byte, 256)
+	for _, xn := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if xn == "" {
+			continue
+		}
+		for {
+			m, err := unix.Lgetxattr(p, xn, val)
+			if err == unix.ERANGE {
+				sz, err2 := unix.Lgetxattr(p, xn, nil)
+				if err2 != nil {
+					return nil, d.perr("lgetxattr "+xn, name, err2)
+				}
+				val = make([]byte, sz+64)
+				continue
+			}
+			if err == unix.ENODATA {
+				break // removed meanwhile
+			}
+			if err != nil {
+				return nil, d.perr("lgetxattr "+xn, name, err)
+			}
+			out = append(out, Xattr{Name: xn, Value: append([]byte(nil), val[:m]...)})
+			break
+		}
+	}
+	sortXattrs(out)
+	return out, nil
+}
+
+func sortXattrs(x []Xattr) {
+	for i := 1; i < len(x); i++ {
+		for j := i; j > 0 && x[j].Name < x[j-1].Name; j-- {
+			x[j], x[j-1] = x[j-1], x[j]
+		}
+	}
+}
+
+// SetXattrs makes a child's xattrs equal to want, given that it has have
+// now: removes the extra ones and sets the missing or different ones.
+func (d *Dir) SetXattrs(name string, have, want []Xattr) error {
+	p := d.procPath(name)
+	wantSet := make(map[string][]byte, len(want))
+	for _, x := range want {
+		wantSet[x.Name] = x.Value
+	}
+	for _, x := range have {
+		if _, ok := wantSet[x.Name]; !ok {
+			if err := unix.Lremovexattr(p, x.Name); err != nil && err != unix.ENODATA {
+				return d.perr("lremovexattr "+x.Name, name, err)
+			}
+		}
+	}
+	haveSet := make(map[string][]byte, len(have))
+	for _, x := range have {
+		haveSet[x.Name] = x.Value
+	}
+	for _, x := range want {
+		if old, ok := haveSet[x.Name]; ok && string(old) == string(x.Value) {
+			continue
+		}
+		if err := unix.Lsetxattr(p, x.Name, x.Value, 0); err != nil {
+			return d.perr("lsetxattr "+x.Name, name, err)
+		}
+	}
+	return nil
+}
+
+// Lchown sets a child's owner without following it.
+func (d *Dir) Lchown(name string, uid, gid uint32) error {
+	if err := unix.Fchownat(d.FD, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d.perr("lchown", name, err)
+	}
+	return nil
+}
+
+// Chmod sets a child's mode. It must not be called on symlinks (Linux cannot
+// change a symlink's mode); the child is checked through an O_PATH handle so
+// a symlink swapped in is never followed.
+func (d *Dir) Chmod(name string, mode uint32) error {
+	fd, err := unix.Openat(d.FD, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return d.perr("chmod", name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return d.perr("chmod", name, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return d.perr("chmod", name, unix.ELOOP)
+	}
+	if err := unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode); err != nil {
+		return d.perr("chmod", name, err)
+	}
+	return nil
+}
+
+// SetMtime sets a child's modification time (ns) without following it; the
+// access time is left alone.
+func (d *Dir) SetMtime(name string, mtime int64) error {
+	ts := []unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	if err := unix.UtimesNanoAt(d.FD, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d.perr("utimensat", name, err)
+	}
+	return nil
+}
+
+// Mkdir creates a child directory.
+func (d *Dir) Mkdir(name string, mode uint32) error {
+	if err := unix.Mkdirat(d.FD, name, mode); err != nil {
+		return d.perr("mkdir", name, err)
+	}
+	return nil
+}
+
+// Symlink creates a child symlink.
+func (d *Dir) Symlink(target, name string) error {
+	if err := unix.Symlinkat(target, d.FD, name); err != nil {
+		return d.perr("symlink", name, err)
+	}
+	return nil
+}
+
+// Mknod creates a device, fifo or socket node. mode includes the S_IF type.
+func (d *Dir) Mknod(name string, mode uint32, dev uint64) error {
+	if err := unix.Mknodat(d.FD, name, mode, int(dev)); err != nil {
+		return d.perr("mknod", name, err)
+	}
+	return nil
+}
+
+// Link makes name a hard link to the file at rel (relative to the root).
+func (d *Dir) Link(src *Dir, srcName, name string) error {
+	if err := unix.Linkat(src.FD, srcName, d.FD, name, 0); err != nil {
+		return d.perr("link", name, err)
+	}
+	return nil
+}
+
+// Rename renames a child of d to a child of to, replacing what is there.
+func (d *Dir) Rename(name string, to *Dir, newName string) error {
+	if err := unix.Renameat(d.FD, name, to.FD, newName); err != nil {
+		return d.perr("rename", name, err)
+	}
+	return nil
+}
+
+// Exchange atomically swaps two children (renameat2 RENAME_EXCHANGE).
+func (d *Dir) Exchange(a, b string) error {
+	if err := unix.Renameat2(d.FD, a, d.FD, b, unix.RENAME_EXCHANGE); err != nil {
+		return d.perr("rename exchange", b, err)
+	}
+	return nil
+}
+
+// Unlink removes a non-directory child.
+func (d *Dir) Unlink(name string) error {
+	if err := unix.Unlinkat(d.FD, name, 0); err != nil {
+		return d.perr("unlink", name, err)
+	}
+	return nil
+}
+
+// Rmdir removes an empty child directory.
+func (d *Dir) Rmdir(name string) error {
+	if err := unix.Unlinkat(d.FD, name, unix.AT_REMOVEDIR); err != nil {
+		return d.perr("rmdir", name, err)
+	}
+	return nil
+}
+
+// Sub opens a child directory.
+func (d *Dir) Sub(name string) (*Dir, error) {
+	fd, err := unix.Openat(d.FD, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, d.perr("open", name, err)
+	}
+	return &Dir{FD: fd, Path: d.rel(name), root: d.root}, nil
+}
+
+// CreateFile creates a new child file exclusively for writing.
+func (d *Dir) CreateFile(name string, mode uint32) (*os.File, error) {
+	fd, err := unix.Openat(d.FD, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return nil, d.perr("create", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.root.full(d.rel(name))), nil
+}
+
+// OpenFile opens a child regular file for reading, never following a
+// symlink and never blocking on a fifo.
+func (d *Dir) OpenFile(name string) (*os.File, error) {
+	fd, err := unix.Openat(d.FD, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, d.perr("open", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.root.full(d.rel(name))), nil
+}
+
+// RemoveAll removes a child and, if it is a directory, everything beneath
+// it, never following symlinks. before, if set, is called for each regular
+// file about to be unlinked (to keep its inode alive elsewhere).
+func (d *Dir) RemoveAll(name string, before func(d *Dir, name string, st *unix.Stat_t)) error {
+	var st unix.Stat_t
+	if err := d.Lstat(name, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if before != nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			before(d, name, &st)
+		}
+		return d.Unlink(name)
+	}
+	sub, err := d.Sub(name)
+	if err != nil {
+		return err
+	}
+	names, err := sub.Names()
+	if err == nil {
+		for _, n := range names {
+			if err = sub.RemoveAll(n, before); err != nil {
+				break
+			}
+		}
+	}
+	sub.Close()
+	if err != nil {
+		return err
+	}
+	return d.Rmdir(name)
+}
+
+// StatMode converts a file type from st_mode to a name, for messages.
+func StatMode(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFCHR:
+		return "chardev"
+	case unix.S_IFBLK:
+		return "blockdev"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return "unknown"
+}
+
+// StatMtime returns st's mtime in ns.
+func StatMtime(st *unix.Stat_t) int64 { return st.Mtim.Sec*1e9 + st.Mtim.Nsec }
+
+// StatCtime returns st's ctime in ns.
+func StatCtime(st *unix.Stat_t) int64 { return st.Ctim.Sec*1e9 + st.Ctim.Nsec }
+
+// OpenDirOrParent is OpenParent, except that for the root itself it returns
+// the root directory and the name ".", so *at calls act on the root.
+func (r *Root) OpenDirOrParent(rel string) (*Dir, string, error) {
+	if rel == "." {
+		d, err := r.OpenDir(".")
+		return d, ".", err
+	}
+	return r.OpenParent(rel)
+}

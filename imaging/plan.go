@@ -1,0 +1,273 @@
+package imaging
+
+import (
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// Op is what an Action does.
+type Op uint8
+
+// The operations of a plan, in the order the applier runs their phases.
+const (
+	OpNone    Op = iota
+	OpMkdir      // create a directory (its metadata is set at the end)
+	OpFetch      // get content from the source (maybe unchanged: the source decides)
+	OpCopy       // copy content from another destination file with the same hash
+	OpMeta       // set metadata on an existing object in place
+	OpSymlink    // create a symlink
+	OpSpecial    // create a device, fifo or socket
+	OpLink       // make a hard link to LinkTo's (new) inode
+	OpDelete     // remove an object (and its subtree)
+	OpDirMeta    // set a directory's metadata (deepest first, last)
+)
+
+var opNames = [...]string{"none", "mkdir", "fetch", "copy", "meta", "symlink", "special", "link", "delete", "dirmeta"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "op?"
+}
+
+// Action is one step of a plan.
+type Action struct {
+	Op   Op
+	Path string
+	// Src is the source entry (nil for deletes).
+	Src *tree.Entry
+	// Dst is what the destination has at Path now (nil if nothing).
+	Dst *tree.Entry
+	// Replace says Dst is of another kind (or must get a new inode) and
+	// is removed or replaced by the action.
+	Replace bool
+	// From is the destination path OpCopy copies from.
+	From string
+}
+
+// Plan is the ordered list of what a sync does.
+type Plan struct {
+	Actions []Action
+	// Deletes counts the destination entries removed, subtrees included.
+	Deletes int
+	// FetchBytes is the size of the files fetched from the source (an
+	// upper bound: unchanged content or reused blocks do not travel).
+	FetchBytes int64
+	// Unknown counts fetches whose content may turn out unchanged (the
+	// source had no hash for them).
+	Unknown int
+}
+
+// PlanOptions tune MakePlan. The zero value mirrors everything.
+type PlanOptions struct {
+	// Scope limits deletions to what the source scan covered;
+	// nil means tree.FullScope.
+	Scope []tree.Scope
+	// NoDelete keeps destination entries the source lacks.
+	NoDelete bool
+}
+
+// MakePlan compares the source entries with the destination's (both sorted
+// in tree.Compare order, the destination's with local identity from a walk)
+// and returns the actions that make the destination equal to the source. It
+// is a pure function: it touches no disk.
+func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
+	scope := opts.Scope
+	if scope == nil {
+		scope = tree.FullScope
+	}
+	p := &Plan{}
+
+	// Hard-link bookkeeping: which destination paths share an inode, and
+	// each source path's group leader.
+	type ino struct{ dev, ino uint64 }
+	dstByIno := make(map[ino][]string)
+	dstByPath := make(map[string]*tree.Entry, len(dst))
+	byHash := make(map[uint64]*tree.Entry)
+	for _, d := range dst {
+		dstByPath[d.Path] = d
+		if d.Type == tree.TypeRegular {
+			if d.Nlink > 1 {
+				k := ino{d.Dev, d.Ino}
+				dstByIno[k] = append(dstByIno[k], d.Path)
+			}
+			if d.Hashed() && d.Size > 0 {
+				if _, ok := byHash[d.Hash]; !ok {
+					byHash[d.Hash] = d
+				}
+			}
+		}
+	}
+	srcByPath := make(map[string]*tree.Entry, len(src))
+	for _, s := range src {
+		srcByPath[s.Path] = s
+	}
+	leader := func(s *tree.Entry) string {
+		if s.LinkTo != "" {
+			return s.LinkTo
+		}
+		return s.Path
+	}
+	// sharesWrongly: the destination inode at d is shared with a path
+	// that stays a regular file in another source link group.
+	sharesWrongly := func(s, d *tree.Entry) bool {
+		if d.Nlink < 2 {
+			return false
+		}
+		for _, other := range dstByIno[ino{d.Dev, d.Ino}] {
+			if other == d.Path {
+				continue
+			}
+			if os, ok := srcByPath[other]; ok && os.Type == tree.TypeRegular && leader(os) != leader(s) {
+				return true
+			}
+		}
+		return false
+	}
+	newInode := make(map[string]bool) // source paths whose inode the plan replaces
+
+	// Problems in a source directory make its subtree unknown: never delete
+	// beneath it.
+	var problemDirs []string
+	keep := func(path string) bool {
+		for _, d := range problemDirs {
+			if tree.IsWithin(path, d) && path != d {
+				return true
+			}
+		}
+		return false
+	}
+
+	var dirMeta []Action
+	i, j := 0, 0
+	for i < len(src) || j < len(dst) {
+		var s, d *tree.Entry
+		switch {
+		case j >= len(dst):
+			s = src[i]
+			i++
+		case i >= len(src):
+			d = dst[j]
+			j++
+		default:
+			switch c := tree.Compare(src[i].Path, dst[j].Path); {
+			case c < 0:
+				s = src[i]
+				i++
+			case c > 0:
+				d = dst[j]
+				j++
+			default:
+				s, d = src[i], dst[j]
+				i++
+				j++
+			}
+		}
+		if s == nil {
+			if opts.NoDelete || !tree.Covers(scope, d.Path) || keep(d.Path) {
+				continue
+			}
+			p.Actions = append(p.Actions, Action{Op: OpDelete, Path: d.Path, Dst: d})
+			p.Deletes++
+			continue
+		}
+		if s.Type == tree.TypeDir && s.Problem != "" {
+			problemDirs = append(problemDirs, s.Path)
+		}
+		if d != nil && d.Type != s.Type {
+			// Kind changes: the old object goes (with its subtree, whose
+			// entries also show up as deletes below).
+			p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
+			if s.Type == tree.TypeDir {
+				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s})
+			}
+			continue
+		}
+		if d == nil {
+			p.Actions = append(p.Actions, p.create(s, nil, false, byHash, newInode)...)
+			if s.Type == tree.TypeDir {
+				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s})
+			}
+			continue
+		}
+		switch s.Type {
+		case tree.TypeDir:
+			if !tree.SameMeta(s, d) {
+				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d})
+			}
+		case tree.TypeRegular:
+			if s.LinkTo != "" {
+				// Already the same inode as its leader, and the leader
+				// keeps its inode?
+				l := dstByPath[s.LinkTo]
+				if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !newInode[s.LinkTo] {
+					continue // metadata comes with the leader's
+				}
+				p.Actions = append(p.Actions, Action{Op: OpLink, Path: s.Path, Src: s, Dst: d, Replace: true})
+				newInode[s.Path] = true
+				continue
+			}
+			if sharesWrongly(s, d) {
+				p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
+				continue
+			}
+			if tree.SameContent(s, d) {
+				if !tree.SameMeta(s, d) {
+					p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+				}
+				continue
+			}
+			if s.Hashed() && d.Hashed() && s.Size == d.Size && s.Hash == d.Hash {
+				continue
+			}
+			if !s.Hashed() && s.Size == d.Size {
+				p.Unknown++
+			}
+			p.Actions = append(p.Actions, Action{Op: OpFetch, Path: s.Path, Src: s, Dst: d})
+			p.FetchBytes += s.Size
+			newInode[s.Path] = true
+		case tree.TypeSymlink, tree.TypeCharDev, tree.TypeBlockDev:
+			if s.Target != d.Target || s.Rdev != d.Rdev {
+				p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
+			} else if !tree.SameMeta(s, d) {
+				p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+			}
+		default: // fifo, socket
+			if !tree.SameMeta(s, d) {
+				p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+			}
+		}
+	}
+	// Directory metadata last, deepest first, so creating and deleting
+	// children does not disturb a directory's mtime afterwards.
+	for k := len(dirMeta) - 1; k >= 0; k-- {
+		p.Actions = append(p.Actions, dirMeta[k])
+	}
+	return p
+}
+
+// create returns the action that makes s exist where d (maybe nil) is.
+func (p *Plan) create(s, d *tree.Entry, replace bool, byHash map[uint64]*tree.Entry, newInode map[string]bool) []Action {
+	a := Action{Path: s.Path, Src: s, Dst: d, Replace: replace}
+	switch s.Type {
+	case tree.TypeDir:
+		a.Op = OpMkdir
+	case tree.TypeRegular:
+		newInode[s.Path] = true
+		switch {
+		case s.LinkTo != "":
+			a.Op = OpLink
+		case s.Hashed() && byHash[s.Hash] != nil && byHash[s.Hash].Size == s.Size:
+			a.Op = OpCopy
+			a.From = byHash[s.Hash].Path
+		default:
+			a.Op = OpFetch
+			p.FetchBytes += s.Size
+		}
+	case tree.TypeSymlink:
+		a.Op = OpSymlink
+	default:
+		a.Op = OpSpecial
+	}
+	return []Action{a}
+}

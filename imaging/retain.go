@@ -1,0 +1,108 @@
+package imaging
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/fsx"
+)
+
+// Why retention: NFS (v3, and v4 for files not held open) identifies a file
+// by its inode, not by an open descriptor the server can see. When a sync
+// replaces /usr/bin/foo by rename, or deletes it, the old inode's last link
+// is gone and the server frees it; a client still running the old binary
+// then faults on its next page-in with "Stale file handle" (ESTALE), and the
+// process dies with SIGBUS. Keeping one more hard link to the old inode in a
+// directory outside the export keeps the inode, and the handle, alive. The
+// links are purged after a grace period (default 24 h), by which time
+// clients have restarted what they run or re-opened what they read.
+
+// retainer hard-links replaced and deleted files into a retention dir.
+type retainer struct {
+	dir   *fsx.Root // nil: retention off
+	log   *slog.Logger
+	seq   atomic.Int64
+	stamp string
+	once  sync.Once
+	kept  atomic.Int64
+}
+
+func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer, error) {
+	r := &retainer{log: log, stamp: strconv.FormatInt(time.Now().Unix(), 10)}
+	if dir == "" || grace < 0 {
+		return r, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("retention dir: %w", err)
+	}
+	os.Chmod(dir, 0o700)
+	purge(dir, grace, log)
+	root, err := fsx.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("retention dir: %w", err)
+	}
+	r.dir = root
+	return r, nil
+}
+
+// purge removes retained links older than grace. Names start with the Unix
+// time of the run that made them.
+func purge(dir string, grace time.Duration, log *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	cutoff := time.Now().Add(-grace).Unix()
+	for _, e := range ents {
+		ts, _, ok := strings.Cut(e.Name(), ".")
+		t, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil || t < cutoff {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				log.Warn("retention purge", "err", err)
+			}
+		}
+	}
+}
+
+func (r *retainer) close() {
+	if r.dir != nil {
+		r.dir.Close()
+	}
+}
+
+// keep links d/name (a regular file about to be replaced or deleted) into
+// the retention dir. Failures only cost the protection, so they are logged.
+func (r *retainer) keep(d *fsx.Dir, name string) {
+	if r == nil || r.dir == nil {
+		return
+	}
+	n := r.stamp + "." + strconv.FormatInt(r.seq.Add(1), 10)
+	err := unix.Linkat(d.FD, name, r.dir.FD(), n, 0)
+	if err == nil {
+		r.kept.Add(1)
+		return
+	}
+	if errors.Is(err, unix.EXDEV) {
+		r.once.Do(func() {
+			r.log.Warn("retention dir is on another filesystem than the image: replaced files are not retained for NFS clients")
+		})
+		return
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		r.log.Debug("retain", "name", name, "err", err)
+	}
+}
+
+func (r *retainer) keepFunc() func(d *fsx.Dir, name string, st *unix.Stat_t) {
+	return func(d *fsx.Dir, name string, st *unix.Stat_t) { r.keep(d, name) }
+}

@@ -1,0 +1,434 @@
+package imaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/imaging/fsx"
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// Options configure Sync. The zero value mirrors the source into the
+// destination with deletes guarded, retention on, state in the default
+// state dir, and no output.
+type Options struct {
+	// Excludes are rsync-style patterns; they apply to both sides (an
+	// excluded destination path is neither listed nor deleted).
+	Excludes []string
+	// DryRun plans and itemizes but changes nothing.
+	DryRun bool
+	// NoDelete keeps destination entries the source lacks.
+	NoDelete bool
+	// MaxDelete refuses a run that would delete more entries. Zero means
+	// half of the destination's entries (but at least 100); negative means
+	// no limit.
+	MaxDelete int
+	// StateDir holds the manifest, lock and retention links; it must be
+	// outside the destination and on its filesystem. Empty means
+	// DefaultStateDir(dest).
+	StateDir string
+	// Retention is how long replaced and deleted files stay linked in the
+	// retention dir for NFS clients still using them. Zero means 24 h;
+	// negative turns retention off.
+	Retention time.Duration
+	// Workers bounds parallel walking; zero means a default.
+	Workers int
+	// Fsync flushes each file before it is renamed into place.
+	Fsync bool
+	// Since asks the source for the changes since a journal token.
+	Since string
+	// Logger receives warnings and debug messages; nil is silent.
+	Logger *slog.Logger
+	// Progress, when set, is called as the sync advances (from several
+	// goroutines; it must be quick and safe for concurrent use).
+	Progress func(Progress)
+	// Itemize, when set, is called once per change, in plan order, before
+	// it is applied (or instead, in a dry run).
+	Itemize func(Change)
+}
+
+// Phase names a step of a sync.
+type Phase string
+
+// The phases of a sync, in order.
+const (
+	PhaseScan     Phase = "scan"
+	PhasePlan     Phase = "plan"
+	PhaseTransfer Phase = "transfer"
+	PhaseFinish   Phase = "finish"
+)
+
+// Progress reports how far a sync has come.
+type Progress struct {
+	Phase      Phase
+	Path       string // the entry just done, if any
+	Files      int64  // actions done
+	TotalFiles int64  // actions planned
+	Bytes      int64  // content bytes done
+	TotalBytes int64  // content bytes planned (an upper bound)
+}
+
+// Result describes a finished sync.
+type Result struct {
+	Stats
+	// Plan is what was (or, in a dry run, would be) done.
+	Plan *Plan
+	// Token is the source's journal token for a later Options.Since.
+	Token string
+	// SourceProblems counts source entries that could not be read.
+	SourceProblems int
+	// Problems lists the paths not applied, with why.
+	Problems []string
+	// Duration is the wall time of the sync.
+	Duration time.Duration
+	// DeletesSkipped says deletions were skipped because the source
+	// reported problems (as rsync does after an I/O error).
+	DeletesSkipped bool
+}
+
+// Errors callers branch on.
+var (
+	// ErrGuard is wrapped when a run is refused because it looks wrong
+	// (too many deletes, an empty source). Nothing was changed.
+	ErrGuard = errors.New("refused by the safety guard")
+	// ErrPartial is wrapped when the run finished but some paths were not
+	// applied or deletions were skipped.
+	ErrPartial = errors.New("partial transfer")
+	// ErrLocked is wrapped when another sync holds the destination's lock.
+	ErrLocked = errors.New("another sync of this destination is running")
+)
+
+// DefaultStateDir is where a destination's state lives when none is given: a
+// sibling of the destination, so it is on the same filesystem (retention
+// needs hard links) and outside the exported tree.
+func DefaultStateDir(dest string) string {
+	dest = filepath.Clean(dest)
+	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".goldsync")
+}
+
+// StatePaths names the files in a state dir.
+type StatePaths struct {
+	Dir, Manifest, Lock, Retention string
+}
+
+// State returns the state paths for a state dir.
+func State(dir string) StatePaths {
+	return StatePaths{
+		Dir:       dir,
+		Manifest:  filepath.Join(dir, "manifest"),
+		Lock:      filepath.Join(dir, "lock"),
+		Retention: filepath.Join(dir, "retention"),
+	}
+}
+
+// Lock takes the exclusive, non-blocking lock of a state dir (flock). The
+// returned function releases it.
+func Lock(stateDir string) (func(), error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	f, err := os.OpenFile(State(stateDir).Lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (lock %s)", ErrLocked, State(stateDir).Lock)
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Sync makes dest an exact copy of src: scan both sides, plan, apply
+// beneath dest only, save the manifest. Every file appears whole or not at
+// all. Paths that could not be applied are listed in the result and the
+// error wraps ErrPartial; a refused run wraps ErrGuard and changes nothing.
+func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, error) {
+	start := time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	progress := func(ph Phase) {
+		if opts.Progress != nil {
+			opts.Progress(Progress{Phase: ph})
+		}
+	}
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir(dest)
+	}
+	if err := checkStateDir(stateDir, dest); err != nil {
+		return nil, err
+	}
+	if !opts.DryRun {
+		if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create destination: %w", err)
+		}
+		unlock, err := Lock(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	sp := State(stateDir)
+	excl, err := exclude.New(opts.Excludes)
+	if err != nil {
+		return nil, fmt.Errorf("excludes: %w", err)
+	}
+
+	// 1. Scan both sides at once.
+	progress(PhaseScan)
+	prev, err := LoadManifest(sp.Manifest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		prev = &Manifest{}
+	case err != nil:
+		log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
+		prev = &Manifest{}
+	}
+	var (
+		srcEntries []*tree.Entry
+		scan       ScanResult
+		dstWalk    *WalkResult
+		temps      []string
+		root       *fsx.Root
+	)
+	if r, err := fsx.OpenRoot(dest); err == nil {
+		root = r
+		defer root.Close()
+	} else if !opts.DryRun || !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open destination: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var chk tree.Checker
+		var err error
+		scan, err = src.Scan(gctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since}, func(e *tree.Entry) error {
+			if err := chk.Add(e); err != nil {
+				return fmt.Errorf("source sent a bad entry: %w", err)
+			}
+			srcEntries = append(srcEntries, e)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("scan source: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if root == nil {
+			dstWalk = &WalkResult{}
+			return nil
+		}
+		idx := prev.index()
+		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log,
+			Previous: func(p string) *tree.Entry { return idx[p] },
+			Temps:    func(p string) { temps = append(temps, p) }}
+		if excl != nil {
+			wo.Exclude = excl
+		}
+		var err error
+		dstWalk, err = Walk(gctx, root, wo)
+		if err != nil {
+			return fmt.Errorf("scan destination: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if len(srcEntries) == 0 || srcEntries[0].Path != tree.Root {
+		return nil, fmt.Errorf("%w: the source sent no root entry", ErrGuard)
+	}
+
+	// 2. Plan, and check it against the guards.
+	progress(PhasePlan)
+	scope := scan.Scope
+	if len(scope) == 0 {
+		scope = tree.FullScope
+	}
+	res := &Result{Token: scan.Token, SourceProblems: scan.Problems}
+	res.Entries = len(srcEntries)
+	noDelete := opts.NoDelete
+	if scan.Problems > 0 && !noDelete {
+		noDelete = true
+		res.DeletesSkipped = true
+		log.Warn("the source reported unreadable entries: deletions skipped", "problems", scan.Problems)
+	}
+	plan := MakePlan(srcEntries, dstWalk.Entries, PlanOptions{Scope: scope, NoDelete: noDelete})
+	res.Plan = plan
+	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete); err != nil {
+		return res, err
+	}
+	if opts.Itemize != nil {
+		for _, a := range plan.Actions {
+			if a.Op == OpDirMeta && a.Dst == nil {
+				continue // itemized at its mkdir
+			}
+			opts.Itemize(Itemize(a))
+		}
+	}
+	if opts.DryRun {
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+
+	// 3. Apply.
+	progress(PhaseTransfer)
+	ret, err := openRetainer(sp.Retention, retention(opts.Retention), log)
+	if err != nil {
+		return nil, err
+	}
+	defer ret.close()
+	srcIdx := make(map[string]*tree.Entry, len(srcEntries))
+	for _, e := range srcEntries {
+		srcIdx[e.Path] = e
+	}
+	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: &opts, log: log, ret: ret,
+		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
+		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: &res.Stats}
+	runErr := a.run(ctx, temps)
+
+	// 4. Record what the destination now holds, even after a failure, so
+	// the next run starts from the truth.
+	progress(PhaseFinish)
+	m := newManifest(root, srcEntries, dstWalk.Entries, a)
+	if err := m.Save(sp.Manifest); err != nil && runErr == nil {
+		runErr = err
+	}
+	res.Problems = a.problems
+	res.Stats.Problems = len(a.problems)
+	res.Duration = time.Since(start)
+	if runErr != nil {
+		return res, runErr
+	}
+	if len(a.problems) > 0 || res.DeletesSkipped {
+		return res, fmt.Errorf("%w: %d paths not applied%s", ErrPartial, len(a.problems), skippedNote(res))
+	}
+	return res, nil
+}
+
+func skippedNote(r *Result) string {
+	if r.DeletesSkipped {
+		return fmt.Sprintf("; deletions skipped because %d source entries could not be read", r.SourceProblems)
+	}
+	return ""
+}
+
+func retention(d time.Duration) time.Duration {
+	if d == 0 {
+		return 24 * time.Hour
+	}
+	return d
+}
+
+// checkStateDir refuses a state dir inside the destination (it would be
+// exported and mirrored away).
+func checkStateDir(stateDir, dest string) error {
+	sd, err1 := filepath.Abs(stateDir)
+	dd, err2 := filepath.Abs(dest)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("state dir: cannot resolve %s or %s", stateDir, dest)
+	}
+	if sd == dd || strings.HasPrefix(sd, dd+string(filepath.Separator)) {
+		return fmt.Errorf("state dir %s is inside the destination %s: put it outside the exported image", stateDir, dest)
+	}
+	return nil
+}
+
+// guard refuses plans that look like a mistake.
+func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete int) error {
+	full := len(scope) == 1 && scope[0] == tree.FullScope[0]
+	if full && len(src) == 1 && len(dst) > 1 {
+		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, len(dst)-1)
+	}
+	limit := maxDelete
+	if limit == 0 {
+		limit = max(len(dst)/2, 100)
+	}
+	if limit > 0 && p.Deletes > limit {
+		return fmt.Errorf("%w: the run would delete %d of %d entries, more than the limit of %d (raise --max-delete if this is intended)", ErrGuard, p.Deletes, len(dst), limit)
+	}
+	return nil
+}
+
+// newManifest builds the destination's manifest after an apply: source
+// entries for what was applied (with the destination's identity), the old
+// destination entries for what failed or lay outside the scope.
+func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
+	dstIdx := make(map[string]*tree.Entry, len(dst))
+	for _, d := range dst {
+		dstIdx[d.Path] = d
+	}
+	m := &Manifest{Entries: make([]*tree.Entry, 0, len(src))}
+	seen := make(map[string]bool, len(src))
+	for _, s := range src {
+		seen[s.Path] = true
+		if a.failed[s.Path] {
+			if d := dstIdx[s.Path]; d != nil {
+				m.Entries = append(m.Entries, d)
+			}
+			continue
+		}
+		e := s.Clone()
+		e.Problem = ""
+		d := dstIdx[s.Path]
+		if h, ok := a.hashes[s.Path]; ok {
+			e.SetHash(h)
+		} else if e.Type == tree.TypeRegular && !e.Hashed() && d != nil && d.Hashed() && d.Size == e.Size {
+			// Unchanged (the plan found nothing to do) is not possible
+			// without both hashes; keep whatever the destination knew.
+			e.SetHash(d.Hash)
+		}
+		if !a.touched[s.Path] && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched[s.LinkTo]) {
+			e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
+			if d.Mtime != e.Mtime {
+				e.Ctime = 0 // force a re-read next time
+			}
+		} else if st, ok := lstat(root, s.Path); ok {
+			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
+			e.Mtime = fsx.StatMtime(&st)
+		} else {
+			continue
+		}
+		if s.Problem != "" {
+			e.Problem = s.Problem
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	for _, d := range dst {
+		if seen[d.Path] {
+			continue
+		}
+		// Kept (outside the scope, deletes skipped, or a delete failed)?
+		if st, ok := lstat(root, d.Path); ok && st.Ino == d.Ino && st.Dev == d.Dev {
+			m.Entries = append(m.Entries, d)
+		}
+	}
+	m.sort()
+	ResolveHardLinks(m.Entries)
+	return m
+}
+
+func lstat(root *fsx.Root, p string) (unix.Stat_t, bool) {
+	var st unix.Stat_t
+	d, name, err := root.OpenDirOrParent(p)
+	if err != nil {
+		return st, false
+	}
+	defer d.Close()
+	return st, d.Lstat(name, &st) == nil
+}
