@@ -1,0 +1,249 @@
+package netboot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+)
+
+// NodeOptions are the per-node boot parameters, pxeboot's options.
+type NodeOptions struct {
+	// RamdiskSize is ramdisk_size= in KiB (pxeboot -r); 0 leaves it out.
+	RamdiskSize int
+	// Ethernet is the interface the client boots from, ETHERNET=
+	// (pxeboot -e); empty means eth0.
+	Ethernet string
+	// NISDomain is NISDOMAIN= (pxeboot -N); empty leaves it out.
+	NISDomain string
+	// Append is extra kernel arguments, blank-separated, put last
+	// (pxeboot -s), e.g. "console=ttyS0,115200n8r".
+	Append string
+	// SnapshotName is SNAPSHOT=, the node's directory under the snapshot
+	// directory (pxeboot -S); empty means the node's host name. It can only
+	// be set when writing the configs of a single node.
+	SnapshotName string
+}
+
+// Validate checks that every option is safe to write into a boot config:
+// the words of Append, the interface, NIS domain and snapshot name may not
+// hold blanks, quotes, '$', '#' or other characters a boot loader reads
+// specially.
+func (o NodeOptions) Validate() error {
+	var errs []error
+	if o.RamdiskSize < 0 {
+		errs = append(errs, fmt.Errorf("ramdisk size %d is negative", o.RamdiskSize))
+	}
+	for _, f := range []struct{ name, val string }{
+		{"interface", o.Ethernet}, {"NIS domain", o.NISDomain}, {"snapshot name", o.SnapshotName},
+	} {
+		if f.val != "" && (!safeWord(f.val) || len(f.val) > 255) {
+			errs = append(errs, fmt.Errorf("bad %s %q: blanks, quotes and $ ; # { } | & < > ` \\ are not allowed", f.name, shortStr(f.val)))
+		}
+	}
+	if o.SnapshotName != "" && (strings.Contains(o.SnapshotName, "/") || o.SnapshotName == "." || o.SnapshotName == "..") {
+		errs = append(errs, fmt.Errorf("bad snapshot name %q: must be a single directory name", shortStr(o.SnapshotName)))
+	}
+	for _, w := range strings.Fields(o.Append) {
+		if !safeWord(w) {
+			errs = append(errs, fmt.Errorf("bad kernel argument %q: quotes and $ ; # { } | & < > ` \\ are not allowed", shortStr(w)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// kernelArgs are the arguments every boot loader passes, initrd aside.
+func kernelArgs(o OS, n snapshot.Node, opts NodeOptions) []string {
+	eth := opts.Ethernet
+	if eth == "" {
+		eth = "eth0"
+	}
+	snap := opts.SnapshotName
+	if snap == "" {
+		snap = n.Host
+	}
+	args := []string{"root=/dev/ram0", "init=disklessrc", "NFSROOT=" + o.NFSServer + ":" + o.Location}
+	if opts.RamdiskSize > 0 {
+		args = append(args, "ramdisk_size="+strconv.Itoa(opts.RamdiskSize))
+	}
+	args = append(args, "ETHERNET="+eth, "SNAPSHOT="+snap)
+	if opts.NISDomain != "" {
+		args = append(args, "NISDOMAIN="+opts.NISDomain)
+	}
+	return append(args, strings.Fields(opts.Append)...)
+}
+
+// PXELinuxConfig renders a node's pxelinux config, in the format pxeboot
+// wrote:
+//
+//	default rhel5compute
+//
+//	label rhel5compute
+//	    kernel rhel5compute/vmlinuz
+//	    append initrd=rhel5compute/initrd.img root=/dev/ram0 init=disklessrc NFSROOT=server:/diskless/i386/RHEL5-AS ramdisk_size=28753 ETHERNET=eth0 SNAPSHOT=node001 NISDOMAIN=my_nis_domain console=ttyS0,115200n8r
+//
+// It does not validate: WriteNodeConfigs checks o, n and opts first (see
+// OS.Validate, NodeOptions.Validate, snapshot.CheckNodes).
+func PXELinuxConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "default %s\n\nlabel %s\n", o.Name, o.Name)
+	fmt.Fprintf(&b, "    kernel %s\n", o.KernelFile)
+	fmt.Fprintf(&b, "    append initrd=%s %s\n", o.InitrdFile, strings.Join(kernelArgs(o, n, opts), " "))
+	return b.Bytes()
+}
+
+// GrubConfig renders a node's GRUB 2 config for UEFI network boot. Paths
+// are absolute from the TFTP root, which is GRUB's $root when it was loaded
+// over TFTP. It does not validate; see PXELinuxConfig.
+func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	b.WriteString("set default=0\nset timeout=0\n\n")
+	fmt.Fprintf(&b, "menuentry '%s' {\n", o.Name)
+	fmt.Fprintf(&b, "    linux /%s/%s %s\n", InstallDir, o.KernelFile, strings.Join(kernelArgs(o, n, opts), " "))
+	fmt.Fprintf(&b, "    initrd /%s/%s\n", InstallDir, o.InitrdFile)
+	b.WriteString("}\n")
+	return b.Bytes()
+}
+
+// IPXEScript renders a node's iPXE script. Paths are absolute from the TFTP
+// root, so they resolve against the server the script came from. It does
+// not validate; see PXELinuxConfig.
+func IPXEScript(o OS, n snapshot.Node, opts NodeOptions) []byte {
+	var b bytes.Buffer
+	b.WriteString("#!ipxe\n")
+	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	initrd := o.InitrdFile[strings.LastIndexByte(o.InitrdFile, '/')+1:]
+	fmt.Fprintf(&b, "kernel /%s/%s initrd=%s %s\n", InstallDir, o.KernelFile, initrd, strings.Join(kernelArgs(o, n, opts), " "))
+	fmt.Fprintf(&b, "initrd /%s/%s\n", InstallDir, o.InitrdFile)
+	b.WriteString("boot\n")
+	return b.Bytes()
+}
+
+// IPXEChainName is the iPXE script, in IPXEDir, that every iPXE client can
+// be pointed at (DHCP filename "linux-install/ipxe/boot.ipxe"): it chains
+// to the client's own script, named by its IPv4 address.
+const IPXEChainName = "boot.ipxe"
+
+// IPXEChainScript is the content of IPXEChainName.
+const IPXEChainScript = "#!ipxe\n# Written by goldsync: boot this node's own script, named by its IPv4 address.\nchain ${ip}.ipxe\n"
+
+// NodeConfigPaths returns the boot files of a node, relative to the TFTP
+// root: pxelinux.cfg/<HEXIP>, grub/grub.cfg-<HEXIP> and ipxe/<IPv4>.ipxe
+// under linux-install. It returns nil for a node without an IPv4 address.
+func NodeConfigPaths(n snapshot.Node) []string {
+	hex := snapshot.HexIP(n.IP)
+	if hex == "" {
+		return nil
+	}
+	return []string{
+		PXELinuxDir + "/" + hex,
+		GrubDir + "/grub.cfg-" + hex,
+		IPXEDir + "/" + n.IP.Unmap().String() + ".ipxe",
+	}
+}
+
+// WriteNodeConfigs writes the boot files of every node for OS o: its
+// pxelinux config (linux-install/pxelinux.cfg/<HEXIP>), GRUB config
+// (linux-install/grub/grub.cfg-<HEXIP>) and iPXE script
+// (linux-install/ipxe/<IPv4>.ipxe), plus the shared iPXE chain script
+// (IPXEChainName). Files are mode 0644, directories 0755. Each file is
+// replaced atomically, and none is replaced until all of them have been
+// written and synced to temporary files beside them.
+//
+// Everything is checked before anything is written: o, opts, every node
+// (snapshot.CheckNodes) and the presence of o's kernel and initrd in the
+// TFTP tree. Any problem is returned, all of them joined, with no file
+// written.
+func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOptions) error {
+	var errs []error
+	if err := o.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := opts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if opts.SnapshotName != "" && len(nodes) > 1 {
+		errs = append(errs, fmt.Errorf("snapshot name %s given for %d nodes: it can only name one", opts.SnapshotName, len(nodes)))
+	}
+	if err := snapshot.CheckNodes(nodes); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("write node configs: %w", errors.Join(errs...))
+	}
+	root, err := openTFTP(tftpboot)
+	if err != nil {
+		return fmt.Errorf("write node configs: %w", err)
+	}
+	defer root.Close()
+	for _, f := range []string{o.KernelFile, o.InitrdFile} {
+		fi, err := root.Stat(InstallDir + "/" + f)
+		if err == nil && !fi.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		if err != nil {
+			return fmt.Errorf("write node configs: OS %s: %s/%s missing or not a file (add the OS first): %w", o.Name, InstallDir, f, err)
+		}
+	}
+	for _, d := range []string{PXELinuxDir, GrubDir, IPXEDir} {
+		if err := mkdirAll(root, d); err != nil {
+			return fmt.Errorf("write node configs: %w", err)
+		}
+	}
+	files := []atomicfile.File{{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)}}
+	for _, n := range nodes {
+		paths := NodeConfigPaths(n)
+		for i, data := range [][]byte{PXELinuxConfig(o, n, opts), GrubConfig(o, n, opts), IPXEScript(o, n, opts)} {
+			files = append(files, atomicfile.File{Name: paths[i], Data: data})
+		}
+	}
+	if err := atomicfile.WriteFiles(root, files, fileMode); err != nil {
+		return fmt.Errorf("write node configs: %w", err)
+	}
+	return nil
+}
+
+// RemoveNodeConfigs removes the boot files WriteNodeConfigs wrote for the
+// nodes (only their IP addresses matter). Files already gone are fine; a
+// directory where a file should be is an error. Every node is checked
+// before anything is removed.
+func RemoveNodeConfigs(tftpboot string, nodes []snapshot.Node) error {
+	var errs []error
+	for i, n := range nodes {
+		if snapshot.HexIP(n.IP) == "" || n.IP.Is4In6() {
+			errs = append(errs, fmt.Errorf("node %d (%s): no IPv4 address", i+1, n.Host))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove node configs: %w", errors.Join(errs...))
+	}
+	root, err := openTFTP(tftpboot)
+	if err != nil {
+		return fmt.Errorf("remove node configs: %w", err)
+	}
+	defer root.Close()
+	for _, n := range nodes {
+		for _, p := range NodeConfigPaths(n) {
+			fi, err := root.Lstat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err == nil && fi.IsDir() {
+				err = fmt.Errorf("%s is a directory", p)
+			}
+			if err == nil {
+				err = root.Remove(p)
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove node configs: %s: %w", n.Host, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
