@@ -66,6 +66,17 @@ func (a *applier) fail(p string, err error) {
 	a.mu.Unlock()
 }
 
+func (a *applier) failedPaths() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.failed))
+	for p := range a.failed {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, tree.Compare)
+	return out
+}
+
 func (a *applier) progress(ph Phase, path string, bytes int64) {
 	if a.opts.Progress == nil {
 		return
@@ -354,6 +365,24 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if lc, ok := a.src.(LocalCopier); ok {
+		// Files with a same-size basis may turn out unchanged: those go
+		// through Fetch, which can say so without writing; the rest are
+		// copied locally.
+		var rest []*FetchRequest
+		var copies []*Action
+		for _, r := range reqs {
+			if b := r.Basis; b != nil && b.Size == r.Entry.Size {
+				rest = append(rest, r)
+			} else {
+				copies = append(copies, byReq[r])
+			}
+		}
+		if err := a.copyAll(ctx, lc, copies); err != nil {
+			return err
+		}
+		reqs = rest
+	}
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
 		return &fileSink{a: a, act: byReq[r], h: xxhash.New()}, nil
 	})
@@ -361,6 +390,37 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return nil
+}
+
+// copyAll has a local source copy the files itself (reflinks or
+// copy_file_range), in parallel.
+func (a *applier) copyAll(ctx context.Context, lc LocalCopier, acts []*Action) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for _, act := range acts {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s := &fileSink{a: a, act: act}
+			if err := s.open(); err != nil {
+				s.Abort(err)
+				return nil
+			}
+			res, err := lc.CopyFile(ctx, act.Src, s.f)
+			if err != nil {
+				var fe *FileError
+				if errors.As(err, &fe) {
+					s.Abort(err)
+					return nil
+				}
+				s.cleanup()
+				return err
+			}
+			return s.finishFile(res)
+		})
+	}
+	return g.Wait()
 }
 
 // blockDeltaMin is the size from which a changed file is sent as a block
@@ -564,6 +624,23 @@ func (s *fileSink) Finish(res FetchResult) error {
 		s.cleanup()
 		return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)
 	}
+	return s.finishFile(res)
+}
+
+// finishFile completes a temp file holding verified content: size, fsync,
+// metadata, rename into place.
+func (s *fileSink) finishFile(res FetchResult) error {
+	a, act := s.a, s.act
+	src := act.Src
+	if src.Hashed() && res.Hash != src.Hash {
+		s.cleanup()
+		return fmt.Errorf("%q: content hash %016x differs from the scanned %016x", act.Path, res.Hash, src.Hash)
+	}
+	final := src
+	if res.Mtime != src.Mtime {
+		final = src.Clone()
+		final.Mtime = res.Mtime
+	}
 	err := s.f.Truncate(res.Size)
 	if err == nil && a.opts.Fsync {
 		err = s.f.Sync()
@@ -750,7 +827,11 @@ func (a *applier) remove(act *Action) {
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		err = d.Rmdir(name)
-		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+		if (errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)) && (len(a.opts.Scopes) > 0 || a.opts.Since != "") {
+			// A scoped run did not walk beneath it: the source says the
+			// whole directory is gone.
+			err = a.removeExisting(d, name)
+		} else if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
 			// Excluded entries beneath it are protected, as with rsync.
 			a.log.Info("directory not deleted: it holds excluded entries", "path", act.Path)
 			a.mu.Lock()

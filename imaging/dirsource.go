@@ -72,7 +72,7 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("excludes: %w", err)
 	}
-	wo := WalkOptions{Hash: req.Hash, Workers: s.opts.Workers, Logger: s.log}
+	wo := WalkOptions{Hash: req.Hash, Workers: s.opts.Workers, Logger: s.log, Scopes: req.Scopes}
 	if m != nil {
 		wo.Exclude = m
 	}
@@ -84,12 +84,13 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if err != nil {
 		return ScanResult{}, err
 	}
-	scanned := make(map[string]*tree.Entry, len(res.Entries))
-	for _, e := range res.Entries {
-		scanned[e.Path] = e
-	}
 	s.mu.Lock()
-	s.scanned = scanned
+	if s.scanned == nil || len(req.Scopes) == 0 {
+		s.scanned = make(map[string]*tree.Entry, len(res.Entries))
+	}
+	for _, e := range res.Entries {
+		s.scanned[e.Path] = e
+	}
 	s.dirty = true
 	s.mu.Unlock()
 	for _, e := range res.Entries {
@@ -97,7 +98,63 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 			return ScanResult{}, err
 		}
 	}
-	return ScanResult{Scope: tree.FullScope, Problems: res.Problems, Entries: len(res.Entries)}, nil
+	scope := tree.FullScope
+	if len(req.Scopes) > 0 {
+		scope = req.Scopes
+	}
+	return ScanResult{Scope: scope, Problems: res.Problems, Entries: len(res.Entries)}, nil
+}
+
+// CopyFile copies a scanned file into dst with a reflink where the
+// filesystem can, else copy_file_range over its data extents (holes stay
+// holes). The content is hashed from dst unless the cache vouches for it.
+func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (FetchResult, error) {
+	s.mu.Lock()
+	scanned := s.scanned[e.Path]
+	s.mu.Unlock()
+	if scanned == nil || scanned.Type != tree.TypeRegular {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: errors.New("not a regular file of the last scan")}
+	}
+	f, err := s.root.OpenFile(e.Path)
+	if err != nil {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
+	}
+	cur := entryFromStat(e.Path, &st)
+	if !Unchanged(scanned, cur) {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: ErrChanged}
+	}
+	buf := make([]byte, 256<<10)
+	if err := fsx.Clone(dst, f); err != nil {
+		exts, err := fsx.DataExtents(f, cur.Size)
+		if err != nil {
+			return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
+		}
+		for _, x := range exts {
+			if err := fsx.CopyRange(dst, f, x.Off, x.Len, buf); err != nil {
+				return FetchResult{}, fmt.Errorf("copy %q: %w", e.Path, err)
+			}
+		}
+		if err := dst.Truncate(cur.Size); err != nil {
+			return FetchResult{}, fmt.Errorf("copy %q: %w", e.Path, err)
+		}
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || !Unchanged(scanned, entryFromStat(e.Path, &st)) {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: ErrChanged}
+	}
+	h := scanned.Hash
+	if !scanned.Hashed() {
+		if h, _, err = HashContent(dst, cur.Size, buf); err != nil {
+			return FetchResult{}, fmt.Errorf("copy %q: %w", e.Path, err)
+		}
+		cur.SetHash(h)
+		s.remember(scanned, cur)
+	}
+	return FetchResult{Size: cur.Size, Hash: h, Mtime: cur.Mtime}, nil
 }
 
 // Fetch reads the requested files in parallel and feeds their sinks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -45,6 +46,9 @@ type ScanRequest struct {
 	// Hash asks the source to hash every regular file during the scan, not
 	// just those its cache knows. Verification uses it.
 	Hash bool
+	// Scopes, when set, limit the scan to these parts of the tree (see
+	// tree.Scope); the result's Scope says what was covered.
+	Scopes []tree.Scope
 }
 
 // ScanResult describes a finished scan.
@@ -106,6 +110,14 @@ type FetchResult struct {
 	// Mtime is the file's modification time as read; it differs from the
 	// scanned entry's when the file changed in between.
 	Mtime int64
+}
+
+// LocalCopier is an optional Source ability: copy one scanned file's content
+// straight into dst (an empty file open for writing on the same machine),
+// with reflinks or copy_file_range, instead of streaming it. The result's
+// hash must be one the source vouches for (read or cached).
+type LocalCopier interface {
+	CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (FetchResult, error)
 }
 
 // FileError reports a problem with one file that does not stop the run.

@@ -47,6 +47,9 @@ type Options struct {
 	Fsync bool
 	// Since asks the source for the changes since a journal token.
 	Since string
+	// Scopes limit the sync to parts of the tree (see tree.Scope); empty
+	// means the whole tree.
+	Scopes []tree.Scope
 	// Logger receives warnings and debug messages; nil is silent.
 	Logger *slog.Logger
 	// Progress, when set, is called as the sync advances (from several
@@ -91,9 +94,87 @@ type Result struct {
 	Problems []string
 	// Duration is the wall time of the sync.
 	Duration time.Duration
+	// Failed lists the paths left as they were, sorted.
+	Failed []string
 	// DeletesSkipped says deletions were skipped because the source
 	// reported problems (as rsync does after an I/O error).
 	DeletesSkipped bool
+}
+
+// Apply carries out a plan made by MakePlan beneath dest, reading content
+// from src (scanned already; srcEntries are its entries). It is the second
+// half of Sync, for callers that plan themselves (the snapshot builder).
+// Retention works as in Sync when opts.StateDir is set; Apply keeps no
+// manifest.
+func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries []*tree.Entry, opts Options) (*Result, error) {
+	start := time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root, err := fsx.OpenRoot(dest)
+	if err != nil {
+		return nil, fmt.Errorf("open destination: %w", err)
+	}
+	defer root.Close()
+	retDir := ""
+	if opts.StateDir != "" {
+		retDir = State(opts.StateDir).Retention
+	}
+	res := &Result{Plan: plan}
+	res.Entries = len(srcEntries)
+	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats)
+	if a == nil {
+		return nil, err
+	}
+	res.Problems = a.problems
+	res.Failed = a.failedPaths()
+	res.Stats.Problems = len(a.problems)
+	res.Duration = time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	if len(a.problems) > 0 {
+		return res, fmt.Errorf("%w: %d paths not applied", ErrPartial, len(a.problems))
+	}
+	return res, nil
+}
+
+// applyPlan runs an applier. A nil applier means it could not start.
+func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats) (*applier, error) {
+	ret, err := openRetainer(retDir, retention(opts.Retention), log)
+	if err != nil {
+		return nil, err
+	}
+	defer ret.close()
+	srcIdx := make(map[string]*tree.Entry, len(srcEntries))
+	for _, e := range srcEntries {
+		srcIdx[e.Path] = e
+	}
+	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret,
+		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
+		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
+	return a, a.run(ctx, temps)
+}
+
+func isFull(scope []tree.Scope) bool {
+	return len(scope) == 1 && scope[0] == tree.FullScope[0]
+}
+
+// outsideScope returns the old entries no scope covers and the new
+// manifest does not hold.
+func outsideScope(old []*tree.Entry, scope []tree.Scope, have []*tree.Entry) []*tree.Entry {
+	in := make(map[string]bool, len(have))
+	for _, e := range have {
+		in[e.Path] = true
+	}
+	var out []*tree.Entry
+	for _, e := range old {
+		if !in[e.Path] && !tree.Covers(scope, e.Path) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Errors callers branch on.
@@ -106,6 +187,9 @@ var (
 	ErrPartial = errors.New("partial transfer")
 	// ErrLocked is wrapped when another sync holds the destination's lock.
 	ErrLocked = errors.New("another sync of this destination is running")
+	// ErrBadSource is wrapped when the source sent something a correct
+	// source never sends (bad paths, order, scope). Nothing was changed.
+	ErrBadSource = errors.New("bad data from the source")
 )
 
 // DefaultStateDir is where a destination's state lives when none is given: a
@@ -212,13 +296,12 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	} else if !opts.DryRun || !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open destination: %w", err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var chk tree.Checker
+	scanSource := func(ctx context.Context) error {
+		chk := tree.Checker{Partial: opts.Since != "" || len(opts.Scopes) > 0}
 		var err error
-		scan, err = src.Scan(gctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since}, func(e *tree.Entry) error {
+		scan, err = src.Scan(ctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since, Scopes: opts.Scopes}, func(e *tree.Entry) error {
 			if err := chk.Add(e); err != nil {
-				return fmt.Errorf("source sent a bad entry: %w", err)
+				return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
 			}
 			srcEntries = append(srcEntries, e)
 			return nil
@@ -226,9 +309,17 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		if err != nil {
 			return fmt.Errorf("scan source: %w", err)
 		}
+		if len(scan.Scope) == 0 {
+			scan.Scope = tree.FullScope
+		}
+		for _, e := range srcEntries {
+			if !tree.Covers(scan.Scope, e.Path) {
+				return fmt.Errorf("%w: source sent %q outside the scope it declared", ErrBadSource, e.Path)
+			}
+		}
 		return nil
-	})
-	g.Go(func() error {
+	}
+	walkDest := func(ctx context.Context, scopes []tree.Scope) error {
 		if root == nil {
 			dstWalk = &WalkResult{}
 			return nil
@@ -237,20 +328,40 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log,
 			Previous: func(p string) *tree.Entry { return idx[p] },
 			Temps:    func(p string) { temps = append(temps, p) }}
+		if !isFull(scopes) {
+			wo.Scopes = scopes
+		}
 		if excl != nil {
 			wo.Exclude = excl
 		}
 		var err error
-		dstWalk, err = Walk(gctx, root, wo)
+		dstWalk, err = Walk(ctx, root, wo)
 		if err != nil {
 			return fmt.Errorf("scan destination: %w", err)
 		}
 		return nil
-	})
-	if err := g.Wait(); err != nil {
-		return nil, err
 	}
-	if len(srcEntries) == 0 || srcEntries[0].Path != tree.Root {
+	if opts.Since != "" {
+		// The source decides the scope: walk the destination after.
+		if err := scanSource(ctx); err != nil {
+			return nil, err
+		}
+		if err := walkDest(ctx, scan.Scope); err != nil {
+			return nil, err
+		}
+	} else {
+		scopes := tree.FullScope
+		if len(opts.Scopes) > 0 {
+			scopes = opts.Scopes
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return scanSource(gctx) })
+		g.Go(func() error { return walkDest(gctx, scopes) })
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	if isFull(scan.Scope) && (len(srcEntries) == 0 || srcEntries[0].Path != tree.Root) {
 		return nil, fmt.Errorf("%w: the source sent no root entry", ErrGuard)
 	}
 
@@ -288,28 +399,27 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 
 	// 3. Apply.
 	progress(PhaseTransfer)
-	ret, err := openRetainer(sp.Retention, retention(opts.Retention), log)
-	if err != nil {
-		return nil, err
+	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats)
+	if a == nil {
+		return nil, runErr
 	}
-	defer ret.close()
-	srcIdx := make(map[string]*tree.Entry, len(srcEntries))
-	for _, e := range srcEntries {
-		srcIdx[e.Path] = e
-	}
-	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: &opts, log: log, ret: ret,
-		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
-		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: &res.Stats}
-	runErr := a.run(ctx, temps)
 
 	// 4. Record what the destination now holds, even after a failure, so
 	// the next run starts from the truth.
 	progress(PhaseFinish)
 	m := newManifest(root, srcEntries, dstWalk.Entries, a)
+	if !isFull(scope) {
+		// A scoped run saw only part of the destination: keep the rest of
+		// the old manifest as it was.
+		m.Entries = append(m.Entries, outsideScope(prev.Entries, scope, m.Entries)...)
+		m.sort()
+		ResolveHardLinks(m.Entries)
+	}
 	if err := m.Save(sp.Manifest); err != nil && runErr == nil {
 		runErr = err
 	}
 	res.Problems = a.problems
+	res.Failed = a.failedPaths()
 	res.Stats.Problems = len(a.problems)
 	res.Duration = time.Since(start)
 	if runErr != nil {
@@ -351,8 +461,7 @@ func checkStateDir(stateDir, dest string) error {
 
 // guard refuses plans that look like a mistake.
 func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete int) error {
-	full := len(scope) == 1 && scope[0] == tree.FullScope[0]
-	if full && len(src) == 1 && len(dst) > 1 {
+	if isFull(scope) && len(src) == 1 && len(dst) > 1 {
 		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, len(dst)-1)
 	}
 	limit := maxDelete

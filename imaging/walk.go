@@ -46,6 +46,10 @@ type WalkOptions struct {
 	// Temps, when set, receives the paths of engine temporary files found
 	// (see TempPrefix) instead of listing them.
 	Temps func(path string)
+	// Scopes, when set, limit the walk: each scope's path is listed (if it
+	// exists) and, for Tree scopes, everything beneath it. Ancestors are not
+	// listed unless a scope names them. Empty means the whole tree.
+	Scopes []tree.Scope
 	// Logger receives debug messages; nil is silent.
 	Logger *slog.Logger
 }
@@ -103,11 +107,15 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 	re := entryFromStat(tree.Root, &st)
 	w.fill(rootDir, ".", re, &st)
 	rootDir.Close()
-	w.add(re)
 
 	w.cond = sync.NewCond(&w.mu)
-	w.queue = []*tree.Entry{re}
-	w.pending = 1
+	if len(opts.Scopes) == 0 || tree.Covers(opts.Scopes, tree.Root) && scopeIsFull(opts.Scopes) {
+		w.add(re)
+		w.queue = []*tree.Entry{re}
+	} else {
+		w.queue = w.scoped(re, opts.Scopes)
+	}
+	w.pending = len(w.queue)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -130,6 +138,7 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 		return nil, w.fatal
 	}
 	slices.SortFunc(w.res.Entries, func(a, b *tree.Entry) int { return tree.Compare(a.Path, b.Path) })
+	w.res.Entries = slices.CompactFunc(w.res.Entries, func(a, b *tree.Entry) bool { return a.Path == b.Path })
 	ResolveHardLinks(w.res.Entries)
 	for _, e := range w.res.Entries {
 		if e.Problem != "" {
@@ -137,6 +146,72 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 		}
 	}
 	return &w.res, nil
+}
+
+func scopeIsFull(scopes []tree.Scope) bool {
+	for _, s := range scopes {
+		if s.Path == tree.Root && s.Tree {
+			return true
+		}
+	}
+	return false
+}
+
+// scoped lists the scopes' own entries and returns the directories to
+// descend (those of Tree scopes). Paths inside an excluded directory, or
+// beneath a non-directory, are not listed.
+func (w *walker) scoped(re *tree.Entry, scopes []tree.Scope) []*tree.Entry {
+	var queue []*tree.Entry
+	listed := make(map[string]bool)
+	for _, sc := range scopes {
+		if listed[sc.Path] || tree.ValidatePath(sc.Path) != nil {
+			continue
+		}
+		if sc.Path == tree.Root {
+			listed[sc.Path] = true
+			w.add(re)
+			continue
+		}
+		excluded := false
+		for p := tree.Dir(sc.Path); p != tree.Root && p != ""; p = tree.Dir(p) {
+			if w.opts.Exclude != nil && w.opts.Exclude.Excluded(p, true) {
+				excluded = true
+			}
+		}
+		if excluded {
+			continue
+		}
+		d, name, err := w.root.OpenParent(sc.Path)
+		if err != nil {
+			continue // the parent is gone or not a directory: nothing there
+		}
+		var st unix.Stat_t
+		if err := d.Lstat(name, &st); err != nil {
+			d.Close()
+			continue
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if w.opts.Exclude != nil && w.opts.Exclude.Excluded(sc.Path, isDir) {
+			d.Close()
+			continue
+		}
+		e := entryFromStat(sc.Path, &st)
+		if !e.Type.Valid() {
+			d.Close()
+			continue
+		}
+		w.fill(d, name, e, &st)
+		if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash {
+			w.hash(d, name, e, make([]byte, 256<<10))
+		}
+		d.Close()
+		listed[sc.Path] = true
+		w.add(e)
+		if sc.Tree && isDir {
+			queue = append(queue, e)
+		}
+	}
+	return queue
 }
 
 // ResolveHardLinks sets LinkTo on every regular file that shares its
