@@ -40,6 +40,7 @@ type DirSource struct {
 	scanned map[string]*tree.Entry // from the last Scan, with local identity
 	cache   map[string]*tree.Entry // hash cache loaded from CacheFile
 	dirty   bool
+	didScan bool
 }
 
 // OpenDirSource opens the directory at path as a Source.
@@ -85,6 +86,7 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 		return ScanResult{}, err
 	}
 	s.mu.Lock()
+	s.didScan = s.didScan || len(req.Scopes) == 0
 	if s.scanned == nil || len(req.Scopes) == 0 {
 		s.scanned = make(map[string]*tree.Entry, len(res.Entries))
 	}
@@ -109,11 +111,9 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 // filesystem can, else copy_file_range over its data extents (holes stay
 // holes). The content is hashed from dst unless the cache vouches for it.
 func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (FetchResult, error) {
-	s.mu.Lock()
-	scanned := s.scanned[e.Path]
-	s.mu.Unlock()
-	if scanned == nil || scanned.Type != tree.TypeRegular {
-		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: errors.New("not a regular file of the last scan")}
+	scanned, err := s.lookup(e)
+	if err != nil {
+		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
 	}
 	f, err := s.root.OpenFile(e.Path)
 	if err != nil {
@@ -198,11 +198,9 @@ func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*
 // receiver gave up); problems with the file itself go to sink.Abort.
 func (s *DirSource) send(ctx context.Context, r *FetchRequest, sink ContentSink, buf []byte) error {
 	p := r.Entry.Path
-	s.mu.Lock()
-	scanned := s.scanned[p]
-	s.mu.Unlock()
-	if scanned == nil || scanned.Type != tree.TypeRegular {
-		sink.Abort(&FileError{Op: "fetch", Path: p, Err: errors.New("not a regular file of the last scan")})
+	scanned, err := s.lookup(r.Entry)
+	if err != nil {
+		sink.Abort(&FileError{Op: "fetch", Path: p, Err: err})
 		return nil
 	}
 	const tries = 3
@@ -231,6 +229,47 @@ func (s *DirSource) send(ctx context.Context, r *FetchRequest, sink ContentSink,
 type sinkError struct{ err error }
 
 func (e sinkError) Error() string { return e.err.Error() }
+
+// lookup finds the scanned entry for a request. A stream that did not scan
+// (an extra transfer stream of a pull) stats the file instead; it must be a
+// regular file with the size and mtime the receiver was told.
+func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
+	s.mu.Lock()
+	scanned := s.scanned[want.Path]
+	s.mu.Unlock()
+	if scanned != nil {
+		if scanned.Type != tree.TypeRegular {
+			return nil, errors.New("not a regular file of the last scan")
+		}
+		return scanned, nil
+	}
+	if err := tree.ValidatePath(want.Path); err != nil || want.Path == tree.Root {
+		return nil, fmt.Errorf("bad path: %v", err)
+	}
+	d, name, err := s.root.OpenParent(want.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := d.Lstat(name, &st); err != nil {
+		return nil, err
+	}
+	e := entryFromStat(want.Path, &st)
+	if e.Type != tree.TypeRegular || e.Size != want.Size || e.Mtime != want.Mtime {
+		return nil, fmt.Errorf("%w: not the file that was scanned", ErrChanged)
+	}
+	if prev := s.cache[want.Path]; Unchanged(prev, e) && prev.Hashed() {
+		e.SetHash(prev.Hash)
+	}
+	s.mu.Lock()
+	if s.scanned == nil {
+		s.scanned = make(map[string]*tree.Entry)
+	}
+	s.scanned[want.Path] = e
+	s.mu.Unlock()
+	return e, nil
+}
 
 // sendOnce reads the file once. sent reports whether any Data or Reuse
 // reached the sink (after which a retry is impossible).
@@ -364,23 +403,58 @@ func (s *DirSource) remember(scanned, cur *tree.Entry) {
 	s.dirty = true
 }
 
-// Close saves the hash cache and releases the root.
+// Close saves the hash cache and releases the root. Several DirSources of
+// one tree (the streams of one pull) may close in any order: the cache file
+// is locked, and each merges the hashes the other learned.
 func (s *DirSource) Close() error {
 	var err error
 	s.mu.Lock()
 	if s.opts.CacheFile != "" && s.dirty && s.scanned != nil {
-		m := &Manifest{}
-		for _, e := range s.scanned {
-			if e.Problem == "" {
-				m.Entries = append(m.Entries, e)
-			}
-		}
-		m.sort()
-		err = m.Save(s.opts.CacheFile)
+		err = s.saveCache()
 	}
 	s.mu.Unlock()
 	if cerr := s.root.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+func (s *DirSource) saveCache() error {
+	lock, err := os.OpenFile(s.opts.CacheFile+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("hash cache: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("hash cache: %w", err)
+	}
+	onDisk := map[string]*tree.Entry{}
+	if m, err := LoadManifest(s.opts.CacheFile); err == nil {
+		onDisk = m.index()
+	}
+	// A source that scanned knows the whole listing; one that only
+	// fetched adds what it hashed to the listing on disk.
+	base := s.scanned
+	if !s.didScan {
+		base = onDisk
+		for p, e := range s.scanned {
+			if e.Hashed() {
+				base[p] = e
+			}
+		}
+	}
+	m := &Manifest{}
+	for p, e := range base {
+		if e.Problem != "" {
+			continue
+		}
+		if !e.Hashed() {
+			if d := onDisk[p]; d != nil && d.Hashed() && Unchanged(d, e) {
+				e.SetHash(d.Hash)
+			}
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	m.sort()
+	return m.Save(s.opts.CacheFile)
 }

@@ -1,0 +1,95 @@
+// Command goldsync-agent runs on a golden node. The image server starts
+// `goldsync-agent serve --stdio` through ssh to pull the node's root; after
+// package installs the agent pushes changes (see `goldsync-agent help`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/internal/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goldsync-agent:", err)
+		os.Exit(1)
+	}
+}
+
+type globalFlags struct {
+	stateDir string
+	root     string
+	verbose  int
+}
+
+func (g *globalFlags) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose == 1 {
+		level = slog.LevelInfo
+	} else if g.verbose > 1 {
+		level = slog.LevelDebug
+	}
+	// stderr only: stdout carries the protocol.
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "goldsync-agent",
+		Short: "goldsync's agent on the golden node",
+		Long: `goldsync-agent runs on a golden node, the disk-installed machine whose root
+the diskless image is made from. The image server starts it through ssh
+("goldsync-agent serve --stdio") for every pull; it walks the root in
+parallel, hashes what changed (a hash cache in the state dir means an
+unchanged file is never read twice) and streams entries and contents.
+
+It never writes into the tree it serves. Its state lives in --state-dir
+(default /var/lib/goldsync as root).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version.Build(),
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.stateDir, "state-dir", "", "agent state `DIR` (default /var/lib/goldsync as root, ~/.cache/goldsync/state otherwise)")
+	pf.StringVar(&g.root, "root", "/", "the golden tree's root `DIR`")
+	pf.CountVarP(&g.verbose, "verbose", "v", "log more on stderr")
+	root.AddCommand(newServeCmd(g))
+	return root
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var stdio bool
+	cmd := &cobra.Command{
+		Use:   "serve --stdio",
+		Short: "serve one pull on stdin/stdout (started by the image server through ssh)",
+		Long: `Serve speaks goldsync's protocol on stdin and stdout for one image server.
+The image server names the root to send; the agent refuses anything that is
+not an absolute directory. Log messages go to stderr, never stdout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !stdio {
+				return fmt.Errorf("serve needs --stdio (the only transport)")
+			}
+			rw := struct {
+				io.Reader
+				io.Writer
+			}{os.Stdin, os.Stdout}
+			return agent.Serve(cmd.Context(), rw, agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
+		},
+	}
+	cmd.Flags().BoolVar(&stdio, "stdio", false, "use stdin and stdout as the stream")
+	return cmd
+}

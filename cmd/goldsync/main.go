@@ -1,0 +1,26 @@
+// Command goldsync keeps the images of diskless Linux clusters in sync with
+// a golden node: it pulls the node's root into an image, builds per-node
+// snapshot trees and writes the netboot files. See `goldsync help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee *exitError
+		if !errors.As(err, &ee) || !ee.silent {
+			fmt.Fprintln(os.Stderr, "goldsync:", err)
+		}
+		os.Exit(exitCode(ctx, err))
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/remote"
+)
+
+// pullFlags are the rsync-like flags of a pull.
+type pullFlags struct {
+	excludes     []string
+	excludeFrom  []string
+	dryRun       bool
+	itemize      bool
+	maxDelete    int
+	noDelete     bool
+	stateDir     string
+	retention    time.Duration
+	rsh          string
+	agentPath    string
+	streams      int
+	stats        bool
+	progress     bool
+	noProgress   bool
+	fsync        bool
+	timeout      time.Duration
+	metricsFile  string
+	localConnect string
+}
+
+func (f *pullFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.excludes, "exclude", nil, "exclude paths matching `PATTERN` (rsync syntax; repeatable)")
+	fl.StringArrayVar(&f.excludeFrom, "exclude-from", nil, "read exclude patterns from `FILE`, one a line")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
+	fl.IntVar(&f.maxDelete, "max-delete", 0, "refuse a run deleting more than `N` entries (0: half the image, -1: no limit)")
+	fl.BoolVar(&f.noDelete, "no-delete", false, "keep image entries the golden node no longer has")
+	fl.StringVar(&f.stateDir, "state-dir", "", "manifest, lock and retention `DIR` (default: .<image>.goldsync beside the image)")
+	fl.DurationVar(&f.retention, "retention", 0, "keep replaced files linked for NFS clients this long (default 24h; negative: off)")
+	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND` to reach the golden node, as rsync's -e")
+	fl.StringVar(&f.agentPath, "agent-path", "", "goldsync-agent `PATH` on the golden node (default: look it up, upload if missing)")
+	fl.IntVar(&f.streams, "streams", 1, "parallel transfer streams (ssh connections)")
+	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics")
+	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")
+	fl.BoolVar(&f.fsync, "fsync", false, "fsync each file before it is renamed into place")
+	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
+	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
+}
+
+func newPullCmd(g *globalFlags) *cobra.Command {
+	f := &pullFlags{}
+	cmd := &cobra.Command{
+		Use:   "pull [flags] SRC DEST",
+		Short: "mirror a golden node's tree into an image",
+		Long: `Pull mirrors SRC into the image directory DEST.
+
+SRC is a local directory or [user@]host:/path on a golden node reached with
+ssh (-e/--rsh, so ssh_config, keys, jump hosts and Kerberos work as usual).
+goldsync-agent runs there; if it is missing or of another version it is
+uploaded over SFTP into ~/.cache/goldsync/ and verified by hash first.
+A trailing slash on SRC does not matter: an image is a whole root.
+
+The pull keeps everything rsync -aHAXS --numeric-ids keeps, decides changes
+by content hash, writes every file to a temp name and renames it into place
+(clients reading the image see whole files only), deletes what the source
+no longer has (guarded by --max-delete), and keeps replaced files linked in
+the state dir's retention area for NFS clients still running them.`,
+		Example: `  # the seed procedure's pull, without /proc and /sys contents
+  goldsync pull --exclude '/proc/*' --exclude '/sys/*' node004:/ /diskless/i386/RHEL5-AS/root
+
+  # what would change, rsync-style
+  goldsync pull -n -i node004:/ /diskless/i386/RHEL5-AS/root`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPull(cmd, g, f, args[0], args[1])
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func readPatterns(files []string) ([]string, error) {
+	var out []string
+	for _, name := range files {
+		fh, err := os.Open(name)
+		if err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+				continue
+			}
+			out = append(out, line)
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("exclude-from %s: %w", name, err))
+		}
+	}
+	return out, nil
+}
+
+func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) error {
+	ctx := cmd.Context()
+	log := g.logger(os.Stderr)
+	from, err := readPatterns(f.excludeFrom)
+	if err != nil {
+		return err
+	}
+	excludes := append(append([]string(nil), f.excludes...), from...)
+	source, err := remote.Open(ctx, src, remote.Options{
+		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout,
+	})
+	if err != nil {
+		return classifyConnect(err)
+	}
+	defer source.Close()
+	opts := imaging.Options{
+		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
+		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
+	}
+	if f.itemize || (f.dryRun && !g.jsonOut) {
+		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
+	}
+	prog := newProgressDisplay(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
+	opts.Progress = prog.update
+	res, err := imaging.Sync(ctx, source, dest, opts)
+	prog.done()
+	if res != nil {
+		report(g, f, src, dest, res, source, err)
+	}
+	if f.metricsFile != "" {
+		if merr := writeMetrics(f.metricsFile, dest, res, err); merr != nil {
+			log.Error("metrics file", "err", merr)
+		}
+	}
+	if err != nil {
+		return classifySync(err)
+	}
+	return nil
+}
+
+// classifySync maps a sync error to rsync-style exit codes.
+func classifySync(err error) error {
+	switch {
+	case errors.Is(err, imaging.ErrGuard):
+		return withCode(exitMaxDelete, err)
+	case errors.Is(err, imaging.ErrLocked):
+		return withCode(exitLocked, err)
+	case errors.Is(err, imaging.ErrPartial):
+		return withCode(exitPartial, err)
+	case errors.Is(err, remote.ErrStalled):
+		return withCode(exitTimeout, err)
+	case errors.Is(err, remote.ErrProtocol):
+		return withCode(exitStream, err)
+	case isNoSpace(err):
+		return withCode(exitIO, err)
+	}
+	return err
+}
+
+func classifyConnect(err error) error {
+	switch {
+	case errors.Is(err, remote.ErrVersion):
+		return withCode(exitProtocol, err)
+	case errors.Is(err, remote.ErrSSH):
+		return withCode(exitConnection, err)
+	case errors.Is(err, remote.ErrProtocol):
+		return withCode(exitStart, err)
+	case errors.Is(err, os.ErrNotExist):
+		return withCode(exitSelect, err)
+	}
+	return withCode(exitStart, err)
+}
+
+// summary is the --json output of a pull.
+type summary struct {
+	Source         string   `json:"source"`
+	Dest           string   `json:"dest"`
+	DryRun         bool     `json:"dry_run"`
+	OK             bool     `json:"ok"`
+	Error          string   `json:"error,omitempty"`
+	Seconds        float64  `json:"seconds"`
+	Entries        int      `json:"entries"`
+	Actions        int      `json:"actions"`
+	Created        int      `json:"created"`
+	Updated        int      `json:"updated"`
+	MetaOnly       int      `json:"metadata_only"`
+	Linked         int      `json:"hard_links"`
+	Deleted        int      `json:"deleted"`
+	WouldDelete    int      `json:"planned_deletes"`
+	Unchanged      int      `json:"verified_unchanged"`
+	BytesReceived  int64    `json:"bytes_received"`
+	BytesReused    int64    `json:"bytes_reused"`
+	BytesCopied    int64    `json:"bytes_copied_locally"`
+	WireBytesIn    int64    `json:"wire_bytes_in"`
+	WireBytesOut   int64    `json:"wire_bytes_out"`
+	SourceProblems int      `json:"source_problems"`
+	Problems       []string `json:"problems,omitempty"`
+	DeletesSkipped bool     `json:"deletes_skipped"`
+}
+
+func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error) {
+	s := summary{Source: src, Dest: dest, DryRun: f.dryRun, OK: err == nil, Seconds: res.Duration.Seconds(),
+		Entries: res.Entries, Created: res.Created, Updated: res.Updated, MetaOnly: res.MetaOnly,
+		Linked: res.Linked, Deleted: res.Deleted, Unchanged: res.Unchanged, BytesReceived: res.BytesReceived,
+		BytesReused: res.BytesReused, BytesCopied: res.BytesCopied, SourceProblems: res.SourceProblems,
+		Problems: res.Problems, DeletesSkipped: res.DeletesSkipped}
+	if res.Plan != nil {
+		s.Actions = len(res.Plan.Actions)
+		s.WouldDelete = res.Plan.Deletes
+	}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	if ws, ok := source.(interface{ WireBytes() (in, out int64) }); ok {
+		s.WireBytesIn, s.WireBytesOut = ws.WireBytes()
+	}
+	if g.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(s)
+		return
+	}
+	if g.quiet {
+		return
+	}
+	verb := "pulled"
+	if f.dryRun {
+		verb = "dry run of"
+	}
+	if f.stats || g.verbose > 0 || f.dryRun {
+		printf("goldsync: %s %s -> %s in %.2fs\n", verb, src, dest, s.Seconds)
+		printf("  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n",
+			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete)
+		printf("  content received %s, reused from the old image %s, copied locally %s, verified unchanged %d\n",
+			human(s.BytesReceived), human(s.BytesReused), human(s.BytesCopied), s.Unchanged)
+		if s.WireBytesIn > 0 {
+			printf("  bytes on the wire: in %s, out %s\n", human(s.WireBytesIn), human(s.WireBytesOut))
+		}
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(os.Stderr, "goldsync: not applied:", p)
+	}
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,368 @@
+// Package remote connects the image server to a golden node's agent: it
+// parses rsync-style source specs ([user@]host:/path or a local path),
+// starts goldsync-agent through the system ssh (like rsync's -e), uploads
+// the agent over SFTP when it is missing or of another version, and returns
+// an imaging.Source speaking package proto over the agent's stdio.
+//
+// A local path is served by the same protocol, by a goldsync-agent child
+// process when one is found, else in-process over a pipe: tests and local
+// pulls exercise the real sender and receiver either way.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/version"
+)
+
+// Errors callers branch on (the CLI maps them to exit codes).
+var (
+	// ErrSSH: the remote shell failed (unreachable host, authentication,
+	// host key verification).
+	ErrSSH = errors.New("remote shell failed")
+	// ErrVersion: the agent is of another version and could not be
+	// replaced.
+	ErrVersion = errors.New("agent version mismatch")
+	// ErrProtocol: the peer did not speak the protocol (shell noise, a
+	// broken or hostile peer).
+	ErrProtocol = errors.New("protocol error")
+	// ErrStalled: the peer sent nothing for longer than the idle timeout.
+	ErrStalled = errors.New("peer stalled")
+)
+
+// Options configure Open. The zero value uses "ssh", finds the agent, one
+// stream, and the protocol's default idle timeout.
+type Options struct {
+	// Rsh is the remote shell command, split on spaces with shell-like
+	// quoting; empty means "ssh".
+	Rsh string
+	// AgentPath is the agent's path on the golden node; empty means the
+	// per-user cache path for this version, then $PATH, uploading when
+	// needed.
+	AgentPath string
+	// LocalAgent is the goldsync-agent binary to run for local sources and
+	// to upload; empty means goldsync-agent beside this executable, then
+	// $PATH. For local sources, none found means in-process.
+	LocalAgent string
+	// InProcess serves a local source in-process instead of by a child.
+	InProcess bool
+	// Streams is the number of parallel transfer connections; zero means 1.
+	Streams int
+	// StateDir is the agent's state dir for local sources (hash cache);
+	// empty means the agent's default.
+	StateDir string
+	// IdleTimeout fails a connection that sends nothing for this long;
+	// zero means the protocol default.
+	IdleTimeout time.Duration
+	// Logger receives warnings and debug messages; nil is silent.
+	Logger *slog.Logger
+}
+
+// Spec is a parsed source: Host is empty for a local path.
+type Spec struct {
+	User, Host, Path string
+}
+
+// ParseSpec splits an rsync-style source: "host:path" and "user@host:path"
+// are remote (a colon before any slash); anything else is a local path.
+func ParseSpec(s string) (Spec, error) {
+	colon := strings.IndexByte(s, ':')
+	slash := strings.IndexByte(s, '/')
+	if colon <= 0 || (slash >= 0 && slash < colon) {
+		if s == "" {
+			return Spec{}, errors.New("empty source")
+		}
+		return Spec{Path: s}, nil
+	}
+	host, path := s[:colon], s[colon+1:]
+	sp := Spec{Host: host, Path: path}
+	if at := strings.LastIndexByte(host, '@'); at >= 0 {
+		sp.User, sp.Host = host[:at], host[at+1:]
+	}
+	if sp.Host == "" || strings.ContainsAny(sp.Host, " \t\n'\"`$;&|<>") || strings.HasPrefix(sp.Host, "-") {
+		return Spec{}, fmt.Errorf("bad host in %q", s)
+	}
+	if sp.Path == "" {
+		sp.Path = "."
+	}
+	return sp, nil
+}
+
+func (s Spec) dest() string {
+	if s.User != "" {
+		return s.User + "@" + s.Host
+	}
+	return s.Host
+}
+
+// Open connects to the source named by spec.
+func Open(ctx context.Context, spec string, opts Options) (imaging.Source, error) {
+	sp, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Streams <= 0 {
+		opts.Streams = 1
+	}
+	if sp.Host == "" {
+		return openLocal(ctx, sp.Path, opts)
+	}
+	return openSSH(ctx, sp, opts)
+}
+
+func clientOptions(opts Options) proto.ClientOptions {
+	return proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: opts.IdleTimeout, Logger: opts.Logger}
+}
+
+// client wraps a proto.Client with the processes behind its streams.
+type client struct {
+	*proto.Client
+	conns []io.Closer
+}
+
+func (c *client) Close() error {
+	err := c.Client.Close()
+	for _, cc := range c.conns {
+		if cerr := cc.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// WireBytes reports the bytes read from and written to the peer.
+func (c *client) WireBytes() (in, out int64) {
+	st := c.Client.Stats()
+	return st.BytesIn, st.BytesOut
+}
+
+func openLocal(ctx context.Context, path string, opts Options) (imaging.Source, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("source %s is not a directory", abs)
+	}
+	bin := ""
+	if !opts.InProcess {
+		bin = findLocalAgent(opts.LocalAgent)
+	}
+	c := &client{}
+	for i := range opts.Streams {
+		var rwc io.ReadWriteCloser
+		if bin != "" {
+			args := []string{"serve", "--stdio"}
+			if opts.StateDir != "" {
+				args = append(args, "--state-dir", opts.StateDir)
+			}
+			p, err := startProcess(ctx, bin, args, opts.Logger)
+			if err != nil {
+				c.closeAll()
+				return nil, err
+			}
+			rwc = p
+			c.conns = append(c.conns, p)
+		} else {
+			cl, sv := proto.Pipe()
+			go func() {
+				agent.Serve(ctx, sv, agent.ServeOptions{StateDir: opts.StateDir, Logger: opts.Logger})
+				sv.Close()
+			}()
+			rwc = cl
+		}
+		if err := c.attach(ctx, i, rwc, abs, opts); err != nil {
+			c.closeAll()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *client) attach(ctx context.Context, i int, rwc io.ReadWriteCloser, root string, opts Options) error {
+	if i == 0 {
+		cl, err := proto.NewClient(ctx, rwc, root, clientOptions(opts))
+		if err != nil {
+			rwc.Close()
+			return classify(err, rwc)
+		}
+		c.Client = cl
+		return nil
+	}
+	if err := c.Client.AddStream(rwc); err != nil {
+		rwc.Close()
+		return classify(err, rwc)
+	}
+	return nil
+}
+
+func (c *client) closeAll() {
+	if c.Client != nil {
+		c.Client.Close()
+	}
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+}
+
+func findLocalAgent(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "goldsync-agent")
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("goldsync-agent"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// process is a child whose stdin and stdout form the stream.
+type process struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	stderr *tailBuffer
+	once   sync.Once
+	err    error
+}
+
+func startProcess(ctx context.Context, bin string, args []string, log *slog.Logger) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &process{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}}
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if p.stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	cmd.Stderr = p.stderr
+	log.Debug("starting", "cmd", cmd.String())
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	stop := context.AfterFunc(ctx, func() { p.kill() })
+	go func() { cmd.Wait(); stop() }()
+	return p, nil
+}
+
+func (p *process) Read(b []byte) (int, error)  { return p.stdout.Read(b) }
+func (p *process) Write(b []byte) (int, error) { return p.stdin.Write(b) }
+
+func (p *process) kill() {
+	if p.cmd.Process != nil {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// Close closes the child's stdin and waits a moment for it to exit, then
+// kills it.
+func (p *process) Close() error {
+	p.once.Do(func() {
+		p.stdin.Close()
+		done := make(chan struct{})
+		go func() {
+			for p.cmd.ProcessState == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.kill()
+		}
+	})
+	return p.err
+}
+
+// exitCode waits briefly for the child to exit and returns its code, or -1.
+func (p *process) exitCode() int {
+	deadline := time.Now().Add(2 * time.Second)
+	for p.cmd.ProcessState == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.cmd.ProcessState == nil {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.buf))
+}
+
+// classify turns a handshake failure into one of the package's errors,
+// adding what the remote printed on stderr.
+func classify(err error, rwc io.ReadWriteCloser) error {
+	p, _ := rwc.(*process)
+	stderr := ""
+	code := -1
+	if p != nil {
+		code = p.exitCode()
+		stderr = p.stderr.String()
+	}
+	msg := err.Error()
+	if stderr != "" {
+		msg += "; remote stderr: " + stderr
+	}
+	switch {
+	case code == 255:
+		return fmt.Errorf("%w: %s", ErrSSH, msg)
+	case code == 126 || code == 127:
+		return fmt.Errorf("%w: agent not found or not executable (exit %d): %s", errAgentMissing, code, msg)
+	case errors.Is(err, wire.ErrVersion):
+		return fmt.Errorf("%w: %s", ErrVersion, msg)
+	case errors.Is(err, proto.ErrStalled):
+		return fmt.Errorf("%w: %s", ErrStalled, msg)
+	}
+	return fmt.Errorf("%w: %s", ErrProtocol, msg)
+}
+
+var errAgentMissing = errors.New("agent missing")
