@@ -46,6 +46,8 @@ the nightly cron job is just "goldsync sync".`,
 	pf.BoolVar(&g.jsonOut, "json", false, "print a JSON summary on stdout instead of text")
 	root.AddCommand(newPullCmd(g))
 	root.AddCommand(newSnapshotCmds(g)...)
+	root.AddCommand(newClusterCmds(g)...)
+	root.AddCommand(newServeCmds(g)...)
 	root.AddCommand(exitCodesHelp())
 	return root
 }
