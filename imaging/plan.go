@@ -108,18 +108,20 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 		}
 		return s.Path
 	}
-	// sharesWrongly: the destination inode at d is shared with a path
-	// that stays a regular file in another source link group.
+	// sharesWrongly: d's inode is shared with other destination paths, and
+	// the path that keeps the inode (the first of them still a regular file
+	// in the source) belongs to another source link group than s: s needs
+	// an inode of its own.
 	sharesWrongly := func(s, d *tree.Entry) bool {
 		if d.Nlink < 2 {
 			return false
 		}
 		for _, other := range dstByIno[ino{d.Dev, d.Ino}] {
 			if other == d.Path {
-				continue
+				return false // s is the owner
 			}
-			if os, ok := srcByPath[other]; ok && os.Type == tree.TypeRegular && leader(os) != leader(s) {
-				return true
+			if os, ok := srcByPath[other]; ok && os.Type == tree.TypeRegular {
+				return leader(os) != leader(s)
 			}
 		}
 		return false
