@@ -1,0 +1,695 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/fsx"
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// BuildOptions configure Build. ImageRoot, SnapshotDir, Nodes and Items
+// are required; the rest has usable zero values.
+type BuildOptions struct {
+	// ImageRoot is the image the snapshots are copied from, e.g.
+	// /diskless/i386/RHEL5-AS/root.
+	ImageRoot string
+	// SnapshotDir holds one snapshot tree per node, SnapshotDir/<host>,
+	// e.g. /diskless/i386/RHEL5-AS/snapshot. It is created if missing.
+	SnapshotDir string
+	// StateDir holds the build's lock, the nodes' records and the image's
+	// hash cache. Empty means DefaultStateDir(SnapshotDir), beside the
+	// snapshot directory. It may not be inside a node's snapshot.
+	StateDir string
+	// Nodes are the nodes to build (see ParseNodes, CheckNodes).
+	Nodes []Node
+	// Items are the paths every snapshot holds, merged from the lists
+	// (see MergeLists).
+	Items []Item
+	// Parallel bounds the nodes built at once; zero means 2 × GOMAXPROCS.
+	Parallel int
+	// DryRun plans and itemizes but changes nothing, the state dir
+	// included.
+	DryRun bool
+	// Logger receives warnings and debug messages; nil is silent.
+	Logger *slog.Logger
+	// Progress, when set, is called after the image scan and after each
+	// node, one call at a time.
+	Progress func(BuildProgress)
+	// Itemize, when set, is called once per change of a node's snapshot,
+	// before it is applied (or instead, in a dry run), in the node's plan
+	// order, one call at a time (calls of different nodes interleave).
+	Itemize func(node string, c imaging.Change)
+}
+
+// BuildProgress reports how far a build has come.
+type BuildProgress struct {
+	// Phase is "scan" (the image scan is done) or "node" (Node is done).
+	Phase string
+	// Node is the node just finished, for phase "node".
+	Node string
+	// NodesDone and Nodes count the nodes finished and to build.
+	NodesDone, Nodes int
+	// ImageEntries counts the image entries the snapshots are made of.
+	ImageEntries int
+}
+
+// Counts say what a build did to one node's snapshot, or to all.
+type Counts struct {
+	// Created counts paths copied because the node lacked them.
+	Created int `json:"created"`
+	// Updated counts paths replaced from the image: the node had not
+	// changed them since the last build and the image had.
+	Updated int `json:"updated"`
+	// Kept counts paths the node changed and the image did not.
+	Kept int `json:"kept"`
+	// Conflicts counts paths the node and the image both changed (the
+	// node's version stays); see BuildResult.Conflicts.
+	Conflicts int `json:"conflicts"`
+	// SkippedMissing counts listed paths missing from the image.
+	SkippedMissing int `json:"skipped_missing"`
+	// Failed counts paths that could not be written.
+	Failed int `json:"failed"`
+	// Bytes is the content copied.
+	Bytes int64 `json:"bytes"`
+}
+
+func (c *Counts) add(o Counts) {
+	c.Created += o.Created
+	c.Updated += o.Updated
+	c.Kept += o.Kept
+	c.Conflicts += o.Conflicts
+	c.SkippedMissing += o.SkippedMissing
+	c.Failed += o.Failed
+	c.Bytes += o.Bytes
+}
+
+// NodeResult is what a build did to one node's snapshot.
+type NodeResult struct {
+	Node string `json:"node"`
+	Counts
+	// Error, when set, says why the node's snapshot was not (completely)
+	// built.
+	Error string `json:"error,omitempty"`
+}
+
+// Conflict is a path of a node's snapshot whose node version was kept
+// although the image's differs.
+type Conflict struct {
+	Node string `json:"node"`
+	Path string `json:"path"` // absolute, as in the lists
+	Why  string `json:"why"`
+}
+
+// BuildResult describes a finished build.
+type BuildResult struct {
+	// Nodes holds one result per node, in the order given.
+	Nodes []NodeResult `json:"nodes"`
+	// Totals sums the nodes' counts (SkippedMissing is counted once).
+	Totals Counts `json:"totals"`
+	// Notices are things worth saying that are not errors: listed paths
+	// missing from the image, paths the image no longer has, records
+	// that could not be read.
+	Notices []string `json:"notices,omitempty"`
+	// Conflicts lists every conflict, by node then path.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Problems lists the paths not written, with why.
+	Problems []string `json:"problems,omitempty"`
+	// ImageEntries counts the image entries each snapshot is made of.
+	ImageEntries int `json:"image_entries"`
+	// DryRun says nothing was changed.
+	DryRun bool `json:"dry_run"`
+	// Duration is the wall time of the build.
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// ErrBuild is wrapped when a build finished but some nodes or paths could
+// not be built; BuildResult says which. It wraps imaging.ErrPartial.
+var ErrBuild = fmt.Errorf("snapshot build incomplete: %w", imaging.ErrPartial)
+
+// Build creates or refreshes each node's snapshot tree,
+// SnapshotDir/<host>/<path> for every listed path, from the image, the
+// work of Red Hat's pxeboot and updateDiskless.
+//
+// The image is scanned once, for the listed paths only (see Scopes and
+// Want). Then, for several nodes at once, each node's snapshot is walked
+// with the same scopes, planned by the three-way rule (ThreeWay) against
+// the node's record, and applied by the imaging engine: every file appears
+// whole (temp file and rename) with the image's owner, mode, xattrs, ACLs,
+// mtime, hard links and holes, copied with reflinks or copy_file_range;
+// all writes go through an openat2 root at the node's snapshot, so a
+// symlink the node planted is never followed. Nothing in a snapshot is
+// ever deleted (leftover temporary files of an interrupted build aside).
+//
+// A path the node lacks is copied. A path the node has not changed since
+// goldsync copied it follows the image. A path the node changed is kept;
+// when the image changed it too, that is a conflict, reported in the
+// result. Listed paths missing from the image are skipped with a notice.
+// A node's record is saved in the state dir after its snapshot is built,
+// only when it changed, so a rebuild with nothing changed reads no file
+// content and writes nothing.
+//
+// Problems with single paths or nodes do not stop the build: they are
+// reported in the result and the returned error wraps ErrBuild. A missing
+// image, a bad argument, a build already running (imaging.ErrLocked) or
+// cancellation is an error of the whole build.
+func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
+	start := time.Now()
+	b := &builder{opts: opts, log: opts.Logger}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkBuildOptions(&opts); err != nil {
+		return nil, err
+	}
+	b.stateDir = opts.StateDir
+	if b.stateDir == "" {
+		b.stateDir = DefaultStateDir(opts.SnapshotDir)
+	}
+	if err := checkStateDir(b.stateDir, opts.SnapshotDir, opts.Nodes); err != nil {
+		return nil, fmt.Errorf("snapshot build: %w", err)
+	}
+	if !opts.DryRun {
+		if err := os.MkdirAll(opts.SnapshotDir, 0o755); err != nil {
+			return nil, fmt.Errorf("snapshot build: %w", err)
+		}
+		unlock, err := imaging.Lock(b.stateDir)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot build: %w", err)
+		}
+		defer unlock()
+	}
+	res := &BuildResult{DryRun: opts.DryRun}
+
+	// 1. Scan the listed paths of the image, once for every node.
+	b.scopes = Scopes(opts.Items)
+	cache := ""
+	if !opts.DryRun {
+		cache = filepath.Join(b.stateDir, imageCacheName)
+	}
+	ds, err := imaging.OpenDirSource(opts.ImageRoot, imaging.DirSourceOptions{CacheFile: cache, Logger: b.log})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot build: image: %w", err)
+	}
+	defer func() {
+		if err := ds.Close(); err != nil {
+			b.log.Warn("image hash cache not saved", "err", err)
+		}
+	}()
+	b.src = &snapSource{ds}
+	var image []*tree.Entry
+	_, err = ds.Scan(ctx, imaging.ScanRequest{Scopes: b.scopes, Hash: true}, func(e *tree.Entry) error {
+		image = append(image, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot build: scan image %s: %w", opts.ImageRoot, err)
+	}
+	var skipped int
+	b.want, res.Notices, skipped = Want(opts.Items, image)
+	res.ImageEntries = len(b.want)
+	res.Totals.SkippedMissing = skipped
+	b.progress(BuildProgress{Phase: "scan", Nodes: len(opts.Nodes), ImageEntries: len(b.want)})
+
+	// 2. Build the nodes, several at once.
+	if r, err := fsx.OpenRoot(opts.SnapshotDir); err == nil {
+		b.snapRoot = r
+		defer r.Close()
+	} else if !opts.DryRun || !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("snapshot build: %w", err)
+	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = 2 * runtime.GOMAXPROCS(0)
+	}
+	outs := make([]nodeOut, len(opts.Nodes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
+	for i, n := range opts.Nodes {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			outs[i] = b.buildNode(gctx, n.Host)
+			outs[i].res.SkippedMissing = skipped
+			b.progress(BuildProgress{Phase: "node", Node: n.Host, Nodes: len(opts.Nodes), ImageEntries: len(b.want)})
+			return nil
+		})
+	}
+	g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// 3. Gather.
+	failed := false
+	for _, o := range outs {
+		res.Nodes = append(res.Nodes, o.res)
+		c := o.res.Counts
+		c.SkippedMissing = 0
+		res.Totals.add(c)
+		res.Conflicts = append(res.Conflicts, o.conflicts...)
+		res.Notices = append(res.Notices, o.notices...)
+		res.Problems = append(res.Problems, o.problems...)
+		if o.res.Error != "" || o.res.Failed > 0 {
+			failed = true
+		}
+	}
+	res.Duration = time.Since(start)
+	if failed {
+		return res, ErrBuild
+	}
+	return res, nil
+}
+
+func checkBuildOptions(o *BuildOptions) error {
+	var errs []error
+	if o.ImageRoot == "" {
+		errs = append(errs, errors.New("image root not set"))
+	}
+	if o.SnapshotDir == "" {
+		errs = append(errs, errors.New("snapshot directory not set"))
+	}
+	if err := CheckNodes(o.Nodes); err != nil {
+		errs = append(errs, err)
+	}
+	for _, it := range o.Items {
+		if err := tree.ValidatePath(it.Path); err != nil || it.Path == tree.Root {
+			errs = append(errs, fmt.Errorf("%s: bad item path %q", it.Source, short(it.Path)))
+		}
+		if !it.Kind.Valid() {
+			errs = append(errs, fmt.Errorf("%s: %s: invalid kind %s", it.Source, short(it.Abs()), it.Kind))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("snapshot build: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// builder is one Build's shared state.
+type builder struct {
+	opts     BuildOptions
+	log      *slog.Logger
+	stateDir string
+	scopes   []tree.Scope
+	want     []*tree.Entry
+	src      *snapSource
+	snapRoot *fsx.Root // nil in a dry run of a snapshot dir not made yet
+
+	mu   sync.Mutex // serializes callbacks
+	done int
+}
+
+func (b *builder) progress(p BuildProgress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.Phase == "node" {
+		b.done++
+	}
+	p.NodesDone = b.done
+	if b.opts.Progress != nil {
+		b.opts.Progress(p)
+	}
+}
+
+func (b *builder) itemize(host string, plan *imaging.Plan) {
+	if b.opts.Itemize == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range plan.Actions {
+		if a.Op == imaging.OpDirMeta && a.Dst == nil {
+			continue // itemized at its mkdir
+		}
+		b.opts.Itemize(host, imaging.Itemize(a))
+	}
+}
+
+// nodeOut is what one node's build produced.
+type nodeOut struct {
+	res       NodeResult
+	conflicts []Conflict
+	notices   []string
+	problems  []string
+}
+
+// testHookBeforeApply, when set by a test, runs between planning and
+// applying a node's snapshot.
+var testHookBeforeApply func(host string)
+
+// buildNode builds one node's snapshot. Problems are reported in the
+// result, never returned.
+func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
+	out.res.Node = host
+	fail := func(err error) nodeOut {
+		out.res.Error = err.Error()
+		b.log.Warn("snapshot not built", "node", host, "err", err)
+		return out
+	}
+	// Open the node's snapshot without following a symlink (the node can
+	// replace its own snapshot directory's entries, and other nodes'),
+	// and refer to it as /proc/self/fd/N from then on.
+	root, err := b.openNode(host)
+	if err != nil {
+		return fail(err)
+	}
+	var node []*tree.Entry
+	var base []*tree.Entry
+	if root != nil {
+		defer root.Close()
+		base, err = loadRecord(b.stateDir, host)
+		if err != nil {
+			out.notices = append(out.notices, fmt.Sprintf("%s: record unreadable, differences from the image are kept as the node's: %v", host, err))
+		}
+		idx := make(map[string]*tree.Entry, len(base))
+		for _, e := range base {
+			idx[e.Path] = e
+		}
+		var temps []string
+		w, err := imaging.Walk(ctx, root, imaging.WalkOptions{
+			Scopes:   b.scopes,
+			Previous: func(p string) *tree.Entry { return idx[p] },
+			Workers:  2,
+			Temps:    func(p string) { temps = append(temps, p) },
+			Logger:   b.log,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("walk snapshot of %s: %w", host, err))
+		}
+		node = w.Entries
+		if !b.opts.DryRun {
+			b.removeTemps(root, host, temps)
+		}
+		hashNeeded(root, b.want, node, idx)
+	}
+
+	ref := ThreeWay(b.want, node, base)
+	out.res.Created, out.res.Updated, out.res.Kept = ref.Created, ref.Updated, ref.Kept
+	out.res.Conflicts = len(ref.Conflicts)
+	out.res.Bytes = ref.Plan.FetchBytes
+	for _, c := range ref.Conflicts {
+		out.conflicts = append(out.conflicts, Conflict{Node: host, Path: "/" + c.Path, Why: c.Why})
+	}
+	for _, c := range ref.Gone {
+		out.notices = append(out.notices, fmt.Sprintf("%s: /%s: %s", host, short(c.Path), c.Why))
+	}
+	b.itemize(host, ref.Plan)
+	if b.opts.DryRun {
+		return out
+	}
+
+	failed := map[string]bool{}
+	if len(ref.Plan.Actions) > 0 {
+		if testHookBeforeApply != nil {
+			testHookBeforeApply(host)
+		}
+		dest := procPath(root)
+		ar, err := imaging.Apply(ctx, b.src, dest, ref.Plan, ref.Final, imaging.Options{StateDir: b.stateDir, Logger: b.log})
+		if ar != nil {
+			for _, p := range ar.Failed {
+				failed[p] = true
+			}
+			for _, p := range ar.Problems {
+				out.problems = append(out.problems, host+": "+strings.ReplaceAll(p, dest, filepath.Join(b.opts.SnapshotDir, host)))
+			}
+			out.res.Failed = len(ar.Failed)
+		}
+		if err != nil && !errors.Is(err, imaging.ErrPartial) {
+			out.res.Error = strings.ReplaceAll(err.Error(), dest, filepath.Join(b.opts.SnapshotDir, host))
+			if ar == nil {
+				return out // nothing applied: the record stays as it was
+			}
+		}
+		for p := range failed {
+			if w := ref.Writes[p]; w != nil {
+				switch {
+				case w.Type == tree.TypeRegular:
+					out.res.Bytes -= w.Size
+				}
+				if ref.Decisions[p] == CopyNew {
+					out.res.Created--
+				} else {
+					out.res.Updated--
+				}
+			}
+		}
+	}
+
+	// Record what the node holds now.
+	next := make([]*tree.Entry, 0, len(ref.Base)+len(ref.Writes))
+	oldIdx := make(map[string]*tree.Entry, len(base))
+	for _, e := range base {
+		oldIdx[e.Path] = e
+	}
+	for p, e := range ref.Base {
+		if _, written := ref.Writes[p]; !written {
+			next = append(next, e)
+		}
+	}
+	for p, w := range ref.Writes {
+		if failed[p] {
+			if e := oldIdx[p]; e != nil {
+				next = append(next, e)
+			}
+			continue
+		}
+		if e := written(root, w); e != nil {
+			next = append(next, e)
+		}
+	}
+	if recordChanged(base, next) {
+		if err := saveRecord(b.stateDir, host, next); err != nil {
+			out.res.Error = err.Error()
+		}
+	}
+	return out
+}
+
+// openNode opens SnapshotDir/host, creating it (mode 0755) when missing,
+// without following a symlink. It returns nil in a dry run for a snapshot
+// not made yet.
+func (b *builder) openNode(host string) (*fsx.Root, error) {
+	if b.snapRoot == nil {
+		return nil, nil
+	}
+	d, err := b.snapRoot.OpenDir(host)
+	if errors.Is(err, unix.ENOENT) {
+		if b.opts.DryRun {
+			return nil, nil
+		}
+		if err := b.mkdirNode(host); err != nil {
+			return nil, err
+		}
+		d, err = b.snapRoot.OpenDir(host)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("snapshot of %s: %s is not a directory (a symlink?); refused", host, filepath.Join(b.opts.SnapshotDir, host))
+		}
+		return nil, fmt.Errorf("snapshot of %s: %w", host, err)
+	}
+	defer d.Close()
+	r, err := fsx.OpenRoot("/proc/self/fd/" + strconv.Itoa(d.FD))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of %s: %w (is /proc mounted?)", host, err)
+	}
+	return r, nil
+}
+
+func (b *builder) mkdirNode(host string) error {
+	top, err := b.snapRoot.OpenDir(".")
+	if err != nil {
+		return fmt.Errorf("snapshot of %s: %w", host, err)
+	}
+	defer top.Close()
+	err = top.Mkdir(host, 0o755)
+	if err == nil {
+		err = top.Chmod(host, 0o755)
+	}
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create snapshot of %s: %w", host, err)
+	}
+	return nil
+}
+
+// procPath names an open root by its descriptor, so the engine opens that
+// very directory whatever happens to the path meanwhile.
+func procPath(r *fsx.Root) string { return "/proc/self/fd/" + strconv.Itoa(r.FD()) }
+
+// isEngineTemp matches the engine's temporary files: TempPrefix and 16 hex
+// digits.
+func isEngineTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, imaging.TempPrefix)
+	if !ok || len(rest) != 16 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// removeTemps removes the temporary files an interrupted build left in a
+// snapshot: regular files with the engine's temporary names only.
+func (b *builder) removeTemps(root *fsx.Root, host string, temps []string) {
+	for _, p := range temps {
+		if !isEngineTemp(tree.Base(p)) {
+			continue
+		}
+		d, name, err := root.OpenParent(p)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if d.Lstat(name, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			if err := d.Unlink(name); err == nil {
+				b.log.Info("removed a temporary file of an interrupted build", "node", host, "path", p)
+			}
+		}
+		d.Close()
+	}
+}
+
+// hashNeeded hashes the node's regular files whose hash the walk did not
+// reuse and the refresh needs: those the same size as the image's or the
+// recorded version (a different size settles the question unread). A
+// file that cannot be read, or changes while read, stays unhashed: it
+// then counts as changed by the node, which keeps it.
+func hashNeeded(root *fsx.Root, want, node []*tree.Entry, base map[string]*tree.Entry) {
+	wantIdx := make(map[string]*tree.Entry, len(want))
+	for _, w := range want {
+		wantIdx[w.Path] = w
+	}
+	var buf []byte
+	for _, n := range node {
+		if n.Type != tree.TypeRegular || n.Hashed() || n.Problem != "" {
+			continue
+		}
+		w, b := wantIdx[n.Path], base[n.Path]
+		if !(w != nil && w.Type == tree.TypeRegular && w.Size == n.Size) &&
+			!(b != nil && b.Type == tree.TypeRegular && b.Size == n.Size) {
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, 256<<10)
+		}
+		if h, ok := hashFile(root, n, buf); ok {
+			n.SetHash(h)
+		}
+	}
+}
+
+func hashFile(root *fsx.Root, n *tree.Entry, buf []byte) (uint64, bool) {
+	f, err := root.OpenFile(n.Path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	same := func() bool {
+		var st unix.Stat_t
+		return unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			st.Dev == n.Dev && st.Ino == n.Ino && st.Size == n.Size &&
+			fsx.StatMtime(&st) == n.Mtime && fsx.StatCtime(&st) == n.Ctime
+	}
+	if !same() {
+		return 0, false
+	}
+	h, _, err := imaging.HashContent(f, n.Size, buf)
+	if err != nil || !same() {
+		return 0, false
+	}
+	return h, true
+}
+
+// written returns the record of a path the plan wrote: the image entry with
+// the node's new identity, or nil when the path is not what was written.
+func written(root *fsx.Root, w *tree.Entry) *tree.Entry {
+	d, name, err := root.OpenParent(w.Path)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := d.Lstat(name, &st); err != nil {
+		return nil
+	}
+	typ := map[uint32]tree.Type{unix.S_IFREG: tree.TypeRegular, unix.S_IFDIR: tree.TypeDir, unix.S_IFLNK: tree.TypeSymlink,
+		unix.S_IFCHR: tree.TypeCharDev, unix.S_IFBLK: tree.TypeBlockDev, unix.S_IFIFO: tree.TypeFIFO, unix.S_IFSOCK: tree.TypeSocket}[st.Mode&unix.S_IFMT]
+	if typ != w.Type || (typ == tree.TypeRegular && st.Size != w.Size) {
+		return nil
+	}
+	e := w.Clone()
+	e.LinkTo = ""
+	e.Dev, e.Ino, e.Nlink = st.Dev, st.Ino, uint32(st.Nlink)
+	e.Mtime, e.Ctime = fsx.StatMtime(&st), fsx.StatCtime(&st)
+	return e
+}
+
+// recordChanged reports whether the new record differs from the old: the
+// refresh reuses the old entries of what did not change.
+func recordChanged(old, next []*tree.Entry) bool {
+	if len(old) != len(next) {
+		return true
+	}
+	idx := make(map[*tree.Entry]bool, len(old))
+	for _, e := range old {
+		idx[e] = true
+	}
+	return slices.ContainsFunc(next, func(e *tree.Entry) bool { return !idx[e] })
+}
+
+// snapSource is the image as the applier reads it: a DirSource, except that
+// a file a KindEmpty item made empty (any zero-size file) is written
+// without reading the image.
+type snapSource struct {
+	*imaging.DirSource
+}
+
+// CopyFile copies e's content into dst with the DirSource's reflink or
+// copy_file_range, or writes nothing for an empty file.
+func (s *snapSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (imaging.FetchResult, error) {
+	if e.Size == 0 {
+		return imaging.FetchResult{Size: 0, Hash: emptyHash, Mtime: e.Mtime}, nil
+	}
+	return s.DirSource.CopyFile(ctx, e, dst)
+}
+
+// Fetch streams content as DirSource.Fetch does, empty files aside.
+func (s *snapSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, open func(*imaging.FetchRequest) (imaging.ContentSink, error)) error {
+	var rest []*imaging.FetchRequest
+	for _, r := range reqs {
+		if r.Entry.Size != 0 {
+			rest = append(rest, r)
+			continue
+		}
+		sink, err := open(r)
+		if err != nil {
+			return err
+		}
+		if err := sink.Finish(imaging.FetchResult{Size: 0, Hash: emptyHash, Mtime: r.Entry.Mtime}); err != nil {
+			return err
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return s.DirSource.Fetch(ctx, rest, open)
+}
