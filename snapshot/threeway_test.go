@@ -236,7 +236,7 @@ func TestThreeWay(t *testing.T) {
 			conflicts: []string{"var: the node's symlink differs from the image's dir"},
 		},
 		{
-			name: "hard links are made between written paths",
+			name:    "hard links are made between written paths",
 			want:    []*tree.Entry{file("a"), link("b", "a")},
 			steps:   []step{{"fetch", "a", false, ""}, {"link", "b", false, "a"}},
 			created: 2,
