@@ -295,7 +295,9 @@ func (a *applier) copyLocal(act *Action) bool {
 			d.Unlink(tmp)
 		}
 	}()
-	buf := make([]byte, 256<<10)
+	bp := fsx.GetBuf()
+	defer fsx.PutBuf(bp)
+	buf := *bp
 	if err := fsx.Clone(f, from); err != nil {
 		f.Truncate(s.Size)
 		exts, err := fsx.DataExtents(from, s.Size)
@@ -473,7 +475,7 @@ type fileSink struct {
 	h     *xxhash.Digest
 	pos   int64
 	buf   []byte
-	err   error
+	bufp  *[]byte
 }
 
 func (s *fileSink) open() error {
@@ -543,7 +545,8 @@ func (s *fileSink) Reuse(off, n int64) error {
 		s.basis = b
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, 256<<10)
+		s.bufp = fsx.GetBuf()
+		s.buf = *s.bufp
 	}
 	hashZeros(s.h, off-s.pos)
 	for end := off + n; off < end; {
@@ -565,6 +568,10 @@ func (s *fileSink) Reuse(off, n int64) error {
 }
 
 func (s *fileSink) cleanup() {
+	if s.bufp != nil {
+		fsx.PutBuf(s.bufp)
+		s.bufp, s.buf = nil, nil
+	}
 	if s.basis != nil {
 		s.basis.Close()
 	}
@@ -794,7 +801,9 @@ func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Di
 	}
 	var st unix.Stat_t
 	unix.Fstat(int(from.Fd()), &st)
-	err = fsx.CopyRange(f, from, 0, st.Size, make([]byte, 256<<10))
+	bp := fsx.GetBuf()
+	err = fsx.CopyRange(f, from, 0, st.Size, *bp)
+	fsx.PutBuf(bp)
 	f.Close()
 	if err == nil {
 		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil)

@@ -128,7 +128,9 @@ func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (
 	if !Unchanged(scanned, cur) {
 		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: ErrChanged}
 	}
-	buf := make([]byte, 256<<10)
+	bp := fsx.GetBuf()
+	defer fsx.PutBuf(bp)
+	buf := *bp
 	if err := fsx.Clone(dst, f); err != nil {
 		exts, err := fsx.DataExtents(f, cur.Size)
 		if err != nil {

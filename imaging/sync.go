@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -385,10 +386,17 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		return res, err
 	}
 	if opts.Itemize != nil {
+		// In path order, as rsync prints them (directory attributes
+		// appear where the directory is, though they are set last).
+		var acts []Action
 		for _, a := range plan.Actions {
 			if a.Op == OpDirMeta && a.Dst == nil {
 				continue // itemized at its mkdir
 			}
+			acts = append(acts, a)
+		}
+		slices.SortStableFunc(acts, func(x, y Action) int { return tree.Compare(x.Path, y.Path) })
+		for _, a := range acts {
 			opts.Itemize(Itemize(a))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -130,3 +131,11 @@ func IsZero(p []byte) bool {
 	}
 	return true
 }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, ZeroChunk); return &b }}
+
+// GetBuf returns a 256 KiB scratch buffer; give it back with PutBuf.
+func GetBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// PutBuf returns a buffer from GetBuf.
+func PutBuf(b *[]byte) { bufPool.Put(b) }
