@@ -462,17 +462,15 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 			next = append(next, e)
 		}
 	}
+	var done []*tree.Entry
 	for p, w := range ref.Writes {
-		if failed[p] {
-			if e := oldIdx[p]; e != nil {
-				next = append(next, e)
-			}
-			continue
-		}
-		if e := written(root, w); e != nil {
+		if !failed[p] {
+			done = append(done, w)
+		} else if e := oldIdx[p]; e != nil {
 			next = append(next, e)
 		}
 	}
+	next = append(next, recordWritten(root, done)...)
 	if recordChanged(base, next) {
 		if err := saveRecord(b.stateDir, host, next); err != nil {
 			out.res.Error = err.Error()
@@ -619,28 +617,73 @@ func hashFile(root *fsx.Root, n *tree.Entry, buf []byte) (uint64, bool) {
 	return h, true
 }
 
-// written returns the record of a path the plan wrote: the image entry with
-// the node's new identity, or nil when the path is not what was written.
-func written(root *fsx.Root, w *tree.Entry) *tree.Entry {
-	d, name, err := root.OpenParent(w.Path)
-	if err != nil {
-		return nil
+// recordWritten returns the records of the paths the plan wrote: each
+// image entry with the node's new identity (device, inode, ctime), read
+// with one lstat per path and one open per directory. A path that is not
+// what was written (the node changed it meanwhile) gets no record: with
+// none, a difference is kept as the node's.
+func recordWritten(root *fsx.Root, ws []*tree.Entry) []*tree.Entry {
+	slices.SortFunc(ws, func(a, b *tree.Entry) int {
+		if c := tree.Compare(tree.Dir(a.Path), tree.Dir(b.Path)); c != 0 {
+			return c
+		}
+		return tree.Compare(a.Path, b.Path)
+	})
+	out := make([]*tree.Entry, 0, len(ws))
+	var d *fsx.Dir
+	dirPath := ""
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
+	for _, w := range ws {
+		if parent := tree.Dir(w.Path); d == nil || parent != dirPath {
+			if d != nil {
+				d.Close()
+				d = nil
+			}
+			var err error
+			if d, err = root.OpenDir(parent); err != nil {
+				d = nil
+				continue
+			}
+			dirPath = parent
+		}
+		var st unix.Stat_t
+		if err := d.Lstat(tree.Base(w.Path), &st); err != nil {
+			continue
+		}
+		if statType(st.Mode) != w.Type || (w.Type == tree.TypeRegular && st.Size != w.Size) {
+			continue
+		}
+		e := w.Clone()
+		e.LinkTo = ""
+		e.Dev, e.Ino, e.Nlink = st.Dev, st.Ino, uint32(st.Nlink)
+		e.Mtime, e.Ctime = fsx.StatMtime(&st), fsx.StatCtime(&st)
+		out = append(out, e)
 	}
-	defer d.Close()
-	var st unix.Stat_t
-	if err := d.Lstat(name, &st); err != nil {
-		return nil
+	return out
+}
+
+func statType(mode uint32) tree.Type {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return tree.TypeRegular
+	case unix.S_IFDIR:
+		return tree.TypeDir
+	case unix.S_IFLNK:
+		return tree.TypeSymlink
+	case unix.S_IFCHR:
+		return tree.TypeCharDev
+	case unix.S_IFBLK:
+		return tree.TypeBlockDev
+	case unix.S_IFIFO:
+		return tree.TypeFIFO
+	case unix.S_IFSOCK:
+		return tree.TypeSocket
 	}
-	typ := map[uint32]tree.Type{unix.S_IFREG: tree.TypeRegular, unix.S_IFDIR: tree.TypeDir, unix.S_IFLNK: tree.TypeSymlink,
-		unix.S_IFCHR: tree.TypeCharDev, unix.S_IFBLK: tree.TypeBlockDev, unix.S_IFIFO: tree.TypeFIFO, unix.S_IFSOCK: tree.TypeSocket}[st.Mode&unix.S_IFMT]
-	if typ != w.Type || (typ == tree.TypeRegular && st.Size != w.Size) {
-		return nil
-	}
-	e := w.Clone()
-	e.LinkTo = ""
-	e.Dev, e.Ino, e.Nlink = st.Dev, st.Ino, uint32(st.Nlink)
-	e.Mtime, e.Ctime = fsx.StatMtime(&st), fsx.StatCtime(&st)
-	return e
+	return tree.TypeInvalid
 }
 
 // recordChanged reports whether the new record differs from the old: the
