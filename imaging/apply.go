@@ -41,6 +41,7 @@ type applier struct {
 
 	stats *Stats
 	count counters
+	sinks sync.Map // *fileSink with a temp file not yet finished
 }
 
 func newTempName() string {
@@ -388,6 +389,11 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
 		return &fileSink{a: a, act: byReq[r], h: xxhash.New()}, nil
 	})
+	// A source that failed mid-file never finishes it: discard its temp.
+	a.sinks.Range(func(k, _ any) bool {
+		k.(*fileSink).cleanup()
+		return true
+	})
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
@@ -489,9 +495,12 @@ func (s *fileSink) open() error {
 	s.d, s.name, s.tmp = d, name, newTempName()
 	f, err := d.CreateFile(s.tmp, 0o600)
 	if err != nil {
+		d.Close()
+		s.d = nil
 		return err
 	}
 	s.f = f
+	s.a.sinks.Store(s, true)
 	return nil
 }
 
@@ -507,7 +516,8 @@ func (s *fileSink) check(off, n int64) error {
 	return nil
 }
 
-func (s *fileSink) Data(off int64, p []byte) error {
+func (s *fileSink) Data(off int64, p []byte) (err error) {
+	defer s.cleanupOnError(&err)
 	if err := s.check(off, int64(len(p))); err != nil {
 		return err
 	}
@@ -526,7 +536,8 @@ func (s *fileSink) Data(off int64, p []byte) error {
 	return nil
 }
 
-func (s *fileSink) Reuse(off, n int64) error {
+func (s *fileSink) Reuse(off, n int64) (err error) {
+	defer s.cleanupOnError(&err)
 	if err := s.check(off, n); err != nil {
 		return err
 	}
@@ -567,7 +578,16 @@ func (s *fileSink) Reuse(off, n int64) error {
 	return nil
 }
 
+// cleanupOnError discards the temp file when a sink call fails: the
+// source will not finish this file.
+func (s *fileSink) cleanupOnError(err *error) {
+	if *err != nil {
+		s.cleanup()
+	}
+}
+
 func (s *fileSink) cleanup() {
+	s.a.sinks.Delete(s)
 	if s.bufp != nil {
 		fsx.PutBuf(s.bufp)
 		s.bufp, s.buf = nil, nil
