@@ -26,8 +26,8 @@ func ent(path string, t tree.Type, opts ...func(*tree.Entry)) *tree.Entry {
 func hashed(h uint64, size int64) func(*tree.Entry) {
 	return func(e *tree.Entry) { e.SetHash(h); e.Size = size }
 }
-func mode(m uint32) func(*tree.Entry)    { return func(e *tree.Entry) { e.Mode = m } }
-func mtime(t int64) func(*tree.Entry)    { return func(e *tree.Entry) { e.Mtime = t } }
+func mode(m uint32) func(*tree.Entry) { return func(e *tree.Entry) { e.Mode = m } }
+func mtime(t int64) func(*tree.Entry) { return func(e *tree.Entry) { e.Mtime = t } }
 func ino(i uint64, n uint32) func(*tree.Entry) {
 	return func(e *tree.Entry) { e.Ino = i; e.Nlink = n }
 }
