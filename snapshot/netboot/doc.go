@@ -32,7 +32,10 @@
 // the GRUB EFI image in linux-install/grub/: network GRUB looks for its
 // configs in the directory it was loaded from. iPXE scripts are named by
 // the dotted address because iPXE's ${ip} expands to it; point iPXE
-// clients at linux-install/ipxe/boot.ipxe.
+// clients at linux-install/ipxe/boot.ipxe. ListNodeConfigs reads the
+// pxelinux configs back (IP from the name, OS from the default label,
+// snapshot from SNAPSHOT=): the node list is the TFTP tree itself, so it
+// cannot disagree with what the nodes boot.
 //
 // The kernel command line is pxeboot's: NFSROOT=SERVER:LOCATION names the
 // image's base directory (OS.Location, pxeos -L, e.g.
