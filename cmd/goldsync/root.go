@@ -48,6 +48,7 @@ the nightly cron job is just "goldsync sync".`,
 	root.AddCommand(newSnapshotCmds(g)...)
 	root.AddCommand(newClusterCmds(g)...)
 	root.AddCommand(newServeCmds(g)...)
+	root.AddCommand(newDemoCmd(g))
 	root.AddCommand(exitCodesHelp())
 	return root
 }
