@@ -1,6 +1,867 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
-// newSnapshotCmds returns the snapshot, os, node and render commands.
-func newSnapshotCmds(g *globalFlags) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
+)
+
+// defaultTFTPBoot is the TFTP root of RHEL's netboot (pxeos, pxeboot).
+const defaultTFTPBoot = "/tftpboot"
+
+// newSnapshotCmds returns the snapshot, os, node and render commands: the
+// work of Red Hat's system-config-netboot tools (pxeos, pxeboot,
+// updateDiskless) over the snapshot and snapshot/netboot packages.
+func newSnapshotCmds(g *globalFlags) []*cobra.Command {
+	snap := &cobra.Command{
+		Use:   "snapshot",
+		Short: "build the per-node read-write snapshot trees",
+		Long: `Each diskless node keeps the paths it may write (logs, /etc/ssh, /var/lib...)
+in its own snapshot tree, SNAPSHOT-DIR/<host>/, exported read-write over NFS
+and mounted over the read-only image at boot. The paths are listed in
+SNAPSHOT-DIR/files and SNAPSHOT-DIR/files.custom.`,
+	}
+	snap.AddCommand(newSnapshotBuildCmd(g))
+
+	osCmd := &cobra.Command{
+		Use:   "os",
+		Short: "add, list and remove bootable OS images (pxeos)",
+		Long: `An OS is a kernel and initrd copied from an image into the TFTP tree, plus
+where the image is exported from: what Red Hat's pxeos managed. Records live
+in TFTPBOOT/linux-install/goldsync/os/NAME.json.`,
+	}
+	osCmd.AddCommand(newOSAddCmd(g), newOSListCmd(g), newOSRemoveCmd(g))
+
+	node := &cobra.Command{
+		Use:   "node",
+		Short: "add, list and remove diskless nodes (pxeboot)",
+		Long: `A node is a pxelinux config (and GRUB and iPXE configs) naming its OS and
+snapshot, plus its snapshot tree: what Red Hat's pxeboot managed. The list of
+nodes is read back from the pxelinux configs themselves
+(TFTPBOOT/linux-install/pxelinux.cfg/<HEXIP>), so it cannot disagree with
+what the nodes boot.`,
+	}
+	node.AddCommand(newNodeAddCmd(g), newNodeRemoveCmd(g), newNodeListCmd(g))
+
+	render := &cobra.Command{
+		Use:   "render",
+		Short: "print dhcpd.conf and /etc/exports snippets",
+		Long: `Render prints configuration for the services goldsync does not run itself:
+ISC dhcpd host declarations and the NFS exports of an image. Nothing is
+written: redirect the output where it belongs, or include it.`,
+	}
+	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g))
+	return []*cobra.Command{snap, osCmd, node, render}
+}
+
+// listFlags name the lists of paths a snapshot holds.
+type listFlags struct {
+	files     []string
+	rwtabs    []string
+	statetabs []string
+}
+
+func (f *listFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.files, "files", nil, "read a files list from `FILE` (repeatable; default SNAPSHOT-DIR/files and SNAPSHOT-DIR/files.custom)")
+	fl.StringArrayVar(&f.rwtabs, "rwtab", nil, "also read a RHEL readonly-root rwtab `FILE` (repeatable)")
+	fl.StringArrayVar(&f.statetabs, "statetab", nil, "also read a RHEL readonly-root statetab `FILE` (repeatable)")
+}
+
+// buildFlags are the flags of every command that builds snapshots.
+type buildFlags struct {
+	lists    listFlags
+	dryRun   bool
+	itemize  bool
+	parallel int
+	stateDir string
+}
+
+func (f *buildFlags) register(cmd *cobra.Command) {
+	f.lists.register(cmd)
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change, rsync-style, prefixed by the node")
+	fl.IntVar(&f.parallel, "parallel", 0, "build `N` nodes at once (default 2 × CPUs)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "records and lock `DIR` (default: .<snapshot-dir>.goldsync beside SNAPSHOT-DIR)")
+}
+
+func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
+	f := &buildFlags{}
+	var image, snapDir, nodesFile string
+	cmd := &cobra.Command{
+		Use:   "build --image ROOT --snapshot-dir DIR --nodes FILE [flags]",
+		Short: "create or refresh every node's snapshot tree from the image",
+		Long: `Build makes SNAPSHOT-DIR/<host>/<path> for every node of the nodes file and
+every path of the lists, copied from the image with everything rsync -aHAXS
+keeps (owners, modes, ACLs, xattrs, capabilities, hard links, holes), as
+Red Hat's pxeboot did when adding a node and updateDiskless when refreshing.
+
+The lists are SNAPSHOT-DIR/files and, if present, SNAPSHOT-DIR/files.custom
+(--files replaces both): absolute paths, a trailing / for a directory, #
+comments. When SNAPSHOT-DIR/files does not exist, the default list is
+written there first, and the command says so; an existing files list is
+never edited. --rwtab and --statetab add RHEL readonly-root lists ("dirs",
+"empty" and "files" lines). A listed path missing from the image is skipped
+with a notice.
+
+A rebuild never loses a node's data. For each path: a node that lacks it
+gets a copy; a node that has not changed it since the last build follows
+the image; a node that changed it keeps its version, and when the image
+changed it too that is reported as a conflict (the node's version is
+kept). Nothing in a snapshot is ever deleted. What goldsync copied is
+recorded per node in the state dir, beside the snapshot directory and
+outside every export. A rebuild with nothing changed copies nothing.
+
+Writes go through an openat2 root at each node's snapshot: a symlink a node
+planted in its snapshot is never followed.
+
+The nodes file has one node a line, "IP hostname [MAC]", # comments.
+
+Exit status: 0 when every node was built (conflicts are reported, not
+errors), 23 when some paths or nodes could not be built, 16 when another
+build of the same snapshot directory is running, 1 for bad arguments or
+lists (reported as file:line).`,
+		Example: `  # the seed procedure's snapshots, for the nodes of the nodes file
+  goldsync snapshot build --image /diskless/i386/RHEL5-AS/root \
+      --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --nodes nodes
+
+  # what a refresh would change, node by node
+  goldsync snapshot build -n -i --image /diskless/i386/RHEL5-AS/root \
+      --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --nodes nodes
+
+  # RHEL 6+ readonly-root lists instead of files/files.custom
+  goldsync snapshot build --image /diskless/rhel7/root --snapshot-dir /diskless/rhel7/snapshot \
+      --nodes nodes --files /dev/null --rwtab /diskless/rhel7/root/etc/rwtab`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nodes, err := readNodesFile(nodesFile)
+			if err != nil {
+				return err
+			}
+			return runBuild(cmd, g, f, image, snapDir, nodes)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&image, "image", "", "image root `DIR` to copy from (required)")
+	fl.StringVar(&snapDir, "snapshot-dir", "", "`DIR` holding one snapshot per node (required)")
+	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname [MAC] a line (required)")
+	f.register(cmd)
+	for _, name := range []string{"image", "snapshot-dir", "nodes"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// readNodesFile parses a nodes file; errors are file:line.
+func readNodesFile(name string) ([]snapshot.Node, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, withCode(exitSelect, fmt.Errorf("nodes: %w", err))
+	}
+	nodes, err := snapshot.ParseNodes(name, strings.NewReader(string(data)))
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	if len(nodes) == 0 {
+		return nil, withCode(exitUsage, fmt.Errorf("%s: no nodes", name))
+	}
+	return nodes, nil
+}
+
+// loadLists reads the lists of paths: the files lists (default
+// SNAPSHOT-DIR/files, written first when missing, and files.custom), then
+// the rwtabs and statetabs, merged. Notices go to stderr.
+func loadLists(g *globalFlags, f listFlags, snapDir string, dryRun bool) ([]snapshot.Item, error) {
+	type list struct {
+		name     string
+		parse    func(string, io.Reader) ([]snapshot.Item, error)
+		opt      bool   // may be missing
+		fallback string // content when missing, if set
+		local    bool   // in the snapshot dir, which nodes can write: no symlinks
+	}
+	var lists []list
+	if len(f.files) == 0 {
+		def := list{name: filepath.Join(snapDir, snapshot.DefaultFilesName), parse: snapshot.ParseFiles, local: true}
+		if _, err := os.Lstat(def.name); errors.Is(err, fs.ErrNotExist) {
+			if dryRun {
+				notice(g, "%s does not exist: a build would write the default list there (used now)", def.name)
+				def.fallback = snapshot.DefaultFiles
+			} else {
+				if err := os.MkdirAll(snapDir, 0o755); err != nil {
+					return nil, withCode(exitSelect, err)
+				}
+				written, err := snapshot.WriteDefaultFiles(snapDir)
+				if err != nil {
+					return nil, withCode(exitIO, err)
+				}
+				if written && !g.quiet {
+					fmt.Fprintf(os.Stderr, "goldsync: wrote the default files list to %s (add your own paths to %s)\n",
+						def.name, filepath.Join(snapDir, snapshot.CustomFilesName))
+				}
+			}
+		}
+		lists = append(lists, def,
+			list{name: filepath.Join(snapDir, snapshot.CustomFilesName), parse: snapshot.ParseFiles, opt: true, local: true})
+	}
+	for _, n := range f.files {
+		lists = append(lists, list{name: n, parse: snapshot.ParseFiles})
+	}
+	for _, n := range f.rwtabs {
+		lists = append(lists, list{name: n, parse: snapshot.ParseRwtab})
+	}
+	for _, n := range f.statetabs {
+		lists = append(lists, list{name: n, parse: snapshot.ParseStatetab})
+	}
+	var parsed [][]snapshot.Item
+	var errs []error
+	for _, l := range lists {
+		var r io.Reader
+		fh, err := openList(l.name, l.local)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && l.fallback != "":
+			r = strings.NewReader(l.fallback)
+		case errors.Is(err, fs.ErrNotExist) && l.opt:
+			continue
+		case err != nil:
+			return nil, withCode(exitSelect, fmt.Errorf("list: %w", err))
+		default:
+			defer fh.Close()
+			r = fh
+		}
+		items, err := l.parse(l.name, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		parsed = append(parsed, items)
+	}
+	if len(errs) > 0 {
+		return nil, withCode(exitUsage, errors.Join(errs...))
+	}
+	items, notices := snapshot.MergeLists(parsed...)
+	for _, n := range notices {
+		notice(g, "%s", n)
+	}
+	if len(items) == 0 {
+		return nil, withCode(exitUsage, errors.New("the lists name no path"))
+	}
+	return items, nil
+}
+
+// openList opens a list file; one in the snapshot directory, which every
+// node can write over NFS, must not be a symlink.
+func openList(name string, local bool) (*os.File, error) {
+	flags := os.O_RDONLY
+	if local {
+		flags |= unix.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(name, flags, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink: refused (nodes can write the snapshot directory)", name)
+	}
+	return f, err
+}
+
+func notice(g *globalFlags, format string, a ...any) {
+	if !g.quiet && !g.jsonOut {
+		fmt.Fprintf(os.Stderr, "goldsync: notice: "+format+"\n", a...)
+	}
+}
+
+// buildProgress draws "snapshot N/M nodes" on a terminal.
+type buildProgress struct {
+	on    bool
+	mu    sync.Mutex
+	last  time.Time
+	drawn bool
+}
+
+func (p *buildProgress) update(bp snapshot.BuildProgress) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || bp.NodesDone == bp.Nodes {
+		p.last = now
+		fmt.Fprintf(os.Stderr, "\r\033[Ksnapshot %d/%d nodes (%d image entries)", bp.NodesDone, bp.Nodes, bp.ImageEntries)
+		p.drawn = true
+	}
+}
+
+func (p *buildProgress) done() {
+	if p.drawn {
+		fmt.Fprintln(os.Stderr)
+	}
+}
+
+// runBuild builds the nodes' snapshots and reports.
+func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir string, nodes []snapshot.Node) error {
+	// Check the image before writing anything (the default files list).
+	if fi, err := os.Stat(image); err != nil {
+		return withCode(exitSelect, fmt.Errorf("image: %w", err))
+	} else if !fi.IsDir() {
+		return withCode(exitSelect, fmt.Errorf("image %s: not a directory", image))
+	}
+	items, err := loadLists(g, f.lists, snapDir, f.dryRun)
+	if err != nil {
+		return err
+	}
+	opts := snapshot.BuildOptions{
+		ImageRoot: image, SnapshotDir: snapDir, StateDir: f.stateDir, Nodes: nodes, Items: items,
+		Parallel: f.parallel, DryRun: f.dryRun, Logger: g.logger(os.Stderr),
+	}
+	if f.itemize || (f.dryRun && !g.jsonOut) {
+		opts.Itemize = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
+	}
+	prog := &buildProgress{on: !g.quiet && !g.jsonOut && isTerminal(os.Stderr)}
+	opts.Progress = prog.update
+	res, err := snapshot.Build(cmd.Context(), opts)
+	prog.done()
+	if res != nil {
+		reportBuild(g, res, image, snapDir, err)
+	}
+	if err != nil {
+		return classifyBuild(err)
+	}
+	return nil
+}
+
+func classifyBuild(err error) error {
+	switch {
+	case errors.Is(err, imaging.ErrLocked):
+		return withCode(exitLocked, err)
+	case errors.Is(err, imaging.ErrPartial):
+		return withCode(exitPartial, err)
+	case isNoSpace(err):
+		return withCode(exitIO, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return withCode(exitSelect, err)
+	}
+	return err
+}
+
+// buildReport is the --json output of a build.
+type buildReport struct {
+	Image       string  `json:"image"`
+	SnapshotDir string  `json:"snapshot_dir"`
+	OK          bool    `json:"ok"`
+	Error       string  `json:"error,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	*snapshot.BuildResult
+}
+
+func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir string, err error) {
+	if g.jsonOut {
+		r := buildReport{Image: image, SnapshotDir: snapDir, OK: err == nil, Seconds: res.Duration.Seconds(), BuildResult: res}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	for _, n := range res.Notices {
+		notice(g, "%s", n)
+	}
+	for _, c := range res.Conflicts {
+		fmt.Fprintf(os.Stderr, "goldsync: conflict: %s %s: %s\n", c.Node, c.Path, c.Why)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintf(os.Stderr, "goldsync: not applied: %s\n", p)
+	}
+	for _, n := range res.Nodes {
+		if n.Error != "" {
+			fmt.Fprintf(os.Stderr, "goldsync: %s: %s\n", n.Node, n.Error)
+		}
+	}
+	if g.quiet {
+		return
+	}
+	verb := "built"
+	if res.DryRun {
+		verb = "dry run of"
+	}
+	t := res.Totals
+	printf("goldsync: %s %d snapshots in %s from %s in %.2fs (%d image entries each)\n",
+		verb, len(res.Nodes), snapDir, image, res.Duration.Seconds(), res.ImageEntries)
+	if g.verbose > 0 {
+		for _, n := range res.Nodes {
+			printf("  %s: created %d, updated %d, kept %d, conflicts %d, failed %d\n", n.Node, n.Created, n.Updated, n.Kept, n.Conflicts, n.Failed)
+		}
+	}
+	printf("  created %d, updated %d, kept node changes %d, conflicts %d, listed paths not in the image %d, failed %d, copied %s\n",
+		t.Created, t.Updated, t.Kept, t.Conflicts, t.SkippedMissing, t.Failed, human(t.Bytes))
+}
+
+// ---- os -----------------------------------------------------------------
+
+func newOSAddCmd(g *globalFlags) *cobra.Command {
+	var o netboot.AddOSOptions
+	cmd := &cobra.Command{
+		Use:   "add NAME --image ROOT --tftpboot DIR --nfs-server HOST [flags]",
+		Short: "add or update an OS: copy its kernel and initrd into the TFTP tree (pxeos -a)",
+		Long: `Add copies the kernel and initrd of the image ROOT into
+TFTPBOOT/linux-install/NAME/vmlinuz and .../initrd.img and records the OS, as
+pxeos -a did. The kernel is --kernel, or the newest vmlinuz-VERSION in
+ROOT/boot that has an initrd (initramfs-VERSION.img, initrd-VERSION.img or
+initrd.img-VERSION); "Kernel not specified, using VERSION" says which.
+
+The location (pxeos -L) is the image's base directory, the parent of ROOT by
+default: clients boot with NFSROOT=HOST:LOCATION and mount LOCATION/root and
+LOCATION/snapshot. The snapshot directory defaults to LOCATION/snapshot.
+
+Adding an OS that exists replaces it (a new kernel, say); node configs
+naming it need no change.`,
+		Example: `  # the seed procedure's pxeos -a -i rhel5compute -p NFS -D 1 -s node002 -L /diskless/i386/RHEL5-AS
+  goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server node002
+
+  # a given kernel of the image
+  goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server 10.8.0.2 \
+      --kernel 2.6.18-164.el5`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			got, err := netboot.AddOS(cmd.Context(), o)
+			if err != nil {
+				return classifyNetboot(err)
+			}
+			if o.Kernel == "" && !g.jsonOut && !g.quiet {
+				printf("Kernel not specified, using %s\n", got.Kernel)
+			}
+			if g.jsonOut {
+				return printJSON(got)
+			}
+			if !g.quiet {
+				printf("goldsync: added OS %s: %s/%s, %s/%s\n", got.Name, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.ImageRoot, "image", "", "image root `DIR` holding boot/vmlinuz-* (required)")
+	fl.StringVar(&o.TFTPBoot, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	fl.StringVar(&o.NFSServer, "nfs-server", "", "`HOST` name or IPv4 address clients mount the image from (required)")
+	fl.StringVar(&o.Location, "location", "", "image base `DIR` for NFSROOT (default: the parent of --image)")
+	fl.StringVar(&o.SnapshotDir, "snapshot-dir", "", "snapshot `DIR` of the OS (default: LOCATION/snapshot)")
+	fl.StringVar(&o.Kernel, "kernel", "", "kernel `VERSION` to boot (default: the newest of the image)")
+	_ = cmd.MarkFlagRequired("image")
+	_ = cmd.MarkFlagRequired("nfs-server")
+	return cmd
+}
+
+func newOSListCmd(g *globalFlags) *cobra.Command {
+	var tftp string
+	cmd := &cobra.Command{
+		Use:   "list [--tftpboot DIR]",
+		Short: "list the OS images (pxeos -l)",
+		Long: `List prints every OS recorded under TFTPBOOT/linux-install/goldsync/os, in
+the layout of pxeos -l, or as a JSON array with --json.`,
+		Example: `  goldsync os list
+  goldsync os list --json --tftpboot /srv/tftp`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := netboot.ListOS(tftp)
+			if err != nil {
+				return classifyNetboot(err)
+			}
+			if g.jsonOut {
+				if list == nil {
+					list = []netboot.OS{}
+				}
+				return printJSON(list)
+			}
+			for i, o := range list {
+				if i > 0 {
+					printf("\n")
+				}
+				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\n",
+					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	return cmd
+}
+
+func newOSRemoveCmd(g *globalFlags) *cobra.Command {
+	var tftp string
+	cmd := &cobra.Command{
+		Use:   "remove NAME [--tftpboot DIR]",
+		Short: "remove an OS: its record, kernel and initrd (pxeos -d)",
+		Long: `Remove deletes the OS record and its kernel and initrd from the TFTP tree.
+Node configs that still boot it are left alone (they will fail to boot it):
+remove or re-add those nodes. The image and the snapshots are not touched.`,
+		Example: `  goldsync os remove rhel5compute`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := netboot.RemoveOS(tftp, args[0]); err != nil {
+				return classifyNetboot(err)
+			}
+			if cfgs, err := netboot.ListNodeConfigs(tftp); err == nil {
+				n := 0
+				for _, c := range cfgs {
+					if c.OS == args[0] {
+						n++
+					}
+				}
+				if n > 0 {
+					notice(g, "%d node configs still boot %s", n, args[0])
+				}
+			}
+			if !g.quiet && !g.jsonOut {
+				printf("goldsync: removed OS %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	return cmd
+}
+
+func classifyNetboot(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return withCode(exitSelect, err)
+	}
+	return withCode(exitUsage, err)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// ---- node ---------------------------------------------------------------
+
+// nodeArgs resolves the nodes of a command: --nodes FILE, or IP HOSTNAME
+// [MAC] on the command line.
+func nodeArgs(nodesFile string, args []string) ([]snapshot.Node, error) {
+	switch {
+	case nodesFile != "" && len(args) > 0:
+		return nil, withCode(exitUsage, errors.New("give either --nodes FILE or IP HOSTNAME, not both"))
+	case nodesFile != "":
+		return readNodesFile(nodesFile)
+	case len(args) == 2 || len(args) == 3:
+		nodes, err := snapshot.ParseNodes("command line", strings.NewReader(strings.Join(args, " ")))
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		return nodes, nil
+	}
+	return nil, withCode(exitUsage, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]"))
+}
+
+func newNodeAddCmd(g *globalFlags) *cobra.Command {
+	f := &buildFlags{}
+	var (
+		osName, tftp, snapDir, nodesFile string
+		nb                               netboot.NodeOptions
+		noSnapshot                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "add --os NAME [flags] (--nodes FILE | IP HOSTNAME [MAC])",
+		Short: "add nodes: write their boot configs and build their snapshots (pxeboot -a)",
+		Long: `Add writes, for each node, its pxelinux config
+(TFTPBOOT/linux-install/pxelinux.cfg/<IP in hex>), GRUB config and iPXE
+script booting OS NAME, then builds its snapshot tree in the OS's snapshot
+directory (SNAPSHOT-DIR/<host>), as pxeboot -a did for one node at a time.
+Every node is checked before any file is written; a node added again gets
+its configs rewritten and its snapshot refreshed (see "goldsync snapshot
+build": node data is never lost).
+
+The kernel command line is pxeboot's: root=/dev/ram0 init=disklessrc
+NFSROOT=SERVER:LOCATION ramdisk_size=N ETHERNET=IF SNAPSHOT=HOST
+NISDOMAIN=D, then --append.`,
+		Example: `  # the seed procedure's loop of pxeboot -a -O rhel5compute -r 28753 -S $host -e eth0
+  #   -N my_nis_domain -s console=ttyS0,115200n8r $ip, for all 128 nodes at once
+  goldsync node add --os rhel5compute --nodes nodes --ramdisk-size 28753 --ethernet eth0 \
+      --nis-domain my_nis_domain --append console=ttyS0,115200n8r
+
+  # one node
+  goldsync node add --os rhel5compute --ramdisk-size 28760 --nis-domain my_nis_domain 10.8.226.73 node003`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nodes, err := nodeArgs(nodesFile, args)
+			if err != nil {
+				return err
+			}
+			o, err := netboot.LoadOS(tftp, osName)
+			if err != nil {
+				return classifyNetboot(err)
+			}
+			if snapDir == "" {
+				snapDir = o.SnapshotDir
+			}
+			if !f.dryRun {
+				if err := netboot.WriteNodeConfigs(tftp, o, nodes, nb); err != nil {
+					return classifyNetboot(err)
+				}
+				if !g.quiet && !g.jsonOut {
+					printf("goldsync: wrote the boot configs of %d nodes in %s\n", len(nodes), filepath.Join(tftp, netboot.PXELinuxDir))
+				}
+			}
+			if noSnapshot {
+				return nil
+			}
+			return runBuild(cmd, g, f, o.ImageRoot, snapDir, nodes)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&osName, "os", "", "OS `NAME` the nodes boot (required; see goldsync os add)")
+	fl.StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR` (default: the OS's)")
+	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname [MAC] a line")
+	fl.IntVar(&nb.RamdiskSize, "ramdisk-size", 0, "ramdisk_size= in `KiB` (pxeboot -r)")
+	fl.StringVar(&nb.Ethernet, "ethernet", "eth0", "`INTERFACE` the node boots from, ETHERNET= (pxeboot -e)")
+	fl.StringVar(&nb.NISDomain, "nis-domain", "", "NISDOMAIN= `DOMAIN` (pxeboot -N)")
+	fl.StringVar(&nb.Append, "append", "", "extra kernel `ARGS`, e.g. console=ttyS0,115200n8r (pxeboot -s)")
+	fl.BoolVar(&noSnapshot, "no-snapshot", false, "write the boot configs only; build no snapshot")
+	f.register(cmd)
+	_ = cmd.MarkFlagRequired("os")
+	return cmd
+}
+
+func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
+	var (
+		tftp, snapDir, nodesFile, stateDir string
+		purge                              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "remove [--purge] (--nodes FILE | HOST|IP...)",
+		Short: "remove nodes' boot configs, and with --purge their snapshots (pxeboot -d)",
+		Long: `Remove deletes the pxelinux, GRUB and iPXE configs of the nodes, named by
+host name or IP address (looked up in the pxelinux configs) or listed in a
+nodes file. The node's snapshot tree is kept, so re-adding the node finds
+its data; --purge deletes it too, with its record. The snapshot directory is
+the one of the OS the node boots, or --snapshot-dir.`,
+		Example: `  goldsync node remove node003
+  goldsync node remove --purge 10.8.226.73
+  goldsync node remove --nodes retired-nodes`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfgs, err := netboot.ListNodeConfigs(tftp)
+			if err != nil {
+				return classifyNetboot(err)
+			}
+			type target struct {
+				node snapshot.Node
+				os   string
+			}
+			var targets []target
+			if nodesFile != "" {
+				if len(args) > 0 {
+					return withCode(exitUsage, errors.New("give either --nodes FILE or nodes, not both"))
+				}
+				nodes, err := readNodesFile(nodesFile)
+				if err != nil {
+					return err
+				}
+				for _, n := range nodes {
+					t := target{node: n}
+					for _, c := range cfgs {
+						if c.IP == n.IP {
+							t.os = c.OS
+						}
+					}
+					targets = append(targets, t)
+				}
+			} else {
+				if len(args) == 0 {
+					return withCode(exitUsage, errors.New("name the nodes to remove, or --nodes FILE"))
+				}
+				for _, a := range args {
+					ip, ipErr := netip.ParseAddr(a)
+					found := false
+					for _, c := range cfgs {
+						if (ipErr == nil && c.IP == ip) || (ipErr != nil && strings.EqualFold(c.Snapshot, a)) {
+							targets = append(targets, target{node: snapshot.Node{IP: c.IP, Host: c.Snapshot}, os: c.OS})
+							found = true
+						}
+					}
+					if !found {
+						return withCode(exitSelect, fmt.Errorf("node %s: no pxelinux config in %s names it", a, filepath.Join(tftp, netboot.PXELinuxDir)))
+					}
+				}
+			}
+			nodes := make([]snapshot.Node, len(targets))
+			for i, t := range targets {
+				nodes[i] = t.node
+			}
+			if err := netboot.RemoveNodeConfigs(tftp, nodes); err != nil {
+				return classifyNetboot(err)
+			}
+			for _, t := range targets {
+				if !g.quiet && !g.jsonOut {
+					printf("goldsync: removed the boot configs of %s (%s)\n", t.node.Host, t.node.IP)
+				}
+				if !purge {
+					continue
+				}
+				dir := snapDir
+				if dir == "" && t.os != "" {
+					if o, err := netboot.LoadOS(tftp, t.os); err == nil {
+						dir = o.SnapshotDir
+					}
+				}
+				if dir == "" {
+					return withCode(exitUsage, fmt.Errorf("%s: cannot tell its snapshot directory: give --snapshot-dir", t.node.Host))
+				}
+				if err := snapshot.RemoveSnapshot(dir, stateDir, t.node.Host); err != nil {
+					return withCode(exitIO, err)
+				}
+				if !g.quiet && !g.jsonOut {
+					printf("goldsync: removed the snapshot %s\n", filepath.Join(dir, t.node.Host))
+				}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	fl.StringVar(&nodesFile, "nodes", "", "remove the nodes of `FILE`")
+	fl.BoolVar(&purge, "purge", false, "also delete the nodes' snapshot trees and records")
+	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR` for --purge (default: that of the node's OS)")
+	fl.StringVar(&stateDir, "state-dir", "", "state `DIR` of the snapshot dir (default: beside it)")
+	return cmd
+}
+
+func newNodeListCmd(g *globalFlags) *cobra.Command {
+	var tftp string
+	cmd := &cobra.Command{
+		Use:   "list [--tftpboot DIR]",
+		Short: "list the nodes that have a boot config",
+		Long: `List prints one line per node that has a pxelinux config written by
+goldsync (TFTPBOOT/linux-install/pxelinux.cfg/<IP in hex>): its address,
+snapshot (host) name, OS and config file, sorted by address. The output is a
+nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
+		Example: `  goldsync node list
+  goldsync node list | awk '{print $1, $2}' > nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfgs, err := netboot.ListNodeConfigs(tftp)
+			if err != nil {
+				return classifyNetboot(err)
+			}
+			if g.jsonOut {
+				if cfgs == nil {
+					cfgs = []netboot.NodeConfig{}
+				}
+				return printJSON(cfgs)
+			}
+			for _, c := range cfgs {
+				printf("%-15s %-20s # os %s, %s\n", c.IP, c.Snapshot, c.OS, c.File)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	return cmd
+}
+
+// ---- render -------------------------------------------------------------
+
+func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
+	var nodesFile, nextServer, filename string
+	cmd := &cobra.Command{
+		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F]",
+		Short: "print ISC dhcpd host declarations for the nodes",
+		Long: `Dhcpd prints one host declaration per node of the nodes file that has a MAC
+(the third column), to include in the subnet or shared-network block of
+dhcpd.conf, as the seed procedure's hand-written ones: hardware ethernet,
+fixed-address, filename (default linux-install/pxelinux.0) and next-server,
+the TFTP server. Nodes without a MAC get a comment saying so.`,
+		Example: `  goldsync render dhcpd --nodes nodes --next-server 10.8.0.2 > /etc/dhcp/diskless-hosts.conf
+  # then in dhcpd.conf, inside the subnet block:
+  #   include "/etc/dhcp/diskless-hosts.conf";`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nodes, err := readNodesFile(nodesFile)
+			if err != nil {
+				return err
+			}
+			if nextServer != "" {
+				if ip, err := netip.ParseAddr(nextServer); err != nil || !ip.Is4() {
+					if herr := snapshot.CheckHostname(nextServer); herr != nil {
+						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", nextServer))
+					}
+				}
+			}
+			if strings.ContainsAny(filename, "\n\"\\;") {
+				return withCode(exitUsage, fmt.Errorf("--filename %q: quotes, backslashes, ';' and newlines are not allowed", filename))
+			}
+			out := netboot.RenderDhcpd(nodes, nextServer, filename)
+			if g.jsonOut {
+				return printJSON(map[string]string{"dhcpd": string(out)})
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (required)")
+	fl.StringVar(&nextServer, "next-server", "", "TFTP server `IP` (next-server)")
+	fl.StringVar(&filename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed out")
+	_ = cmd.MarkFlagRequired("nodes")
+	return cmd
+}
+
+func newRenderExportsCmd(g *globalFlags) *cobra.Command {
+	var image, snapDir, clients string
+	cmd := &cobra.Command{
+		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC]",
+		Short: "print the /etc/exports lines of an image and its snapshots",
+		Long: `Exports prints the two exports(5) lines of the seed procedure: the image root
+read-only and the snapshot directory read-write, both sync and
+no_root_squash (diskless clients run as root on them). --clients is a
+blank-separated list of client specifications (hosts, networks such as
+10.8.0.0/16, wildcards), each given the options; the default is "*".
+goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
+are deliberately outside both exports.`,
+		Example: `  goldsync render exports --image /diskless/i386/RHEL5-AS/root \
+      --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --clients 10.8.0.0/16 >> /etc/exports
+  exportfs -ra`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, p := range []string{image, snapDir} {
+				if !filepath.IsAbs(p) {
+					return withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
+				}
+			}
+			for _, c := range strings.Fields(clients) {
+				if strings.ContainsAny(c, "()#\"\\") {
+					return withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" or \\", c))
+				}
+			}
+			out := netboot.RenderExports(filepath.Clean(image), filepath.Clean(snapDir), clients)
+			if g.jsonOut {
+				return printJSON(map[string]string{"exports": string(out)})
+			}
+			_, err := stdout.Write(out)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&image, "image", "", "image root `DIR`, exported read-only (required)")
+	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
+	fl.StringVar(&clients, "clients", "", "client `SPEC`s, blank-separated (default *)")
+	_ = cmd.MarkFlagRequired("image")
+	_ = cmd.MarkFlagRequired("snapshot-dir")
+	return cmd
+}
