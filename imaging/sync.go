@@ -267,6 +267,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 			return nil, err
 		}
 		defer unlock()
+		removeStaleManifestTemps(stateDir)
 	}
 	sp := State(stateDir)
 	excl, err := exclude.New(opts.Excludes)
@@ -437,6 +438,17 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		return res, fmt.Errorf("%w: %d paths not applied%s", ErrPartial, len(a.problems), skippedNote(res))
 	}
 	return res, nil
+}
+
+// removeStaleManifestTemps removes the temp files of manifests whose save
+// was interrupted (Manifest.Save names them ".manifest-*" beside the
+// manifest). Only a sync holding the state dir's lock saves there, so with
+// the lock held every such file is stale.
+func removeStaleManifestTemps(stateDir string) {
+	stale, _ := filepath.Glob(filepath.Join(stateDir, ".manifest-*"))
+	for _, p := range stale {
+		os.Remove(p)
+	}
 }
 
 func skippedNote(r *Result) string {
