@@ -1,0 +1,935 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
+)
+
+// DefaultPath is the config file read when none is named.
+const DefaultPath = "/etc/goldsync/goldsync.toml"
+
+// Defaults filled in by Load.
+const (
+	DefaultTFTPBoot = "/tftpboot"
+	DefaultNodes    = "/etc/goldsync/nodes"
+)
+
+// DefaultExcludes are excluded from every image unless it sets
+// default_excludes = false. goldsync, like rsync -a without -x, crosses
+// mount points on the golden node, so the pseudo and volatile filesystems
+// of a running system are left out (their mount-point directories are
+// kept, so clients can mount over them):
+//
+//   - /proc/* and /sys/*: kernel pseudo filesystems (the seed's excludes);
+//   - /dev/*: devtmpfs and udev's device nodes, /dev/shm and /dev/pts; the
+//     client's initramfs and udev populate its own /dev;
+//   - /run/*: runtime state (PID files, sockets) of the golden node's
+//     daemons, a tmpfs that systemd-tmpfiles fills at boot;
+//   - /tmp/* and /var/tmp/*: the golden node's scratch files (clients get
+//     these read-write from their snapshot, see the files list);
+//   - /var/lib/goldsync/*: goldsync-agent's own hash cache on the golden
+//     node.
+//
+// Network filesystems mounted on the golden node (/home, /scratch, /apps)
+// are not known here: exclude them in the image's excludes.
+var DefaultExcludes = []string{
+	"/proc/*",
+	"/sys/*",
+	"/dev/*",
+	"/run/*",
+	"/tmp/*",
+	"/var/tmp/*",
+	"/var/lib/goldsync/*",
+}
+
+// Limits on values.
+const (
+	maxStreams = 64
+	maxName    = 64
+	maxFile    = 1 << 20 // a config file larger than this is refused
+)
+
+// Config is a loaded, checked cluster config with every default filled
+// in.
+type Config struct {
+	// Path is the file the config was read from.
+	Path string
+	// Cluster holds the cluster-wide settings.
+	Cluster Cluster
+	// Images are the images to pull, in file order.
+	Images []Image
+	// Netboot holds the kernel arguments shared by every OS.
+	Netboot Netboot
+	// OS are the bootable operating systems, in file order: the [[os]]
+	// entries, then those defined by an image's os key.
+	OS []OS
+}
+
+// Cluster is the [cluster] table.
+type Cluster struct {
+	// Name names the cluster in messages; empty when not set.
+	Name string
+	// TFTPBoot is the TFTP root; default DefaultTFTPBoot.
+	TFTPBoot string
+	// Nodes is the nodes file ("IP hostname [MAC]" a line); default
+	// DefaultNodes.
+	Nodes string
+	// NFSServer is the host name or IPv4 address clients mount images
+	// from; the default of every OS's NFSServer. Required when an OS is
+	// defined and does not set its own.
+	NFSServer string
+	// SnapshotDir is the default of every OS's SnapshotDir; empty means
+	// each OS uses LOCATION/snapshot, where RHEL's disklessrc looks.
+	SnapshotDir string
+}
+
+// Image is one [[image]] entry: a golden node's tree and the image
+// directory it is pulled into.
+type Image struct {
+	// Name names the image on the command line; unique, letters, digits,
+	// '.', '_' and '-'.
+	Name string
+	// Source is the golden tree: [user@]host:/path or a local directory.
+	Source string
+	// Root is the image directory, exported read-only to the clients.
+	Root string
+	// Excludes are the rsync-style patterns left out of the pull: the
+	// file's own excludes, then DefaultExcludes unless default_excludes is
+	// false.
+	Excludes []string
+	// StateDir holds the manifest, lock, retention links and the status
+	// of the last sync; default imaging.DefaultStateDir(Root).
+	StateDir string
+	// Retention is how long replaced files stay linked for NFS clients:
+	// zero means the engine's default (24 h), negative means off
+	// (retention = "off" or "0" in the file).
+	Retention time.Duration
+	// MaxDelete is imaging.Options.MaxDelete: 0 means half the image, -1
+	// no limit.
+	MaxDelete int
+	// NoDelete keeps image entries the golden node no longer has.
+	NoDelete bool
+	// Rsh is the remote shell command; default "ssh".
+	Rsh string
+	// AgentPath is goldsync-agent's path on the golden node; empty means
+	// find it, or upload it.
+	AgentPath string
+	// Streams is the number of parallel transfer connections; default 1.
+	Streams int
+	// Timeout fails a golden node that sends nothing for this long; zero
+	// means the protocol's default.
+	Timeout time.Duration
+	// Line is where the entry starts in the file.
+	Line int
+}
+
+// OS is one bootable operating system: an [[os]] entry, or the os key of
+// an [[image]]. Its nodes boot the kernel found in its image, mount the
+// image read-only and their snapshot read-write.
+type OS struct {
+	// Name names the OS (pxeos -i): letters, digits, '.', '_' and '-'.
+	Name string
+	// Image is the name of the image it boots.
+	Image string
+	// Kernel is the kernel version to boot; empty means the newest in the
+	// image's /boot, re-chosen at every sync.
+	Kernel string
+	// Nodes are shell patterns (path.Match) on the host names of the nodes
+	// file. nil means every node no other OS lists; at most one OS may
+	// leave it unset.
+	Nodes []string
+	// Location is the image's base directory (pxeos -L), NFSROOT on the
+	// kernel command line; default the parent of the image's root.
+	Location string
+	// SnapshotDir holds the files lists and one read-write tree per node;
+	// default Cluster.SnapshotDir, else Location/snapshot.
+	SnapshotDir string
+	// NFSServer is where clients mount from; default Cluster.NFSServer.
+	NFSServer string
+	// Netboot are the kernel arguments: the [netboot] table with this
+	// OS's own keys over it.
+	Netboot Netboot
+	// Line is where the OS is defined in the file.
+	Line int
+}
+
+// Netboot are the per-node kernel arguments, pxeboot's options. The zero
+// value writes none of them (the interface defaults to eth0).
+type Netboot struct {
+	// RamdiskSize is ramdisk_size= in KiB; 0 leaves it out.
+	RamdiskSize int
+	// Ethernet is the boot interface, ETHERNET=; empty means eth0.
+	Ethernet string
+	// NISDomain is NISDOMAIN=; empty leaves it out.
+	NISDomain string
+	// Append is extra kernel arguments, blank-separated.
+	Append string
+}
+
+// NodeOptions returns the options netboot.WriteNodeConfigs takes.
+func (n Netboot) NodeOptions() netboot.NodeOptions {
+	return netboot.NodeOptions{RamdiskSize: n.RamdiskSize, Ethernet: n.Ethernet, NISDomain: n.NISDomain, Append: n.Append}
+}
+
+// Error is one problem of a config file, at a line when it is known.
+type Error struct {
+	File string
+	Line int // 0 when not known
+	Err  error
+}
+
+// Error formats the problem as "file:line: what is wrong".
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+// Unwrap returns the underlying problem.
+func (e *Error) Unwrap() error { return e.Err }
+
+// The file's shape, as decoded. Pointers tell a key that is absent from
+// one set to its zero value.
+type rawFile struct {
+	Cluster rawCluster `toml:"cluster"`
+	Image   []rawImage `toml:"image"`
+	Netboot rawNetboot `toml:"netboot"`
+	OS      []rawOS    `toml:"os"`
+}
+
+type rawCluster struct {
+	Name        string `toml:"name"`
+	SnapshotDir string `toml:"snapshot_dir"`
+	TFTPBoot    string `toml:"tftpboot"`
+	Nodes       string `toml:"nodes"`
+	NFSServer   string `toml:"nfs_server"`
+}
+
+type rawImage struct {
+	Name            string   `toml:"name"`
+	Source          string   `toml:"source"`
+	Root            string   `toml:"root"`
+	Excludes        []string `toml:"excludes"`
+	DefaultExcludes *bool    `toml:"default_excludes"`
+	StateDir        string   `toml:"state_dir"`
+	Retention       string   `toml:"retention"`
+	MaxDelete       int      `toml:"max_delete"`
+	NoDelete        bool     `toml:"no_delete"`
+	Rsh             string   `toml:"rsh"`
+	AgentPath       string   `toml:"agent_path"`
+	Streams         int      `toml:"streams"`
+	Timeout         string   `toml:"timeout"`
+	OS              string   `toml:"os"`
+	Kernel          string   `toml:"kernel"`
+}
+
+type rawNetboot struct {
+	RamdiskSize *int    `toml:"ramdisk_size"`
+	Ethernet    *string `toml:"ethernet"`
+	NISDomain   *string `toml:"nis_domain"`
+	Append      *string `toml:"append"`
+}
+
+type rawOS struct {
+	Name        string   `toml:"name"`
+	Image       string   `toml:"image"`
+	Kernel      string   `toml:"kernel"`
+	Nodes       []string `toml:"nodes"`
+	Location    string   `toml:"location"`
+	SnapshotDir string   `toml:"snapshot_dir"`
+	NFSServer   string   `toml:"nfs_server"`
+	rawNetboot
+}
+
+// Load reads and checks the config file at path (DefaultPath when empty).
+// Every problem is reported, each as an *Error, joined; no Config is
+// returned when there is any. A file that others may write is refused:
+// goldsync runs the commands it names (rsh) as root.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		path = DefaultPath
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{File: path, Err: errors.New("not a regular file")}
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return nil, &Error{File: path, Err: fmt.Errorf("writable by everyone (mode %04o): goldsync runs the commands it names; chmod o-w it", fi.Mode().Perm())}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	if len(data) > maxFile {
+		return nil, &Error{File: path, Err: fmt.Errorf("larger than %d bytes", maxFile)}
+	}
+	return Parse(path, data)
+}
+
+// Parse checks a config's content; name is used in messages and as
+// Config.Path. It is Load without the file.
+func Parse(name string, data []byte) (*Config, error) {
+	var raw rawFile
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, decodeError(name, err)
+	}
+	v := &checker{file: name, pos: indexPositions(data)}
+	c := v.build(&raw)
+	if err := errors.Join(v.errs...); err != nil {
+		return nil, err
+	}
+	c.Path = name
+	return c, nil
+}
+
+// decodeError turns go-toml's errors into *Error values at their lines.
+func decodeError(name string, err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) {
+		var errs []error
+		for i := range sme.Errors {
+			de := &sme.Errors[i]
+			line, _ := de.Position()
+			errs = append(errs, &Error{File: name, Line: line, Err: unknownKey(de.Key())})
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if k := de.Key(); len(k) > 0 {
+			msg = strings.Join(k, ".") + ": " + typeMessage(msg)
+		}
+		return &Error{File: name, Line: line, Err: errors.New(msg)}
+	}
+	return &Error{File: name, Err: err}
+}
+
+// typeMessage rewrites go-toml's messages about Go types in the file's
+// terms.
+func typeMessage(msg string) string {
+	if _, rest, ok := strings.Cut(msg, "cannot decode TOML "); ok {
+		if from, into, ok := strings.Cut(rest, " into "); ok {
+			want := "another type"
+			switch {
+			case strings.HasSuffix(into, "of type int") || strings.HasSuffix(into, "of type *int"):
+				want = "an integer"
+			case strings.HasSuffix(into, "of type string") || strings.HasSuffix(into, "of type *string"):
+				want = "a string"
+			case strings.HasSuffix(into, "of type bool") || strings.HasSuffix(into, "of type *bool"):
+				want = "true or false"
+			case strings.HasSuffix(into, "of type []string"):
+				want = "a list of strings"
+			case strings.Contains(into, "[]config.raw"):
+				want = "an array of tables"
+			case strings.Contains(into, "config.raw"):
+				want = "a table"
+			}
+			return fmt.Sprintf("got a %s, want %s", from, want)
+		}
+	}
+	return msg
+}
+
+// keysOf lists the keys of each table of the file, for suggestions.
+var keysOf = map[string][]string{
+	"":        tomlKeys(reflect.TypeFor[rawFile]()),
+	"cluster": tomlKeys(reflect.TypeFor[rawCluster]()),
+	"image":   tomlKeys(reflect.TypeFor[rawImage]()),
+	"netboot": tomlKeys(reflect.TypeFor[rawNetboot]()),
+	"os":      tomlKeys(reflect.TypeFor[rawOS]()),
+}
+
+func tomlKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if f.Anonymous {
+			keys = append(keys, tomlKeys(f.Type)...)
+			continue
+		}
+		keys = append(keys, f.Tag.Get("toml"))
+	}
+	return keys
+}
+
+func unknownKey(k toml.Key) error {
+	full := strings.Join(k, ".")
+	table := ""
+	if len(k) > 1 {
+		table = k[0]
+	}
+	where := "at the top level"
+	if table != "" {
+		where = "in [" + table + "]"
+		if table == "image" || table == "os" {
+			where = "in [[" + table + "]]"
+		}
+	}
+	msg := fmt.Sprintf("unknown key %s %s", k[len(k)-1], where)
+	if known, ok := keysOf[table]; ok && len(k) <= 2 {
+		if s := closest(k[len(k)-1], known); s != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", s)
+		}
+	} else if len(k) > 2 {
+		msg = fmt.Sprintf("unknown key %s", full)
+	}
+	return errors.New(msg)
+}
+
+// closest returns the known key nearest to k, if it is near enough to be a
+// typo.
+func closest(k string, known []string) string {
+	best, bestD := "", 3
+	for _, c := range known {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// checker collects the problems of one file.
+type checker struct {
+	file string
+	pos  *positions
+	errs []error
+}
+
+// add records a problem with the key at path ("image[0].root").
+func (v *checker) add(path string, format string, a ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.pos.line(path), Err: fmt.Errorf(format, a...)})
+}
+
+func (v *checker) build(raw *rawFile) *Config {
+	c := &Config{}
+	rc := raw.Cluster
+	c.Cluster = Cluster{
+		Name:        rc.Name,
+		TFTPBoot:    orDefault(rc.TFTPBoot, DefaultTFTPBoot),
+		Nodes:       orDefault(rc.Nodes, DefaultNodes),
+		NFSServer:   rc.NFSServer,
+		SnapshotDir: rc.SnapshotDir,
+	}
+	if strings.ContainsFunc(rc.Name, isControl) || len(rc.Name) > 200 {
+		v.add("cluster.name", "cluster name: control characters or longer than 200 bytes")
+	}
+	v.absPath("cluster.tftpboot", "tftpboot", c.Cluster.TFTPBoot)
+	v.absPath("cluster.nodes", "nodes file", c.Cluster.Nodes)
+	if rc.SnapshotDir != "" {
+		v.absPath("cluster.snapshot_dir", "snapshot_dir", rc.SnapshotDir)
+	}
+
+	c.Netboot = v.netboot("netboot", Netboot{}, raw.Netboot)
+
+	names := make(map[string]string) // image name -> where
+	for i, ri := range raw.Image {
+		at := fmt.Sprintf("image[%d]", i)
+		img := v.image(at, ri)
+		if img.Name != "" {
+			if prev, ok := names[img.Name]; ok {
+				v.add(at+".name", "image %s defined twice (first at %s)", img.Name, prev)
+			} else {
+				names[img.Name] = v.where(at + ".name")
+			}
+		}
+		c.Images = append(c.Images, img)
+	}
+	v.imageOverlaps(c.Images)
+
+	// Operating systems: [[os]] entries, then image shortcuts.
+	osNames := make(map[string]string)
+	addOS := func(at string, o OS) {
+		if o.Name != "" {
+			if prev, ok := osNames[o.Name]; ok {
+				v.add(at, "OS %s defined twice (also at %s)", o.Name, prev)
+				return
+			}
+			osNames[o.Name] = v.where(at)
+		}
+		c.OS = append(c.OS, o)
+	}
+	for i, ro := range raw.OS {
+		at := fmt.Sprintf("os[%d]", i)
+		if ro.Image == "" {
+			v.add(at, "[[os]] %s: image not set (the name of the [[image]] it boots)", ro.Name)
+		} else if _, ok := names[ro.Image]; !ok {
+			v.add(at+".image", "[[os]] %s: no [[image]] named %q", ro.Name, ro.Image)
+		}
+		o := OS{Name: ro.Name, Image: ro.Image, Kernel: ro.Kernel, Nodes: ro.Nodes,
+			Location: ro.Location, SnapshotDir: ro.SnapshotDir, NFSServer: ro.NFSServer,
+			Line: v.pos.line(at)}
+		if ro.Name == "" {
+			v.add(at, "[[os]]: name not set")
+		}
+		o.Netboot = v.netboot(at, c.Netboot, ro.rawNetboot)
+		addOS(at, v.resolveOS(at, o, c))
+	}
+	for i, ri := range raw.Image {
+		at := fmt.Sprintf("image[%d]", i)
+		if ri.OS == "" {
+			if ri.Kernel != "" {
+				v.add(at+".kernel", "image %s: kernel set but no os: the kernel is chosen for an OS", ri.Name)
+			}
+			continue
+		}
+		o := OS{Name: ri.OS, Image: ri.Name, Kernel: ri.Kernel, Netboot: c.Netboot, Line: v.pos.line(at + ".os")}
+		addOS(at+".os", v.resolveOS(at+".os", o, c))
+	}
+	var catchAll []string
+	for _, o := range c.OS {
+		if len(o.Nodes) == 0 && o.Name != "" {
+			if len(catchAll) > 0 {
+				v.errs = append(v.errs, &Error{File: v.file, Line: o.Line,
+					Err: fmt.Errorf("OS %s: nodes not set, and OS %s already boots every node no other OS lists: list the nodes of one of them", o.Name, catchAll[0])})
+			}
+			catchAll = append(catchAll, o.Name)
+		}
+	}
+	v.pathsOutsideImages(c)
+	return c
+}
+
+func (v *checker) where(path string) string {
+	if l := v.pos.line(path); l > 0 {
+		return fmt.Sprintf("%s:%d", v.file, l)
+	}
+	return v.file
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// absPath checks a path on the image server: absolute, clean, not "/".
+func (v *checker) absPath(at, what, p string) bool {
+	switch {
+	case p == "":
+		v.add(at, "%s not set", what)
+	case strings.ContainsFunc(p, isControl):
+		v.add(at, "%s %q: control characters are not allowed", what, p)
+	case !filepath.IsAbs(p):
+		v.add(at, "%s %q is relative: write an absolute path", what, p)
+	case filepath.Clean(p) != p:
+		v.add(at, "%s %q is not clean: write %s", what, p, filepath.Clean(p))
+	case p == "/":
+		v.add(at, "%s cannot be /", what)
+	default:
+		return true
+	}
+	return false
+}
+
+// checkName checks an image name: it is typed on command lines and used in
+// metrics labels.
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	if len(name) > maxName {
+		return fmt.Errorf("longer than %d bytes", maxName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return errors.New("only letters, digits, '.', '_' and '-' are allowed")
+		}
+	}
+	if name[0] == '-' || name[0] == '.' {
+		return errors.New("must not start with '-' or '.'")
+	}
+	return nil
+}
+
+func (v *checker) image(at string, ri rawImage) Image {
+	img := Image{
+		Name: ri.Name, Source: ri.Source, Root: ri.Root, StateDir: ri.StateDir,
+		MaxDelete: ri.MaxDelete, NoDelete: ri.NoDelete, Rsh: orDefault(ri.Rsh, "ssh"),
+		AgentPath: ri.AgentPath, Streams: ri.Streams, Line: v.pos.line(at),
+	}
+	if err := checkName(ri.Name); err != nil {
+		v.add(at+".name", "image name %q: %v", ri.Name, err)
+	}
+	if ri.Source == "" {
+		v.add(at, "image %s: source not set (a golden node's [user@]host:/ or a local directory)", ri.Name)
+	} else if sp, err := remote.ParseSpec(ri.Source); err != nil {
+		v.add(at+".source", "image %s: source: %v", ri.Name, err)
+	} else if sp.Host == "" {
+		v.absPath(at+".source", "source", ri.Source)
+	} else if !strings.HasPrefix(sp.Path, "/") {
+		v.add(at+".source", "image %s: source %q: the path on %s must be absolute", ri.Name, ri.Source, sp.Host)
+	}
+	if v.absPath(at+".root", "root", ri.Root) {
+		if img.StateDir == "" {
+			img.StateDir = imaging.DefaultStateDir(ri.Root)
+		}
+	}
+	if ri.StateDir != "" && v.absPath(at+".state_dir", "state_dir", ri.StateDir) && ri.Root != "" && within(ri.StateDir, ri.Root) {
+		v.add(at+".state_dir", "image %s: state_dir %s is inside the image %s: put it outside the exported tree (the sync would delete it)", ri.Name, ri.StateDir, ri.Root)
+	}
+	img.Excludes = append([]string(nil), ri.Excludes...)
+	if ri.DefaultExcludes == nil || *ri.DefaultExcludes {
+		img.Excludes = append(img.Excludes, DefaultExcludes...)
+	}
+	if _, err := exclude.New(img.Excludes); err != nil {
+		v.add(at+".excludes", "image %s: excludes: %v", ri.Name, err)
+	}
+	switch r := ri.Retention; r {
+	case "":
+	case "off", "0":
+		img.Retention = -1
+	default:
+		d, err := time.ParseDuration(r)
+		switch {
+		case err != nil:
+			v.add(at+".retention", "image %s: retention %q: want a duration like \"24h\" or \"90m\", or \"off\"", ri.Name, r)
+		case d < 0:
+			v.add(at+".retention", "image %s: retention %q is negative: write \"off\" to turn retention off", ri.Name, r)
+		case d == 0:
+			img.Retention = -1
+		default:
+			img.Retention = d
+		}
+	}
+	if ri.MaxDelete < -1 {
+		v.add(at+".max_delete", "image %s: max_delete %d: want a count, 0 for the default (half the image) or -1 for no limit", ri.Name, ri.MaxDelete)
+	}
+	switch {
+	case ri.Streams == 0:
+		img.Streams = 1
+	case ri.Streams < 0 || ri.Streams > maxStreams:
+		v.add(at+".streams", "image %s: streams %d: want 1 to %d", ri.Name, ri.Streams, maxStreams)
+	}
+	if ri.Timeout != "" {
+		d, err := time.ParseDuration(ri.Timeout)
+		if err != nil || d < 0 {
+			v.add(at+".timeout", "image %s: timeout %q: want a positive duration like \"60s\" or \"5m\"", ri.Name, ri.Timeout)
+		}
+		img.Timeout = d
+	}
+	if strings.TrimSpace(img.Rsh) == "" || strings.ContainsFunc(img.Rsh, isControl) {
+		v.add(at+".rsh", "image %s: rsh %q: want a command such as \"ssh -p 2222\"", ri.Name, ri.Rsh)
+	}
+	if ri.AgentPath != "" && !path.IsAbs(ri.AgentPath) {
+		v.add(at+".agent_path", "image %s: agent_path %q is relative: write its absolute path on the golden node", ri.Name, ri.AgentPath)
+	}
+	return img
+}
+
+// netboot applies a table's netboot keys over base and checks the result.
+func (v *checker) netboot(at string, base Netboot, r rawNetboot) Netboot {
+	n := base
+	if r.RamdiskSize != nil {
+		n.RamdiskSize = *r.RamdiskSize
+	}
+	if r.Ethernet != nil {
+		n.Ethernet = *r.Ethernet
+	}
+	if r.NISDomain != nil {
+		n.NISDomain = *r.NISDomain
+	}
+	if r.Append != nil {
+		n.Append = *r.Append
+	}
+	if r.RamdiskSize != nil || r.Ethernet != nil || r.NISDomain != nil || r.Append != nil {
+		if err := n.NodeOptions().Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				v.add(at+"."+netbootKey(e), "%v", e)
+			}
+		}
+	}
+	return n
+}
+
+// netbootKey guesses which key a NodeOptions problem is about, for its
+// line.
+func netbootKey(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "ramdisk"):
+		return "ramdisk_size"
+	case strings.Contains(s, "interface"):
+		return "ethernet"
+	case strings.Contains(s, "NIS"):
+		return "nis_domain"
+	case strings.Contains(s, "kernel argument"):
+		return "append"
+	}
+	return ""
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// resolveOS fills in an OS's defaults and checks it.
+func (v *checker) resolveOS(at string, o OS, c *Config) OS {
+	var img *Image
+	for i := range c.Images {
+		if c.Images[i].Name == o.Image {
+			img = &c.Images[i]
+		}
+	}
+	if o.Location == "" && img != nil && img.Root != "" {
+		o.Location = filepath.Dir(img.Root)
+	}
+	if o.SnapshotDir == "" {
+		o.SnapshotDir = c.Cluster.SnapshotDir
+	}
+	if o.SnapshotDir == "" && o.Location != "" {
+		o.SnapshotDir = filepath.Join(o.Location, "snapshot")
+	}
+	if o.NFSServer == "" {
+		o.NFSServer = c.Cluster.NFSServer
+	}
+	if o.Name == "" {
+		return o
+	}
+	if err := netboot.CheckName(o.Name); err != nil {
+		v.add(at, "%v", err)
+		return o
+	}
+	if o.NFSServer == "" {
+		v.add(at, "OS %s: no NFS server: set nfs_server in [cluster] or in the OS", o.Name)
+	}
+	for i, pat := range o.Nodes {
+		if _, err := path.Match(pat, ""); err != nil || pat == "" || strings.ContainsAny(pat, "/ \t") {
+			v.add(fmt.Sprintf("%s.nodes[%d]", at, i), "OS %s: bad node pattern %q: want a host name or a shell pattern like node0[0-4]?", o.Name, pat)
+		}
+	}
+	// Let netboot check what it will write into boot configs.
+	probe := netboot.OS{Name: o.Name, Location: o.Location, SnapshotDir: o.SnapshotDir, NFSServer: o.NFSServer,
+		Kernel: orDefault(o.Kernel, "0"), KernelFile: o.Name + "/vmlinuz", InitrdFile: o.Name + "/initrd.img"}
+	if img != nil {
+		probe.ImageRoot = img.Root
+	}
+	if img != nil && img.Root != "" && o.NFSServer != "" {
+		if err := probe.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				v.add(at, "%v", e)
+			}
+		}
+	}
+	return o
+}
+
+// within reports whether p is dir or lies beneath it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// imageOverlaps refuses images whose roots are the same or nested, or
+// whose state dirs collide.
+func (v *checker) imageOverlaps(imgs []Image) {
+	for i, a := range imgs {
+		for _, b := range imgs[:i] {
+			if a.Root == "" || b.Root == "" {
+				continue
+			}
+			at := fmt.Sprintf("image[%d].root", i)
+			switch {
+			case a.Root == b.Root:
+				v.add(at, "image %s: root %s is also image %s's root", a.Name, a.Root, b.Name)
+			case within(a.Root, b.Root) || within(b.Root, a.Root):
+				v.add(at, "image %s: root %s and image %s's root %s are nested", a.Name, a.Root, b.Name, b.Root)
+			case a.StateDir == b.StateDir:
+				v.add(fmt.Sprintf("image[%d].state_dir", i), "image %s: state_dir %s is also image %s's", a.Name, a.StateDir, b.Name)
+			}
+		}
+	}
+}
+
+// pathsOutsideImages refuses state dirs, snapshot dirs, the TFTP root and
+// the nodes file inside any image: a sync mirrors an image exactly, so
+// anything put inside it that the golden node lacks is deleted.
+func (v *checker) pathsOutsideImages(c *Config) {
+	type named struct{ at, what, p string }
+	var list []named
+	if c.Cluster.TFTPBoot != "" {
+		list = append(list, named{"cluster.tftpboot", "tftpboot", c.Cluster.TFTPBoot})
+	}
+	if c.Cluster.SnapshotDir != "" {
+		list = append(list, named{"cluster.snapshot_dir", "snapshot_dir", c.Cluster.SnapshotDir})
+	}
+	for i, img := range c.Images {
+		if img.StateDir != "" {
+			list = append(list, named{fmt.Sprintf("image[%d].state_dir", i), "image " + img.Name + "'s state_dir", img.StateDir})
+		}
+	}
+	for _, o := range c.OS {
+		if o.SnapshotDir != "" {
+			list = append(list, named{"", "OS " + o.Name + "'s snapshot_dir", o.SnapshotDir})
+		}
+	}
+	for _, n := range list {
+		for _, img := range c.Images {
+			if img.Root == "" || !filepath.IsAbs(n.p) || !within(n.p, img.Root) {
+				continue
+			}
+			if strings.HasSuffix(n.what, "state_dir") && strings.HasPrefix(n.what, "image "+img.Name+"'") {
+				continue // reported with the image
+			}
+			e := &Error{File: v.file, Line: v.pos.line(n.at), Err: fmt.Errorf("%s %s is inside image %s (%s): a sync would delete it; put it outside the image", n.what, n.p, img.Name, img.Root)}
+			if n.at == "" {
+				for _, o := range c.OS {
+					if "OS "+o.Name+"'s snapshot_dir" == n.what {
+						e.Line = o.Line
+					}
+				}
+			}
+			v.errs = append(v.errs, e)
+		}
+	}
+}
+
+// Image returns the image of that name.
+func (c *Config) Image(name string) (*Image, bool) {
+	for i := range c.Images {
+		if c.Images[i].Name == name {
+			return &c.Images[i], true
+		}
+	}
+	return nil, false
+}
+
+// ImageNames lists the images' names in file order.
+func (c *Config) ImageNames() []string {
+	var names []string
+	for _, img := range c.Images {
+		names = append(names, img.Name)
+	}
+	return names
+}
+
+// OSOf returns the operating systems that boot the named image.
+func (c *Config) OSOf(image string) []OS {
+	var list []OS
+	for _, o := range c.OS {
+		if o.Image == image {
+			list = append(list, o)
+		}
+	}
+	return list
+}
+
+// Matches reports whether one of the OS's node patterns matches the host
+// name. An OS without patterns matches nothing here: it gets the nodes no
+// other OS lists (see AssignNodes).
+func (o OS) Matches(host string) bool {
+	for _, pat := range o.Nodes {
+		if ok, _ := path.Match(pat, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// AssignNodes splits the nodes of the nodes file among the operating
+// systems: a node goes to the OS whose patterns match its host name, else
+// to the OS without patterns, if there is one. The result maps an OS name
+// to its nodes, in file order. Nodes no OS gets are returned apart; a node
+// the patterns of two OSes match is an error.
+func (c *Config) AssignNodes(nodes []snapshot.Node) (byOS map[string][]snapshot.Node, unclaimed []snapshot.Node, err error) {
+	byOS = make(map[string][]snapshot.Node)
+	catchAll := ""
+	for _, o := range c.OS {
+		if len(o.Nodes) == 0 {
+			catchAll = o.Name
+		}
+	}
+	var errs []error
+	for _, n := range nodes {
+		var claims []string
+		for _, o := range c.OS {
+			if o.Matches(n.Host) {
+				claims = append(claims, o.Name)
+			}
+		}
+		switch {
+		case len(claims) == 1:
+			byOS[claims[0]] = append(byOS[claims[0]], n)
+		case len(claims) > 1:
+			where := n.Source
+			if where == "" {
+				where = n.Host
+			}
+			errs = append(errs, fmt.Errorf("%s: node %s is listed by several operating systems: %s", where, n.Host, strings.Join(claims, ", ")))
+		case catchAll != "":
+			byOS[catchAll] = append(byOS[catchAll], n)
+		default:
+			unclaimed = append(unclaimed, n)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return byOS, unclaimed, nil
+}
+
+// AddOSOptions returns what netboot.AddOS needs to (re)install the OS's
+// kernel and record from its image.
+func (c *Config) AddOSOptions(o OS) netboot.AddOSOptions {
+	opts := netboot.AddOSOptions{TFTPBoot: c.Cluster.TFTPBoot, Name: o.Name, Location: o.Location,
+		SnapshotDir: o.SnapshotDir, NFSServer: o.NFSServer, Kernel: o.Kernel}
+	if img, ok := c.Image(o.Image); ok {
+		opts.ImageRoot = img.Root
+	}
+	return opts
+}
