@@ -222,6 +222,10 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	var skipped int
 	b.want, res.Notices, skipped = Want(opts.Items, image)
 	res.ImageEntries = len(b.want)
+	b.wantIdx = make(map[string]*tree.Entry, len(b.want))
+	for _, w := range b.want {
+		b.wantIdx[w.Path] = w
+	}
 	res.Totals.SkippedMissing = skipped
 	b.progress(BuildProgress{Phase: "scan", Nodes: len(opts.Nodes), ImageEntries: len(b.want)})
 
@@ -308,6 +312,7 @@ type builder struct {
 	stateDir string
 	scopes   []tree.Scope
 	want     []*tree.Entry
+	wantIdx  map[string]*tree.Entry
 	src      *snapSource
 	snapRoot *fsx.Root // nil in a dry run of a snapshot dir not made yet
 
@@ -384,6 +389,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 		var temps []string
 		w, err := imaging.Walk(ctx, root, imaging.WalkOptions{
 			Scopes:   b.scopes,
+			Exclude:  relevant{b.wantIdx, idx},
 			Previous: func(p string) *tree.Entry { return idx[p] },
 			Workers:  2,
 			Temps:    func(p string) { temps = append(temps, p) },
@@ -396,7 +402,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 		if !b.opts.DryRun {
 			b.removeTemps(root, host, temps)
 		}
-		hashNeeded(root, b.want, node, idx)
+		hashNeeded(root, b.wantIdx, node, idx)
 	}
 
 	ref := ThreeWay(b.want, node, base)
@@ -530,6 +536,16 @@ func (b *builder) mkdirNode(host string) error {
 // very directory whatever happens to the path meanwhile.
 func procPath(r *fsx.Root) string { return "/proc/self/fd/" + strconv.Itoa(r.FD()) }
 
+// relevant leaves out of a node's walk what the refresh never looks at:
+// paths neither the image nor the record has (the node's own files and
+// directories, not descended into). Their lstat is all they cost.
+type relevant struct{ want, base map[string]*tree.Entry }
+
+// Excluded reports whether p is the node's own.
+func (r relevant) Excluded(p string, isDir bool) bool {
+	return r.want[p] == nil && r.base[p] == nil
+}
+
 // isEngineTemp matches the engine's temporary files: TempPrefix and 16 hex
 // digits.
 func isEngineTemp(name string) bool {
@@ -571,11 +587,7 @@ func (b *builder) removeTemps(root *fsx.Root, host string, temps []string) {
 // recorded version (a different size settles the question unread). A
 // file that cannot be read, or changes while read, stays unhashed: it
 // then counts as changed by the node, which keeps it.
-func hashNeeded(root *fsx.Root, want, node []*tree.Entry, base map[string]*tree.Entry) {
-	wantIdx := make(map[string]*tree.Entry, len(want))
-	for _, w := range want {
-		wantIdx[w.Path] = w
-	}
+func hashNeeded(root *fsx.Root, wantIdx map[string]*tree.Entry, node []*tree.Entry, base map[string]*tree.Entry) {
 	var buf []byte
 	for _, n := range node {
 		if n.Type != tree.TypeRegular || n.Hashed() || n.Problem != "" {
