@@ -251,10 +251,13 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 			outs[i] = b.buildNode(gctx, n.Host)
 			outs[i].res.SkippedMissing = skipped
 			b.progress(BuildProgress{Phase: "node", Node: n.Host, Nodes: len(opts.Nodes), ImageEntries: len(b.want)})
+			if err := outs[i].err; err != nil && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) {
+				return err // no point in filling the disk for the others
+			}
 			return nil
 		})
 	}
-	g.Wait()
+	stopErr := g.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -274,6 +277,9 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 		}
 	}
 	res.Duration = time.Since(start)
+	if stopErr != nil {
+		return res, fmt.Errorf("%w: stopped: %w", ErrBuild, stopErr)
+	}
 	if failed {
 		return res, ErrBuild
 	}
@@ -338,10 +344,17 @@ func (b *builder) itemize(host string, plan *imaging.Plan) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// In path order, as rsync prints them (directory attributes appear
+	// where the directory is, though they are set last).
+	acts := make([]imaging.Action, 0, len(plan.Actions))
 	for _, a := range plan.Actions {
 		if a.Op == imaging.OpDirMeta && a.Dst == nil {
 			continue // itemized at its mkdir
 		}
+		acts = append(acts, a)
+	}
+	slices.SortStableFunc(acts, func(x, y imaging.Action) int { return tree.Compare(x.Path, y.Path) })
+	for _, a := range acts {
 		b.opts.Itemize(host, imaging.Itemize(a))
 	}
 }
@@ -349,6 +362,7 @@ func (b *builder) itemize(host string, plan *imaging.Plan) {
 // nodeOut is what one node's build produced.
 type nodeOut struct {
 	res       NodeResult
+	err       error // a node error that should stop the build (disk full)
 	conflicts []Conflict
 	notices   []string
 	problems  []string
@@ -421,6 +435,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 	}
 
 	failed := map[string]bool{}
+	trusted := true // every action not listed as failed was carried out
 	if len(ref.Plan.Actions) > 0 {
 		if testHookBeforeApply != nil {
 			testHookBeforeApply(host)
@@ -437,15 +452,17 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 			out.res.Failed = len(ar.Failed)
 		}
 		if err != nil && !errors.Is(err, imaging.ErrPartial) {
+			// Cancelled, or a disk full: the plan stopped somewhere, and
+			// what it did not reach is not listed as failed. Record no
+			// write: a path that did get written is adopted next time.
+			out.err = fmt.Errorf("snapshot of %s: %w", host, err)
 			out.res.Error = strings.ReplaceAll(err.Error(), dest, filepath.Join(b.opts.SnapshotDir, host))
-			if ar == nil {
-				return out // nothing applied: the record stays as it was
-			}
+			trusted = false
+			out.res.Created, out.res.Updated, out.res.Bytes = 0, 0, 0
 		}
 		for p := range failed {
-			if w := ref.Writes[p]; w != nil {
-				switch {
-				case w.Type == tree.TypeRegular:
+			if w := ref.Writes[p]; w != nil && trusted {
+				if w.Type == tree.TypeRegular && w.LinkTo == "" {
 					out.res.Bytes -= w.Size
 				}
 				if ref.Decisions[p] == CopyNew {
@@ -470,7 +487,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 	}
 	var done []*tree.Entry
 	for p, w := range ref.Writes {
-		if !failed[p] {
+		if trusted && !failed[p] {
 			done = append(done, w)
 		} else if e := oldIdx[p]; e != nil {
 			next = append(next, e)

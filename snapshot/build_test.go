@@ -592,3 +592,26 @@ func TestRemoveSnapshot(t *testing.T) {
 		t.Errorf("snapshot dir gone: %v", err)
 	}
 }
+
+// A build cancelled while applying must not record as written what it did
+// not write: the next build still brings the image's change.
+func TestBuildCancelledThenResumed(t *testing.T) {
+	e := newEnv(t, 1)
+	e.build(t)
+	writeFile(t, filepath.Join(e.image, "etc/resolv.conf"), "nameserver 10.0.0.9\n") // same size
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookBeforeApply = func(string) { cancel() }
+	defer func() { testHookBeforeApply = nil }()
+	_, err := Build(ctx, BuildOptions{ImageRoot: e.image, SnapshotDir: e.snap, Nodes: e.nodes, Items: e.items})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	testHookBeforeApply = nil
+	if got := readFile(t, e.node("node001", "etc/resolv.conf")); got != "nameserver 10.0.0.1\n" {
+		t.Fatalf("cancelled before applying, yet resolv.conf = %q", got)
+	}
+	res := e.build(t)
+	if got := readFile(t, e.node("node001", "etc/resolv.conf")); got != "nameserver 10.0.0.9\n" || res.Totals.Updated != 1 {
+		t.Errorf("after the cancelled build: resolv.conf = %q, totals %+v; want the image's change applied", got, res.Totals)
+	}
+}

@@ -347,10 +347,10 @@ func classifyBuild(err error) error {
 	switch {
 	case errors.Is(err, imaging.ErrLocked):
 		return withCode(exitLocked, err)
-	case errors.Is(err, imaging.ErrPartial):
-		return withCode(exitPartial, err)
 	case isNoSpace(err):
 		return withCode(exitIO, err)
+	case errors.Is(err, imaging.ErrPartial):
+		return withCode(exitPartial, err)
 	case errors.Is(err, fs.ErrNotExist):
 		return withCode(exitSelect, err)
 	}
