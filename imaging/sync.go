@@ -524,8 +524,12 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 		}
 		if !a.touched[s.Path] && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched[s.LinkTo]) {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
-			if d.Mtime != e.Mtime {
-				e.Ctime = 0 // force a re-read next time
+			if !tree.SameMeta(s, d) || s.Size != d.Size || e.Hash != d.Hash {
+				// Planned but not done (the run stopped first): this
+				// records the source's attributes, not the destination's,
+				// so force a re-read next time, or the walker would trust
+				// them and the change would never be made.
+				e.Ctime = 0
 			}
 		} else if st, ok := lstat(root, s.Path); ok {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
