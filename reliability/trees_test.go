@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
@@ -57,6 +59,7 @@ func makeTree(t testing.TB, dir string, spec treeSpec) treetest.Manifest {
 		g.xattr("bulk/links/b0", "user.color", "blue")
 	}
 	g.symlink("../links/a0", "bulk/links/sym")
+	g.settle()
 	return treetest.Scan(t, dir)
 }
 
@@ -68,7 +71,7 @@ func makeTree(t testing.TB, dir string, spec treeSpec) treetest.Manifest {
 func makeNewTree(t testing.TB, dir string, spec treeSpec) treetest.Manifest {
 	t.Helper()
 	makeTree(t, dir, spec)
-	g := &gen{t: t, rng: rand.New(rand.NewPCG(spec.seed, 2)), root: dir}
+	g := &gen{t: t, rng: rand.New(rand.NewPCG(spec.seed, 2)), root: dir, clock: 1_000_000}
 	for d := range spec.dirs {
 		for f := range spec.files {
 			p := fmt.Sprintf("bulk/d%02d/f%03d", d, f)
@@ -126,14 +129,46 @@ func makeNewTree(t testing.TB, dir string, spec treeSpec) treetest.Manifest {
 		g.file(treetest.PathRandom, 1<<20, 0o644) // same size: a block delta
 		g.xattr(treetest.PathUserXattr, "user.foo", "changed")
 	}
+	g.settle()
 	return treetest.Scan(t, dir)
 }
 
 // gen writes a tree with seeded random contents, failing the test on error.
 type gen struct {
-	t    testing.TB
-	rng  *rand.Rand
-	root string
+	t     testing.TB
+	rng   *rand.Rand
+	root  string
+	clock int64 // seconds added to genEpoch for the next file's mtime
+}
+
+// genEpoch is the mtime base of generated entries: the same tree generated
+// twice has the same mtimes, so an "old" and a "new" tree differ only where
+// the new one was changed.
+const genEpoch = 1_600_000_000
+
+// stamp gives p (not followed if a symlink) the next generated mtime.
+func (g *gen) stamp(p string) {
+	g.t.Helper()
+	g.clock++
+	ts := []unix.Timespec{{Sec: genEpoch + g.clock, Nsec: g.clock % 1_000_000 * 1000}, {Sec: genEpoch + g.clock, Nsec: g.clock % 1_000_000 * 1000}}
+	g.check(unix.UtimesNanoAt(unix.AT_FDCWD, g.path(p), ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// settle gives every directory of the bulk, and the root, a fixed mtime,
+// as a tree at rest has.
+func (g *gen) settle() {
+	g.t.Helper()
+	ts := []unix.Timespec{{Sec: genEpoch}, {Sec: genEpoch}}
+	var dirs []string
+	filepath.WalkDir(g.path("bulk"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for _, d := range append(dirs, g.root) {
+		g.check(unix.UtimesNanoAt(unix.AT_FDCWD, d, ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
 }
 
 func (g *gen) path(p string) string { return filepath.Join(g.root, p) }
@@ -171,10 +206,11 @@ func (g *gen) file(p string, n int, mode os.FileMode) {
 	os.Remove(g.path(p))
 	g.check(os.WriteFile(g.path(p), g.bytes(n), mode))
 	g.check(os.Chmod(g.path(p), mode))
+	g.stamp(p)
 }
 
 func (g *gen) link(old, p string)   { g.check(os.Link(g.path(old), g.path(p))) }
-func (g *gen) symlink(to, p string) { g.check(os.Symlink(to, g.path(p))) }
+func (g *gen) symlink(to, p string) { g.check(os.Symlink(to, g.path(p))); g.stamp(p) }
 func (g *gen) remove(p string)      { g.check(os.Remove(g.path(p))) }
 func (g *gen) removeAll(p string)   { g.check(os.RemoveAll(g.path(p))) }
 func (g *gen) rename(a, b string)   { g.check(os.Rename(g.path(a), g.path(b))) }
@@ -342,3 +378,5 @@ func scanOrEmpty(t testing.TB, dir string) treetest.Manifest {
 	}
 	return treetest.Scan(t, dir)
 }
+
+func randFor(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 3)) }
