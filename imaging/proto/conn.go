@@ -152,6 +152,28 @@ func isEncodeError(err error) bool {
 	return errors.As(err, &ee)
 }
 
+// sendFunc queues the message build returns, built under the sender's
+// lock so that messages built in order go out in order.
+func (s *sender) sendFunc(build func() (wire.Message, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	m, err := build()
+	if err != nil {
+		return err
+	}
+	if err := s.enc.Encode(m); err != nil {
+		if isEncodeError(err) {
+			return err
+		}
+		return s.failed(err)
+	}
+	s.wrote()
+	return nil
+}
+
 // sendData queues FileData frames for p, split at wire.MaxData.
 func (s *sender) sendData(id uint64, off int64, p []byte) error {
 	for len(p) > 0 {

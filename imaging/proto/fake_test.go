@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -39,6 +40,8 @@ type fakeSource struct {
 	// block, when set, makes Fetch send half of each file and wait for
 	// the context to end.
 	block bool
+	// delay, when set, makes Scan think that long before the first entry.
+	delay time.Duration
 }
 
 func mkfile(p string, content []byte) *tree.Entry {
@@ -97,6 +100,13 @@ func (f *fakeSource) Scan(ctx context.Context, req imaging.ScanRequest, fn func(
 	list, scope := f.entries, tree.FullScope
 	if req.Since == "tok-1" {
 		list, scope = f.partial, f.partialScope
+	}
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return imaging.ScanResult{}, ctx.Err()
+		}
 	}
 	probs := 0
 	for _, e := range list {
@@ -305,11 +315,12 @@ func (k *sinks) checkSettled() {
 	}
 }
 
-// regular returns fetch requests for the regular files of entries.
+// regular returns fetch requests for the regular files of entries, less
+// hard links, which a receiver links rather than fetches.
 func regular(entries []*tree.Entry) []*imaging.FetchRequest {
 	var reqs []*imaging.FetchRequest
 	for _, e := range entries {
-		if e.Type == tree.TypeRegular {
+		if e.Type == tree.TypeRegular && e.LinkTo == "" {
 			reqs = append(reqs, &imaging.FetchRequest{Entry: e})
 		}
 	}

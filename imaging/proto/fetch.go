@@ -185,29 +185,51 @@ func (c *Client) send(ctx context.Context, b *fetchBatch, r *imaging.FetchReques
 			return err
 		}
 		if s := c.pickLocked(cost); s != nil {
-			p := &pending{s: s, id: s.nextID, req: r, b: b, cost: cost}
-			s.nextID++
-			s.pending[p.id] = p
+			// Reserve room now; the id is taken under the sender's lock so
+			// ids go out in increasing order whoever sends them.
+			p := &pending{s: s, req: r, b: b, cost: cost}
 			s.outstanding++
 			s.outBytes += cost
 			b.add()
 			s.expect.Add(1)
 			c.mu.Unlock()
 			s.m.touch()
-			m := &wire.FetchRequest{ID: p.id, Path: r.Entry.Path, Size: r.Entry.Size, Mtime: r.Entry.Mtime,
-				Hash: r.Entry.Hash, Hashed: r.Entry.Hashed()}
-			if bs := r.Basis; bs != nil {
-				m.Basis = &wire.Basis{Size: bs.Size, Hash: bs.Hash, Hashed: bs.Hashed, BlockSize: bs.BlockSize, Blocks: bs.Blocks}
-			}
-			if err := s.out.send(m); err != nil {
-				if isEncodeError(err) {
-					// Nothing was sent: settle the request here.
-					c.complete(p)
-					b.settled()
+			err := s.out.sendFunc(func() (wire.Message, error) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if s.dead {
+					return nil, errStreamDead
 				}
-				return fmt.Errorf("fetch %s: %w", r.Entry.Path, err)
+				p.id = s.nextID
+				s.nextID++
+				s.pending[p.id] = p
+				m := &wire.FetchRequest{ID: p.id, Path: r.Entry.Path, Size: r.Entry.Size, Mtime: r.Entry.Mtime,
+					Hash: r.Entry.Hash, Hashed: r.Entry.Hashed()}
+				if bs := r.Basis; bs != nil {
+					m.Basis = &wire.Basis{Size: bs.Size, Hash: bs.Hash, Hashed: bs.Hashed, BlockSize: bs.BlockSize, Blocks: bs.Blocks}
+				}
+				return m, nil
+			})
+			switch {
+			case err == nil:
+				return nil
+			case p.id == 0:
+				// Never registered, so the reader will not settle it.
+				if err == errStreamDead {
+					if err = s.failure(); err == nil {
+						err = ErrClosed
+					}
+				}
+				b.setErr(err)
+				b.settled()
+			case isEncodeError(err):
+				// Registered but nothing was sent: settle it here.
+				c.complete(p)
+				b.settled()
 			}
-			return nil
+			// Otherwise the stream failed with the request registered and
+			// its reader settles it.
+			return fmt.Errorf("fetch %s: %w", r.Entry.Path, err)
 		}
 		wake := c.wake
 		c.mu.Unlock()
@@ -246,6 +268,9 @@ func (c *Client) pickLocked(cost int64) *stream {
 	}
 	return best
 }
+
+// errStreamDead says a request found its stream gone before it was sent.
+var errStreamDead = errors.New("stream ended")
 
 // complete removes an answered request from its stream's window.
 func (c *Client) complete(p *pending) {

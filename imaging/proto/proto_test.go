@@ -386,7 +386,13 @@ func TestFetchCancel(t *testing.T) {
 	var once sync.Once
 	errc := make(chan error, 1)
 	go func() {
-		errc <- ss.client.Fetch(ctx, regular(got), func(r *imaging.FetchRequest) (imaging.ContentSink, error) {
+		var reqs []*imaging.FetchRequest
+		for _, r := range regular(got) {
+			if r.Entry.Path == "usr/big" || r.Entry.Path == "usr/reuse" {
+				reqs = append(reqs, r)
+			}
+		}
+		errc <- ss.client.Fetch(ctx, reqs, func(r *imaging.FetchRequest) (imaging.ContentSink, error) {
 			once.Do(func() { close(opened) })
 			return k.open(r)
 		})
@@ -532,4 +538,35 @@ func TestServeClientVanishes(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	c.Close()
+}
+
+// A server busy for longer than the client's IdleTimeout keeps the session
+// alive with pings.
+func TestKeepaliveOutlastsIdleTimeout(t *testing.T) {
+	ss := newSession(t, 1, ClientOptions{IdleTimeout: time.Second}, ServeOptions{Keepalive: 50 * time.Millisecond})
+	defer ss.close()
+	ss.sources[0].delay = 1500 * time.Millisecond
+	got, _ := scanAll(t, ss.client, imaging.ScanRequest{})
+	if len(got) != len(ss.sources[0].entries) {
+		t.Errorf("%d entries, want %d", len(got), len(ss.sources[0].entries))
+	}
+}
+
+// A request the encoder refuses fails its Fetch, and the session goes on.
+func TestFetchRequestRefused(t *testing.T) {
+	ss := newSession(t, 1, ClientOptions{}, ServeOptions{})
+	defer ss.close()
+	got, _ := scanAll(t, ss.client, imaging.ScanRequest{})
+	bad := &imaging.FetchRequest{Entry: mkfile("usr/reuse", make([]byte, 10)),
+		Basis: &imaging.Basis{Size: 10, BlockSize: 4, Blocks: make([]uint64, 9)}}
+	k := newSinks(t)
+	err := ss.client.Fetch(t.Context(), []*imaging.FetchRequest{bad}, k.open)
+	var ee *wire.EncodeError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "more blocks") {
+		t.Errorf("Fetch: %v, want an encode error", err)
+	}
+	if err := ss.client.Fetch(t.Context(), regular(got)[:2], k.open); err != nil {
+		t.Errorf("fetch after a refused one: %v", err)
+	}
+	k.checkSettled()
 }

@@ -102,6 +102,7 @@ type server struct {
 	// scan state, owned by the read loop
 	scanCancel context.CancelFunc
 	scanDone   chan struct{}
+	scanEnded  atomic.Bool // the running scan's ScanEnd is on its way
 
 	fetchOnly bool
 	lastID    uint64
@@ -295,12 +296,14 @@ func (s *server) startScan(ctx context.Context, m *wire.ScanRequest) error {
 		return fmt.Errorf("%w: scan request on a fetch-only stream", ErrProtocol)
 	}
 	if s.scanDone != nil {
-		select {
-		case <-s.scanDone:
-		default:
+		// The client may ask again as soon as it has the ScanEnd, which
+		// the scan goroutine sends just before it returns.
+		if !s.scanEnded.Load() {
 			return fmt.Errorf("%w: scan request while a scan is running", ErrProtocol)
 		}
+		<-s.scanDone
 	}
+	s.scanEnded.Store(false)
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	s.scanCancel, s.scanDone = cancel, done
@@ -337,6 +340,7 @@ func (s *server) scan(ctx context.Context, req imaging.ScanRequest) {
 		end = &wire.ScanEnd{Problems: problems, Entries: n, Err: err.Error()}
 		s.opts.Logger.Debug("scan failed", "err", err)
 	}
+	s.scanEnded.Store(true)
 	if err := s.out.send(end); err != nil && isEncodeError(err) {
 		s.out.send(&wire.ScanEnd{Problems: problems, Entries: n, Err: err.Error()})
 	}

@@ -39,7 +39,7 @@ func sampleEntries() []*tree.Entry {
 			Xattrs: []tree.Xattr{{Name: "security.capability", Value: []byte{1, 0, 0, 2, 0, 0x20}}, {Name: "security.selinux", Value: []byte("x")}}},
 		{Path: "usr/bin/sh", Type: tree.TypeSymlink, Mode: 0o777, Target: "bash", UID: 1000, GID: 1000},
 		{Path: "usr/lib", Type: tree.TypeDir, Mode: 0o755, Problem: "listxattr: permission denied"},
-		file("usr/lib/" + strings.Repeat("x", 255), 1<<40, 0xdeadbeefcafef00d),
+		file("usr/lib/"+strings.Repeat("x", 255), 1<<40, 0xdeadbeefcafef00d),
 	}
 }
 
