@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/goldsync/goldsync/agent/watch"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/internal/version"
@@ -23,6 +24,11 @@ type ServeOptions struct {
 	StateDir string
 	// Workers bounds parallel walking and reading; zero means a default.
 	Workers int
+	fixedRoot string
+
+	// DestID names the destination in the change journal's
+	// acknowledgements (so it keeps what each destination still needs).
+	DestID string
 	// Logger receives warnings; nil is silent.
 	Logger *slog.Logger
 }
@@ -49,6 +55,14 @@ func CacheFile(stateDir, root string) string {
 	return filepath.Join(stateDir, "hashcache-"+hex.EncodeToString(sum[:8]))
 }
 
+// ServeRoot is Serve for a fixed root: whatever root the receiver names,
+// root is served. A push uses it: the receiver on the image server does not
+// know the golden node's paths.
+func ServeRoot(ctx context.Context, rw io.ReadWriter, root string, opts ServeOptions) error {
+	opts.fixedRoot = root
+	return Serve(ctx, rw, opts)
+}
+
 // Serve answers one receiver on rw (the agent's stdin and stdout) until it
 // hangs up: it opens the root the receiver names as a DirSource, with its
 // hash cache persisted in the state dir.
@@ -57,7 +71,11 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 	if stateDir == "" {
 		stateDir = DefaultStateDir()
 	}
+	var journal *watch.Journal
 	open := func(ctx context.Context, root string) (imaging.Source, error) {
+		if opts.fixedRoot != "" {
+			root = opts.fixedRoot
+		}
 		if !filepath.IsAbs(root) {
 			return nil, fmt.Errorf("root %q is not an absolute path", root)
 		}
@@ -74,9 +92,29 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 		} else if opts.Logger != nil {
 			opts.Logger.Warn("no state dir: hash cache off", "err", err)
 		}
-		return imaging.OpenDirSource(root, imaging.DirSourceOptions{CacheFile: cache, Workers: opts.Workers, Logger: opts.Logger})
+		dso := imaging.DirSourceOptions{CacheFile: cache, Workers: opts.Workers, Logger: opts.Logger}
+		if j, err := openJournal(stateDir, root, false); err == nil && j != nil {
+			journal = j
+			dso.Changes = journalChanges{j}
+		}
+		return imaging.OpenDirSource(root, dso)
 	}
-	return proto.Serve(ctx, rw, open, proto.ServeOptions{Software: Software(), Logger: opts.Logger})
+	defer func() {
+		if journal != nil {
+			journal.Close()
+		}
+	}()
+	onAck := func(ctx context.Context, token string) error {
+		if journal == nil {
+			return nil
+		}
+		id := opts.DestID
+		if id == "" {
+			id = "pull"
+		}
+		return journal.Ack(id, token)
+	}
+	return proto.Serve(ctx, rw, open, proto.ServeOptions{Software: Software(), Logger: opts.Logger, OnAck: onAck})
 }
 
 // Software is how the agent names itself in the protocol handshake:

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -25,6 +26,9 @@ type DirSourceOptions struct {
 	CacheFile string
 	// Workers bounds parallel walking and reading; zero means a default.
 	Workers int
+	// Changes, when set, answers ScanRequest.Since with a scan of only
+	// what changed, and hands out tokens for later scans.
+	Changes Changes
 	// Logger receives debug messages; nil is silent.
 	Logger *slog.Logger
 }
@@ -73,6 +77,19 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("excludes: %w", err)
 	}
+	token := ""
+	if s.opts.Changes != nil && len(req.Scopes) == 0 {
+		scopes, tok, full, err := s.opts.Changes.Changes(ctx, req.Since)
+		switch {
+		case err != nil:
+			s.log.Warn("change journal unusable: full scan", "err", err)
+		case !full && req.Since != "":
+			req.Scopes = changeScopes(scopes)
+			token = tok
+		default:
+			token = tok
+		}
+	}
 	wo := WalkOptions{Hash: req.Hash, Workers: s.opts.Workers, Logger: s.log, Scopes: req.Scopes}
 	if m != nil {
 		wo.Exclude = m
@@ -104,7 +121,41 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if len(req.Scopes) > 0 {
 		scope = req.Scopes
 	}
-	return ScanResult{Scope: scope, Problems: res.Problems, Entries: len(res.Entries)}, nil
+	return ScanResult{Scope: scope, Problems: res.Problems, Entries: len(res.Entries), Token: token}, nil
+}
+
+// changeScopes turns a journal's dirty scopes into scan scopes: each
+// changed path's parent is rescanned too (a child created or removed
+// changed its mtime), and the root always, so even an empty change set is
+// a valid, non-empty scan.
+func changeScopes(dirty []tree.Scope) []tree.Scope {
+	out := []tree.Scope{{Path: tree.Root}}
+	seen := map[tree.Scope]bool{out[0]: true}
+	add := func(s tree.Scope) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, d := range dirty {
+		if d.Path != tree.Root {
+			add(tree.Scope{Path: tree.Dir(d.Path)})
+		}
+		add(d)
+	}
+	slices.SortFunc(out, func(a, b tree.Scope) int {
+		if c := tree.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		if a.Tree == b.Tree {
+			return 0
+		}
+		if a.Tree {
+			return 1
+		}
+		return -1
+	})
+	return out
 }
 
 // CopyFile copies a scanned file into dst with a reflink where the

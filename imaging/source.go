@@ -112,6 +112,17 @@ type FetchResult struct {
 	Mtime int64
 }
 
+// Changes tells a DirSource what changed in its tree since a token: the
+// agent's change journal (package agent/watch) implements it.
+type Changes interface {
+	// Changes returns the scopes that changed after token and a token
+	// naming the journal's position now (taken before the caller scans).
+	// full says the journal cannot vouch for the changes (unknown token,
+	// overflow, no watcher): the caller must scan everything. An empty
+	// since asks only for the current token (full is then true).
+	Changes(ctx context.Context, since string) (scopes []tree.Scope, token string, full bool, err error)
+}
+
 // LocalCopier is an optional Source ability: copy one scanned file's content
 // straight into dst (an empty file open for writing on the same machine),
 // with reflinks or copy_file_range, instead of streaming it. The result's

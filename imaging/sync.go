@@ -51,6 +51,11 @@ type Options struct {
 	// Scopes limit the sync to parts of the tree (see tree.Scope); empty
 	// means the whole tree.
 	Scopes []tree.Scope
+	// Incremental asks the source for the changes since the journal token
+	// recorded in the state dir by the last successful sync (when Since is
+	// empty). A source without a journal, or one that cannot vouch for the
+	// token, answers with a full scan, so this is always safe.
+	Incremental bool
 	// Logger receives warnings and debug messages; nil is silent.
 	Logger *slog.Logger
 	// Progress, when set, is called as the sync advances (from several
@@ -203,7 +208,7 @@ func DefaultStateDir(dest string) string {
 
 // StatePaths names the files in a state dir.
 type StatePaths struct {
-	Dir, Manifest, Lock, Retention string
+	Dir, Manifest, Lock, Retention, Token string
 }
 
 // State returns the state paths for a state dir.
@@ -213,6 +218,7 @@ func State(dir string) StatePaths {
 		Manifest:  filepath.Join(dir, "manifest"),
 		Lock:      filepath.Join(dir, "lock"),
 		Retention: filepath.Join(dir, "retention"),
+		Token:     filepath.Join(dir, "token"),
 	}
 }
 
@@ -270,6 +276,11 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		removeStaleManifestTemps(stateDir)
 	}
 	sp := State(stateDir)
+	if opts.Incremental && opts.Since == "" {
+		if b, err := os.ReadFile(sp.Token); err == nil {
+			opts.Since = strings.TrimSpace(string(b))
+		}
+	}
 	excl, err := exclude.New(opts.Excludes)
 	if err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
@@ -432,12 +443,33 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	res.Stats.Problems = len(a.problems)
 	res.Duration = time.Since(start)
 	if runErr != nil {
+		os.Remove(sp.Token) // what failed must be scanned again
 		return res, runErr
 	}
 	if len(a.problems) > 0 || res.DeletesSkipped {
+		os.Remove(sp.Token) // what failed must be scanned again
 		return res, fmt.Errorf("%w: %d paths not applied%s", ErrPartial, len(a.problems), skippedNote(res))
 	}
+	if err := saveToken(sp.Token, scan.Token); err != nil {
+		log.Warn("journal token not saved: the next sync scans everything", "err", err)
+	}
 	return res, nil
+}
+
+// saveToken records the source's journal token for the next incremental
+// sync (atomically; an empty token removes the file).
+func saveToken(path, token string) error {
+	if token == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // removeStaleManifestTemps removes the temp files of manifests whose save

@@ -67,6 +67,8 @@ It never writes into the tree it serves. Its state lives in --state-dir
 	pf.StringVar(&g.root, "root", "/", "the golden tree's root `DIR`")
 	pf.CountVarP(&g.verbose, "verbose", "v", "log more on stderr")
 	root.AddCommand(newServeCmd(g))
+	root.AddCommand(newPushCmd(g))
+	root.AddCommand(newWatchCmd(g))
 	return root
 }
 

@@ -34,7 +34,7 @@ type pullFlags struct {
 	fsync        bool
 	timeout      time.Duration
 	metricsFile  string
-	localConnect string
+	fullScan     bool
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
@@ -56,6 +56,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.fsync, "fsync", false, "fsync each file before it is renamed into place")
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
+	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -131,6 +132,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts := imaging.Options{
 		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
 		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
+		Incremental: !f.fullScan,
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }

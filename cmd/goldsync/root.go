@@ -49,6 +49,7 @@ the nightly cron job is just "goldsync sync".`,
 	root.AddCommand(newClusterCmds(g)...)
 	root.AddCommand(newServeCmds(g)...)
 	root.AddCommand(newDemoCmd(g))
+	root.AddCommand(newReceiveCmd(g))
 	root.AddCommand(exitCodesHelp())
 	return root
 }

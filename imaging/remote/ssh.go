@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"strings"
@@ -248,3 +249,45 @@ func upload(ctx context.Context, words []string, sp Spec, bin *agentBinary, opts
 	}
 	return final, nil
 }
+
+// Command runs command on the host of spec through the remote shell rsh
+// ("ssh" when empty) and returns its stdin and stdout as one stream. Close
+// ends it; Stderr says what it printed there (the last 8 KiB).
+func Command(ctx context.Context, rsh string, spec Spec, command string, log *slog.Logger) (*Process, error) {
+	if rsh == "" {
+		rsh = "ssh"
+	}
+	words, err := SplitRsh(rsh)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	args := append(append([]string(nil), words[1:]...), spec.dest(), command)
+	p, err := startProcess(ctx, words[0], args, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSSH, err)
+	}
+	return &Process{p}, nil
+}
+
+// Process is a remote command's stdio stream.
+type Process struct{ p *process }
+
+func (p *Process) Read(b []byte) (int, error)  { return p.p.Read(b) }
+func (p *Process) Write(b []byte) (int, error) { return p.p.Write(b) }
+
+// Close closes the command's stdin and waits for it to end (killing it
+// after a grace period).
+func (p *Process) Close() error { return p.p.Close() }
+
+// Stderr returns the end of what the command printed on stderr.
+func (p *Process) Stderr() string { return p.p.stderr.String() }
+
+// ExitCode waits briefly for the command to end and returns its exit code,
+// or -1.
+func (p *Process) ExitCode() int { return p.p.exitCode() }
+
+// ShellQuote quotes s for a remote POSIX shell.
+func ShellQuote(s string) string { return shellQuote(s) }

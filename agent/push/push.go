@@ -1,0 +1,99 @@
+// Package push sends a golden node's changes to an image server: it runs
+// `goldsync receive --stdio IMAGE` on the server through ssh and serves
+// that receiver from the local tree, with the change journal answering
+// "what changed since the token you last applied". The receiver applies
+// through the same engine as a pull; the journal is acknowledged only once
+// the receiver confirms.
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/imaging/remote"
+)
+
+// Options configure Push. Zero values: root "/", the agent's default state
+// dir, "ssh", "goldsync" on the server's $PATH, no extra arguments.
+type Options struct {
+	// Root is the golden tree to push from.
+	Root string
+	// StateDir is the agent's state dir (hash cache, journal).
+	StateDir string
+	// To is the image on the server: [user@]host:/path.
+	To string
+	// Rsh is the remote shell command, as rsync's -e.
+	Rsh string
+	// ReceiverPath is the goldsync binary on the server.
+	ReceiverPath string
+	// ReceiveArgs are extra arguments for `goldsync receive` (for example
+	// --state-dir or --exclude).
+	ReceiveArgs []string
+	// Logger receives progress and warnings; nil is silent.
+	Logger *slog.Logger
+}
+
+// Result describes a finished push.
+type Result struct {
+	// Duration is the wall time from start to the server's confirmation.
+	Duration time.Duration
+	// Stderr is what the receiver printed (its summary).
+	Stderr string
+}
+
+// ErrReceiver is wrapped when the server's receiver failed.
+var ErrReceiver = errors.New("receiver failed")
+
+// Push sends the changes since the server's last applied token (or the
+// whole tree when the journal cannot vouch for them) and returns when the
+// server has applied them and confirmed.
+func Push(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	if opts.Root == "" {
+		opts.Root = "/"
+	}
+	if opts.ReceiverPath == "" {
+		opts.ReceiverPath = "goldsync"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sp, err := remote.ParseSpec(opts.To)
+	if err != nil {
+		return nil, fmt.Errorf("push destination: %w", err)
+	}
+	if sp.Host == "" {
+		return nil, fmt.Errorf("push destination %q: want [user@]host:/path", opts.To)
+	}
+	args := []string{remote.ShellQuote(opts.ReceiverPath), "receive", "--stdio"}
+	for _, a := range opts.ReceiveArgs {
+		args = append(args, remote.ShellQuote(a))
+	}
+	args = append(args, remote.ShellQuote(sp.Path))
+	p, err := remote.Command(ctx, opts.Rsh, sp, strings.Join(args, " "), log)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	serr := agent.ServeRoot(ctx, p, opts.Root, agent.ServeOptions{StateDir: opts.StateDir, DestID: "push:" + opts.To, Logger: log})
+	p.Close()
+	res := &Result{Duration: time.Since(start), Stderr: p.Stderr()}
+	if code := p.ExitCode(); code != 0 {
+		msg := strings.TrimSpace(res.Stderr)
+		if code == 255 {
+			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+		}
+		return res, fmt.Errorf("%w (exit %d): %s", ErrReceiver, code, msg)
+	}
+	if serr != nil {
+		return res, fmt.Errorf("push: %w", serr)
+	}
+	return res, nil
+}
+

@@ -1,0 +1,256 @@
+package push_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/agent/push"
+	"github.com/goldsync/goldsync/agent/watch"
+	"github.com/goldsync/goldsync/internal/sshtest"
+	"github.com/goldsync/goldsync/internal/treetest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "goldsync-push-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/goldsync/goldsync/cmd/goldsync", "github.com/goldsync/goldsync/cmd/goldsync-agent").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type rig struct {
+	t        *testing.T
+	srv      *sshtest.Server
+	golden   string
+	image    string
+	state    string // agent state dir
+	watcher  *exec.Cmd
+	watchLog *bytes.Buffer
+}
+
+func newRig(t *testing.T) *rig {
+	base := t.TempDir()
+	r := &rig{t: t, srv: sshtest.Start(t, sshtest.Options{}), golden: filepath.Join(base, "golden"),
+		image: filepath.Join(base, "image"), state: filepath.Join(base, "agent-state")}
+	os.MkdirAll(r.golden, 0o755)
+	return r
+}
+
+// startWatcher runs goldsync-agent watch and waits until its journal is
+// being fed (a barrier passes).
+func (r *rig) startWatcher() {
+	r.t.Helper()
+	r.watchLog = &bytes.Buffer{}
+	cmd := exec.Command(filepath.Join(bin, "goldsync-agent"), "watch", "--root", r.golden, "--state-dir", r.state, "-v")
+	cmd.Stderr = r.watchLog
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.watcher = cmd
+	r.t.Cleanup(r.stopWatcher)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j, err := watch.OpenJournal(agent.JournalDir(r.state, r.golden), watch.JournalOptions{})
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err = j.Barrier(ctx)
+			cancel()
+			j.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("watcher not ready: %v\n%s", err, r.watchLog)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) stopWatcher() {
+	if r.watcher != nil && r.watcher.Process != nil {
+		syscall.Kill(-r.watcher.Process.Pid, syscall.SIGKILL)
+		r.watcher.Wait()
+		r.watcher = nil
+	}
+}
+
+var scannedRE = regexp.MustCompile(`(\d+) entries scanned`)
+
+// push pushes and returns how many entries the receiver scanned.
+func (r *rig) push() int {
+	r.t.Helper()
+	res, err := push.Push(context.Background(), push.Options{
+		Root: r.golden, StateDir: r.state, To: r.srv.Target(r.image),
+		Rsh: strings.Join(r.srv.SSHArgs(), " "), ReceiverPath: filepath.Join(bin, "goldsync"),
+		ReceiveArgs: []string{"--state-dir", r.image + ".state"},
+	})
+	if err != nil {
+		r.t.Fatalf("push: %v", err)
+	}
+	m := scannedRE.FindStringSubmatch(res.Stderr)
+	if m == nil {
+		r.t.Fatalf("receiver summary missing: %q", res.Stderr)
+	}
+	n, _ := strconv.Atoi(m[1])
+	r.t.Logf("push: %s (%.3fs)", strings.TrimSpace(res.Stderr), res.Duration.Seconds())
+	return n
+}
+
+func (r *rig) exact() {
+	r.t.Helper()
+	treetest.Equal(r.t, treetest.Scan(r.t, r.golden), treetest.Scan(r.t, r.image), treetest.DiffOptions{CheckSparse: true})
+}
+
+func write(t *testing.T, p, content string) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// yumLike changes the tree the way an rpm transaction does.
+func yumLike(t *testing.T, root string, round int) {
+	t.Helper()
+	j := func(p string) string { return filepath.Join(root, p) }
+	for i := range 60 {
+		p := j(fmt.Sprintf("usr/share/pkg%d/f%02d", round, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		tmp := p + ";tmp"
+		write(t, tmp, strings.Repeat("new", 100+i))
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		write(t, j(fmt.Sprintf("etc/conf%d", i)), fmt.Sprintf("modified in round %d", round))
+	}
+	for i := range 3 {
+		os.Remove(j(fmt.Sprintf("var/old/f%d-%d", round, i)))
+	}
+	// a directory renamed in from outside the root
+	out := filepath.Join(filepath.Dir(root), fmt.Sprintf("staging%d", round))
+	write(t, filepath.Join(out, "sub", "x"), "renamed in")
+	if err := os.Rename(out, j(fmt.Sprintf("opt/app%d", round))); err != nil {
+		t.Fatal(err)
+	}
+	// type flips
+	os.Remove(j("flip/a"))
+	if round%2 == 0 {
+		write(t, j("flip/a/inner"), "now a dir")
+	} else {
+		os.RemoveAll(j("flip/a"))
+		os.Symlink("elsewhere", j("flip/a"))
+	}
+	// an empty dir deleted and a full one renamed into its place
+	os.Remove(j("swap/empty"))
+	write(t, j("swap/full/y"), "full dir")
+	os.Rename(j("swap/full"), j("swap/empty"))
+	os.MkdirAll(j("swap/full"), 0o755)
+	os.Mkdir(j("swap/empty2"), 0o755)
+}
+
+func seed(t *testing.T, root string) {
+	for i := range 400 {
+		write(t, filepath.Join(root, fmt.Sprintf("usr/lib/d%02d/f%03d", i%20, i)), strings.Repeat("x", i*10))
+	}
+	for i := range 5 {
+		write(t, filepath.Join(root, fmt.Sprintf("etc/conf%d", i)), "original")
+	}
+	for r := range 4 {
+		for i := range 3 {
+			write(t, filepath.Join(root, fmt.Sprintf("var/old/f%d-%d", r, i)), "old")
+		}
+	}
+	write(t, filepath.Join(root, "flip/a"), "a file")
+	os.MkdirAll(filepath.Join(root, "opt"), 0o755)
+	os.MkdirAll(filepath.Join(root, "swap/empty"), 0o755)
+	os.MkdirAll(filepath.Join(root, "swap/full"), 0o755)
+}
+
+func TestPushYumLikeChangesExactly(t *testing.T) {
+	r := newRig(t)
+	seed(t, r.golden)
+	r.startWatcher()
+	full := r.push()
+	r.exact()
+	for round := 1; round <= 3; round++ {
+		yumLike(t, r.golden, round)
+		n := r.push()
+		r.exact()
+		if n >= full/2 {
+			t.Errorf("round %d: receiver scanned %d entries of %d: the journal did not narrow the push", round, n, full)
+		}
+	}
+}
+
+func TestPushAfterOverflowRescansFully(t *testing.T) {
+	r := newRig(t)
+	seed(t, r.golden)
+	r.startWatcher()
+	full := r.push()
+	yumLike(t, r.golden, 1)
+	j, err := watch.OpenJournal(agent.JournalDir(r.state, r.golden), watch.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.MarkFullRescan("test: simulated queue overflow"); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if n := r.push(); n < full {
+		t.Errorf("after an overflow the push scanned %d entries, want a full scan (>= %d)", n, full)
+	}
+	r.exact()
+}
+
+func TestPushAfterWatcherKilledConverges(t *testing.T) {
+	r := newRig(t)
+	seed(t, r.golden)
+	r.startWatcher()
+	r.push()
+	yumLike(t, r.golden, 1)
+	r.stopWatcher() // killed mid-change: events may be lost
+	yumLike(t, r.golden, 2)
+	r.startWatcher()
+	r.push()
+	r.exact()
+	yumLike(t, r.golden, 3)
+	r.push()
+	r.exact()
+}
+
+func TestPushWithoutWatcherIsAFullCompare(t *testing.T) {
+	r := newRig(t)
+	seed(t, r.golden)
+	first := r.push()
+	yumLike(t, r.golden, 1)
+	if n := r.push(); n < first {
+		t.Errorf("without a watcher the push scanned %d entries, want all (>= %d)", n, first)
+	}
+	r.exact()
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/agent/push"
+	"github.com/goldsync/goldsync/agent/watch"
+	"github.com/goldsync/goldsync/imaging/exclude"
+)
+
+type pushFlags struct {
+	to           []string
+	rsh          string
+	receiverPath string
+	receiveArgs  []string
+}
+
+func (f *pushFlags) register(cmd *cobra.Command, toFlag string) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
+	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND`, as rsync's -e")
+	fl.StringVar(&f.receiverPath, "receiver-path", "goldsync", "goldsync `PATH` on the image server")
+	fl.StringArrayVar(&f.receiveArgs, "receive-arg", nil, "extra `ARG` for goldsync receive on the server (repeatable), e.g. --receive-arg=--exclude=/proc/*")
+}
+
+func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return err
+	}
+	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
+		ReceiverPath: f.receiverPath, ReceiveArgs: f.receiveArgs, Logger: g.logger()})
+	if res != nil && res.Stderr != "" {
+		fmt.Fprintln(os.Stderr, res.Stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("push to %s: %w", to, err)
+	}
+	fmt.Fprintf(os.Stderr, "goldsync-agent: pushed to %s in %.3fs\n", to, res.Duration.Seconds())
+	return nil
+}
+
+func newPushCmd(g *globalFlags) *cobra.Command {
+	f := &pushFlags{}
+	cmd := &cobra.Command{
+		Use:   "push --to [user@]server:/image",
+		Short: "send the changes since the last push to image servers (run after yum/dnf)",
+		Long: `Push sends the golden tree's changes to each image server: it runs
+"goldsync receive --stdio IMAGE" there through ssh and serves it. When a
+watcher (goldsync-agent watch) keeps the change journal, only the paths
+changed since the token that server applied last are scanned and sent; else
+the whole tree is compared, as a pull would. The journal is cleared only
+after the server confirms.
+
+The package-manager hooks in agent/hooks call this after every transaction.`,
+		Example: `  goldsync-agent push --to root@node002:/diskless/i386/RHEL5-AS/root`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(f.to) == 0 {
+				return fmt.Errorf("push needs --to [user@]server:/image")
+			}
+			for _, to := range f.to {
+				if err := f.push(cmd.Context(), g, to); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, "to")
+	return cmd
+}
+
+func newWatchCmd(g *globalFlags) *cobra.Command {
+	f := &pushFlags{}
+	var excludes []string
+	var quiet time.Duration
+	var backend string
+	cmd := &cobra.Command{
+		Use:   "watch [--push-to [user@]server:/image]...",
+		Short: "watch the golden tree and keep the change journal (and push when changes settle)",
+		Long: `Watch follows every change beneath --root (fanotify with a filesystem mark
+where the kernel allows, recursive inotify otherwise) and records the dirty
+paths in a persistent journal in the state dir. Pulls and pushes then scan
+only what changed. Anything the watcher cannot vouch for — a queue overflow,
+the time it was not running — marks "full rescan needed", never silent loss.
+
+With --push-to it also pushes to each image server once changes have been
+quiet for --quiet-period. Writes through mmap produce no events: keep the
+nightly full pull (goldsync sync) as the verification.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runWatch(cmd.Context(), g, f, excludes, quiet, backend)
+		},
+	}
+	f.register(cmd, "push-to")
+	cmd.Flags().StringArrayVar(&excludes, "exclude", []string{"/proc/*", "/sys/*"}, "paths not to record (rsync patterns)")
+	cmd.Flags().DurationVar(&quiet, "quiet-period", 2*time.Second, "push once changes have settled this long")
+	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, fanotify or inotify")
+	return cmd
+}
+
+func runWatch(ctx context.Context, g *globalFlags, f *pushFlags, excludes []string, quiet time.Duration, backend string) error {
+	log := g.logger()
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return err
+	}
+	stateDir := g.stateDir
+	if stateDir == "" {
+		stateDir = agent.DefaultStateDir()
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	j, err := watch.OpenJournal(agent.JournalDir(stateDir, root), watch.JournalOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	m, err := exclude.New(excludes)
+	if err != nil {
+		return err
+	}
+	wo := watch.WatchOptions{Logger: log, Backend: backend}
+	if m != nil {
+		wo.Exclude = m
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- watch.Watch(ctx, root, j, wo) }()
+	if len(f.to) == 0 {
+		return <-errc
+	}
+	// Push loop: when the journal holds changes a destination has not
+	// acknowledged, and they stopped growing for the quiet period, push.
+	last := map[string]string{}
+	tick := time.NewTicker(quiet)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-tick.C:
+		}
+		dests, err := j.Destinations()
+		if err != nil {
+			log.Warn("journal", "err", err)
+			continue
+		}
+		for _, to := range f.to {
+			cs, err := j.Since(dests["push:"+to])
+			if err != nil || (!cs.Full && len(cs.Scopes) == 0) {
+				continue
+			}
+			now := fmt.Sprint(cs.Full, cs.Scopes)
+			if last[to] != now {
+				last[to] = now // still changing: wait another period
+				continue
+			}
+			if err := f.push(ctx, g, to); err != nil {
+				log.Error("push failed; will retry", "to", to, "err", err)
+				continue
+			}
+			delete(last, to)
+		}
+	}
+}
