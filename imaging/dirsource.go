@@ -340,6 +340,11 @@ func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink
 		return res, false, fmt.Errorf("%w: replaced since the scan", ErrChanged)
 	}
 	cur := entryFromStat(scanned.Path, &st)
+	if cur.Size != scanned.Size || cur.Mtime != scanned.Mtime {
+		// The receiver was told the scanned size and never accepts more:
+		// report the file as changed (the next run takes it).
+		return res, false, fmt.Errorf("%w: modified since the scan", ErrChanged)
+	}
 	if Unchanged(scanned, cur) && scanned.Hashed() {
 		cur.SetHash(scanned.Hash)
 	}

@@ -6,13 +6,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	stdiostream "github.com/goldsync/goldsync/internal/stdio"
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/internal/version"
@@ -85,11 +86,7 @@ not an absolute directory. Log messages go to stderr, never stdout.`,
 			if !stdio {
 				return fmt.Errorf("serve needs --stdio (the only transport)")
 			}
-			rw := struct {
-				io.Reader
-				io.Writer
-			}{os.Stdin, os.Stdout}
-			return agent.Serve(cmd.Context(), rw, agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
+			return agent.Serve(cmd.Context(), stdiostream.New(), agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "use stdin and stdout as the stream")

@@ -3,10 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/internal/stdio"
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
@@ -48,10 +49,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) e
 	if err != nil {
 		return err
 	}
-	rw := struct {
-		io.Reader
-		io.WriteCloser
-	}{os.Stdin, os.Stdout}
+	rw := stdio.New()
 	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)

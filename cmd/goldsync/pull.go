@@ -17,24 +17,24 @@ import (
 
 // pullFlags are the rsync-like flags of a pull.
 type pullFlags struct {
-	excludes     []string
-	excludeFrom  []string
-	dryRun       bool
-	itemize      bool
-	maxDelete    int
-	noDelete     bool
-	stateDir     string
-	retention    time.Duration
-	rsh          string
-	agentPath    string
-	streams      int
-	stats        bool
-	progress     bool
-	noProgress   bool
-	fsync        bool
-	timeout      time.Duration
-	metricsFile  string
-	fullScan     bool
+	excludes    []string
+	excludeFrom []string
+	dryRun      bool
+	itemize     bool
+	maxDelete   int
+	noDelete    bool
+	stateDir    string
+	retention   time.Duration
+	rsh         string
+	agentPath   string
+	streams     int
+	stats       bool
+	progress    bool
+	noProgress  bool
+	fsync       bool
+	timeout     time.Duration
+	metricsFile string
+	fullScan    bool
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
