@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,81 @@ func TestSSHUnreachableIsErrSSH(t *testing.T) {
 		Rsh: "ssh -F none -p 1 -o BatchMode=yes -o ConnectTimeout=2", AgentPath: agentBin})
 	if !errors.Is(err, remote.ErrSSH) {
 		t.Fatalf("err = %v, want ErrSSH", err)
+	}
+}
+
+// wireBytes pulls and returns the bytes that crossed the ssh stream.
+func wirePull(t *testing.T, spec, dst string, opts remote.Options) (int64, *imaging.Result) {
+	t.Helper()
+	src, err := remote.Open(context.Background(), spec, opts)
+	if err != nil {
+		t.Fatalf("open %s: %v", spec, err)
+	}
+	res, err := imaging.Sync(context.Background(), src, dst, imaging.Options{StateDir: dst + ".state", Incremental: true})
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	ws := src.(interface{ WireBytes() (int64, int64) })
+	src.Close()
+	in, out := ws.WireBytes()
+	return in + out, res
+}
+
+func TestSSHWireBytesFollowTheChange(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "golden"), filepath.Join(base, "image")
+	rng := newRand()
+	var total int64
+	for i := range 1500 {
+		n := 1024 + rng.IntN(15*1024)
+		total += int64(n)
+		writeRandom(t, filepath.Join(src, fmt.Sprintf("usr/lib/d%02d/f%04d", i%30, i)), n, rng)
+	}
+	opts := remote.Options{Rsh: strings.Join(srv.SSHArgs(), " "), AgentPath: agentBin, StateDir: filepath.Join(base, "agent")}
+	full, _ := wirePull(t, srv.Target(src), dst, opts)
+	none, _ := wirePull(t, srv.Target(src), dst, opts)
+	t.Logf("content %d bytes; full pull %d bytes on the wire; no-change pull %d bytes (%.2f%%)", total, full, none, 100*float64(none)/float64(full))
+	if full < total {
+		t.Errorf("full pull moved %d bytes, less than the content (%d)", full, total)
+	}
+	if none*100 >= full {
+		t.Errorf("no-change pull moved %d bytes, not under 1%% of the full pull's %d", none, full)
+	}
+	// A yum-like change: 60 new files, 5 modified, 3 deleted.
+	var changed int64
+	for i := range 60 {
+		n := 4096 + rng.IntN(8192)
+		changed += int64(n)
+		writeRandom(t, filepath.Join(src, fmt.Sprintf("usr/share/dstat/f%02d", i)), n, rng)
+	}
+	for i := range 5 {
+		p := filepath.Join(src, fmt.Sprintf("usr/lib/d%02d/f%04d", i, i))
+		st, _ := os.Stat(p)
+		changed += st.Size()
+		writeRandom(t, p, int(st.Size()), rng)
+	}
+	for i := range 3 {
+		os.Remove(filepath.Join(src, fmt.Sprintf("usr/lib/d%02d/f%04d", 10+i, 10+i)))
+	}
+	small, res := wirePull(t, srv.Target(src), dst, opts)
+	t.Logf("yum-like change of %d bytes: %d bytes on the wire (%d created, %d updated, %d deleted)", changed, small, res.Created, res.Updated, res.Deleted)
+	if small < changed || small > 2*changed+none {
+		t.Errorf("yum-like change moved %d bytes on the wire, want roughly the %d changed bytes", small, changed)
+	}
+	treetest.Equal(t, treetest.Scan(t, src), treetest.Scan(t, dst), treetest.DiffOptions{})
+}
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(7, 11)) }
+
+func writeRandom(t *testing.T, p string, n int, rng *rand.Rand) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
