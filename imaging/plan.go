@@ -23,6 +23,7 @@ const (
 
 var opNames = [...]string{"none", "mkdir", "fetch", "copy", "meta", "symlink", "special", "link", "delete", "dirmeta"}
 
+// String names the operation ("fetch", "delete", ...).
 func (o Op) String() string {
 	if int(o) < len(opNames) {
 		return opNames[o]

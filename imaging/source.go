@@ -138,7 +138,9 @@ type FileError struct {
 	Err  error
 }
 
+// Error says what failed on which path.
 func (e *FileError) Error() string { return fmt.Sprintf("%s %q: %v", e.Op, e.Path, e.Err) }
+// Unwrap returns the underlying error.
 func (e *FileError) Unwrap() error { return e.Err }
 
 // ErrChanged is wrapped by a FileError when a file kept changing while it was

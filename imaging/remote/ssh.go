@@ -275,7 +275,9 @@ func Command(ctx context.Context, rsh string, spec Spec, command string, log *sl
 // Process is a remote command's stdio stream.
 type Process struct{ p *process }
 
-func (p *Process) Read(b []byte) (int, error)  { return p.p.Read(b) }
+// Read reads the command's stdout.
+func (p *Process) Read(b []byte) (int, error) { return p.p.Read(b) }
+// Write writes the command's stdin.
 func (p *Process) Write(b []byte) (int, error) { return p.p.Write(b) }
 
 // Close closes the command's stdin and waits for it to end (killing it

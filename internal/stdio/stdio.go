@@ -14,7 +14,9 @@ type Stream struct {
 // New returns the process's stdin and stdout as a Stream.
 func New() Stream { return Stream{In: os.Stdin, Out: os.Stdout} }
 
-func (s Stream) Read(p []byte) (int, error)  { return s.In.Read(p) }
+// Read reads stdin.
+func (s Stream) Read(p []byte) (int, error) { return s.In.Read(p) }
+// Write writes stdout.
 func (s Stream) Write(p []byte) (int, error) { return s.Out.Write(p) }
 
 // Close closes stdout, then stdin.
