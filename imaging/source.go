@@ -140,6 +140,7 @@ type FileError struct {
 
 // Error says what failed on which path.
 func (e *FileError) Error() string { return fmt.Sprintf("%s %q: %v", e.Op, e.Path, e.Err) }
+
 // Unwrap returns the underlying error.
 func (e *FileError) Unwrap() error { return e.Err }
 

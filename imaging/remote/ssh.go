@@ -277,6 +277,7 @@ type Process struct{ p *process }
 
 // Read reads the command's stdout.
 func (p *Process) Read(b []byte) (int, error) { return p.p.Read(b) }
+
 // Write writes the command's stdin.
 func (p *Process) Write(b []byte) (int, error) { return p.p.Write(b) }
 

@@ -16,6 +16,7 @@ func New() Stream { return Stream{In: os.Stdin, Out: os.Stdout} }
 
 // Read reads stdin.
 func (s Stream) Read(p []byte) (int, error) { return s.In.Read(p) }
+
 // Write writes stdout.
 func (s Stream) Write(p []byte) (int, error) { return s.Out.Write(p) }
 
