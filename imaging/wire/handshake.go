@@ -21,6 +21,7 @@ const (
 	RoleServer
 )
 
+// String names the role ("client" or "server").
 func (r Role) String() string {
 	switch r {
 	case RoleClient:

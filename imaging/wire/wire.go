@@ -118,6 +118,7 @@ type DecodeError struct {
 	Err   error
 }
 
+// Error names the message, the field and what is wrong.
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("decode %s: %v", e.Msg, e.Err)
@@ -125,6 +126,7 @@ func (e *DecodeError) Error() string {
 	return fmt.Sprintf("decode %s: %s: %v", e.Msg, e.Field, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // EncodeError says a message could not be encoded: a field is over its limit
@@ -135,10 +137,12 @@ type EncodeError struct {
 	Err   error
 }
 
+// Error names the message, the field and what is wrong.
 func (e *EncodeError) Error() string {
 	return fmt.Sprintf("encode %s: %s: %v", e.Msg, e.Field, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *EncodeError) Unwrap() error { return e.Err }
 
 func encErr(msg, field, format string, a ...any) error {
