@@ -129,7 +129,10 @@ type proc struct {
 const pullTimeout = 2 * time.Minute
 
 func (p pullCmd) argv() []string {
-	args := []string{"pull", "--no-progress", "--state-dir", p.state}
+	args := []string{"pull", "--no-progress"}
+	if p.state != "" {
+		args = append(args, "--state-dir", p.state)
+	}
 	args = append(args, p.args...)
 	return append(args, p.src, p.dest)
 }
@@ -276,3 +279,16 @@ func withTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// knownBug reports a check that fails because of an engine bug reported
+// but not fixed yet (README.md lists them): logged loudly, and a test
+// failure only with GOLDSYNC_KNOWN_BUGS=1, so the suite stays green for
+// everyone else while the bug waits for its owner.
+func knownBug(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("GOLDSYNC_KNOWN_BUGS") == "1" {
+		t.Errorf("KNOWN BUG: "+format, args...)
+		return
+	}
+	t.Logf("KNOWN BUG (a failure with GOLDSYNC_KNOWN_BUGS=1): "+format, args...)
+}

@@ -13,6 +13,12 @@ import (
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
+// Exit codes of the CLI for a broken stream and a stalled peer.
+const (
+	exitStream  = 12
+	exitTimeout = 30
+)
+
 // remoteAgent writes an agent command for the golden node side of the
 // sshd: the test's agent with its state in a directory whose path also
 // marks its processes (procsMatching(marker) finds exactly them).
@@ -75,19 +81,20 @@ func TestBrokenTransport(t *testing.T) {
 		name   string
 		inject func(pid int) // pid: the goldsync process
 		says   []string      // stderr must say one of these
+		code   int           // the exit code the CLI should give
 	}
 	faults := []fault{
-		{name: "ssh killed", says: []string{"closed the connection", "protocol error"}, inject: func(pid int) {
+		{name: "ssh killed", code: exitStream, says: []string{"closed the connection", "protocol error"}, inject: func(pid int) {
 			for _, c := range sshChildren(pid) {
 				syscall.Kill(c, syscall.SIGKILL)
 			}
 		}},
-		{name: "agent killed", says: []string{"closed the connection", "protocol error"}, inject: func(int) {
+		{name: "agent killed", code: exitStream, says: []string{"closed the connection", "protocol error"}, inject: func(int) {
 			for _, p := range procsMatching(marker) {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
 		}},
-		{name: "agent stalled", says: []string{"stalled"}, inject: func(int) {
+		{name: "agent stalled", code: exitTimeout, says: []string{"stalled"}, inject: func(int) {
 			for _, p := range procsMatching(marker) {
 				syscall.Kill(p, syscall.SIGSTOP)
 			}
@@ -136,6 +143,9 @@ func TestBrokenTransport(t *testing.T) {
 				t.Errorf("%s: exit %d; stderr says none of %q:\n%s", f.name, code, f.says, stderr)
 			default:
 				failedClean++
+				if code != f.code {
+					knownBug(t, "%s: exit %d, want %d (cmd/goldsync: classifySync tests remote.ErrStalled/ErrProtocol, but a failure during the sync carries proto's errors, and exitCode then falls to context.Canceled: 20, \"interrupted\")", f.name, code, f.code)
+				}
 				if r == 0 {
 					t.Logf("%s: exit %d after %v: %s", f.name, code, took.Round(time.Millisecond), lastLine(stderr))
 				}
