@@ -1,0 +1,36 @@
+// Package export serves images read-only over the rsync daemon protocol
+// (rsync://host:port/IMAGE/), so stock rsync clients and replica image
+// servers can pull an image. Each image is one module. The protocol is
+// spoken by github.com/gokrazy/rsync v0.2.2 (protocol 27), sender side only.
+//
+// That library is not hardened: it resolves the paths a client asks for by
+// joining strings (IMAGE/../../etc/shadow reaches the host's file), follows
+// symlinks inside the image (IMAGE/evil/shadow with evil -> /etc), panics
+// on filter rules with wildcards and calls os.Exit when a file shrinks
+// while it is sent. So the process that runs it is never the one that
+// accepts connections, and it cannot see anything but the image:
+//
+//   - The Server (parent) accepts a connection and speaks the text part of
+//     the daemon handshake itself: greeting, module name or listing, the
+//     client's arguments. It refuses uploads (no --sender), unknown modules,
+//     paths with ".." or outside the module, and options the library gets
+//     wrong (-H hangs, -z corrupts), with an error the client prints.
+//   - For an accepted request it starts a child, a new process of the same
+//     binary (Options.ChildArgs, then RunChild), one per connection, handed
+//     the connection and the handshake bytes to replay to the library.
+//   - The child is confined before its first instruction: the parent starts
+//     it from a dedicated OS thread that has entered a private mount
+//     namespace where the image is bind-mounted read-only, nodev, nosuid,
+//     noexec and without its submounts, and has restricted itself with
+//     Landlock so that only the image (read files, read directories) and
+//     the files needed to execute the binary (its executable mappings) are
+//     reachable; the child inherits all of it. As root the child runs as
+//     nobody with CAP_DAC_READ_SEARCH only, so it reads every file of the
+//     image (root-only ones too) and can write nothing.
+//
+// See docs/RSYNC-EXPORT.md for what protocol 27 carries and what it loses.
+//
+// The package does not pull, write or modify images, does not read the
+// cluster config (the CLI passes the images in), and never uses the
+// library's receiver. It is Linux-only.
+package export

@@ -1,0 +1,317 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Image is one module of the export.
+type Image struct {
+	// Name is the module name clients ask for (rsync://host/NAME/):
+	// letters, digits, '.', '_' and '-', not starting with '-' or '.'.
+	Name string
+	// Root is the image directory, an absolute path.
+	Root string
+}
+
+// Options configure a Server. Images and ChildArgs are required.
+type Options struct {
+	// Images are the modules served, listed in this order.
+	Images []Image
+	// ChildArgs are the arguments (after the program name) that make a
+	// new process of this very binary call RunChild, for example the name
+	// of a hidden subcommand. The child is started as /proc/self/exe with
+	// these arguments and an environment holding only the variable
+	// IsChild checks, so a program may also test IsChild first thing in
+	// main (or TestMain) and leave ChildArgs empty.
+	ChildArgs []string
+	// Unconfined serves even when the kernel lacks Landlock. As root the
+	// children are still chrooted into the image in a private mount
+	// namespace, as nobody; as another user nothing but the handshake's
+	// path checks stands between a symlink in the image and the rest of
+	// the filesystem. Without it, New fails with ErrNoLandlock there.
+	Unconfined bool
+	// MaxConnections bounds the transfers served at once (one child
+	// process each); further clients are told to try again later. Zero
+	// means 16.
+	MaxConnections int
+	// IdleTimeout ends a transfer whose connection has seen no traffic
+	// for this long (the child exits). Zero means 10 minutes.
+	IdleTimeout time.Duration
+	// Logger receives connection and transfer events, and the library's
+	// own log lines at debug level. Nil means silent.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxConnections = 16
+	DefaultIdleTimeout    = 10 * time.Minute
+	// HandshakeTimeout bounds the text part of the daemon handshake.
+	HandshakeTimeout = 30 * time.Second
+)
+
+// ErrNoLandlock is returned by New when the kernel does not offer Landlock
+// and Options.Unconfined is not set.
+var ErrNoLandlock = errors.New("the kernel does not offer Landlock, so the rsync export cannot be confined to the images")
+
+// ErrConfinement is returned by Serve and SelfTest when a confined child
+// could read something outside its image, or could not read its image.
+var ErrConfinement = errors.New("confinement self-test failed")
+
+// Server serves images over the rsync daemon protocol. It is safe for
+// concurrent use; Serve may be called for several listeners.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	images   []Image
+	byName   map[string]Image
+	abi      int  // Landlock ABI version, 0 when absent
+	root     bool // euid 0: mount namespace, chroot, nobody
+	landlock bool
+	exec     []string // files the child needs to execute: binary, ELF interpreter, libraries
+	sem      chan struct{}
+
+	// Test hooks that switch off one layer, to show the others hold.
+	noPathCheck bool // the parent lets ".." and foreign paths through
+	noChroot    bool // the child does not chroot into the image
+}
+
+// New checks the images and the kernel's confinement features and returns
+// a Server. The image roots must be existing directories; symlinks in a
+// root's path are resolved once, here.
+func New(opts Options) (*Server, error) {
+	if len(opts.Images) == 0 {
+		return nil, errors.New("no images to export")
+	}
+	s := &Server{opts: opts, log: opts.Logger, byName: map[string]Image{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, img := range opts.Images {
+		if err := checkName(img.Name); err != nil {
+			return nil, fmt.Errorf("image name %q: %w", img.Name, err)
+		}
+		if _, dup := s.byName[img.Name]; dup {
+			return nil, fmt.Errorf("image name %q: given twice", img.Name)
+		}
+		if !filepath.IsAbs(img.Root) {
+			return nil, fmt.Errorf("image %s: root %q is not an absolute path", img.Name, img.Root)
+		}
+		root, err := filepath.EvalSymlinks(img.Root)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("image %s: %s is not a directory", img.Name, root)
+		}
+		if root == "/" {
+			return nil, fmt.Errorf("image %s: refusing to export the whole filesystem", img.Name)
+		}
+		img.Root = root
+		s.images = append(s.images, img)
+		s.byName[img.Name] = img
+	}
+	s.root = os.Geteuid() == 0
+	s.abi = landlockABI()
+	s.landlock = s.abi > 0
+	if !s.landlock && !opts.Unconfined {
+		return nil, ErrNoLandlock
+	}
+	if s.landlock {
+		files, err := execFiles()
+		if err != nil {
+			return nil, fmt.Errorf("find the files the child executes: %w", err)
+		}
+		s.exec = files
+	}
+	n := opts.MaxConnections
+	if n <= 0 {
+		n = DefaultMaxConnections
+	}
+	s.sem = make(chan struct{}, n)
+	return s, nil
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("must be 1 to 64 bytes long")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return errors.New("only letters, digits, '.', '_' and '-' are allowed")
+		}
+	}
+	if name[0] == '-' || name[0] == '.' {
+		return errors.New("must not start with '-' or '.'")
+	}
+	return nil
+}
+
+// Images returns the served images, roots resolved.
+func (s *Server) Images() []Image { return append([]Image(nil), s.images...) }
+
+// Confinement describes, in one line, how the children serving a
+// connection are confined on this machine.
+func (s *Server) Confinement() string {
+	var parts []string
+	if s.landlock {
+		parts = append(parts, fmt.Sprintf("Landlock ABI %d (reads limited to the image)", s.abi))
+	}
+	if s.root {
+		parts = append(parts, "private mount namespace (image read-only, nodev, nosuid, noexec, no submounts)",
+			"chroot into the image", "uid/gid nobody with CAP_DAC_READ_SEARCH")
+	}
+	if !s.landlock {
+		parts = append(parts, "NO Landlock")
+		if !s.root {
+			return "UNCONFINED: no Landlock and not root; only the handshake's path checks stand between a symlink in an image and the whole filesystem"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Serve accepts rsync clients on ln until ctx is cancelled, then closes ln,
+// ends the transfers in progress and returns nil. It first runs SelfTest
+// (unless the Server is unconfined) and refuses to serve when it fails.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.landlock {
+		if err := s.SelfTest(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+	} else {
+		s.log.Warn("rsync export runs WITHOUT Landlock", "confinement", s.Confinement())
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		wg.Go(func() {
+			defer conn.Close()
+			s.handle(ctx, conn)
+		})
+	}
+}
+
+// handle runs one connection: handshake here, transfer in a child.
+func (s *Server) handle(ctx context.Context, conn net.Conn) {
+	client := conn.RemoteAddr().String()
+	log := s.log.With("client", client)
+	conn.SetDeadline(time.Now().Add(HandshakeTimeout))
+	req, err := s.handshake(conn)
+	if err != nil {
+		if errors.Is(err, errListed) {
+			log.Info("rsync module list sent")
+		} else {
+			log.Warn("rsync request refused", "err", err)
+		}
+		return
+	}
+	defer func() { <-s.sem }() // acquired by the handshake
+	conn.SetDeadline(time.Time{})
+	log = log.With("image", req.module, "paths", req.paths)
+	log.Info("rsync transfer starting")
+	f, err := connFile(conn)
+	if err != nil {
+		log.Error("rsync transfer", "err", err)
+		return
+	}
+	defer f.Close()
+	img := s.byName[req.module]
+	cfg := childConfig{
+		Mode: modeServe, Module: img.Name, Root: img.Root, Replay: req.replay, Args: req.args,
+		Remote: client, Idle: s.idleTimeout(), NoChroot: s.noChroot || !s.root,
+	}
+	start := time.Now()
+	lastErr, err := s.runChild(ctx, cfg, f, func(line string) { log.Debug("rsync child", "line", line) })
+	if err != nil {
+		if lastErr != "" {
+			err = fmt.Errorf("%w: %s", err, lastErr)
+		}
+		log.Warn("rsync transfer failed", "err", err, "seconds", time.Since(start).Seconds())
+		return
+	}
+	log.Info("rsync transfer done", "seconds", time.Since(start).Seconds())
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.opts.IdleTimeout > 0 {
+		return s.opts.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+// connFile returns a duplicate of the connection's descriptor for the child.
+func connFile(conn net.Conn) (*os.File, error) {
+	fc, ok := conn.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("connection %T has no file descriptor", conn)
+	}
+	f, err := fc.File()
+	if err != nil {
+		return nil, fmt.Errorf("connection descriptor: %w", err)
+	}
+	return f, nil
+}
+
+// runChild starts a child with cfg and conn (nil in probe mode), relays
+// its stderr lines to logLine, and waits for it. It returns the child's
+// last "error:" line and an error when the child failed.
+func (s *Server) runChild(ctx context.Context, cfg childConfig, conn *os.File, logLine func(string)) (string, error) {
+	ch, err := s.start(ctx, cfg, conn)
+	if err != nil {
+		return "", err
+	}
+	var lastErr string
+	sc := bufio.NewScanner(ch.stderr)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		line := sc.Text()
+		if msg, ok := strings.CutPrefix(line, childErrorPrefix); ok {
+			lastErr = msg
+		}
+		logLine(line)
+	}
+	io.Copy(io.Discard, ch.stderr) // a line longer than the buffer
+	ch.stderr.Close()
+	err = ch.cmd.Wait()
+	if err != nil {
+		var ee interface{ Sys() any }
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Exited() && ws.ExitStatus() == exitIdle {
+				return lastErr, errors.New("idle timeout")
+			}
+		}
+		return lastErr, fmt.Errorf("rsync child: %w", err)
+	}
+	return lastErr, nil
+}
