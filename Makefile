@@ -38,6 +38,13 @@ test: deps ## Install test dependencies, then run every test (root-only ones too
 race: ## Run the tests with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# Per-test time budget of the long reliability forms (make stress).
+STRESS_BUDGET ?= 90s
+
+.PHONY: stress
+stress: deps ## Long reliability forms (crash kills, readers, disk full, broken transport), each bounded by STRESS_BUDGET
+	GOLDSYNC_STRESS=1 GOLDSYNC_STRESS_BUDGET=$(STRESS_BUDGET) $(GO) test -count=1 -timeout 40m -v ./reliability/
+
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
