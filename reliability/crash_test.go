@@ -60,10 +60,10 @@ func TestCrashConvergence(t *testing.T) {
 	mA := makeTree(t, srcA, spec)
 	mB := makeNewTree(t, srcB, spec)
 	rng := rand.New(rand.NewPCG(seed(t), 99))
-	deadline := time.Now().Add(budget())
-	points := pick(25, 400) // per sub-test
+	points := pick(25, 1000) // per sub-test, each bounded by the budget
 
 	t.Run("full", func(t *testing.T) {
+		deadline := time.Now().Add(budget())
 		pl := newPull(base, srcA)
 		pl.dest, pl.state = filepath.Join(base, "full"), filepath.Join(base, "full.state")
 		reset := func() {
@@ -89,6 +89,7 @@ func TestCrashConvergence(t *testing.T) {
 	})
 
 	t.Run("incremental", func(t *testing.T) {
+		deadline := time.Now().Add(budget())
 		pl := newPull(base, srcA)
 		pl.dest, pl.state = filepath.Join(base, "incr"), filepath.Join(base, "incr.state")
 		pl.mustRun(t)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/remote"
@@ -64,6 +65,19 @@ func tempsIn(t *testing.T, dir string) []string {
 func TestDiskFull(t *testing.T) {
 	needRoot(t, "mounts a tmpfs")
 	runs := 0
+	deadline := time.Now().Add(budget())
+	for round := range pick(1, 12) {
+		if time.Now().After(deadline) {
+			break
+		}
+		diskFullRound(t, uint64(round), &runs)
+	}
+	libraryDiskFull(t, &runs)
+	t.Logf("figures: disk full: %d runs into a full filesystem, each failed cleanly and converged after space was freed (see subtests)", runs)
+}
+
+// diskFullRound runs both shapes once with trees of the round's seed.
+func diskFullRound(t *testing.T, round uint64, runs *int) {
 	for _, tc := range []struct {
 		name string
 		grow func(t *testing.T, dir string, spec treeSpec) treetest.Manifest
@@ -88,11 +102,11 @@ func TestDiskFull(t *testing.T) {
 			return treetest.Scan(t, dir)
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%d", tc.name, round), func(t *testing.T) {
 			base := t.TempDir()
 			fsDir := filepath.Join(base, "fs")
 			mountTmpfs(t, fsDir, "8m")
-			spec := treeSpec{dirs: 6, files: 10, big: 3, seed: 21}
+			spec := treeSpec{dirs: 6, files: 10, big: 3, seed: 21 + round}
 			srcA, srcB := filepath.Join(base, "golden-a"), filepath.Join(base, "golden-b")
 			mA := makeTree(t, srcA, spec)
 			mB := tc.grow(t, srcB, spec)
@@ -102,7 +116,7 @@ func TestDiskFull(t *testing.T) {
 
 			pl.src = srcB
 			code, stderr := pl.run(t)
-			runs++
+			*runs++
 			t.Logf("pull into a full disk: exit %d: %s", code, strings.TrimSpace(stderr))
 			if code != exitIO {
 				t.Errorf("exit code %d, want %d (I/O error)", code, exitIO)
@@ -126,7 +140,11 @@ func TestDiskFull(t *testing.T) {
 			checkNoLitter(t, pl.dest, pl.state)
 		})
 	}
+}
 
+// libraryDiskFull: through the library, a full disk is an error wrapping
+// ENOSPC, and the failed sync leaves no temp file.
+func libraryDiskFull(t *testing.T, runs *int) {
 	t.Run("library error wraps ENOSPC", func(t *testing.T) {
 		base := t.TempDir()
 		fsDir := filepath.Join(base, "fs")
@@ -141,7 +159,7 @@ func TestDiskFull(t *testing.T) {
 		defer source.Close()
 		dest := filepath.Join(fsDir, "image")
 		_, err = imaging.Sync(ctx, source, dest, imaging.Options{StateDir: filepath.Join(fsDir, "state")})
-		runs++
+		*runs++
 		t.Logf("library: %v", err)
 		if !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("Sync into a full disk: err = %v, want one wrapping ENOSPC", err)
@@ -150,5 +168,4 @@ func TestDiskFull(t *testing.T) {
 			t.Errorf("the failed sync left %d temp files on the full disk: %q", len(temps), temps)
 		}
 	})
-	t.Logf("figures: disk full: %d runs into a full filesystem, each failed cleanly and converged after space was freed (see subtests)", runs)
 }
