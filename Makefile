@@ -54,10 +54,16 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
+# Synthetic tree sizes for `make bench` and extra benchrun flags (see
+# bench/README.md), e.g. BENCH_SIZES=10000 BENCH_ARGS='-modes warm -pairs 1'.
+BENCH_SIZES ?= 10000,50000,200000
+BENCH_ARGS  ?=
+
 .PHONY: bench
-bench: build ## Microbenchmarks, then the side-by-side comparison with rsync
-	$(GO) test -run '^$$' -bench . -benchmem ./imaging/... | tee bench/results/micro.txt
-	@if [ -x bench/run.sh ]; then bench/run.sh; fi
+bench: build ## Microbenchmarks, then goldsync vs rsync over loopback ssh (root; BENCH_SIZES, BENCH_ARGS)
+	$(GO) build -o $(BIN)/ ./bench/cmd/benchrun ./bench/cmd/gentree ./bench/cmd/rusage
+	$(GO) test -run '^$$' -bench . -benchmem ./imaging/... ./bench/ | tee bench/results/micro.txt
+	$(BIN)/benchrun -sizes $(BENCH_SIZES) -out bench/results $(BENCH_ARGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each
@@ -67,10 +73,33 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
+# Where install puts things. Units go under PREFIX, which systemd searches
+# (/usr/local/lib/systemd/system by default), so /etc/systemd/system stays
+# the admin's for overrides; set UNITDIR=/etc/systemd/system to put them
+# there instead. The example config goes to /etc/goldsync, where goldsync
+# looks for goldsync.toml; an existing goldsync.toml is never touched.
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+MANDIR    ?= $(PREFIX)/share/man
+DOCDIR    ?= $(PREFIX)/share/doc/goldsync
+CONFDIR   ?= /etc/goldsync
+UNITS     := goldsync-sync.service goldsync-sync.timer goldsync-agent-watch.service
+
 .PHONY: install
-install: build ## Install binaries (PREFIX, DESTDIR honoured)
+install: build ## Install binaries, systemd units, man pages, example config (PREFIX, DESTDIR honoured)
 	install -d $(BINDIR)
 	install -m 0755 $(BIN)/goldsync $(BIN)/goldsync-agent $(BINDIR)/
+	install -d $(DESTDIR)$(UNITDIR)
+	@set -e; for u in $(UNITS); do \
+	  sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' dist/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
+	done
+	install -d $(DESTDIR)$(MANDIR)/man1
+	$(BIN)/goldsync man $(DESTDIR)$(MANDIR)/man1
+	install -d -m 0755 $(DESTDIR)$(CONFDIR)
+	install -m 0644 dist/goldsync.toml.example $(DESTDIR)$(CONFDIR)/goldsync.toml.example
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 dist/cron.example $(DESTDIR)$(DOCDIR)/cron.example
+	@echo "next: edit $(CONFDIR)/goldsync.toml (from the example), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
 
 .PHONY: clean
 clean: ## Remove build output

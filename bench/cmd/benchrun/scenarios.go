@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goldsync/goldsync/bench/internal/gen"
+	"github.com/goldsync/goldsync/bench/internal/measure"
+)
+
+// applies reports whether a scenario runs on a kind of tree: the sparse
+// tree is there for its bytes on the wire (full pull only); a Debian root
+// has no large file for the changed-blocks scenario.
+func applies(scenario, kind string) bool {
+	switch kind {
+	case "sparse":
+		return scenario == "full"
+	case "debian":
+		return scenario != "blocks"
+	}
+	return true
+}
+
+// runAll runs every tree, scenario and mode, and returns the runs.
+func (b *bench) runAll(ctx context.Context) ([]Run, error) {
+	trees, err := b.trees(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var runs []Run
+	for _, t := range trees {
+		for _, sc := range b.c.scenarios {
+			if !applies(sc, t.kind) {
+				continue
+			}
+			for _, mode := range b.c.modes {
+				if mode == "cold" && !b.canDrop {
+					continue
+				}
+				rs, err := b.scenario(ctx, t, sc, mode)
+				runs = append(runs, rs...)
+				if err != nil {
+					return runs, fmt.Errorf("%s %s %s: %w", t.name, sc, mode, err)
+				}
+			}
+			if sc == "full" {
+				for _, tool := range []string{toolRsync, toolGoldsync} {
+					n, sample := b.verifyDest(ctx, t, tool)
+					b.verify[t.name+"/"+tool] = fmt.Sprintf("%d differences", n)
+					if n != 0 {
+						b.verify[t.name+"/"+tool] += " (" + sample + ")"
+					}
+					b.logf("verify %s %s: %s", t.name, tool, b.verify[t.name+"/"+tool])
+				}
+			}
+		}
+		if err := gen.Revert(t.dir, b.journal(t)); err != nil {
+			return runs, err
+		}
+	}
+	return runs, nil
+}
+
+// scenario runs the pairs of one scenario in one mode.
+func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, error) {
+	label := fmt.Sprintf("[%s %s %s]", t.name, sc, mode)
+	push := sc == "push"
+	switch {
+	case push && !b.pushOK:
+		// rsync's side is then its pull of the same change, from "yum".
+		return []Run{{Tree: t.name, Entries: t.entries, Scenario: sc, Mode: mode, Tool: toolGoldsync,
+			Note: b.pushNote, Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}}, nil
+	case sc == "snapshot":
+		return b.snapshot(ctx, t, mode)
+	}
+	jdir := b.journal(t)
+	change := gen.ChangeYum
+	if sc == "blocks" {
+		change = gen.ChangeBlocks
+	}
+	if push {
+		// The watcher keeps the change journal the push reads, as on a
+		// golden node; it runs through the whole scenario.
+		stop, err := b.startWatcher(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	// upToDate brings the tool's destination up to the source, untimed.
+	upToDate := func(tool string) error {
+		if r := b.runTool(ctx, t, tool, push && tool == toolGoldsync); !r.OK {
+			return fmt.Errorf("%s: bringing the destination up to date: %s", tool, r.Note)
+		}
+		return nil
+	}
+	// before brings the tool's destination to the run's starting state.
+	before := func(tool string) error {
+		switch sc {
+		case "full":
+			return b.reset(t, tool)
+		case "yum", "blocks", "push":
+			if err := gen.Revert(t.dir, jdir); err != nil {
+				return err
+			}
+			if err := upToDate(tool); err != nil {
+				return err
+			}
+			if _, err := gen.Mutate(t.dir, jdir, change, b.c.seed); err != nil {
+				return err
+			}
+			if push {
+				time.Sleep(watchSettle) // let the watcher journal the change
+			}
+		}
+		return nil
+	}
+	if sc == "nochange" {
+		if err := gen.Revert(t.dir, jdir); err != nil {
+			return nil, err
+		}
+		for _, tool := range []string{toolRsync, toolGoldsync} {
+			if err := upToDate(tool); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var runs []Run
+	for pair := 1; pair <= b.c.pairs; pair++ {
+		for _, tool := range []string{toolRsync, toolGoldsync} {
+			if err := ctx.Err(); err != nil {
+				return runs, err
+			}
+			if err := before(tool); err != nil {
+				return runs, err
+			}
+			if mode == "cold" {
+				if err := dropCaches(); err != nil {
+					return runs, fmt.Errorf("drop caches: %w", err)
+				}
+			}
+			r := b.runTool(ctx, t, tool, push && tool == toolGoldsync)
+			r.Scenario, r.Mode, r.Pair = sc, mode, pair
+			runs = append(runs, r)
+			b.logf("%s pair %d/%d %-8s %7.2fs cpu %.1f+%.1fs rss %s/%s wire %s load %.1f %s", label, pair, b.c.pairs, tool,
+				r.Wall, r.CPULocal, r.CPURem, mib(r.RSSTree), mib(r.RSSRem), mib(r.Wire), r.Load1, okNote(r))
+		}
+	}
+	if sc != "full" && sc != "nochange" {
+		if err := gen.Revert(t.dir, jdir); err != nil {
+			return runs, err
+		}
+	}
+	return runs, nil
+}
+
+// watchSettle is how long the watcher gets to journal a change (its
+// journal flushes within 100 ms, events are batched for up to 1 s).
+const watchSettle = 1500 * time.Millisecond
+
+// startWatcher runs goldsync-agent watch on the tree in the background and
+// returns the function that stops it (SIGTERM, then its CPU is logged).
+func (b *bench) startWatcher(ctx context.Context, t *tree) (func(), error) {
+	cmd := exec.Command(filepath.Join(b.c.bin, "goldsync-agent"), "--root", t.dir, "--state-dir", b.agentDir, "watch", "--backend", b.c.watchBack)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	proc, err := measure.Start(cmd, measure.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("start goldsync-agent watch: %w", err)
+	}
+	done := make(chan measure.Usage, 1)
+	go func() {
+		u, _ := proc.Wait()
+		done <- u
+	}()
+	select {
+	case u := <-done:
+		return nil, fmt.Errorf("goldsync-agent watch exited (code %d): %s", u.ExitCode, lastLine(errb.String()))
+	case <-time.After(watchSettle):
+	}
+	b.logf("watcher on %s running (pid %d)", t.name, proc.Pid())
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case u := <-done:
+			b.logf("watcher on %s stopped: cpu %.2fs, rss %s", t.name, u.CPU().Seconds(), mib(u.TreeRSS))
+			b.c.notes = append(b.c.notes, fmt.Sprintf("goldsync-agent watch on %s during the push scenario: %.2f s CPU, peak RSS %s (not in the push figures)",
+				t.name, u.CPU().Seconds(), mib(u.TreeRSS)))
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}, nil
+}
+
+func okNote(r Run) string {
+	if r.OK {
+		return ""
+	}
+	return "FAILED: " + r.Note
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
+
+// snapshot runs the snapshot benchmark script, if there is one, on the
+// image goldsync pulled. Its contract (see README): called as
+//
+//	SCRIPT IMAGE_DIR WORK_DIR NODES PAIRS MODE
+//
+// it prints one CSV line per run on stdout:
+//
+//	tool,pair,wall_seconds,cpu_seconds,max_rss_bytes
+//
+// with tool "goldsync" or "cp-loop", alternating.
+func (b *bench) snapshot(ctx context.Context, t *tree, mode string) ([]Run, error) {
+	na := Run{Tree: t.name, Entries: t.entries, Scenario: "snapshot", Mode: mode, Tool: toolGoldsync,
+		Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}
+	st, err := os.Stat(b.c.snapshot)
+	if err != nil || st.Mode()&0o111 == 0 {
+		na.Note = "n/a: no snapshot benchmark script (" + b.c.snapshot + ")"
+		return []Run{na}, nil
+	}
+	image := b.dest(t, toolGoldsync)
+	if _, err := os.Stat(image); err != nil {
+		if r := b.runTool(ctx, t, toolGoldsync, false); !r.OK {
+			return nil, fmt.Errorf("pull the image for the snapshot build: %s", r.Note)
+		}
+	}
+	work := b.dest(t, "snapshot")
+	os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, b.c.snapshot, image, work, "128", strconv.Itoa(b.c.pairs), mode)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		na.Note = fmt.Sprintf("snapshot script failed: %v: %s", err, lastLine(errb.String()))
+		return []Run{na}, nil
+	}
+	var runs []Run
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		f := strings.Split(strings.TrimSpace(sc.Text()), ",")
+		if len(f) != 5 || (f[0] != toolGoldsync && f[0] != toolCp) {
+			continue
+		}
+		r := na
+		r.Tool = f[0]
+		r.Pair, _ = strconv.Atoi(f[1])
+		r.Wall, _ = strconv.ParseFloat(f[2], 64)
+		r.CPULocal, _ = strconv.ParseFloat(f[3], 64)
+		r.RSSTree, _ = strconv.ParseInt(f[4], 10, 64)
+		r.RSSLocal = r.RSSTree
+		r.OK = true
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 {
+		na.Note = "snapshot script printed no results"
+		return []Run{na}, nil
+	}
+	return runs, nil
+}
