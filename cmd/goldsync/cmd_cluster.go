@@ -103,17 +103,19 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync [flags] [IMAGE]...",
 		Short: "the nightly job: pull each image, refresh its node snapshots and netboot files",
-		Long: `Sync does, for each image of the config file (or those named), in order:
+		Long: `Sync does three things for each image of the config file (or for those
+named), in this order.
 
-  1. pull: mirror the image's golden node into its root, as "goldsync pull"
-     does with the image's settings (excludes, max_delete, retention, rsh,
-     streams...);
-  2. snapshots: refresh the read-write snapshot of every node booting the
-     image, as "goldsync snapshot build" does, from SNAPSHOT-DIR/files and
-     files.custom (the default list is written when files is missing);
-  3. netboot: copy the OS's kernel and initrd from the image into the TFTP
-     tree (the configured kernel, or the newest) and rewrite the pxelinux,
-     GRUB and iPXE files of its nodes.
+Pull: mirror the image's golden node into its root, as "goldsync pull" does,
+with the image's settings (excludes, max_delete, retention, rsh, streams).
+
+Snapshots: refresh the read-write snapshot of every node booting the image,
+as "goldsync snapshot build" does, from SNAPSHOT-DIR/files and files.custom
+(the default list is written when files is missing).
+
+Netboot: copy the OS's kernel and initrd from the image into the TFTP tree
+(the configured kernel, or the newest) and rewrite the pxelinux, GRUB and
+iPXE files of its nodes.
 
 A failed pull skips the image's other steps (a partial one does not); the
 other images go on. After each run a status record is written in the
