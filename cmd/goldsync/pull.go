@@ -216,21 +216,7 @@ type summary struct {
 }
 
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error) {
-	s := summary{Source: src, Dest: dest, DryRun: f.dryRun, OK: err == nil, Seconds: res.Duration.Seconds(),
-		Entries: res.Entries, Created: res.Created, Updated: res.Updated, MetaOnly: res.MetaOnly,
-		Linked: res.Linked, Deleted: res.Deleted, Unchanged: res.Unchanged, BytesReceived: res.BytesReceived,
-		BytesReused: res.BytesReused, BytesCopied: res.BytesCopied, SourceProblems: res.SourceProblems,
-		Problems: res.Problems, DeletesSkipped: res.DeletesSkipped}
-	if res.Plan != nil {
-		s.Actions = len(res.Plan.Actions)
-		s.WouldDelete = res.Plan.Deletes
-	}
-	if err != nil {
-		s.Error = err.Error()
-	}
-	if ws, ok := source.(interface{ WireBytes() (in, out int64) }); ok {
-		s.WireBytesIn, s.WireBytesOut = ws.WireBytes()
-	}
+	s := pullSummary(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
