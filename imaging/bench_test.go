@@ -180,3 +180,32 @@ func BenchmarkManifestRoundTrip(b *testing.B) {
 	st, _ := os.Stat(path)
 	b.ReportMetric(float64(st.Size())/float64(len(res.Entries)), "bytes/entry")
 }
+
+// BenchmarkSyncNoChange: the nightly run when nothing changed (both walks
+// cached, nothing planned).
+func BenchmarkSyncNoChange(b *testing.B) {
+	src, _ := benchTree(b, 5000)
+	base := b.TempDir()
+	dst := filepath.Join(base, "image")
+	run := func() *imaging.Result {
+		s, err := imaging.OpenDirSource(src, imaging.DirSourceOptions{CacheFile: filepath.Join(base, "cache")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		res, err := imaging.Sync(context.Background(), s, dst, imaging.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+	run()
+	run()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if res := run(); len(res.Plan.Actions) != 0 {
+			b.Fatalf("%d actions", len(res.Plan.Actions))
+		}
+	}
+}

@@ -103,6 +103,9 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 		return ScanResult{}, err
 	}
 	s.mu.Lock()
+	if res.Reread > 0 || res.HashedFiles > 0 || len(req.Scopes) > 0 || len(res.Entries) != len(s.cache) {
+		s.dirty = true
+	}
 	s.didScan = s.didScan || len(req.Scopes) == 0
 	if s.scanned == nil || len(req.Scopes) == 0 {
 		s.scanned = make(map[string]*tree.Entry, len(res.Entries))
@@ -110,7 +113,6 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	for _, e := range res.Entries {
 		s.scanned[e.Path] = e
 	}
-	s.dirty = true
 	s.mu.Unlock()
 	for _, e := range res.Entries {
 		if err := fn(e); err != nil {

@@ -427,6 +427,17 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	// 4. Record what the destination now holds, even after a failure, so
 	// the next run starts from the truth.
 	progress(PhaseFinish)
+	unchanged := runErr == nil && len(plan.Actions) == 0 && len(temps) == 0 && dstWalk.Reread == 0 &&
+		len(prev.Entries) == len(dstWalk.Entries) && isFull(scope) && !res.DeletesSkipped
+	if unchanged {
+		// Nothing was done and the walk found everything as recorded:
+		// the manifest on disk is still the truth.
+		res.Duration = time.Since(start)
+		if err := saveToken(sp.Token, scan.Token); err != nil {
+			log.Warn("journal token not saved: the next sync scans everything", "err", err)
+		}
+		return res, nil
+	}
 	m := newManifest(root, srcEntries, dstWalk.Entries, a)
 	if !isFull(scope) {
 		// A scoped run saw only part of the destination: keep the rest of

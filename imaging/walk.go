@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
@@ -66,6 +67,9 @@ type WalkResult struct {
 	// HashedFiles and HashedBytes count the files read to hash them.
 	HashedFiles int64
 	HashedBytes int64
+	// Reread counts the entries the Previous cache did not cover (read
+	// afresh); zero means the walk found everything as recorded.
+	Reread int64
 }
 
 // Unchanged is the quick check that decides whether what a previous walk
@@ -137,6 +141,7 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 	if w.fatal != nil {
 		return nil, w.fatal
 	}
+	w.res.Reread = w.reread.Load()
 	slices.SortFunc(w.res.Entries, func(a, b *tree.Entry) int { return tree.Compare(a.Path, b.Path) })
 	w.res.Entries = slices.CompactFunc(w.res.Entries, func(a, b *tree.Entry) bool { return a.Path == b.Path })
 	ResolveHardLinks(w.res.Entries)
@@ -250,6 +255,7 @@ type walker struct {
 	pending int // directories queued or being read
 	fatal   error
 	res     WalkResult
+	reread  atomic.Int64
 }
 
 func (w *walker) add(es ...*tree.Entry) {
@@ -391,6 +397,7 @@ func (w *walker) fill(d *fsx.Dir, name string, e *tree.Entry, st *unix.Stat_t) {
 			return
 		}
 	}
+	w.reread.Add(1)
 	xs, err := d.ListXattrs(name)
 	if err != nil {
 		e.Problem = err.Error()

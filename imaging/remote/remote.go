@@ -250,12 +250,14 @@ type process struct {
 	stderr *tailBuffer
 	once   sync.Once
 	err    error
+	done   chan struct{} // closed when the child has been waited for
+	state  *os.ProcessState
 }
 
 func startProcess(ctx context.Context, bin string, args []string, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}}
+	p := &process{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -269,7 +271,12 @@ func startProcess(ctx context.Context, bin string, args []string, log *slog.Logg
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	stop := context.AfterFunc(ctx, func() { p.kill() })
-	go func() { cmd.Wait(); stop() }()
+	go func() {
+		cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.done)
+		stop()
+	}()
 	return p, nil
 }
 
@@ -287,17 +294,11 @@ func (p *process) kill() {
 func (p *process) Close() error {
 	p.once.Do(func() {
 		p.stdin.Close()
-		done := make(chan struct{})
-		go func() {
-			for p.cmd.ProcessState == nil {
-				time.Sleep(5 * time.Millisecond)
-			}
-			close(done)
-		}()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(5 * time.Second):
 			p.kill()
+			<-p.done
 		}
 	})
 	return p.err
@@ -305,14 +306,12 @@ func (p *process) Close() error {
 
 // exitCode waits briefly for the child to exit and returns its code, or -1.
 func (p *process) exitCode() int {
-	deadline := time.Now().Add(2 * time.Second)
-	for p.cmd.ProcessState == nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if p.cmd.ProcessState == nil {
+	select {
+	case <-p.done:
+		return p.state.ExitCode()
+	case <-time.After(2 * time.Second):
 		return -1
 	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 // tailBuffer keeps the last max bytes written to it.
