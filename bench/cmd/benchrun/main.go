@@ -75,7 +75,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&c.bin, "bin", "", "`DIR` holding goldsync, goldsync-agent and rusage (default: beside benchrun)")
 	flag.BoolVar(&c.merge, "merge", true, "keep earlier results of trees/scenarios/modes not run now")
 	flag.IntVar(&c.streams, "streams", 1, "goldsync --streams")
-	flag.StringVar(&c.snapshot, "snapshot-script", "bench/snapshot/run.sh", "snapshot benchmark script (see README); n/a when missing")
+	flag.StringVar(&c.snapshot, "snapshot-script", "bench/snapshot/run.sh", "the snapshot builder's benchmark script (bench/snapshot/run.sh); n/a when missing")
 	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenario: auto, fanotify, inotify")
 	flag.BoolVar(&c.verbose, "v", false, "log every command")
 	flag.DurationVar(&c.timeout, "run-timeout", 30*time.Minute, "give up on one tool run after this long")

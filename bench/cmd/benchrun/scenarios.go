@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -19,7 +18,8 @@ import (
 
 // applies reports whether a scenario runs on a kind of tree: the sparse
 // tree is there for its bytes on the wire (full pull only); a Debian root
-// has no large file for the changed-blocks scenario.
+// has no large file for the changed-blocks scenario; the snapshot build
+// needs a real root's paths.
 func applies(scenario, kind string) bool {
 	switch kind {
 	case "sparse":
@@ -27,7 +27,9 @@ func applies(scenario, kind string) bool {
 	case "debian":
 		return scenario != "blocks"
 	}
-	return true
+	// The snapshot builder copies the paths of the default files list
+	// (/etc/ssh, /var/lib/..., /var/log...), which only a real root has.
+	return scenario != "snapshot"
 }
 
 // runAll runs every tree, scenario and mode, and returns the runs.
@@ -211,22 +213,22 @@ func okNote(r Run) string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
-// snapshot runs the snapshot benchmark script, if there is one, on the
-// image goldsync pulled. Its contract (see README): called as
-//
-//	SCRIPT IMAGE_DIR WORK_DIR NODES PAIRS MODE
-//
-// it prints one CSV line per run on stdout:
-//
-//	tool,pair,wall_seconds,cpu_seconds,max_rss_bytes
-//
-// with tool "goldsync" or "cp-loop", alternating.
+// snapshot runs the snapshot builder's benchmark (bench/snapshot/run.sh,
+// owned by the snapshot engineer) once per pair on the image goldsync
+// pulled: it times `goldsync snapshot build` of 128 nodes, a rebuild, and
+// the cp -a --parents shell loop, warm (it reads the image first), and
+// appends "date,root,fs,nodes,build_s,build_cpu,rebuild_s,rebuild_cpu,
+// shell_s,shell_cpu" to a CSV file.
 func (b *bench) snapshot(ctx context.Context, t *tree, mode string) ([]Run, error) {
 	na := Run{Tree: t.name, Entries: t.entries, Scenario: "snapshot", Mode: mode, Tool: toolGoldsync,
 		Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}
 	st, err := os.Stat(b.c.snapshot)
-	if err != nil || st.Mode()&0o111 == 0 {
+	switch {
+	case err != nil || st.Mode()&0o111 == 0:
 		na.Note = "n/a: no snapshot benchmark script (" + b.c.snapshot + ")"
+		return []Run{na}, nil
+	case mode == "cold":
+		na.Note = "n/a: the snapshot script runs warm only"
 		return []Run{na}, nil
 	}
 	image := b.dest(t, toolGoldsync)
@@ -235,38 +237,41 @@ func (b *bench) snapshot(ctx context.Context, t *tree, mode string) ([]Run, erro
 			return nil, fmt.Errorf("pull the image for the snapshot build: %s", r.Note)
 		}
 	}
-	work := b.dest(t, "snapshot")
-	os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, b.c.snapshot, image, work, "128", strconv.Itoa(b.c.pairs), mode)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		na.Note = fmt.Sprintf("snapshot script failed: %v: %s", err, lastLine(errb.String()))
-		return []Run{na}, nil
-	}
+	work := b.dest(t, "snapshot-work")
+	csvFile := filepath.Join(work, "results.csv")
 	var runs []Run
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		f := strings.Split(strings.TrimSpace(sc.Text()), ",")
-		if len(f) != 5 || (f[0] != toolGoldsync && f[0] != toolCp) {
-			continue
+	for pair := 1; pair <= b.c.pairs; pair++ {
+		os.RemoveAll(work)
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return nil, err
 		}
-		r := na
-		r.Tool = f[0]
-		r.Pair, _ = strconv.Atoi(f[1])
-		r.Wall, _ = strconv.ParseFloat(f[2], 64)
-		r.CPULocal, _ = strconv.ParseFloat(f[3], 64)
-		r.RSSTree, _ = strconv.ParseInt(f[4], 10, 64)
-		r.RSSLocal = r.RSSTree
-		r.OK = true
-		runs = append(runs, r)
+		load := loadAvg()
+		cmd := exec.CommandContext(ctx, b.c.snapshot, "-r", image, "-w", work, "-b", filepath.Join(b.c.bin, "goldsync"), "-o", csvFile, "128")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			na.Note = fmt.Sprintf("snapshot script failed: %v: %s", err, lastLine(errb.String()))
+			return append(runs, na), nil
+		}
+		data, err := os.ReadFile(csvFile)
+		if err != nil {
+			return nil, err
+		}
+		f := strings.Split(lastLine(string(data)), ",")
+		if len(f) != 10 {
+			na.Note = "snapshot script wrote no result line"
+			return append(runs, na), nil
+		}
+		num := func(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
+		started := time.Now().UTC().Format(time.RFC3339)
+		gs := Run{Tree: t.name, Entries: t.entries, Scenario: "snapshot", Mode: mode, Tool: toolGoldsync, Pair: pair,
+			Wall: num(f[4]), CPULocal: num(f[5]), OK: true, Load1: load, Started: started,
+			Note: fmt.Sprintf("rebuild %s s (cpu %s s)", f[6], f[7])}
+		cp := Run{Tree: t.name, Entries: t.entries, Scenario: "snapshot", Mode: mode, Tool: toolCp, Pair: pair,
+			Wall: num(f[8]), CPULocal: num(f[9]), OK: true, Load1: load, Started: started}
+		runs = append(runs, cp, gs)
+		b.logf("[%s snapshot %s] pair %d/%d goldsync %.2fs (rebuild %ss), cp loop %.2fs", t.name, mode, pair, b.c.pairs, gs.Wall, f[6], cp.Wall)
 	}
-	if len(runs) == 0 {
-		na.Note = "snapshot script printed no results"
-		return []Run{na}, nil
-	}
+	os.RemoveAll(work)
 	return runs, nil
 }
