@@ -51,7 +51,7 @@ type childConfig struct {
 
 // probeOp is one access a probe child attempts.
 type probeOp struct {
-	Op   string // "read" (open and read a byte or a directory entry), "stat" or "write" (create a file)
+	Op   string // "read" (open and read a byte or a directory entry), "stat", "write" (create a file) or "connect" (TCP, Path is host:port)
 	Path string
 }
 
@@ -141,6 +141,12 @@ func probe(op probeOp) error {
 		}
 		f.Close()
 		return os.Remove(op.Path)
+	case "connect":
+		c, err := net.DialTimeout("tcp", op.Path, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
 	case "read":
 		f, err := os.OpenFile(op.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {

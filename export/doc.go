@@ -13,8 +13,8 @@
 //   - The Server (parent) accepts a connection and speaks the text part of
 //     the daemon handshake itself: greeting, module name or listing, the
 //     client's arguments. It refuses uploads (no --sender), unknown modules,
-//     paths with ".." or outside the module, and options the library gets
-//     wrong (-H hangs, -z corrupts), with an error the client prints.
+//     paths with ".." or outside the module, more than one path, and
+//     options the library gets wrong (-z), with an error the client prints.
 //   - For an accepted request it starts a child, a new process of the same
 //     binary (Options.ChildArgs, then RunChild), one per connection, handed
 //     the connection and the handshake bytes to replay to the library.
@@ -28,7 +28,11 @@
 //     nobody with CAP_DAC_READ_SEARCH only, so it reads every file of the
 //     image (root-only ones too) and can write nothing.
 //
-// See docs/RSYNC-EXPORT.md for what protocol 27 carries and what it loses.
+// The child also repairs what the library writes where a stock client
+// would fail or lose fidelity (fixup.go): file lists over 16 MiB, the
+// uid/gid name lists under --numeric-ids, set-id bits, and hard links
+// (-H). See docs/RSYNC-EXPORT.md for what protocol 27 carries and what it
+// loses.
 //
 // The package does not pull, write or modify images, does not read the
 // cluster config (the CLI passes the images in), and never uses the

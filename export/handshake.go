@@ -115,6 +115,9 @@ func (s *Server) handshake(conn io.ReadWriter) (*request, error) {
 		args = append(args, arg)
 	}
 	paths, err := checkArgs(module, args, !s.noPathCheck)
+	if s.noArgCheck && len(args) > 0 {
+		paths, err = args[len(args)-1:], nil
+	}
 	if err != nil {
 		return nil, refuse(conn, err)
 	}
