@@ -1,6 +1,175 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
-// newServeCmds returns the read-only rsync-protocol export command.
-func newServeCmds(g *globalFlags) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/export"
+)
+
+// rsyncChildCmd is the hidden subcommand the export starts, one process
+// per connection, to serve it confined.
+const rsyncChildCmd = "rsync-export-child"
+
+// newServeCmds returns the read-only rsync-protocol export command and its
+// hidden child.
+func newServeCmds(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{newServeCmd(g), newRsyncChildCmd()}
+}
+
+type serveFlags struct {
+	rsyncListen    string
+	images         []string
+	unconfined     bool
+	maxConnections int
+	timeout        time.Duration
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve --rsync-listen ADDR [--image NAME=PATH]... [IMAGE...]",
+		Short: "export images read-only over the rsync daemon protocol",
+		Long: `Serve exports images read-only to stock rsync clients and replica image
+servers: each image is an rsync module, rsync://HOST:PORT/IMAGE/.
+
+The images are the config file's [[image]] entries (all of them, or the
+IMAGE names given), or only the --image NAME=PATH pairs when any is given.
+
+The protocol is rsync 27 as github.com/gokrazy/rsync v0.2.2 speaks it, so
+a pull keeps types, contents, modes (set-id bits too), numeric owners,
+symlinks, devices, fifos, sockets and hard links (-H), but neither xattrs
+and ACLs (file capabilities included) nor sub-second mtimes; see
+docs/RSYNC-EXPORT.md. Pull with rsync -aH --numeric-ids.
+
+Nothing can be uploaded. Each connection is served by a new process
+confined to its image: Landlock lets it read nothing else, and as root it
+runs as nobody (able to read every file of the image), chrooted into the
+image, in a mount namespace where the image is read-only and nodev. A
+self-test proves the confinement before the first client is accepted.
+Without Landlock (Linux < 5.13, or disabled) serve refuses to start unless
+--unconfined is given.`,
+		Example: `  # every image of /etc/goldsync/goldsync.toml on the rsync port
+  goldsync serve --rsync-listen :873
+
+  # one directory, for a test
+  goldsync serve --rsync-listen 127.0.0.1:8730 --image rhel9=/diskless/x86_64/rhel9/root
+
+  # on a replica image server
+  rsync -aH --numeric-ids --delete rsync://imageserver/rhel9/ /diskless/x86_64/rhel9/root/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd, g, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.rsyncListen, "rsync-listen", "", "serve the rsync daemon protocol on `ADDR` (host:port; :873 is rsync's port)")
+	fl.StringArrayVar(&f.images, "image", nil, "export directory PATH as module NAME (`NAME=PATH`, repeatable; replaces the config's images)")
+	fl.BoolVar(&f.unconfined, "unconfined", false, "serve even when the kernel lacks Landlock (DANGEROUS: see --help)")
+	fl.IntVar(&f.maxConnections, "max-connections", export.DefaultMaxConnections, "transfers served at once (`N` child processes)")
+	fl.DurationVar(&f.timeout, "timeout", export.DefaultIdleTimeout, "end a transfer whose client sends or takes nothing for this long")
+	return cmd
+}
+
+// newRsyncChildCmd is what a Server starts for each connection; it is not
+// for people.
+func newRsyncChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    rsyncChildCmd,
+		Short:  "serve one rsync connection, confined (started by goldsync serve)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !export.IsChild() {
+				return withCode(exitUsage, errors.New(rsyncChildCmd+" is started by goldsync serve, not by hand"))
+			}
+			export.ChildMain(cmd.Context())
+			return nil
+		},
+	}
+}
+
+func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string) error {
+	ctx := cmd.Context()
+	log := g.logger(os.Stderr)
+	if f.rsyncListen == "" {
+		return withCode(exitUsage, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
+	}
+	images, err := serveImages(g, f, names)
+	if err != nil {
+		return err
+	}
+	srv, err := export.New(export.Options{
+		Images: images, ChildArgs: []string{rsyncChildCmd}, Unconfined: f.unconfined,
+		MaxConnections: f.maxConnections, IdleTimeout: f.timeout, Logger: log,
+	})
+	if errors.Is(err, export.ErrNoLandlock) {
+		return withCode(exitUsage, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))
+	}
+	if err != nil {
+		return withCode(exitSelect, err)
+	}
+	ln, err := net.Listen("tcp", f.rsyncListen)
+	if err != nil {
+		return withCode(exitStart, fmt.Errorf("rsync listener: %w", err))
+	}
+	if f.unconfined && !strings.HasPrefix(srv.Confinement(), "Landlock") {
+		fmt.Fprintf(os.Stderr, "goldsync serve: WARNING: serving WITHOUT Landlock: %s\n", srv.Confinement())
+	}
+	if !g.quiet {
+		var list []string
+		for _, img := range srv.Images() {
+			list = append(list, img.Name+"="+img.Root)
+		}
+		fmt.Fprintf(os.Stderr, "goldsync serve: rsync://%s/ read-only: %s\n", ln.Addr(), strings.Join(list, " "))
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		if errors.Is(err, export.ErrConfinement) {
+			return withCode(exitStart, err)
+		}
+		return withCode(exitIO, err)
+	}
+	return nil
+}
+
+// serveImages returns the --image pairs, or the config's images (the
+// named ones, or all).
+func serveImages(g *globalFlags, f *serveFlags, names []string) ([]export.Image, error) {
+	if len(f.images) > 0 {
+		if len(names) > 0 {
+			return nil, withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
+		}
+		var out []export.Image
+		for _, spec := range f.images {
+			name, path, ok := strings.Cut(spec, "=")
+			if !ok || name == "" || path == "" {
+				return nil, withCode(exitUsage, fmt.Errorf("--image %q: want NAME=PATH", spec))
+			}
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, withCode(exitUsage, fmt.Errorf("--image %q: %w", spec, err))
+			}
+			out = append(out, export.Image{Name: name, Root: abs})
+		}
+		return out, nil
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := selectImages(cfg, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []export.Image
+	for _, img := range imgs {
+		out = append(out, export.Image{Name: img.Name, Root: img.Root})
+	}
+	return out, nil
+}
