@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -269,13 +268,6 @@ func waitGone(s string, within time.Duration) bool {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return false
-}
-
-// withTimeout returns a context bounded by the test budget.
-func withTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

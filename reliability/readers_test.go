@@ -44,7 +44,7 @@ func fileHashes(t *testing.T, dir string) map[string][32]byte {
 
 // readCounts are what live readers saw.
 type readCounts struct {
-	checked, old, new, absent, notFile, bad atomic.Int64
+	checked, old, new, absent, bad atomic.Int64
 }
 
 // readOnce opens path without following symlinks or blocking on fifos and,

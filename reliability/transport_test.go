@@ -144,7 +144,7 @@ func TestBrokenTransport(t *testing.T) {
 			default:
 				failedClean++
 				if code != f.code {
-					knownBug(t, "%s: exit %d, want %d (cmd/goldsync: classifySync tests remote.ErrStalled/ErrProtocol, but a failure during the sync carries proto's errors, and exitCode then falls to context.Canceled: 20, \"interrupted\")", f.name, code, f.code)
+					knownBug(t, "%s: exit %d, want %d (cmd/goldsync: classifySync tests remote.ErrStalled/ErrProtocol, but a failure during the sync carries proto's errors, so the error reaches exitCode unclassified, which returns 20, \"interrupted\", from its ctx/context.Canceled branch; no signal was sent)", f.name, code, f.code)
 				}
 				if r == 0 {
 					t.Logf("%s: exit %d after %v: %s", f.name, code, took.Round(time.Millisecond), lastLine(stderr))
