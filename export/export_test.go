@@ -1,10 +1,15 @@
 package export
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestListModules(t *testing.T) {
@@ -40,5 +45,41 @@ func TestPullSmall(t *testing.T) {
 	}
 	if strings.TrimSpace(out) != "" {
 		t.Logf("rsync said: %s", out)
+	}
+}
+
+// TestIdleTimeout stalls after the handshake: the child must give up and
+// the connection close, instead of a process waiting forever.
+func TestIdleTimeout(t *testing.T) {
+	img := mkImage(t, "img")
+	_, addr := serve(t, []Image{{Name: "img", Root: img}}, func(s *Server) { s.opts.IdleTimeout = 300 * time.Millisecond })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute)) // the test's own bound, far above the timeout
+	br := bufio.NewReader(c)
+	expect := func(want string) {
+		t.Helper()
+		line, err := br.ReadString('\n')
+		if err != nil || line != want {
+			t.Fatalf("server said %q, %v; want %q", line, err, want)
+		}
+	}
+	expect("@RSYNCD: 27\n")
+	io.WriteString(c, "@RSYNCD: 27.0\nimg\n")
+	expect("@RSYNCD: OK\n")
+	io.WriteString(c, "--server\n--sender\n-a\n.\nimg/\n\n")
+	// The checksum seed comes, then the server waits for the filter list
+	// this client never sends.
+	seed := make([]byte, 4)
+	if _, err := io.ReadFull(br, seed); err != nil {
+		t.Fatalf("checksum seed: %v", err)
+	}
+	rest, err := io.ReadAll(br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server kept the stalled connection open (read %d bytes)", len(rest))
 	}
 }
