@@ -22,9 +22,11 @@ type Usage struct {
 	// MaxRSS is the peak resident memory of the largest single process
 	// of the tree (ru_maxrss), in bytes.
 	MaxRSS int64 `json:"max_rss"`
-	// TreeRSS is the peak of the summed resident memory of the process
-	// and all its descendants (but Options.SkipTree), sampled every
-	// SampleEvery, in bytes. It misses peaks shorter than the interval.
+	// TreeRSS sums, over the process and every descendant seen (but
+	// Options.SkipTree), each process's own peak resident memory
+	// (VmHWM), sampled every SampleEvery, in bytes. It is an upper bound
+	// of the tree's simultaneous peak; a process that lives less than an
+	// interval, or grows after its last sample, is undercounted.
 	TreeRSS  int64 `json:"tree_rss"`
 	ExitCode int   `json:"exit_code"`
 }
@@ -58,14 +60,14 @@ type Proc struct {
 	cmd   *exec.Cmd
 	start time.Time
 	mu    sync.Mutex
-	peak  int64
+	hwm   map[int]int64 // peak RSS per process seen
 	stop  chan struct{}
 	done  chan struct{}
 }
 
 // Start starts cmd and its memory sampler; Wait ends both.
 func Start(cmd *exec.Cmd, opts Options) (*Proc, error) {
-	p := &Proc{cmd: cmd, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Proc{cmd: cmd, start: time.Now(), hwm: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -75,11 +77,9 @@ func Start(cmd *exec.Cmd, opts Options) (*Proc, error) {
 		t := time.NewTicker(SampleEvery)
 		defer t.Stop()
 		for {
-			if v := treeRSS(pid, opts.SkipTree); v > 0 {
-				p.mu.Lock()
-				p.peak = max(p.peak, v)
-				p.mu.Unlock()
-			}
+			p.mu.Lock()
+			sampleTree(pid, opts.SkipTree, p.hwm)
+			p.mu.Unlock()
 			select {
 			case <-p.stop:
 				return
@@ -113,21 +113,21 @@ func (p *Proc) Wait() (Usage, error) {
 		u.MaxRSS = ru.Maxrss * 1024
 	}
 	p.mu.Lock()
-	u.TreeRSS = p.peak
-	if p.peak == 0 {
-		u.TreeRSS = u.MaxRSS // exited before the first sample
+	for _, v := range p.hwm {
+		u.TreeRSS += v
 	}
 	p.mu.Unlock()
+	if u.TreeRSS == 0 {
+		u.TreeRSS = u.MaxRSS // exited before the first sample
+	}
 	return u, nil
 }
 
-var pageSize = int64(os.Getpagesize())
-
-// treeRSS sums the resident memory of pid and its descendants. Children
-// are found through /proc/PID/task/TID/children, so only the tree is read,
-// not every process of the machine.
-func treeRSS(pid int, skip []string) int64 {
-	var total int64
+// sampleTree records in hwm the peak resident memory (VmHWM) of pid and
+// its descendants, skipping processes named in skip. Children are found
+// through /proc/PID/task/TID/children, so only the tree is read, not every
+// process of the machine.
+func sampleTree(pid int, skip []string, hwm map[int]int64) {
 	queue := []int{pid}
 	seen := map[int]bool{}
 	for len(queue) > 0 {
@@ -138,7 +138,9 @@ func treeRSS(pid int, skip []string) int64 {
 		}
 		seen[p] = true
 		if len(skip) == 0 || !slices.Contains(skip, comm(p)) {
-			total += rss(p)
+			if v := peakRSS(p); v > hwm[p] {
+				hwm[p] = v
+			}
 		}
 		tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
 		if err != nil {
@@ -156,7 +158,6 @@ func treeRSS(pid int, skip []string) int64 {
 			}
 		}
 	}
-	return total
 }
 
 // comm is a process's command name.
@@ -168,16 +169,21 @@ func comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// rss is a process's resident set from /proc/PID/statm, in bytes.
-func rss(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+// peakRSS is a process's peak resident set (VmHWM in /proc/PID/status),
+// in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n * 1024
+			}
+		}
 	}
-	n, _ := strconv.ParseInt(f[1], 10, 64)
-	return n * pageSize
+	return 0
 }
