@@ -62,6 +62,10 @@ const (
 	HandshakeTimeout = 30 * time.Second
 )
 
+// landlockVersion is landlockABI; tests replace it to play a kernel
+// without Landlock.
+var landlockVersion = landlockABI
+
 // ErrNoLandlock is returned by New when the kernel does not offer Landlock
 // and Options.Unconfined is not set.
 var ErrNoLandlock = errors.New("the kernel does not offer Landlock, so the rsync export cannot be confined to the images")
@@ -129,7 +133,7 @@ func New(opts Options) (*Server, error) {
 		s.byName[img.Name] = img
 	}
 	s.root = os.Geteuid() == 0
-	s.abi = landlockABI()
+	s.abi = landlockVersion()
 	s.landlock = s.abi > 0
 	if !s.landlock && !opts.Unconfined {
 		return nil, ErrNoLandlock

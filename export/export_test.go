@@ -83,3 +83,56 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("the server kept the stalled connection open (read %d bytes)", len(rest))
 	}
 }
+
+// TestWithoutLandlock plays a kernel without Landlock: New refuses unless
+// Unconfined, and then says what is left.
+func TestWithoutLandlock(t *testing.T) {
+	img := mkImage(t, "img")
+	saved := landlockVersion
+	landlockVersion = func() int { return 0 }
+	defer func() { landlockVersion = saved }()
+	if _, err := New(Options{Images: []Image{{Name: "img", Root: img}}}); !errors.Is(err, ErrNoLandlock) {
+		t.Fatalf("New without Landlock: %v, want ErrNoLandlock", err)
+	}
+	s, err := New(Options{Images: []Image{{Name: "img", Root: img}}, Unconfined: true})
+	if err != nil {
+		t.Fatalf("New without Landlock, Unconfined: %v", err)
+	}
+	c := s.Confinement()
+	want := "UNCONFINED"
+	if os.Geteuid() == 0 {
+		want = "chroot into the image"
+	}
+	if !strings.Contains(c, "NO Landlock") && !strings.Contains(c, "no Landlock") || !strings.Contains(c, want) {
+		t.Errorf("Confinement() = %q, want it to say there is no Landlock and %q", c, want)
+	}
+}
+
+func TestNewChecksImages(t *testing.T) {
+	img := mkImage(t, "img")
+	file := filepath.Join(img, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		images []Image
+		want   string
+	}{
+		{name: "none", want: "no images"},
+		{name: "bad name", images: []Image{{Name: "a/b", Root: img}}, want: "only letters"},
+		{name: "dot name", images: []Image{{Name: ".x", Root: img}}, want: "must not start"},
+		{name: "duplicate", images: []Image{{Name: "a", Root: img}, {Name: "a", Root: img}}, want: "twice"},
+		{name: "relative root", images: []Image{{Name: "a", Root: "img"}}, want: "absolute"},
+		{name: "missing root", images: []Image{{Name: "a", Root: img + "/none"}}, want: "no such file"},
+		{name: "file root", images: []Image{{Name: "a", Root: file}}, want: "not a directory"},
+		{name: "whole filesystem", images: []Image{{Name: "a", Root: "/"}}, want: "whole filesystem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Options{Images: tc.images})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
