@@ -183,20 +183,6 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	if err := checkStateDir(b.stateDir, opts.SnapshotDir, opts.Nodes); err != nil {
 		return nil, fmt.Errorf("snapshot build: %w", err)
 	}
-	if !opts.DryRun {
-		if err := os.MkdirAll(opts.SnapshotDir, 0o755); err != nil {
-			return nil, fmt.Errorf("snapshot build: %w", err)
-		}
-		unlock, err := imaging.Lock(b.stateDir)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot build: %w", err)
-		}
-		defer unlock()
-	}
-	res := &BuildResult{DryRun: opts.DryRun}
-
-	// 1. Scan the listed paths of the image, once for every node.
-	b.scopes = Scopes(opts.Items)
 	cache := ""
 	if !opts.DryRun {
 		cache = filepath.Join(b.stateDir, imageCacheName)
@@ -211,6 +197,20 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 		}
 	}()
 	b.src = &snapSource{ds}
+	if !opts.DryRun {
+		if err := os.MkdirAll(opts.SnapshotDir, 0o755); err != nil {
+			return nil, fmt.Errorf("snapshot build: %w", err)
+		}
+		unlock, err := imaging.Lock(b.stateDir)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot build: %w", err)
+		}
+		defer unlock()
+	}
+	res := &BuildResult{DryRun: opts.DryRun}
+
+	// 1. Scan the listed paths of the image, once for every node.
+	b.scopes = Scopes(opts.Items)
 	var image []*tree.Entry
 	_, err = ds.Scan(ctx, imaging.ScanRequest{Scopes: b.scopes, Hash: true}, func(e *tree.Entry) error {
 		image = append(image, e)
@@ -241,6 +241,10 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 		parallel = 2 * runtime.GOMAXPROCS(0)
 	}
 	outs := make([]nodeOut, len(opts.Nodes))
+	for i, n := range opts.Nodes {
+		outs[i].res = NodeResult{Node: n.Host, Error: "not built: the build stopped first"}
+		outs[i].res.SkippedMissing = skipped
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
 	for i, n := range opts.Nodes {
