@@ -204,6 +204,15 @@ func ThreeWay(want, node, base []*tree.Entry) *Refresh {
 	}
 	var dirMeta []imaging.Action
 	var blocked []string // paths beneath which nothing is planned
+	var unseen []string  // image directories that could not be read
+	isUnseen := func(p string) bool {
+		for _, u := range unseen {
+			if tree.IsWithin(p, u) && p != u {
+				return true
+			}
+		}
+		return false
+	}
 	blockedBy := make(map[string]int)
 	reported := make(map[string]bool)
 	isBlocked := func(p string) (string, bool) {
@@ -252,6 +261,15 @@ func ThreeWay(want, node, base []*tree.Entry) *Refresh {
 			if w != nil {
 				blockedBy[by]++
 			}
+			continue
+		}
+		if w != nil && w.Type == tree.TypeDir && w.Problem != "" {
+			unseen = append(unseen, p)
+		}
+		if w == nil && isUnseen(p) {
+			// The image could not list it: not known to be removed.
+			r.Decisions[p] = InSync
+			r.Base[p] = b
 			continue
 		}
 		d, why := Decide(w, n, b)

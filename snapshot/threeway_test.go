@@ -219,6 +219,11 @@ func TestThreeWay(t *testing.T) {
 			gone: []string{"d/a: removed from the image"},
 		},
 		{
+			name: "what an unreadable image directory holds is not taken for removed",
+			want: []*tree.Entry{with(dir("d"), func(e *tree.Entry) { e.Problem = "permission denied" })},
+			node: []*tree.Entry{dir("d"), file("d/a")}, base: []*tree.Entry{dir("d"), file("d/a")},
+		},
+		{
 			name: "an unchanged symlink replaced by a directory in the image",
 			want: []*tree.Entry{dir("d"), file("d/a")}, node: []*tree.Entry{symlink("d", "/etc")}, base: []*tree.Entry{symlink("d", "/etc")},
 			steps:   []step{{"mkdir", "d", true, ""}, {"fetch", "d/a", false, ""}, {"dirmeta", "d", false, ""}},

@@ -56,7 +56,9 @@ func Scopes(items []Item) []tree.Scope {
 //
 // Listed paths the image lacks are skipped with a notice (as Red Hat's
 // scripts did), as are entries the image could not read and KindDirs items
-// that are not directories. skipped counts the listed paths skipped.
+// that are not directories. A directory the image could not read is kept
+// with its Problem set, so that ThreeWay does not take its unseen contents
+// for removed ones. skipped counts the listed paths skipped.
 func Want(items []Item, image []*tree.Entry) (want []*tree.Entry, notices []string, skipped int) {
 	byPath := make(map[string]Item, len(items))
 	for _, it := range items {
@@ -128,9 +130,10 @@ func Want(items []Item, image []*tree.Entry) (want []*tree.Entry, notices []stri
 			continue
 		}
 		if w.Type == tree.TypeDir && w.Problem != "" {
+			// Kept, Problem and all: ThreeWay then knows that what lies
+			// beneath was not seen, rather than removed.
 			notices = append(notices, fmt.Sprintf("/%s: directory unreadable in the image (%s): its contents are skipped", short(w.Path), w.Problem))
 		}
-		w.Problem = ""
 		kept[w.Path] = w
 		want = append(want, w)
 	}
