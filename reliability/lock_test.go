@@ -41,7 +41,7 @@ func TestConcurrentPulls(t *testing.T) {
 		first := pl.start(t)
 		pid := first.cmd.Process.Pid
 		frozen := make(chan struct{})
-		w := watchTree(t, pl.dest, int64(1+r*5), func() {
+		w := watchTree(t, pl.dest, int64(1+(r*5)%40), func() { // well before the end
 			syscall.Kill(pid, syscall.SIGSTOP)
 			close(frozen)
 		})
@@ -59,6 +59,15 @@ func TestConcurrentPulls(t *testing.T) {
 			t.Fatal("the first pull made no change within the timeout")
 		}
 		w.close()
+		if !stopped(pid) {
+			// It exited between the change and the signal: try again.
+			syscall.Kill(pid, syscall.SIGCONT)
+			if first.wait(t) != 0 {
+				t.Fatalf("the first pull failed: %s", first.stderr.String())
+			}
+			t.Logf("round %d: the first pull finished before it could be frozen", r)
+			continue
+		}
 		before := treetest.Scan(t, pl.dest)
 		code, stderr := pl.run(t)
 		if code != exitLocked {
@@ -107,4 +116,27 @@ func TestConcurrentPulls(t *testing.T) {
 	}
 	unlock()
 	t.Logf("figures: concurrency: %d second pulls refused by the lock (%d CLI, exit 16; 1 library, ErrLocked); every first pull completed exactly", refused, refused-1)
+}
+
+// stopped waits (bounded) until pid is in the stopped state and reports
+// whether it got there; false means it exited first.
+func stopped(pid int) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if f := strings.Fields(string(b[i+1:])); len(f) > 0 {
+			switch f[0] {
+			case "T":
+				return true
+			case "Z", "X":
+				return false
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
