@@ -496,10 +496,13 @@ func (s *DirSource) saveCache() error {
 	// fetched adds what it hashed to the listing on disk.
 	base := s.scanned
 	if !s.didScan {
+		// Only hashes travel from a fetch-only source: its entries come
+		// from a bare lstat (no xattrs, no link target) and must never
+		// replace what a scan recorded.
 		base = onDisk
 		for p, e := range s.scanned {
-			if e.Hashed() {
-				base[p] = e
+			if d := base[p]; d != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
+				d.SetHash(e.Hash)
 			}
 		}
 	}
