@@ -272,15 +272,3 @@ func waitGone(s string, within time.Duration) bool {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// knownBug reports a check that fails because of an engine bug reported
-// but not fixed yet (README.md lists them): logged loudly, and a test
-// failure only with GOLDSYNC_KNOWN_BUGS=1, so the suite stays green for
-// everyone else while the bug waits for its owner.
-func knownBug(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("GOLDSYNC_KNOWN_BUGS") == "1" {
-		t.Errorf("KNOWN BUG: "+format, args...)
-		return
-	}
-	t.Logf("KNOWN BUG (a failure with GOLDSYNC_KNOWN_BUGS=1): "+format, args...)
-}

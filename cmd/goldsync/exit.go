@@ -45,10 +45,10 @@ func withCode(code int, err error) error {
 func exitCode(ctx context.Context, err error) int {
 	var ee *exitError
 	switch {
+	case ctx.Err() != nil:
+		return exitSignal // SIGINT or SIGTERM cancelled the run
 	case errors.As(err, &ee):
 		return ee.code
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		return exitSignal
 	case errors.Is(err, imaging.ErrLocked):
 		return exitLocked
 	case errors.Is(err, imaging.ErrGuard):

@@ -15,12 +15,16 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
+	code := 0
+	if err != nil {
+		code = exitCode(ctx, err) // before stop(): only a signal cancels ctx
+	}
 	stop()
 	if err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || !ee.silent {
 			fmt.Fprintln(os.Stderr, "goldsync:", err)
 		}
-		os.Exit(exitCode(ctx, err))
+		os.Exit(code)
 	}
 }

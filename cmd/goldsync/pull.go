@@ -2,16 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/remote"
 )
 
@@ -164,14 +168,24 @@ func classifySync(err error) error {
 		return withCode(exitLocked, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return withCode(exitPartial, err)
-	case errors.Is(err, remote.ErrStalled):
+	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
 		return withCode(exitTimeout, err)
-	case errors.Is(err, remote.ErrProtocol):
+	case errors.Is(err, remote.ErrProtocol), errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
+		errors.Is(err, proto.ErrRemote), errors.Is(err, proto.ErrClosed):
 		return withCode(exitStream, err)
 	case isNoSpace(err):
 		return withCode(exitIO, err)
+	case isLostConnection(err):
+		// The ssh process or the agent died mid-stream: rsync says 12 too.
+		return withCode(exitStream, fmt.Errorf("connection to the source lost: %w", err))
 	}
 	return err
+}
+
+// isLostConnection recognizes the errors a dead peer leaves behind.
+func isLostConnection(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrClosed) || errors.Is(err, context.Canceled)
 }
 
 func classifyConnect(err error) error {

@@ -115,8 +115,12 @@ func openSSH(ctx context.Context, sp Spec, opts Options) (imaging.Source, error)
 			return shellQuote(explicit) + tail
 		}
 		if bin != nil {
+			// Run the cached upload only if it is still exactly what
+			// was uploaded (a truncated or tampered file is never run;
+			// the fallback then fails and a fresh upload follows).
 			p := `"$HOME"/` + CacheDir + "/" + bin.remoteName()
-			return `if [ -x ` + p + ` ]; then exec ` + p + tail + `; else exec goldsync-agent` + tail + `; fi`
+			return `if [ -x ` + p + ` ] && [ "$(sha256sum < ` + p + ` 2>/dev/null)" = "` + bin.sha + `  -" ]; then exec ` + p + tail +
+				`; else exec goldsync-agent` + tail + `; fi`
 		}
 		return "goldsync-agent" + tail
 	}
