@@ -23,7 +23,7 @@ type ServeOptions struct {
 	// DefaultStateDir().
 	StateDir string
 	// Workers bounds parallel walking and reading; zero means a default.
-	Workers int
+	Workers   int
 	fixedRoot string
 
 	// DestID names the destination in the change journal's

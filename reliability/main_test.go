@@ -271,4 +271,3 @@ func waitGone(s string, within time.Duration) bool {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-

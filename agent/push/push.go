@@ -96,4 +96,3 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	}
 	return res, nil
 }
-
