@@ -59,7 +59,15 @@ func Itemize(a Action) Change {
 	}
 	code := []byte("...........")
 	switch a.Op {
-	case OpFetch, OpCopy:
+	case OpFetch:
+		code[0] = '>'
+		if d := a.Dst; d != nil && !s.Hashed() && d.Type == tree.TypeRegular && d.Size == s.Size && d.Mtime == s.Mtime {
+			// The source did not know the hash (its cache missed on a
+			// chmod or chown); size and mtime say the content most
+			// likely stays: the source will confirm by hash.
+			code[0] = '.'
+		}
+	case OpCopy:
 		code[0] = '>'
 	case OpLink:
 		code[0] = 'h'

@@ -100,7 +100,8 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 	log := g.logger(os.Stderr)
 	rep := &verifyReport{Drift: []drift{}, Counts: map[string]int{}}
 	var img *config.Image
-	if !strings.Contains(arg, "/") && arg != "." && arg != ".." {
+	isDir := func() bool { st, err := os.Stat(arg); return err == nil && st.IsDir() }
+	if !strings.Contains(arg, "/") && arg != "." && arg != ".." && (g.config != "" || !isDir()) {
 		cfg, err := loadConfig(g)
 		if err != nil {
 			return err
