@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -239,6 +240,34 @@ func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xa
 		}
 	}
 	return d.SetMtime(name, s.Mtime)
+}
+
+// setFileMeta is setMeta for a regular file we hold open: fchown, fchmod,
+// fsetxattr, then the mtime through /proc/self/fd (utimensat on the open
+// file itself).
+func (a *applier) setFileMeta(f *os.File, s *tree.Entry) error {
+	fd := int(f.Fd())
+	if a.owner {
+		if err := unix.Fchown(fd, int(s.UID), int(s.GID)); err != nil {
+			return &os.PathError{Op: "fchown", Path: f.Name(), Err: err}
+		}
+	}
+	if err := unix.Fchmod(fd, s.Mode); err != nil {
+		return &os.PathError{Op: "fchmod", Path: f.Name(), Err: err}
+	}
+	for _, x := range s.Xattrs {
+		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+			if a.owner {
+				return &os.PathError{Op: "fsetxattr " + x.Name, Path: f.Name(), Err: err}
+			}
+			a.log.Debug("xattr not set (not root)", "path", s.Path, "err", err)
+		}
+	}
+	ts := []unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(s.Mtime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0); err != nil {
+		return &os.PathError{Op: "utimensat", Path: f.Name(), Err: err}
+	}
+	return nil
 }
 
 // placeTemp renames a finished temp object over name, retaining the old
@@ -668,7 +697,16 @@ func (s *fileSink) finishFile(res FetchResult) error {
 		final = src.Clone()
 		final.Mtime = res.Mtime
 	}
-	err := s.f.Truncate(res.Size)
+	// Size (a trailing hole), metadata and fsync go through the open
+	// file: no path lookups, and no truncate when the size is already
+	// right (on XFS it would un-share the last block of a reflink).
+	var err error
+	if st, serr := s.f.Stat(); serr != nil || st.Size() != res.Size {
+		err = s.f.Truncate(res.Size)
+	}
+	if err == nil {
+		err = a.setFileMeta(s.f, final)
+	}
 	if err == nil && a.opts.Fsync {
 		err = s.f.Sync()
 	}
@@ -676,9 +714,6 @@ func (s *fileSink) finishFile(res FetchResult) error {
 		err = s.f.Close()
 	}
 	s.f = nil
-	if err == nil {
-		err = a.setMeta(s.d, s.tmp, final, nil)
-	}
 	if err == nil {
 		err = a.placeTemp(s.d, s.tmp, s.name, act.Path, act.Dst)
 	}

@@ -288,15 +288,22 @@ func (e sinkError) Error() string { return e.err.Error() }
 // lookup finds the scanned entry for a request. A stream that did not scan
 // (an extra transfer stream of a pull) stats the file instead; it must be a
 // regular file with the size and mtime the receiver was told.
+//
+// It returns a copy, taken under the lock, that the caller may read freely
+// while other fetches of the same path record hashes (see remember).
 func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	s.mu.Lock()
 	scanned := s.scanned[want.Path]
+	var snap tree.Entry
+	if scanned != nil {
+		snap = *scanned
+	}
 	s.mu.Unlock()
 	if scanned != nil {
-		if scanned.Type != tree.TypeRegular {
+		if snap.Type != tree.TypeRegular {
 			return nil, errors.New("not a regular file of the last scan")
 		}
-		return scanned, nil
+		return &snap, nil
 	}
 	if err := tree.ValidatePath(want.Path); err != nil || want.Path == tree.Root {
 		return nil, fmt.Errorf("bad path: %v", err)
@@ -322,8 +329,9 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 		s.scanned = make(map[string]*tree.Entry)
 	}
 	s.scanned[want.Path] = e
+	cp := *e
 	s.mu.Unlock()
-	return e, nil
+	return &cp, nil
 }
 
 // sendOnce reads the file once. sent reports whether any Data or Reuse
@@ -453,14 +461,15 @@ func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink
 	return FetchResult{Size: size, Hash: h, Mtime: cur.Mtime}, sent, nil
 }
 
-// remember records a freshly computed hash for the cache.
-func (s *DirSource) remember(scanned, cur *tree.Entry) {
+// remember records a freshly computed hash for the cache, on the shared
+// scanned entry (snap is the caller's copy of it, from lookup).
+func (s *DirSource) remember(snap, cur *tree.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if Unchanged(scanned, cur) {
-		scanned.SetHash(cur.Hash)
+	if shared := s.scanned[snap.Path]; shared != nil && Unchanged(shared, cur) {
+		shared.SetHash(cur.Hash)
+		s.dirty = true
 	}
-	s.dirty = true
 }
 
 // Close saves the hash cache and releases the root. Several DirSources of
