@@ -84,12 +84,12 @@ func TestBrokenTransport(t *testing.T) {
 		code   int           // the exit code the CLI should give
 	}
 	faults := []fault{
-		{name: "ssh killed", code: exitStream, says: []string{"closed the connection", "protocol error"}, inject: func(pid int) {
+		{name: "ssh killed", code: exitStream, says: []string{"closed the connection", "protocol error", "connection to the source lost"}, inject: func(pid int) {
 			for _, c := range sshChildren(pid) {
 				syscall.Kill(c, syscall.SIGKILL)
 			}
 		}},
-		{name: "agent killed", code: exitStream, says: []string{"closed the connection", "protocol error"}, inject: func(int) {
+		{name: "agent killed", code: exitStream, says: []string{"closed the connection", "protocol error", "connection to the source lost"}, inject: func(int) {
 			for _, p := range procsMatching(marker) {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
