@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -81,7 +80,6 @@ type Server struct {
 	logFile        string
 
 	wrapped  bool     // the ForceCommand wrapper is installed
-	logShown bool     // a failure message already carried the log
 	proc     *process // the running sshd, nil before start
 }
 
@@ -98,109 +96,19 @@ type process struct {
 // log, when the server does not come up.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := os.Stat(SSHDPath); err != nil {
-		t.Skip("sshtest: " + SSHDPath + " not installed; run make test, which installs openssh-server")
+	s, stop, err := StartServer(t.TempDir(), opts)
+	if errors.Is(err, ErrNotInstalled) {
+		t.Skip("sshtest: " + err.Error() + "; run make test, which installs openssh-server and openssh-client")
 	}
-	sshPath, err := exec.LookPath("ssh")
 	if err != nil {
-		t.Skip("sshtest: ssh not installed; run make test, which installs openssh-client")
-	}
-	keygen, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		t.Skip("sshtest: ssh-keygen not installed; run make test, which installs openssh-client")
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatalf("sshtest: current user: %v", err)
-	}
-	if err := ensurePrivsepDir(); err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
-
-	dir := t.TempDir()
-	s := &Server{
-		Dir:            dir,
-		User:           u.Username,
-		sshPath:        sshPath,
-		clientKey:      filepath.Join(dir, "id_ed25519"),
-		knownHostsFile: filepath.Join(dir, "known_hosts"),
-		logFile:        filepath.Join(dir, "sshd.log"),
-	}
-	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
-	for _, key := range []string{hostKey, s.clientKey} {
-		if err := genKey(keygen, key); err != nil {
-			t.Fatalf("sshtest: %v", err)
-		}
-	}
-	clientPub, err := os.ReadFile(s.clientKey + ".pub")
-	if err != nil {
-		t.Fatalf("sshtest: read client key: %v", err)
-	}
-	authorizedKeys := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorizedKeys, clientPub, 0o600); err != nil {
-		t.Fatalf("sshtest: write authorized_keys: %v", err)
-	}
-	hostPub, err := os.ReadFile(hostKey + ".pub")
-	if err != nil {
-		t.Fatalf("sshtest: read host key: %v", err)
-	}
-	forceCommand := ""
-	if opts.ForceCommand != "" || opts.ShellNoise != "" {
-		wrapper := filepath.Join(dir, "force-command.sh")
-		if err := os.WriteFile(wrapper, []byte(wrapperScript(opts)), 0o755); err != nil {
-			t.Fatalf("sshtest: write ForceCommand wrapper: %v", err)
-		}
-		forceCommand = ShellQuote(wrapper)
-		s.wrapped = true
-	}
 	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() && !s.logShown {
+		stop()
+		if t.Failed() {
 			t.Logf("sshtest: sshd log (%s):\n%s", s.logFile, s.Log())
 		}
 	})
-
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("sshtest: %v", err)
-		}
-		s.Port = port
-		cfg := sshdConfig(configParams{
-			port:           port,
-			dir:            dir,
-			hostKey:        hostKey,
-			authorizedKeys: authorizedKeys,
-			forceCommand:   forceCommand,
-			extra:          opts.ExtraConfig,
-		})
-		cfgFile := filepath.Join(dir, "sshd_config")
-		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-			t.Fatalf("sshtest: write sshd_config: %v", err)
-		}
-		kh := fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub)
-		if err := os.WriteFile(s.knownHostsFile, []byte(kh), 0o600); err != nil {
-			t.Fatalf("sshtest: write known_hosts: %v", err)
-		}
-		err = s.start(cfgFile)
-		if err == nil {
-			err = s.waitListening()
-		}
-		if err == nil {
-			break
-		}
-		s.stop()
-		if attempt < startAttempts && strings.Contains(s.Log(), "Address already in use") {
-			continue
-		}
-		s.logShown = true
-		t.Fatalf("sshtest: start sshd: %v\nsshd log (%s):\n%s", err, s.logFile, s.Log())
-	}
-
-	if err := s.probe(); err != nil {
-		s.logShown = true
-		t.Fatalf("sshtest: sshd on port %d does not answer: %v\nsshd log (%s):\n%s", s.Port, err, s.logFile, s.Log())
-	}
 	return s
 }
 
