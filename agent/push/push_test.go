@@ -18,26 +18,14 @@ import (
 	"github.com/goldsync/goldsync/agent/push"
 	"github.com/goldsync/goldsync/agent/watch"
 	"github.com/goldsync/goldsync/internal/sshtest"
+	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "goldsync-push-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/goldsync/goldsync/cmd/goldsync", "github.com/goldsync/goldsync/cmd/goldsync-agent").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, func(dir string) { bin = dir }, testbin.Goldsync, testbin.Agent)
 }
 
 type rig struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -21,21 +21,7 @@ import (
 var goldsyncBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "goldsync-cli")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	goldsyncBin = filepath.Join(dir, "goldsync")
-	out, err := exec.Command("go", "build", "-o", goldsyncBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/goldsync: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, func(dir string) { goldsyncBin = filepath.Join(dir, "goldsync") }, testbin.Goldsync)
 }
 
 // run runs the goldsync binary and returns stdout, stderr and the exit

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,26 +13,14 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/internal/sshtest"
+	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
 var agentBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "goldsync-agent-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBin = filepath.Join(dir, "goldsync-agent")
-	out, err := exec.Command("go", "build", "-o", agentBin, "github.com/goldsync/goldsync/cmd/goldsync-agent").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, func(dir string) { agentBin = filepath.Join(dir, "goldsync-agent") }, testbin.Agent)
 }
 
 func TestParseSpec(t *testing.T) {

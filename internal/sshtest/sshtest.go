@@ -79,8 +79,8 @@ type Server struct {
 	knownHostsFile string
 	logFile        string
 
-	wrapped  bool     // the ForceCommand wrapper is installed
-	proc     *process // the running sshd, nil before start
+	wrapped bool     // the ForceCommand wrapper is installed
+	proc    *process // the running sshd, nil before start
 }
 
 // process is one sshd run.
