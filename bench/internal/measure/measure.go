@@ -24,7 +24,7 @@ type Usage struct {
 	MaxRSS int64 `json:"max_rss"`
 	// TreeRSS sums, over the process and every descendant seen (but
 	// Options.SkipTree), each process's own peak resident memory
-	// (VmHWM), sampled every SampleEvery, in bytes. It is an upper bound
+	// (VmHWM), sampled every SampleEvery (more often at first), in bytes. It is an upper bound
 	// of the tree's simultaneous peak; a process that lives less than an
 	// interval, or grows after its last sample, is undercounted.
 	TreeRSS  int64 `json:"tree_rss"`
@@ -34,7 +34,8 @@ type Usage struct {
 // CPU is User + Sys.
 func (u Usage) CPU() time.Duration { return u.User + u.Sys }
 
-// SampleEvery is the interval of the process-tree memory sampler.
+// SampleEvery is the interval of the process-tree memory sampler, once it
+// has ramped up from 5 ms.
 const SampleEvery = 100 * time.Millisecond
 
 // Options tune the measurement. The zero value measures everything.
@@ -74,8 +75,8 @@ func Start(cmd *exec.Cmd, opts Options) (*Proc, error) {
 	pid := cmd.Process.Pid
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(SampleEvery)
-		defer t.Stop()
+		// Sample often at first, so short runs are seen at their size.
+		every := 5 * time.Millisecond
 		for {
 			p.mu.Lock()
 			sampleTree(pid, opts.SkipTree, p.hwm)
@@ -83,8 +84,9 @@ func Start(cmd *exec.Cmd, opts Options) (*Proc, error) {
 			select {
 			case <-p.stop:
 				return
-			case <-t.C:
+			case <-time.After(every):
 			}
+			every = min(2*every, SampleEvery)
 		}
 	}()
 	return p, nil
