@@ -17,7 +17,9 @@ packages=(
 	debootstrap    # real root trees for fidelity tests
 	tmux
 	iproute2
-	e2fsprogs # chattr/lsattr, mkfs.ext4 for loop images
+	e2fsprogs   # chattr/lsattr, mkfs.ext4 for loop images
+	libcap2-bin # getcap, to check file capabilities in treetest
+	coreutils   # sha256sum: the agent cache check in imaging/remote
 )
 packages+=("$@")
 
