@@ -44,6 +44,7 @@ type config struct {
 	pairs     int
 	seed      uint64
 	merge     bool
+	report    bool
 	streams   int
 	snapshot  string
 	watchBack string
@@ -74,12 +75,20 @@ func run(ctx context.Context) error {
 	flag.StringVar(&c.out, "out", "bench/results", "results `DIR`")
 	flag.StringVar(&c.bin, "bin", "", "`DIR` holding goldsync, goldsync-agent and rusage (default: beside benchrun)")
 	flag.BoolVar(&c.merge, "merge", true, "keep earlier results of trees/scenarios/modes not run now")
+	flag.BoolVar(&c.report, "report-only", false, "run nothing: rewrite summary.csv, summary.md and wall.png from runs.csv")
 	flag.IntVar(&c.streams, "streams", 1, "goldsync --streams")
 	flag.StringVar(&c.snapshot, "snapshot-script", "bench/snapshot/run.sh", "the snapshot builder's benchmark script (bench/snapshot/run.sh); n/a when missing")
 	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenario: auto, fanotify, inotify")
 	flag.BoolVar(&c.verbose, "v", false, "log every command")
 	flag.DurationVar(&c.timeout, "run-timeout", 30*time.Minute, "give up on one tool run after this long")
 	flag.Parse()
+	if c.report {
+		c.merge = true
+		if err := os.MkdirAll(c.out, 0o755); err != nil {
+			return err
+		}
+		return writeResults(c, nil, nil)
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the trees have owners, devices and capabilities, and cold runs drop caches")
 	}
