@@ -40,11 +40,14 @@ type DirSource struct {
 	opts DirSourceOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	scanned map[string]*tree.Entry // from the last Scan, with local identity
-	cache   map[string]*tree.Entry // hash cache loaded from CacheFile
-	dirty   bool
-	didScan bool
+	mu         sync.Mutex
+	scanned    map[string]*tree.Entry // from the last Scan, with local identity
+	cache      map[string]*tree.Entry // hash cache loaded from CacheFile
+	cacheScope []tree.Scope           // what cache holds: nil for all of it
+	cacheDone  bool                   // cache was loaded (or there is none)
+	dirty      bool
+	didScan    bool         // a full scan was made
+	scopes     []tree.Scope // the scopes of the scoped scans made
 }
 
 // OpenDirSource opens the directory at path as a Source.
@@ -57,17 +60,32 @@ func OpenDirSource(path string, opts DirSourceOptions) (*DirSource, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.CacheFile != "" {
-		m, err := LoadManifest(opts.CacheFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			s.log.Warn("hash cache unreadable, starting cold", "file", opts.CacheFile, "err", err)
-		default:
-			s.cache = m.index()
-		}
-	}
 	return s, nil
+}
+
+// loadCache loads the hash cache, all of it or (scopes set) only what the
+// scopes cover, so that a scan of a few changed paths reads in proportion
+// to them. Called with s.mu held or before any concurrent use.
+func (s *DirSource) loadCache(scopes []tree.Scope) {
+	if s.opts.CacheFile == "" || (s.cacheDone && s.cacheScope == nil) {
+		s.cacheDone = true
+		return
+	}
+	var m *Manifest
+	var err error
+	if scopes != nil {
+		m, err = LoadManifestScoped(s.opts.CacheFile, scopes)
+	} else {
+		m, err = LoadManifest(s.opts.CacheFile)
+	}
+	s.cacheDone, s.cacheScope = true, scopes
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
+	default:
+		s.cache = m.index()
+	}
 }
 
 // Scan walks the directory. Files the hash cache vouches for carry their
@@ -94,6 +112,13 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if m != nil {
 		wo.Exclude = m
 	}
+	s.mu.Lock()
+	if len(req.Scopes) > 0 {
+		s.loadCache(req.Scopes)
+	} else {
+		s.loadCache(nil)
+	}
+	s.mu.Unlock()
 	if s.cache != nil {
 		cache := s.cache
 		wo.Previous = func(p string) *tree.Entry { return cache[p] }
@@ -103,10 +128,13 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 		return ScanResult{}, err
 	}
 	s.mu.Lock()
-	if res.Reread > 0 || res.HashedFiles > 0 || len(req.Scopes) > 0 || len(res.Entries) != len(s.cache) {
+	if res.Reread > 0 || res.HashedFiles > 0 || len(res.Entries) != len(s.cache) {
 		s.dirty = true
 	}
 	s.didScan = s.didScan || len(req.Scopes) == 0
+	if len(req.Scopes) > 0 {
+		s.scopes = append(s.scopes, req.Scopes...)
+	}
 	if s.scanned == nil || len(req.Scopes) == 0 {
 		s.scanned = make(map[string]*tree.Entry, len(res.Entries))
 	}
@@ -321,10 +349,14 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	if e.Type != tree.TypeRegular || e.Size != want.Size || e.Mtime != want.Mtime {
 		return nil, fmt.Errorf("%w: not the file that was scanned", ErrChanged)
 	}
+	s.mu.Lock()
+	if !s.cacheDone {
+		// A stream that only fetches (a pull's extra connection).
+		s.loadCache(nil)
+	}
 	if prev := s.cache[want.Path]; Unchanged(prev, e) && prev.Hashed() {
 		e.SetHash(prev.Hash)
 	}
-	s.mu.Lock()
 	if s.scanned == nil {
 		s.scanned = make(map[string]*tree.Entry)
 	}
@@ -497,26 +529,64 @@ func (s *DirSource) saveCache() error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("hash cache: %w", err)
 	}
+	switch {
+	case s.didScan:
+		return s.saveFullCache()
+	case len(s.scopes) > 0:
+		// Only changed parts were scanned: record them, in time
+		// proportional to them.
+		set := tree.NewScopeSet(s.scopes)
+		onDisk := map[string]*tree.Entry{}
+		if m, err := LoadManifestScoped(s.opts.CacheFile, s.scopes); err == nil {
+			onDisk = m.index()
+		}
+		var entries []*tree.Entry
+		for p, e := range s.scanned {
+			if e.Problem != "" || !set.Covers(p) {
+				continue
+			}
+			if d := onDisk[p]; !e.Hashed() && d != nil && d.Hashed() && Unchanged(d, e) {
+				e.SetHash(d.Hash)
+			}
+			entries = append(entries, e)
+		}
+		sortEntries(entries)
+		return UpdateManifest(s.opts.CacheFile, s.scopes, entries)
+	default:
+		// Only hashes travel from a fetch-only source: its entries come
+		// from a bare lstat (no xattrs, no link target) and must never
+		// replace what a scan recorded.
+		var scopes []tree.Scope
+		for p, e := range s.scanned {
+			if e.Hashed() {
+				scopes = append(scopes, tree.Scope{Path: p})
+			}
+		}
+		if len(scopes) == 0 {
+			return nil
+		}
+		m, err := LoadManifestScoped(s.opts.CacheFile, scopes)
+		if err != nil {
+			return nil // nothing recorded to add the hashes to
+		}
+		for _, d := range m.Entries {
+			if e := s.scanned[d.Path]; e != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
+				d.SetHash(e.Hash)
+			}
+		}
+		return UpdateManifest(s.opts.CacheFile, scopes, m.Entries)
+	}
+}
+
+// saveFullCache writes the whole listing of a full scan, keeping hashes
+// that another source of the same tree recorded meanwhile.
+func (s *DirSource) saveFullCache() error {
 	onDisk := map[string]*tree.Entry{}
 	if m, err := LoadManifest(s.opts.CacheFile); err == nil {
 		onDisk = m.index()
 	}
-	// A source that scanned knows the whole listing; one that only
-	// fetched adds what it hashed to the listing on disk.
-	base := s.scanned
-	if !s.didScan {
-		// Only hashes travel from a fetch-only source: its entries come
-		// from a bare lstat (no xattrs, no link target) and must never
-		// replace what a scan recorded.
-		base = onDisk
-		for p, e := range s.scanned {
-			if d := base[p]; d != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
-				d.SetHash(e.Hash)
-			}
-		}
-	}
 	m := &Manifest{}
-	for p, e := range base {
+	for p, e := range s.scanned {
 		if e.Problem != "" {
 			continue
 		}

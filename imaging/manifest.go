@@ -1,15 +1,18 @@
 package imaging
 
 import (
-	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sort"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -22,21 +25,57 @@ import (
 // skip reading what did not change. A destination's manifest lives in its
 // state dir, outside the exported image; a source's hash cache uses the same
 // format.
+//
+// A manifest is a cache: a walk trusts a recorded hash only while the file's
+// (dev, ino, size, mtime, ctime) are unchanged, so a stale or lost manifest
+// costs reading, never correctness.
+//
+// On disk it is a base file plus a log of scoped updates beside it (path +
+// ".log"), so that a run that touched a few paths of a large tree reads and
+// writes in proportion to those paths (LoadManifestScoped, UpdateManifest)
+// rather than to the tree. The base is written in blocks with an index of
+// their first paths, each block checksummed; the log's records name the
+// base generation they apply to, so a log left behind by an interrupted
+// compaction is never replayed onto the wrong base.
 type Manifest struct {
 	// Entries in tree.Compare order.
 	Entries []*tree.Entry
 }
 
 // manifestMagic starts every manifest file; the last byte is the format
-// version.
-var manifestMagic = []byte("GSMANIF\x01")
+// version. Version 1 (one delta-coded stream, whole-file checksum) is still
+// read.
+var (
+	manifestMagic   = []byte("GSMANIF\x02")
+	manifestMagicV1 = []byte("GSMANIF\x01")
+)
+
+const (
+	// manifestBlock is how many entries a base block holds: a scoped load
+	// decodes at most one block more than it needs per scope.
+	manifestBlock = 256
+	// manifestHeader is the magic and the generation.
+	manifestHeader = 8 + 8
+	// manifestTrailer is the index offset and the checksum of the header
+	// and index.
+	manifestTrailer = 8 + 8
+	// maxLogRecord bounds one log record (a hostile or corrupt length
+	// must not allocate gigabytes).
+	maxLogRecord = 1 << 30
+)
+
+// logSlack is how far a log may grow beyond a quarter of its base before
+// UpdateManifest compacts (a variable for tests).
+var logSlack int64 = 64 << 10
 
 // ErrCorruptManifest is wrapped when a manifest fails its checksum or
 // cannot be decoded.
 var ErrCorruptManifest = errors.New("corrupt manifest")
 
-func (m *Manifest) sort() {
-	slices.SortFunc(m.Entries, func(a, b *tree.Entry) int { return tree.Compare(a.Path, b.Path) })
+func (m *Manifest) sort() { sortEntries(m.Entries) }
+
+func sortEntries(es []*tree.Entry) {
+	slices.SortFunc(es, func(a, b *tree.Entry) int { return tree.Compare(a.Path, b.Path) })
 }
 
 func (m *Manifest) index() map[string]*tree.Entry {
@@ -47,13 +86,92 @@ func (m *Manifest) index() map[string]*tree.Entry {
 	return idx
 }
 
-// Save writes the manifest atomically: a temp file in the same directory,
-// fsync, rename, fsync of the directory. The file is 0600.
+// LogPath names the log of scoped updates of the manifest at path.
+func LogPath(path string) string { return path + ".log" }
+
+// Save writes the manifest atomically as a new base (a temp file in the
+// same directory, fsync, rename, fsync of the directory) and drops the log
+// of the previous base. The file is 0600.
 func (m *Manifest) Save(path string) error {
+	if err := m.saveBase(path); err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	// The new base has a new generation: the old log no longer applies
+	// (and would be ignored); remove it to reclaim the space.
+	if err := os.Remove(LogPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	return nil
+}
+
+func (m *Manifest) saveBase(path string) error {
+	data, err := encodeBase(m.Entries, newGeneration())
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+// newGeneration names a base so that its log records can be told from a
+// log left by another base.
+func newGeneration() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1 // never zero
+}
+
+// encodeBase encodes sorted entries as a base file.
+func encodeBase(entries []*tree.Entry, gen uint64) ([]byte, error) {
+	out := make([]byte, 0, manifestHeader+len(entries)*64)
+	out = append(out, manifestMagic...)
+	out = binary.BigEndian.AppendUint64(out, gen)
+	type block struct {
+		first       string
+		off, len, n int
+		sum         uint64
+	}
+	var blocks []block
+	for i := 0; i < len(entries); i += manifestBlock {
+		end := min(i+manifestBlock, len(entries))
+		start := len(out)
+		var prev *tree.Entry
+		for _, e := range entries[i:end] {
+			var err error
+			out, err = wire.AppendEntryLocal(out, prev, e)
+			if err != nil {
+				return nil, err
+			}
+			prev = e
+		}
+		blocks = append(blocks, block{first: entries[i].Path, off: start, len: len(out) - start, n: end - i,
+			sum: xxhash.Sum64(out[start:])})
+	}
+	idxOff := len(out)
+	out = binary.AppendUvarint(out, uint64(len(blocks)))
+	out = binary.AppendUvarint(out, uint64(len(entries)))
+	for _, b := range blocks {
+		out = binary.AppendUvarint(out, uint64(len(b.first)))
+		out = append(out, b.first...)
+		out = binary.AppendUvarint(out, uint64(b.off))
+		out = binary.AppendUvarint(out, uint64(b.len))
+		out = binary.AppendUvarint(out, uint64(b.n))
+		out = binary.BigEndian.AppendUint64(out, b.sum)
+	}
+	h := xxhash.New()
+	h.Write(out[:manifestHeader])
+	h.Write(out[idxOff:])
+	out = binary.BigEndian.AppendUint64(out, uint64(idxOff))
+	out = binary.BigEndian.AppendUint64(out, h.Sum64())
+	return out, nil
+}
+
+// writeFileAtomic writes data to a temp file beside path, syncs it and
+// renames it into place.
+func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".manifest-*")
 	if err != nil {
-		return fmt.Errorf("save manifest: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	ok := false
@@ -63,71 +181,248 @@ func (m *Manifest) Save(path string) error {
 			os.Remove(tmp)
 		}
 	}()
-	h := xxhash.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	bw.Write(manifestMagic)
-	var buf []byte
-	buf = binary.AppendUvarint(buf[:0], uint64(len(m.Entries)))
-	bw.Write(buf)
-	var prev *tree.Entry
-	for _, e := range m.Entries {
-		buf, err = wire.AppendEntryLocal(buf[:0], prev, e)
-		if err != nil {
-			return fmt.Errorf("save manifest: %w", err)
-		}
-		bw.Write(buf)
-		prev = e
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	var sum [8]byte
-	binary.BigEndian.PutUint64(sum[:], h.Sum64())
-	if _, err := f.Write(sum[:]); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
+	if _, err := f.Write(data); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
+		return err
 	}
 	ok = true
+	syncDir(dir)
+	return nil
+}
+
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
-// LoadManifest reads a manifest written by Save. A missing file gives an
-// error wrapping os.ErrNotExist; a damaged one wraps ErrCorruptManifest.
+// baseIndex is a decoded base file's index.
+type baseIndex struct {
+	gen    uint64
+	total  int
+	blocks []baseBlock
+}
+
+type baseBlock struct {
+	first    string
+	off, len int
+	n        int
+	sum      uint64
+}
+
+// readIndex checks a base file's header, trailer and index.
+func readIndex(data []byte) (*baseIndex, error) {
+	if len(data) < manifestHeader+manifestTrailer || !bytes.Equal(data[:len(manifestMagic)], manifestMagic) {
+		return nil, fmt.Errorf("%w: bad header", ErrCorruptManifest)
+	}
+	tr := data[len(data)-manifestTrailer:]
+	idxOff := binary.BigEndian.Uint64(tr[:8])
+	if idxOff < manifestHeader || idxOff > uint64(len(data)-manifestTrailer) {
+		return nil, fmt.Errorf("%w: bad index offset", ErrCorruptManifest)
+	}
+	idx := data[idxOff : len(data)-manifestTrailer]
+	h := xxhash.New()
+	h.Write(data[:manifestHeader])
+	h.Write(idx)
+	if h.Sum64() != binary.BigEndian.Uint64(tr[8:]) {
+		return nil, fmt.Errorf("%w: index checksum mismatch", ErrCorruptManifest)
+	}
+	bi := &baseIndex{gen: binary.BigEndian.Uint64(data[8:16])}
+	r := idx
+	uv := func() (uint64, error) {
+		v, k := binary.Uvarint(r)
+		if k <= 0 {
+			return 0, fmt.Errorf("%w: bad index", ErrCorruptManifest)
+		}
+		r = r[k:]
+		return v, nil
+	}
+	nb, err := uv()
+	if err != nil {
+		return nil, err
+	}
+	total, err := uv()
+	if err != nil {
+		return nil, err
+	}
+	if nb > uint64(len(r)) || total > nb*manifestBlock {
+		return nil, fmt.Errorf("%w: bad block count", ErrCorruptManifest)
+	}
+	bi.total = int(total)
+	bi.blocks = make([]baseBlock, 0, nb)
+	next, sumN := uint64(manifestHeader), 0
+	for i := uint64(0); i < nb; i++ {
+		l, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		if l > uint64(len(r)) || l > tree.MaxPathLen {
+			return nil, fmt.Errorf("%w: bad index path", ErrCorruptManifest)
+		}
+		first := string(r[:l])
+		r = r[l:]
+		off, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		ln, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		n, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		if len(r) < 8 {
+			return nil, fmt.Errorf("%w: bad index", ErrCorruptManifest)
+		}
+		sum := binary.BigEndian.Uint64(r[:8])
+		r = r[8:]
+		// Blocks are contiguous, in order, and end at the index.
+		if off != next || ln > idxOff-off || n == 0 || n > manifestBlock {
+			return nil, fmt.Errorf("%w: bad block %d", ErrCorruptManifest, i)
+		}
+		if i > 0 && tree.Compare(bi.blocks[i-1].first, first) >= 0 {
+			return nil, fmt.Errorf("%w: index out of order", ErrCorruptManifest)
+		}
+		next = off + ln
+		sumN += int(n)
+		bi.blocks = append(bi.blocks, baseBlock{first: first, off: int(off), len: int(ln), n: int(n), sum: sum})
+	}
+	if len(r) != 0 || next != idxOff || sumN != bi.total {
+		return nil, fmt.Errorf("%w: index does not match the blocks", ErrCorruptManifest)
+	}
+	return bi, nil
+}
+
+// decodeBlock decodes and checks one block. (The order across blocks is
+// checked by the callers that join them.)
+func decodeBlock(data []byte, b baseBlock) ([]*tree.Entry, error) {
+	raw := data[b.off : b.off+b.len]
+	if xxhash.Sum64(raw) != b.sum {
+		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+	}
+	out := make([]*tree.Entry, 0, b.n)
+	store := make([]tree.Entry, b.n)
+	var prev *tree.Entry
+	for i := range b.n {
+		e := &store[i]
+		var err error
+		raw, err = wire.DecodeEntryLocal(raw, prev, e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
+		}
+		switch {
+		case i == 0 && e.Path != b.first:
+			return nil, fmt.Errorf("%w: block at %d does not start at its index path", ErrCorruptManifest, b.off)
+		case prev != nil && tree.Compare(prev.Path, e.Path) >= 0:
+			return nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, e.Path)
+		}
+		out = append(out, e)
+		prev = e
+	}
+	if len(raw) != 0 {
+		return nil, fmt.Errorf("%w: block at %d: %d trailing bytes", ErrCorruptManifest, b.off, len(raw))
+	}
+	return out, nil
+}
+
+// LoadManifest reads a manifest written by Save and UpdateManifest: the
+// base with its log replayed. A missing file gives an error wrapping
+// os.ErrNotExist; a damaged base wraps ErrCorruptManifest. A damaged log
+// record ends the replay there (what it recorded is lost, which costs a
+// re-read, not correctness).
 func LoadManifest(path string) (*Manifest, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)
 	}
-	m, err := DecodeManifest(data)
+	m, gen, err := decodeAll(data)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest %s: %w", path, err)
+	}
+	if gen != 0 {
+		recs, _ := readLog(LogPath(path), gen)
+		for _, r := range recs {
+			m.Entries = spliceScoped(m.Entries, r.scopes, r.entries)
+		}
 	}
 	return m, nil
 }
 
-// DecodeManifest decodes a manifest file's bytes, checking its checksum,
-// order and every entry.
+// DecodeManifest decodes a base file's bytes (either format version),
+// checking its checksums, order and every entry. It does not read a log.
 func DecodeManifest(data []byte) (*Manifest, error) {
-	if len(data) < len(manifestMagic)+8 || !bytes.Equal(data[:len(manifestMagic)], manifestMagic) {
+	m, _, err := decodeAll(data)
+	return m, err
+}
+
+func decodeAll(data []byte) (*Manifest, uint64, error) {
+	if len(data) >= len(manifestMagicV1) && bytes.Equal(data[:len(manifestMagicV1)], manifestMagicV1) {
+		m, err := decodeV1(data)
+		return m, 0, err
+	}
+	bi, err := readIndex(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Blocks decode independently: use the cores.
+	parts := make([][]*tree.Entry, len(bi.blocks))
+	errs := make([]error, len(bi.blocks))
+	workers := min(runtime.GOMAXPROCS(0), 8, len(bi.blocks))
+	var wg sync.WaitGroup
+	var next int
+	var mu sync.Mutex
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(bi.blocks) {
+					return
+				}
+				parts[i], errs[i] = decodeBlock(data, bi.blocks[i])
+			}
+		}()
+	}
+	wg.Wait()
+	m := &Manifest{Entries: make([]*tree.Entry, 0, bi.total)}
+	for i, p := range parts {
+		if errs[i] != nil {
+			return nil, 0, errs[i]
+		}
+		if len(m.Entries) > 0 && len(p) > 0 && tree.Compare(m.Entries[len(m.Entries)-1].Path, p[0].Path) >= 0 {
+			return nil, 0, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, p[0].Path)
+		}
+		m.Entries = append(m.Entries, p...)
+	}
+	return m, bi.gen, nil
+}
+
+// decodeV1 reads the first format: one delta-coded stream and a checksum
+// of the whole file.
+func decodeV1(data []byte) (*Manifest, error) {
+	if len(data) < len(manifestMagicV1)+8 {
 		return nil, fmt.Errorf("%w: bad header", ErrCorruptManifest)
 	}
 	body, sum := data[:len(data)-8], data[len(data)-8:]
 	if xxhash.Sum64(body) != binary.BigEndian.Uint64(sum) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptManifest)
 	}
-	r := body[len(manifestMagic):]
+	r := body[len(manifestMagicV1):]
 	n, k := binary.Uvarint(r)
 	if k <= 0 || n > uint64(len(r)) {
 		return nil, fmt.Errorf("%w: bad entry count", ErrCorruptManifest)
@@ -152,4 +447,341 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorruptManifest, len(r))
 	}
 	return m, nil
+}
+
+// LoadManifestScoped reads only the entries of the manifest at path that
+// the scopes cover, decoding the base's blocks that hold them and the log:
+// the cost follows the scopes, not the tree. Errors are as LoadManifest's.
+func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load manifest: %w", err)
+	}
+	m, gen, err := decodeScoped(data, scopes)
+	if err != nil {
+		return nil, fmt.Errorf("load manifest %s: %w", path, err)
+	}
+	if gen != 0 {
+		set := tree.NewScopeSet(scopes)
+		recs, _ := readLog(LogPath(path), gen)
+		for _, r := range recs {
+			var in []*tree.Entry
+			for _, e := range r.entries {
+				if set.Covers(e.Path) {
+					in = append(in, e)
+				}
+			}
+			m.Entries = spliceScoped(m.Entries, r.scopes, in)
+		}
+	}
+	return m, nil
+}
+
+func decodeScoped(data []byte, scopes []tree.Scope) (*Manifest, uint64, error) {
+	if len(data) >= len(manifestMagicV1) && bytes.Equal(data[:len(manifestMagicV1)], manifestMagicV1) {
+		all, err := decodeV1(data)
+		if err != nil {
+			return nil, 0, err
+		}
+		set := tree.NewScopeSet(scopes)
+		m := &Manifest{}
+		for _, e := range all.Entries {
+			if set.Covers(e.Path) {
+				m.Entries = append(m.Entries, e)
+			}
+		}
+		return m, 0, nil
+	}
+	bi, err := readIndex(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	set := tree.NewScopeSet(scopes)
+	decoded := map[int][]*tree.Entry{}
+	block := func(i int) ([]*tree.Entry, error) {
+		if es, ok := decoded[i]; ok {
+			return es, nil
+		}
+		es, err := decodeBlock(data, bi.blocks[i])
+		if err != nil {
+			return nil, err
+		}
+		decoded[i] = es
+		return es, nil
+	}
+	seen := map[string]bool{}
+	m := &Manifest{}
+	for _, sc := range scopes {
+		// The last block whose first path is at or before the scope's
+		// path holds it, if anything does; a subtree runs on from there.
+		i := sort.Search(len(bi.blocks), func(i int) bool { return tree.Compare(bi.blocks[i].first, sc.Path) > 0 }) - 1
+		if i < 0 {
+			i = 0
+		}
+	blocks:
+		for ; i < len(bi.blocks); i++ {
+			es, err := block(i)
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, e := range es {
+				c := tree.Compare(e.Path, sc.Path)
+				if c < 0 {
+					continue
+				}
+				if c > 0 && !(sc.Tree && tree.IsWithin(e.Path, sc.Path)) {
+					break blocks
+				}
+				if !seen[e.Path] && set.Covers(e.Path) {
+					seen[e.Path] = true
+					m.Entries = append(m.Entries, e)
+				}
+			}
+		}
+	}
+	m.sort()
+	return m, bi.gen, nil
+}
+
+// spliceScoped returns entries with everything the scopes cover replaced by
+// repl (sorted; covered by the scopes).
+func spliceScoped(entries []*tree.Entry, scopes []tree.Scope, repl []*tree.Entry) []*tree.Entry {
+	set := tree.NewScopeSet(scopes)
+	out := make([]*tree.Entry, 0, len(entries)+len(repl))
+	i, j := 0, 0
+	for i < len(entries) || j < len(repl) {
+		switch {
+		case i < len(entries) && set.Covers(entries[i].Path):
+			i++
+		case j >= len(repl) || (i < len(entries) && tree.Compare(entries[i].Path, repl[j].Path) < 0):
+			out = append(out, entries[i])
+			i++
+		default:
+			if i < len(entries) && entries[i].Path == repl[j].Path {
+				i++
+			}
+			out = append(out, repl[j])
+			j++
+		}
+	}
+	return out
+}
+
+// logRecord is one scoped update: within scopes, the tree held entries.
+type logRecord struct {
+	scopes  []tree.Scope
+	entries []*tree.Entry
+}
+
+// readLog reads the records of the log at path that apply to base
+// generation gen, in order, and the length of the log's valid prefix. It
+// stops at the first damaged or torn record.
+func readLog(path string, gen uint64) ([]logRecord, int64) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0
+	}
+	var recs []logRecord
+	off := 0
+	for {
+		r, n, err := decodeLogRecord(data[off:])
+		if err != nil || n == 0 {
+			break
+		}
+		if r.gen == gen {
+			recs = append(recs, logRecord{scopes: r.scopes, entries: r.entries})
+		}
+		off += n
+	}
+	return recs, int64(off)
+}
+
+type decodedRecord struct {
+	gen     uint64
+	scopes  []tree.Scope
+	entries []*tree.Entry
+}
+
+// decodeLogRecord decodes the record at the start of data and returns its
+// length; (nil, 0, nil) at the end of data.
+func decodeLogRecord(data []byte) (*decodedRecord, int, error) {
+	if len(data) == 0 {
+		return nil, 0, nil
+	}
+	if len(data) < 12 {
+		return nil, 0, fmt.Errorf("%w: torn log record", ErrCorruptManifest)
+	}
+	n := binary.BigEndian.Uint32(data[:4])
+	if n > maxLogRecord || uint64(n) > uint64(len(data)-12) {
+		return nil, 0, fmt.Errorf("%w: torn log record", ErrCorruptManifest)
+	}
+	p := data[12 : 12+n]
+	if xxhash.Sum64(p) != binary.BigEndian.Uint64(data[4:12]) {
+		return nil, 0, fmt.Errorf("%w: log record checksum mismatch", ErrCorruptManifest)
+	}
+	bad := func(what string) (*decodedRecord, int, error) {
+		return nil, 0, fmt.Errorf("%w: log record: %s", ErrCorruptManifest, what)
+	}
+	if len(p) < 8 {
+		return bad("short")
+	}
+	r := &decodedRecord{gen: binary.BigEndian.Uint64(p[:8])}
+	p = p[8:]
+	ns, k := binary.Uvarint(p)
+	if k <= 0 || ns > uint64(len(p)) {
+		return bad("scope count")
+	}
+	p = p[k:]
+	for range ns {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l > tree.MaxPathLen || l+1 > uint64(len(p)-k) {
+			return bad("scope")
+		}
+		sc := tree.Scope{Path: string(p[k : k+int(l)]), Tree: p[k+int(l)] == 1}
+		if sc.Path != tree.Root {
+			if err := tree.ValidatePath(sc.Path); err != nil {
+				return bad(err.Error())
+			}
+		}
+		r.scopes = append(r.scopes, sc)
+		p = p[k+int(l)+1:]
+	}
+	ne, k := binary.Uvarint(p)
+	if k <= 0 || ne > uint64(len(p)) {
+		return bad("entry count")
+	}
+	p = p[k:]
+	set := tree.NewScopeSet(r.scopes)
+	var prev *tree.Entry
+	for range ne {
+		e := new(tree.Entry)
+		var err error
+		p, err = wire.DecodeEntryLocal(p, prev, e)
+		if err != nil {
+			return bad(err.Error())
+		}
+		if prev != nil && tree.Compare(prev.Path, e.Path) >= 0 {
+			return bad("entries out of order")
+		}
+		if !set.Covers(e.Path) {
+			return bad("entry outside its scopes")
+		}
+		r.entries = append(r.entries, e)
+		prev = e
+	}
+	if len(p) != 0 {
+		return bad("trailing bytes")
+	}
+	return r, 12 + int(n), nil
+}
+
+func encodeLogRecord(gen uint64, scopes []tree.Scope, entries []*tree.Entry) ([]byte, error) {
+	p := binary.BigEndian.AppendUint64(make([]byte, 12, 12+64*len(entries)), gen)
+	p = binary.AppendUvarint(p, uint64(len(scopes)))
+	for _, s := range scopes {
+		p = binary.AppendUvarint(p, uint64(len(s.Path)))
+		p = append(p, s.Path...)
+		if s.Tree {
+			p = append(p, 1)
+		} else {
+			p = append(p, 0)
+		}
+	}
+	p = binary.AppendUvarint(p, uint64(len(entries)))
+	var prev *tree.Entry
+	for _, e := range entries {
+		var err error
+		if p, err = wire.AppendEntryLocal(p, prev, e); err != nil {
+			return nil, err
+		}
+		prev = e
+	}
+	if len(p)-12 > maxLogRecord {
+		return nil, errors.New("log record too large")
+	}
+	binary.BigEndian.PutUint32(p[:4], uint32(len(p)-12))
+	binary.BigEndian.PutUint64(p[4:12], xxhash.Sum64(p[12:]))
+	return p, nil
+}
+
+// UpdateManifest records that, within scopes, the tree at the manifest's
+// path now holds exactly entries (sorted, all covered by the scopes),
+// leaving what the scopes do not cover as recorded. It appends a record to
+// the log, in time proportional to the entries, and folds the log into a
+// new base (Save) once the log outgrows a quarter of the base. Without a
+// base to append to, it writes one from entries. The caller serializes
+// writers (the state dir's lock).
+func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) error {
+	fail := func(err error) error { return fmt.Errorf("update manifest: %w", err) }
+	gen, baseSize, err := baseGeneration(path)
+	if err != nil {
+		// No version-2 base to append to: write one, keeping what an
+		// older base recorded outside the scopes.
+		m, lerr := LoadManifest(path)
+		if lerr != nil {
+			m = &Manifest{}
+		}
+		m.Entries = spliceScoped(m.Entries, scopes, entries)
+		return m.Save(path)
+	}
+	lp := LogPath(path)
+	_, valid := readLog(lp, gen)
+	rec, err := encodeLogRecord(gen, scopes, entries)
+	if err != nil {
+		return fail(err)
+	}
+	if valid+int64(len(rec)) > baseSize/4+logSlack {
+		// Compact: fold the base, the log and this update into a new base.
+		m, err := LoadManifest(path)
+		if err != nil {
+			return fail(err)
+		}
+		m.Entries = spliceScoped(m.Entries, scopes, entries)
+		return m.Save(path)
+	}
+	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	// Cut a torn tail (an append that was interrupted) before appending.
+	if err := f.Truncate(valid); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(rec); err != nil {
+		f.Truncate(valid)
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if valid == 0 {
+		syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// baseGeneration reads the generation and size of the base at path; an
+// error when there is none or it is not a version-2 base.
+func baseGeneration(path string) (uint64, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var hdr [manifestHeader]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return 0, 0, err
+	}
+	if !bytes.Equal(hdr[:len(manifestMagic)], manifestMagic) {
+		return 0, 0, fmt.Errorf("%w: not a version-2 base", ErrCorruptManifest)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	return binary.BigEndian.Uint64(hdr[8:]), st.Size(), nil
 }

@@ -77,6 +77,7 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 	if scope == nil {
 		scope = tree.FullScope
 	}
+	scopeSet := tree.NewScopeSet(scope)
 	p := &Plan{}
 
 	// Hard-link bookkeeping: which destination paths share an inode, and
@@ -167,7 +168,7 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			}
 		}
 		if s == nil {
-			if opts.NoDelete || !tree.Covers(scope, d.Path) || keep(d.Path) {
+			if opts.NoDelete || !scopeSet.Covers(d.Path) || keep(d.Path) {
 				continue
 			}
 			p.Actions = append(p.Actions, Action{Op: OpDelete, Path: d.Path, Dst: d})

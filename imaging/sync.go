@@ -167,22 +167,6 @@ func isFull(scope []tree.Scope) bool {
 	return len(scope) == 1 && scope[0] == tree.FullScope[0]
 }
 
-// outsideScope returns the old entries no scope covers and the new
-// manifest does not hold.
-func outsideScope(old []*tree.Entry, scope []tree.Scope, have []*tree.Entry) []*tree.Entry {
-	in := make(map[string]bool, len(have))
-	for _, e := range have {
-		in[e.Path] = true
-	}
-	var out []*tree.Entry
-	for _, e := range old {
-		if !in[e.Path] && !tree.Covers(scope, e.Path) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // Errors callers branch on.
 var (
 	// ErrGuard is wrapped when a run is refused because it looks wrong
@@ -288,13 +272,23 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 
 	// 1. Scan both sides at once.
 	progress(PhaseScan)
-	prev, err := LoadManifest(sp.Manifest)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		prev = &Manifest{}
-	case err != nil:
-		log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
-		prev = &Manifest{}
+	// The manifest is loaded for the scopes the destination walk covers:
+	// all of it, or (incremental) only the changed parts.
+	var prev *Manifest
+	loadPrev := func(scopes []tree.Scope) {
+		var err error
+		if isFull(scopes) {
+			prev, err = LoadManifest(sp.Manifest)
+		} else {
+			prev, err = LoadManifestScoped(sp.Manifest, scopes)
+		}
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			prev = &Manifest{}
+		case err != nil:
+			log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
+			prev = &Manifest{}
+		}
 	}
 	var (
 		srcEntries []*tree.Entry
@@ -325,14 +319,16 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		if len(scan.Scope) == 0 {
 			scan.Scope = tree.FullScope
 		}
+		set := tree.NewScopeSet(scan.Scope)
 		for _, e := range srcEntries {
-			if !tree.Covers(scan.Scope, e.Path) {
+			if !set.Covers(e.Path) {
 				return fmt.Errorf("%w: source sent %q outside the scope it declared", ErrBadSource, e.Path)
 			}
 		}
 		return nil
 	}
 	walkDest := func(ctx context.Context, scopes []tree.Scope) error {
+		loadPrev(scopes)
 		if root == nil {
 			dstWalk = &WalkResult{}
 			return nil
@@ -439,15 +435,23 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		return res, nil
 	}
 	m := newManifest(root, srcEntries, dstWalk.Entries, a)
-	if !isFull(scope) {
-		// A scoped run saw only part of the destination: keep the rest of
-		// the old manifest as it was.
-		m.Entries = append(m.Entries, outsideScope(prev.Entries, scope, m.Entries)...)
-		m.sort()
-		ResolveHardLinks(m.Entries)
+	var serr error
+	if isFull(scope) {
+		serr = m.Save(sp.Manifest)
+	} else {
+		// A scoped run saw only part of the destination: record that part
+		// (in time proportional to it); the rest stays as recorded.
+		set := tree.NewScopeSet(scope)
+		in := m.Entries[:0]
+		for _, e := range m.Entries {
+			if set.Covers(e.Path) {
+				in = append(in, e)
+			}
+		}
+		serr = UpdateManifest(sp.Manifest, scope, in)
 	}
-	if err := m.Save(sp.Manifest); err != nil && runErr == nil {
-		runErr = err
+	if serr != nil && runErr == nil {
+		runErr = serr
 	}
 	res.Problems = a.problems
 	res.Failed = a.failedPaths()

@@ -1,0 +1,402 @@
+package imaging
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/imaging/wire"
+)
+
+// genTree makes n entries of a random tree, sorted: directories of depth up
+// to 4, files with hashes and local identity, some symlinks.
+func genTree(r *rand.Rand, n int, tag string) []*tree.Entry {
+	es := []*tree.Entry{{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755, Mtime: 1}}
+	dirs := []string{tree.Root}
+	seen := map[string]bool{tree.Root: true}
+	for len(es) < n {
+		parent := dirs[r.IntN(len(dirs))]
+		name := fmt.Sprintf("n%d", r.IntN(50))
+		if r.IntN(10) == 0 {
+			name += ".x" // sorts among the '/' cases of tree.Compare
+		}
+		p := tree.Join(parent, name)
+		if seen[p] || len(p) > 200 {
+			continue
+		}
+		seen[p] = true
+		e := &tree.Entry{Path: p, Mode: 0o644, UID: uint32(r.IntN(3)), Mtime: r.Int64N(1 << 50),
+			Dev: 7, Ino: uint64(len(es)), Nlink: 1, Ctime: r.Int64N(1 << 50)}
+		switch k := r.IntN(10); {
+		case k < 2 && len(p) < 150:
+			e.Type, e.Mode = tree.TypeDir, 0o755
+			dirs = append(dirs, p)
+		case k < 3:
+			e.Type, e.Target = tree.TypeSymlink, "t-"+tag
+		default:
+			e.Type, e.Size = tree.TypeRegular, r.Int64N(1<<20)
+			e.SetHash(r.Uint64())
+		}
+		es = append(es, e)
+	}
+	sortEntries(es)
+	return es
+}
+
+// randomScopes picks scopes among the entries' paths (and a few that do
+// not exist).
+func randomScopes(r *rand.Rand, es []*tree.Entry) []tree.Scope {
+	var out []tree.Scope
+	for range 1 + r.IntN(6) {
+		p := es[r.IntN(len(es))].Path
+		if r.IntN(5) == 0 {
+			p = tree.Join(p, "new")
+		}
+		out = append(out, tree.Scope{Path: p, Tree: r.IntN(2) == 0})
+	}
+	return out
+}
+
+// filterCovered is the obvious implementation LoadManifestScoped must match.
+func filterCovered(es []*tree.Entry, scopes []tree.Scope) []*tree.Entry {
+	var out []*tree.Entry
+	for _, e := range es {
+		if tree.Covers(scopes, e.Path) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// rewriteCovered makes the new content of the scopes: the covered entries
+// changed or dropped, new ones beneath the tree scopes.
+func rewriteCovered(r *rand.Rand, es []*tree.Entry, scopes []tree.Scope, round int) []*tree.Entry {
+	var out []*tree.Entry
+	seen := map[string]bool{}
+	for _, e := range filterCovered(es, scopes) {
+		if r.IntN(4) == 0 {
+			continue
+		}
+		c := e.Clone()
+		c.Mtime, c.Ctime = r.Int64N(1<<50), r.Int64N(1<<50)
+		if c.Type == tree.TypeRegular {
+			c.SetHash(r.Uint64())
+		}
+		out = append(out, c)
+		seen[c.Path] = true
+	}
+	for _, sc := range scopes {
+		for k := range 1 + r.IntN(30) {
+			if !sc.Tree {
+				break
+			}
+			p := tree.Join(sc.Path, fmt.Sprintf("new%d-%d", round, k))
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			e := &tree.Entry{Path: p, Type: tree.TypeRegular, Mode: 0o600, Size: 5, Mtime: 9, Dev: 7, Ino: uint64(k), Nlink: 1}
+			e.SetHash(r.Uint64())
+			out = append(out, e)
+		}
+	}
+	sortEntries(out)
+	return out
+}
+
+// modelSplice is the obvious implementation of a scoped update.
+func modelSplice(es []*tree.Entry, scopes []tree.Scope, repl []*tree.Entry) []*tree.Entry {
+	var out []*tree.Entry
+	for _, e := range es {
+		if !tree.Covers(scopes, e.Path) {
+			out = append(out, e)
+		}
+	}
+	out = append(out, repl...)
+	sortEntries(out)
+	return out
+}
+
+func samePaths(t *testing.T, what string, want, got []*tree.Entry) {
+	t.Helper()
+	if len(want) != len(got) {
+		t.Fatalf("%s: %d entries, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.Path != g.Path || w.Hash != g.Hash || w.Type != g.Type || w.Size != g.Size || w.Mtime != g.Mtime ||
+			w.Ino != g.Ino || w.Ctime != g.Ctime || w.Target != g.Target {
+			t.Fatalf("%s: entry %d: got %+v, want %+v", what, i, g, w)
+		}
+	}
+}
+
+func TestManifestSaveLoadScoped(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	dir := t.TempDir()
+	for _, n := range []int{1, 2, 255, 256, 257, 3000} {
+		es := genTree(r, n, "a")
+		path := filepath.Join(dir, fmt.Sprint("m", n))
+		if err := (&Manifest{Entries: es}).Save(path); err != nil {
+			t.Fatal(err)
+		}
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePaths(t, "full load", es, m.Entries)
+		for range 20 {
+			sc := randomScopes(r, es)
+			m, err := LoadManifestScoped(path, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePaths(t, fmt.Sprintf("scoped %v", sc), filterCovered(es, sc), m.Entries)
+		}
+	}
+}
+
+// TestManifestUpdatesMatchModel applies random scoped updates through the
+// log (and its compactions) and checks both loads against a model.
+func TestManifestUpdatesMatchModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	defer func(s int64) { logSlack = s }(logSlack)
+	logSlack = 0
+	path := filepath.Join(t.TempDir(), "manifest")
+	model := genTree(r, 2000, "base")
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	compactions := 0
+	for i := range 60 {
+		// The new content of the scopes: a random tree's covered part.
+		sc := randomScopes(r, model)
+		repl := rewriteCovered(r, model, sc, i)
+		if i%7 == 0 {
+			repl = nil // everything in the scopes deleted
+		}
+		gen, _, _ := baseGeneration(path)
+		if err := UpdateManifest(path, sc, repl); err != nil {
+			t.Fatal(err)
+		}
+		if g2, _, _ := baseGeneration(path); g2 != gen {
+			compactions++
+		}
+		model = modelSplice(model, sc, repl)
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePaths(t, fmt.Sprintf("update %d: full load", i), model, m.Entries)
+		q := randomScopes(r, model)
+		ms, err := LoadManifestScoped(path, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePaths(t, fmt.Sprintf("update %d: scoped load %v", i, q), filterCovered(model, q), ms.Entries)
+	}
+	if compactions == 0 {
+		t.Errorf("60 updates never compacted the log into a new base")
+	}
+	if _, err := os.Stat(LogPath(path)); compactions > 0 && err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
+// TestManifestTornLog: an append cut short (a crash) loses only that
+// update; the next update cuts the torn tail and appends after it.
+func TestManifestTornLog(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	path := filepath.Join(t.TempDir(), "manifest")
+	base := genTree(r, 3000, "base")
+	if err := (&Manifest{Entries: base}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	sc1 := []tree.Scope{{Path: base[10].Path, Tree: true}}
+	if err := UpdateManifest(path, sc1, nil); err != nil {
+		t.Fatal(err)
+	}
+	after1 := modelSplice(base, sc1, nil)
+	st, _ := os.Stat(LogPath(path))
+	good := st.Size()
+	sc2 := []tree.Scope{{Path: base[500].Path}}
+	if err := UpdateManifest(path, sc2, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = os.Stat(LogPath(path))
+	for _, cut := range []int64{good + 1, good + 11, st.Size() - 1} {
+		if err := os.Truncate(LogPath(path), cut); err != nil {
+			t.Fatal(err)
+		}
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePaths(t, fmt.Sprintf("log cut at %d", cut), after1, m.Entries)
+	}
+	sc3 := []tree.Scope{{Path: base[2000].Path, Tree: true}}
+	if err := UpdateManifest(path, sc3, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "after appending past a torn tail", modelSplice(after1, sc3, nil), m.Entries)
+}
+
+// TestManifestStaleLogIgnored: a log of an earlier base (a crash between
+// writing a new base and removing the old log) is not replayed.
+func TestManifestStaleLogIgnored(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	path := filepath.Join(t.TempDir(), "manifest")
+	base := genTree(r, 1000, "base")
+	if err := (&Manifest{Entries: base}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := UpdateManifest(path, []tree.Scope{{Path: tree.Root, Tree: true}}, base[:1]); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(LogPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Manifest{Entries: base}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(LogPath(path), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "with a stale log", base, m.Entries)
+}
+
+// TestManifestCorruption: every damaged byte of a base is detected by the
+// load that reads it, never decoded into wrong entries.
+func TestManifestCorruption(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	path := filepath.Join(t.TempDir(), "manifest")
+	base := genTree(r, 600, "base")
+	if err := (&Manifest{Entries: base}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(path)
+	for i := 0; i < len(good); i += 1 + r.IntN(40) {
+		bad := slices.Clone(good)
+		bad[i] ^= 1 << r.IntN(8)
+		if _, err := DecodeManifest(bad); !errors.Is(err, ErrCorruptManifest) {
+			t.Fatalf("byte %d flipped: full decode gave %v, want ErrCorruptManifest", i, err)
+		}
+		m, _, err := decodeScoped(bad, tree.FullScope)
+		if err == nil {
+			t.Fatalf("byte %d flipped: scoped decode of everything gave %d entries and no error", i, len(m.Entries))
+		}
+	}
+	for _, n := range []int{0, 5, manifestHeader, len(good) - 1} {
+		if _, err := DecodeManifest(good[:n]); !errors.Is(err, ErrCorruptManifest) {
+			t.Fatalf("cut at %d: %v, want ErrCorruptManifest", n, err)
+		}
+	}
+}
+
+// TestManifestReadsVersion1 keeps manifests of earlier releases usable, and
+// an update of one keeps what lies outside its scopes.
+func TestManifestReadsVersion1(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	es := genTree(r, 500, "v1")
+	data := append([]byte(nil), manifestMagicV1...)
+	data = binary.AppendUvarint(data, uint64(len(es)))
+	var prev *tree.Entry
+	for _, e := range es {
+		var err error
+		if data, err = wire.AppendEntryLocal(data, prev, e); err != nil {
+			t.Fatal(err)
+		}
+		prev = e
+	}
+	data = binary.BigEndian.AppendUint64(data, xxhash.Sum64(data))
+	path := filepath.Join(t.TempDir(), "manifest")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "version 1", es, m.Entries)
+	sc := []tree.Scope{{Path: es[7].Path, Tree: true}}
+	ms, err := LoadManifestScoped(path, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "version 1 scoped", filterCovered(es, sc), ms.Entries)
+	if err := UpdateManifest(path, sc, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err = LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "version 1 updated", modelSplice(es, sc, nil), m.Entries)
+}
+
+func TestScopeSetMatchesCovers(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	es := genTree(r, 800, "s")
+	for range 200 {
+		sc := randomScopes(r, es)
+		if r.IntN(10) == 0 {
+			sc = append(sc, tree.Scope{Path: tree.Root, Tree: r.IntN(2) == 0})
+		}
+		set := tree.NewScopeSet(sc)
+		for _, e := range es {
+			for _, p := range []string{e.Path, tree.Join(e.Path, "child")} {
+				if got, want := set.Covers(p), tree.Covers(sc, p); got != want {
+					t.Fatalf("scopes %v, path %q: ScopeSet says %v, Covers %v", sc, p, got, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzManifestDecode: hostile bytes as a base or a log give an error or
+// entries that pass the checks, never a panic or a huge allocation.
+func FuzzManifestDecode(f *testing.F) {
+	r := rand.New(rand.NewPCG(15, 16))
+	es := genTree(r, 300, "f")
+	if base, err := encodeBase(es, 42); err == nil {
+		f.Add(base)
+	}
+	if rec, err := encodeLogRecord(42, []tree.Scope{{Path: es[3].Path, Tree: true}}, filterCovered(es, []tree.Scope{{Path: es[3].Path, Tree: true}})); err == nil {
+		f.Add(rec)
+	}
+	f.Add([]byte("GSMANIF\x02"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if m, err := DecodeManifest(data); err == nil {
+			for i := 1; i < len(m.Entries); i++ {
+				if tree.Compare(m.Entries[i-1].Path, m.Entries[i].Path) >= 0 {
+					t.Fatalf("decoded out of order")
+				}
+			}
+		}
+		decodeScoped(data, []tree.Scope{{Path: "a", Tree: true}, {Path: tree.Root}})
+		for off := 0; off < len(data); {
+			_, n, err := decodeLogRecord(data[off:])
+			if err != nil || n == 0 {
+				break
+			}
+			off += n
+		}
+	})
+}
