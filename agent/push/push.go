@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,12 @@ type Options struct {
 	// ReceiveArgs are extra arguments for `goldsync receive` (for example
 	// --state-dir or --exclude).
 	ReceiveArgs []string
+	// Persist, when positive, shares one ssh connection between pushes
+	// (OpenSSH ControlMaster, see remote.ShareConnection): the master stays
+	// up this long after a push, and the next push within that time skips
+	// the login. Ignored when Rsh is not OpenSSH's ssh or sets its own
+	// ControlPath.
+	Persist time.Duration
 	// Logger receives progress and warnings; nil is silent.
 	Logger *slog.Logger
 }
@@ -71,12 +78,22 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	if sp.Host == "" {
 		return nil, fmt.Errorf("push destination %q: want [user@]host:/path", opts.To)
 	}
+	rsh := opts.Rsh
+	if opts.Persist > 0 {
+		sd := opts.StateDir
+		if sd == "" {
+			sd = agent.DefaultStateDir()
+		}
+		if rsh, err = remote.ShareConnection(rsh, filepath.Join(sd, "ssh"), opts.Persist); err != nil {
+			return nil, err
+		}
+	}
 	args := []string{remote.ShellQuote(opts.ReceiverPath), "receive", "--stdio"}
 	for _, a := range opts.ReceiveArgs {
 		args = append(args, remote.ShellQuote(a))
 	}
 	args = append(args, remote.ShellQuote(sp.Path))
-	p, err := remote.Command(ctx, opts.Rsh, sp, strings.Join(args, " "), log)
+	p, err := remote.Command(ctx, rsh, sp, strings.Join(args, " "), log)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@ type rig struct {
 	state    string // agent state dir
 	watcher  *exec.Cmd
 	watchLog *bytes.Buffer
+	persist  time.Duration // push.Options.Persist
 }
 
 func newRig(t *testing.T) *rig {
@@ -94,7 +95,7 @@ func (r *rig) push() int {
 	res, err := push.Push(context.Background(), push.Options{
 		Root: r.golden, StateDir: r.state, To: r.srv.Target(r.image),
 		Rsh: strings.Join(r.srv.SSHArgs(), " "), ReceiverPath: filepath.Join(bin, "goldsync"),
-		ReceiveArgs: []string{"--state-dir", r.image + ".state"},
+		ReceiveArgs: []string{"--state-dir", r.image + ".state"}, Persist: r.persist,
 	})
 	if err != nil {
 		r.t.Fatalf("push: %v", err)
@@ -241,4 +242,38 @@ func TestPushWithoutWatcherIsAFullCompare(t *testing.T) {
 		t.Errorf("without a watcher the push scanned %d entries, want all (>= %d)", n, first)
 	}
 	r.exact()
+}
+
+// TestPushSharedConnectionLogsInOnce: with Persist, pushes after the first
+// run as new sessions over the first one's ssh connection (no new login),
+// and still apply exactly.
+func TestPushSharedConnectionLogsInOnce(t *testing.T) {
+	r := newRig(t)
+	r.persist = time.Minute
+	seed(t, r.golden)
+	r.startWatcher()
+	before := strings.Count(r.srv.Log(), "Accepted publickey") // the harness's own check
+	r.push()
+	r.exact()
+	for round := 1; round <= 2; round++ {
+		yumLike(t, r.golden, round)
+		r.push()
+		r.exact()
+	}
+	if n := strings.Count(r.srv.Log(), "Accepted publickey") - before; n != 1 {
+		t.Errorf("3 pushes with a shared connection logged in %d times, want 1\n%s", n, r.srv.Log())
+	}
+	socks, _ := filepath.Glob(filepath.Join(r.state, "ssh", "ssh-*"))
+	if len(socks) == 0 {
+		// The state dir's path may be too long for a socket: then the
+		// socket is in the private temp dir.
+		socks, _ = filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()), "ssh-*"))
+	}
+	if len(socks) == 0 {
+		t.Errorf("no ssh control socket in the state dir or the temp dir")
+	}
+	// Stop the master now rather than when its persist time runs out.
+	for _, s := range socks {
+		exec.Command("ssh", "-o", "ControlPath="+s, "-O", "exit", "x").Run()
+	}
 }

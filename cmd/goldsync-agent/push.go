@@ -20,10 +20,12 @@ type pushFlags struct {
 	rsh          string
 	receiverPath string
 	receiveArgs  []string
+	persist      time.Duration
 }
 
-func (f *pushFlags) register(cmd *cobra.Command, toFlag string) {
+func (f *pushFlags) register(cmd *cobra.Command, toFlag string, persist time.Duration) {
 	fl := cmd.Flags()
+	fl.DurationVar(&f.persist, "ssh-persist", persist, "keep the ssh connection up this long after a push, so the next one skips the login (OpenSSH ControlMaster, socket in the state dir; 0 turns it off)")
 	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND`, as rsync's -e")
 	fl.StringVar(&f.receiverPath, "receiver-path", "goldsync", "goldsync `PATH` on the image server")
@@ -36,7 +38,7 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 		return err
 	}
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
-		ReceiverPath: f.receiverPath, ReceiveArgs: f.receiveArgs, Logger: g.logger()})
+		ReceiverPath: f.receiverPath, ReceiveArgs: f.receiveArgs, Persist: f.persist, Logger: g.logger()})
 	if res != nil && res.Stderr != "" {
 		fmt.Fprintln(os.Stderr, res.Stderr)
 	}
@@ -59,6 +61,10 @@ changed since the token that server applied last are scanned and sent; else
 the whole tree is compared, as a pull would. The journal is cleared only
 after the server confirms.
 
+With --ssh-persist DURATION the ssh connection stays up that long after the
+push (OpenSSH ControlMaster, its socket in the state dir) and pushes within
+that time skip the login, which is most of the time of a small push.
+
 The package-manager hooks in agent/hooks call this after every transaction.`,
 		Example: `  goldsync-agent push --to root@node002:/diskless/i386/RHEL5-AS/root`,
 		Args:    cobra.NoArgs,
@@ -74,7 +80,7 @@ The package-manager hooks in agent/hooks call this after every transaction.`,
 			return nil
 		},
 	}
-	f.register(cmd, "to")
+	f.register(cmd, "to", 0)
 	return cmd
 }
 
@@ -93,14 +99,16 @@ only what changed. Anything the watcher cannot vouch for — a queue overflow,
 the time it was not running — marks "full rescan needed", never silent loss.
 
 With --push-to it also pushes to each image server once changes have been
-quiet for --quiet-period. Writes through mmap produce no events: keep the
+quiet for --quiet-period, over one ssh connection kept up between pushes
+(--ssh-persist, 10 minutes after the last push by default), so a push costs
+a new session, not a new login. Writes through mmap produce no events: keep the
 nightly full pull (goldsync sync) as the verification.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWatch(cmd.Context(), g, f, excludes, quiet, backend)
 		},
 	}
-	f.register(cmd, "push-to")
+	f.register(cmd, "push-to", 10*time.Minute)
 	cmd.Flags().StringArrayVar(&excludes, "exclude", []string{"/proc/*", "/sys/*"}, "paths not to record (rsync patterns)")
 	cmd.Flags().DurationVar(&quiet, "quiet-period", 2*time.Second, "push once changes have settled this long")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, fanotify or inotify")

@@ -1,0 +1,67 @@
+package remote
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShareConnection(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 80))
+	for _, tc := range []struct {
+		rsh, dir string
+		persist  time.Duration
+		want     []string // words, "" = unchanged
+		sockDir  string
+	}{
+		{rsh: "ssh -p 2222", dir: dir, persist: time.Minute, sockDir: dir,
+			want: []string{"ssh", "-o", "ControlMaster=auto", "-o", "ControlPath=" + dir + "/ssh-%C", "-o", "ControlPersist=60", "-p", "2222"}},
+		{rsh: "/usr/bin/ssh -i 'my key'", dir: dir, persist: 1500 * time.Millisecond, sockDir: dir,
+			want: []string{"/usr/bin/ssh", "-o", "ControlMaster=auto", "-o", "ControlPath=" + dir + "/ssh-%C", "-o", "ControlPersist=1", "-i", "my key"}},
+		{rsh: "", dir: dir, persist: time.Minute, sockDir: dir,
+			want: []string{"ssh", "-o", "ControlMaster=auto", "-o", "ControlPath=" + dir + "/ssh-%C", "-o", "ControlPersist=60"}},
+		{rsh: "ssh -o ControlPath=none", dir: dir, persist: time.Minute},
+		{rsh: "ssh -S /x", dir: dir, persist: time.Minute},
+		{rsh: "rsh", dir: dir, persist: time.Minute},
+		{rsh: "ssh", dir: dir, persist: 0},
+	} {
+		got, err := ShareConnection(tc.rsh, tc.dir, tc.persist)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.rsh, err)
+		}
+		if tc.want == nil {
+			if want := tc.rsh; got != want && !(want == "" && got == "ssh") {
+				t.Errorf("%q: changed to %q, want it unchanged", tc.rsh, got)
+			}
+			continue
+		}
+		words, err := SplitRsh(got)
+		if err != nil {
+			t.Fatalf("%q: result %q does not split: %v", tc.rsh, got, err)
+		}
+		if strings.Join(words, "\x00") != strings.Join(tc.want, "\x00") {
+			t.Errorf("%q: got words %q, want %q", tc.rsh, words, tc.want)
+		}
+		if st, err := os.Stat(tc.sockDir); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%q: socket dir %s: %v %v, want a 0700 directory", tc.rsh, tc.sockDir, st, err)
+		}
+	}
+	// A state dir too deep for a socket path: the private temp dir.
+	got, err := ShareConnection("ssh", long, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got, long) || !strings.Contains(got, "goldsync-ssh-") {
+		t.Errorf("long state dir: %q, want the socket in the temp dir", got)
+	}
+	// A socket dir others can write is refused.
+	open := filepath.Join(t.TempDir(), "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	if _, err := ShareConnection("ssh", open, time.Minute); err == nil {
+		t.Errorf("a world-writable socket dir was accepted")
+	}
+}
