@@ -30,7 +30,8 @@ type fanotify struct {
 	w     *watcher
 	fd    int
 	file  *os.File
-	fsFDs map[[8]byte]int // fsid → a descriptor on that filesystem, for open_by_handle_at
+	fsFDs map[[8]byte]int    // fsid → a descriptor on that filesystem, for open_by_handle_at
+	fsDir map[[8]byte]string // fsid → the directory that descriptor was opened on
 	// dirs caches resolved directory handles. Directory renames and
 	// removals anywhere on a watched filesystem clear it.
 	dirs map[string]string
@@ -50,6 +51,7 @@ func newFanotify(w *watcher) (*fanotify, error) {
 		fd:    fd,
 		file:  os.NewFile(uintptr(fd), "fanotify"),
 		fsFDs: map[[8]byte]int{},
+		fsDir: map[[8]byte]string{},
 		dirs:  map[string]string{},
 	}
 	if err := b.markFS(w.root); err != nil {
@@ -131,6 +133,7 @@ func (b *fanotify) addFS(path string) error {
 		return fmt.Errorf("fanotify: open %s: %w", path, err)
 	}
 	b.fsFDs[key] = fd
+	b.fsDir[key] = path
 	return nil
 }
 
@@ -310,6 +313,16 @@ func (b *fanotify) resolve(ev fanEvent) (string, error) {
 		return "", nil
 	}
 	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(ev.htype, ev.handle), unix.O_PATH|unix.O_CLOEXEC)
+	if errors.Is(err, unix.EBADF) {
+		// The descriptor on the filesystem is no longer open (seen once
+		// under load, cause unknown): open it again and retry, rather than
+		// lose every later event of the filesystem to full rescans.
+		if rfd, rerr := unix.Open(b.fsDir[ev.fsid], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); rerr == nil {
+			b.w.log.Warn("fanotify: the filesystem descriptor was closed under us; reopened", "dir", b.fsDir[ev.fsid], "fd", mfd)
+			b.fsFDs[ev.fsid] = rfd
+			fd, err = unix.OpenByHandleAt(rfd, unix.NewFileHandle(ev.htype, ev.handle), unix.O_PATH|unix.O_CLOEXEC)
+		}
+	}
 	if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {
 		// Removed since. Whatever happened inside it inside the root is
 		// covered by the removal (or move) of it or of an ancestor, which

@@ -47,6 +47,8 @@ type testHooks struct {
 	beforeRead func()
 	// backend receives the name of the backend in use.
 	backend func(string)
+	// fanotify receives the fanotify backend before it runs.
+	fanotify func(*fanotify)
 }
 
 // StartReason is the full-rescan reason a starting watcher records.
@@ -131,6 +133,9 @@ func Watch(ctx context.Context, root string, j *Journal, opts WatchOptions) erro
 	log.Info("watching", "root", abs, "backend", b.name(), "unwatchable", w.volatile)
 	if opts.hooks != nil && opts.hooks.backend != nil {
 		opts.hooks.backend(b.name())
+	}
+	if fb, ok := b.(*fanotify); ok && opts.hooks != nil && opts.hooks.fanotify != nil {
+		opts.hooks.fanotify(fb)
 	}
 
 	if err := j.startWatch(w.volatile, StartReason); err != nil {

@@ -552,6 +552,29 @@ func TestInotifyOverflow(t *testing.T) {
 	wantScopes(t, since(t, j, cs.Token), []string{"late", "late/y"}, nil)
 }
 
+// TestFanotifyReopensClosedFilesystemFD: when the descriptor used to
+// resolve handles stops being valid (seen once in a benchmark under load:
+// every event failed with EBADF and became a full rescan), the watcher
+// opens it again and keeps reporting exact paths.
+func TestFanotifyReopensClosedFilesystemFD(t *testing.T) {
+	requireBackend(t, BackendFanotify)
+	root := t.TempDir()
+	write(t, filepath.Join(root, "d/a"), "a")
+	j := openTest(t, t.TempDir(), JournalOptions{})
+	hooks := &testHooks{fanotify: func(b *fanotify) {
+		for k, fd := range b.fsFDs {
+			unix.Close(fd)
+			b.fsFDs[k] = 1 << 20 // never a valid descriptor: EBADF
+		}
+	}}
+	startWatch(t, BackendFanotify, root, j, WatchOptions{hooks: hooks})
+	settle(t, j)
+	tok := token(t, j)
+	write(t, filepath.Join(root, "d/b"), "b")
+	settle(t, j)
+	wantScopes(t, since(t, j, tok), []string{"d", "d/b"}, nil)
+}
+
 // TestFanotifyOverflowEvent: the overflow notice, decoded from the bytes
 // the kernel sends, marks a full rescan.
 func TestFanotifyOverflowEvent(t *testing.T) {
