@@ -219,24 +219,70 @@ type baseBlock struct {
 	sum      uint64
 }
 
+// baseFile reads parts of a base: from memory, or from an open file so that
+// a scoped load reads only the index and the blocks it needs.
+type baseFile struct {
+	size   int64
+	readAt func(off, n int64) ([]byte, error)
+}
+
+func memBase(data []byte) baseFile {
+	return baseFile{size: int64(len(data)), readAt: func(off, n int64) ([]byte, error) {
+		if off < 0 || n < 0 || off+n > int64(len(data)) {
+			return nil, fmt.Errorf("%w: read beyond the end", ErrCorruptManifest)
+		}
+		return data[off : off+n], nil
+	}}
+}
+
+func fileBase(f *os.File) (baseFile, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return baseFile{}, err
+	}
+	return baseFile{size: st.Size(), readAt: func(off, n int64) ([]byte, error) {
+		if off < 0 || n < 0 || off+n > st.Size() {
+			return nil, fmt.Errorf("%w: read beyond the end", ErrCorruptManifest)
+		}
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}}, nil
+}
+
 // readIndex checks a base file's header, trailer and index.
-func readIndex(data []byte) (*baseIndex, error) {
-	if len(data) < manifestHeader+manifestTrailer || !bytes.Equal(data[:len(manifestMagic)], manifestMagic) {
+func readIndex(bf baseFile) (*baseIndex, error) {
+	if bf.size < manifestHeader+manifestTrailer {
 		return nil, fmt.Errorf("%w: bad header", ErrCorruptManifest)
 	}
-	tr := data[len(data)-manifestTrailer:]
+	hdr, err := bf.readAt(0, manifestHeader)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(hdr[:len(manifestMagic)], manifestMagic) {
+		return nil, fmt.Errorf("%w: bad header", ErrCorruptManifest)
+	}
+	tr, err := bf.readAt(bf.size-manifestTrailer, manifestTrailer)
+	if err != nil {
+		return nil, err
+	}
 	idxOff := binary.BigEndian.Uint64(tr[:8])
-	if idxOff < manifestHeader || idxOff > uint64(len(data)-manifestTrailer) {
+	if idxOff < manifestHeader || idxOff > uint64(bf.size-manifestTrailer) {
 		return nil, fmt.Errorf("%w: bad index offset", ErrCorruptManifest)
 	}
-	idx := data[idxOff : len(data)-manifestTrailer]
+	idx, err := bf.readAt(int64(idxOff), bf.size-manifestTrailer-int64(idxOff))
+	if err != nil {
+		return nil, err
+	}
 	h := xxhash.New()
-	h.Write(data[:manifestHeader])
+	h.Write(hdr)
 	h.Write(idx)
 	if h.Sum64() != binary.BigEndian.Uint64(tr[8:]) {
 		return nil, fmt.Errorf("%w: index checksum mismatch", ErrCorruptManifest)
 	}
-	bi := &baseIndex{gen: binary.BigEndian.Uint64(data[8:16])}
+	bi := &baseIndex{gen: binary.BigEndian.Uint64(hdr[8:16])}
 	r := idx
 	uv := func() (uint64, error) {
 		v, k := binary.Uvarint(r)
@@ -306,8 +352,11 @@ func readIndex(data []byte) (*baseIndex, error) {
 
 // decodeBlock decodes and checks one block. (The order across blocks is
 // checked by the callers that join them.)
-func decodeBlock(data []byte, b baseBlock) ([]*tree.Entry, error) {
-	raw := data[b.off : b.off+b.len]
+func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
+	raw, err := bf.readAt(int64(b.off), int64(b.len))
+	if err != nil {
+		return nil, err
+	}
 	if xxhash.Sum64(raw) != b.sum {
 		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
 	}
@@ -316,7 +365,6 @@ func decodeBlock(data []byte, b baseBlock) ([]*tree.Entry, error) {
 	var prev *tree.Entry
 	for i := range b.n {
 		e := &store[i]
-		var err error
 		raw, err = wire.DecodeEntryLocal(raw, prev, e)
 		if err != nil {
 			return nil, fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
@@ -371,7 +419,8 @@ func decodeAll(data []byte) (*Manifest, uint64, error) {
 		m, err := decodeV1(data)
 		return m, 0, err
 	}
-	bi, err := readIndex(data)
+	bf := memBase(data)
+	bi, err := readIndex(bf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -394,7 +443,7 @@ func decodeAll(data []byte) (*Manifest, uint64, error) {
 				if i >= len(bi.blocks) {
 					return
 				}
-				parts[i], errs[i] = decodeBlock(data, bi.blocks[i])
+				parts[i], errs[i] = decodeBlock(bf, bi.blocks[i])
 			}
 		}()
 	}
@@ -453,13 +502,31 @@ func decodeV1(data []byte) (*Manifest, error) {
 // the scopes cover, decoding the base's blocks that hold them and the log:
 // the cost follows the scopes, not the tree. Errors are as LoadManifest's.
 func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)
 	}
-	m, gen, err := decodeScoped(data, scopes)
-	if err != nil {
-		return nil, fmt.Errorf("load manifest %s: %w", path, err)
+	defer f.Close()
+	var m *Manifest
+	var gen uint64
+	var hdr [len("GSMANIF\x01")]byte
+	if _, err := io.ReadFull(f, hdr[:]); err == nil && bytes.Equal(hdr[:], manifestMagicV1) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("load manifest: %w", err)
+		}
+		m, gen, err = decodeScoped(memBase(data), scopes)
+		if err != nil {
+			return nil, fmt.Errorf("load manifest %s: %w", path, err)
+		}
+	} else {
+		bf, err := fileBase(f)
+		if err == nil {
+			m, gen, err = decodeScoped(bf, scopes)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load manifest %s: %w", path, err)
+		}
 	}
 	if gen != 0 {
 		set := tree.NewScopeSet(scopes)
@@ -477,22 +544,28 @@ func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
 	return m, nil
 }
 
-func decodeScoped(data []byte, scopes []tree.Scope) (*Manifest, uint64, error) {
-	if len(data) >= len(manifestMagicV1) && bytes.Equal(data[:len(manifestMagicV1)], manifestMagicV1) {
-		all, err := decodeV1(data)
-		if err != nil {
-			return nil, 0, err
-		}
-		set := tree.NewScopeSet(scopes)
-		m := &Manifest{}
-		for _, e := range all.Entries {
-			if set.Covers(e.Path) {
-				m.Entries = append(m.Entries, e)
+func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
+	if bf.size >= int64(len(manifestMagicV1)) {
+		if hdr, err := bf.readAt(0, int64(len(manifestMagicV1))); err == nil && bytes.Equal(hdr, manifestMagicV1) {
+			data, err := bf.readAt(0, bf.size)
+			if err != nil {
+				return nil, 0, err
 			}
+			all, err := decodeV1(data)
+			if err != nil {
+				return nil, 0, err
+			}
+			set := tree.NewScopeSet(scopes)
+			m := &Manifest{}
+			for _, e := range all.Entries {
+				if set.Covers(e.Path) {
+					m.Entries = append(m.Entries, e)
+				}
+			}
+			return m, 0, nil
 		}
-		return m, 0, nil
 	}
-	bi, err := readIndex(data)
+	bi, err := readIndex(bf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -502,7 +575,7 @@ func decodeScoped(data []byte, scopes []tree.Scope) (*Manifest, uint64, error) {
 		if es, ok := decoded[i]; ok {
 			return es, nil
 		}
-		es, err := decodeBlock(data, bi.blocks[i])
+		es, err := decodeBlock(bf, bi.blocks[i])
 		if err != nil {
 			return nil, err
 		}

@@ -298,7 +298,7 @@ func TestManifestCorruption(t *testing.T) {
 		if _, err := DecodeManifest(bad); !errors.Is(err, ErrCorruptManifest) {
 			t.Fatalf("byte %d flipped: full decode gave %v, want ErrCorruptManifest", i, err)
 		}
-		m, _, err := decodeScoped(bad, tree.FullScope)
+		m, _, err := decodeScoped(memBase(bad), tree.FullScope)
 		if err == nil {
 			t.Fatalf("byte %d flipped: scoped decode of everything gave %d entries and no error", i, len(m.Entries))
 		}
@@ -390,7 +390,7 @@ func FuzzManifestDecode(f *testing.F) {
 				}
 			}
 		}
-		decodeScoped(data, []tree.Scope{{Path: "a", Tree: true}, {Path: tree.Root}})
+		decodeScoped(memBase(data), []tree.Scope{{Path: "a", Tree: true}, {Path: tree.Root}})
 		for off := 0; off < len(data); {
 			_, n, err := decodeLogRecord(data[off:])
 			if err != nil || n == 0 {
