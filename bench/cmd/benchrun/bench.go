@@ -22,7 +22,7 @@ import (
 )
 
 // The scenarios, in the order they run.
-var allScenarios = []string{"full", "nochange", "yum", "push", "blocks", "snapshot"}
+var allScenarios = []string{"full", "nochange", "yum", "push", "push-shared", "blocks", "snapshot"}
 
 func validScenario(s string) bool {
 	for _, a := range allScenarios {
@@ -32,6 +32,35 @@ func validScenario(s string) bool {
 	}
 	return false
 }
+
+// pushMode says how goldsync's side of a run syncs: a pull, or
+// goldsync-agent's push logging in anew or over a shared ssh connection.
+type pushMode int
+
+const (
+	noPush     pushMode = iota // a pull (rsync's, goldsync's)
+	pushLogin                  // goldsync-agent push, its own ssh login (scenario "push")
+	pushShared                 // goldsync-agent push --ssh-persist, over the master connection (scenario "push-shared")
+)
+
+// sharedPersist is push-shared's --ssh-persist, goldsync-agent watch
+// --push-to's default.
+const sharedPersist = "10m"
+
+// pushModeOf is how goldsync's side of a scenario syncs.
+func pushModeOf(scenario string) pushMode {
+	switch scenario {
+	case "push":
+		return pushLogin
+	case "push-shared":
+		return pushShared
+	}
+	return noPush
+}
+
+// isPush reports whether goldsync's side of a scenario is a push (its
+// rsync side being rsync's pull of the same change).
+func isPush(scenario string) bool { return pushModeOf(scenario) != noPush }
 
 // The tools compared.
 const (
@@ -73,20 +102,22 @@ type tree struct {
 }
 
 type bench struct {
-	c         *config
-	srv       *sshtest.Server
-	stopSSH   func()
-	rsh       string
-	remUsage  string // the remote side's usage file
-	wrapper   string // the goldsync-agent wrapper script
-	rsyncPath string // rsync's --rsync-path
-	agentDir  string // the agent's state dir
-	recvWrap  string // the goldsync receive wrapper script (push)
-	canDrop   bool
-	pushOK    bool   // goldsync-agent push exists
-	pushNote  string // how push is measured, or why it is not
-	verify    map[string]string
-	treeNotes map[string]string
+	c          *config
+	srv        *sshtest.Server
+	stopSSH    func()
+	rsh        string
+	remUsage   string // the remote side's usage file
+	wrapper    string // the goldsync-agent wrapper script
+	rsyncPath  string // rsync's --rsync-path
+	agentDir   string // the agent's state dir
+	recvWrap   string // the goldsync receive wrapper script (push)
+	canDrop    bool
+	pushOK     bool   // goldsync-agent push exists
+	pushNote   string // how push is measured, or why it is not
+	sharedOK   bool   // goldsync-agent push has --ssh-persist
+	sharedNote string // how push-shared is measured, or why it is not
+	verify     map[string]string
+	treeNotes  map[string]string
 }
 
 func newBench(ctx context.Context, c *config) (*bench, error) {
@@ -135,6 +166,17 @@ func newBench(ctx context.Context, c *config) (*bench, error) {
 			"golden-node and image-server columns swapped into place (push runs on the golden node)"
 	} else {
 		b.pushNote = "not available: goldsync-agent has no push command"
+	}
+	switch {
+	case !b.pushOK:
+		b.sharedNote = b.pushNote
+	case bytes.Contains(out, []byte("--ssh-persist")):
+		b.sharedOK = true
+		b.sharedNote = "as push, every goldsync-agent push with --ssh-persist " + sharedPersist +
+			" (as watch --push-to): the timed pushes run over the ssh master connection the untimed up-to-date push opened; " +
+			"the master's CPU (the golden node's encryption) is in no column; rsync's side is its plain pull"
+	default:
+		b.sharedNote = "not available: goldsync-agent push has no --ssh-persist"
 	}
 	b.logf("sshd on 127.0.0.1:%d; rsh: %s", srv.Port, b.rsh)
 	return b, nil
@@ -289,16 +331,19 @@ func (b *bench) reset(t *tree, tool string) error {
 }
 
 // command builds the command line of one run: rsync's pull, goldsync's
-// pull, or (push) goldsync-agent's push of the tree to goldsync's
-// destination.
-func (b *bench) command(ctx context.Context, t *tree, tool string, push bool) *exec.Cmd {
+// pull, or (pm not noPush) goldsync-agent's push of the tree to goldsync's
+// destination, over a shared ssh connection with pushShared.
+func (b *bench) command(ctx context.Context, t *tree, tool string, pm pushMode) *exec.Cmd {
 	src := b.srv.Target(t.dir)
 	dst := b.dest(t, tool)
 	var args []string
-	switch {
-	case push:
+	if pm != noPush {
 		args = []string{filepath.Join(b.c.bin, "goldsync-agent"), "--root", t.dir, "--state-dir", b.agentDir,
-			"push", "-e", b.rsh, "--to", b.srv.Target(dst), "--receiver-path", b.recvWrap}
+			"push", "-e", b.rsh}
+		if pm == pushShared {
+			args = append(args, "--ssh-persist", sharedPersist)
+		}
+		args = append(args, "--to", b.srv.Target(dst), "--receiver-path", b.recvWrap)
 		for _, e := range excludes {
 			args = append(args, "--receive-arg=--exclude="+e)
 		}
@@ -335,12 +380,12 @@ func commandLine(cmd *exec.Cmd) string {
 }
 
 // runTool runs one tool once and measures it.
-func (b *bench) runTool(ctx context.Context, t *tree, tool string, push bool) Run {
+func (b *bench) runTool(ctx context.Context, t *tree, tool string, pm pushMode) Run {
 	ctx, cancel := context.WithTimeout(ctx, b.c.timeout)
 	defer cancel()
 	r := Run{Tree: t.name, Entries: t.entries, Tool: tool, Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}
 	os.Remove(b.remUsage)
-	cmd := b.command(ctx, t, tool, push)
+	cmd := b.command(ctx, t, tool, pm)
 	if b.c.verbose {
 		b.logf("run: %s", commandLine(cmd))
 	}
@@ -359,7 +404,7 @@ func (b *bench) runTool(ctx context.Context, t *tree, tool string, push bool) Ru
 		r.OK = true
 	}
 	switch {
-	case push:
+	case pm != noPush:
 	case tool == toolRsync:
 		sent, recv, perr := rsyncWire(stdout.Bytes())
 		if perr != nil && r.OK {
@@ -389,7 +434,7 @@ func (b *bench) runTool(ctx context.Context, t *tree, tool string, push bool) Ru
 	if n == 0 && r.OK {
 		r.Note = "remote usage not recorded"
 	}
-	if push {
+	if pm != noPush {
 		// The push runs on the golden node and the receiver on the image
 		// server: swap so the columns mean the same machine as for pulls.
 		r.Wire = wire

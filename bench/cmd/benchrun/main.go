@@ -4,8 +4,9 @@
 //
 // For each tree (synthetic trees of -sizes files, a debootstrap'd Debian
 // root, a sparse-heavy tree) and scenario (full pull, no change, a yum-like
-// change, the agent's push of it, a few changed blocks in a large file, the
-// 128-node snapshot build), it runs
+// change, the agent's push of it (logging in, and over a shared ssh
+// connection as watch --push-to pushes), a few changed blocks in a large
+// file, the 128-node snapshot build), it runs
 //
 //	rsync -aHAXS --numeric-ids --delete --stats -e RSH --rsync-path 'rusage ... rsync' \
 //	      --exclude='/proc/*' --exclude='/sys/*' root@127.0.0.1:SRC/ DEST/
@@ -78,7 +79,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&c.report, "report-only", false, "run nothing: rewrite summary.csv, summary.md and wall.png from runs.csv")
 	flag.IntVar(&c.streams, "streams", 1, "goldsync --streams")
 	flag.StringVar(&c.snapshot, "snapshot-script", "bench/snapshot/run.sh", "the snapshot builder's benchmark script (bench/snapshot/run.sh); n/a when missing")
-	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenario: auto, fanotify, inotify")
+	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenarios: auto, fanotify, inotify")
 	flag.BoolVar(&c.verbose, "v", false, "log every command")
 	flag.DurationVar(&c.timeout, "run-timeout", 30*time.Minute, "give up on one tool run after this long")
 	flag.Parse()

@@ -301,7 +301,7 @@ func summarize(all []Run) []summary {
 				base = append(base, r)
 			}
 		}
-		if k.sc == "push" && len(base) == 0 {
+		if isPush(k.sc) && len(base) == 0 {
 			// push not measured: show rsync's pull of the same change.
 			for _, r := range groups[key{k.tree, "yum", k.mode}] {
 				if r.Tool == toolRsync {
@@ -344,6 +344,7 @@ var targets = []struct {
 	{scenario: "full", what: "wall, full pull", limit: 0.5, value: func(s summary) float64 { return s.WallRatio }},
 	{scenario: "nochange", what: "wall, no change", limit: 0.1, value: func(s summary) float64 { return s.WallRatio }},
 	{scenario: "push", what: "wall, agent push of a yum-like change (vs rsync's pull of it)", limit: 0.05, value: func(s summary) float64 { return s.WallRatio }},
+	{scenario: "push-shared", what: "wall, agent push over a shared ssh connection (watch --push-to) vs rsync's pull of the change", limit: 0.05, value: func(s summary) float64 { return s.WallRatio }},
 	{scenario: "full", what: "bytes on the wire, sparse-heavy tree", limit: 0.2, value: func(s summary) float64 { return s.WireRatio }, trees: "sparse"},
 	{scenario: "*", what: "peak RSS, image-server side", limit: 1.5, value: func(s summary) float64 { return s.RSSRatio }},
 	{scenario: "*", what: "peak RSS, golden-node side", limit: 1.5, value: func(s summary) float64 { return s.RSSRemRatio }},
@@ -408,7 +409,7 @@ func writeMarkdown(path string, c *config, b *bench, sums []summary) error {
 		if s.Base == toolCp {
 			scen += " (baseline: cp loop)"
 		}
-		if s.Scenario == "push" {
+		if isPush(s.Scenario) {
 			scen += " (rsync: yum pull)"
 		}
 		cpu := func(t toolStats) string {
@@ -445,7 +446,7 @@ func writeMarkdown(path string, c *config, b *bench, sums []summary) error {
 			if tg.scenario != "*" && s.Scenario != tg.scenario {
 				continue
 			}
-			if tg.scenario == "*" && (s.Scenario == "snapshot" || s.Scenario == "push") {
+			if tg.scenario == "*" && (s.Scenario == "snapshot" || isPush(s.Scenario)) {
 				continue
 			}
 			isSparse := strings.HasPrefix(s.Tree, "sparse")
@@ -510,17 +511,24 @@ func writeMarkdown(path string, c *config, b *bench, sums []summary) error {
 			p("- Check of %s after the full pull (`rsync -naHAXS --numeric-ids --delete -i`): %s\n", k, b.verify[k])
 		}
 		p("- push: %s\n", b.pushNote)
+		p("- push-shared: %s\n", b.sharedNote)
 		p("- Command lines (SRC and DEST per tree):\n\n```\n")
 		for _, tool := range []string{toolRsync, toolGoldsync} {
-			cmd := b.command(context.Background(), &tree{dir: "SRC"}, tool, false)
+			cmd := b.command(context.Background(), &tree{dir: "SRC"}, tool, noPush)
 			line := commandLine(cmd)
 			line = strings.Replace(line, b.dest(&tree{}, tool), "DEST", 1)
 			p("%s\n", line)
 		}
 		if b.pushOK {
-			line := commandLine(b.command(context.Background(), &tree{dir: "SRC"}, toolGoldsync, true))
+			line := commandLine(b.command(context.Background(), &tree{dir: "SRC"}, toolGoldsync, pushLogin))
 			p("%s\n", strings.Replace(line, b.dest(&tree{}, toolGoldsync), "DEST", 1))
-			p("%s --root SRC --state-dir %s watch --backend %s   # in the background during the push scenario\n",
+		}
+		if b.sharedOK {
+			line := commandLine(b.command(context.Background(), &tree{dir: "SRC"}, toolGoldsync, pushShared))
+			p("%s   # push-shared\n", strings.Replace(line, b.dest(&tree{}, toolGoldsync), "DEST", 1))
+		}
+		if b.pushOK {
+			p("%s --root SRC --state-dir %s watch --backend %s   # in the background during the push scenarios\n",
 				filepath.Join(b.c.bin, "goldsync-agent"), b.agentDir, b.c.watchBack)
 		}
 		p("```\n")

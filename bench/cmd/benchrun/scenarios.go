@@ -76,12 +76,25 @@ func (b *bench) runAll(ctx context.Context) ([]Run, error) {
 // scenario runs the pairs of one scenario in one mode.
 func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, error) {
 	label := fmt.Sprintf("[%s %s %s]", t.name, sc, mode)
-	push := sc == "push"
-	switch {
-	case push && !b.pushOK:
+	pm := pushModeOf(sc)
+	push := pm != noPush
+	// toolPush is how a tool's runs sync: rsync always pulls.
+	toolPush := func(tool string) pushMode {
+		if tool == toolGoldsync {
+			return pm
+		}
+		return noPush
+	}
+	na := func(note string) []Run {
 		// rsync's side is then its pull of the same change, from "yum".
 		return []Run{{Tree: t.name, Entries: t.entries, Scenario: sc, Mode: mode, Tool: toolGoldsync,
-			Note: b.pushNote, Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}}, nil
+			Note: note, Load1: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339)}}
+	}
+	switch {
+	case pm == pushLogin && !b.pushOK:
+		return na(b.pushNote), nil
+	case pm == pushShared && !b.sharedOK:
+		return na(b.sharedNote), nil
 	case sc == "snapshot":
 		return b.snapshot(ctx, t, mode)
 	}
@@ -93,15 +106,20 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 	if push {
 		// The watcher keeps the change journal the push reads, as on a
 		// golden node; it runs through the whole scenario.
-		stop, err := b.startWatcher(ctx, t)
+		stop, err := b.startWatcher(ctx, t, sc)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
 	}
+	if pm == pushShared {
+		// The pushes leave an ssh master connection up for
+		// sharedPersist: stop it when the scenario ends.
+		defer b.stopSSHMasters(b.sshSockets())
+	}
 	// upToDate brings the tool's destination up to the source, untimed.
 	upToDate := func(tool string) error {
-		if r := b.runTool(ctx, t, tool, push && tool == toolGoldsync); !r.OK {
+		if r := b.runTool(ctx, t, tool, toolPush(tool)); !r.OK {
 			return fmt.Errorf("%s: bringing the destination up to date: %s", tool, r.Note)
 		}
 		return nil
@@ -111,7 +129,7 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 		switch sc {
 		case "full":
 			return b.reset(t, tool)
-		case "yum", "blocks", "push":
+		case "yum", "blocks", "push", "push-shared":
 			if err := gen.Revert(t.dir, jdir); err != nil {
 				return err
 			}
@@ -151,7 +169,7 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 					return runs, fmt.Errorf("drop caches: %w", err)
 				}
 			}
-			r := b.runTool(ctx, t, tool, push && tool == toolGoldsync)
+			r := b.runTool(ctx, t, tool, toolPush(tool))
 			r.Scenario, r.Mode, r.Pair = sc, mode, pair
 			runs = append(runs, r)
 			b.logf("%s pair %d/%d %-8s %7.2fs cpu %.1f+%.1fs rss %s/%s wire %s load %.1f %s", label, pair, b.c.pairs, tool,
@@ -172,7 +190,7 @@ const watchSettle = 1500 * time.Millisecond
 
 // startWatcher runs goldsync-agent watch on the tree in the background and
 // returns the function that stops it (SIGTERM, then its CPU is logged).
-func (b *bench) startWatcher(ctx context.Context, t *tree) (func(), error) {
+func (b *bench) startWatcher(ctx context.Context, t *tree, sc string) (func(), error) {
 	cmd := exec.Command(filepath.Join(b.c.bin, "goldsync-agent"), "--root", t.dir, "--state-dir", b.agentDir, "watch", "--backend", b.c.watchBack)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -196,13 +214,94 @@ func (b *bench) startWatcher(ctx context.Context, t *tree) (func(), error) {
 		select {
 		case u := <-done:
 			b.logf("watcher on %s stopped: cpu %.2fs, rss %s", t.name, u.CPU().Seconds(), mib(u.TreeRSS))
-			b.c.notes = append(b.c.notes, fmt.Sprintf("goldsync-agent watch on %s during the push scenario: %.2f s CPU, peak RSS %s (not in the push figures)",
-				t.name, u.CPU().Seconds(), mib(u.TreeRSS)))
+			b.c.notes = append(b.c.notes, fmt.Sprintf("goldsync-agent watch on %s during the %s scenario: %.2f s CPU, peak RSS %s (not in the push figures)",
+				t.name, sc, u.CPU().Seconds(), mib(u.TreeRSS)))
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-done
 		}
 	}, nil
+}
+
+// sshSocketDir is where goldsync-agent push --ssh-persist puts its
+// master connection's control socket, ssh-%C (imaging/remote's
+// ShareConnection): <state dir>/ssh, or, when that path is too long for a
+// socket once ssh has expanded %C and added its temporary suffix, a
+// private directory under the temp dir.
+func (b *bench) sshSocketDir() string {
+	const maxSocketPath = 107 // sun_path less its NUL
+	dir := filepath.Join(b.agentDir, "ssh")
+	if len(dir)+len("/ssh-")+40+17 > maxSocketPath {
+		return filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()))
+	}
+	return dir
+}
+
+// sshSockets lists the control sockets in the socket directory, by inode.
+func (b *bench) sshSockets() map[string]uint64 {
+	names, _ := filepath.Glob(filepath.Join(b.sshSocketDir(), "ssh-*"))
+	out := map[string]uint64{}
+	for _, n := range names {
+		if fi, err := os.Lstat(n); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				out[n] = st.Ino
+			}
+		}
+	}
+	return out
+}
+
+// sshMasterSocket is the control socket of this run's master connection:
+// ssh-%C in the socket directory, %C (a hash of the local host name and
+// the destination's host, port and user) expanded by `ssh -G` with the
+// harness's options and destination, as the agent's ssh expands it.
+func (b *bench) sshMasterSocket() string {
+	ssh := b.srv.SSHArgs()
+	args := append(ssh[1:len(ssh):len(ssh)], "-o", "ControlPath="+filepath.Join(b.sshSocketDir(), "ssh-%C"), "-G", b.srv.UserHost())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ssh[0], args...).Output()
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "controlpath "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// stopSSHMasters stops the ssh master connection the push-shared
+// scenario's pushes left up (`ssh -O exit`), ignoring errors. The socket
+// directory may hold other runs' masters (another benchrun with the same
+// -work, an agent's watch --push-to): only this run's socket is stopped,
+// or, when it cannot be named, the sockets that are not in before (the
+// sockets at the start of the scenario) or are another inode now.
+func (b *bench) stopSSHMasters(before map[string]uint64) {
+	var socks []string
+	now := b.sshSockets()
+	if s := b.sshMasterSocket(); s != "" && now[s] != 0 {
+		socks = []string{s}
+	} else {
+		for s, ino := range now {
+			if before[s] != ino {
+				socks = append(socks, s)
+			}
+		}
+	}
+	n := 0
+	for _, s := range socks {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, b.srv.SSHArgs()[0], "-F", "none", "-o", "ControlPath="+s, "-O", "exit", "x").CombinedOutput()
+		cancel()
+		if err != nil {
+			b.logf("ssh -O exit %s: %v: %s (ignored)", s, err, lastLine(string(out)))
+			continue
+		}
+		n++
+	}
+	b.logf("stopped %d shared ssh connection(s)", n)
 }
 
 func okNote(r Run) string {
@@ -233,7 +332,7 @@ func (b *bench) snapshot(ctx context.Context, t *tree, mode string) ([]Run, erro
 	}
 	image := b.dest(t, toolGoldsync)
 	if _, err := os.Stat(image); err != nil {
-		if r := b.runTool(ctx, t, toolGoldsync, false); !r.OK {
+		if r := b.runTool(ctx, t, toolGoldsync, noPush); !r.OK {
 			return nil, fmt.Errorf("pull the image for the snapshot build: %s", r.Note)
 		}
 	}
