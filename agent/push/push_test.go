@@ -248,6 +248,7 @@ func TestPushWithoutWatcherIsAFullCompare(t *testing.T) {
 // run as new sessions over the first one's ssh connection (no new login),
 // and still apply exactly.
 func TestPushSharedConnectionLogsInOnce(t *testing.T) {
+	testStart := time.Now()
 	r := newRig(t)
 	r.persist = time.Minute
 	seed(t, r.golden)
@@ -272,8 +273,68 @@ func TestPushSharedConnectionLogsInOnce(t *testing.T) {
 	if len(socks) == 0 {
 		t.Errorf("no ssh control socket in the state dir or the temp dir")
 	}
-	// Stop the master now rather than when its persist time runs out.
-	for _, s := range socks {
-		exec.Command("ssh", "-o", "ControlPath="+s, "-O", "exit", "x").Run()
+	stopMasters(t, r.state, testStart)
+}
+
+// stopMasters stops the ssh master connections a test's pushes left (their
+// sockets in the state dir, or in the private temp dir when its path is too
+// long), rather than leave them up for their persist time. Only sockets
+// made since start are touched.
+func stopMasters(t *testing.T, stateDir string, start time.Time) {
+	socks, _ := filepath.Glob(filepath.Join(stateDir, "ssh", "ssh-*"))
+	more, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()), "ssh-*"))
+	for _, s := range append(socks, more...) {
+		if st, err := os.Lstat(s); err == nil && !st.ModTime().Before(start.Add(-time.Second)) {
+			exec.Command("ssh", "-F", "none", "-o", "ControlPath="+s, "-O", "exit", "x").Run()
+		}
 	}
+}
+
+// TestWatchPushToFollowsChanges: goldsync-agent watch --push-to pushes
+// each change once it settles, over one ssh connection (its default
+// --ssh-persist), and the image ends up exact after every round.
+func TestWatchPushToFollowsChanges(t *testing.T) {
+	testStart := time.Now()
+	r := newRig(t)
+	seed(t, r.golden)
+	r.push()
+	before := strings.Count(r.srv.Log(), "Accepted publickey")
+	r.watchLog = &bytes.Buffer{}
+	cmd := exec.Command(filepath.Join(bin, "goldsync-agent"), "watch", "--root", r.golden, "--state-dir", r.state, "-v",
+		"--push-to", r.srv.Target(r.image), "-e", strings.Join(r.srv.SSHArgs(), " "),
+		"--receiver-path", filepath.Join(bin, "goldsync"), "--receive-arg=--state-dir="+r.image+".state",
+		"--quiet-period", "300ms")
+	cmd.Stderr = r.watchLog
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.watcher = cmd
+	t.Cleanup(r.stopWatcher)
+	waitExact := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			d := treetest.Diff(treetest.Scan(t, r.golden), treetest.Scan(t, r.image), treetest.DiffOptions{})
+			if len(d) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: image still differs after 60 s: %v\nwatch log:\n%s", what, d[:min(len(d), 10)], r.watchLog)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for round := 1; round <= 3; round++ {
+		yumLike(t, r.golden, round)
+		start := time.Now()
+		waitExact(fmt.Sprintf("round %d", round))
+		t.Logf("round %d: image exact %.2fs after the change (quiet period 0.3 s)", round, time.Since(start).Seconds())
+	}
+	r.exact()
+	if n := strings.Count(r.srv.Log(), "Accepted publickey") - before; n != 1 {
+		t.Errorf("watch --push-to logged in %d times for its pushes, want 1 (a shared connection)", n)
+	}
+	r.stopWatcher()
+	stopMasters(t, r.state, testStart)
 }
