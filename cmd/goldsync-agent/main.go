@@ -17,11 +17,15 @@ import (
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/internal/version"
+
+	"github.com/goldsync/goldsync/internal/profile"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := profile.Start()
 	err := newRootCmd().ExecuteContext(ctx)
+	stopProfile()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goldsync-agent:", err)

@@ -10,11 +10,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/goldsync/goldsync/internal/profile"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := profile.Start()
 	err := newRootCmd().ExecuteContext(ctx)
+	stopProfile()
 	code := 0
 	if err != nil {
 		code = exitCode(ctx, err) // before stop(): only a signal cancels ctx
