@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -243,17 +242,24 @@ func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xa
 }
 
 // setFileMeta is setMeta for a regular file we hold open: fchown, fchmod,
-// fsetxattr, then the mtime through /proc/self/fd (utimensat on the open
-// file itself).
-func (a *applier) setFileMeta(f *os.File, s *tree.Entry) error {
+// fsetxattr, then futimens for the mtime. Owner and mode calls are skipped
+// when have (the file's fstat, if known) shows them right already; chown
+// comes first because it clears set-id bits and capabilities.
+func (a *applier) setFileMeta(f *os.File, s *tree.Entry, have *unix.Stat_t) error {
 	fd := int(f.Fd())
-	if a.owner {
+	// have is the file's fstat, when known: owner and mode already right
+	// (a root-owned file made by root) cost no call.
+	chowned := false
+	if a.owner && (have == nil || have.Uid != s.UID || have.Gid != s.GID) {
 		if err := unix.Fchown(fd, int(s.UID), int(s.GID)); err != nil {
 			return &os.PathError{Op: "fchown", Path: f.Name(), Err: err}
 		}
+		chowned = true
 	}
-	if err := unix.Fchmod(fd, s.Mode); err != nil {
-		return &os.PathError{Op: "fchmod", Path: f.Name(), Err: err}
+	if have == nil || chowned || have.Mode&07777 != s.Mode {
+		if err := unix.Fchmod(fd, s.Mode); err != nil {
+			return &os.PathError{Op: "fchmod", Path: f.Name(), Err: err}
+		}
 	}
 	for _, x := range s.Xattrs {
 		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
@@ -263,11 +269,7 @@ func (a *applier) setFileMeta(f *os.File, s *tree.Entry) error {
 			a.log.Debug("xattr not set (not root)", "path", s.Path, "err", err)
 		}
 	}
-	ts := []unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(s.Mtime)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0); err != nil {
-		return &os.PathError{Op: "utimensat", Path: f.Name(), Err: err}
-	}
-	return nil
+	return fsx.Futimens(f, s.Mtime)
 }
 
 // placeTemp renames a finished temp object over name, retaining the old
@@ -415,14 +417,22 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 		}
 		reqs = rest
 	}
+	// Completing a file (metadata, close, rename) runs on a pool, so the
+	// source's stream goes on delivering the next files meanwhile.
+	fin, finCtx := errgroup.WithContext(ctx)
+	fin.SetLimit(2 * runtime.GOMAXPROCS(0))
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
-		return &fileSink{a: a, act: byReq[r], h: xxhash.New()}, nil
+		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx}, nil
 	})
+	ferr := fin.Wait()
 	// A source that failed mid-file never finishes it: discard its temp.
 	a.sinks.Range(func(k, _ any) bool {
 		k.(*fileSink).cleanup()
 		return true
 	})
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
@@ -511,6 +521,10 @@ type fileSink struct {
 	pos   int64
 	buf   []byte
 	bufp  *[]byte
+
+	// fin, when set, completes files after Finish returns (see fetch).
+	fin    *errgroup.Group
+	finCtx context.Context
 }
 
 func (s *fileSink) open() error {
@@ -670,17 +684,29 @@ func (s *fileSink) Finish(res FetchResult) error {
 		a.progress(PhaseTransfer, act.Path, src.Size)
 		return nil
 	}
-	if err := s.open(); err != nil { // an empty or all-hole file
-		s.cleanup()
-		a.fail(act.Path, err)
-		return nil
+	complete := func() error {
+		if err := s.open(); err != nil { // an empty or all-hole file
+			s.cleanup()
+			a.fail(act.Path, err)
+			return nil
+		}
+		hashZeros(s.h, res.Size-s.pos)
+		if got := s.h.Sum64(); got != res.Hash {
+			s.cleanup()
+			return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)
+		}
+		return s.finishFile(res)
 	}
-	hashZeros(s.h, res.Size-s.pos)
-	if got := s.h.Sum64(); got != res.Hash {
-		s.cleanup()
-		return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)
+	if s.fin == nil {
+		return complete()
 	}
-	return s.finishFile(res)
+	if err := s.finCtx.Err(); err != nil {
+		// An earlier file failed fatally: stop here too.
+		s.cleanup()
+		return err
+	}
+	s.fin.Go(complete)
+	return nil
 }
 
 // finishFile completes a temp file holding verified content: size, fsync,
@@ -701,11 +727,16 @@ func (s *fileSink) finishFile(res FetchResult) error {
 	// file: no path lookups, and no truncate when the size is already
 	// right (on XFS it would un-share the last block of a reflink).
 	var err error
-	if st, serr := s.f.Stat(); serr != nil || st.Size() != res.Size {
+	var st unix.Stat_t
+	have := &st
+	if serr := unix.Fstat(int(s.f.Fd()), &st); serr != nil {
+		have = nil
+		err = s.f.Truncate(res.Size)
+	} else if st.Size != res.Size {
 		err = s.f.Truncate(res.Size)
 	}
 	if err == nil {
-		err = a.setFileMeta(s.f, final)
+		err = a.setFileMeta(s.f, final, have)
 	}
 	if err == nil && a.opts.Fsync {
 		err = s.f.Sync()

@@ -213,7 +213,7 @@ func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (
 	defer fsx.PutBuf(bp)
 	buf := *bp
 	if err := fsx.Clone(dst, f); err != nil {
-		exts, err := fsx.DataExtents(f, cur.Size)
+		exts, err := fsx.ExtentsOf(f, &st)
 		if err != nil {
 			return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
 		}
@@ -261,7 +261,11 @@ func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*
 	})
 	for range workers {
 		g.Go(func() error {
-			buf := make([]byte, 256<<10)
+			// Pooled: a receiver fetches in many small batches, and a
+			// fresh buffer per worker per batch kept the GC busy.
+			bp := fsx.GetBuf()
+			defer fsx.PutBuf(bp)
+			buf := *bp
 			for r := range next {
 				sink, err := open(r)
 				if err != nil {
@@ -424,7 +428,7 @@ func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink
 		return nil
 	}
 
-	exts, err := fsx.DataExtents(f, size)
+	exts, err := fsx.ExtentsOf(f, &st)
 	if err != nil {
 		return res, false, err
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -499,4 +500,16 @@ func (r *Root) OpenDirOrParent(rel string) (*Dir, string, error) {
 		return d, ".", err
 	}
 	return r.OpenParent(rel)
+}
+
+// Futimens sets an open file's modification time (ns since the epoch),
+// leaving its access time.
+func Futimens(f *os.File, mtime int64) error {
+	ts := [2]unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	// utimensat(fd, NULL, ...) is futimens: no path lookup.
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return &os.PathError{Op: "futimens", Path: f.Name(), Err: e}
+	}
+	return nil
 }

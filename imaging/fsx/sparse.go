@@ -139,3 +139,14 @@ func GetBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 // PutBuf returns a buffer from GetBuf.
 func PutBuf(b *[]byte) { bufPool.Put(b) }
+
+// ExtentsOf is DataExtents for a file whose fstat is st: a file with as
+// many blocks allocated as its size needs has no holes, which saves the
+// SEEK_DATA/SEEK_HOLE calls (a reader elides zeros anyway, so a file with
+// preallocated blocks past its end loses nothing).
+func ExtentsOf(f *os.File, st *unix.Stat_t) ([]Extent, error) {
+	if st.Size > 0 && st.Blocks*512 >= st.Size {
+		return []Extent{{0, st.Size}}, nil
+	}
+	return DataExtents(f, st.Size)
+}
