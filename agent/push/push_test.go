@@ -315,9 +315,16 @@ func TestWatchPushToFollowsChanges(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			d := treetest.Diff(treetest.Scan(t, r.golden), treetest.Scan(t, r.image), treetest.DiffOptions{})
-			if len(d) == 0 {
-				return
+			// The receiver may be writing while we look: a scan that
+			// trips over a vanishing temp file is retried.
+			img, err := treetest.TryScan(r.image)
+			var d []string
+			if err == nil {
+				if d = treetest.Diff(treetest.Scan(t, r.golden), img, treetest.DiffOptions{}); len(d) == 0 {
+					return
+				}
+			} else {
+				d = []string{err.Error()}
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: image still differs after 60 s: %v\nwatch log:\n%s", what, d[:min(len(d), 10)], r.watchLog)
@@ -331,10 +338,38 @@ func TestWatchPushToFollowsChanges(t *testing.T) {
 		waitExact(fmt.Sprintf("round %d", round))
 		t.Logf("round %d: image exact %.2fs after the change (quiet period 0.3 s)", round, time.Since(start).Seconds())
 	}
+	r.stopWatcher()
+	stopMasters(t, r.state, testStart)
+	waitReceivers(t, r.image)
 	r.exact()
 	if n := strings.Count(r.srv.Log(), "Accepted publickey") - before; n != 1 {
 		t.Errorf("watch --push-to logged in %d times for its pushes, want 1 (a shared connection)", n)
 	}
-	r.stopWatcher()
-	stopMasters(t, r.state, testStart)
+}
+
+// waitReceivers waits (up to 20 s) until no goldsync receive of image runs:
+// a push the killed watcher had started ends when its receiver sees the
+// stream close, and must not race the removal of the test's directories.
+func waitReceivers(t *testing.T, image string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		busy := false
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err == nil && bytes.Contains(b, []byte("receive")) && bytes.Contains(b, []byte(image)) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a goldsync receive of %s still runs 20 s after the watcher stopped", image)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

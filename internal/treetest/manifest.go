@@ -84,6 +84,10 @@ func (m Manifest) Paths() []string {
 	return ps
 }
 
+// TryScan is Scan returning the error: for a tree that may be changing
+// under the scan (a receiver still writing), where the caller retries.
+func TryScan(dir string) (Manifest, error) { return scan(dir) }
+
 // Scan records the tree at dir without following any symlink (dir itself
 // may be reached through one) and without opening anything but directories
 // and regular files. It fails the test on any error.
