@@ -430,7 +430,9 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 		k.(*fileSink).cleanup()
 		return true
 	})
-	if err == nil {
+	if ferr != nil {
+		// The first failure of the pool is the cause; the fetch's own
+		// error is then only its echo (later files refused with it).
 		err = ferr
 	}
 	if err != nil {
@@ -635,15 +637,21 @@ func (s *fileSink) cleanup() {
 		fsx.PutBuf(s.bufp)
 		s.bufp, s.buf = nil, nil
 	}
+	// Each descriptor is closed once and forgotten: cleanup may run twice
+	// (a failed Data cleans up, then Abort does), and a second close of a
+	// number another goroutine has reopened would close its file.
 	if s.basis != nil {
 		s.basis.Close()
+		s.basis = nil
 	}
 	if s.f != nil {
 		s.f.Close()
+		s.f = nil
 		s.d.Unlink(s.tmp)
 	}
 	if s.d != nil {
 		s.d.Close()
+		s.d = nil
 	}
 }
 
@@ -700,10 +708,10 @@ func (s *fileSink) Finish(res FetchResult) error {
 	if s.fin == nil {
 		return complete()
 	}
-	if err := s.finCtx.Err(); err != nil {
-		// An earlier file failed fatally: stop here too.
+	if s.finCtx.Err() != nil {
+		// An earlier file failed fatally: stop here too, with its error.
 		s.cleanup()
-		return err
+		return context.Cause(s.finCtx)
 	}
 	s.fin.Go(complete)
 	return nil

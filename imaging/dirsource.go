@@ -573,10 +573,15 @@ func (s *DirSource) saveCache() error {
 		if err != nil {
 			return nil // nothing recorded to add the hashes to
 		}
+		learned := false
 		for _, d := range m.Entries {
 			if e := s.scanned[d.Path]; e != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
 				d.SetHash(e.Hash)
+				learned = true
 			}
+		}
+		if !learned {
+			return nil // nothing the cache did not know
 		}
 		return UpdateManifest(s.opts.CacheFile, scopes, m.Entries)
 	}

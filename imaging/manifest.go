@@ -334,7 +334,7 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 		sum := binary.BigEndian.Uint64(r[:8])
 		r = r[8:]
 		// Blocks are contiguous, in order, and end at the index.
-		if off != next || ln > idxOff-off || n == 0 || n > manifestBlock {
+		if off != next || ln > idxOff-off || n == 0 || n > manifestBlock || ln < n {
 			return nil, fmt.Errorf("%w: bad block %d", ErrCorruptManifest, i)
 		}
 		if i > 0 && tree.Compare(bi.blocks[i-1].first, first) >= 0 {
@@ -399,12 +399,57 @@ func LoadManifest(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("load manifest %s: %w", path, err)
 	}
 	if gen != 0 {
-		recs, _ := readLog(LogPath(path), gen)
-		for _, r := range recs {
+		if recs, _ := readLog(LogPath(path), gen); len(recs) > 0 {
+			r := foldRecords(recs)
 			m.Entries = spliceScoped(m.Entries, r.scopes, r.entries)
+			// Links across a record's scopes: recompute from the recorded
+			// identities (dev, ino, nlink), as a full save would have.
+			resolveLinkTo(m.Entries)
 		}
 	}
 	return m, nil
+}
+
+// resolveLinkTo sets LinkTo as ResolveHardLinks does but copies no hash
+// between the entries of a group: in a manifest they may have been
+// recorded at different times, and a hash must only ever be trusted with
+// the ctime it was recorded with.
+func resolveLinkTo(entries []*tree.Entry) {
+	type key struct{ dev, ino uint64 }
+	leaders := make(map[key]string)
+	for _, e := range entries {
+		e.LinkTo = ""
+		if e.Type != tree.TypeRegular || e.Nlink < 2 {
+			continue
+		}
+		k := key{e.Dev, e.Ino}
+		if l, ok := leaders[k]; ok {
+			e.LinkTo = l
+			continue
+		}
+		leaders[k] = e.Path
+	}
+}
+
+// foldRecords merges log records, in order, into one with the same effect:
+// the union of their scopes, and for each path the entry of the last
+// record whose scopes cover it. The cost follows the log, so replaying a
+// long log onto a large base is one pass over the base, not one per record.
+func foldRecords(recs []logRecord) logRecord {
+	acc := recs[0]
+	for _, r := range recs[1:] {
+		set := tree.NewScopeSet(r.scopes)
+		kept := make([]*tree.Entry, 0, len(acc.entries)+len(r.entries))
+		for _, e := range acc.entries {
+			if !set.Covers(e.Path) {
+				kept = append(kept, e)
+			}
+		}
+		kept = append(kept, r.entries...)
+		sortEntries(kept)
+		acc = logRecord{scopes: append(append([]tree.Scope(nil), acc.scopes...), r.scopes...), entries: kept}
+	}
+	return acc
 }
 
 // DecodeManifest decodes a base file's bytes (either format version),
@@ -529,9 +574,9 @@ func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
 		}
 	}
 	if gen != 0 {
-		set := tree.NewScopeSet(scopes)
-		recs, _ := readLog(LogPath(path), gen)
-		for _, r := range recs {
+		if recs, _ := readLog(LogPath(path), gen); len(recs) > 0 {
+			r := foldRecords(recs)
+			set := tree.NewScopeSet(scopes)
 			var in []*tree.Entry
 			for _, e := range r.entries {
 				if set.Covers(e.Path) {
@@ -807,7 +852,9 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 		// Compact: fold the base, the log and this update into a new base.
 		m, err := LoadManifest(path)
 		if err != nil {
-			return fail(err)
+			// A damaged base: start again from what this update knows (the
+			// manifest is a cache; what it forgets is read again).
+			m = &Manifest{}
 		}
 		m.Entries = spliceScoped(m.Entries, scopes, entries)
 		return m.Save(path)

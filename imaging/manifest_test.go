@@ -400,3 +400,40 @@ func FuzzManifestDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestManifestLinksAcrossScopes: after a scoped update, a full load links
+// hard-link groups whose members lie in different scopes (LinkTo, used by
+// verify) but never hands one member's hash to another: they may have been
+// recorded at different times, and a hash is only good with its own ctime.
+func TestManifestLinksAcrossScopes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "manifest")
+	dir := func(p string) *tree.Entry {
+		return &tree.Entry{Path: p, Type: tree.TypeDir, Mode: 0o755, Dev: 1, Ino: uint64(len(p)), Nlink: 2}
+	}
+	file := func(p string, h uint64, ctime int64) *tree.Entry {
+		e := &tree.Entry{Path: p, Type: tree.TypeRegular, Mode: 0o644, Size: 3, Dev: 1, Ino: 99, Nlink: 2, Ctime: ctime}
+		e.SetHash(h)
+		return e
+	}
+	base := []*tree.Entry{dir(tree.Root), dir("a"), file("a/x", 1, 10), dir("b"), file("b/y", 1, 10)}
+	if err := (&Manifest{Entries: base}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// b/y rewritten in place later (same inode, new hash and ctime); only
+	// b was in scope.
+	sc := []tree.Scope{{Path: "b", Tree: true}}
+	if err := UpdateManifest(path, sc, []*tree.Entry{dir("b"), file("b/y", 2, 20)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := m.index()
+	if got := idx["b/y"].LinkTo; got != "a/x" {
+		t.Errorf("b/y LinkTo = %q, want a/x", got)
+	}
+	if idx["a/x"].Hash != 1 || idx["a/x"].Ctime != 10 || idx["b/y"].Hash != 2 || idx["b/y"].Ctime != 20 {
+		t.Errorf("hashes moved between the links: a/x %x@%d, b/y %x@%d", idx["a/x"].Hash, idx["a/x"].Ctime, idx["b/y"].Hash, idx["b/y"].Ctime)
+	}
+}

@@ -133,7 +133,14 @@ func (r *Root) OpenParent(rel string) (*Dir, string, error) {
 }
 
 // Close closes the directory.
-func (d *Dir) Close() error { return unix.Close(d.FD) }
+func (d *Dir) Close() error {
+	if d.FD < 0 {
+		return nil // closed already: never close a number reused since
+	}
+	err := unix.Close(d.FD)
+	d.FD = -1
+	return err
+}
 
 func (d *Dir) rel(name string) string {
 	if d.Path == "." {
