@@ -137,6 +137,21 @@ func (b *fanotify) addFS(path string) error {
 	return nil
 }
 
+// reopenFS opens the directory a filesystem descriptor was made from
+// again, checking it is still on the filesystem with that fsid.
+func (b *fanotify) reopenFS(fsid [8]byte) (int, error) {
+	fd, err := unix.Open(b.fsDir[fsid], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || fsidKey(sfs.Fsid.Val[0], sfs.Fsid.Val[1]) != fsid {
+		unix.Close(fd)
+		return -1, fmt.Errorf("fanotify: %s is no longer on the watched filesystem", b.fsDir[fsid])
+	}
+	return fd, nil
+}
+
 func fsidKey(a, b int32) [8]byte {
 	var k [8]byte
 	binary.NativeEndian.PutUint32(k[0:], uint32(a))
@@ -316,10 +331,14 @@ func (b *fanotify) resolve(ev fanEvent) (string, error) {
 	if errors.Is(err, unix.EBADF) {
 		// The descriptor on the filesystem is no longer open (seen once
 		// under load, cause unknown): open it again and retry, rather than
-		// lose every later event of the filesystem to full rescans.
-		if rfd, rerr := unix.Open(b.fsDir[ev.fsid], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); rerr == nil {
-			b.w.log.Warn("fanotify: the filesystem descriptor was closed under us; reopened", "dir", b.fsDir[ev.fsid], "fd", mfd)
+		// lose every later event of the filesystem to full rescans. Events
+		// resolved before it was noticed cannot be vouched for: full rescan.
+		if rfd, rerr := b.reopenFS(ev.fsid); rerr == nil {
+			b.w.log.Warn("fanotify: the filesystem descriptor was closed under us; reopened, full rescan marked", "dir", b.fsDir[ev.fsid], "fd", mfd)
 			b.fsFDs[ev.fsid] = rfd
+			if ferr := b.w.j.MarkFullRescan("fanotify lost its filesystem descriptor"); ferr != nil {
+				return "", ferr
+			}
 			fd, err = unix.OpenByHandleAt(rfd, unix.NewFileHandle(ev.htype, ev.handle), unix.O_PATH|unix.O_CLOEXEC)
 		}
 	}

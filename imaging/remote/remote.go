@@ -266,6 +266,10 @@ func startProcess(ctx context.Context, bin string, args []string, log *slog.Logg
 		return nil, err
 	}
 	cmd.Stderr = p.stderr
+	// An ssh ControlPersist master started by this command may keep its
+	// stderr open for minutes (older OpenSSH, or -v): stop waiting for that
+	// pipe soon after the command itself exits.
+	cmd.WaitDelay = 2 * time.Second
 	log.Debug("starting", "cmd", cmd.String())
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)

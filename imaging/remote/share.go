@@ -1,6 +1,8 @@
 package remote
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -44,10 +46,15 @@ func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
 			return rsh, nil
 		}
 	}
-	// "%C" expands to a 40-character hash of the connection's endpoints;
-	// ssh appends up to 17 characters while it creates the socket.
-	const expanded = len("/ssh-") + 40 + 17
-	if dir == "" || len(dir)+expanded > maxSocketPath {
+	// The socket's name: a hash of the whole rsh (so commands with other
+	// keys or options never share a master) and "%C", which ssh expands to
+	// a 40-character hash of the endpoints; ssh appends up to 17
+	// characters while it creates the socket.
+	sum := sha256.Sum256([]byte(strings.Join(words, "\x00")))
+	name := "ssh-" + hex.EncodeToString(sum[:4]) + "-%C"
+	const expanded = len("/ssh-") + 8 + 1 + 40 + 17
+	if dir == "" || len(dir)+expanded > maxSocketPath || strings.ContainsAny(dir, "% \t\n\"'") {
+		// Too long for a socket, or not expressible in an ssh option.
 		dir = filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()))
 	}
 	if err := privateDir(dir); err != nil {
@@ -55,11 +62,15 @@ func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
 	}
 	opts := []string{
 		"-o", "ControlMaster=auto",
-		"-o", "ControlPath=" + filepath.Join(dir, "ssh-%C"),
+		"-o", "ControlPath=" + filepath.Join(dir, name),
 		"-o", fmt.Sprintf("ControlPersist=%d", max(1, int(persist.Seconds()))),
 	}
 	all := append(append([]string{words[0]}, opts...), words[1:]...)
-	return joinRsh(all)
+	out, err := joinRsh(all)
+	if err != nil {
+		return rsh, nil // a word joinRsh cannot quote: no sharing, as before
+	}
+	return out, nil
 }
 
 // joinRsh joins words into a command SplitRsh splits back into them.
@@ -84,6 +95,9 @@ func joinRsh(words []string) (string, error) {
 // of ours that nobody else can write: the socket gives whoever can reach it
 // the logged-in session.
 func privateDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}

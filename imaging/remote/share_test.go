@@ -3,13 +3,20 @@ package remote
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestShareConnection(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "s")
+	// Short paths: a socket path must fit in 107 bytes.
+	short, err := os.MkdirTemp("/tmp", "gs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	dir := filepath.Join(short, "s")
 	long := filepath.Join(t.TempDir(), strings.Repeat("d", 80))
 	for _, tc := range []struct {
 		rsh, dir string
@@ -42,6 +49,16 @@ func TestShareConnection(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: result %q does not split: %v", tc.rsh, got, err)
 		}
+		// The socket name carries a hash of the rsh: check its shape.
+		for i, w := range words {
+			if strings.HasPrefix(w, "ControlPath=") && len(w) > len(tc.want[i]) {
+				name := filepath.Base(strings.TrimPrefix(w, "ControlPath="))
+				if !regexp.MustCompile(`^ssh-[0-9a-f]{8}-%C$`).MatchString(name) {
+					t.Errorf("%q: socket name %q, want ssh-<8 hex>-%%C", tc.rsh, name)
+				}
+				words[i] = "ControlPath=" + filepath.Join(filepath.Dir(strings.TrimPrefix(w, "ControlPath=")), "ssh-%C")
+			}
+		}
 		if strings.Join(words, "\x00") != strings.Join(tc.want, "\x00") {
 			t.Errorf("%q: got words %q, want %q", tc.rsh, words, tc.want)
 		}
@@ -57,8 +74,29 @@ func TestShareConnection(t *testing.T) {
 	if strings.Contains(got, long) || !strings.Contains(got, "goldsync-ssh-") {
 		t.Errorf("long state dir: %q, want the socket in the temp dir", got)
 	}
+	// Different keys never share a master.
+	a, _ := ShareConnection("ssh -i k1", dir, time.Minute)
+	b, _ := ShareConnection("ssh -i k2", dir, time.Minute)
+	if a == b || strings.Contains(a, "ssh-%C") {
+		t.Errorf("two rsh with other keys got the same or an unhashed socket: %q, %q", a, b)
+	}
+	// A state dir an ssh option cannot hold: the temp dir.
+	pct := filepath.Join(short, "50%")
+	if got, err := ShareConnection("ssh", pct, time.Minute); err != nil || strings.Contains(got, pct) {
+		t.Errorf("state dir with %%: %q, %v; want the temp dir", got, err)
+	}
+	// A missing state dir is created.
+	deep := filepath.Join(t.TempDir(), "new", "state", "ssh")
+	if _, err := ShareConnection("ssh", deep, time.Minute); err != nil {
+		t.Errorf("missing state dir: %v", err)
+	}
+	// A word with both quote kinds cannot be joined: no sharing, no error.
+	odd := `ssh -o 'Proxy"x'"'y"`
+	if got, err := ShareConnection(odd, dir, time.Minute); err != nil || got != odd {
+		t.Errorf("%q: got %q, %v; want it unchanged", odd, got, err)
+	}
 	// A socket dir others can write is refused.
-	open := filepath.Join(t.TempDir(), "open")
+	open := filepath.Join(short, "open")
 	os.Mkdir(open, 0o777)
 	os.Chmod(open, 0o777)
 	if _, err := ShareConnection("ssh", open, time.Minute); err == nil {
