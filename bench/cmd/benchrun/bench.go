@@ -327,7 +327,13 @@ func (b *bench) reset(t *tree, tool string) error {
 		os.Remove(agent.CacheFile(b.agentDir, t.dir))
 		os.Remove(agent.CacheFile(b.agentDir, t.dir) + ".lock")
 	}
-	return os.MkdirAll(filepath.Dir(d), 0o755)
+	if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
+		return err
+	}
+	if w := settleDisk(filepath.Dir(d)); w > time.Second {
+		b.logf("reset %s %s: waited %.1fs for the disk to settle (discards of the deleted tree)", t.name, tool, w.Seconds())
+	}
+	return nil
 }
 
 // command builds the command line of one run: rsync's pull, goldsync's
