@@ -415,20 +415,7 @@ func LoadManifest(path string) (*Manifest, error) {
 // recorded at different times, and a hash must only ever be trusted with
 // the ctime it was recorded with.
 func resolveLinkTo(entries []*tree.Entry) {
-	type key struct{ dev, ino uint64 }
-	leaders := make(map[key]string)
-	for _, e := range entries {
-		e.LinkTo = ""
-		if e.Type != tree.TypeRegular || e.Nlink < 2 {
-			continue
-		}
-		k := key{e.Dev, e.Ino}
-		if l, ok := leaders[k]; ok {
-			e.LinkTo = l
-			continue
-		}
-		leaders[k] = e.Path
-	}
+	eachHardLink(entries, func(e, l *tree.Entry) { e.LinkTo = l.Path })
 }
 
 // foldRecords merges log records, in order, into one with the same effect:

@@ -223,6 +223,19 @@ func (w *walker) scoped(re *tree.Entry, scopes []tree.Scope) []*tree.Entry {
 // (dev, ino) with an earlier one in the sorted list, and gives members the
 // leader's hash.
 func ResolveHardLinks(entries []*tree.Entry) {
+	eachHardLink(entries, func(e, l *tree.Entry) {
+		e.LinkTo = l.Path
+		if l.Hashed() {
+			e.SetHash(l.Hash)
+		} else if e.Hashed() {
+			l.SetHash(e.Hash)
+		}
+	})
+}
+
+// eachHardLink clears LinkTo on every entry, then calls fn for every
+// regular file that shares its (dev, ino) with an earlier one, the leader.
+func eachHardLink(entries []*tree.Entry, fn func(e, leader *tree.Entry)) {
 	type key struct{ dev, ino uint64 }
 	leaders := make(map[key]*tree.Entry)
 	for _, e := range entries {
@@ -232,12 +245,7 @@ func ResolveHardLinks(entries []*tree.Entry) {
 		}
 		k := key{e.Dev, e.Ino}
 		if l, ok := leaders[k]; ok {
-			e.LinkTo = l.Path
-			if l.Hashed() {
-				e.SetHash(l.Hash)
-			} else if e.Hashed() {
-				l.SetHash(e.Hash)
-			}
+			fn(e, l)
 			continue
 		}
 		leaders[k] = e

@@ -13,12 +13,12 @@ import (
 
 // settleDisk waits until the filesystem holding dir has finished the work
 // a mass delete leaves behind, so the next run does not pay for the last
-// one's cleanup. On a filesystem mounted with online discard (this VM's
-// root is) deleting a 2 GiB tree queues discards that stall file creation
-// for tens of seconds afterwards: the first measurements here charged a
-// run up to 3x for the reset before it. It syncs, then polls the device's
-// discard and in-flight counters in /proc/diskstats until they have not
-// moved for 2 s (at most 3 minutes), and returns how long it waited.
+// one's cleanup. On this VM (ext4 mounted with online discard) file
+// creation right after deleting a 225k-file tree was at times 3-4x slower
+// than a minute later; queued discards and writeback are the likely cause.
+// It syncs, then polls the device's write, in-flight and discard counters
+// in /proc/diskstats until they have not moved for 2 s (at most 3
+// minutes), and returns how long it waited.
 func settleDisk(dir string) time.Duration {
 	start := time.Now()
 	unix.Sync()
