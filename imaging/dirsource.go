@@ -128,7 +128,12 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 		return ScanResult{}, err
 	}
 	s.mu.Lock()
-	if res.Reread > 0 || res.HashedFiles > 0 || len(res.Entries) != len(s.cache) {
+	// The walk has taken what it needed from the cache; the scanned
+	// entries carry the hashes now. Drop it before the transfer (a third
+	// of the heap of a full pull); saving reads the file again anyway.
+	cacheLen := len(s.cache)
+	s.cache, s.cacheDone = nil, false // a later scan loads it again
+	if res.Reread > 0 || res.HashedFiles > 0 || len(res.Entries) != cacheLen {
 		s.dirty = true
 	}
 	s.didScan = s.didScan || len(req.Scopes) == 0

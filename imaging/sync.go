@@ -274,7 +274,10 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	progress(PhaseScan)
 	// The manifest is loaded for the scopes the destination walk covers:
 	// all of it, or (incremental) only the changed parts.
-	var prev *Manifest
+	var (
+		prev    *Manifest
+		prevLen int // entries the manifest held (prev itself is dropped after the walk)
+	)
 	loadPrev := func(scopes []tree.Scope) {
 		var err error
 		if isFull(scopes) {
@@ -345,6 +348,9 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		}
 		var err error
 		dstWalk, err = Walk(ctx, root, wo)
+		// The manifest has done its work (the walk's cache): let it go
+		// before the transfer, it is a third of the heap of a full run.
+		prevLen, prev, idx = len(prev.Entries), nil, nil
 		if err != nil {
 			return fmt.Errorf("scan destination: %w", err)
 		}
@@ -424,7 +430,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	// the next run starts from the truth.
 	progress(PhaseFinish)
 	unchanged := runErr == nil && len(plan.Actions) == 0 && len(temps) == 0 && dstWalk.Reread == 0 &&
-		len(prev.Entries) == len(dstWalk.Entries) && isFull(scope) && !res.DeletesSkipped
+		prevLen == len(dstWalk.Entries) && isFull(scope) && !res.DeletesSkipped
 	if unchanged {
 		// Nothing was done and the walk found everything as recorded:
 		// the manifest on disk is still the truth.
