@@ -37,6 +37,7 @@ type applier struct {
 	dirs     map[string]bool // directories whose entries changed
 	failed   map[string]bool // paths left as they were
 	hashes   map[string]uint64
+	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
 	problems []string
 
 	stats *Stats
@@ -765,9 +766,19 @@ func (s *fileSink) finishFile(res FetchResult) error {
 		a.fail(act.Path, err)
 		return nil
 	}
+	// The new file's identity for the manifest, through the parent
+	// already open (rename changes the ctime, so after it).
+	var placed unix.Stat_t
+	okPlaced := s.d.Lstat(s.name, &placed) == nil
 	s.cleanup()
 	a.record(act.Path, res.Hash)
 	a.mu.Lock()
+	if okPlaced {
+		if a.placed == nil {
+			a.placed = map[string]unix.Stat_t{}
+		}
+		a.placed[act.Path] = placed
+	}
 	a.stats.Files++
 	if act.Dst == nil {
 		a.stats.Created++

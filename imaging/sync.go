@@ -557,6 +557,12 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 	}
 	m := &Manifest{Entries: make([]*tree.Entry, 0, len(src))}
 	seen := make(map[string]bool, len(src))
+	linked := map[string]bool{} // leaders of hard-link groups
+	for _, s := range src {
+		if s.LinkTo != "" {
+			linked[s.LinkTo] = true
+		}
+	}
 	for _, s := range src {
 		seen[s.Path] = true
 		if a.failed[s.Path] {
@@ -584,6 +590,11 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 				// them and the change would never be made.
 				e.Ctime = 0
 			}
+		} else if st, ok := a.placed[s.Path]; ok && s.LinkTo == "" && !linked[s.Path] {
+			// Written by this run and no hard link made to it since: its
+			// lstat was taken when it was put in place.
+			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
+			e.Mtime = fsx.StatMtime(&st)
 		} else if st, ok := lstat(root, s.Path); ok {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)

@@ -245,3 +245,48 @@ func TestSyncDryRunChangesNothing(t *testing.T) {
 		t.Errorf("itemized %q, want it to contain %q", changes, want)
 	}
 }
+
+// TestManifestRecordsDestinationIdentity: after a sync, every manifest
+// entry carries the destination object's current (dev, ino, ctime, nlink):
+// a stale ctime would make the next walk re-read the file, a wrong one
+// could make it trust a hash it should not.
+func TestManifestRecordsDestinationIdentity(t *testing.T) {
+	src, dst := newDirs(t)
+	treetest.MakeTricky(t, src, treetest.TrickyOptions{})
+	check := func(what string) {
+		t.Helper()
+		m, err := imaging.LoadManifest(imaging.State(filepath.Join(filepath.Dir(dst), "state")).Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Entries) == 0 {
+			t.Fatalf("%s: empty manifest", what)
+		}
+		for _, e := range m.Entries {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dst, e.Path), &st); err != nil {
+				t.Errorf("%s: %s: %v", what, e.Path, err)
+				continue
+			}
+			if e.Dev != st.Dev || e.Ino != st.Ino || e.Ctime != st.Ctim.Nano() || e.Nlink != uint32(st.Nlink) {
+				t.Errorf("%s: %s: manifest has dev %d ino %d ctime %d nlink %d, the image %d %d %d %d",
+					what, e.Path, e.Dev, e.Ino, e.Ctime, e.Nlink, st.Dev, st.Ino, st.Ctim.Nano(), st.Nlink)
+			}
+		}
+	}
+	syncDirs(t, src, dst, imaging.Options{})
+	check("first sync")
+	// Change some files, add one, link one more name to a file.
+	entries, _ := os.ReadDir(src)
+	n := 0
+	for _, de := range entries {
+		if de.Type().IsRegular() && n < 5 {
+			os.WriteFile(filepath.Join(src, de.Name()), []byte("changed "+de.Name()), 0o644)
+			n++
+		}
+	}
+	os.WriteFile(filepath.Join(src, "brand-new"), []byte("new"), 0o600)
+	os.Link(filepath.Join(src, "brand-new"), filepath.Join(src, "brand-new-link"))
+	syncDirs(t, src, dst, imaging.Options{})
+	check("second sync")
+}
