@@ -424,24 +424,66 @@ pxeos -a did. The kernel is --kernel, or the newest vmlinuz-VERSION in
 ROOT/boot that has an initrd (initramfs-VERSION.img, initrd-VERSION.img or
 initrd.img-VERSION); "Kernel not specified, using VERSION" says which.
 
+The boot style says what the nodes' initrd does, and so what their kernel
+command line is (see "goldsync node add --help"). It is detected from the
+image unless --boot-style is given:
+
+  nfsroot     a modern initramfs: initramfs-tools (the image has
+              usr/sbin/mkinitramfs) or dracut (usr/bin/dracut or
+              usr/sbin/dracut), with goldsync's client piece. The kernel
+              mounts ROOT read-only over NFS, the client piece mounts the
+              node's snapshot read-write and binds the listed paths from it.
+  disklessrc  RHEL 5's mkinitrd initrd and its disklessrc (anything else):
+              pxeboot's NFSROOT=HOST:LOCATION line.
+
+An nfsroot image needs goldsync's client piece in its initramfs; when the
+image lacks it the OS is still added, with a warning: install it on the
+golden node with "goldsync-agent boot install" (which also rebuilds the
+initramfs there), pull again and re-run os add.
+
+NFS options of the read-only root (--nfs-options, nfsroot only). The
+defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `" (initramfs-tools, klibc
+nfsmount syntax) and "` + netboot.DefaultDracutNFSOptions + `" (dracut,
+mount.nfs syntax): NFSv3 over TCP; nolock, because the root is read-only
+and shared by every node, so there is nothing to lock and no lock daemon in
+the initramfs; actimeo=10, so a node caches a file's attributes and a
+directory's entries at most 10 seconds: a change the image server gets (a
+pull, a push) is seen by running nodes within about 10 seconds, no reboot.
+Lower values see changes sooner at the price of more GETATTR calls per node
+on the server; the kernel's defaults (3-60 s) can take a minute.
+
 The location (pxeos -L) is the image's base directory, the parent of ROOT by
-default: clients boot with NFSROOT=HOST:LOCATION and mount LOCATION/root and
-LOCATION/snapshot. The snapshot directory defaults to LOCATION/snapshot.
+default: disklessrc clients boot with NFSROOT=HOST:LOCATION and mount
+LOCATION/root and LOCATION/snapshot. The snapshot directory defaults to
+LOCATION/snapshot.
+
+Unless --no-loaders, add also installs the boot loaders from this server's
+packages into the TFTP tree (see "goldsync netboot install").
 
 Adding an OS that exists replaces it (a new kernel, say); node configs
-naming it need no change.`,
-		Example: `  # the seed procedure's pxeos -a -i rhel5compute -p NFS -D 1 -s node002 -L /diskless/i386/RHEL5-AS
+naming it need no change (re-run node add after a boot style change).`,
+		Example: `  # a Debian image with initramfs-tools and goldsync's client piece: style detected
+  goldsync os add debian12 --image /diskless/debian12/root --nfs-server 10.0.2.2
+
+  # the seed procedure's pxeos -a -i rhel5compute -p NFS -D 1 -s node002 -L /diskless/i386/RHEL5-AS
   goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server node002
 
-  # a given kernel of the image
+  # a given kernel of the image, the style forced
   goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server 10.8.0.2 \
-      --kernel 2.6.18-164.el5`,
+      --kernel 2.6.18-164.el5 --boot-style disklessrc
+
+  # a dracut image, attributes cached 3 seconds
+  goldsync os add rocky9 --image /diskless/rocky9/root --nfs-server 10.8.0.2 \
+      --boot-style nfsroot --initramfs dracut --nfs-options vers=3,tcp,nolock,actimeo=3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
-			got, err := netboot.AddOS(cmd.Context(), o)
+			got, warnings, err := netboot.AddOS(cmd.Context(), o)
 			if err != nil {
 				return classifyNetboot(err)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(os.Stderr, "goldsync: warning: %s\n", w)
 			}
 			if o.Kernel == "" && !g.jsonOut && !g.quiet {
 				printf("Kernel not specified, using %s\n", got.Kernel)
@@ -462,6 +504,9 @@ naming it need no change.`,
 	fl.StringVar(&o.Location, "location", "", "image base `DIR` for NFSROOT (default: the parent of --image)")
 	fl.StringVar(&o.SnapshotDir, "snapshot-dir", "", "snapshot `DIR` of the OS (default: LOCATION/snapshot)")
 	fl.StringVar(&o.Kernel, "kernel", "", "kernel `VERSION` to boot (default: the newest of the image)")
+	fl.StringVar(&o.Style, "boot-style", "", "boot `STYLE`: nfsroot or disklessrc (default: detected from the image)")
+	fl.StringVar(&o.Initramfs, "initramfs", "", "initramfs `GENERATOR` of an nfsroot image: initramfs-tools or dracut (default: detected)")
+	fl.StringVar(&o.NFSOptions, "nfs-options", "", "NFS mount `OPTIONS` of the read-only root, nfsroot style (default: the generator's, see above)")
 	_ = cmd.MarkFlagRequired("image")
 	_ = cmd.MarkFlagRequired("nfs-server")
 	return cmd
@@ -588,10 +633,31 @@ Every node is checked before any file is written; a node added again gets
 its configs rewritten and its snapshot refreshed (see "goldsync snapshot
 build": node data is never lost).
 
-The kernel command line is pxeboot's: root=/dev/ram0 init=disklessrc
-NFSROOT=SERVER:LOCATION ramdisk_size=N ETHERNET=IF SNAPSHOT=HOST
-NISDOMAIN=D, then --append.`,
-		Example: `  # the seed procedure's loop of pxeboot -a -O rhel5compute -r 28753 -S $host -e eth0
+GRUB configs are written as grub/grub.cfg-<IP in hex> and
+grub/grub.cfg-<IP>, with a shared grub/grub.cfg that sources the node's
+own by its address.
+
+The kernel command line follows the OS's boot style (see "goldsync os add"):
+
+  nfsroot, initramfs-tools:
+    root=/dev/nfs boot=nfs nfsroot=SERVER:IMAGE-ROOT,NFS-OPTIONS ip=dhcp ro
+    goldsync.snapshot=SERVER:SNAPSHOT-DIR/HOST, then --append
+  nfsroot, dracut:
+    root=nfs:SERVER:IMAGE-ROOT:NFS-OPTIONS rd.neednet=1 ip=dhcp ro
+    goldsync.snapshot=SERVER:SNAPSHOT-DIR/HOST, then --append
+  disklessrc (pxeboot's):
+    root=/dev/ram0 init=disklessrc NFSROOT=SERVER:LOCATION ramdisk_size=N
+    ETHERNET=IF SNAPSHOT=HOST NISDOMAIN=D, then --append
+
+An nfsroot node configures the interface it booted from, never a fixed
+one: pxelinux appends BOOTIF= itself (ipappend 2); GRUB configs pass
+BOOTIF=01-<mac> when the nodes file gives the node's MAC, iPXE scripts
+always (from the MAC, or from iPXE's ${netX/mac:hexhyp}). --ramdisk-size,
+--ethernet and --nis-domain are disklessrc's and ignored in nfsroot.`,
+		Example: `  # every node of a Debian image (nfsroot style), serial console
+  goldsync node add --os debian12 --nodes nodes --append console=ttyS0
+
+  # the seed procedure's loop of pxeboot -a -O rhel5compute -r 28753 -S $host -e eth0
   #   -N my_nis_domain -s console=ttyS0,115200n8r $ip, for all 128 nodes at once
   goldsync node add --os rhel5compute --nodes nodes --ramdisk-size 28753 --ethernet eth0 \
       --nis-domain my_nis_domain --append console=ttyS0,115200n8r

@@ -57,6 +57,7 @@ var rhel5 = OS{
 	Kernel:      "2.6.18-128.el5",
 	KernelFile:  "rhel5compute/vmlinuz",
 	InitrdFile:  "rhel5compute/initrd.img",
+	Style:       StyleDisklessrc,
 }
 
 func mustMAC(s string) net.HardwareAddr {
@@ -165,8 +166,11 @@ func TestWriteNodeConfigsGolden(t *testing.T) {
 	want := []string{
 		"linux-install/pxelinux.cfg/0A088801",
 		"linux-install/pxelinux.cfg/0A08E249",
+		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A088801",
 		"linux-install/grub/grub.cfg-0A08E249",
+		"linux-install/grub/grub.cfg-10.8.136.1",
+		"linux-install/grub/grub.cfg-10.8.226.73",
 		"linux-install/ipxe/10.8.136.1.ipxe",
 		"linux-install/ipxe/10.8.226.73.ipxe",
 		"linux-install/ipxe/boot.ipxe",
@@ -288,8 +292,8 @@ func TestWriteNodeConfigs128(t *testing.T) {
 	if !strings.Contains(string(last), " SNAPSHOT=node128 ") {
 		t.Errorf("0A088880 is not node128's:\n%s", last)
 	}
-	if n := len(configFiles(t, tftp)); n != 3*128+1 {
-		t.Errorf("%d config files, want %d", n, 3*128+1)
+	if n := len(configFiles(t, tftp)); n != 4*128+2 { // and the shared grub.cfg and boot.ipxe
+		t.Errorf("%d config files, want %d", n, 4*128+2)
 	}
 }
 
@@ -354,7 +358,9 @@ func TestRemoveNodeConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A08E249",
+		"linux-install/grub/grub.cfg-10.8.226.73",
 		"linux-install/ipxe/10.8.226.73.ipxe",
 		"linux-install/ipxe/boot.ipxe",
 		"linux-install/pxelinux.cfg/0A08E249",
@@ -381,7 +387,7 @@ func TestRemoveNodeConfigs(t *testing.T) {
 }
 
 func TestNodeConfigPaths(t *testing.T) {
-	want := []string{"linux-install/pxelinux.cfg/0A08E249", "linux-install/grub/grub.cfg-0A08E249", "linux-install/ipxe/10.8.226.73.ipxe"}
+	want := []string{"linux-install/pxelinux.cfg/0A08E249", "linux-install/grub/grub.cfg-0A08E249", "linux-install/grub/grub.cfg-10.8.226.73", "linux-install/ipxe/10.8.226.73.ipxe"}
 	if diff := cmp.Diff(want, NodeConfigPaths(node003)); diff != "" {
 		t.Errorf("NodeConfigPaths (-want +got):\n%s", diff)
 	}
