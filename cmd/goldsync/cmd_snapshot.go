@@ -60,12 +60,13 @@ what the nodes boot.`,
 
 	render := &cobra.Command{
 		Use:   "render",
-		Short: "print dhcpd.conf and /etc/exports snippets",
+		Short: "print dhcpd.conf, /etc/exports and nfs-ganesha snippets",
 		Long: `Render prints configuration for the services goldsync does not run itself:
-ISC dhcpd host declarations and the NFS exports of an image. Nothing is
-written: redirect the output where it belongs, or include it.`,
+ISC dhcpd host declarations, and the NFS exports of an image for the kernel
+nfsd (/etc/exports) or nfs-ganesha. Nothing is written: redirect the output
+where it belongs, or include it.`,
 	}
-	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g))
+	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g), newRenderGaneshaCmd(g))
 	return []*cobra.Command{snap, osCmd, node, render}
 }
 
@@ -844,35 +845,52 @@ nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
 // ---- render -------------------------------------------------------------
 
 func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
-	var nodesFile, nextServer, filename string
+	var nodesFile string
+	var o netboot.DhcpdOptions
 	cmd := &cobra.Command{
-		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F]",
+		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F] [--efi-filename F]",
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Long: `Dhcpd prints one host declaration per node of the nodes file that has a MAC
-(the third column), to include in the subnet or shared-network block of
-dhcpd.conf, as the seed procedure's hand-written ones: hardware ethernet,
-fixed-address, filename (default linux-install/pxelinux.0) and next-server,
-the TFTP server. Nodes without a MAC get a comment saying so.`,
+(the third column), to include at the top level of dhcpd.conf (not inside a
+subnet block: dhcpd refuses option definitions there, and host declarations
+are global anyway), as the seed procedure's hand-written ones: hardware ethernet,
+fixed-address, filename and next-server, the TFTP server. Nodes without a
+MAC get a comment saying so.
+
+The boot file depends on the client's architecture, DHCP option 93, which
+the output declares first ("option arch code 93 = unsigned integer 16;"):
+x86-64 UEFI clients (00:07, 00:09) get --efi-filename (default
+linux-install/grub/shimx64.efi, which loads GRUB beside it), the others
+(BIOS) --filename (default linux-install/pxelinux.0). "goldsync netboot
+install" puts both loaders there. When both names are the same, hosts get
+that one filename. If your dhcpd.conf already declares option 93 under
+another name, remove one of the two declarations.`,
 		Example: `  goldsync render dhcpd --nodes nodes --next-server 10.8.0.2 > /etc/dhcp/diskless-hosts.conf
-  # then in dhcpd.conf, inside the subnet block:
-  #   include "/etc/dhcp/diskless-hosts.conf";`,
+  # then in dhcpd.conf, at the top level (after the subnet declarations):
+  #   include "/etc/dhcp/diskless-hosts.conf";
+  dhcpd -t -cf /etc/dhcp/dhcpd.conf
+
+  # BIOS only, as before UEFI
+  goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nodes, err := readNodesFile(nodesFile)
 			if err != nil {
 				return err
 			}
-			if nextServer != "" {
-				if ip, err := netip.ParseAddr(nextServer); err != nil || !ip.Is4() {
-					if herr := snapshot.CheckHostname(nextServer); herr != nil {
-						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", nextServer))
+			if o.NextServer != "" {
+				if ip, err := netip.ParseAddr(o.NextServer); err != nil || !ip.Is4() {
+					if herr := snapshot.CheckHostname(o.NextServer); herr != nil {
+						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", o.NextServer))
 					}
 				}
 			}
-			if strings.ContainsAny(filename, "\n\"\\;") {
-				return withCode(exitUsage, fmt.Errorf("--filename %q: quotes, backslashes, ';' and newlines are not allowed", filename))
+			for _, f := range []struct{ flag, val string }{{"--filename", o.BIOSFilename}, {"--efi-filename", o.EFIFilename}} {
+				if strings.ContainsAny(f.val, "\n\"\\;") {
+					return withCode(exitUsage, fmt.Errorf("%s %q: quotes, backslashes, ';' and newlines are not allowed", f.flag, f.val))
+				}
 			}
-			out := netboot.RenderDhcpd(nodes, nextServer, filename)
+			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"dhcpd": string(out)})
 			}
@@ -882,52 +900,144 @@ the TFTP server. Nodes without a MAC get a comment saying so.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (required)")
-	fl.StringVar(&nextServer, "next-server", "", "TFTP server `IP` (next-server)")
-	fl.StringVar(&filename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed out")
+	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server)")
+	fl.StringVar(&o.BIOSFilename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed to BIOS clients")
+	fl.StringVar(&o.EFIFilename, "efi-filename", netboot.DefaultEFIFilename, "boot `FILE` handed to x86-64 UEFI clients")
 	_ = cmd.MarkFlagRequired("nodes")
 	return cmd
 }
 
+// exportFlags are the flags of render exports and render ganesha.
+type exportFlags struct {
+	image, snapDir, clients, nodesFile string
+}
+
+func (f *exportFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (required)")
+	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
+	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
+	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
+	_ = cmd.MarkFlagRequired("image")
+	_ = cmd.MarkFlagRequired("snapshot-dir")
+}
+
+// options checks the flags and reads the nodes file.
+func (f *exportFlags) options() (netboot.ExportsOptions, error) {
+	for _, p := range []string{f.image, f.snapDir} {
+		if !filepath.IsAbs(p) {
+			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
+		}
+	}
+	for _, c := range strings.Fields(f.clients) {
+		if strings.ContainsAny(c, "()#\"\\,;{}=") {
+			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
+		}
+	}
+	o := netboot.ExportsOptions{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients}
+	if f.nodesFile != "" {
+		nodes, err := readNodesFile(f.nodesFile)
+		if err != nil {
+			return o, err
+		}
+		o.Nodes = nodes
+	}
+	return o, nil
+}
+
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
-	var image, snapDir, clients string
+	f := &exportFlags{}
 	cmd := &cobra.Command{
-		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC]",
-		Short: "print the /etc/exports lines of an image and its snapshots",
-		Long: `Exports prints the two exports(5) lines of the seed procedure: the image root
+		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
+		Long: `Exports prints the exports(5) lines of the seed procedure: the image root
 read-only and the snapshot directory read-write, both sync and
-no_root_squash (diskless clients run as root on them). --clients is a
+no_root_squash (diskless clients run as root on them), plus
+no_subtree_check and a stable fsid= derived from the path (file handles
+then survive a server reboot or a changed device number). --clients is a
 blank-separated list of client specifications (hosts, networks such as
 10.8.0.0/16, wildcards), each given the options; the default is "*".
+
+With --nodes FILE, each node's snapshot (SNAPSHOT-DIR/<host>) is exported
+read-write to that node's address only, instead of the whole snapshot
+directory to every client: a node can then neither read nor write another
+node's snapshot.
+
 goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
-are deliberately outside both exports.`,
+are deliberately outside every export. The kernel nfsd has no directory
+cache of its own: clients see a pull's changes once their attribute cache
+expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
+"goldsync render ganesha".`,
 		Example: `  goldsync render exports --image /diskless/i386/RHEL5-AS/root \
       --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --clients 10.8.0.0/16 >> /etc/exports
-  exportfs -ra`,
+  exportfs -ra
+
+  # one snapshot export per node
+  goldsync render exports --image /diskless/debian12/root \
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, p := range []string{image, snapDir} {
-				if !filepath.IsAbs(p) {
-					return withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
-				}
+			o, err := f.options()
+			if err != nil {
+				return err
 			}
-			for _, c := range strings.Fields(clients) {
-				if strings.ContainsAny(c, "()#\"\\") {
-					return withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" or \\", c))
-				}
-			}
-			out := netboot.RenderExports(filepath.Clean(image), filepath.Clean(snapDir), clients)
+			out := netboot.RenderExports(o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"exports": string(out)})
 			}
-			_, err := stdout.Write(out)
+			_, err = stdout.Write(out)
 			return err
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&image, "image", "", "image root `DIR`, exported read-only (required)")
-	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
-	fl.StringVar(&clients, "clients", "", "client `SPEC`s, blank-separated (default *)")
-	_ = cmd.MarkFlagRequired("image")
-	_ = cmd.MarkFlagRequired("snapshot-dir")
+	f.register(cmd)
+	return cmd
+}
+
+func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
+	f := &exportFlags{}
+	var firstID int
+	cmd := &cobra.Command{
+		Use:   "ganesha --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Short: "print an nfs-ganesha config exporting an image and its snapshots",
+		Long: `Ganesha prints an nfs-ganesha config (VFS FSAL) with the exports of an image:
+the image root read-only, and the snapshot directory read-write (with
+--nodes FILE: each node's snapshot read-write to that node's address only,
+through a CLIENT block). Every export is No_Root_Squash (diskless clients
+run as root), with its path as NFSv4 pseudo path.
+
+NFS_CORE_PARAM enables NFSv3 and v4: the nodes' initramfs mounts with v3.
+
+MDCACHE { Dir_Chunk = 0; } is essential for live updates: ganesha's
+directory cache otherwise goes on serving the old version of a file the
+image server replaced by a rename (as every pull does) for minutes. With
+it off, running nodes see a change once their own attribute cache expires
+(actimeo, 10 seconds by default; see "goldsync os add --help").
+
+Export_Id values start at --first-export-id (the image), then the snapshot
+exports in nodes-file order. Ganesha puts them in file handles: keep them
+when rendering again (add new nodes at the end of the nodes file), and give
+each image in one ganesha config its own range.`,
+		Example: `  goldsync render ganesha --image /diskless/debian12/root \
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/ganesha/ganesha.conf
+  systemctl restart nfs-ganesha`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.options()
+			if err != nil {
+				return err
+			}
+			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{ExportsOptions: o, FirstExportID: firstID})
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			if g.jsonOut {
+				return printJSON(map[string]string{"ganesha": string(out)})
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&firstID, "first-export-id", 1, "Export_Id of the image, the snapshots' follow (`N`, 1-65535)")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,15 +199,28 @@ func TestCLISeedProcedure(t *testing.T) {
 	}
 
 	out, _ = mustRun(t, "render", "dhcpd", "--nodes", s.nodes, "--next-server", "10.8.0.2")
-	for _, w := range []string{"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n\tfilename \"linux-install/pxelinux.0\";\n\tnext-server 10.8.0.2;\n}\n",
+	for _, w := range []string{"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n" +
+		"\tif option arch = 00:07 or option arch = 00:09 {\n\t\tfilename \"linux-install/grub/shimx64.efi\";\n\t} else {\n" +
+		"\t\tfilename \"linux-install/pxelinux.0\";\n\t}\n\tnext-server 10.8.0.2;\n}\n",
 		"# node001 (10.8.136.1) skipped: no MAC address"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("render dhcpd lacks %q:\n%s", w, out)
 		}
 	}
 	out, _ = mustRun(t, "render", "exports", "--image", s.image, "--snapshot-dir", s.snap, "--clients", "10.8.0.0/16")
-	if want := s.image + " 10.8.0.0/16(ro,sync,no_root_squash)\n" + s.snap + " 10.8.0.0/16(rw,sync,no_root_squash)\n"; out != want {
+	if want := fmt.Sprintf("%s 10.8.0.0/16(ro,sync,no_root_squash,no_subtree_check,fsid=%d)\n%s 10.8.0.0/16(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n",
+		s.image, netboot.FSID(s.image), s.snap, netboot.FSID(s.snap)); out != want {
 		t.Errorf("render exports:\n%s\nwant:\n%s", out, want)
+	}
+	out, _ = mustRun(t, "render", "exports", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
+	if want := fmt.Sprintf("%s/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", s.snap, netboot.FSID(s.snap+"/node003")); !strings.Contains(out, want) {
+		t.Errorf("render exports --nodes:\n%s\nlacks:\n%s", out, want)
+	}
+	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
+	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73;\n\t\tAccess_Type = RW;\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("render ganesha lacks %q:\n%s", w, out)
+		}
 	}
 
 	// node remove keeps the snapshot; --purge removes it.
