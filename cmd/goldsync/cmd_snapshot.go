@@ -67,7 +67,77 @@ nfsd (/etc/exports) or nfs-ganesha. Nothing is written: redirect the output
 where it belongs, or include it.`,
 	}
 	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g), newRenderGaneshaCmd(g))
-	return []*cobra.Command{snap, osCmd, node, render}
+
+	nb := &cobra.Command{
+		Use:   "netboot",
+		Short: "install the boot loaders into the TFTP tree",
+	}
+	nb.AddCommand(newNetbootInstallCmd(g))
+	return []*cobra.Command{snap, osCmd, node, render, nb}
+}
+
+func newNetbootInstallCmd(g *globalFlags) *cobra.Command {
+	var tftp string
+	cmd := &cobra.Command{
+		Use:   "install [--tftpboot DIR]",
+		Short: "copy pxelinux, GRUB, shim and iPXE from this server's packages into the TFTP tree",
+		Long: `Install copies the network boot loaders of this (Debian or Ubuntu) server's
+own packages into TFTPBOOT/linux-install, where goldsync's node configs
+expect them:
+
+  /usr/lib/PXELINUX/pxelinux.0                  linux-install/pxelinux.0      (pxelinux)
+  /usr/lib/syslinux/modules/bios/ldlinux.c32    linux-install/ldlinux.c32     (syslinux-common)
+  /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
+                                                linux-install/grub/grubnetx64.efi and
+                                                linux-install/grub/grubx64.efi (grub-efi-amd64-signed)
+  /usr/lib/shim/shimx64.efi.signed              linux-install/grub/shimx64.efi (shim-signed)
+  /usr/lib/ipxe/undionly.kpxe, ipxe.efi         linux-install/ipxe/           (ipxe)
+
+BIOS clients boot pxelinux.0, x86-64 UEFI clients shimx64.efi, which loads
+grubx64.efi beside it (see "goldsync render dhcpd"). A loader this server
+lacks is skipped with a notice naming its package. Files already up to
+date are left alone; others are replaced atomically. "goldsync os add"
+runs this too, unless --no-loaders.`,
+		Example: `  apt-get install pxelinux syslinux-common grub-efi-amd64-signed shim-signed ipxe
+  goldsync netboot install --tftpboot /srv/tftp`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := installLoaders(cmd, g, tftp)
+			if g.jsonOut && res != nil {
+				if perr := printJSON(res); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	return cmd
+}
+
+// installLoaders installs the boot loaders and reports on stderr/stdout.
+func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.LoaderResult, error) {
+	res, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: tftp})
+	if res != nil && !g.jsonOut {
+		for _, n := range res.Notices {
+			notice(g, "%s", n)
+		}
+		if !g.quiet {
+			printf("goldsync: boot loaders in %s: %d installed, %d up to date\n", filepath.Join(tftp, netboot.InstallDir), len(res.Installed), len(res.Unchanged))
+			if g.verbose > 0 {
+				for _, p := range res.Installed {
+					printf("  installed %s\n", p)
+				}
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return res, withCode(exitSelect, err)
+		}
+		return res, withCode(exitIO, err)
+	}
+	return res, nil
 }
 
 // listFlags name the lists of paths a snapshot holds.
@@ -416,6 +486,7 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 
 func newOSAddCmd(g *globalFlags) *cobra.Command {
 	var o netboot.AddOSOptions
+	var noLoaders bool
 	cmd := &cobra.Command{
 		Use:   "add NAME --image ROOT --tftpboot DIR --nfs-server HOST [flags]",
 		Short: "add or update an OS: copy its kernel and initrd into the TFTP tree (pxeos -a)",
@@ -490,10 +561,24 @@ naming it need no change (re-run node add after a boot style change).`,
 				printf("Kernel not specified, using %s\n", got.Kernel)
 			}
 			if g.jsonOut {
+				if !noLoaders {
+					if _, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: o.TFTPBoot}); err != nil {
+						return withCode(exitIO, err)
+					}
+				}
 				return printJSON(got)
 			}
 			if !g.quiet {
-				printf("goldsync: added OS %s: %s/%s, %s/%s\n", got.Name, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+				style := got.Style
+				if got.Initramfs != "" {
+					style += ", " + got.Initramfs + ", NFS options " + got.NFSOptions
+				}
+				printf("goldsync: added OS %s (boot style %s): %s/%s, %s/%s\n", got.Name, style, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+			}
+			if !noLoaders {
+				if _, err := installLoaders(cmd, g, o.TFTPBoot); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
@@ -507,6 +592,7 @@ naming it need no change (re-run node add after a boot style change).`,
 	fl.StringVar(&o.Kernel, "kernel", "", "kernel `VERSION` to boot (default: the newest of the image)")
 	fl.StringVar(&o.Style, "boot-style", "", "boot `STYLE`: nfsroot or disklessrc (default: detected from the image)")
 	fl.StringVar(&o.Initramfs, "initramfs", "", "initramfs `GENERATOR` of an nfsroot image: initramfs-tools or dracut (default: detected)")
+	fl.BoolVar(&noLoaders, "no-loaders", false, "do not install the boot loaders (goldsync netboot install)")
 	fl.StringVar(&o.NFSOptions, "nfs-options", "", "NFS mount `OPTIONS` of the read-only root, nfsroot style (default: the generator's, see above)")
 	_ = cmd.MarkFlagRequired("image")
 	_ = cmd.MarkFlagRequired("nfs-server")

@@ -353,3 +353,49 @@ func TestCLIOSAddKernel(t *testing.T) {
 		t.Errorf("said it picked a kernel it was given")
 	}
 }
+
+// TestCLINFSRoot adds a Debian-style image (mkinitramfs, no client piece
+// yet, then with it) and a node, and checks the warning and the lines
+// written.
+func TestCLINFSRoot(t *testing.T) {
+	s := newSite(t)
+	put(t, filepath.Join(s.image, "boot/vmlinuz-6.1.0-28-amd64"), "kernel 6.1")
+	put(t, filepath.Join(s.image, "boot/initrd.img-6.1.0-28-amd64"), "initrd 6.1")
+	put(t, filepath.Join(s.image, "usr/sbin/mkinitramfs"), "#!/bin/sh\n")
+
+	out, errs := mustRun(t, "os", "add", "deb", "--image", s.image, "--tftpboot", s.tftp, "--nfs-server", "10.0.2.2", "--no-loaders")
+	if !strings.Contains(errs, "warning: ") || !strings.Contains(errs, "goldsync-agent boot install") {
+		t.Errorf("os add without the client piece: stderr %q, want the warning", errs)
+	}
+	if !strings.Contains(out, "boot style nfsroot, initramfs-tools, NFS options tcp,v3,nolock,actimeo=10") {
+		t.Errorf("os add said %q", out)
+	}
+	if _, err := os.Lstat(filepath.Join(s.tftp, "linux-install/pxelinux.0")); err == nil {
+		t.Error("loaders installed despite --no-loaders")
+	}
+	put(t, filepath.Join(s.image, "usr/share/initramfs-tools/scripts/nfs-bottom/goldsync"), "#!/bin/sh\n")
+	_, errs = mustRun(t, "os", "add", "deb", "--image", s.image, "--tftpboot", s.tftp, "--nfs-server", "10.0.2.2", "--no-loaders")
+	if strings.Contains(errs, "warning") {
+		t.Errorf("warning with the client piece present: %q", errs)
+	}
+
+	mustRun(t, "node", "add", "--os", "deb", "--tftpboot", s.tftp, "--no-snapshot", "--append", "console=ttyS0", "10.0.2.15", "node001", "52:54:00:12:34:56")
+	snap := s.snap
+	want := "    append initrd=deb/initrd.img root=/dev/nfs boot=nfs nfsroot=10.0.2.2:" + s.image + ",tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:" + snap + "/node001 console=ttyS0\n    ipappend 2\n"
+	if got := get(t, filepath.Join(s.tftp, "linux-install/pxelinux.cfg/0A00020F")); !strings.HasSuffix(got, want) {
+		t.Errorf("pxelinux config:\n%s\nwant it to end with:\n%s", got, want)
+	}
+	if got := get(t, filepath.Join(s.tftp, "linux-install/grub/grub.cfg-10.0.2.15")); !strings.Contains(got, " console=ttyS0 BOOTIF=01-52-54-00-12-34-56\n") {
+		t.Errorf("GRUB config:\n%s", got)
+	}
+	out, _ = mustRun(t, "node", "list", "--tftpboot", s.tftp)
+	if !strings.Contains(out, "10.0.2.15       node001") {
+		t.Errorf("node list:\n%s", out)
+	}
+
+	// netboot install: whatever this server has, it says what it did.
+	out, _ = mustRun(t, "netboot", "install", "--tftpboot", s.tftp)
+	if !strings.Contains(out, "goldsync: boot loaders in ") {
+		t.Errorf("netboot install said %q", out)
+	}
+}
