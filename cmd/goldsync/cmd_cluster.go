@@ -193,6 +193,9 @@ type netbootReport struct {
 	Kernel string `json:"kernel,omitempty"`
 	Nodes  int    `json:"nodes"`
 	Error  string `json:"error,omitempty"`
+	// Warnings are os add's (an nfsroot image without goldsync's client
+	// piece).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // clusterReport is the --json output of sync.
@@ -527,7 +530,8 @@ func writeNetboot(ctx context.Context, f *syncFlags, cfg *config.Config, img *co
 		nr.Error = err.Error()
 		return withCode(exitIO, fmt.Errorf("OS %s: %w", o.Name, err))
 	}
-	rec, err := netboot.AddOS(ctx, cfg.AddOSOptions(o))
+	rec, warnings, err := netboot.AddOS(ctx, cfg.AddOSOptions(o))
+	nr.Warnings = warnings
 	if err != nil {
 		nr.Error = err.Error()
 		return withCode(exitSelect, fmt.Errorf("OS %s: %w", o.Name, err))
@@ -573,6 +577,9 @@ func printSyncReport(r *syncReport, toErr bool) {
 			p("  netboot: would install OS %s's kernel and write the boot files of %d nodes\n", n.OS, n.Nodes)
 		} else if n.Error == "" {
 			p("  netboot: OS %s, kernel %s, boot files of %d nodes\n", n.OS, n.Kernel, n.Nodes)
+		}
+		for _, w := range n.Warnings {
+			p("  warning: %s\n", w)
 		}
 	}
 	for _, n := range r.Notes {

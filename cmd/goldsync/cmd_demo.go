@@ -136,7 +136,7 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 		len(br.Nodes), len(items), br.Totals.Created, br.Duration.Seconds())
 
 	// 4. os add, node add.
-	o, err := netboot.AddOS(ctx, netboot.AddOSOptions{TFTPBoot: tftp, Name: "rhel5compute", Location: location, NFSServer: "10.8.136.254"})
+	o, _, err := netboot.AddOS(ctx, netboot.AddOSOptions{TFTPBoot: tftp, Name: "rhel5compute", Location: location, NFSServer: "10.8.136.254"})
 	if err != nil {
 		return fmt.Errorf("os add: %w", err)
 	}

@@ -60,13 +60,84 @@ what the nodes boot.`,
 
 	render := &cobra.Command{
 		Use:   "render",
-		Short: "print dhcpd.conf and /etc/exports snippets",
+		Short: "print dhcpd.conf, /etc/exports and nfs-ganesha snippets",
 		Long: `Render prints configuration for the services goldsync does not run itself:
-ISC dhcpd host declarations and the NFS exports of an image. Nothing is
-written: redirect the output where it belongs, or include it.`,
+ISC dhcpd host declarations, and the NFS exports of an image for the kernel
+nfsd (/etc/exports) or nfs-ganesha. Nothing is written: redirect the output
+where it belongs, or include it.`,
 	}
-	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g))
-	return []*cobra.Command{snap, osCmd, node, render}
+	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g), newRenderGaneshaCmd(g))
+
+	nb := &cobra.Command{
+		Use:   "netboot",
+		Short: "install the boot loaders into the TFTP tree",
+	}
+	nb.AddCommand(newNetbootInstallCmd(g))
+	return []*cobra.Command{snap, osCmd, node, render, nb}
+}
+
+func newNetbootInstallCmd(g *globalFlags) *cobra.Command {
+	var tftp string
+	cmd := &cobra.Command{
+		Use:   "install [--tftpboot DIR]",
+		Short: "copy pxelinux, GRUB, shim and iPXE from this server's packages into the TFTP tree",
+		Long: `Install copies the network boot loaders of this (Debian or Ubuntu) server's
+own packages into TFTPBOOT/linux-install, where goldsync's node configs
+expect them:
+
+  /usr/lib/PXELINUX/pxelinux.0                  linux-install/pxelinux.0      (pxelinux)
+  /usr/lib/syslinux/modules/bios/ldlinux.c32    linux-install/ldlinux.c32     (syslinux-common)
+  /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
+                                                linux-install/grub/grubnetx64.efi and
+                                                linux-install/grub/grubx64.efi (grub-efi-amd64-signed)
+  /usr/lib/shim/shimx64.efi.signed              linux-install/grub/shimx64.efi (shim-signed)
+  /usr/lib/ipxe/undionly.kpxe, ipxe.efi         linux-install/ipxe/           (ipxe)
+
+BIOS clients boot pxelinux.0, x86-64 UEFI clients shimx64.efi, which loads
+grubx64.efi beside it (see "goldsync render dhcpd"). A loader this server
+lacks is skipped with a notice naming its package. Files already up to
+date are left alone; others are replaced atomically. "goldsync os add"
+runs this too, unless --no-loaders.`,
+		Example: `  apt-get install pxelinux syslinux-common grub-efi-amd64-signed shim-signed ipxe
+  goldsync netboot install --tftpboot /srv/tftp`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := installLoaders(cmd, g, tftp)
+			if g.jsonOut && res != nil {
+				if perr := printJSON(res); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	return cmd
+}
+
+// installLoaders installs the boot loaders and reports on stderr/stdout.
+func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.LoaderResult, error) {
+	res, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: tftp})
+	if res != nil && !g.jsonOut {
+		for _, n := range res.Notices {
+			notice(g, "%s", n)
+		}
+		if !g.quiet {
+			printf("goldsync: boot loaders in %s: %d installed, %d up to date\n", filepath.Join(tftp, netboot.InstallDir), len(res.Installed), len(res.Unchanged))
+			if g.verbose > 0 {
+				for _, p := range res.Installed {
+					printf("  installed %s\n", p)
+				}
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return res, withCode(exitSelect, err)
+		}
+		return res, withCode(exitIO, err)
+	}
+	return res, nil
 }
 
 // listFlags name the lists of paths a snapshot holds.
@@ -415,6 +486,7 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 
 func newOSAddCmd(g *globalFlags) *cobra.Command {
 	var o netboot.AddOSOptions
+	var noLoaders bool
 	cmd := &cobra.Command{
 		Use:   "add NAME --image ROOT --tftpboot DIR --nfs-server HOST [flags]",
 		Short: "add or update an OS: copy its kernel and initrd into the TFTP tree (pxeos -a)",
@@ -424,33 +496,89 @@ pxeos -a did. The kernel is --kernel, or the newest vmlinuz-VERSION in
 ROOT/boot that has an initrd (initramfs-VERSION.img, initrd-VERSION.img or
 initrd.img-VERSION); "Kernel not specified, using VERSION" says which.
 
+The boot style says what the nodes' initrd does, and so what their kernel
+command line is (see "goldsync node add --help"). It is detected from the
+image unless --boot-style is given:
+
+  nfsroot     a modern initramfs: initramfs-tools (the image has
+              usr/sbin/mkinitramfs) or dracut (usr/bin/dracut or
+              usr/sbin/dracut), with goldsync's client piece. The kernel
+              mounts ROOT read-only over NFS, the client piece mounts the
+              node's snapshot read-write and binds the listed paths from it.
+  disklessrc  RHEL 5's mkinitrd initrd and its disklessrc (anything else):
+              pxeboot's NFSROOT=HOST:LOCATION line.
+
+An nfsroot image needs goldsync's client piece in its initramfs; when the
+image lacks it the OS is still added, with a warning: install it on the
+golden node with "goldsync-agent boot install" (which also rebuilds the
+initramfs there), pull again and re-run os add.
+
+NFS options of the read-only root (--nfs-options, nfsroot only). The
+defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `" (initramfs-tools, klibc
+nfsmount syntax) and "` + netboot.DefaultDracutNFSOptions + `" (dracut,
+mount.nfs syntax): NFSv3 over TCP; nolock, because the root is read-only
+and shared by every node, so there is nothing to lock and no lock daemon in
+the initramfs; actimeo=10, so a node caches a file's attributes and a
+directory's entries at most 10 seconds: a change the image server gets (a
+pull, a push) is seen by running nodes within about 10 seconds, no reboot.
+Lower values see changes sooner at the price of more GETATTR calls per node
+on the server; the kernel's defaults (3-60 s) can take a minute.
+
 The location (pxeos -L) is the image's base directory, the parent of ROOT by
-default: clients boot with NFSROOT=HOST:LOCATION and mount LOCATION/root and
-LOCATION/snapshot. The snapshot directory defaults to LOCATION/snapshot.
+default: disklessrc clients boot with NFSROOT=HOST:LOCATION and mount
+LOCATION/root and LOCATION/snapshot. The snapshot directory defaults to
+LOCATION/snapshot.
+
+Unless --no-loaders, add also installs the boot loaders from this server's
+packages into the TFTP tree (see "goldsync netboot install").
 
 Adding an OS that exists replaces it (a new kernel, say); node configs
-naming it need no change.`,
-		Example: `  # the seed procedure's pxeos -a -i rhel5compute -p NFS -D 1 -s node002 -L /diskless/i386/RHEL5-AS
+naming it need no change (re-run node add after a boot style change).`,
+		Example: `  # a Debian image with initramfs-tools and goldsync's client piece: style detected
+  goldsync os add debian12 --image /diskless/debian12/root --nfs-server 10.0.2.2
+
+  # the seed procedure's pxeos -a -i rhel5compute -p NFS -D 1 -s node002 -L /diskless/i386/RHEL5-AS
   goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server node002
 
-  # a given kernel of the image
+  # a given kernel of the image, the style forced
   goldsync os add rhel5compute --image /diskless/i386/RHEL5-AS/root --nfs-server 10.8.0.2 \
-      --kernel 2.6.18-164.el5`,
+      --kernel 2.6.18-164.el5 --boot-style disklessrc
+
+  # a dracut image, attributes cached 3 seconds
+  goldsync os add rocky9 --image /diskless/rocky9/root --nfs-server 10.8.0.2 \
+      --boot-style nfsroot --initramfs dracut --nfs-options vers=3,tcp,nolock,actimeo=3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
-			got, err := netboot.AddOS(cmd.Context(), o)
+			got, warnings, err := netboot.AddOS(cmd.Context(), o)
 			if err != nil {
 				return classifyNetboot(err)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(os.Stderr, "goldsync: warning: %s\n", w)
 			}
 			if o.Kernel == "" && !g.jsonOut && !g.quiet {
 				printf("Kernel not specified, using %s\n", got.Kernel)
 			}
 			if g.jsonOut {
+				if !noLoaders {
+					if _, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: o.TFTPBoot}); err != nil {
+						return withCode(exitIO, err)
+					}
+				}
 				return printJSON(got)
 			}
 			if !g.quiet {
-				printf("goldsync: added OS %s: %s/%s, %s/%s\n", got.Name, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+				style := got.Style
+				if got.Initramfs != "" {
+					style += ", " + got.Initramfs + ", NFS options " + got.NFSOptions
+				}
+				printf("goldsync: added OS %s (boot style %s): %s/%s, %s/%s\n", got.Name, style, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+			}
+			if !noLoaders {
+				if _, err := installLoaders(cmd, g, o.TFTPBoot); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
@@ -462,6 +590,10 @@ naming it need no change.`,
 	fl.StringVar(&o.Location, "location", "", "image base `DIR` for NFSROOT (default: the parent of --image)")
 	fl.StringVar(&o.SnapshotDir, "snapshot-dir", "", "snapshot `DIR` of the OS (default: LOCATION/snapshot)")
 	fl.StringVar(&o.Kernel, "kernel", "", "kernel `VERSION` to boot (default: the newest of the image)")
+	fl.StringVar(&o.Style, "boot-style", "", "boot `STYLE`: nfsroot or disklessrc (default: detected from the image)")
+	fl.StringVar(&o.Initramfs, "initramfs", "", "initramfs `GENERATOR` of an nfsroot image: initramfs-tools or dracut (default: detected)")
+	fl.BoolVar(&noLoaders, "no-loaders", false, "do not install the boot loaders (goldsync netboot install)")
+	fl.StringVar(&o.NFSOptions, "nfs-options", "", "NFS mount `OPTIONS` of the read-only root, nfsroot style (default: the generator's, see above)")
 	_ = cmd.MarkFlagRequired("image")
 	_ = cmd.MarkFlagRequired("nfs-server")
 	return cmd
@@ -588,10 +720,31 @@ Every node is checked before any file is written; a node added again gets
 its configs rewritten and its snapshot refreshed (see "goldsync snapshot
 build": node data is never lost).
 
-The kernel command line is pxeboot's: root=/dev/ram0 init=disklessrc
-NFSROOT=SERVER:LOCATION ramdisk_size=N ETHERNET=IF SNAPSHOT=HOST
-NISDOMAIN=D, then --append.`,
-		Example: `  # the seed procedure's loop of pxeboot -a -O rhel5compute -r 28753 -S $host -e eth0
+GRUB configs are written as grub/grub.cfg-<IP in hex> and
+grub/grub.cfg-<IP>, with a shared grub/grub.cfg that sources the node's
+own by its address.
+
+The kernel command line follows the OS's boot style (see "goldsync os add"):
+
+  nfsroot, initramfs-tools:
+    root=/dev/nfs boot=nfs nfsroot=SERVER:IMAGE-ROOT,NFS-OPTIONS ip=dhcp ro
+    goldsync.snapshot=SERVER:SNAPSHOT-DIR/HOST, then --append
+  nfsroot, dracut:
+    root=nfs:SERVER:IMAGE-ROOT:NFS-OPTIONS rd.neednet=1 ip=dhcp ro
+    goldsync.snapshot=SERVER:SNAPSHOT-DIR/HOST, then --append
+  disklessrc (pxeboot's):
+    root=/dev/ram0 init=disklessrc NFSROOT=SERVER:LOCATION ramdisk_size=N
+    ETHERNET=IF SNAPSHOT=HOST NISDOMAIN=D, then --append
+
+An nfsroot node configures the interface it booted from, never a fixed
+one: pxelinux appends BOOTIF= itself (ipappend 2); GRUB configs pass
+BOOTIF=01-<mac> when the nodes file gives the node's MAC, iPXE scripts
+always (from the MAC, or from iPXE's ${netX/mac:hexhyp}). --ramdisk-size,
+--ethernet and --nis-domain are disklessrc's and ignored in nfsroot.`,
+		Example: `  # every node of a Debian image (nfsroot style), serial console
+  goldsync node add --os debian12 --nodes nodes --append console=ttyS0
+
+  # the seed procedure's loop of pxeboot -a -O rhel5compute -r 28753 -S $host -e eth0
   #   -N my_nis_domain -s console=ttyS0,115200n8r $ip, for all 128 nodes at once
   goldsync node add --os rhel5compute --nodes nodes --ramdisk-size 28753 --ethernet eth0 \
       --nis-domain my_nis_domain --append console=ttyS0,115200n8r
@@ -778,35 +931,52 @@ nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
 // ---- render -------------------------------------------------------------
 
 func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
-	var nodesFile, nextServer, filename string
+	var nodesFile string
+	var o netboot.DhcpdOptions
 	cmd := &cobra.Command{
-		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F]",
+		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F] [--efi-filename F]",
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Long: `Dhcpd prints one host declaration per node of the nodes file that has a MAC
-(the third column), to include in the subnet or shared-network block of
-dhcpd.conf, as the seed procedure's hand-written ones: hardware ethernet,
-fixed-address, filename (default linux-install/pxelinux.0) and next-server,
-the TFTP server. Nodes without a MAC get a comment saying so.`,
+(the third column), to include at the top level of dhcpd.conf (not inside a
+subnet block: dhcpd refuses option definitions there, and host declarations
+are global anyway), as the seed procedure's hand-written ones: hardware ethernet,
+fixed-address, filename and next-server, the TFTP server. Nodes without a
+MAC get a comment saying so.
+
+The boot file depends on the client's architecture, DHCP option 93, which
+the output declares first ("option arch code 93 = unsigned integer 16;"):
+x86-64 UEFI clients (00:07, 00:09) get --efi-filename (default
+linux-install/grub/shimx64.efi, which loads GRUB beside it), the others
+(BIOS) --filename (default linux-install/pxelinux.0). "goldsync netboot
+install" puts both loaders there. When both names are the same, hosts get
+that one filename. If your dhcpd.conf already declares option 93 under
+another name, remove one of the two declarations.`,
 		Example: `  goldsync render dhcpd --nodes nodes --next-server 10.8.0.2 > /etc/dhcp/diskless-hosts.conf
-  # then in dhcpd.conf, inside the subnet block:
-  #   include "/etc/dhcp/diskless-hosts.conf";`,
+  # then in dhcpd.conf, at the top level (after the subnet declarations):
+  #   include "/etc/dhcp/diskless-hosts.conf";
+  dhcpd -t -cf /etc/dhcp/dhcpd.conf
+
+  # BIOS only, as before UEFI
+  goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nodes, err := readNodesFile(nodesFile)
 			if err != nil {
 				return err
 			}
-			if nextServer != "" {
-				if ip, err := netip.ParseAddr(nextServer); err != nil || !ip.Is4() {
-					if herr := snapshot.CheckHostname(nextServer); herr != nil {
-						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", nextServer))
+			if o.NextServer != "" {
+				if ip, err := netip.ParseAddr(o.NextServer); err != nil || !ip.Is4() {
+					if herr := snapshot.CheckHostname(o.NextServer); herr != nil {
+						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", o.NextServer))
 					}
 				}
 			}
-			if strings.ContainsAny(filename, "\n\"\\;") {
-				return withCode(exitUsage, fmt.Errorf("--filename %q: quotes, backslashes, ';' and newlines are not allowed", filename))
+			for _, f := range []struct{ flag, val string }{{"--filename", o.BIOSFilename}, {"--efi-filename", o.EFIFilename}} {
+				if strings.ContainsAny(f.val, "\n\"\\;") {
+					return withCode(exitUsage, fmt.Errorf("%s %q: quotes, backslashes, ';' and newlines are not allowed", f.flag, f.val))
+				}
 			}
-			out := netboot.RenderDhcpd(nodes, nextServer, filename)
+			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"dhcpd": string(out)})
 			}
@@ -816,52 +986,144 @@ the TFTP server. Nodes without a MAC get a comment saying so.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (required)")
-	fl.StringVar(&nextServer, "next-server", "", "TFTP server `IP` (next-server)")
-	fl.StringVar(&filename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed out")
+	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server)")
+	fl.StringVar(&o.BIOSFilename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed to BIOS clients")
+	fl.StringVar(&o.EFIFilename, "efi-filename", netboot.DefaultEFIFilename, "boot `FILE` handed to x86-64 UEFI clients")
 	_ = cmd.MarkFlagRequired("nodes")
 	return cmd
 }
 
+// exportFlags are the flags of render exports and render ganesha.
+type exportFlags struct {
+	image, snapDir, clients, nodesFile string
+}
+
+func (f *exportFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (required)")
+	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
+	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
+	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
+	_ = cmd.MarkFlagRequired("image")
+	_ = cmd.MarkFlagRequired("snapshot-dir")
+}
+
+// options checks the flags and reads the nodes file.
+func (f *exportFlags) options() (netboot.ExportsOptions, error) {
+	for _, p := range []string{f.image, f.snapDir} {
+		if !filepath.IsAbs(p) {
+			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
+		}
+	}
+	for _, c := range strings.Fields(f.clients) {
+		if strings.ContainsAny(c, "()#\"\\,;{}=") {
+			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
+		}
+	}
+	o := netboot.ExportsOptions{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients}
+	if f.nodesFile != "" {
+		nodes, err := readNodesFile(f.nodesFile)
+		if err != nil {
+			return o, err
+		}
+		o.Nodes = nodes
+	}
+	return o, nil
+}
+
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
-	var image, snapDir, clients string
+	f := &exportFlags{}
 	cmd := &cobra.Command{
-		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC]",
-		Short: "print the /etc/exports lines of an image and its snapshots",
-		Long: `Exports prints the two exports(5) lines of the seed procedure: the image root
+		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
+		Long: `Exports prints the exports(5) lines of the seed procedure: the image root
 read-only and the snapshot directory read-write, both sync and
-no_root_squash (diskless clients run as root on them). --clients is a
+no_root_squash (diskless clients run as root on them), plus
+no_subtree_check and a stable fsid= derived from the path (file handles
+then survive a server reboot or a changed device number). --clients is a
 blank-separated list of client specifications (hosts, networks such as
 10.8.0.0/16, wildcards), each given the options; the default is "*".
+
+With --nodes FILE, each node's snapshot (SNAPSHOT-DIR/<host>) is exported
+read-write to that node's address only, instead of the whole snapshot
+directory to every client: a node can then neither read nor write another
+node's snapshot.
+
 goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
-are deliberately outside both exports.`,
+are deliberately outside every export. The kernel nfsd has no directory
+cache of its own: clients see a pull's changes once their attribute cache
+expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
+"goldsync render ganesha".`,
 		Example: `  goldsync render exports --image /diskless/i386/RHEL5-AS/root \
       --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --clients 10.8.0.0/16 >> /etc/exports
-  exportfs -ra`,
+  exportfs -ra
+
+  # one snapshot export per node
+  goldsync render exports --image /diskless/debian12/root \
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, p := range []string{image, snapDir} {
-				if !filepath.IsAbs(p) {
-					return withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
-				}
+			o, err := f.options()
+			if err != nil {
+				return err
 			}
-			for _, c := range strings.Fields(clients) {
-				if strings.ContainsAny(c, "()#\"\\") {
-					return withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" or \\", c))
-				}
-			}
-			out := netboot.RenderExports(filepath.Clean(image), filepath.Clean(snapDir), clients)
+			out := netboot.RenderExports(o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"exports": string(out)})
 			}
-			_, err := stdout.Write(out)
+			_, err = stdout.Write(out)
 			return err
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&image, "image", "", "image root `DIR`, exported read-only (required)")
-	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
-	fl.StringVar(&clients, "clients", "", "client `SPEC`s, blank-separated (default *)")
-	_ = cmd.MarkFlagRequired("image")
-	_ = cmd.MarkFlagRequired("snapshot-dir")
+	f.register(cmd)
+	return cmd
+}
+
+func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
+	f := &exportFlags{}
+	var firstID int
+	cmd := &cobra.Command{
+		Use:   "ganesha --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Short: "print an nfs-ganesha config exporting an image and its snapshots",
+		Long: `Ganesha prints an nfs-ganesha config (VFS FSAL) with the exports of an image:
+the image root read-only, and the snapshot directory read-write (with
+--nodes FILE: each node's snapshot read-write to that node's address only,
+through a CLIENT block). Every export is No_Root_Squash (diskless clients
+run as root), with its path as NFSv4 pseudo path.
+
+NFS_CORE_PARAM enables NFSv3 and v4: the nodes' initramfs mounts with v3.
+
+MDCACHE { Dir_Chunk = 0; } is essential for live updates: ganesha's
+directory cache otherwise goes on serving the old version of a file the
+image server replaced by a rename (as every pull does) for minutes. With
+it off, running nodes see a change once their own attribute cache expires
+(actimeo, 10 seconds by default; see "goldsync os add --help").
+
+Export_Id values start at --first-export-id (the image), then the snapshot
+exports in nodes-file order. Ganesha puts them in file handles: keep them
+when rendering again (add new nodes at the end of the nodes file), and give
+each image in one ganesha config its own range.`,
+		Example: `  goldsync render ganesha --image /diskless/debian12/root \
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/ganesha/ganesha.conf
+  systemctl restart nfs-ganesha`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.options()
+			if err != nil {
+				return err
+			}
+			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{ExportsOptions: o, FirstExportID: firstID})
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			if g.jsonOut {
+				return printJSON(map[string]string{"ganesha": string(out)})
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&firstID, "first-export-id", 1, "Export_Id of the image, the snapshots' follow (`N`, 1-65535)")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,15 +199,28 @@ func TestCLISeedProcedure(t *testing.T) {
 	}
 
 	out, _ = mustRun(t, "render", "dhcpd", "--nodes", s.nodes, "--next-server", "10.8.0.2")
-	for _, w := range []string{"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n\tfilename \"linux-install/pxelinux.0\";\n\tnext-server 10.8.0.2;\n}\n",
+	for _, w := range []string{"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n" +
+		"\tif option arch = 00:07 or option arch = 00:09 {\n\t\tfilename \"linux-install/grub/shimx64.efi\";\n\t} else {\n" +
+		"\t\tfilename \"linux-install/pxelinux.0\";\n\t}\n\tnext-server 10.8.0.2;\n}\n",
 		"# node001 (10.8.136.1) skipped: no MAC address"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("render dhcpd lacks %q:\n%s", w, out)
 		}
 	}
 	out, _ = mustRun(t, "render", "exports", "--image", s.image, "--snapshot-dir", s.snap, "--clients", "10.8.0.0/16")
-	if want := s.image + " 10.8.0.0/16(ro,sync,no_root_squash)\n" + s.snap + " 10.8.0.0/16(rw,sync,no_root_squash)\n"; out != want {
+	if want := fmt.Sprintf("%s 10.8.0.0/16(ro,sync,no_root_squash,no_subtree_check,fsid=%d)\n%s 10.8.0.0/16(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n",
+		s.image, netboot.FSID(s.image), s.snap, netboot.FSID(s.snap)); out != want {
 		t.Errorf("render exports:\n%s\nwant:\n%s", out, want)
+	}
+	out, _ = mustRun(t, "render", "exports", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
+	if want := fmt.Sprintf("%s/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", s.snap, netboot.FSID(s.snap+"/node003")); !strings.Contains(out, want) {
+		t.Errorf("render exports --nodes:\n%s\nlacks:\n%s", out, want)
+	}
+	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
+	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73;\n\t\tAccess_Type = RW;\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("render ganesha lacks %q:\n%s", w, out)
+		}
 	}
 
 	// node remove keeps the snapshot; --purge removes it.
@@ -337,5 +351,51 @@ func TestCLIOSAddKernel(t *testing.T) {
 	}
 	if strings.Contains(out, "Kernel not specified") {
 		t.Errorf("said it picked a kernel it was given")
+	}
+}
+
+// TestCLINFSRoot adds a Debian-style image (mkinitramfs, no client piece
+// yet, then with it) and a node, and checks the warning and the lines
+// written.
+func TestCLINFSRoot(t *testing.T) {
+	s := newSite(t)
+	put(t, filepath.Join(s.image, "boot/vmlinuz-6.1.0-28-amd64"), "kernel 6.1")
+	put(t, filepath.Join(s.image, "boot/initrd.img-6.1.0-28-amd64"), "initrd 6.1")
+	put(t, filepath.Join(s.image, "usr/sbin/mkinitramfs"), "#!/bin/sh\n")
+
+	out, errs := mustRun(t, "os", "add", "deb", "--image", s.image, "--tftpboot", s.tftp, "--nfs-server", "10.0.2.2", "--no-loaders")
+	if !strings.Contains(errs, "warning: ") || !strings.Contains(errs, "goldsync-agent boot install") {
+		t.Errorf("os add without the client piece: stderr %q, want the warning", errs)
+	}
+	if !strings.Contains(out, "boot style nfsroot, initramfs-tools, NFS options tcp,v3,nolock,actimeo=10") {
+		t.Errorf("os add said %q", out)
+	}
+	if _, err := os.Lstat(filepath.Join(s.tftp, "linux-install/pxelinux.0")); err == nil {
+		t.Error("loaders installed despite --no-loaders")
+	}
+	put(t, filepath.Join(s.image, "usr/share/initramfs-tools/scripts/nfs-bottom/goldsync"), "#!/bin/sh\n")
+	_, errs = mustRun(t, "os", "add", "deb", "--image", s.image, "--tftpboot", s.tftp, "--nfs-server", "10.0.2.2", "--no-loaders")
+	if strings.Contains(errs, "warning") {
+		t.Errorf("warning with the client piece present: %q", errs)
+	}
+
+	mustRun(t, "node", "add", "--os", "deb", "--tftpboot", s.tftp, "--no-snapshot", "--append", "console=ttyS0", "10.0.2.15", "node001", "52:54:00:12:34:56")
+	snap := s.snap
+	want := "    append initrd=deb/initrd.img root=/dev/nfs boot=nfs nfsroot=10.0.2.2:" + s.image + ",tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:" + snap + "/node001 console=ttyS0\n    ipappend 2\n"
+	if got := get(t, filepath.Join(s.tftp, "linux-install/pxelinux.cfg/0A00020F")); !strings.HasSuffix(got, want) {
+		t.Errorf("pxelinux config:\n%s\nwant it to end with:\n%s", got, want)
+	}
+	if got := get(t, filepath.Join(s.tftp, "linux-install/grub/grub.cfg-10.0.2.15")); !strings.Contains(got, " console=ttyS0 BOOTIF=01-52-54-00-12-34-56\n") {
+		t.Errorf("GRUB config:\n%s", got)
+	}
+	out, _ = mustRun(t, "node", "list", "--tftpboot", s.tftp)
+	if !strings.Contains(out, "10.0.2.15       node001") {
+		t.Errorf("node list:\n%s", out)
+	}
+
+	// netboot install: whatever this server has, it says what it did.
+	out, _ = mustRun(t, "netboot", "install", "--tftpboot", s.tftp)
+	if !strings.Contains(out, "goldsync: boot loaders in ") {
+		t.Errorf("netboot install said %q", out)
 	}
 }

@@ -57,8 +57,50 @@ func (o NodeOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// kernelArgs are the arguments every boot loader passes, initrd aside.
-func kernelArgs(o OS, n snapshot.Node, opts NodeOptions) []string {
+// Boot loaders, for the loader-specific part of the kernel command line.
+const (
+	loaderPXELinux = "pxelinux"
+	loaderGrub     = "grub"
+	loaderIPXE     = "ipxe"
+)
+
+// SnapshotPath returns the node's snapshot directory on the server,
+// OS.SnapshotDir/NAME, NAME being opts.SnapshotName or the host name.
+func SnapshotPath(o OS, n snapshot.Node, opts NodeOptions) string {
+	snap := opts.SnapshotName
+	if snap == "" {
+		snap = n.Host
+	}
+	return o.SnapshotDir + "/" + snap
+}
+
+// KernelArgs returns the kernel command line a boot loader passes to a
+// node, the initrd argument aside, for the OS's boot style:
+//
+//   - disklessrc (pxeboot's): root=/dev/ram0 init=disklessrc
+//     NFSROOT=SERVER:LOCATION [ramdisk_size=N] ETHERNET=IF SNAPSHOT=NAME
+//     [NISDOMAIN=D] APPEND...
+//   - nfsroot with initramfs-tools: root=/dev/nfs boot=nfs
+//     nfsroot=SERVER:IMAGEROOT,OPTS ip=dhcp ro
+//     goldsync.snapshot=SERVER:SNAPSHOTDIR/NAME APPEND...
+//   - nfsroot with dracut: root=nfs:SERVER:IMAGEROOT:OPTS rd.neednet=1
+//     ip=dhcp ro goldsync.snapshot=SERVER:SNAPSHOTDIR/NAME APPEND...
+//
+// OPTS are OS.NFSOptions or DefaultNFSOptions. The nfsroot style never
+// names an interface: the initramfs configures the one the node booted
+// from, named by BOOTIF=, which pxelinux appends itself (ipappend 2) and
+// GRUB and iPXE configs pass explicitly (see GrubConfig, IPXEScript). It
+// ignores RamdiskSize, Ethernet and NISDomain, which only disklessrc
+// reads.
+func KernelArgs(o OS, n snapshot.Node, opts NodeOptions) []string {
+	return kernelArgs(o, n, opts, loaderPXELinux)
+}
+
+// kernelArgs are the arguments a boot loader passes, initrd aside.
+func kernelArgs(o OS, n snapshot.Node, opts NodeOptions, loader string) []string {
+	if o.style() == StyleNFSRoot {
+		return nfsrootArgs(o, n, opts, loader)
+	}
 	eth := opts.Ethernet
 	if eth == "" {
 		eth = "eth0"
@@ -78,6 +120,36 @@ func kernelArgs(o OS, n snapshot.Node, opts NodeOptions) []string {
 	return append(args, strings.Fields(opts.Append)...)
 }
 
+// SnapshotArg is the kernel argument naming the node's snapshot for
+// goldsync's client piece: goldsync.snapshot=SERVER:/path/to/snapshot/NAME.
+const SnapshotArg = "goldsync.snapshot"
+
+func nfsrootArgs(o OS, n snapshot.Node, opts NodeOptions, loader string) []string {
+	var args []string
+	nfsOpts := o.nfsOptions()
+	switch o.Initramfs {
+	case Dracut:
+		args = []string{"root=nfs:" + o.NFSServer + ":" + o.ImageRoot + ":" + nfsOpts, "rd.neednet=1"}
+	default:
+		root := "nfsroot=" + o.NFSServer + ":" + o.ImageRoot
+		if nfsOpts != "" {
+			root += "," + nfsOpts
+		}
+		args = []string{"root=/dev/nfs", "boot=nfs", root}
+	}
+	args = append(args, "ip=dhcp", "ro", SnapshotArg+"="+o.NFSServer+":"+SnapshotPath(o, n, opts))
+	args = append(args, strings.Fields(opts.Append)...)
+	switch {
+	case loader == loaderPXELinux:
+		// ipappend 2 adds BOOTIF= from the interface that booted.
+	case n.MAC != nil:
+		args = append(args, "BOOTIF=01-"+strings.ReplaceAll(strings.ToLower(n.MAC.String()), ":", "-"))
+	case loader == loaderIPXE:
+		args = append(args, "BOOTIF=01-${netX/mac:hexhyp}")
+	}
+	return args
+}
+
 // PXELinuxConfig renders a node's pxelinux config, in the format pxeboot
 // wrote:
 //
@@ -87,43 +159,65 @@ func kernelArgs(o OS, n snapshot.Node, opts NodeOptions) []string {
 //	    kernel rhel5compute/vmlinuz
 //	    append initrd=rhel5compute/initrd.img root=/dev/ram0 init=disklessrc NFSROOT=server:/diskless/i386/RHEL5-AS ramdisk_size=28753 ETHERNET=eth0 SNAPSHOT=node001 NISDOMAIN=my_nis_domain console=ttyS0,115200n8r
 //
+// An nfsroot OS's label also gets "ipappend 2", so pxelinux appends
+// BOOTIF=01-<MAC of the booting interface> for the initramfs.
+//
 // It does not validate: WriteNodeConfigs checks o, n and opts first (see
 // OS.Validate, NodeOptions.Validate, snapshot.CheckNodes).
 func PXELinuxConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "default %s\n\nlabel %s\n", o.Name, o.Name)
 	fmt.Fprintf(&b, "    kernel %s\n", o.KernelFile)
-	fmt.Fprintf(&b, "    append initrd=%s %s\n", o.InitrdFile, strings.Join(kernelArgs(o, n, opts), " "))
+	fmt.Fprintf(&b, "    append initrd=%s %s\n", o.InitrdFile, strings.Join(kernelArgs(o, n, opts, loaderPXELinux), " "))
+	if o.style() == StyleNFSRoot {
+		b.WriteString("    ipappend 2\n")
+	}
 	return b.Bytes()
 }
 
 // GrubConfig renders a node's GRUB 2 config for UEFI network boot. Paths
 // are absolute from the TFTP root, which is GRUB's $root when it was loaded
-// over TFTP. It does not validate; see PXELinuxConfig.
+// over TFTP. An nfsroot OS's kernel line ends with BOOTIF= when the node's
+// MAC is known. It does not validate; see PXELinuxConfig.
 func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
 	b.WriteString("set default=0\nset timeout=0\n\n")
 	fmt.Fprintf(&b, "menuentry '%s' {\n", o.Name)
-	fmt.Fprintf(&b, "    linux /%s/%s %s\n", InstallDir, o.KernelFile, strings.Join(kernelArgs(o, n, opts), " "))
+	fmt.Fprintf(&b, "    linux /%s/%s %s\n", InstallDir, o.KernelFile, strings.Join(kernelArgs(o, n, opts, loaderGrub), " "))
 	fmt.Fprintf(&b, "    initrd /%s/%s\n", InstallDir, o.InitrdFile)
 	b.WriteString("}\n")
 	return b.Bytes()
 }
 
 // IPXEScript renders a node's iPXE script. Paths are absolute from the TFTP
-// root, so they resolve against the server the script came from. It does
-// not validate; see PXELinuxConfig.
+// root, so they resolve against the server the script came from. An
+// nfsroot OS's kernel line ends with BOOTIF=, from the node's MAC or, when
+// that is not known, from iPXE's ${netX/mac:hexhyp} (the booting
+// interface). It does not validate; see PXELinuxConfig.
 func IPXEScript(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
 	b.WriteString("#!ipxe\n")
 	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
 	initrd := o.InitrdFile[strings.LastIndexByte(o.InitrdFile, '/')+1:]
-	fmt.Fprintf(&b, "kernel /%s/%s initrd=%s %s\n", InstallDir, o.KernelFile, initrd, strings.Join(kernelArgs(o, n, opts), " "))
+	fmt.Fprintf(&b, "kernel /%s/%s initrd=%s %s\n", InstallDir, o.KernelFile, initrd, strings.Join(kernelArgs(o, n, opts, loaderIPXE), " "))
 	fmt.Fprintf(&b, "initrd /%s/%s\n", InstallDir, o.InitrdFile)
 	b.WriteString("boot\n")
 	return b.Bytes()
 }
+
+// GrubSharedName is the GRUB config, in GrubDir, that network GRUB reads
+// when no node-specific file matched its own search (grub.cfg-01-<MAC>,
+// grub.cfg-<HEXIP> and its prefixes): it sources the node's config by
+// its dotted IPv4 address.
+const GrubSharedName = "grub.cfg"
+
+// GrubSharedConfig is the content of GrubSharedName.
+const GrubSharedConfig = `# Written by goldsync: boot this node's own config, named by its IPv4 address.
+if [ -f $prefix/grub.cfg-$net_default_ip ]; then
+    source $prefix/grub.cfg-$net_default_ip
+fi
+`
 
 // IPXEChainName is the iPXE script, in IPXEDir, that every iPXE client can
 // be pointed at (DHCP filename "linux-install/ipxe/boot.ipxe"): it chains
@@ -134,25 +228,29 @@ const IPXEChainName = "boot.ipxe"
 const IPXEChainScript = "#!ipxe\n# Written by goldsync: boot this node's own script, named by its IPv4 address.\nchain ${ip}.ipxe\n"
 
 // NodeConfigPaths returns the boot files of a node, relative to the TFTP
-// root: pxelinux.cfg/<HEXIP>, grub/grub.cfg-<HEXIP> and ipxe/<IPv4>.ipxe
-// under linux-install. It returns nil for a node without an IPv4 address.
+// root: pxelinux.cfg/<HEXIP>, grub/grub.cfg-<HEXIP>, grub/grub.cfg-<IPv4>
+// (the same GRUB config, for GrubSharedConfig) and ipxe/<IPv4>.ipxe under
+// linux-install. It returns nil for a node without an IPv4 address.
 func NodeConfigPaths(n snapshot.Node) []string {
 	hex := snapshot.HexIP(n.IP)
 	if hex == "" {
 		return nil
 	}
+	dotted := n.IP.Unmap().String()
 	return []string{
 		PXELinuxDir + "/" + hex,
 		GrubDir + "/grub.cfg-" + hex,
-		IPXEDir + "/" + n.IP.Unmap().String() + ".ipxe",
+		GrubDir + "/grub.cfg-" + dotted,
+		IPXEDir + "/" + dotted + ".ipxe",
 	}
 }
 
 // WriteNodeConfigs writes the boot files of every node for OS o: its
 // pxelinux config (linux-install/pxelinux.cfg/<HEXIP>), GRUB config
-// (linux-install/grub/grub.cfg-<HEXIP>) and iPXE script
-// (linux-install/ipxe/<IPv4>.ipxe), plus the shared iPXE chain script
-// (IPXEChainName). Files are mode 0644, directories 0755. Each file is
+// (linux-install/grub/grub.cfg-<HEXIP>, and the same as
+// grub.cfg-<IPv4>) and iPXE script (linux-install/ipxe/<IPv4>.ipxe), plus
+// the shared iPXE chain script (IPXEChainName) and GRUB config
+// (GrubSharedName). Files are mode 0644, directories 0755. Each file is
 // replaced atomically, and none is replaced until all of them have been
 // written and synced to temporary files beside them.
 //
@@ -196,10 +294,14 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 			return fmt.Errorf("write node configs: %w", err)
 		}
 	}
-	files := []atomicfile.File{{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)}}
+	files := []atomicfile.File{
+		{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)},
+		{Name: GrubDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)},
+	}
 	for _, n := range nodes {
 		paths := NodeConfigPaths(n)
-		for i, data := range [][]byte{PXELinuxConfig(o, n, opts), GrubConfig(o, n, opts), IPXEScript(o, n, opts)} {
+		grub := GrubConfig(o, n, opts)
+		for i, data := range [][]byte{PXELinuxConfig(o, n, opts), grub, grub, IPXEScript(o, n, opts)} {
 			files = append(files, atomicfile.File{Name: paths[i], Data: data})
 		}
 	}

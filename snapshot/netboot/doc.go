@@ -11,11 +11,18 @@
 // Everything lives under the TFTP root (TFTPBOOT, /tftpboot on RHEL 5), in
 // linux-install/ as RHEL's netboot has it:
 //
-//	linux-install/pxelinux.0                 (installed by the admin)
+//	linux-install/pxelinux.0                 BIOS loader (InstallLoaders)
+//	linux-install/ldlinux.c32                its core module (InstallLoaders)
 //	linux-install/NAME/vmlinuz               kernel of OS NAME (AddOS)
 //	linux-install/NAME/initrd.img            its initrd (AddOS)
 //	linux-install/pxelinux.cfg/0A088801      pxelinux config of 10.8.136.1
+//	linux-install/grub/shimx64.efi           UEFI loader, Secure Boot shim (InstallLoaders)
+//	linux-install/grub/grubx64.efi           network GRUB, as shim loads it (InstallLoaders)
+//	linux-install/grub/grubnetx64.efi        the same, by its own name (InstallLoaders)
 //	linux-install/grub/grub.cfg-0A088801     GRUB 2 (UEFI) config of 10.8.136.1
+//	linux-install/grub/grub.cfg-10.8.136.1   the same, by dotted address
+//	linux-install/grub/grub.cfg              sources grub.cfg-$net_default_ip
+//	linux-install/ipxe/undionly.kpxe         iPXE, where installed (InstallLoaders)
 //	linux-install/ipxe/10.8.136.1.ipxe       iPXE script of 10.8.136.1
 //	linux-install/ipxe/boot.ipxe             chains to the node's own script
 //	linux-install/goldsync/os/NAME.json      OS record (SaveOS, LoadOS, ListOS)
@@ -29,18 +36,57 @@
 // address (0A088801, then shorter prefixes) after the MAC-named file
 // (01-00-21-5e-40-64-5c, grub.cfg-01-...), which goldsync does not write,
 // so a stale MAC-named file left by another tool takes precedence. Place
-// the GRUB EFI image in linux-install/grub/: network GRUB looks for its
-// configs in the directory it was loaded from. iPXE scripts are named by
+// the GRUB EFI image in linux-install/grub/ (InstallLoaders does): network
+// GRUB looks for its configs in the directory it was loaded from. When
+// none of GRUB's own names matches, the shared grub.cfg sources the
+// node's config by its dotted address ($net_default_ip), so goldsync
+// writes each GRUB config under both names. iPXE scripts are named by
 // the dotted address because iPXE's ${ip} expands to it; point iPXE
 // clients at linux-install/ipxe/boot.ipxe. ListNodeConfigs reads the
 // pxelinux configs back (IP from the name, OS from the default label,
 // snapshot from SNAPSHOT=): the node list is the TFTP tree itself, so it
 // cannot disagree with what the nodes boot.
 //
-// The kernel command line is pxeboot's: NFSROOT=SERVER:LOCATION names the
-// image's base directory (OS.Location, pxeos -L, e.g.
-// /diskless/i386/RHEL5-AS), under which disklessrc mounts root/ read-only
-// and snapshot/SNAPSHOT/ read-write.
+// # Boot styles and kernel command lines
+//
+// An OS has a boot style (OS.Style), detected by AddOS from the image's
+// initramfs generator unless given:
+//
+// StyleNFSRoot, for modern initramfs-tools (Debian, Ubuntu) and dracut
+// (RHEL 6+, Fedora) images carrying goldsync's client piece (an
+// initramfs-tools nfs-bottom script, a dracut module): the kernel mounts
+// OS.ImageRoot read-only over NFS, then the client piece mounts the node's
+// snapshot read-write (goldsync.snapshot=SERVER:SNAPSHOTDIR/HOST) and
+// binds the paths of its boot list (snapshot.BootListPath) from it:
+//
+//	initramfs-tools: root=/dev/nfs boot=nfs nfsroot=SERVER:IMAGEROOT,OPTS ip=dhcp ro goldsync.snapshot=SERVER:SNAPDIR/HOST
+//	dracut:          root=nfs:SERVER:IMAGEROOT:OPTS rd.neednet=1 ip=dhcp ro goldsync.snapshot=SERVER:SNAPDIR/HOST
+//
+// followed by NodeOptions.Append. No interface is named: the initramfs
+// configures the one the node booted from, given as BOOTIF=01-<mac> by
+// pxelinux itself ("ipappend 2" in the label), by the GRUB config when the
+// nodes file has the node's MAC, and by the iPXE script (from the MAC, or
+// iPXE's ${netX/mac:hexhyp}).
+//
+// OPTS are OS.NFSOptions, by default DefaultInitramfsToolsNFSOptions
+// ("tcp,v3,nolock,actimeo=10", klibc nfsmount's syntax) or
+// DefaultDracutNFSOptions ("vers=3,tcp,nolock,actimeo=10", mount.nfs's).
+// nolock because the root is read-only and shared by every node: there is
+// nothing to lock and no lock daemon in the initramfs. actimeo bounds the
+// attribute cache: a node sees a file the image server changed (a pull, a
+// push) at most actimeo seconds (10) after the change, without a reboot;
+// lower values cost the server more GETATTR calls per node, and the
+// kernel's defaults (3 to 60 s) would take up to a minute. The server's
+// own caches matter too: see RenderGanesha.
+//
+// StyleDisklessrc, pxeboot's line for RHEL 5's mkinitrd initrd:
+// NFSROOT=SERVER:LOCATION names the image's base directory (OS.Location,
+// pxeos -L, e.g. /diskless/i386/RHEL5-AS), under which disklessrc mounts
+// root/ read-only and snapshot/SNAPSHOT/ read-write:
+//
+//	root=/dev/ram0 init=disklessrc NFSROOT=SERVER:LOCATION [ramdisk_size=N] ETHERNET=IF SNAPSHOT=HOST [NISDOMAIN=D]
+//
+// OS records written before boot styles load as StyleDisklessrc.
 //
 // # Safety
 //

@@ -58,8 +58,8 @@ func ExampleWriteNodeConfigs() {
 	cfg, _ := os.ReadFile(filepath.Join(tftpboot, "linux-install", "pxelinux.cfg", "0A088801"))
 	fmt.Print(string(cfg))
 	// Output:
-	// node001 [linux-install/pxelinux.cfg/0A088801 linux-install/grub/grub.cfg-0A088801 linux-install/ipxe/10.8.136.1.ipxe]
-	// node003 [linux-install/pxelinux.cfg/0A08E249 linux-install/grub/grub.cfg-0A08E249 linux-install/ipxe/10.8.226.73.ipxe]
+	// node001 [linux-install/pxelinux.cfg/0A088801 linux-install/grub/grub.cfg-0A088801 linux-install/grub/grub.cfg-10.8.136.1 linux-install/ipxe/10.8.136.1.ipxe]
+	// node003 [linux-install/pxelinux.cfg/0A08E249 linux-install/grub/grub.cfg-0A08E249 linux-install/grub/grub.cfg-10.8.226.73 linux-install/ipxe/10.8.226.73.ipxe]
 	// default rhel5compute
 	//
 	// label rhel5compute

@@ -180,6 +180,16 @@ type AddOSOptions struct {
 	// Kernel is the version to boot (pxeos -k); empty picks the newest
 	// kernel of the image.
 	Kernel string
+	// Style is the boot style, StyleNFSRoot or StyleDisklessrc; empty
+	// detects it from the image (DetectStyle).
+	Style string
+	// Initramfs is the generator of an nfsroot image, InitramfsTools or
+	// Dracut; empty detects it from the image. Must be empty for
+	// StyleDisklessrc.
+	Initramfs string
+	// NFSOptions are the root's NFS mount options in the nfsroot style;
+	// empty means DefaultNFSOptions of the generator.
+	NFSOptions string
 }
 
 func kernelDest(name string) string { return InstallDir + "/" + name + "/vmlinuz" }
@@ -195,7 +205,13 @@ func initrdDest(name string) string { return InstallDir + "/" + name + "/initrd.
 // an older one. Symlinks in the image are resolved as if the image root were
 // "/" (a boot/vmlinuz-V -> /boot/... link works); one that leads outside the
 // image is an error, and only regular files are copied.
-func AddOS(ctx context.Context, opts AddOSOptions) (OS, error) {
+//
+// The boot style is opts.Style, or detected from the image (DetectStyle);
+// an nfsroot OS gets its generator's default NFS options when none are
+// given. When an nfsroot image lacks goldsync's client piece
+// (ClientPiecePaths), the OS is still added and a warning says how to
+// install it; warnings are for the user, not errors.
+func AddOS(ctx context.Context, opts AddOSOptions) (OS, []string, error) {
 	o := OS{
 		Name:        opts.Name,
 		Location:    opts.Location,
@@ -204,6 +220,9 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, error) {
 		NFSServer:   opts.NFSServer,
 		KernelFile:  opts.Name + "/vmlinuz",
 		InitrdFile:  opts.Name + "/initrd.img",
+		Style:       opts.Style,
+		Initramfs:   opts.Initramfs,
+		NFSOptions:  opts.NFSOptions,
 	}
 	if o.Location == "" && o.ImageRoot != "" {
 		o.Location = path.Dir(o.ImageRoot)
@@ -214,30 +233,65 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, error) {
 	if o.Location != "" && o.SnapshotDir == "" {
 		o.SnapshotDir = path.Join(o.Location, "snapshot")
 	}
-	// Check everything but the kernel before touching any file.
+	// Check everything but the kernel and the style before touching any
+	// file.
+	if o.Style == "" && o.Initramfs != "" {
+		o.Style = StyleNFSRoot // only nfsroot has a generator
+	}
 	probe := o
 	probe.Kernel = "0"
+	if probe.Style == "" {
+		probe.Style = StyleNFSRoot
+	}
+	if probe.Style == StyleNFSRoot && probe.Initramfs == "" {
+		probe.Initramfs = InitramfsTools
+	}
 	if err := probe.Validate(); err != nil {
-		return OS{}, fmt.Errorf("add OS: %w", err)
+		return OS{}, nil, fmt.Errorf("add OS: %w", err)
 	}
 	if opts.Kernel != "" {
 		if err := checkVersion(opts.Kernel); err != nil {
-			return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+			return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 		}
 	}
 
 	img, err := os.OpenRoot(o.ImageRoot)
 	if err != nil {
-		return OS{}, fmt.Errorf("add OS %s: open image: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: open image: %w", o.Name, err)
 	}
 	defer img.Close()
+	if o.Style == "" || (o.Style == StyleNFSRoot && o.Initramfs == "") {
+		style, initramfs := detectStyle(img)
+		if o.Style == "" {
+			o.Style = style
+		}
+		if o.Style == StyleNFSRoot && o.Initramfs == "" {
+			if initramfs == "" {
+				return OS{}, nil, fmt.Errorf("add OS %s: boot style %s: no initramfs generator (mkinitramfs or dracut) in the image: give --initramfs", o.Name, StyleNFSRoot)
+			}
+			o.Initramfs = initramfs
+		}
+	}
+	if o.Style == StyleNFSRoot && o.NFSOptions == "" {
+		o.NFSOptions = DefaultNFSOptions(o.Initramfs)
+	}
+	if o.Style == StyleDisklessrc && o.NFSOptions != "" {
+		return OS{}, nil, fmt.Errorf("add OS %s: NFS options are for boot style %s (disklessrc mounts with its own)", o.Name, StyleNFSRoot)
+	}
+	if err := o.checkStyle(); err != nil {
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
+	}
+	var warnings []string
+	if w := clientPieceWarning(img, o); w != "" {
+		warnings = append(warnings, w)
+	}
 	ks, err := findKernels(img, o.ImageRoot)
 	if err != nil {
-		return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
 	k, err := chooseKernel(ks, opts.Kernel, o.ImageRoot)
 	if err != nil {
-		return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
 	o.Kernel = k.Version
 
@@ -246,7 +300,7 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, error) {
 	for i, name := range []string{k.Kernel, k.Initrd} {
 		f, err := openInImage(img, name)
 		if err != nil {
-			return OS{}, fmt.Errorf("add OS %s: open %s in image: %w", o.Name, name, err)
+			return OS{}, nil, fmt.Errorf("add OS %s: open %s in image: %w", o.Name, name, err)
 		}
 		defer f.Close()
 		srcs[i] = f
@@ -254,21 +308,21 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, error) {
 
 	tftp, err := openTFTP(opts.TFTPBoot)
 	if err != nil {
-		return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
 	defer tftp.Close()
 	if err := mkdirAll(tftp, InstallDir+"/"+o.Name); err != nil {
-		return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
 	for i, to := range []string{kernelDest(o.Name), initrdDest(o.Name)} {
 		if _, err := atomicfile.Write(ctx, tftp, to, srcs[i], fileMode); err != nil {
-			return OS{}, fmt.Errorf("add OS %s: copy %s to %s: %w", o.Name, []string{k.Kernel, k.Initrd}[i], to, err)
+			return OS{}, nil, fmt.Errorf("add OS %s: copy %s to %s: %w", o.Name, []string{k.Kernel, k.Initrd}[i], to, err)
 		}
 	}
 	if err := SaveOS(opts.TFTPBoot, o); err != nil {
-		return OS{}, fmt.Errorf("add OS %s: %w", o.Name, err)
+		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
-	return o, nil
+	return o, warnings, nil
 }
 
 // chooseKernel picks the wanted version, or the newest, and insists on an

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 )
@@ -16,8 +17,9 @@ import (
 type NodeConfig struct {
 	// IP is the node's address, from the file's name.
 	IP netip.Addr `json:"ip"`
-	// Snapshot is the SNAPSHOT= argument: the node's snapshot directory
-	// name, normally its host name.
+	// Snapshot is the node's snapshot directory name, normally its host
+	// name: the SNAPSHOT= argument, or the last element of
+	// goldsync.snapshot=.
 	Snapshot string `json:"snapshot"`
 	// OS is the config's default label, the OS name.
 	OS string `json:"os"`
@@ -91,8 +93,8 @@ func parseHexIP(name string) (netip.Addr, bool) {
 	return netip.AddrFrom4(b), true
 }
 
-// parsePXELinux reads the default label and the SNAPSHOT= argument of a
-// pxelinux config.
+// parsePXELinux reads the default label and the SNAPSHOT= (disklessrc) or
+// goldsync.snapshot= (nfsroot) argument of a pxelinux config.
 func parsePXELinux(data []byte) NodeConfig {
 	var c NodeConfig
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -108,6 +110,12 @@ func parsePXELinux(data []byte) NodeConfig {
 			for _, a := range f[1:] {
 				if v, ok := strings.CutPrefix(a, "SNAPSHOT="); ok {
 					c.Snapshot = v
+				}
+				if v, ok := strings.CutPrefix(a, SnapshotArg+"="); ok {
+					// SERVER:/snapshot/dir/NAME
+					if _, dir, ok := strings.Cut(v, ":"); ok {
+						c.Snapshot = path.Base(dir)
+					}
 				}
 			}
 		}

@@ -57,6 +57,7 @@ var rhel5 = OS{
 	Kernel:      "2.6.18-128.el5",
 	KernelFile:  "rhel5compute/vmlinuz",
 	InitrdFile:  "rhel5compute/initrd.img",
+	Style:       StyleDisklessrc,
 }
 
 func mustMAC(s string) net.HardwareAddr {
@@ -165,8 +166,11 @@ func TestWriteNodeConfigsGolden(t *testing.T) {
 	want := []string{
 		"linux-install/pxelinux.cfg/0A088801",
 		"linux-install/pxelinux.cfg/0A08E249",
+		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A088801",
 		"linux-install/grub/grub.cfg-0A08E249",
+		"linux-install/grub/grub.cfg-10.8.136.1",
+		"linux-install/grub/grub.cfg-10.8.226.73",
 		"linux-install/ipxe/10.8.136.1.ipxe",
 		"linux-install/ipxe/10.8.226.73.ipxe",
 		"linux-install/ipxe/boot.ipxe",
@@ -194,36 +198,56 @@ func TestWriteNodeConfigsGolden(t *testing.T) {
 
 func TestRenderGolden(t *testing.T) {
 	nodes := []snapshot.Node{node001, node003}
-	checkGolden(t, "dhcpd.conf", RenderDhcpd(nodes, "10.8.0.2", ""))
-	checkGolden(t, "exports", RenderExports(rhel5.ImageRoot, rhel5.SnapshotDir, ""))
+	checkGolden(t, "dhcpd.conf", RenderDhcpd(nodes, DhcpdOptions{NextServer: "10.8.0.2"}))
+	checkGolden(t, "exports", RenderExports(ExportsOptions{ImageRoot: rhel5.ImageRoot, SnapshotDir: rhel5.SnapshotDir}))
+	checkGolden(t, "exports-per-node", RenderExports(ExportsOptions{ImageRoot: rhel5.ImageRoot, SnapshotDir: rhel5.SnapshotDir, Clients: "10.8.0.0/16", Nodes: nodes}))
+}
+
+func TestFSID(t *testing.T) {
+	a, b := FSID("/diskless/i386/RHEL5-AS/root"), FSID("/diskless/i386/RHEL5-AS/snapshot")
+	if a == b || a == 0 || b == 0 || a > 1<<31-1 || b > 1<<31-1 {
+		t.Errorf("FSID = %d, %d: want distinct numbers from 1 to 2^31-1", a, b)
+	}
+	if FSID("/diskless/i386/RHEL5-AS/root") != a {
+		t.Error("FSID is not stable")
+	}
 }
 
 func TestRenderExports(t *testing.T) {
+	fsid := func(p string) string { return fmt.Sprint(FSID(p)) }
 	tests := []struct {
-		name           string
-		root, snap, cl string
-		want           string
+		name string
+		opts ExportsOptions
+		want string
 	}{
 		{
 			name: "seed",
-			root: "/diskless/i386/RHEL5-AS/root", snap: "/diskless/i386/RHEL5-AS/snapshot",
-			want: "/diskless/i386/RHEL5-AS/root *(ro,sync,no_root_squash)\n/diskless/i386/RHEL5-AS/snapshot *(rw,sync,no_root_squash)\n",
+			opts: ExportsOptions{ImageRoot: "/diskless/i386/RHEL5-AS/root", SnapshotDir: "/diskless/i386/RHEL5-AS/snapshot"},
+			want: "/diskless/i386/RHEL5-AS/root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/diskless/i386/RHEL5-AS/root") + ")\n" +
+				"/diskless/i386/RHEL5-AS/snapshot *(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/diskless/i386/RHEL5-AS/snapshot") + ")\n",
 		},
 		{
 			name: "several clients",
-			root: "/d/root", snap: "/d/snapshot", cl: "10.8.0.0/16  node*.cluster",
-			want: "/d/root 10.8.0.0/16(ro,sync,no_root_squash) node*.cluster(ro,sync,no_root_squash)\n" +
-				"/d/snapshot 10.8.0.0/16(rw,sync,no_root_squash) node*.cluster(rw,sync,no_root_squash)\n",
+			opts: ExportsOptions{ImageRoot: "/d/root", SnapshotDir: "/d/snapshot", Clients: "10.8.0.0/16  node*.cluster"},
+			want: "/d/root 10.8.0.0/16(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ") node*.cluster(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ")\n" +
+				"/d/snapshot 10.8.0.0/16(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot") + ") node*.cluster(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot") + ")\n",
 		},
 		{
 			name: "blank in a path is escaped",
-			root: "/d/my root", snap: "/d/snap",
-			want: "/d/my\\040root *(ro,sync,no_root_squash)\n/d/snap *(rw,sync,no_root_squash)\n",
+			opts: ExportsOptions{ImageRoot: "/d/my root", SnapshotDir: "/d/snap"},
+			want: "/d/my\\040root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/my root") + ")\n/d/snap *(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snap") + ")\n",
+		},
+		{
+			name: "per-node snapshots",
+			opts: ExportsOptions{ImageRoot: "/d/root", SnapshotDir: "/d/snapshot", Nodes: []snapshot.Node{node001, node003}},
+			want: "/d/root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ")\n" +
+				"/d/snapshot/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ")\n" +
+				"/d/snapshot/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node003") + ")\n",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, string(RenderExports(tt.root, tt.snap, tt.cl))); diff != "" {
+			if diff := cmp.Diff(tt.want, string(RenderExports(tt.opts))); diff != "" {
 				t.Errorf("RenderExports (-want +got):\n%s", diff)
 			}
 		})
@@ -231,17 +255,49 @@ func TestRenderExports(t *testing.T) {
 }
 
 func TestRenderDhcpd(t *testing.T) {
-	got := string(RenderDhcpd([]snapshot.Node{node001, node003}, "", "linux-install/grub/grubx64.efi"))
-	for _, s := range []string{
-		"# node001 (10.8.136.1) skipped: no MAC address in the nodes file.\n",
-		"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n\tfilename \"linux-install/grub/grubx64.efi\";\n}\n",
-	} {
-		if !strings.Contains(got, s) {
-			t.Errorf("RenderDhcpd output\n%s\nlacks\n%s", got, s)
-		}
+	tests := []struct {
+		name    string
+		opts    DhcpdOptions
+		want    []string
+		wantNot []string
+	}{
+		{
+			name: "per architecture, defaults",
+			want: []string{
+				"option arch code 93 = unsigned integer 16;\n",
+				"# node001 (10.8.136.1) skipped: no MAC address in the nodes file.\n",
+				"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n" +
+					"\tif option arch = 00:07 or option arch = 00:09 {\n\t\tfilename \"linux-install/grub/shimx64.efi\";\n" +
+					"\t} else {\n\t\tfilename \"linux-install/pxelinux.0\";\n\t}\n}\n",
+			},
+			wantNot: []string{"next-server"},
+		},
+		{
+			name: "own file names",
+			opts: DhcpdOptions{BIOSFilename: "lpxelinux.0", EFIFilename: "linux-install/grub/grubx64.efi", NextServer: "10.8.0.2"},
+			want: []string{"\t\tfilename \"linux-install/grub/grubx64.efi\";\n\t} else {\n\t\tfilename \"lpxelinux.0\";\n\t}\n\tnext-server 10.8.0.2;\n}\n"},
+		},
+		{
+			name:    "one file for all",
+			opts:    DhcpdOptions{BIOSFilename: "linux-install/ipxe/undionly.kpxe", EFIFilename: "linux-install/ipxe/undionly.kpxe"},
+			want:    []string{"\tfixed-address 10.8.226.73;\n\tfilename \"linux-install/ipxe/undionly.kpxe\";\n}\n"},
+			wantNot: []string{"option arch", "if "},
+		},
 	}
-	if strings.Contains(got, "next-server") {
-		t.Errorf("next-server written without a server:\n%s", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(RenderDhcpd([]snapshot.Node{node001, node003}, tt.opts))
+			for _, s := range tt.want {
+				if !strings.Contains(got, s) {
+					t.Errorf("RenderDhcpd output\n%s\nlacks\n%s", got, s)
+				}
+			}
+			for _, s := range tt.wantNot {
+				if strings.Contains(got, s) {
+					t.Errorf("RenderDhcpd output\n%s\nhas %q", got, s)
+				}
+			}
+		})
 	}
 }
 
@@ -288,8 +344,8 @@ func TestWriteNodeConfigs128(t *testing.T) {
 	if !strings.Contains(string(last), " SNAPSHOT=node128 ") {
 		t.Errorf("0A088880 is not node128's:\n%s", last)
 	}
-	if n := len(configFiles(t, tftp)); n != 3*128+1 {
-		t.Errorf("%d config files, want %d", n, 3*128+1)
+	if n := len(configFiles(t, tftp)); n != 4*128+2 { // and the shared grub.cfg and boot.ipxe
+		t.Errorf("%d config files, want %d", n, 4*128+2)
 	}
 }
 
@@ -354,7 +410,9 @@ func TestRemoveNodeConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A08E249",
+		"linux-install/grub/grub.cfg-10.8.226.73",
 		"linux-install/ipxe/10.8.226.73.ipxe",
 		"linux-install/ipxe/boot.ipxe",
 		"linux-install/pxelinux.cfg/0A08E249",
@@ -381,7 +439,7 @@ func TestRemoveNodeConfigs(t *testing.T) {
 }
 
 func TestNodeConfigPaths(t *testing.T) {
-	want := []string{"linux-install/pxelinux.cfg/0A08E249", "linux-install/grub/grub.cfg-0A08E249", "linux-install/ipxe/10.8.226.73.ipxe"}
+	want := []string{"linux-install/pxelinux.cfg/0A08E249", "linux-install/grub/grub.cfg-0A08E249", "linux-install/grub/grub.cfg-10.8.226.73", "linux-install/ipxe/10.8.226.73.ipxe"}
 	if diff := cmp.Diff(want, NodeConfigPaths(node003)); diff != "" {
 		t.Errorf("NodeConfigPaths (-want +got):\n%s", diff)
 	}

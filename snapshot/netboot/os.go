@@ -68,6 +68,18 @@ type OS struct {
 	// NAME/initrd.img.
 	KernelFile string `json:"kernel_file"`
 	InitrdFile string `json:"initrd_file"`
+	// Style is how the node's initrd boots it: StyleNFSRoot (a modern
+	// initramfs-tools or dracut initramfs with goldsync's client piece) or
+	// StyleDisklessrc (RHEL 5's mkinitrd and disklessrc). Records written
+	// before styles existed have none and load as StyleDisklessrc.
+	Style string `json:"style,omitempty"`
+	// Initramfs is the initramfs generator of an nfsroot image,
+	// InitramfsTools or Dracut; empty for StyleDisklessrc.
+	Initramfs string `json:"initramfs,omitempty"`
+	// NFSOptions are the mount options of the read-only root in the
+	// nfsroot style, in the syntax of Initramfs (DefaultNFSOptions); empty
+	// means the default. Unused by StyleDisklessrc.
+	NFSOptions string `json:"nfs_options,omitempty"`
 }
 
 // reserved are names an OS cannot take: goldsync's own directories under
@@ -118,6 +130,9 @@ func (o OS) Validate() error {
 		errs = append(errs, fmt.Errorf("OS %s: NFS server: %w", o.Name, err))
 	}
 	if err := checkVersion(o.Kernel); err != nil {
+		errs = append(errs, fmt.Errorf("OS %s: %w", o.Name, err))
+	}
+	if err := o.checkStyle(); err != nil {
 		errs = append(errs, fmt.Errorf("OS %s: %w", o.Name, err))
 	}
 	for _, f := range []struct{ name, val string }{{"kernel file", o.KernelFile}, {"initrd file", o.InitrdFile}} {
@@ -286,6 +301,9 @@ func loadOS(root *os.Root, name string) (OS, error) {
 	}
 	if o.Name != name {
 		return OS{}, fmt.Errorf("load OS %s: %s records OS %q", name, recordPath(name), shortStr(o.Name))
+	}
+	if o.Style == "" {
+		o.Style = StyleDisklessrc // a record from before boot styles
 	}
 	if err := o.Validate(); err != nil {
 		return OS{}, fmt.Errorf("load OS %s: %s: %w", name, recordPath(name), err)

@@ -328,7 +328,7 @@ func TestAddOS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			img := image(t, tt.files, tt.links)
 			tftp := t.TempDir()
-			o, err := AddOS(context.Background(), AddOSOptions{
+			o, _, err := AddOS(context.Background(), AddOSOptions{
 				TFTPBoot:  tftp,
 				Name:      "rhel5compute",
 				Location:  filepath.Dir(img),
@@ -359,6 +359,7 @@ func TestAddOS(t *testing.T) {
 				Kernel:      tt.wantKernel,
 				KernelFile:  "rhel5compute/vmlinuz",
 				InitrdFile:  "rhel5compute/initrd.img",
+				Style:       StyleDisklessrc, // no mkinitramfs or dracut in the image
 			}
 			if diff := cmp.Diff(want, o); diff != "" {
 				t.Errorf("AddOS (-want +got):\n%s", diff)
@@ -406,7 +407,7 @@ func TestAddOSOptions(t *testing.T) {
 			if tt.opts.TFTPBoot == "" {
 				tt.opts.TFTPBoot = t.TempDir()
 			}
-			_, err := AddOS(context.Background(), tt.opts)
+			_, _, err := AddOS(context.Background(), tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("AddOS = %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -414,7 +415,7 @@ func TestAddOSOptions(t *testing.T) {
 	}
 
 	// ImageRoot alone gives Location and SnapshotDir.
-	o, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: t.TempDir(), Name: "x", ImageRoot: img, NFSServer: "10.8.0.2"})
+	o, _, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: t.TempDir(), Name: "x", ImageRoot: img, NFSServer: "10.8.0.2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +427,7 @@ func TestAddOSOptions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	tftp := t.TempDir()
-	if _, err := AddOS(ctx, AddOSOptions{TFTPBoot: tftp, Name: "x", ImageRoot: img, NFSServer: "s"}); !errors.Is(err, context.Canceled) {
+	if _, _, err := AddOS(ctx, AddOSOptions{TFTPBoot: tftp, Name: "x", ImageRoot: img, NFSServer: "s"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("AddOS with a cancelled context = %v", err)
 	}
 	if _, err := os.Lstat(filepath.Join(tftp, "linux-install", "x", "vmlinuz")); err == nil {
@@ -452,7 +453,7 @@ func TestAddOSBootEscapes(t *testing.T) {
 	if err := os.Symlink("../outside-boot", filepath.Join(img, "boot")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: t.TempDir(), Name: "x", ImageRoot: img, NFSServer: "s"})
+	_, _, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: t.TempDir(), Name: "x", ImageRoot: img, NFSServer: "s"})
 	if err == nil || !strings.Contains(err.Error(), "escapes") {
 		t.Errorf("AddOS = %v, want an error about the escaping boot link", err)
 	}
@@ -461,7 +462,7 @@ func TestAddOSBootEscapes(t *testing.T) {
 func TestRemoveOS(t *testing.T) {
 	img := image(t, rhelBoot, nil)
 	tftp := t.TempDir()
-	if _, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: tftp, Name: "rhel5compute", ImageRoot: img, NFSServer: "s"}); err != nil {
+	if _, _, err := AddOS(context.Background(), AddOSOptions{TFTPBoot: tftp, Name: "rhel5compute", ImageRoot: img, NFSServer: "s"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := RemoveOS(tftp, "rhel5compute"); err != nil {
