@@ -69,7 +69,7 @@
 // iPXE's ${netX/mac:hexhyp}).
 //
 // OPTS are OS.NFSOptions, by default DefaultInitramfsToolsNFSOptions
-// ("tcp,v3,nolock,actimeo=10", klibc nfsmount's syntax) or
+// ("tcp,v3,nolock,acregmin=10,...", klibc nfsmount's syntax) or
 // DefaultDracutNFSOptions ("vers=3,tcp,nolock,actimeo=10", mount.nfs's).
 // nolock because the root is read-only and shared by every node: there is
 // nothing to lock and no lock daemon in the initramfs. actimeo bounds the

@@ -68,25 +68,25 @@ func TestKernelArgs(t *testing.T) {
 		},
 		{
 			name: "initramfs-tools, pxelinux", os: debian12, node: qemuNodeMAC, loader: loaderPXELinux,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
 		},
 		{
 			name: "initramfs-tools, GRUB with a MAC", os: debian12, node: qemuNodeMAC, loader: loaderGrub,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-52-54-00-12-34-56",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-52-54-00-12-34-56",
 		},
 		{
 			name: "initramfs-tools, GRUB without a MAC", os: debian12, node: qemuNode, loader: loaderGrub,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
 		},
 		{
 			name: "initramfs-tools, iPXE without a MAC", os: debian12, node: qemuNode, loader: loaderIPXE,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-${netX/mac:hexhyp}",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-${netX/mac:hexhyp}",
 		},
 		{
 			name: "initramfs-tools ignores disklessrc options, keeps Append and the snapshot name",
 			os:   debian12, node: qemuNode, loader: loaderPXELinux,
 			opts: NodeOptions{RamdiskSize: 1, Ethernet: "eth0", NISDomain: "nis", SnapshotName: "spare", Append: "console=ttyS0 quiet"},
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/spare console=ttyS0 quiet",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/spare console=ttyS0 quiet",
 		},
 		{
 			name: "initramfs-tools, own NFS options",
