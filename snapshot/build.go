@@ -50,6 +50,9 @@ type BuildOptions struct {
 	// Progress, when set, is called after the image scan and after each
 	// node, one call at a time.
 	Progress func(BuildProgress)
+	// SSHKeygen is the ssh-keygen that makes the nodes' ssh host keys;
+	// empty means "ssh-keygen" from $PATH.
+	SSHKeygen string
 	// Itemize, when set, is called once per change of a node's snapshot,
 	// before it is applied (or instead, in a dry run), in the node's plan
 	// order, one call at a time (calls of different nodes interleave).
@@ -86,6 +89,9 @@ type Counts struct {
 	Failed int `json:"failed"`
 	// Bytes is the content copied.
 	Bytes int64 `json:"bytes"`
+	// Identity counts the identity files created (hostname, machine-id,
+	// fstab, ssh host keys; see IsIdentityPath): only ever where absent.
+	Identity int `json:"identity_created"`
 }
 
 func (c *Counts) add(o Counts) {
@@ -96,6 +102,7 @@ func (c *Counts) add(o Counts) {
 	c.SkippedMissing += o.SkippedMissing
 	c.Failed += o.Failed
 	c.Bytes += o.Bytes
+	c.Identity += o.Identity
 }
 
 // NodeResult is what a build did to one node's snapshot.
@@ -221,7 +228,16 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	}
 	var skipped int
 	b.want, res.Notices, skipped = Want(opts.Items, image)
+	// A node's identity is its own, never the golden node's.
+	b.want = withoutIdentity(b.want)
 	res.ImageEntries = len(b.want)
+	if b.sshTypes, err = imageSSHTypes(opts.ImageRoot); err != nil {
+		res.Notices = append(res.Notices, fmt.Sprintf("ssh host key types of the image not read, no keys made: %v", err))
+	}
+	if r, err := fsx.OpenRoot(opts.ImageRoot); err == nil {
+		b.imgRoot = r
+		defer r.Close()
+	}
 	b.wantIdx = make(map[string]*tree.Entry, len(b.want))
 	for _, w := range b.want {
 		b.wantIdx[w.Path] = w
@@ -325,6 +341,8 @@ type builder struct {
 	wantIdx  map[string]*tree.Entry
 	src      *snapSource
 	snapRoot *fsx.Root // nil in a dry run of a snapshot dir not made yet
+	imgRoot  *fsx.Root // the image, for identity checks; nil if unopenable
+	sshTypes []string  // host key types of the image (imageSSHTypes)
 
 	mu   sync.Mutex // serializes callbacks
 	done int
@@ -400,6 +418,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 		if err != nil {
 			out.notices = append(out.notices, fmt.Sprintf("%s: record unreadable, differences from the image are kept as the node's: %v", host, err))
 		}
+		base = withoutIdentity(base) // recorded by an older build
 		idx := make(map[string]*tree.Entry, len(base))
 		for _, e := range base {
 			idx[e.Path] = e
@@ -435,6 +454,11 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 	}
 	b.itemize(host, ref.Plan)
 	if b.opts.DryRun {
+		if root == nil {
+			out.res.Identity = 3 + 2*len(b.sshTypes)
+		} else {
+			b.identity(ctx, root, host, &out)
+		}
 		return out
 	}
 
@@ -478,6 +502,10 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 		}
 	}
 
+	// The node's identity, before the record: creating it changes its
+	// parent directories, which the record then has as they are.
+	id := b.identity(ctx, root, host, &out)
+
 	// Record what the node holds now.
 	next := make([]*tree.Entry, 0, len(ref.Base)+len(ref.Writes))
 	oldIdx := make(map[string]*tree.Entry, len(base))
@@ -503,7 +531,30 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 			out.res.Error = err.Error()
 		}
 	}
+
+	// The boot list the node's client piece reads.
+	entries, notices := BootList(b.opts.Items, id.present, nodeExists(root))
+	for _, n := range notices {
+		out.notices = append(out.notices, host+": "+n)
+	}
+	if err := writeBootList(root, FormatBootList(entries)); err != nil {
+		err = fmt.Errorf("boot list %s: %w", filepath.Join(b.opts.SnapshotDir, host, BootListPath), err)
+		out.problems = append(out.problems, host+": "+err.Error())
+		if out.res.Error == "" {
+			out.res.Error = err.Error()
+		}
+	}
 	return out
+}
+
+// identity makes the node's identity files and reports in out.
+func (b *builder) identity(ctx context.Context, root *fsx.Root, host string, out *nodeOut) identityOut {
+	id := b.makeIdentity(ctx, root, host)
+	out.res.Identity = id.created
+	out.res.Failed += len(id.problems)
+	out.problems = append(out.problems, id.problems...)
+	out.notices = append(out.notices, id.notices...)
+	return id
 }
 
 // openNode opens SnapshotDir/host, creating it (mode 0755) when missing,

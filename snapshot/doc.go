@@ -45,6 +45,18 @@
 // is copied again, as Red Hat's pxeboot and updateDiskless did. Directory
 // mtimes are not compared (they change whenever the node adds a file).
 //
+// # Identity and boot list
+//
+// After a node's snapshot is refreshed, Build gives the node its identity
+// (IsIdentityPath): /etc/hostname, a random /etc/machine-id, ssh host keys
+// made with ssh-keygen for each type the image's /etc/ssh has, and a
+// diskless /etc/fstab. Each is created only when absent (a temporary file
+// hard-linked to its name, so nothing is ever replaced) and written beneath
+// the node's openat2 root; the golden node's versions are dropped from the
+// three-way refresh, whatever the lists say. Then it rewrites the node's
+// boot list (BootListPath, BootList): what goldsync's client piece binds
+// from the snapshot at boot.
+//
 // Records live in the state dir, by default ".<snapshot>.goldsync" beside
 // the snapshot directory (DefaultStateDir): never inside a node's snapshot,
 // which is the node's NFS-exported read-write root, nor inside the exported

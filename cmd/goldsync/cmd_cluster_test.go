@@ -217,8 +217,12 @@ func TestSyncEndToEnd(t *testing.T) {
 		t.Errorf("default files list not written: %v", err)
 	}
 	for _, n := range []string{"node001", "node002"} {
-		if got := readFile(t, filepath.Join(c.snapDir, n, "etc/ssh/ssh_host_ed25519_key")); got != "secret\n" {
-			t.Errorf("%s snapshot: etc/ssh key = %q", n, got)
+		// The golden node's host key is its own identity: never copied.
+		if got, err := os.ReadFile(filepath.Join(c.snapDir, n, "etc/ssh/ssh_host_ed25519_key")); err == nil && string(got) == "secret\n" {
+			t.Errorf("%s snapshot: the golden node's etc/ssh key was copied", n)
+		}
+		if got := readFile(t, filepath.Join(c.snapDir, n, "etc/hostname")); got != n+"\n" {
+			t.Errorf("%s snapshot: etc/hostname = %q", n, got)
 		}
 		if got := readFile(t, filepath.Join(c.snapDir, n, "var/log/messages")); got != "boot\n" {
 			t.Errorf("%s snapshot: var/log/messages = %q", n, got)

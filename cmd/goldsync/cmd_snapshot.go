@@ -202,6 +202,18 @@ outside every export. A rebuild with nothing changed copies nothing.
 Writes go through an openat2 root at each node's snapshot: a symlink a node
 planted in its snapshot is never followed.
 
+Each node gets its own identity, created only where absent and never
+overwritten or copied from the image (even when a list names it, or
+/etc/ssh/): /etc/hostname, /etc/machine-id (random, 0444), ssh host keys
+(one pair per ssh_host_<type>_key.pub of the image's /etc/ssh, made with
+this server's ssh-keygen) and a diskless /etc/fstab (comments only: the
+root is NFS read-only, mounted by the initramfs).
+
+Every build rewrites SNAPSHOT-DIR/<host>/.goldsync/boot.list, which
+goldsync's client piece reads at boot: "bind /path" for every files,
+files.custom and statetab path and identity file, "empty /path" and
+"dirs /path" for rwtab items, parents first, directories with a trailing /.
+
 The nodes file has one node a line, "IP hostname [MAC]", # comments.
 
 Exit status: 0 when every node was built (conflicts are reported, not
@@ -475,11 +487,14 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 		verb, len(res.Nodes), snapDir, image, res.Duration.Seconds(), res.ImageEntries)
 	if g.verbose > 0 {
 		for _, n := range res.Nodes {
-			printf("  %s: created %d, updated %d, kept %d, conflicts %d, failed %d\n", n.Node, n.Created, n.Updated, n.Kept, n.Conflicts, n.Failed)
+			printf("  %s: created %d, updated %d, kept %d, conflicts %d, failed %d, identity files %d\n", n.Node, n.Created, n.Updated, n.Kept, n.Conflicts, n.Failed, n.Identity)
 		}
 	}
 	printf("  created %d, updated %d, kept node changes %d, conflicts %d, listed paths not in the image %d, failed %d, copied %s\n",
 		t.Created, t.Updated, t.Kept, t.Conflicts, t.SkippedMissing, t.Failed, human(t.Bytes))
+	if t.Identity > 0 {
+		printf("  identity files created %d (hostname, machine-id, fstab, ssh host keys)\n", t.Identity)
+	}
 }
 
 // ---- os -----------------------------------------------------------------
