@@ -47,6 +47,9 @@ func newSite(t *testing.T, flavour, osName string, nodes []node) *site {
 		loc: filepath.Join(dir, "diskless", osName), tftp: filepath.Join(dir, "tftpboot")}
 	s.image = filepath.Join(s.loc, "root")
 	s.snap = filepath.Join(s.loc, "snapshot")
+	// The admin's directories: the image's base and the TFTP server's root.
+	must(t, os.MkdirAll(s.loc, 0o755))
+	must(t, os.MkdirAll(s.tftp, 0o755))
 	start := time.Now()
 	newGolden(t, flavour, s.golden)
 	t.Logf("golden root ready in %s", time.Since(start).Round(time.Second))

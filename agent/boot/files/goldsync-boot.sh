@@ -21,9 +21,10 @@
 # The flavour wrapper defines gs_mount_nfs SERVER:PATH DIR OPTS and calls
 # goldsync_boot NEWROOT. POSIX sh plus `local`: it runs under klibc's sh,
 # busybox ash, dash and bash. Written by goldsync; do not edit: reinstall with
-# `goldsync-agent boot install`.
+# `goldsync-agent boot install`. (GS_RUN and GS_CMDLINE, unset at boot, let
+# the package's tests run it outside an initramfs.)
 
-GS_RUN=/run/goldsync
+GS_RUN=${GS_RUN:-/run/goldsync}
 GS_SNAP=$GS_RUN/snapshot
 GS_RW=$GS_RUN/rw
 GS_LOG=$GS_RUN/boot.log
@@ -38,7 +39,7 @@ gs_log() {
 gs_cmdline() {
 	GS_SNAPSHOT= GS_NFSOPTS= GS_RETRIES=60 GS_OFF=
 	local a
-	for a in $(cat /proc/cmdline); do
+	for a in $(cat "${GS_CMDLINE:-/proc/cmdline}"); do
 		case $a in
 		goldsync.snapshot=*) GS_SNAPSHOT=${a#goldsync.snapshot=} ;;
 		goldsync.nfsopts=*) GS_NFSOPTS=${a#goldsync.nfsopts=} ;;
