@@ -23,21 +23,21 @@ func TestBootScript(t *testing.T) {
 	outside := filepath.Join(d, "outside")
 	files := map[string]string{
 		// the image, read-only at boot
-		"root/etc/hostname":                "golden\n",
-		"root/etc/machine-id":              "\n",
-		"root/var/log/golden.log":          "golden log\n",
-		"root/var/cache/apt/x":             "cache\n",
-		"root/tmp/golden-tmp":              "x\n",
-		"root/usr/bin/true":                "bin\n",
-		"root/srv/data/f":                  "image data\n",
-		"outside/secret":                   "outside\n",
-		"export/etc/hostname":              "node001\n",
-		"export/etc/machine-id":            "0123456789abcdef0123456789abcdef\n",
-		"export/var/log/node.log":          "node log\n",
-		"export/var/cache/apt/x":           "node cache\n",
-		"export/var/cache/apt/partial/y":   "node cache\n",
-		"export/srv/data/f":                "node data\n",
-		"export/.goldsync/boot.list":       "",
+		"root/etc/hostname":              "golden\n",
+		"root/etc/machine-id":            "\n",
+		"root/var/log/golden.log":        "golden log\n",
+		"root/var/cache/apt/x":           "cache\n",
+		"root/tmp/golden-tmp":            "x\n",
+		"root/usr/bin/true":              "bin\n",
+		"root/srv/data/f":                "image data\n",
+		"outside/secret":                 "outside\n",
+		"export/etc/hostname":            "node001\n",
+		"export/etc/machine-id":          "0123456789abcdef0123456789abcdef\n",
+		"export/var/log/node.log":        "node log\n",
+		"export/var/cache/apt/x":         "node cache\n",
+		"export/var/cache/apt/partial/y": "node cache\n",
+		"export/srv/data/f":              "node data\n",
+		"export/.goldsync/boot.list":     "",
 	}
 	for p, c := range files {
 		full := filepath.Join(d, p)
