@@ -949,7 +949,7 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 	var nodesFile string
 	var o netboot.DhcpdOptions
 	cmd := &cobra.Command{
-		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F] [--efi-filename F]",
+		Use:   "dhcpd [--nodes FILE] [--next-server IP] [--filename F] [--efi-filename F]",
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Long: `Dhcpd prints one host declaration per node of the nodes file that has a MAC
 (the third column), to include at the top level of dhcpd.conf (not inside a
@@ -975,6 +975,13 @@ another name, remove one of the two declarations.`,
   goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if nodesFile == "" {
+				cfg, err := loadConfig(g)
+				if err != nil {
+					return fmt.Errorf("%w (or give --nodes)", err)
+				}
+				nodesFile = cfg.Cluster.Nodes
+			}
 			nodes, err := readNodesFile(nodesFile)
 			if err != nil {
 				return err
@@ -1000,11 +1007,10 @@ another name, remove one of the two declarations.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (required)")
+	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (default: the cluster config's)")
 	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server)")
 	fl.StringVar(&o.BIOSFilename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed to BIOS clients")
 	fl.StringVar(&o.EFIFilename, "efi-filename", netboot.DefaultEFIFilename, "boot `FILE` handed to x86-64 UEFI clients")
-	_ = cmd.MarkFlagRequired("nodes")
 	return cmd
 }
 
@@ -1015,41 +1021,72 @@ type exportFlags struct {
 
 func (f *exportFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (required)")
-	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
+	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (default: every OS of the cluster config)")
+	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (with --image)")
 	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
 	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
-	_ = cmd.MarkFlagRequired("image")
-	_ = cmd.MarkFlagRequired("snapshot-dir")
 }
 
-// options checks the flags and reads the nodes file.
-func (f *exportFlags) options() (netboot.ExportsOptions, error) {
-	for _, p := range []string{f.image, f.snapDir} {
-		if !filepath.IsAbs(p) {
-			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
-		}
-	}
+// options checks the flags and reads the nodes file. Without --image and
+// --snapshot-dir, every OS of the cluster config is exported: its image,
+// and its nodes' snapshots one by one (the nodes file of the config, or
+// --nodes, assigned to the OSes as sync does).
+func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
 	for _, c := range strings.Fields(f.clients) {
 		if strings.ContainsAny(c, "()#\"\\,;{}=") {
-			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
+			return nil, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
 		}
 	}
-	o := netboot.ExportsOptions{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients}
+	var nodes []snapshot.Node
 	if f.nodesFile != "" {
-		nodes, err := readNodesFile(f.nodesFile)
-		if err != nil {
-			return o, err
+		var err error
+		if nodes, err = readNodesFile(f.nodesFile); err != nil {
+			return nil, err
 		}
-		o.Nodes = nodes
 	}
-	return o, nil
+	if f.image == "" && f.snapDir == "" {
+		return f.fromConfig(g, nodes)
+	}
+	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
+		if !filepath.IsAbs(p.val) {
+			return nil, withCode(exitUsage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
+		}
+	}
+	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes}}, nil
+}
+
+func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netboot.ExportsOptions, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
+	}
+	if nodes == nil {
+		if nodes, err = readNodesFile(cfg.Cluster.Nodes); err != nil {
+			return nil, err
+		}
+	}
+	byOS, _, err := cfg.AssignNodes(nodes)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	var out []netboot.ExportsOptions
+	for _, o := range cfg.OS {
+		img, ok := cfg.Image(o.Image)
+		if !ok || o.SnapshotDir == "" {
+			continue
+		}
+		out = append(out, netboot.ExportsOptions{ImageRoot: img.Root, SnapshotDir: o.SnapshotDir, Clients: f.clients, Nodes: byOS[o.Name]})
+	}
+	if len(out) == 0 {
+		return nil, withCode(exitUsage, fmt.Errorf("%s: no OS to export (or give --image and --snapshot-dir)", cfg.Path))
+	}
+	return out, nil
 }
 
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
 	f := &exportFlags{}
 	cmd := &cobra.Command{
-		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Use:   "exports [--image ROOT --snapshot-dir DIR] [--clients SPEC] [--nodes FILE]",
 		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
 		Long: `Exports prints the exports(5) lines of the seed procedure: the image root
 read-only and the snapshot directory read-write, both sync and
@@ -1064,6 +1101,10 @@ read-write to that node's address only, instead of the whole snapshot
 directory to every client: a node can then neither read nor write another
 node's snapshot.
 
+Without --image and --snapshot-dir, every OS of the cluster config
+(--config) is exported: its image, and each of its nodes' snapshots (the
+config's nodes file, or --nodes).
+
 goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
 are deliberately outside every export. The kernel nfsd has no directory
 cache of its own: clients see a pull's changes once their attribute cache
@@ -1075,14 +1116,20 @@ expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
 
   # one snapshot export per node
   goldsync render exports --image /diskless/debian12/root \
-      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports`,
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports
+
+  # every OS of /etc/goldsync/goldsync.toml
+  goldsync render exports > /etc/exports.d/goldsync.exports`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := f.options()
+			list, err := f.options(g)
 			if err != nil {
 				return err
 			}
-			out := netboot.RenderExports(o)
+			var out []byte
+			for _, o := range list {
+				out = append(out, netboot.RenderExports(o)...)
+			}
 			if g.jsonOut {
 				return printJSON(map[string]string{"exports": string(out)})
 			}
@@ -1098,7 +1145,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 	f := &exportFlags{}
 	var firstID int
 	cmd := &cobra.Command{
-		Use:   "ganesha --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Use:   "ganesha [--image ROOT --snapshot-dir DIR] [--clients SPEC] [--nodes FILE]",
 		Short: "print an nfs-ganesha config exporting an image and its snapshots",
 		Long: `Ganesha prints an nfs-ganesha config (VFS FSAL) with the exports of an image:
 the image root read-only, and the snapshot directory read-write (with
@@ -1114,20 +1161,27 @@ image server replaced by a rename (as every pull does) for minutes. With
 it off, running nodes see a change once their own attribute cache expires
 (actimeo, 10 seconds by default; see "goldsync os add --help").
 
-Export_Id values start at --first-export-id (the image), then the snapshot
-exports in nodes-file order. Ganesha puts them in file handles: keep them
+Without --image and --snapshot-dir, every OS of the cluster config
+(--config) is exported: its image, and each of its nodes' snapshots (the
+config's nodes file, or --nodes).
+
+Export_Id values start at --first-export-id (the first image), then its
+snapshot exports in nodes-file order, then the next image's. Ganesha puts them in file handles: keep them
 when rendering again (add new nodes at the end of the nodes file), and give
 each image in one ganesha config its own range.`,
 		Example: `  goldsync render ganesha --image /diskless/debian12/root \
       --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/ganesha/ganesha.conf
-  systemctl restart nfs-ganesha`,
+  systemctl restart nfs-ganesha
+
+  # every OS of the cluster config
+  goldsync --config /etc/goldsync/goldsync.toml render ganesha > /etc/ganesha/ganesha.conf`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := f.options()
+			list, err := f.options(g)
 			if err != nil {
 				return err
 			}
-			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{ExportsOptions: o, FirstExportID: firstID})
+			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{Exports: list, FirstExportID: firstID})
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
