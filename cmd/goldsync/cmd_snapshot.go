@@ -639,8 +639,11 @@ the layout of pxeos -l, or as a JSON array with --json.`,
 				if i > 0 {
 					printf("\n")
 				}
-				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\n",
-					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir)
+				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\nBoot style: %s\n",
+					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir, o.Style)
+				if o.Initramfs != "" {
+					printf("Initramfs: %s\nNFS options: %s\n", o.Initramfs, o.NFSOptions)
+				}
 			}
 			return nil
 		},
@@ -777,6 +780,13 @@ always (from the MAC, or from iPXE's ${netX/mac:hexhyp}). --ramdisk-size,
 			}
 			if snapDir == "" {
 				snapDir = o.SnapshotDir
+			}
+			if o.Style == netboot.StyleNFSRoot {
+				for _, name := range []string{"ramdisk-size", "ethernet", "nis-domain"} {
+					if cmd.Flags().Changed(name) {
+						notice(g, "--%s ignored: OS %s boots in the %s style, and only disklessrc reads it", name, o.Name, o.Style)
+					}
+				}
 			}
 			if !f.dryRun {
 				if err := netboot.WriteNodeConfigs(tftp, o, nodes, nb); err != nil {
