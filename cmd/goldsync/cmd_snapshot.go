@@ -529,15 +529,17 @@ golden node with "goldsync-agent boot install" (which also rebuilds the
 initramfs there), pull again and re-run os add.
 
 NFS options of the read-only root (--nfs-options, nfsroot only). The
-defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `" (initramfs-tools, klibc
-nfsmount syntax) and "` + netboot.DefaultDracutNFSOptions + `" (dracut,
-mount.nfs syntax): NFSv3 over TCP; nolock, because the root is read-only
-and shared by every node, so there is nothing to lock and no lock daemon in
-the initramfs; actimeo=10, so a node caches a file's attributes and a
+defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `"
+(initramfs-tools: klibc nfsmount's syntax, which has no actimeo and fails
+the boot on options it does not know, so they are checked) and
+"` + netboot.DefaultDracutNFSOptions + `" (dracut, mount.nfs syntax): NFSv3
+over TCP; nolock, because the root is read-only and shared by every node,
+so there is nothing to lock and no lock daemon in the initramfs; an
+attribute cache of 10 seconds, so a node caches a file's attributes and a
 directory's entries at most 10 seconds: a change the image server gets (a
 pull, a push) is seen by running nodes within about 10 seconds, no reboot.
-Lower values see changes sooner at the price of more GETATTR calls per node
-on the server; the kernel's defaults (3-60 s) can take a minute.
+Lower values see changes sooner at the price of more GETATTR calls per
+node on the server; the kernel's defaults (3-60 s) can take a minute.
 
 The location (pxeos -L) is the image's base directory, the parent of ROOT by
 default: disklessrc clients boot with NFSROOT=HOST:LOCATION and mount
@@ -1118,7 +1120,7 @@ config's nodes file, or --nodes).
 goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
 are deliberately outside every export. The kernel nfsd has no directory
 cache of its own: clients see a pull's changes once their attribute cache
-expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
+expires (10 s by default, see "goldsync os add --help"). For nfs-ganesha, see
 "goldsync render ganesha".`,
 		Example: `  goldsync render exports --image /diskless/i386/RHEL5-AS/root \
       --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --clients 10.8.0.0/16 >> /etc/exports
@@ -1169,7 +1171,7 @@ MDCACHE { Dir_Chunk = 0; } is essential for live updates: ganesha's
 directory cache otherwise goes on serving the old version of a file the
 image server replaced by a rename (as every pull does) for minutes. With
 it off, running nodes see a change once their own attribute cache expires
-(actimeo, 10 seconds by default; see "goldsync os add --help").
+(10 seconds by default; see "goldsync os add --help").
 
 Without --image and --snapshot-dir, every OS of the cluster config
 (--config) is exported: its image, and each of its nodes' snapshots (the

@@ -367,7 +367,7 @@ func TestCLINFSRoot(t *testing.T) {
 	if !strings.Contains(errs, "warning: ") || !strings.Contains(errs, "goldsync-agent boot install") {
 		t.Errorf("os add without the client piece: stderr %q, want the warning", errs)
 	}
-	if !strings.Contains(out, "boot style nfsroot, initramfs-tools, NFS options tcp,v3,nolock,actimeo=10") {
+	if !strings.Contains(out, "boot style nfsroot, initramfs-tools, NFS options tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10") {
 		t.Errorf("os add said %q", out)
 	}
 	if _, err := os.Lstat(filepath.Join(s.tftp, "linux-install/pxelinux.0")); err == nil {
@@ -381,7 +381,7 @@ func TestCLINFSRoot(t *testing.T) {
 
 	mustRun(t, "node", "add", "--os", "deb", "--tftpboot", s.tftp, "--no-snapshot", "--append", "console=ttyS0", "10.0.2.15", "node001", "52:54:00:12:34:56")
 	snap := s.snap
-	want := "    append initrd=deb/initrd.img root=/dev/nfs boot=nfs nfsroot=10.0.2.2:" + s.image + ",tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:" + snap + "/node001 console=ttyS0\n    ipappend 2\n"
+	want := "    append initrd=deb/initrd.img root=/dev/nfs boot=nfs nfsroot=10.0.2.2:" + s.image + ",tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:" + snap + "/node001 console=ttyS0\n    ipappend 2\n"
 	if got := get(t, filepath.Join(s.tftp, "linux-install/pxelinux.cfg/0A00020F")); !strings.HasSuffix(got, want) {
 		t.Errorf("pxelinux config:\n%s\nwant it to end with:\n%s", got, want)
 	}

@@ -69,15 +69,17 @@
 // iPXE's ${netX/mac:hexhyp}).
 //
 // OPTS are OS.NFSOptions, by default DefaultInitramfsToolsNFSOptions
-// ("tcp,v3,nolock,actimeo=10", klibc nfsmount's syntax) or
-// DefaultDracutNFSOptions ("vers=3,tcp,nolock,actimeo=10", mount.nfs's).
-// nolock because the root is read-only and shared by every node: there is
-// nothing to lock and no lock daemon in the initramfs. actimeo bounds the
-// attribute cache: a node sees a file the image server changed (a pull, a
-// push) at most actimeo seconds (10) after the change, without a reboot;
-// lower values cost the server more GETATTR calls per node, and the
-// kernel's defaults (3 to 60 s) would take up to a minute. The server's
-// own caches matter too: see RenderGanesha.
+// ("tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10", klibc
+// nfsmount's syntax: it has no actimeo and fails the boot on an option it
+// does not know, so OS.Validate checks them) or DefaultDracutNFSOptions
+// ("vers=3,tcp,nolock,actimeo=10", mount.nfs's). nolock because the root
+// is read-only and shared by every node: there is nothing to lock and no
+// lock daemon in the initramfs. The attribute cache is bounded to 10
+// seconds: a node sees a file the image server changed (a pull, a push) at
+// most 10 seconds after the change, without a reboot; lower values cost
+// the server more GETATTR calls per node, and the kernel's defaults (3 to
+// 60 s) would take up to a minute. The server's own caches matter too: see
+// RenderGanesha.
 //
 // StyleDisklessrc, pxeboot's line for RHEL 5's mkinitrd initrd:
 // NFSROOT=SERVER:LOCATION names the image's base directory (OS.Location,

@@ -90,7 +90,7 @@ func ExampleKernelArgs() {
 		fmt.Println(strings.Join(netboot.KernelArgs(o, node[0], netboot.NodeOptions{}), " "))
 	}
 	// Output:
-	// root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001
+	// root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001
 	// root=nfs:10.0.2.2:/diskless/debian12/root:vers=3,tcp,nolock,actimeo=10 rd.neednet=1 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001
 	// root=/dev/ram0 init=disklessrc NFSROOT=10.0.2.2:/diskless/debian12 ETHERNET=eth0 SNAPSHOT=node001
 }

@@ -28,7 +28,7 @@ const ganeshaComment = `# Ganesha's metadata cache (MDCACHE) keeps chunks of dir
 # does: a temporary file renamed over the old one) goes on being served
 # in its old version for minutes, whatever the clients' attribute cache
 # says. Dir_Chunk = 0 turns the directory chunk cache off, so clients
-# see a change once their own attribute cache (actimeo) expires, as with
+# see a change once their own attribute cache (10 s) expires, as with
 # the kernel's nfsd, which has no such cache.
 `
 

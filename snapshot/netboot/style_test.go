@@ -68,25 +68,25 @@ func TestKernelArgs(t *testing.T) {
 		},
 		{
 			name: "initramfs-tools, pxelinux", os: debian12, node: qemuNodeMAC, loader: loaderPXELinux,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
 		},
 		{
 			name: "initramfs-tools, GRUB with a MAC", os: debian12, node: qemuNodeMAC, loader: loaderGrub,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-52-54-00-12-34-56",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-52-54-00-12-34-56",
 		},
 		{
 			name: "initramfs-tools, GRUB without a MAC", os: debian12, node: qemuNode, loader: loaderGrub,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001",
 		},
 		{
 			name: "initramfs-tools, iPXE without a MAC", os: debian12, node: qemuNode, loader: loaderIPXE,
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-${netX/mac:hexhyp}",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001 BOOTIF=01-${netX/mac:hexhyp}",
 		},
 		{
 			name: "initramfs-tools ignores disklessrc options, keeps Append and the snapshot name",
 			os:   debian12, node: qemuNode, loader: loaderPXELinux,
 			opts: NodeOptions{RamdiskSize: 1, Ethernet: "eth0", NISDomain: "nis", SnapshotName: "spare", Append: "console=ttyS0 quiet"},
-			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,actimeo=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/spare console=ttyS0 quiet",
+			want: "root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/spare console=ttyS0 quiet",
 		},
 		{
 			name: "initramfs-tools, own NFS options",
@@ -180,13 +180,17 @@ func TestOSValidateStyle(t *testing.T) {
 	}{
 		{name: "initramfs-tools", edit: func(o *OS) {}},
 		{name: "dracut", edit: func(o *OS) { o.Initramfs = Dracut }},
-		{name: "own options", edit: func(o *OS) { o.NFSOptions = "vers=3,tcp,nolock,actimeo=3" }},
+		{name: "own klibc options", edit: func(o *OS) { o.NFSOptions = "vers=3,tcp,nolock,acregmax=3,ro" }},
+		{name: "dracut takes actimeo", edit: func(o *OS) { o.Initramfs, o.NFSOptions = Dracut, "vers=3,tcp,nolock,actimeo=3" }},
+		{name: "klibc has no actimeo", edit: func(o *OS) { o.NFSOptions = "tcp,v3,nolock,actimeo=10" }, wantErr: `NFS option "actimeo=10": klibc's nfsmount`},
+		{name: "an option klibc does not know", edit: func(o *OS) { o.NFSOptions = "tcp,noatime" }, wantErr: `NFS option "noatime"`},
 		{name: "disklessrc", edit: func(o *OS) { o.Style, o.Initramfs = StyleDisklessrc, "" }},
 		{name: "no style is disklessrc", edit: func(o *OS) { o.Style, o.Initramfs = "", "" }},
 		{name: "unknown style", edit: func(o *OS) { o.Style = "nfs" }, wantErr: `boot style "nfs": want nfsroot or disklessrc`},
 		{name: "nfsroot without a generator", edit: func(o *OS) { o.Initramfs = "" }, wantErr: "initramfs \"\": want initramfs-tools or dracut"},
 		{name: "disklessrc with a generator", edit: func(o *OS) { o.Style = StyleDisklessrc }, wantErr: "only nfsroot uses one"},
 		{name: "options with a blank", edit: func(o *OS) { o.NFSOptions = "tcp, v3" }, wantErr: "only letters, digits"},
+		{name: "klibc option without its value's =", edit: func(o *OS) { o.NFSOptions = "tcp,acregmin" }, wantErr: `NFS option "acregmin"`},
 		{name: "options with a colon", edit: func(o *OS) { o.NFSOptions = "vers=3:x" }, wantErr: "only letters, digits"},
 		{name: "options with an empty option", edit: func(o *OS) { o.NFSOptions = "tcp,,v3" }, wantErr: "empty option"},
 	}
