@@ -34,6 +34,16 @@ demo: build ## Run the whole flow on an embedded sample in a temp dir
 test: deps ## Install test dependencies, then run every test (root-only ones too when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# The diskless boot tests: QEMU (TCG) PXE-boots nodes from goldsync's files,
+# nfs-ganesha serves the image; the golden roots are debootstrapped once and
+# cached in GOLDSYNC_E2E_CACHE (default /var/cache/goldsync-e2e).
+E2E_TIMEOUT ?= 20m
+
+.PHONY: e2e
+e2e: ## Boot diskless nodes for real: QEMU + nfs-ganesha from goldsync's files (root; installs QEMU, ganesha, loaders)
+	@bash scripts/ci-deps.sh e2e
+	GOLDSYNC_E2E=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/
+
 .PHONY: race
 race: ## Run the tests with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -5,7 +5,10 @@
 # exits 0, so `make test` can call it unconditionally. Idempotent: when
 # everything is there it only runs dpkg-query.
 #
-# Usage: scripts/ci-deps.sh [extra-package...]
+# Usage: scripts/ci-deps.sh [e2e] [extra-package...]
+# "e2e" adds what the diskless boot tests (make e2e) need: QEMU with its PXE
+# ROMs, SeaBIOS and OVMF, the boot loaders goldsync installs into a TFTP tree
+# (pxelinux, syslinux, signed GRUB and shim), nfs-ganesha and rpcbind.
 set -euo pipefail
 
 packages=(
@@ -21,6 +24,15 @@ packages=(
 	libcap2-bin # getcap, to check file capabilities in treetest
 	coreutils   # sha256sum: the agent cache check in imaging/remote
 )
+if [[ ${1:-} == e2e ]]; then
+	shift
+	packages+=(
+		qemu-system-x86 ipxe-qemu seabios ovmf
+		pxelinux syslinux-common grub-efi-amd64-signed shim-signed
+		nfs-ganesha nfs-ganesha-vfs rpcbind
+		util-linux # unshare, nsenter
+	)
+fi
 packages+=("$@")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

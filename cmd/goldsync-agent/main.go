@@ -74,6 +74,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newWatchCmd(g))
+	root.AddCommand(newBootCmd(g))
 	return root
 }
 

@@ -47,7 +47,7 @@ const (
 //     the server per node; the kernel's defaults (3 to 60 s) would let a
 //     node see a change up to a minute late.
 //
-// The QEMU tests may tune them: keep each one constant.
+// The end-to-end boot test (e2e/) measures what a running node sees.
 const (
 	// DefaultInitramfsToolsNFSOptions are klibc nfsmount's options, as in
 	// nfsroot=SERVER:PATH,OPTIONS.
