@@ -1028,7 +1028,7 @@ another name, remove one of the two declarations.`,
 
 // exportFlags are the flags of render exports and render ganesha.
 type exportFlags struct {
-	image, snapDir, clients, nodesFile string
+	image, snapDir, clients, nodesFile, snapClients string
 }
 
 func (f *exportFlags) register(cmd *cobra.Command) {
@@ -1037,6 +1037,7 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (with --image)")
 	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
 	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
+	fl.StringVar(&f.snapClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
 }
 
 // options checks the flags and reads the nodes file. Without --image and
@@ -1044,9 +1045,9 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 // and its nodes' snapshots one by one (the nodes file of the config, or
 // --nodes, assigned to the OSes as sync does).
 func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
-	for _, c := range strings.Fields(f.clients) {
+	for _, c := range strings.Fields(f.clients + " " + f.snapClients) {
 		if strings.ContainsAny(c, "()#\"\\,;{}=") {
-			return nil, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
+			return nil, withCode(exitUsage, fmt.Errorf("client %q: a client may not hold ( ) # \" \\ , ; { } =", c))
 		}
 	}
 	var nodes []snapshot.Node
@@ -1064,7 +1065,7 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 			return nil, withCode(exitUsage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
 		}
 	}
-	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes}}, nil
+	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes, SnapshotClients: f.snapClients}}, nil
 }
 
 func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netboot.ExportsOptions, error) {
@@ -1087,7 +1088,7 @@ func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netbo
 		if !ok || o.SnapshotDir == "" {
 			continue
 		}
-		out = append(out, netboot.ExportsOptions{ImageRoot: img.Root, SnapshotDir: o.SnapshotDir, Clients: f.clients, Nodes: byOS[o.Name]})
+		out = append(out, netboot.ExportsOptions{ImageRoot: img.Root, SnapshotDir: o.SnapshotDir, Clients: f.clients, Nodes: byOS[o.Name], SnapshotClients: f.snapClients})
 	}
 	if len(out) == 0 {
 		return nil, withCode(exitUsage, fmt.Errorf("%s: no OS to export (or give --image and --snapshot-dir)", cfg.Path))
@@ -1111,7 +1112,9 @@ blank-separated list of client specifications (hosts, networks such as
 With --nodes FILE, each node's snapshot (SNAPSHOT-DIR/<host>) is exported
 read-write to that node's address only, instead of the whole snapshot
 directory to every client: a node can then neither read nor write another
-node's snapshot.
+node's snapshot. --snapshot-clients adds clients to every node's snapshot
+export (an admin or backup host; behind a NAT such as QEMU's user network,
+the address the nodes appear from, 127.0.0.1).
 
 Without --image and --snapshot-dir, every OS of the cluster config
 (--config) is exported: its image, and each of its nodes' snapshots (the
@@ -1162,7 +1165,9 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 		Long: `Ganesha prints an nfs-ganesha config (VFS FSAL) with the exports of an image:
 the image root read-only, and the snapshot directory read-write (with
 --nodes FILE: each node's snapshot read-write to that node's address only,
-through a CLIENT block). Every export is No_Root_Squash (diskless clients
+through a CLIENT block, which --snapshot-clients extends: an admin host, or
+127.0.0.1 for nodes behind QEMU's user network, which ganesha sees as
+coming from there). Every export is No_Root_Squash (diskless clients
 run as root), with its path as NFSv4 pseudo path.
 
 NFS_CORE_PARAM enables NFSv3 and v4: the nodes' initramfs mounts with v3.

@@ -216,8 +216,8 @@ func TestCLISeedProcedure(t *testing.T) {
 	if want := fmt.Sprintf("%s/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", s.snap, netboot.FSID(s.snap+"/node003")); !strings.Contains(out, want) {
 		t.Errorf("render exports --nodes:\n%s\nlacks:\n%s", out, want)
 	}
-	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
-	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73;\n\t\tAccess_Type = RW;\n"} {
+	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes, "--snapshot-clients", "127.0.0.1")
+	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73, 127.0.0.1;\n\t\tAccess_Type = RW;\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("render ganesha lacks %q:\n%s", w, out)
 		}

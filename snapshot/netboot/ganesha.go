@@ -61,7 +61,7 @@ func RenderGanesha(opts GaneshaOptions) ([]byte, error) {
 				errs = append(errs, fmt.Errorf("ganesha export %q: want an absolute path without quotes, backslashes or control characters", shortStr(p)))
 			}
 		}
-		for _, c := range strings.Fields(x.Clients) {
+		for _, c := range strings.Fields(x.Clients + " " + x.SnapshotClients) {
 			if strings.ContainsAny(c, "\"'\\,;{}=#") || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				errs = append(errs, fmt.Errorf("ganesha client %q: quotes, backslashes and , ; { } = # are not allowed", shortStr(c)))
 			}
@@ -111,8 +111,9 @@ func RenderGanesha(opts GaneshaOptions) ([]byte, error) {
 			continue
 		}
 		for _, n := range x.Nodes {
-			fmt.Fprintf(&b, "\n# %s's snapshot, read-write to %s only.", n.Host, n.IP.Unmap())
-			export(x.SnapshotDir+"/"+n.Host, "None", "RW", []string{n.IP.Unmap().String()})
+			clients := append([]string{n.IP.Unmap().String()}, strings.Fields(x.SnapshotClients)...)
+			fmt.Fprintf(&b, "\n# %s's snapshot, read-write to %s only.", n.Host, strings.Join(clients, ", "))
+			export(x.SnapshotDir+"/"+n.Host, "None", "RW", clients)
 		}
 	}
 	return b.Bytes(), nil

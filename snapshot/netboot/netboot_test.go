@@ -244,6 +244,12 @@ func TestRenderExports(t *testing.T) {
 				"/d/snapshot/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ")\n" +
 				"/d/snapshot/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node003") + ")\n",
 		},
+		{
+			name: "per-node snapshots, also to an admin host",
+			opts: ExportsOptions{ImageRoot: "/d/root", SnapshotDir: "/d/snapshot", Nodes: []snapshot.Node{node001}, SnapshotClients: "127.0.0.1"},
+			want: "/d/root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ")\n" +
+				"/d/snapshot/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ") 127.0.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ")\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ func TestRenderGaneshaGolden(t *testing.T) {
 			name: "ganesha-two-images.conf",
 			opts: GaneshaOptions{Exports: []ExportsOptions{
 				{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir, Nodes: []snapshot.Node{qemuNode}},
-				{ImageRoot: rocky9.ImageRoot, SnapshotDir: rocky9.SnapshotDir, Nodes: []snapshot.Node{node003}},
+				{ImageRoot: rocky9.ImageRoot, SnapshotDir: rocky9.SnapshotDir, Nodes: []snapshot.Node{node003}, SnapshotClients: "127.0.0.1 admin.cluster"},
 			}},
 		},
 	}
@@ -59,6 +59,7 @@ func TestRenderGaneshaRefuses(t *testing.T) {
 		{name: "newline in a path", edit: func(o *GaneshaOptions) { o.Exports[0].SnapshotDir = "/d/snap\nshot" }, wantErr: "control characters"},
 		{name: "relative path", edit: func(o *GaneshaOptions) { o.Exports[0].ImageRoot = "d/root" }, wantErr: "want an absolute path"},
 		{name: "brace in a client", edit: func(o *GaneshaOptions) { o.Exports[0].Clients = "10.0.0.0/8 a}b" }, wantErr: `client "a}b"`},
+		{name: "comma in a snapshot client", edit: func(o *GaneshaOptions) { o.Exports[0].SnapshotClients = "a,b" }, wantErr: `client "a,b"`},
 		{name: "export ids out of range", edit: func(o *GaneshaOptions) { o.FirstExportID = 65535 }, wantErr: "want 1 to 65535"},
 		{name: "nothing", edit: func(o *GaneshaOptions) { o.Exports = nil }, wantErr: "nothing to export"},
 	}
@@ -107,7 +108,7 @@ func TestRenderGaneshaParses(t *testing.T) {
 		opts GaneshaOptions
 	}{
 		{name: "whole snapshot dir", opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: img, SnapshotDir: snap}}}},
-		{name: "per node", opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: img, SnapshotDir: snap, Clients: "10.0.2.0/24 127.0.0.1", Nodes: nodes}}}},
+		{name: "per node", opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: img, SnapshotDir: snap, Clients: "10.0.2.0/24 127.0.0.1", Nodes: nodes, SnapshotClients: "127.0.0.1"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conf, err := RenderGanesha(tt.opts)
