@@ -493,7 +493,11 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 	printf("  created %d, updated %d, kept node changes %d, conflicts %d, listed paths not in the image %d, failed %d, copied %s\n",
 		t.Created, t.Updated, t.Kept, t.Conflicts, t.SkippedMissing, t.Failed, human(t.Bytes))
 	if t.Identity > 0 {
-		printf("  identity files created %d (hostname, machine-id, fstab, ssh host keys)\n", t.Identity)
+		what := "created"
+		if res.DryRun {
+			what = "to create"
+		}
+		printf("  identity files %s %d (hostname, machine-id, fstab, ssh host keys)\n", what, t.Identity)
 	}
 }
 
