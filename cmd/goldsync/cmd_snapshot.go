@@ -94,7 +94,9 @@ expect them:
   /usr/lib/ipxe/undionly.kpxe, ipxe.efi         linux-install/ipxe/           (ipxe)
 
 BIOS clients boot pxelinux.0, x86-64 UEFI clients shimx64.efi, which loads
-grubx64.efi beside it (see "goldsync render dhcpd"). A loader this server
+grubx64.efi beside it (see "goldsync render dhcpd"). That GRUB reads
+grub/grub.cfg of the TFTP root (its built-in prefix), which "goldsync node
+add" writes; install says so when another tool's grub/grub.cfg is there. A loader this server
 lacks is skipped with a notice naming its package. Files already up to
 date are left alone; others are replaced atomically. "goldsync os add"
 runs this too, unless --no-loaders.`,
@@ -744,9 +746,11 @@ Every node is checked before any file is written; a node added again gets
 its configs rewritten and its snapshot refreshed (see "goldsync snapshot
 build": node data is never lost).
 
-GRUB configs are written as grub/grub.cfg-<IP in hex> and
-grub/grub.cfg-<IP>, with a shared grub/grub.cfg that sources the node's
-own by its address.
+GRUB configs are written as linux-install/grub/grub.cfg-<IP in hex> and
+grub.cfg-<IP>, with a shared linux-install/grub/grub.cfg that sources the
+node's own by its address, also written as grub/grub.cfg at the TFTP root
+(unless another tool's is there): Debian's and Ubuntu's signed network GRUB
+reads only that one.
 
 The kernel command line follows the OS's boot style (see "goldsync os add"):
 

@@ -22,6 +22,7 @@
 //	linux-install/grub/grub.cfg-0A088801     GRUB 2 (UEFI) config of 10.8.136.1
 //	linux-install/grub/grub.cfg-10.8.136.1   the same, by dotted address
 //	linux-install/grub/grub.cfg              sources grub.cfg-$net_default_ip
+//	grub/grub.cfg                            the same, where Debian's signed GRUB reads
 //	linux-install/ipxe/undionly.kpxe         iPXE, where installed (InstallLoaders)
 //	linux-install/ipxe/10.8.136.1.ipxe       iPXE script of 10.8.136.1
 //	linux-install/ipxe/boot.ipxe             chains to the node's own script
@@ -36,11 +37,16 @@
 // address (0A088801, then shorter prefixes) after the MAC-named file
 // (01-00-21-5e-40-64-5c, grub.cfg-01-...), which goldsync does not write,
 // so a stale MAC-named file left by another tool takes precedence. Place
-// the GRUB EFI image in linux-install/grub/ (InstallLoaders does): network
-// GRUB looks for its configs in the directory it was loaded from. When
-// none of GRUB's own names matches, the shared grub.cfg sources the
-// node's config by its dotted address ($net_default_ip), so goldsync
-// writes each GRUB config under both names. iPXE scripts are named by
+// the GRUB EFI image in linux-install/grub/ (InstallLoaders does): shim
+// loads grubx64.efi from its own directory, and a GRUB built to look
+// beside itself finds its configs there. Debian's and Ubuntu's signed
+// network GRUB has /grub built in as its prefix instead, and reads
+// /grub/grub.cfg of the TFTP root without trying the node-specific names
+// first, so WriteNodeConfigs writes the shared config there too
+// (GrubPrefixDir; never over another tool's). The shared grub.cfg sources
+// the node's config by its dotted address ($net_default_ip) from $prefix,
+// else from linux-install/grub/, so goldsync writes each GRUB config under
+// both names. iPXE scripts are named by
 // the dotted address because iPXE's ${ip} expands to it; point iPXE
 // clients at linux-install/ipxe/boot.ipxe. ListNodeConfigs reads the
 // pxelinux configs back (IP from the name, OS from the default label,
