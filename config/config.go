@@ -162,6 +162,15 @@ type OS struct {
 	SnapshotDir string
 	// NFSServer is where clients mount from; default Cluster.NFSServer.
 	NFSServer string
+	// BootStyle is netboot.StyleNFSRoot or netboot.StyleDisklessrc
+	// (boot_style); empty means detected from the image at every sync.
+	BootStyle string
+	// Initramfs is the generator of an nfsroot image,
+	// netboot.InitramfsTools or netboot.Dracut; empty means detected.
+	Initramfs string
+	// NFSOptions are the NFS mount options of the read-only root
+	// (nfs_options, nfsroot only); empty means the generator's default.
+	NFSOptions string
 	// Netboot are the kernel arguments: the [netboot] table with this
 	// OS's own keys over it.
 	Netboot Netboot
@@ -255,6 +264,9 @@ type rawOS struct {
 	Location    string   `toml:"location"`
 	SnapshotDir string   `toml:"snapshot_dir"`
 	NFSServer   string   `toml:"nfs_server"`
+	BootStyle   string   `toml:"boot_style"`
+	Initramfs   string   `toml:"initramfs"`
+	NFSOptions  string   `toml:"nfs_options"`
 	rawNetboot
 }
 
@@ -507,6 +519,7 @@ func (v *checker) build(raw *rawFile) *Config {
 		}
 		o := OS{Name: ro.Name, Image: ro.Image, Kernel: ro.Kernel, Nodes: ro.Nodes,
 			Location: ro.Location, SnapshotDir: ro.SnapshotDir, NFSServer: ro.NFSServer,
+			BootStyle: ro.BootStyle, Initramfs: ro.Initramfs, NFSOptions: ro.NFSOptions,
 			Line: v.pos.line(at)}
 		if ro.Name == "" {
 			v.add(at, "[[os]]: name not set")
@@ -760,6 +773,15 @@ func (v *checker) resolveOS(at string, o OS, c *Config) OS {
 	if img != nil {
 		probe.ImageRoot = img.Root
 	}
+	// The boot style: what is set must agree; what is detected at sync
+	// time (an empty style or generator) is checked by os add then.
+	probe.Style, probe.Initramfs, probe.NFSOptions = o.BootStyle, o.Initramfs, o.NFSOptions
+	if probe.Style == "" && (probe.Initramfs != "" || probe.NFSOptions != "") {
+		probe.Style = netboot.StyleNFSRoot
+	}
+	if probe.Style == netboot.StyleNFSRoot && probe.Initramfs == "" {
+		probe.Initramfs = netboot.Dracut // mount.nfs: the lenient check
+	}
 	if img != nil && img.Root != "" && o.NFSServer != "" {
 		if err := probe.Validate(); err != nil {
 			for _, e := range unjoin(err) {
@@ -927,7 +949,8 @@ func (c *Config) AssignNodes(nodes []snapshot.Node) (byOS map[string][]snapshot.
 // kernel and record from its image.
 func (c *Config) AddOSOptions(o OS) netboot.AddOSOptions {
 	opts := netboot.AddOSOptions{TFTPBoot: c.Cluster.TFTPBoot, Name: o.Name, Location: o.Location,
-		SnapshotDir: o.SnapshotDir, NFSServer: o.NFSServer, Kernel: o.Kernel}
+		SnapshotDir: o.SnapshotDir, NFSServer: o.NFSServer, Kernel: o.Kernel,
+		Style: o.BootStyle, Initramfs: o.Initramfs, NFSOptions: o.NFSOptions}
 	if img, ok := c.Image(o.Image); ok {
 		opts.ImageRoot = img.Root
 	}

@@ -88,6 +88,9 @@ snapshot_dir = "/diskless/rhel5/snap-gpu"
 name = "compute"
 image = "rhel5"
 nfs_server = "10.8.0.3"
+boot_style = "nfsroot"
+initramfs = "initramfs-tools"
+nfs_options = "tcp,v3,nolock,acregmin=3,acregmax=3"
 `
 	c, err := Parse("g.toml", []byte(doc))
 	if err != nil {
@@ -111,7 +114,8 @@ nfs_server = "10.8.0.3"
 				Location: "/diskless/rhel5", SnapshotDir: "/diskless/rhel5/snap-gpu", NFSServer: "server",
 				Netboot: gpuNB, Line: 28},
 			{Name: "compute", Image: "rhel5", Location: "/diskless/rhel5", SnapshotDir: "/diskless/rhel5/snapshot",
-				NFSServer: "10.8.0.3", Netboot: nb, Line: 36},
+				NFSServer: "10.8.0.3", BootStyle: "nfsroot", Initramfs: "initramfs-tools", NFSOptions: "tcp,v3,nolock,acregmin=3,acregmax=3",
+				Netboot: nb, Line: 36},
 		},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -166,6 +170,12 @@ func TestParseErrors(t *testing.T) {
 		doc  string
 		want []string // each must appear in the error
 	}{
+		{name: "bad boot style", doc: img("[[os]]\nname = \"x\"\nimage = \"a\"\nboot_style = \"nfs\"\n"),
+			want: []string{`g.toml:7: OS x: boot style "nfs": want nfsroot or disklessrc`}},
+		{name: "klibc has no actimeo", doc: img("[[os]]\nname = \"x\"\nimage = \"a\"\ninitramfs = \"initramfs-tools\"\nnfs_options = \"tcp,actimeo=10\"\n"),
+			want: []string{`g.toml:7: OS x: NFS option "actimeo=10": klibc's nfsmount`}},
+		{name: "generator with disklessrc", doc: img("[[os]]\nname = \"x\"\nimage = \"a\"\nboot_style = \"disklessrc\"\ninitramfs = \"dracut\"\n"),
+			want: []string{`g.toml:7: OS x: initramfs "dracut" given for boot style disklessrc`}},
 		{name: "unknown key with suggestion", doc: img("streamz = 2\n"),
 			want: []string{"g.toml:7: unknown key streamz in [[image]] (did you mean streams?)"}},
 		{name: "unknown table", doc: "[clutser]\nname = \"x\"\n",

@@ -62,7 +62,15 @@ var machineID = regexp.MustCompile(`^[0-9a-f]{32}\n$`)
 
 func TestBuildIdentity(t *testing.T) {
 	e := identityEnv(t, 2)
-	res := e.build(t)
+	// A dry run counts what it would create and writes nothing.
+	res := e.build(t, func(o *BuildOptions) { o.DryRun = true })
+	if want := 2 * (3 + 2*2); res.Totals.Identity != want {
+		t.Errorf("dry run: identity files to create %d, want %d", res.Totals.Identity, want)
+	}
+	if _, err := os.Lstat(e.snap); err == nil {
+		t.Errorf("dry run made %s", e.snap)
+	}
+	res = e.build(t)
 	if want := 2 * (3 + 2*2); res.Totals.Identity != want {
 		t.Errorf("identity files created %d, want %d", res.Totals.Identity, want)
 	}
@@ -256,7 +264,7 @@ bind /var/lib/dhclient/
 }
 
 func TestBuildBootList(t *testing.T) {
-	e := newEnv(t, 3)
+	e := newEnv(t, 4)
 	writeTree(t, e.image, map[string]string{"tmp/": "", "var/cache/man/": "", "var/cache/man/index.db": "x"})
 	rw, err := ParseRwtab("rwtab", strings.NewReader("empty /tmp/\ndirs /var/cache/\n"))
 	if err != nil {
@@ -278,6 +286,15 @@ func TestBuildBootList(t *testing.T) {
 	if err := os.MkdirAll(e.node("node003", ".goldsync/boot.list"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// node004 planted boot.list -> a file outside its snapshot.
+	victim := filepath.Join(outside, "..", "victim")
+	writeFile(t, victim, "keep me\n")
+	if err := os.MkdirAll(e.node("node004", ".goldsync"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, e.node("node004", BootListPath)); err != nil {
+		t.Fatal(err)
+	}
 	res, err := Build(t.Context(), BuildOptions{ImageRoot: e.image, SnapshotDir: e.snap, Nodes: e.nodes, Items: e.items, SSHKeygen: "/bin/false"})
 	if err == nil {
 		t.Error("no error for node003's boot.list directory")
@@ -291,7 +308,13 @@ empty /tmp/
 dirs /var/cache/
 bind /var/log/
 `
-	for _, host := range []string{"node001", "node002"} {
+	if got := readFile(t, victim); got != "keep me\n" {
+		t.Errorf("written through node004's boot.list symlink: %q", got)
+	}
+	if fi, err := os.Lstat(e.node("node004", BootListPath)); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("node004's boot.list: %v, %v; want the symlink replaced by a file", fi, err)
+	}
+	for _, host := range []string{"node001", "node002", "node004"} {
 		if diff := cmp.Diff(want, readFile(t, e.node(host, BootListPath))); diff != "" {
 			t.Errorf("%s: boot list (-want +got):\n%s", host, diff)
 		}

@@ -94,7 +94,9 @@ expect them:
   /usr/lib/ipxe/undionly.kpxe, ipxe.efi         linux-install/ipxe/           (ipxe)
 
 BIOS clients boot pxelinux.0, x86-64 UEFI clients shimx64.efi, which loads
-grubx64.efi beside it (see "goldsync render dhcpd"). A loader this server
+grubx64.efi beside it (see "goldsync render dhcpd"). That GRUB reads
+grub/grub.cfg of the TFTP root (its built-in prefix), which "goldsync node
+add" writes; install says so when another tool's grub/grub.cfg is there. A loader this server
 lacks is skipped with a notice naming its package. Files already up to
 date are left alone; others are replaced atomically. "goldsync os add"
 runs this too, unless --no-loaders.`,
@@ -493,7 +495,11 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 	printf("  created %d, updated %d, kept node changes %d, conflicts %d, listed paths not in the image %d, failed %d, copied %s\n",
 		t.Created, t.Updated, t.Kept, t.Conflicts, t.SkippedMissing, t.Failed, human(t.Bytes))
 	if t.Identity > 0 {
-		printf("  identity files created %d (hostname, machine-id, fstab, ssh host keys)\n", t.Identity)
+		what := "created"
+		if res.DryRun {
+			what = "to create"
+		}
+		printf("  identity files %s %d (hostname, machine-id, fstab, ssh host keys)\n", what, t.Identity)
 	}
 }
 
@@ -529,15 +535,17 @@ golden node with "goldsync-agent boot install" (which also rebuilds the
 initramfs there), pull again and re-run os add.
 
 NFS options of the read-only root (--nfs-options, nfsroot only). The
-defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `" (initramfs-tools, klibc
-nfsmount syntax) and "` + netboot.DefaultDracutNFSOptions + `" (dracut,
-mount.nfs syntax): NFSv3 over TCP; nolock, because the root is read-only
-and shared by every node, so there is nothing to lock and no lock daemon in
-the initramfs; actimeo=10, so a node caches a file's attributes and a
+defaults are "` + netboot.DefaultInitramfsToolsNFSOptions + `"
+(initramfs-tools: klibc nfsmount's syntax, which has no actimeo and fails
+the boot on options it does not know, so they are checked) and
+"` + netboot.DefaultDracutNFSOptions + `" (dracut, mount.nfs syntax): NFSv3
+over TCP; nolock, because the root is read-only and shared by every node,
+so there is nothing to lock and no lock daemon in the initramfs; an
+attribute cache of 10 seconds, so a node caches a file's attributes and a
 directory's entries at most 10 seconds: a change the image server gets (a
 pull, a push) is seen by running nodes within about 10 seconds, no reboot.
-Lower values see changes sooner at the price of more GETATTR calls per node
-on the server; the kernel's defaults (3-60 s) can take a minute.
+Lower values see changes sooner at the price of more GETATTR calls per
+node on the server; the kernel's defaults (3-60 s) can take a minute.
 
 The location (pxeos -L) is the image's base directory, the parent of ROOT by
 default: disklessrc clients boot with NFSROOT=HOST:LOCATION and mount
@@ -639,8 +647,11 @@ the layout of pxeos -l, or as a JSON array with --json.`,
 				if i > 0 {
 					printf("\n")
 				}
-				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\n",
-					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir)
+				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\nBoot style: %s\n",
+					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir, o.Style)
+				if o.Initramfs != "" {
+					printf("Initramfs: %s\nNFS options: %s\n", o.Initramfs, o.NFSOptions)
+				}
 			}
 			return nil
 		},
@@ -735,9 +746,11 @@ Every node is checked before any file is written; a node added again gets
 its configs rewritten and its snapshot refreshed (see "goldsync snapshot
 build": node data is never lost).
 
-GRUB configs are written as grub/grub.cfg-<IP in hex> and
-grub/grub.cfg-<IP>, with a shared grub/grub.cfg that sources the node's
-own by its address.
+GRUB configs are written as linux-install/grub/grub.cfg-<IP in hex> and
+grub.cfg-<IP>, with a shared linux-install/grub/grub.cfg that sources the
+node's own by its address, also written as grub/grub.cfg at the TFTP root
+(unless another tool's is there): Debian's and Ubuntu's signed network GRUB
+reads only that one.
 
 The kernel command line follows the OS's boot style (see "goldsync os add"):
 
@@ -777,6 +790,13 @@ always (from the MAC, or from iPXE's ${netX/mac:hexhyp}). --ramdisk-size,
 			}
 			if snapDir == "" {
 				snapDir = o.SnapshotDir
+			}
+			if o.Style == netboot.StyleNFSRoot {
+				for _, name := range []string{"ramdisk-size", "ethernet", "nis-domain"} {
+					if cmd.Flags().Changed(name) {
+						notice(g, "--%s ignored: OS %s boots in the %s style, and only disklessrc reads it", name, o.Name, o.Style)
+					}
+				}
 			}
 			if !f.dryRun {
 				if err := netboot.WriteNodeConfigs(tftp, o, nodes, nb); err != nil {
@@ -949,7 +969,7 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 	var nodesFile string
 	var o netboot.DhcpdOptions
 	cmd := &cobra.Command{
-		Use:   "dhcpd --nodes FILE [--next-server IP] [--filename F] [--efi-filename F]",
+		Use:   "dhcpd [--nodes FILE] [--next-server IP] [--filename F] [--efi-filename F]",
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Long: `Dhcpd prints one host declaration per node of the nodes file that has a MAC
 (the third column), to include at the top level of dhcpd.conf (not inside a
@@ -975,6 +995,13 @@ another name, remove one of the two declarations.`,
   goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if nodesFile == "" {
+				cfg, err := loadConfig(g)
+				if err != nil {
+					return fmt.Errorf("%w (or give --nodes)", err)
+				}
+				nodesFile = cfg.Cluster.Nodes
+			}
 			nodes, err := readNodesFile(nodesFile)
 			if err != nil {
 				return err
@@ -1000,56 +1027,87 @@ another name, remove one of the two declarations.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (required)")
+	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (default: the cluster config's)")
 	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server)")
 	fl.StringVar(&o.BIOSFilename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed to BIOS clients")
 	fl.StringVar(&o.EFIFilename, "efi-filename", netboot.DefaultEFIFilename, "boot `FILE` handed to x86-64 UEFI clients")
-	_ = cmd.MarkFlagRequired("nodes")
 	return cmd
 }
 
 // exportFlags are the flags of render exports and render ganesha.
 type exportFlags struct {
-	image, snapDir, clients, nodesFile string
+	image, snapDir, clients, nodesFile, snapClients string
 }
 
 func (f *exportFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (required)")
-	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (required)")
+	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (default: every OS of the cluster config)")
+	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (with --image)")
 	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
 	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
-	_ = cmd.MarkFlagRequired("image")
-	_ = cmd.MarkFlagRequired("snapshot-dir")
+	fl.StringVar(&f.snapClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
 }
 
-// options checks the flags and reads the nodes file.
-func (f *exportFlags) options() (netboot.ExportsOptions, error) {
-	for _, p := range []string{f.image, f.snapDir} {
-		if !filepath.IsAbs(p) {
-			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("%q: exports need absolute paths", p))
-		}
-	}
-	for _, c := range strings.Fields(f.clients) {
+// options checks the flags and reads the nodes file. Without --image and
+// --snapshot-dir, every OS of the cluster config is exported: its image,
+// and its nodes' snapshots one by one (the nodes file of the config, or
+// --nodes, assigned to the OSes as sync does).
+func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
+	for _, c := range strings.Fields(f.clients + " " + f.snapClients) {
 		if strings.ContainsAny(c, "()#\"\\,;{}=") {
-			return netboot.ExportsOptions{}, withCode(exitUsage, fmt.Errorf("--clients %q: a client may not hold ( ) # \" \\ , ; { } =", c))
+			return nil, withCode(exitUsage, fmt.Errorf("client %q: a client may not hold ( ) # \" \\ , ; { } =", c))
 		}
 	}
-	o := netboot.ExportsOptions{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients}
+	var nodes []snapshot.Node
 	if f.nodesFile != "" {
-		nodes, err := readNodesFile(f.nodesFile)
-		if err != nil {
-			return o, err
+		var err error
+		if nodes, err = readNodesFile(f.nodesFile); err != nil {
+			return nil, err
 		}
-		o.Nodes = nodes
 	}
-	return o, nil
+	if f.image == "" && f.snapDir == "" {
+		return f.fromConfig(g, nodes)
+	}
+	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
+		if !filepath.IsAbs(p.val) {
+			return nil, withCode(exitUsage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
+		}
+	}
+	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes, SnapshotClients: f.snapClients}}, nil
+}
+
+func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netboot.ExportsOptions, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
+	}
+	if nodes == nil {
+		if nodes, err = readNodesFile(cfg.Cluster.Nodes); err != nil {
+			return nil, err
+		}
+	}
+	byOS, _, err := cfg.AssignNodes(nodes)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	var out []netboot.ExportsOptions
+	for _, o := range cfg.OS {
+		img, ok := cfg.Image(o.Image)
+		if !ok || o.SnapshotDir == "" {
+			continue
+		}
+		out = append(out, netboot.ExportsOptions{ImageRoot: img.Root, SnapshotDir: o.SnapshotDir, Clients: f.clients, Nodes: byOS[o.Name], SnapshotClients: f.snapClients})
+	}
+	if len(out) == 0 {
+		return nil, withCode(exitUsage, fmt.Errorf("%s: no OS to export (or give --image and --snapshot-dir)", cfg.Path))
+	}
+	return out, nil
 }
 
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
 	f := &exportFlags{}
 	cmd := &cobra.Command{
-		Use:   "exports --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Use:   "exports [--image ROOT --snapshot-dir DIR] [--clients SPEC] [--nodes FILE]",
 		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
 		Long: `Exports prints the exports(5) lines of the seed procedure: the image root
 read-only and the snapshot directory read-write, both sync and
@@ -1062,12 +1120,18 @@ blank-separated list of client specifications (hosts, networks such as
 With --nodes FILE, each node's snapshot (SNAPSHOT-DIR/<host>) is exported
 read-write to that node's address only, instead of the whole snapshot
 directory to every client: a node can then neither read nor write another
-node's snapshot.
+node's snapshot. --snapshot-clients adds clients to every node's snapshot
+export (an admin or backup host; behind a NAT such as QEMU's user network,
+the address the nodes appear from, 127.0.0.1).
+
+Without --image and --snapshot-dir, every OS of the cluster config
+(--config) is exported: its image, and each of its nodes' snapshots (the
+config's nodes file, or --nodes).
 
 goldsync's state dirs (.snapshot.goldsync beside the snapshot directory)
 are deliberately outside every export. The kernel nfsd has no directory
 cache of its own: clients see a pull's changes once their attribute cache
-expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
+expires (10 s by default, see "goldsync os add --help"). For nfs-ganesha, see
 "goldsync render ganesha".`,
 		Example: `  goldsync render exports --image /diskless/i386/RHEL5-AS/root \
       --snapshot-dir /diskless/i386/RHEL5-AS/snapshot --clients 10.8.0.0/16 >> /etc/exports
@@ -1075,14 +1139,20 @@ expires (actimeo, see "goldsync os add --help"). For nfs-ganesha, see
 
   # one snapshot export per node
   goldsync render exports --image /diskless/debian12/root \
-      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports`,
+      --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/exports.d/debian12.exports
+
+  # every OS of /etc/goldsync/goldsync.toml
+  goldsync render exports > /etc/exports.d/goldsync.exports`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := f.options()
+			list, err := f.options(g)
 			if err != nil {
 				return err
 			}
-			out := netboot.RenderExports(o)
+			var out []byte
+			for _, o := range list {
+				out = append(out, netboot.RenderExports(o)...)
+			}
 			if g.jsonOut {
 				return printJSON(map[string]string{"exports": string(out)})
 			}
@@ -1098,12 +1168,14 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 	f := &exportFlags{}
 	var firstID int
 	cmd := &cobra.Command{
-		Use:   "ganesha --image ROOT --snapshot-dir DIR [--clients SPEC] [--nodes FILE]",
+		Use:   "ganesha [--image ROOT --snapshot-dir DIR] [--clients SPEC] [--nodes FILE]",
 		Short: "print an nfs-ganesha config exporting an image and its snapshots",
 		Long: `Ganesha prints an nfs-ganesha config (VFS FSAL) with the exports of an image:
 the image root read-only, and the snapshot directory read-write (with
 --nodes FILE: each node's snapshot read-write to that node's address only,
-through a CLIENT block). Every export is No_Root_Squash (diskless clients
+through a CLIENT block, which --snapshot-clients extends: an admin host, or
+127.0.0.1 for nodes behind QEMU's user network, which ganesha sees as
+coming from there). Every export is No_Root_Squash (diskless clients
 run as root), with its path as NFSv4 pseudo path.
 
 NFS_CORE_PARAM enables NFSv3 and v4: the nodes' initramfs mounts with v3.
@@ -1112,22 +1184,29 @@ MDCACHE { Dir_Chunk = 0; } is essential for live updates: ganesha's
 directory cache otherwise goes on serving the old version of a file the
 image server replaced by a rename (as every pull does) for minutes. With
 it off, running nodes see a change once their own attribute cache expires
-(actimeo, 10 seconds by default; see "goldsync os add --help").
+(10 seconds by default; see "goldsync os add --help").
 
-Export_Id values start at --first-export-id (the image), then the snapshot
-exports in nodes-file order. Ganesha puts them in file handles: keep them
+Without --image and --snapshot-dir, every OS of the cluster config
+(--config) is exported: its image, and each of its nodes' snapshots (the
+config's nodes file, or --nodes).
+
+Export_Id values start at --first-export-id (the first image), then its
+snapshot exports in nodes-file order, then the next image's. Ganesha puts them in file handles: keep them
 when rendering again (add new nodes at the end of the nodes file), and give
 each image in one ganesha config its own range.`,
 		Example: `  goldsync render ganesha --image /diskless/debian12/root \
       --snapshot-dir /diskless/debian12/snapshot --nodes nodes > /etc/ganesha/ganesha.conf
-  systemctl restart nfs-ganesha`,
+  systemctl restart nfs-ganesha
+
+  # every OS of the cluster config
+  goldsync --config /etc/goldsync/goldsync.toml render ganesha > /etc/ganesha/ganesha.conf`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := f.options()
+			list, err := f.options(g)
 			if err != nil {
 				return err
 			}
-			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{ExportsOptions: o, FirstExportID: firstID})
+			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{Exports: list, FirstExportID: firstID})
 			if err != nil {
 				return withCode(exitUsage, err)
 			}

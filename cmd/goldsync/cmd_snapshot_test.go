@@ -216,8 +216,8 @@ func TestCLISeedProcedure(t *testing.T) {
 	if want := fmt.Sprintf("%s/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", s.snap, netboot.FSID(s.snap+"/node003")); !strings.Contains(out, want) {
 		t.Errorf("render exports --nodes:\n%s\nlacks:\n%s", out, want)
 	}
-	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes)
-	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73;\n\t\tAccess_Type = RW;\n"} {
+	out, _ = mustRun(t, "render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", s.nodes, "--snapshot-clients", "127.0.0.1")
+	for _, w := range []string{"Dir_Chunk = 0;", "Protocols = 3, 4;", "\tPath = \"" + s.snap + "/node003\";\n", "\t\tClients = 10.8.226.73, 127.0.0.1;\n\t\tAccess_Type = RW;\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("render ganesha lacks %q:\n%s", w, out)
 		}
@@ -397,5 +397,32 @@ func TestCLINFSRoot(t *testing.T) {
 	out, _ = mustRun(t, "netboot", "install", "--tftpboot", s.tftp)
 	if !strings.Contains(out, "goldsync: boot loaders in ") {
 		t.Errorf("netboot install said %q", out)
+	}
+}
+
+// TestCLIRenderFromConfig renders exports, ganesha and dhcpd from the
+// cluster config alone.
+func TestCLIRenderFromConfig(t *testing.T) {
+	c := newCluster(t, false)
+	out, _ := mustRun(t, "--config", c.config, "render", "exports")
+	want := fmt.Sprintf("%s *(ro,sync,no_root_squash,no_subtree_check,fsid=%d)\n", c.root, netboot.FSID(c.root)) +
+		fmt.Sprintf("%s/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", c.snapDir, netboot.FSID(c.snapDir+"/node001")) +
+		fmt.Sprintf("%s/node002 10.8.136.2(rw,sync,no_root_squash,no_subtree_check,fsid=%d)\n", c.snapDir, netboot.FSID(c.snapDir+"/node002"))
+	if out != want {
+		t.Errorf("render exports from the config:\n%s\nwant:\n%s", out, want)
+	}
+	out, _ = mustRun(t, "--config", c.config, "render", "ganesha", "--first-export-id", "7")
+	for _, w := range []string{"Export_Id = 7;\n\tPath = \"" + c.root + "\";", "Export_Id = 9;\n\tPath = \"" + c.snapDir + "/node002\";"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("render ganesha from the config lacks %q:\n%s", w, out)
+		}
+	}
+	out, _ = mustRun(t, "--config", c.config, "render", "dhcpd")
+	if !strings.Contains(out, "host node002 {\n\thardware ethernet 00:21:5E:40:64:5C;") {
+		t.Errorf("render dhcpd from the config:\n%s", out)
+	}
+	// Half the flags is an error, not a silent fallback.
+	if _, errs, code := run(t, "--config", c.config, "render", "exports", "--image", c.root); code == 0 || !strings.Contains(errs, "--snapshot-dir") {
+		t.Errorf("render exports --image alone: exit %d, %s", code, errs)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -206,18 +207,46 @@ func IPXEScript(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	return b.Bytes()
 }
 
-// GrubSharedName is the GRUB config, in GrubDir, that network GRUB reads
-// when no node-specific file matched its own search (grub.cfg-01-<MAC>,
-// grub.cfg-<HEXIP> and its prefixes): it sources the node's config by
-// its dotted IPv4 address.
+// GrubSharedName is the GRUB config, in GrubDir and in GrubPrefixDir,
+// that network GRUB reads when it has no node-specific file: it sources
+// the node's config by its dotted IPv4 address.
 const GrubSharedName = "grub.cfg"
 
-// GrubSharedConfig is the content of GrubSharedName.
+// GrubPrefixDir is where Debian's and Ubuntu's signed network GRUB
+// (grubnetx64.efi.signed, which InstallLoaders installs) reads its config,
+// relative to the TFTP root: its built-in prefix is /grub, whatever
+// directory it was loaded from, and it reads $prefix/grub.cfg without
+// trying grub.cfg-<HEXIP> first. WriteNodeConfigs writes GrubSharedConfig
+// there too, unless a grub.cfg that goldsync did not write is there
+// already (an installer's menu, say): then add GrubSharedConfig's lines to
+// it by hand.
+const GrubPrefixDir = "grub"
+
+// GrubSharedConfig is the content of GrubSharedName: the node's config
+// from $prefix (a GRUB that reads its configs beside itself, in GrubDir),
+// else from GrubDir by its path from the TFTP root, GRUB's $root after a
+// network boot (Debian's signed GRUB, whose $prefix is /grub).
 const GrubSharedConfig = `# Written by goldsync: boot this node's own config, named by its IPv4 address.
 if [ -f $prefix/grub.cfg-$net_default_ip ]; then
     source $prefix/grub.cfg-$net_default_ip
+elif [ -f /` + GrubDir + `/grub.cfg-$net_default_ip ]; then
+    source /` + GrubDir + `/grub.cfg-$net_default_ip
 fi
 `
+
+// grubSharedMarker starts GrubSharedConfig: a grub.cfg that starts with it
+// is goldsync's to rewrite.
+const grubSharedMarker = "# Written by goldsync"
+
+// ownGrubPrefixConfig reports whether WriteNodeConfigs may write
+// GrubPrefixDir/grub.cfg: it is absent, or goldsync wrote it.
+func ownGrubPrefixConfig(root *os.Root) bool {
+	data, err := root.ReadFile(GrubPrefixDir + "/" + GrubSharedName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	return err == nil && bytes.HasPrefix(data, []byte(grubSharedMarker))
+}
 
 // IPXEChainName is the iPXE script, in IPXEDir, that every iPXE client can
 // be pointed at (DHCP filename "linux-install/ipxe/boot.ipxe"): it chains
@@ -250,7 +279,8 @@ func NodeConfigPaths(n snapshot.Node) []string {
 // (linux-install/grub/grub.cfg-<HEXIP>, and the same as
 // grub.cfg-<IPv4>) and iPXE script (linux-install/ipxe/<IPv4>.ipxe), plus
 // the shared iPXE chain script (IPXEChainName) and GRUB config
-// (GrubSharedName). Files are mode 0644, directories 0755. Each file is
+// (GrubSharedName, in GrubDir and, unless another tool's is there, in
+// GrubPrefixDir). Files are mode 0644, directories 0755. Each file is
 // replaced atomically, and none is replaced until all of them have been
 // written and synced to temporary files beside them.
 //
@@ -297,6 +327,12 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 	files := []atomicfile.File{
 		{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)},
 		{Name: GrubDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)},
+	}
+	if ownGrubPrefixConfig(root) {
+		if err := mkdirAll(root, GrubPrefixDir); err != nil {
+			return fmt.Errorf("write node configs: %w", err)
+		}
+		files = append(files, atomicfile.File{Name: GrubPrefixDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)})
 	}
 	for _, n := range nodes {
 		paths := NodeConfigPaths(n)

@@ -22,6 +22,7 @@
 //	linux-install/grub/grub.cfg-0A088801     GRUB 2 (UEFI) config of 10.8.136.1
 //	linux-install/grub/grub.cfg-10.8.136.1   the same, by dotted address
 //	linux-install/grub/grub.cfg              sources grub.cfg-$net_default_ip
+//	grub/grub.cfg                            the same, where Debian's signed GRUB reads
 //	linux-install/ipxe/undionly.kpxe         iPXE, where installed (InstallLoaders)
 //	linux-install/ipxe/10.8.136.1.ipxe       iPXE script of 10.8.136.1
 //	linux-install/ipxe/boot.ipxe             chains to the node's own script
@@ -36,11 +37,16 @@
 // address (0A088801, then shorter prefixes) after the MAC-named file
 // (01-00-21-5e-40-64-5c, grub.cfg-01-...), which goldsync does not write,
 // so a stale MAC-named file left by another tool takes precedence. Place
-// the GRUB EFI image in linux-install/grub/ (InstallLoaders does): network
-// GRUB looks for its configs in the directory it was loaded from. When
-// none of GRUB's own names matches, the shared grub.cfg sources the
-// node's config by its dotted address ($net_default_ip), so goldsync
-// writes each GRUB config under both names. iPXE scripts are named by
+// the GRUB EFI image in linux-install/grub/ (InstallLoaders does): shim
+// loads grubx64.efi from its own directory, and a GRUB built to look
+// beside itself finds its configs there. Debian's and Ubuntu's signed
+// network GRUB has /grub built in as its prefix instead, and reads
+// /grub/grub.cfg of the TFTP root without trying the node-specific names
+// first, so WriteNodeConfigs writes the shared config there too
+// (GrubPrefixDir; never over another tool's). The shared grub.cfg sources
+// the node's config by its dotted address ($net_default_ip) from $prefix,
+// else from linux-install/grub/, so goldsync writes each GRUB config under
+// both names. iPXE scripts are named by
 // the dotted address because iPXE's ${ip} expands to it; point iPXE
 // clients at linux-install/ipxe/boot.ipxe. ListNodeConfigs reads the
 // pxelinux configs back (IP from the name, OS from the default label,
@@ -69,15 +75,17 @@
 // iPXE's ${netX/mac:hexhyp}).
 //
 // OPTS are OS.NFSOptions, by default DefaultInitramfsToolsNFSOptions
-// ("tcp,v3,nolock,acregmin=10,...", klibc nfsmount's syntax) or
-// DefaultDracutNFSOptions ("vers=3,tcp,nolock,actimeo=10", mount.nfs's).
-// nolock because the root is read-only and shared by every node: there is
-// nothing to lock and no lock daemon in the initramfs. actimeo bounds the
-// attribute cache: a node sees a file the image server changed (a pull, a
-// push) at most actimeo seconds (10) after the change, without a reboot;
-// lower values cost the server more GETATTR calls per node, and the
-// kernel's defaults (3 to 60 s) would take up to a minute. The server's
-// own caches matter too: see RenderGanesha.
+// ("tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10", klibc
+// nfsmount's syntax: it has no actimeo and fails the boot on an option it
+// does not know, so OS.Validate checks them) or DefaultDracutNFSOptions
+// ("vers=3,tcp,nolock,actimeo=10", mount.nfs's). nolock because the root
+// is read-only and shared by every node: there is nothing to lock and no
+// lock daemon in the initramfs. The attribute cache is bounded to 10
+// seconds: a node sees a file the image server changed (a pull, a push) at
+// most 10 seconds after the change, without a reboot; lower values cost
+// the server more GETATTR calls per node, and the kernel's defaults (3 to
+// 60 s) would take up to a minute. The server's own caches matter too: see
+// RenderGanesha.
 //
 // StyleDisklessrc, pxeboot's line for RHEL 5's mkinitrd initrd:
 // NFSROOT=SERVER:LOCATION names the image's base directory (OS.Location,

@@ -66,3 +66,31 @@ func ExampleWriteNodeConfigs() {
 	//     kernel rhel5compute/vmlinuz
 	//     append initrd=rhel5compute/initrd.img root=/dev/ram0 init=disklessrc NFSROOT=server:/diskless/i386/RHEL5-AS ramdisk_size=28753 ETHERNET=eth0 SNAPSHOT=node001 NISDOMAIN=my_nis_domain console=ttyS0,115200n8r
 }
+
+// The kernel command lines of node001 (10.0.2.15) for each boot style, as
+// its pxelinux config has them (GRUB and iPXE add BOOTIF=; pxelinux adds it
+// itself with ipappend 2).
+func ExampleKernelArgs() {
+	node, err := snapshot.ParseNodes("nodes", strings.NewReader("10.0.2.15 node001\n"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	base := netboot.OS{
+		Name: "debian12", Location: "/diskless/debian12", ImageRoot: "/diskless/debian12/root",
+		SnapshotDir: "/diskless/debian12/snapshot", NFSServer: "10.0.2.2",
+	}
+	for _, style := range []struct{ style, initramfs string }{
+		{netboot.StyleNFSRoot, netboot.InitramfsTools},
+		{netboot.StyleNFSRoot, netboot.Dracut},
+		{netboot.StyleDisklessrc, ""},
+	} {
+		o := base
+		o.Style, o.Initramfs = style.style, style.initramfs
+		fmt.Println(strings.Join(netboot.KernelArgs(o, node[0], netboot.NodeOptions{}), " "))
+	}
+	// Output:
+	// root=/dev/nfs boot=nfs nfsroot=10.0.2.2:/diskless/debian12/root,tcp,v3,nolock,acregmin=10,acregmax=10,acdirmin=10,acdirmax=10 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001
+	// root=nfs:10.0.2.2:/diskless/debian12/root:vers=3,tcp,nolock,actimeo=10 rd.neednet=1 ip=dhcp ro goldsync.snapshot=10.0.2.2:/diskless/debian12/snapshot/node001
+	// root=/dev/ram0 init=disklessrc NFSROOT=10.0.2.2:/diskless/debian12 ETHERNET=eth0 SNAPSHOT=node001
+}

@@ -36,9 +36,11 @@ type LoaderSource struct {
 //     for BIOS clients;
 //   - the signed network GRUB (grub-efi-amd64-signed) into
 //     linux-install/grub/ as grubnetx64.efi and as grubx64.efi, the name
-//     shim loads, and the signed shim (shim-signed) as shimx64.efi, for
-//     x86-64 UEFI clients, Secure Boot included; network GRUB reads its
-//     configs from the directory it was loaded from;
+//     shim loads from its own directory, and the signed shim (shim-signed)
+//     as shimx64.efi, for x86-64 UEFI clients, Secure Boot included. This
+//     GRUB reads its config from /grub/grub.cfg of the TFTP root (its
+//     built-in prefix), which WriteNodeConfigs writes (GrubPrefixDir);
+//     InstallLoaders says so when another tool's config is there;
 //   - iPXE (package ipxe), undionly.kpxe and ipxe.efi where present, into
 //     linux-install/ipxe/.
 var DefaultLoaderSources = []LoaderSource{
@@ -137,6 +139,10 @@ func InstallLoaders(ctx context.Context, opts LoaderOptions) (*LoaderResult, err
 			}
 			res.Installed = append(res.Installed, to)
 		}
+	}
+	if !ownGrubPrefixConfig(root) && slices.ContainsFunc(srcs, func(s LoaderSource) bool { return slices.Contains(s.To, GrubDir+"/grubx64.efi") }) {
+		res.Notices = append(res.Notices, fmt.Sprintf("%s/%s was not written by goldsync: the signed network GRUB reads it (its prefix is /%s), so add goldsync's lines to it (see GrubSharedConfig in package netboot, or linux-install/grub/grub.cfg once node add ran)",
+			GrubPrefixDir, GrubSharedName, GrubPrefixDir))
 	}
 	slices.Sort(res.Installed)
 	slices.Sort(res.Unchanged)

@@ -56,6 +56,23 @@ func TestInstallLoaders(t *testing.T) {
 	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "ipxe.efi not found: skipped (install package ipxe") {
 		t.Errorf("notices %q, want one about ipxe.efi", res.Notices)
 	}
+	// Another tool's grub/grub.cfg: said, not touched.
+	if err := os.MkdirAll(filepath.Join(tftp, GrubPrefixDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tftp, GrubPrefixDir, GrubSharedName), []byte("menuentry x {\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err = InstallLoaders(ctx, LoaderOptions{TFTPBoot: tftp, Sources: srcs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notices) != 2 || !strings.Contains(res.Notices[1], "grub/grub.cfg was not written by goldsync") {
+		t.Errorf("notices %q, want one about grub/grub.cfg", res.Notices)
+	}
+	if err := os.RemoveAll(filepath.Join(tftp, GrubPrefixDir)); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []struct{ file, data string }{
 		{"linux-install/pxelinux.0", "loader pxelinux.0"},
 		{"linux-install/grub/grubx64.efi", "loader grubnetx64.efi.signed"},

@@ -100,7 +100,7 @@ func fakeTFTP(t *testing.T, o OS) string {
 func configFiles(t *testing.T, tftp string) []string {
 	t.Helper()
 	var files []string
-	for _, d := range []string{PXELinuxDir, GrubDir, IPXEDir} {
+	for _, d := range []string{PXELinuxDir, GrubDir, IPXEDir, GrubPrefixDir} {
 		ents, err := os.ReadDir(filepath.Join(tftp, d))
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
@@ -166,6 +166,7 @@ func TestWriteNodeConfigsGolden(t *testing.T) {
 	want := []string{
 		"linux-install/pxelinux.cfg/0A088801",
 		"linux-install/pxelinux.cfg/0A08E249",
+		"grub/grub.cfg",
 		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A088801",
 		"linux-install/grub/grub.cfg-0A08E249",
@@ -243,6 +244,12 @@ func TestRenderExports(t *testing.T) {
 			want: "/d/root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ")\n" +
 				"/d/snapshot/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ")\n" +
 				"/d/snapshot/node003 10.8.226.73(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node003") + ")\n",
+		},
+		{
+			name: "per-node snapshots, also to an admin host",
+			opts: ExportsOptions{ImageRoot: "/d/root", SnapshotDir: "/d/snapshot", Nodes: []snapshot.Node{node001}, SnapshotClients: "127.0.0.1"},
+			want: "/d/root *(ro,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/root") + ")\n" +
+				"/d/snapshot/node001 10.8.136.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ") 127.0.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=" + fsid("/d/snapshot/node001") + ")\n",
 		},
 	}
 	for _, tt := range tests {
@@ -344,8 +351,8 @@ func TestWriteNodeConfigs128(t *testing.T) {
 	if !strings.Contains(string(last), " SNAPSHOT=node128 ") {
 		t.Errorf("0A088880 is not node128's:\n%s", last)
 	}
-	if n := len(configFiles(t, tftp)); n != 4*128+2 { // and the shared grub.cfg and boot.ipxe
-		t.Errorf("%d config files, want %d", n, 4*128+2)
+	if n := len(configFiles(t, tftp)); n != 4*128+3 { // and the shared grub.cfg (twice) and boot.ipxe
+		t.Errorf("%d config files, want %d", n, 4*128+3)
 	}
 }
 
@@ -410,6 +417,7 @@ func TestRemoveNodeConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"grub/grub.cfg",
 		"linux-install/grub/grub.cfg",
 		"linux-install/grub/grub.cfg-0A08E249",
 		"linux-install/grub/grub.cfg-10.8.226.73",

@@ -122,6 +122,11 @@ type ExportsOptions struct {
 	// node's address only: a node cannot read or write another's
 	// snapshot.
 	Nodes []snapshot.Node
+	// SnapshotClients are blank-separated client specifications also given
+	// read-write access to every node's own snapshot export (with Nodes):
+	// an admin or backup host, or the address a NAT shows the nodes as
+	// (QEMU's user network: 127.0.0.1).
+	SnapshotClients string
 }
 
 // FSID returns the fsid= of an export: a number derived from the path
@@ -174,7 +179,7 @@ func RenderExports(opts ExportsOptions) []byte {
 		return b.Bytes()
 	}
 	for _, n := range opts.Nodes {
-		line(opts.SnapshotDir+"/"+n.Host, "rw", []string{n.IP.Unmap().String()})
+		line(opts.SnapshotDir+"/"+n.Host, "rw", append([]string{n.IP.Unmap().String()}, strings.Fields(opts.SnapshotClients)...))
 	}
 	return b.Bytes()
 }

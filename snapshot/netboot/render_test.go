@@ -20,14 +20,21 @@ func TestRenderGaneshaGolden(t *testing.T) {
 	}{
 		{
 			name: "ganesha.conf",
-			opts: GaneshaOptions{ExportsOptions: ExportsOptions{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir}},
+			opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir}}},
 		},
 		{
 			name: "ganesha-per-node.conf",
 			opts: GaneshaOptions{
-				ExportsOptions: ExportsOptions{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir, Clients: "10.0.2.0/24", Nodes: []snapshot.Node{qemuNode, node003}},
-				FirstExportID:  10,
+				Exports:       []ExportsOptions{{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir, Clients: "10.0.2.0/24", Nodes: []snapshot.Node{qemuNode, node003}}},
+				FirstExportID: 10,
 			},
+		},
+		{
+			name: "ganesha-two-images.conf",
+			opts: GaneshaOptions{Exports: []ExportsOptions{
+				{ImageRoot: debian12.ImageRoot, SnapshotDir: debian12.SnapshotDir, Nodes: []snapshot.Node{qemuNode}},
+				{ImageRoot: rocky9.ImageRoot, SnapshotDir: rocky9.SnapshotDir, Nodes: []snapshot.Node{node003}, SnapshotClients: "127.0.0.1 admin.cluster"},
+			}},
 		},
 	}
 	for _, tt := range tests {
@@ -48,15 +55,17 @@ func TestRenderGaneshaRefuses(t *testing.T) {
 		edit    func(o *GaneshaOptions)
 		wantErr string
 	}{
-		{name: "quote in a path", edit: func(o *GaneshaOptions) { o.ImageRoot = `/d/"root` }, wantErr: "without quotes"},
-		{name: "newline in a path", edit: func(o *GaneshaOptions) { o.SnapshotDir = "/d/snap\nshot" }, wantErr: "control characters"},
-		{name: "relative path", edit: func(o *GaneshaOptions) { o.ImageRoot = "d/root" }, wantErr: "want an absolute path"},
-		{name: "brace in a client", edit: func(o *GaneshaOptions) { o.Clients = "10.0.0.0/8 a}b" }, wantErr: `client "a}b"`},
+		{name: "quote in a path", edit: func(o *GaneshaOptions) { o.Exports[0].ImageRoot = `/d/"root` }, wantErr: "without quotes"},
+		{name: "newline in a path", edit: func(o *GaneshaOptions) { o.Exports[0].SnapshotDir = "/d/snap\nshot" }, wantErr: "control characters"},
+		{name: "relative path", edit: func(o *GaneshaOptions) { o.Exports[0].ImageRoot = "d/root" }, wantErr: "want an absolute path"},
+		{name: "brace in a client", edit: func(o *GaneshaOptions) { o.Exports[0].Clients = "10.0.0.0/8 a}b" }, wantErr: `client "a}b"`},
+		{name: "comma in a snapshot client", edit: func(o *GaneshaOptions) { o.Exports[0].SnapshotClients = "a,b" }, wantErr: `client "a,b"`},
 		{name: "export ids out of range", edit: func(o *GaneshaOptions) { o.FirstExportID = 65535 }, wantErr: "want 1 to 65535"},
+		{name: "nothing", edit: func(o *GaneshaOptions) { o.Exports = nil }, wantErr: "nothing to export"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := GaneshaOptions{ExportsOptions: ok}
+			o := GaneshaOptions{Exports: []ExportsOptions{ok}}
 			tt.edit(&o)
 			if _, err := RenderGanesha(o); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("RenderGanesha = %v, want an error containing %q", err, tt.wantErr)
@@ -98,8 +107,8 @@ func TestRenderGaneshaParses(t *testing.T) {
 		name string
 		opts GaneshaOptions
 	}{
-		{name: "whole snapshot dir", opts: GaneshaOptions{ExportsOptions: ExportsOptions{ImageRoot: img, SnapshotDir: snap}}},
-		{name: "per node", opts: GaneshaOptions{ExportsOptions: ExportsOptions{ImageRoot: img, SnapshotDir: snap, Clients: "10.0.2.0/24 127.0.0.1", Nodes: nodes}}},
+		{name: "whole snapshot dir", opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: img, SnapshotDir: snap}}}},
+		{name: "per node", opts: GaneshaOptions{Exports: []ExportsOptions{{ImageRoot: img, SnapshotDir: snap, Clients: "10.0.2.0/24 127.0.0.1", Nodes: nodes, SnapshotClients: "127.0.0.1"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conf, err := RenderGanesha(tt.opts)

@@ -36,13 +36,16 @@ const (
 //   - nolock: the root is read-only and shared by every node, so there is
 //     nothing to lock, and no lock daemon (rpc.statd) runs in the
 //     initramfs;
-//   - actimeo=10 (klibc's nfsmount knows no actimeo: it gets the four
-//     ac*=10 options it stands for): a client caches a file's attributes, and a directory's
-//     entries, for at most 10 seconds, so a file the image server changes
-//     (a pull, a push from the golden node) is seen by every running node
-//     within about 10 seconds, without a reboot. Smaller values cost more
-//     GETATTR calls on the server per node; the kernel's defaults (3 to 60
-//     s) would let a node see a change up to a minute late.
+//   - an attribute cache of exactly 10 seconds (actimeo=10 for mount.nfs;
+//     klibc's nfsmount, which initramfs-tools runs, knows no actimeo and
+//     fails the mount on it, so there the four acregmin, acregmax,
+//     acdirmin and acdirmax are set, which is what actimeo does): a client
+//     caches a file's attributes, and a directory's entries, for at most
+//     10 seconds, so a file the image server changes (a pull, a push from
+//     the golden node) is seen by every running node within about 10
+//     seconds, without a reboot. Smaller values cost more GETATTR calls on
+//     the server per node; the kernel's defaults (3 to 60 s) would let a
+//     node see a change up to a minute late.
 //
 // The end-to-end boot test (e2e/) measures what a running node sees.
 const (
@@ -53,6 +56,40 @@ const (
 	// root=nfs:SERVER:PATH:OPTIONS.
 	DefaultDracutNFSOptions = "vers=3,tcp,nolock,actimeo=10"
 )
+
+// klibcOptions are the options klibc's nfsmount accepts (usr/kinit/
+// nfsmount/main.c): it fails the mount, and so the boot, on any other.
+var klibcOptions = map[string]bool{
+	// name=value
+	"port=": true, "nfsvers=": true, "vers=": true, "rsize=": true, "wsize=": true, "timeo=": true,
+	"retrans=": true, "acregmin=": true, "acregmax=": true, "acdirmin=": true, "acdirmax=": true,
+	// flags
+	"soft": true, "hard": true, "intr": true, "nointr": true, "posix": true, "noposix": true,
+	"cto": true, "nocto": true, "ac": true, "noac": true, "lock": true, "nolock": true,
+	"acl": true, "noacl": true, "v2": true, "v3": true, "udp": true, "tcp": true,
+	"broken_suid": true, "ro": true, "rw": true,
+}
+
+// checkKlibcOptions checks options against klibcOptions.
+func checkKlibcOptions(opts string) error {
+	if opts == "" {
+		return nil
+	}
+	for _, opt := range strings.Split(opts, ",") {
+		key := opt
+		if i := strings.IndexByte(opt, '='); i >= 0 {
+			key = opt[:i+1]
+		}
+		if !klibcOptions[key] {
+			hint := ""
+			if key == "actimeo=" {
+				hint = " (set acregmin, acregmax, acdirmin and acdirmax instead)"
+			}
+			return fmt.Errorf("NFS option %q: klibc's nfsmount, which initramfs-tools mounts the root with, does not know it and would fail the boot%s", shortStr(opt), hint)
+		}
+	}
+	return nil
+}
 
 // DefaultNFSOptions returns the default root mount options of an
 // initramfs generator, "" for an unknown one.
@@ -97,7 +134,13 @@ func (o OS) checkStyle() error {
 	default:
 		return fmt.Errorf("boot style %q: want %s or %s", shortStr(o.Style), StyleNFSRoot, StyleDisklessrc)
 	}
-	return CheckNFSOptions(o.NFSOptions)
+	if err := CheckNFSOptions(o.NFSOptions); err != nil {
+		return err
+	}
+	if o.style() == StyleNFSRoot && o.Initramfs == InitramfsTools {
+		return checkKlibcOptions(o.NFSOptions)
+	}
+	return nil
 }
 
 // CheckNFSOptions checks NFS mount options for a kernel command line:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,6 +144,7 @@ func TestWriteNodeConfigsNFSRootGolden(t *testing.T) {
 			got := configFiles(t, tftp)
 			slices.Sort(got)
 			want := []string{
+				"grub/grub.cfg",
 				"linux-install/grub/grub.cfg",
 				"linux-install/grub/grub.cfg-0A00020F",
 				"linux-install/grub/grub.cfg-10.0.2.15",
@@ -180,13 +182,17 @@ func TestOSValidateStyle(t *testing.T) {
 	}{
 		{name: "initramfs-tools", edit: func(o *OS) {}},
 		{name: "dracut", edit: func(o *OS) { o.Initramfs = Dracut }},
-		{name: "own options", edit: func(o *OS) { o.NFSOptions = "vers=3,tcp,nolock,actimeo=3" }},
+		{name: "own klibc options", edit: func(o *OS) { o.NFSOptions = "vers=3,tcp,nolock,acregmax=3,ro" }},
+		{name: "dracut takes actimeo", edit: func(o *OS) { o.Initramfs, o.NFSOptions = Dracut, "vers=3,tcp,nolock,actimeo=3" }},
+		{name: "klibc has no actimeo", edit: func(o *OS) { o.NFSOptions = "tcp,v3,nolock,actimeo=10" }, wantErr: `NFS option "actimeo=10": klibc's nfsmount`},
+		{name: "an option klibc does not know", edit: func(o *OS) { o.NFSOptions = "tcp,noatime" }, wantErr: `NFS option "noatime"`},
 		{name: "disklessrc", edit: func(o *OS) { o.Style, o.Initramfs = StyleDisklessrc, "" }},
 		{name: "no style is disklessrc", edit: func(o *OS) { o.Style, o.Initramfs = "", "" }},
 		{name: "unknown style", edit: func(o *OS) { o.Style = "nfs" }, wantErr: `boot style "nfs": want nfsroot or disklessrc`},
 		{name: "nfsroot without a generator", edit: func(o *OS) { o.Initramfs = "" }, wantErr: "initramfs \"\": want initramfs-tools or dracut"},
 		{name: "disklessrc with a generator", edit: func(o *OS) { o.Style = StyleDisklessrc }, wantErr: "only nfsroot uses one"},
 		{name: "options with a blank", edit: func(o *OS) { o.NFSOptions = "tcp, v3" }, wantErr: "only letters, digits"},
+		{name: "klibc option without its value's =", edit: func(o *OS) { o.NFSOptions = "tcp,acregmin" }, wantErr: `NFS option "acregmin"`},
 		{name: "options with a colon", edit: func(o *OS) { o.NFSOptions = "vers=3:x" }, wantErr: "only letters, digits"},
 		{name: "options with an empty option", edit: func(o *OS) { o.NFSOptions = "tcp,,v3" }, wantErr: "empty option"},
 	}
@@ -354,5 +360,54 @@ func TestAddOSStyle(t *testing.T) {
 				t.Errorf("stored OS (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The TFTP root's grub/grub.cfg, where Debian's signed network GRUB reads,
+// is goldsync's only when absent or written by goldsync: another tool's is
+// left alone.
+func TestWriteNodeConfigsGrubPrefix(t *testing.T) {
+	tftp := fakeTFTP(t, debian12)
+	p := filepath.Join(tftp, GrubPrefixDir, GrubSharedName)
+	if err := WriteNodeConfigs(tftp, debian12, []snapshot.Node{qemuNode}, NodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != GrubSharedConfig {
+		t.Errorf("grub/grub.cfg = %q, want the shared config", got)
+	}
+	const menu = "menuentry 'Debian installer' {\n}\n"
+	if err := os.WriteFile(p, []byte(menu), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNodeConfigs(tftp, debian12, []snapshot.Node{qemuNode}, NodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != menu {
+		t.Errorf("another tool's grub/grub.cfg replaced: %q", got)
+	}
+}
+
+// TestGrubConfigsParse runs grub-script-check (grub-common) on every GRUB
+// config goldsync writes.
+func TestGrubConfigsParse(t *testing.T) {
+	bin, err := exec.LookPath("grub-script-check")
+	if err != nil {
+		t.Skip("grub-script-check not installed")
+	}
+	dir := t.TempDir()
+	cfgs := map[string][]byte{
+		"shared":          []byte(GrubSharedConfig),
+		"disklessrc":      GrubConfig(rhel5, node003, opts003),
+		"initramfs-tools": GrubConfig(debian12, qemuNodeMAC, NodeOptions{Append: "console=ttyS0"}),
+		"dracut":          GrubConfig(rocky9, qemuNode, NodeOptions{}),
+	}
+	for name, data := range cfgs {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, p).CombinedOutput(); err != nil {
+			t.Errorf("grub-script-check %s: %v\n%s\n%s", name, err, out, data)
+		}
 	}
 }
