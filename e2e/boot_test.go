@@ -47,6 +47,7 @@ func TestBootInitramfsTools(t *testing.T) {
 	t.Run("reboot keeps the node's writes", func(t *testing.T) {
 		v1.sh("echo before-reboot > /root/e2e-persist && sync")
 		bootID := v1.sh("cat /proc/sys/kernel/random/boot_id")
+		v1.markBoot()
 		v1.run(context.Background(), "systemctl reboot")
 		time.Sleep(5 * time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -137,7 +138,7 @@ func liveUpdate(t *testing.T, s *site, v *vm) {
 
 	// Control: retention off.
 	v.sh("(setsid /usr/local/bin/e2e-hold 100001 >/dev/null 2>&1 &); sleep 1")
-	pid2 := v.sh("pgrep -f 'e2e-hold 100001'")
+	pid2 := v.sh("pgrep -n -x e2e-hold")
 	replace(t, filepath.Join(s.golden, "usr/local/bin/e2e-hold"), "v3")
 	s.pull("--retention", "-1s")
 	s.restartNFS()

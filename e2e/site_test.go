@@ -69,7 +69,12 @@ func newSite(t *testing.T, flavour, osName string, nodes []node) *site {
 	out = s.goldsync("snapshot", "build", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile)
 	t.Logf("goldsync snapshot build:\n%s", out)
 	s.nfsConf = filepath.Join(dir, "ganesha.conf")
-	conf := s.goldsync("render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile)
+	// One export per node's snapshot (--nodes), as a site runs it. QEMU's
+	// user-mode network NATs every guest to the namespace's 127.0.0.1, so
+	// ganesha cannot tell the test's nodes apart by address: their exports
+	// also admit 127.0.0.1 (--snapshot-clients). render's own tests check
+	// the per-node CLIENT blocks.
+	conf := s.goldsync("render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile, "--snapshot-clients", "127.0.0.1")
 	must(t, os.WriteFile(s.nfsConf, []byte(conf), 0o644))
 	s.ns = newNetns(t)
 	s.nfsStop = s.ns.startNFS(t, dir, s.nfsConf)
@@ -99,7 +104,7 @@ func (s *site) boot(n node, uefi bool) *vm {
 	s.t.Helper()
 	bootfile := "linux-install/pxelinux.0"
 	if uefi {
-		bootfile = "linux-install/grub/grubx64.efi"
+		bootfile = "linux-install/grub/shimx64.efi" // what render dhcpd hands x86-64 UEFI clients
 	}
 	v := startVM(s.t, s.ns, s.dir, vmOptions{Name: n.Host, MAC: n.MAC, DHCPStart: n.IP, TFTP: s.tftp, Bootfile: bootfile, UEFI: uefi})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -125,7 +130,7 @@ func (s *site) checkNode(v *vm, n node) {
 	if failed := v.sh("systemctl --failed --plain --no-legend | cat"); failed != "" {
 		t.Logf("%s: failed units (not fatal):\n%s", n.Host, failed)
 	}
-	root := v.sh("findmnt -n -o FSTYPE,OPTIONS,SOURCE /")
+	root := v.sh("findmnt -n -r -o FSTYPE,OPTIONS,SOURCE /")
 	if !strings.HasPrefix(root, "nfs ") || !strings.Contains(root, "ro,") || !strings.Contains(root, s.image) {
 		t.Errorf("%s: root is %q, want nfs, read-only, from %s", n.Host, root, s.image)
 	}
