@@ -25,6 +25,7 @@ var (
 // node runs.
 func TestBootInitramfsTools(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newSite(t, "initramfs-tools", "deb12", []node{node1, node2, node3})
 
 	// node001 and node002 boot at once (one core each).
@@ -167,6 +168,9 @@ func replace(t *testing.T, p, marker string) {
 // goldsync's dracut module.
 func TestBootDracut(t *testing.T) {
 	requireE2E(t)
+	// Beside the initramfs-tools test: its golden root builds while the
+	// other's nodes boot.
+	t.Parallel()
 	s := newSite(t, "dracut", "deb12dracut", []node{node1})
 	v := s.boot(node1, false)
 	s.checkNode(v, node1)
