@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,9 +173,4 @@ func (s *site) checkNode(v *vm, n node) {
 	if strings.TrimSpace(string(goldKey)) == nodeKey {
 		t.Errorf("%s: ssh host key is the golden node's", n.Host)
 	}
-}
-
-func gitRoot() string {
-	out, _ := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	return strings.TrimSpace(string(out))
 }

@@ -228,7 +228,8 @@ func writeFile(r *os.Root, f File) (same bool, err error) {
 		_ = r.Remove(tmp)
 		return false, err
 	}
-	if err := w.Chmod(f.Mode); err == nil {
+	err = w.Chmod(f.Mode)
+	if err == nil {
 		err = w.Sync()
 	}
 	if cerr := w.Close(); err == nil {
