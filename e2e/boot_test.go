@@ -186,6 +186,7 @@ func TestDisklessrcLine(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(image, "boot/vmlinuz-2.6.18-128.el5"), []byte("kernel"), 0o644))
 	must(t, os.WriteFile(filepath.Join(image, "boot/initrd-2.6.18-128.el5.img"), []byte("initrd"), 0o644))
 	tftp := filepath.Join(dir, "tftpboot")
+	must(t, os.MkdirAll(tftp, 0o755))
 	g := filepath.Join(binDir, "goldsync")
 	run(t, g, "os", "add", "rhel5compute", "--image", image, "--tftpboot", tftp, "--nfs-server", "10.8.136.254", "--boot-style", "disklessrc", "--no-loaders")
 	run(t, g, "node", "add", "--os", "rhel5compute", "--tftpboot", tftp, "--ramdisk-size", "28753", "--nis-domain", "my_nis_domain", "10.8.136.1", "node001")
