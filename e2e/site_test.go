@@ -63,8 +63,10 @@ func newSite(t *testing.T, flavour, osName string, nodes []node) *site {
 	}
 	nodesFile := filepath.Join(dir, "nodes")
 	must(t, os.WriteFile(nodesFile, []byte(nf.String()), 0o644))
+	// GOLDSYNC_E2E_APPEND adds kernel arguments, e.g. rd.debug to see
+	// what an initramfs does.
 	s.goldsync("node", "add", "--os", osName, "--tftpboot", s.tftp, "--nodes", nodesFile,
-		"--append", "console=ttyS0,115200 systemd.show_status=0")
+		"--append", strings.TrimSpace("console=ttyS0,115200 systemd.show_status=0 "+os.Getenv("GOLDSYNC_E2E_APPEND")))
 	out = s.goldsync("snapshot", "build", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile)
 	t.Logf("goldsync snapshot build:\n%s", out)
 	s.nfsConf = filepath.Join(dir, "ganesha.conf")
