@@ -308,10 +308,16 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	}
 	scanSource := func(ctx context.Context) error {
 		chk := tree.Checker{Partial: opts.Since != "" || len(opts.Scopes) > 0}
+		eg := &excludeGuard{m: excl}
 		var err error
 		scan, err = src.Scan(ctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since, Scopes: opts.Scopes}, func(e *tree.Entry) error {
 			if err := chk.Add(e); err != nil {
 				return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
+			}
+			if eg.refuses(e) {
+				// The source was asked to leave it out: the receiver's
+				// excludes are its own policy, never the sender's.
+				return fmt.Errorf("%w: source sent %q, which the receiver's excludes leave out", ErrBadSource, e.Path)
 			}
 			srcEntries = append(srcEntries, e)
 			return nil

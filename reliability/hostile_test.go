@@ -1,0 +1,294 @@
+package reliability
+
+// A hostile golden node: a sender speaking the real protocol (proto.Serve)
+// over a scripted imaging.Source that breaks the receiver's policy on
+// purpose. It reaches the real goldsync binary two ways:
+//
+//   - goldsync pull -e FAKE_RSH: the remote shell is this test binary run as
+//     the "hostile-agent" helper, which serves the scenario named in
+//     $GOLDSYNC_HOSTILE on its stdin and stdout;
+//   - goldsync receive --stdio: the test starts the binary with pipes and
+//     serves the scenario on them itself.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/stdio"
+)
+
+// envHostile names the scenario the hostile-agent helper serves.
+const envHostile = "GOLDSYNC_HOSTILE"
+
+// hostileSource is an in-memory imaging.Source that sends whatever its
+// scenario says, in the order and with the sizes it says.
+type hostileSource struct {
+	full    []*tree.Entry // a full scan
+	partial []*tree.Entry // a scan with Since set
+	scope   []tree.Scope  // the partial scan's declared scope
+	files   map[string][]byte
+	// fetch, when set, answers every fetch request instead of the files.
+	fetch func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error
+	// scan, when set, replaces the scan.
+	scan func(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error)
+}
+
+func (h *hostileSource) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+	if h.scan != nil {
+		return h.scan(ctx, req, fn)
+	}
+	list, scope := h.full, tree.FullScope
+	if req.Since != "" && h.partial != nil {
+		list, scope = h.partial, h.scope
+	}
+	for _, e := range list {
+		if err := fn(e.Clone()); err != nil {
+			return imaging.ScanResult{}, err
+		}
+	}
+	return imaging.ScanResult{Scope: scope, Token: "hostile-token", Entries: len(list)}, nil
+}
+
+func (h *hostileSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, open func(*imaging.FetchRequest) (imaging.ContentSink, error)) error {
+	for _, r := range reqs {
+		sink, err := open(r)
+		if err != nil {
+			return err
+		}
+		if h.fetch != nil {
+			if err := h.fetch(ctx, r, sink); err != nil {
+				return err
+			}
+			continue
+		}
+		b := h.files[r.Entry.Path]
+		if len(b) > 0 {
+			if err := sink.Data(0, b); err != nil {
+				return err
+			}
+		}
+		if err := sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *hostileSource) Close() error { return nil }
+
+// hostileTree builds entries: dirs end in "/", "name=content" is a file,
+// "name@rdev" a char device, "name->target" a symlink.
+func hostileTree(specs ...string) ([]*tree.Entry, map[string][]byte) {
+	files := map[string][]byte{}
+	out := []*tree.Entry{{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755, Mtime: 1_700_000_000_000_000_000}}
+	for _, s := range specs {
+		e := &tree.Entry{Mode: 0o644, Mtime: 1_700_000_000_000_000_000}
+		switch {
+		case strings.HasSuffix(s, "/"):
+			e.Path, e.Type, e.Mode = strings.TrimSuffix(s, "/"), tree.TypeDir, 0o755
+		case strings.Contains(s, "->"):
+			p, t, _ := strings.Cut(s, "->")
+			e.Path, e.Type, e.Target, e.Mode = p, tree.TypeSymlink, t, 0o777
+		case strings.Contains(s, "@"):
+			p, _, _ := strings.Cut(s, "@")
+			e.Path, e.Type, e.Mode, e.Rdev = p, tree.TypeCharDev, 0o666, 0x101 // 1:1, /dev/mem
+		default:
+			p, c, _ := strings.Cut(s, "=")
+			e.Path, e.Type, e.Size = p, tree.TypeRegular, int64(len(c))
+			e.SetHash(xxhash.Sum64([]byte(c)))
+			files[p] = []byte(c)
+		}
+		out = append(out, e)
+	}
+	return out, files
+}
+
+// hostileScenarios are the senders the helper can play, by name.
+var hostileScenarios = map[string]func() *hostileSource{
+	// plant: entries under the receiver's excludes (/dev/*, host keys,
+	// /proc/*, /sys/*), including one whose excluded ancestor is left out.
+	"plant": func() *hostileSource {
+		es, files := hostileTree("dev/", "dev/mem@", "etc/", "etc/hostname=golden\n", "etc/ssh/",
+			"etc/ssh/ssh_host_ed25519_key=attacker key\n", "proc/", "proc/sysrq-trigger=b\n",
+			"sys/", "sys/kernel/", "sys/kernel/x=1\n")
+		return &hostileSource{full: es, files: files}
+	},
+}
+
+// runHostileAgent serves the scenario named in $GOLDSYNC_HOSTILE on stdin
+// and stdout, as goldsync-agent serve --stdio would.
+func runHostileAgent() error {
+	name := os.Getenv(envHostile)
+	mk := hostileScenarios[name]
+	if mk == nil {
+		return fmt.Errorf("unknown scenario %q", name)
+	}
+	src := mk()
+	return proto.Serve(context.Background(), stdio.New(), func(context.Context, string) (imaging.Source, error) {
+		return src, nil
+	}, proto.ServeOptions{Software: agent.Software(), Keepalive: 200 * time.Millisecond})
+}
+
+// hostilePull is a pull from the named scenario through -e FAKE_RSH.
+func hostilePull(t *testing.T, base, scenario string, args ...string) pullCmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsh := "env " + envHelper + "=hostile-agent " + envHostile + "=" + scenario + " " + self
+	pl := newPull(base, "golden:/")
+	pl.args = append([]string{"-e", rsh, "--agent-path", "/usr/bin/goldsync-agent"}, args...)
+	return pl
+}
+
+// receiveRun is one goldsync receive --stdio run against a source served
+// by the test.
+type receiveRun struct {
+	code   int
+	stderr string
+	served error // what Serve returned
+}
+
+// hostileReceive runs goldsync receive --stdio with args (flags and DEST)
+// and serves src on its stdin and stdout.
+func hostileReceive(t *testing.T, src imaging.Source, args ...string) receiveRun {
+	t.Helper()
+	cmd := exec.Command(goldsync, append([]string{"receive", "--stdio"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), pullTimeout)
+	defer cancel()
+	rw := &pipeRW{r: out, w: in}
+	var wg sync.WaitGroup
+	var served error
+	wg.Go(func() {
+		served = proto.Serve(ctx, rw, func(context.Context, string) (imaging.Source, error) { return src, nil },
+			proto.ServeOptions{Software: agent.Software(), Keepalive: 200 * time.Millisecond})
+		rw.Close()
+	})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(pullTimeout):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		werr = <-done
+		t.Errorf("goldsync receive did not return within %v", pullTimeout)
+	}
+	rw.Close()
+	wg.Wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		code = ee.ExitCode()
+	} else if werr != nil {
+		t.Fatalf("goldsync receive: %v", werr)
+	}
+	return receiveRun{code: code, stderr: stderr.String(), served: served}
+}
+
+type pipeRW struct {
+	r    io.ReadCloser
+	w    io.WriteCloser
+	once sync.Once
+}
+
+func (p *pipeRW) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipeRW) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeRW) Close() error {
+	p.once.Do(func() { p.w.Close(); p.r.Close() })
+	return nil
+}
+
+// writeFile writes content at rel beneath dir, making parents.
+func writeFile(t *testing.T, dir, rel, content string, mode os.FileMode) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receiverExcludes are the seed procedure's excludes plus the host keys.
+var receiverExcludes = []string{"--exclude", "/dev/*", "--exclude", "/etc/ssh/ssh_host_*", "--exclude", "/proc/*", "--exclude", "/sys/*"}
+
+// TestHostileSenderIgnoresExcludes: a golden node sends entries the
+// receiver excludes (a /dev/mem device, a replacement ssh host key, files
+// under /proc and /sys). Through pull -e and receive --stdio, none of them
+// is written and the image's own host key stays.
+func TestHostileSenderIgnoresExcludes(t *testing.T) {
+	needRoot(t, "the sender plants a device node")
+	check := func(t *testing.T, dest string) {
+		t.Helper()
+		for _, p := range []string{"dev/mem", "proc/sysrq-trigger", "sys/kernel", "sys/kernel/x"} {
+			if _, err := os.Lstat(filepath.Join(dest, p)); err == nil {
+				t.Errorf("%s: written, though the receiver excludes it", p)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "etc/ssh/ssh_host_ed25519_key")); err != nil || string(b) != "real key\n" {
+			t.Errorf("host key: %q, %v; want the image's own key kept", b, err)
+		}
+	}
+	seed := func(t *testing.T, dest string) {
+		writeFile(t, dest, "etc/ssh/ssh_host_ed25519_key", "real key\n", 0o600)
+		os.MkdirAll(filepath.Join(dest, "dev"), 0o755)
+		os.MkdirAll(filepath.Join(dest, "proc"), 0o555)
+	}
+	t.Run("pull", func(t *testing.T) {
+		base := t.TempDir()
+		pl := hostilePull(t, base, "plant", receiverExcludes...)
+		seed(t, pl.dest)
+		code, stderr := pl.run(t)
+		t.Logf("exit %d: %s", code, lastLine(stderr))
+		check(t, pl.dest)
+		if code == 0 {
+			t.Errorf("pull succeeded; want it refused (the sender broke the receiver's excludes)")
+		}
+	})
+	t.Run("receive", func(t *testing.T) {
+		base := t.TempDir()
+		dest := filepath.Join(base, "image")
+		seed(t, dest)
+		r := hostileReceive(t, hostileScenarios["plant"](),
+			append(append([]string{"--state-dir", filepath.Join(base, "state")}, receiverExcludes...), dest)...)
+		t.Logf("exit %d: %s", r.code, lastLine(r.stderr))
+		check(t, dest)
+		if r.code == 0 {
+			t.Errorf("receive succeeded; want it refused")
+		}
+	})
+}
