@@ -24,7 +24,7 @@ func TestExcludeGuard(t *testing.T) {
 		{path: "etc/ssh/ssh_config", typ: tree.TypeRegular},
 		{path: "etc/ssh/ssh_host_rsa_key", typ: tree.TypeRegular, refused: true},
 		{path: "keep", typ: tree.TypeDir, refused: true},
-		{path: "keep/a", typ: tree.TypeRegular, refused: true}, // beneath an excluded directory
+		{path: "keep/a", typ: tree.TypeRegular, refused: true},        // beneath an excluded directory
 		{path: "proc/1/status", typ: tree.TypeRegular, refused: true}, // its parent was never sent
 		{path: "usr/cache", typ: tree.TypeRegular},                    // "cache/" matches directories only
 		{path: "usr/lib/cache", typ: tree.TypeDir, refused: true},
