@@ -189,9 +189,22 @@ func (a *applier) cleanTemps(temps []string) {
 }
 
 // removeExisting clears the way for a new object at name: the old object
-// is retained if it is a regular file, and removed with its subtree.
+// is retained if it is a regular file, and removed with its subtree. The
+// entries of the subtree count as deleted (the plan counted them too: they
+// are its deletes beneath a type change, found gone when their turn comes).
 func (a *applier) removeExisting(d *fsx.Dir, name string) error {
-	return d.RemoveAll(name, a.ret.keepFunc())
+	keep := a.ret.keepFunc()
+	removed := 0
+	err := d.RemoveAll(name, func(d *fsx.Dir, name string, st *unix.Stat_t) {
+		keep(d, name, st)
+		removed++
+	})
+	if removed > 1 {
+		a.mu.Lock()
+		a.stats.Deleted += removed - 1 // the object itself is replaced, not deleted
+		a.mu.Unlock()
+	}
+	return err
 }
 
 func (a *applier) mkdir(act *Action) {
@@ -940,14 +953,13 @@ func (a *applier) remove(act *Action) {
 		return // already gone
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// Its subtree was walked and planned entry by entry (Sync deepens
+		// a scope whose directory vanished), so a directory still full
+		// holds what the plan did not count: excluded entries, protected
+		// as with rsync, or entries that appeared since the walk.
 		err = d.Rmdir(name)
-		if (errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)) && (len(a.opts.Scopes) > 0 || a.opts.Since != "") {
-			// A scoped run did not walk beneath it: the source says the
-			// whole directory is gone.
-			err = a.removeExisting(d, name)
-		} else if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-			// Excluded entries beneath it are protected, as with rsync.
-			a.log.Info("directory not deleted: it holds excluded entries", "path", act.Path)
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			a.log.Info("directory not deleted: it holds entries the plan did not list (excluded or new)", "path", act.Path)
 			a.mu.Lock()
 			a.failed[act.Path] = true
 			a.mu.Unlock()

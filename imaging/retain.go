@@ -104,5 +104,9 @@ func (r *retainer) keep(d *fsx.Dir, name string) {
 }
 
 func (r *retainer) keepFunc() func(d *fsx.Dir, name string, st *unix.Stat_t) {
-	return func(d *fsx.Dir, name string, st *unix.Stat_t) { r.keep(d, name) }
+	return func(d *fsx.Dir, name string, st *unix.Stat_t) {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			r.keep(d, name)
+		}
+	}
 }

@@ -275,8 +275,9 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	// The manifest is loaded for the scopes the destination walk covers:
 	// all of it, or (incremental) only the changed parts.
 	var (
-		prev    *Manifest
-		prevLen int // entries the manifest held (prev itself is dropped after the walk)
+		prev       *Manifest
+		prevLen    int // entries the manifest held (prev itself is dropped after the walk)
+		imageTotal int // entries of the whole image as last recorded (0: unknown)
 	)
 	loadPrev := func(scopes []tree.Scope) {
 		var err error
@@ -292,6 +293,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 			log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
 			prev = &Manifest{}
 		}
+		imageTotal = max(imageTotal, prev.total, len(prev.Entries))
 	}
 	var (
 		srcEntries []*tree.Entry
@@ -385,13 +387,35 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	if isFull(scan.Scope) && (len(srcEntries) == 0 || srcEntries[0].Path != tree.Root) {
 		return nil, fmt.Errorf("%w: the source sent no root entry", ErrGuard)
 	}
-
-	// 2. Plan, and check it against the guards.
-	progress(PhasePlan)
 	scope := scan.Scope
 	if len(scope) == 0 {
 		scope = tree.FullScope
 	}
+	// A scope {dir, Tree: false} whose directory the source no longer has
+	// as a directory removes the destination's whole subtree there: walk
+	// it, so that every entry removed is planned, counted by the guard and
+	// dropped from the manifest one by one.
+	if deeper := vanishedDirs(scope, srcEntries, dstWalk.Entries); len(deeper) > 0 && root != nil {
+		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log, Scopes: deeper,
+			Temps: func(p string) { temps = append(temps, p) }}
+		loadPrev(deeper)
+		idx := prev.index()
+		wo.Previous = func(p string) *tree.Entry { return idx[p] }
+		if excl != nil {
+			wo.Exclude = excl
+		}
+		sub, err := Walk(ctx, root, wo)
+		prev, idx = nil, nil
+		if err != nil {
+			return nil, fmt.Errorf("scan destination: %w", err)
+		}
+		dstWalk.Entries = mergeEntries(dstWalk.Entries, sub.Entries)
+		dstWalk.Reread += sub.Reread
+		scope = deepenScopes(scope, deeper)
+	}
+
+	// 2. Plan, and check it against the guards.
+	progress(PhasePlan)
 	res := &Result{Token: scan.Token, SourceProblems: scan.Problems}
 	res.Entries = len(srcEntries)
 	noDelete := opts.NoDelete
@@ -402,7 +426,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	}
 	plan := MakePlan(srcEntries, dstWalk.Entries, PlanOptions{Scope: scope, NoDelete: noDelete})
 	res.Plan = plan
-	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete); err != nil {
+	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete, imageTotal); err != nil {
 		return res, err
 	}
 	if opts.Itemize != nil {
@@ -538,19 +562,116 @@ func checkStateDir(stateDir, dest string) error {
 	return nil
 }
 
-// guard refuses plans that look like a mistake.
-func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete int) error {
+// guard refuses plans that look like a mistake. image is how many entries
+// the whole destination held as last recorded (a scoped run walks only part
+// of it); the default delete limit is half of the larger of it and what was
+// walked.
+func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete, image int) error {
 	if isFull(scope) && len(src) == 1 && len(dst) > 1 {
 		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, len(dst)-1)
 	}
+	total := len(dst)
+	if !isFull(scope) {
+		total = max(total, image)
+	}
 	limit := maxDelete
 	if limit == 0 {
-		limit = max(len(dst)/2, 100)
+		limit = max(total/2, 100)
 	}
 	if limit > 0 && p.Deletes > limit {
-		return fmt.Errorf("%w: the run would delete %d of %d entries, more than the limit of %d (raise --max-delete if this is intended)", ErrGuard, p.Deletes, len(dst), limit)
+		return fmt.Errorf("%w: the run would delete %d of %d entries, more than the limit of %d (raise --max-delete if this is intended)", ErrGuard, p.Deletes, total, limit)
 	}
 	return nil
+}
+
+// vanishedDirs returns, as tree scopes, the scopes {p, Tree: false} where
+// the destination has a directory and the source sent no directory: the
+// source says everything beneath p is gone, which the destination walk of
+// p alone did not list.
+func vanishedDirs(scope []tree.Scope, src, dst []*tree.Entry) []tree.Scope {
+	if isFull(scope) {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, sc := range scope {
+		if !sc.Tree && sc.Path != tree.Root {
+			want[sc.Path] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	trees := tree.NewScopeSet(treeScopes(scope))
+	srcDir := map[string]bool{}
+	for _, e := range src {
+		if want[e.Path] && e.Type == tree.TypeDir {
+			srcDir[e.Path] = true
+		}
+	}
+	var out []tree.Scope
+	for _, d := range dst {
+		if want[d.Path] && d.Type == tree.TypeDir && !srcDir[d.Path] && !trees.Covers(d.Path) {
+			out = append(out, tree.Scope{Path: d.Path, Tree: true})
+		}
+	}
+	return out
+}
+
+func treeScopes(scope []tree.Scope) []tree.Scope {
+	var out []tree.Scope
+	for _, sc := range scope {
+		if sc.Tree {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// deepenScopes returns scope with the scopes of deeper made whole trees.
+func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
+	d := map[string]bool{}
+	for _, sc := range deeper {
+		d[sc.Path] = true
+	}
+	out := make([]tree.Scope, 0, len(scope))
+	for _, sc := range scope {
+		if d[sc.Path] {
+			sc.Tree = true
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// mergeEntries merges two sorted entry lists, keeping a's entry where both
+// have a path.
+func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
+	out := make([]*tree.Entry, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b):
+			out = append(out, a[i])
+			i++
+		case i >= len(a):
+			out = append(out, b[j])
+			j++
+		default:
+			switch c := tree.Compare(a[i].Path, b[j].Path); {
+			case c < 0:
+				out = append(out, a[i])
+				i++
+			case c > 0:
+				out = append(out, b[j])
+				j++
+			default:
+				out = append(out, a[i])
+				i++
+				j++
+			}
+		}
+	}
+	return out
 }
 
 // newManifest builds the destination's manifest after an apply: source

@@ -13,6 +13,7 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +132,33 @@ var hostileScenarios = map[string]func() *hostileSource{
 		return &hostileSource{full: es, files: files}
 	},
 }
+
+func init() {
+	// vanish: a full scan with a 1,000-file usr/lib; asked for changes, it
+	// declares the scope {usr/lib, Tree: false} and sends no usr/lib.
+	// vanish-symlink: the same, with usr/lib now a symlink.
+	vanish := func(last string) func() *hostileSource {
+		return func() *hostileSource {
+			specs := []string{"etc/", "etc/hostname=golden\n", "usr/", "usr/lib/"}
+			for i := range vanishFiles {
+				specs = append(specs, fmt.Sprintf("usr/lib/f%04d=%d\n", i, i))
+			}
+			es, files := hostileTree(specs...)
+			partSpecs := []string{"usr/"}
+			if last != "" {
+				partSpecs = append(partSpecs, last)
+			}
+			part, _ := hostileTree(partSpecs...)
+			return &hostileSource{full: es, files: files, partial: part,
+				scope: []tree.Scope{{Path: tree.Root}, {Path: "usr"}, {Path: "usr/lib"}}}
+		}
+	}
+	hostileScenarios["vanish"] = vanish("")
+	hostileScenarios["vanish-symlink"] = vanish("usr/lib->/etc")
+}
+
+// vanishFiles is how many files the vanish scenarios put in usr/lib.
+const vanishFiles = 1000
 
 // runHostileAgent serves the scenario named in $GOLDSYNC_HOSTILE on stdin
 // and stdout, as goldsync-agent serve --stdio would.
@@ -292,3 +320,112 @@ func TestHostileSenderIgnoresExcludes(t *testing.T) {
 		}
 	})
 }
+
+// countFiles counts the entries beneath dir (0 when it is missing).
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// pullDeleted runs a pull with --json and returns its exit code, the
+// deletes it reported and its stderr.
+func pullDeleted(t *testing.T, pl pullCmd) (int, int, string) {
+	t.Helper()
+	pl.args = append([]string{"--json"}, pl.args...)
+	pr := pl.start(t)
+	code := pr.wait(t)
+	var sum struct {
+		Deleted     int `json:"deleted"`
+		WouldDelete int `json:"planned_deletes"`
+	}
+	json.Unmarshal(pr.stdout.Bytes(), &sum)
+	return code, max(sum.Deleted, sum.WouldDelete), pr.stderr.String()
+}
+
+// verifyClean runs goldsync verify on an image and fails the test on drift.
+func verifyClean(t *testing.T, state, dest string) {
+	t.Helper()
+	out, err := exec.Command(goldsync, "verify", "--state-dir", state, dest).CombinedOutput()
+	if err != nil {
+		t.Errorf("goldsync verify after the run: %v\n%s", err, out)
+	}
+}
+
+// TestHostileScopedDeleteCounted: a journal-driven pull or push whose
+// scope {usr/lib, Tree: false} comes without usr/lib (or with usr/lib now a
+// symlink) removes a 1,000-file subtree. Every entry removed must count
+// toward --max-delete (so the default and a small limit refuse the run),
+// and with no limit the run reports every entry it deleted and the
+// manifest matches the disk (verify is clean).
+func TestHostileScopedDeleteCounted(t *testing.T) {
+	for _, scenario := range []string{"vanish", "vanish-symlink"} {
+		t.Run(scenario+"/pull", func(t *testing.T) {
+			base := t.TempDir()
+			pl := hostilePull(t, base, scenario)
+			pl.mustRun(t) // full: the image gets usr/lib with its files
+			if n := countFiles(filepath.Join(pl.dest, "usr/lib")); n != vanishFiles {
+				t.Fatalf("after the full pull usr/lib holds %d entries, want %d", n, vanishFiles)
+			}
+			limited := pl
+			limited.args = append(append([]string(nil), pl.args...), "--max-delete", "100")
+			code, deleted, stderr := pullDeleted(t, limited)
+			t.Logf("--max-delete 100: exit %d, %d deletes: %s", code, deleted, lastLine(stderr))
+			if n := countFiles(filepath.Join(pl.dest, "usr/lib")); n != vanishFiles || code != exitMaxDelete {
+				t.Errorf("--max-delete 100: exit %d, usr/lib holds %d of %d entries; want the run refused (exit %d) and nothing deleted",
+					code, n, vanishFiles, exitMaxDelete)
+			}
+			unlimited := pl
+			unlimited.args = append(append([]string(nil), pl.args...), "--max-delete", "-1")
+			code, deleted, stderr = pullDeleted(t, unlimited)
+			t.Logf("--max-delete -1: exit %d, %d deletes: %s", code, deleted, lastLine(stderr))
+			if code != 0 {
+				t.Fatalf("--max-delete -1: exit %d: %s", code, stderr)
+			}
+			if want := removedEntries(scenario); deleted != want {
+				t.Errorf("reported %d deletes; %d entries were removed", deleted, want)
+			}
+			verifyClean(t, pl.state, pl.dest)
+		})
+		t.Run(scenario+"/receive", func(t *testing.T) {
+			base := t.TempDir()
+			dest, state := filepath.Join(base, "image"), filepath.Join(base, "state")
+			src := hostileScenarios[scenario]()
+			if r := hostileReceive(t, src, "--state-dir", state, dest); r.code != 0 {
+				t.Fatalf("full receive: exit %d: %s", r.code, r.stderr)
+			}
+			r := hostileReceive(t, src, "--state-dir", state, dest)
+			t.Logf("default --max-delete: exit %d: %s", r.code, lastLine(r.stderr))
+			if n := countFiles(filepath.Join(dest, "usr/lib")); n != vanishFiles || r.code != exitMaxDelete {
+				t.Errorf("default --max-delete: exit %d, usr/lib holds %d of %d entries; want the run refused (exit %d)",
+					r.code, n, vanishFiles, exitMaxDelete)
+			}
+			r = hostileReceive(t, src, "--state-dir", state, "--max-delete", "-1", dest)
+			t.Logf("--max-delete -1: exit %d: %s", r.code, lastLine(r.stderr))
+			if r.code != 0 {
+				t.Fatalf("--max-delete -1: exit %d: %s", r.code, r.stderr)
+			}
+			if want := removedEntries(scenario); !strings.Contains(r.stderr, fmt.Sprintf(" %d deleted", want)) {
+				t.Errorf("receive summary %q; want %d deleted", lastLine(r.stderr), want)
+			}
+			verifyClean(t, state, dest)
+		})
+	}
+}
+
+// removedEntries is how many entries the second run of a vanish scenario
+// deletes: usr/lib's files, and usr/lib itself unless a symlink replaces it.
+func removedEntries(scenario string) int {
+	if scenario == "vanish-symlink" {
+		return vanishFiles
+	}
+	return vanishFiles + 1
+}
+
+// exitMaxDelete is the CLI's exit code when the safety guard refuses a run.
+const exitMaxDelete = 25
