@@ -56,6 +56,11 @@ type Options struct {
 	// empty). A source without a journal, or one that cannot vouch for the
 	// token, answers with a full scan, so this is always safe.
 	Incremental bool
+	// MaxListBytes bounds the memory of the source's entry list (see
+	// tree.Checker.MaxBytes): a source sending more is refused as it
+	// passes the bound. Zero means tree.DefaultMaxBytes; negative means no
+	// bound.
+	MaxListBytes int64
 	// Logger receives warnings and debug messages; nil is silent.
 	Logger *slog.Logger
 	// Progress, when set, is called as the sync advances (from several
@@ -309,7 +314,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		return nil, fmt.Errorf("open destination: %w", err)
 	}
 	scanSource := func(ctx context.Context) error {
-		chk := tree.Checker{Partial: opts.Since != "" || len(opts.Scopes) > 0}
+		chk := tree.Checker{MaxBytes: opts.MaxListBytes, Partial: opts.Since != "" || len(opts.Scopes) > 0}
 		eg := &excludeGuard{m: excl}
 		var err error
 		scan, err = src.Scan(ctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since, Scopes: opts.Scopes}, func(e *tree.Entry) error {

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -193,6 +194,8 @@ type receiveRun struct {
 	code   int
 	stderr string
 	served error // what Serve returned
+	maxRSS int64 // the receiver's peak resident set, bytes
+	sent   int64 // bytes the sender wrote
 }
 
 // hostileReceive runs goldsync receive --stdio with args (flags and DEST)
@@ -243,17 +246,26 @@ func hostileReceive(t *testing.T, src imaging.Source, args ...string) receiveRun
 	} else if werr != nil {
 		t.Fatalf("goldsync receive: %v", werr)
 	}
-	return receiveRun{code: code, stderr: stderr.String(), served: served}
+	r := receiveRun{code: code, stderr: stderr.String(), served: served, sent: rw.sent.Load()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss << 10
+	}
+	return r
 }
 
 type pipeRW struct {
 	r    io.ReadCloser
 	w    io.WriteCloser
 	once sync.Once
+	sent atomic.Int64
 }
 
-func (p *pipeRW) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p *pipeRW) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeRW) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p *pipeRW) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.sent.Add(int64(n))
+	return n, err
+}
 func (p *pipeRW) Close() error {
 	p.once.Do(func() { p.w.Close(); p.r.Close() })
 	return nil
@@ -429,3 +441,90 @@ func removedEntries(scenario string) int {
 
 // exitMaxDelete is the CLI's exit code when the safety guard refuses a run.
 const exitMaxDelete = 25
+
+// entryBomb is a sender whose scan is n entries with paths near PATH_MAX
+// that share all but their last few bytes, so prefix compression sends
+// each in a few bytes; then the scan fails (so a receiver that swallows it
+// all stops there instead of creating the files).
+func entryBomb(n int) *hostileSource {
+	return &hostileSource{scan: func(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+		const mtime = 1_700_000_000_000_000_000
+		if err := fn(&tree.Entry{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755, Mtime: mtime}); err != nil {
+			return imaging.ScanResult{}, err
+		}
+		dir := ""
+		for range 15 {
+			dir = tree.Join(dir, strings.Repeat("d", 255))
+			if err := fn(&tree.Entry{Path: dir, Type: tree.TypeDir, Mode: 0o755, Mtime: mtime}); err != nil {
+				return imaging.ScanResult{}, err
+			}
+		}
+		prefix := dir + "/" + strings.Repeat("f", tree.MaxPathLen-len(dir)-1-8)
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return imaging.ScanResult{}, err
+			}
+			if err := fn(&tree.Entry{Path: fmt.Sprintf("%s%08d", prefix, i), Type: tree.TypeFIFO, Mode: 0o644, Mtime: mtime}); err != nil {
+				return imaging.ScanResult{}, err
+			}
+		}
+		return imaging.ScanResult{}, errors.New("the bomb is over")
+	}}
+}
+
+// TestHostileEntryBomb sends goldsync receive --stdio 400,000 entries of
+// 4 KiB paths in a few MiB of prefix-compressed frames (1.6 GiB of paths
+// once decoded). The receiver must refuse the list as its memory passes
+// the bound and keep its peak RSS (getrusage of the real binary) well
+// under what the decoded list would take.
+func TestHostileEntryBomb(t *testing.T) {
+	const n = 400_000
+	base := t.TempDir()
+	r := hostileReceive(t, entryBomb(n), "--state-dir", filepath.Join(base, "state"), filepath.Join(base, "image"))
+	t.Logf("figures: entry bomb: %d entries of %d-byte paths (%d MiB decoded) in %.1f MiB on the wire: receiver exit %d, peak RSS %d MiB: %s",
+		n, tree.MaxPathLen, int64(n)*tree.MaxPathLen>>20, float64(r.sent)/(1<<20), r.code, r.maxRSS>>20, lastLine(r.stderr))
+	if r.code == 0 {
+		t.Errorf("receive accepted the bomb")
+	}
+	// Generous: the default list bound is 256 MiB; the decoded bomb is
+	// 1.6 GiB.
+	if limit := int64(768 << 20); r.maxRSS > limit {
+		t.Errorf("receiver peak RSS %d MiB, want under %d MiB", r.maxRSS>>20, limit>>20)
+	}
+	if !strings.Contains(r.stderr, "too large") {
+		t.Errorf("receiver did not say the list was too large: %s", lastLine(r.stderr))
+	}
+}
+
+// TestHostileScopeBomb ends a scan with 2^20 scope paths of 4 KiB, each
+// sent as a 1-byte suffix of the one before (4 GiB once decoded, 3 MiB on
+// the wire). The receiver must refuse the ScanEnd before building the
+// paths and keep its peak RSS well under that.
+func TestHostileScopeBomb(t *testing.T) {
+	long := strings.Repeat(strings.Repeat("s", 199)+"/", 20) // 4000 bytes
+	long += strings.Repeat("x", tree.MaxPathLen-1-len(long))
+	a, b := long+"a", long+"b"
+	src := &hostileSource{scan: func(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+		if err := fn(&tree.Entry{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755}); err != nil {
+			return imaging.ScanResult{}, err
+		}
+		scope := make([]tree.Scope, 1<<20)
+		for i := range scope {
+			scope[i].Path = a
+			if i%2 == 1 {
+				scope[i].Path = b
+			}
+		}
+		return imaging.ScanResult{Scope: scope, Token: "t"}, nil
+	}}
+	base := t.TempDir()
+	r := hostileReceive(t, src, "--state-dir", filepath.Join(base, "state"), filepath.Join(base, "image"))
+	t.Logf("figures: scope bomb: 2^20 scopes of %d bytes (%d MiB decoded) in %.1f MiB on the wire: receiver exit %d, peak RSS %d MiB: %s",
+		tree.MaxPathLen, int64(1<<20)*tree.MaxPathLen>>20, float64(r.sent)/(1<<20), r.code, r.maxRSS>>20, lastLine(r.stderr))
+	if r.code == 0 {
+		t.Errorf("receive accepted the scope bomb")
+	}
+	if limit := int64(512 << 20); r.maxRSS > limit {
+		t.Errorf("receiver peak RSS %d MiB, want under %d MiB", r.maxRSS>>20, limit>>20)
+	}
+}

@@ -50,7 +50,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) e
 		return err
 	}
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)
 	}
@@ -58,7 +58,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) e
 	opts := imaging.Options{
 		Excludes: append(append([]string(nil), f.excludes...), from...), DryRun: f.dryRun, NoDelete: f.noDelete,
 		MaxDelete: f.maxDelete, StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: true,
+		Incremental: true, MaxListBytes: f.maxList,
 	}
 	res, err := imaging.Sync(ctx, client, dest, opts)
 	if err == nil && !f.dryRun {

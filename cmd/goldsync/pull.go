@@ -39,6 +39,7 @@ type pullFlags struct {
 	timeout     time.Duration
 	metricsFile string
 	fullScan    bool
+	maxList     int64
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
@@ -61,6 +62,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
+	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 256 MiB)")
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -127,7 +129,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	}
 	excludes := append(append([]string(nil), f.excludes...), from...)
 	source, err := remote.Open(ctx, src, remote.Options{
-		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout,
+		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 	})
 	if err != nil {
 		return classifyConnect(err)
@@ -136,7 +138,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts := imaging.Options{
 		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
 		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: !f.fullScan,
+		Incremental: !f.fullScan, MaxListBytes: f.maxList,
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }

@@ -52,6 +52,9 @@ type ClientOptions struct {
 	WindowBytes int64
 	// MaxEntries bounds a scan (see tree.Checker); zero means its default.
 	MaxEntries int
+	// MaxListBytes bounds the memory of a scan's entries (see
+	// tree.Checker.MaxBytes); zero means its default, negative no bound.
+	MaxListBytes int64
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
 }

@@ -55,7 +55,7 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 		req:     req,
 		ch:      make(chan scanEvent, 4),
 		quit:    make(chan struct{}),
-		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, Partial: req.Since != ""},
+		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, MaxBytes: c.opts.MaxListBytes, Partial: req.Since != ""},
 	}
 	s.scan.Store(sc)
 	s.expect.Add(1)
