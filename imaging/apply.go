@@ -436,7 +436,7 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 	fin, finCtx := errgroup.WithContext(ctx)
 	fin.SetLimit(2 * runtime.GOMAXPROCS(0))
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
-		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx}, nil
+		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx, ctx: ctx}, nil
 	})
 	ferr := fin.Wait()
 	// A source that failed mid-file never finishes it: discard its temp.
@@ -537,6 +537,9 @@ type fileSink struct {
 	pos   int64
 	buf   []byte
 	bufp  *[]byte
+	data  int64 // bytes received or reused
+	holes int64 // bytes of holes hashed
+	ctx   context.Context
 
 	// fin, when set, completes files after Finish returns (see fetch).
 	fin    *errgroup.Group
@@ -560,6 +563,53 @@ func (s *fileSink) open() error {
 	}
 	s.f = f
 	s.a.sinks.Store(s, true)
+	// The declared size, up front: a size the destination's filesystem
+	// cannot hold (EFBIG) is refused before any byte of it is verified.
+	// The file is sparse until content arrives.
+	if s.act.Src == nil || s.act.Src.Size == 0 {
+		return nil
+	}
+	if err := f.Truncate(s.act.Src.Size); err != nil {
+		return fmt.Errorf("%q: declared size %d: %w", s.act.Path, s.act.Src.Size, err)
+	}
+	return nil
+}
+
+// Holes a received file may have: verifying a hole means hashing its
+// zeros, so a sender could declare a petabyte and send nothing. The zeros
+// hashed per file are bounded by maxHoleBase plus holeRatio times the
+// bytes that arrived (real sparse files: VM images, lastlog, a few
+// database files, hold far more data than that), and the hashing stops
+// when the run is canceled.
+const (
+	maxHoleBase = 64 << 30
+	holeRatio   = 1024
+)
+
+// ErrHoles is wrapped when a fetched file's holes pass the bound on
+// verification work (see maxHoleBase).
+var ErrHoles = errors.New("holes out of proportion to the content received")
+
+// hole accounts for and hashes n bytes of zeros the source skipped.
+func (s *fileSink) hole(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	s.holes += n
+	if limit := maxHoleBase + holeRatio*s.data; s.holes > limit {
+		return fmt.Errorf("%q: %w: %d bytes of holes against %d bytes of content (at most %d are verified)",
+			s.act.Path, ErrHoles, s.holes, s.data, int64(limit))
+	}
+	for n > 0 {
+		if s.ctx != nil {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		c := min(n, 64<<20)
+		hashZeros(s.h, c)
+		n -= c
+	}
 	return nil
 }
 
@@ -583,7 +633,10 @@ func (s *fileSink) Data(off int64, p []byte) (err error) {
 	if err := s.open(); err != nil {
 		return err
 	}
-	hashZeros(s.h, off-s.pos)
+	s.data += int64(len(p))
+	if err := s.hole(off - s.pos); err != nil {
+		return err
+	}
 	s.h.Write(p)
 	s.pos = off + int64(len(p))
 	if !fsx.IsZero(p) {
@@ -618,7 +671,10 @@ func (s *fileSink) Reuse(off, n int64) (err error) {
 		s.bufp = fsx.GetBuf()
 		s.buf = *s.bufp
 	}
-	hashZeros(s.h, off-s.pos)
+	s.data += n
+	if err := s.hole(off - s.pos); err != nil {
+		return err
+	}
 	for end := off + n; off < end; {
 		m := int(min(int64(len(s.buf)), end-off))
 		if err := fsx.ReadFullAt(s.basis, s.buf[:m], off); err != nil {
@@ -712,7 +768,14 @@ func (s *fileSink) Finish(res FetchResult) error {
 			a.fail(act.Path, err)
 			return nil
 		}
-		hashZeros(s.h, res.Size-s.pos)
+		if err := s.hole(res.Size - s.pos); err != nil {
+			s.cleanup()
+			if errors.Is(err, ErrHoles) {
+				a.fail(act.Path, err)
+				return nil
+			}
+			return err
+		}
 		if got := s.h.Sum64(); got != res.Hash {
 			s.cleanup()
 			return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)

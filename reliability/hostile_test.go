@@ -158,6 +158,35 @@ func init() {
 	hostileScenarios["vanish-symlink"] = vanish("usr/lib->/etc")
 }
 
+func init() {
+	// petabyte, terabytes: a file declared 1 PiB (more than ext4 or XFS
+	// would hold... ext4's limit is 16 TiB) or 8 TiB (which ext4 holds),
+	// finished without a byte of content, beside an ordinary file.
+	declared := func(size int64) func() *hostileSource {
+		return func() *hostileSource {
+			es, files := hostileTree("etc/", "etc/hostname=golden\n", "var/", "var/big=")
+			big := es[len(es)-1]
+			big.Size = size
+			big.SetHash(0x1234)
+			delete(files, "var/big")
+			h := &hostileSource{full: es, files: files}
+			h.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+				if r.Entry.Path == "var/big" {
+					return sink.Finish(imaging.FetchResult{Size: size, Hash: 0x1234, Mtime: r.Entry.Mtime})
+				}
+				b := files[r.Entry.Path]
+				if err := sink.Data(0, b); err != nil {
+					return err
+				}
+				return sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime})
+			}
+			return h
+		}
+	}
+	hostileScenarios["petabyte"] = declared(1 << 50)
+	hostileScenarios["terabytes"] = declared(8 << 40)
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -528,3 +557,54 @@ func TestHostileScopeBomb(t *testing.T) {
 		t.Errorf("receiver peak RSS %d MiB, want under %d MiB", r.maxRSS>>20, limit>>20)
 	}
 }
+
+// waitWithin waits up to d for a started goldsync and returns its exit code,
+// or kills its process group and returns -1.
+func waitWithin(t *testing.T, pr *proc, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-pr.done:
+	case <-time.After(d):
+		syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+		<-pr.done
+		return -1
+	}
+	var ee *exec.ExitError
+	if errors.As(pr.err, &ee) {
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+// TestHostileDeclaredSize: the sender declares a 1 PiB file (more than the
+// image's filesystem holds) or an 8 TiB one, and finishes it without
+// sending a byte. The pull must refuse that file at once, without hashing
+// terabytes of zeros, apply the rest and report a partial transfer.
+func TestHostileDeclaredSize(t *testing.T) {
+	for _, scenario := range []string{"petabyte", "terabytes"} {
+		t.Run(scenario, func(t *testing.T) {
+			base := t.TempDir()
+			pl := hostilePull(t, base, scenario)
+			pr := pl.start(t)
+			// A hang guard, not a timing threshold: the old receiver
+			// hashed zeros for hours here.
+			code := waitWithin(t, pr, time.Minute)
+			t.Logf("exit %d: %s", code, strings.TrimSpace(pr.stderr.String()))
+			if code == -1 {
+				t.Fatalf("the pull was still verifying the declared size after a minute")
+			}
+			if code != exitPartial {
+				t.Errorf("exit %d, want %d (a partial transfer)", code, exitPartial)
+			}
+			if _, err := os.Lstat(filepath.Join(pl.dest, "var/big")); err == nil {
+				t.Errorf("var/big was placed in the image")
+			}
+			if b, err := os.ReadFile(filepath.Join(pl.dest, "etc/hostname")); err != nil || string(b) != "golden\n" {
+				t.Errorf("etc/hostname: %q, %v; the rest of the pull must go on", b, err)
+			}
+		})
+	}
+}
+
+// exitPartial is the CLI's exit code for a partial transfer.
+const exitPartial = 23
