@@ -187,6 +187,29 @@ func init() {
 	hostileScenarios["terabytes"] = declared(8 << 40)
 }
 
+// evilText is peer text that would drive a terminal: set its title, clear
+// it, return the cursor to forge a line, reverse the text direction.
+const evilText = "\x1b]0;pwned\x07\x1b[2J\x1b[H\rgoldsync: all good\u202e\x00"
+
+func init() {
+	// ansi-scan: the scan fails with evilText. ansi-file: a file's fetch
+	// fails with it.
+	hostileScenarios["ansi-scan"] = func() *hostileSource {
+		return &hostileSource{scan: func(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+			return imaging.ScanResult{}, errors.New(evilText)
+		}}
+	}
+	hostileScenarios["ansi-file"] = func() *hostileSource {
+		es, files := hostileTree("etc/", "etc/motd=hello\n")
+		h := &hostileSource{full: es, files: files}
+		h.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+			sink.Abort(&imaging.FileError{Op: "read\x1b[2J", Path: r.Entry.Path, Err: errors.New(evilText)})
+			return nil
+		}
+		return h
+	}
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -608,3 +631,45 @@ func TestHostileDeclaredSize(t *testing.T) {
 
 // exitPartial is the CLI's exit code for a partial transfer.
 const exitPartial = 23
+
+// controlBytes returns the control characters (other than newline and tab)
+// and direction overrides in s.
+func controlBytes(s string) []rune {
+	var out []rune
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestHostilePeerTextInert: a sender's error strings (a failed scan, a file
+// it could not read) carry terminal escapes. What goldsync pull and receive
+// print must hold none of them raw.
+func TestHostilePeerTextInert(t *testing.T) {
+	for _, scenario := range []string{"ansi-scan", "ansi-file"} {
+		t.Run(scenario+"/pull", func(t *testing.T) {
+			base := t.TempDir()
+			code, stderr := hostilePull(t, base, scenario).run(t)
+			t.Logf("exit %d: %s", code, stderr)
+			if code == 0 {
+				t.Errorf("pull succeeded")
+			}
+			if c := controlBytes(stderr); len(c) > 0 {
+				t.Errorf("stderr holds raw control characters %q", c)
+			}
+			if !strings.Contains(stderr, "pwned") {
+				t.Errorf("the sender's message is not shown at all")
+			}
+		})
+	}
+	t.Run("ansi-scan/receive", func(t *testing.T) {
+		base := t.TempDir()
+		r := hostileReceive(t, hostileScenarios["ansi-scan"](), "--state-dir", filepath.Join(base, "state"), filepath.Join(base, "image"))
+		t.Logf("exit %d: %s", r.code, r.stderr)
+		if c := controlBytes(r.stderr); len(c) > 0 {
+			t.Errorf("stderr holds raw control characters %q", c)
+		}
+	})
+}

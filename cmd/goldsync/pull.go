@@ -17,6 +17,7 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/imaging/wire"
 )
 
 // pullFlags are the rsync-like flags of a pull.
@@ -257,7 +258,7 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 		}
 	}
 	for _, p := range res.Problems {
-		fmt.Fprintln(os.Stderr, "goldsync: not applied:", p)
+		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
 	}
 }
 

@@ -291,7 +291,7 @@ func (c *Client) open(s *stream, enc *wire.Encoder, flags wire.OpenFlags) error 
 	case *wire.Opened:
 		return nil
 	case *wire.Error:
-		return fmt.Errorf("%w: %s", ErrRemote, m.Msg)
+		return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
 	default:
 		return fmt.Errorf("open %s: %w: expected opened, got %s", c.root, ErrProtocol, m.Type())
 	}
@@ -439,7 +439,7 @@ func (s *stream) readMessages() error {
 		case *wire.Done:
 			return errGoodbye
 		case *wire.Error:
-			return fmt.Errorf("%w: %s", ErrRemote, m.Msg)
+			return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
 		default:
 			err = fmt.Errorf("%w: unexpected %s from the server", ErrProtocol, m.Type())
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/goldsync/goldsync/imaging"
@@ -384,6 +385,8 @@ func (s *stream) onFileError(m *wire.FileError) error {
 		op := m.Op
 		if op == "" {
 			op = "read"
+		} else if strings.Trim(op, "abcdefghijklmnopqrstuvwxyz_ ") != "" {
+			op = wire.Inert(op)
 		}
 		sink.Abort(&imaging.FileError{Op: op, Path: p.req.Entry.Path, Err: &remoteFileErr{msg: m.Msg, kind: m.Kind}})
 	}
@@ -398,7 +401,8 @@ type remoteFileErr struct {
 	kind wire.ErrKind
 }
 
-func (e *remoteFileErr) Error() string { return e.msg }
+// Error returns the sender's message, quoted: it is peer text.
+func (e *remoteFileErr) Error() string { return wire.Inert(e.msg) }
 
 func (e *remoteFileErr) Unwrap() error {
 	switch e.kind {

@@ -159,7 +159,7 @@ func (s *stream) onScanEnd(m *wire.ScanEnd) error {
 	}
 	ev := scanEvent{entries: sc.batch, end: true}
 	if m.Err != "" {
-		ev.err = fmt.Errorf("%w: scan: %s", ErrRemote, m.Err)
+		ev.err = fmt.Errorf("%w: scan: %s", ErrRemote, wire.Inert(m.Err))
 	} else {
 		if err := sc.checkEnd(m); err != nil {
 			return err

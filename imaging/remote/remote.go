@@ -352,7 +352,7 @@ func classify(err error, rwc io.ReadWriteCloser) error {
 	code := -1
 	if p != nil {
 		code = p.exitCode()
-		stderr = p.stderr.String()
+		stderr = wire.InertLines(p.stderr.String())
 	}
 	msg := err.Error()
 	if stderr != "" {
