@@ -210,6 +210,27 @@ func init() {
 	}
 }
 
+func init() {
+	// stall-scan: the scan never sends an entry; stall-fetch: the scan is
+	// fine, the fetch never sends a byte. Either way the server's
+	// keepalives go on (every 200 ms), so the connection never looks idle.
+	hostileScenarios["stall-scan"] = func() *hostileSource {
+		return &hostileSource{scan: func(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+			<-ctx.Done()
+			return imaging.ScanResult{}, ctx.Err()
+		}}
+	}
+	hostileScenarios["stall-fetch"] = func() *hostileSource {
+		es, files := hostileTree("etc/", "etc/motd=hello\n")
+		h := &hostileSource{full: es, files: files}
+		h.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return h
+	}
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -670,6 +691,48 @@ func TestHostilePeerTextInert(t *testing.T) {
 		t.Logf("exit %d: %s", r.code, r.stderr)
 		if c := controlBytes(r.stderr); len(c) > 0 {
 			t.Errorf("stderr holds raw control characters %q", c)
+		}
+	})
+}
+
+// TestHostileKeepaliveStall: a sender that stops making progress but keeps
+// pinging (in the scan, or in the fetch) must not hold the image's lock
+// for ever: the no-progress timeout ends the pull, and so does the overall
+// deadline with the no-progress timeout off; receive --stdio the same.
+// Each ends with the timeout exit code and leaves the image unlocked.
+func TestHostileKeepaliveStall(t *testing.T) {
+	cases := []struct {
+		name, scenario string
+		args           []string
+	}{
+		{name: "scan/progress-timeout", scenario: "stall-scan", args: []string{"--progress-timeout", "2s", "--deadline", "0"}},
+		{name: "fetch/progress-timeout", scenario: "stall-fetch", args: []string{"--progress-timeout", "2s", "--deadline", "0"}},
+		{name: "scan/deadline", scenario: "stall-scan", args: []string{"--progress-timeout", "-1s", "--deadline", "3s"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"/pull", func(t *testing.T) {
+			base := t.TempDir()
+			pl := hostilePull(t, base, tc.scenario, append([]string{"--timeout", "1s"}, tc.args...)...)
+			pr := pl.start(t)
+			code := waitWithin(t, pr, time.Minute) // a hang guard
+			t.Logf("exit %d: %s", code, lastLine(pr.stderr.String()))
+			if code != exitTimeout {
+				t.Errorf("exit %d, want %d (the peer made no progress)", code, exitTimeout)
+			}
+			if unlock, err := imaging.Lock(pl.state); err != nil {
+				t.Errorf("the image is still locked: %v", err)
+			} else {
+				unlock()
+			}
+		})
+	}
+	t.Run("scan/progress-timeout/receive", func(t *testing.T) {
+		base := t.TempDir()
+		r := hostileReceive(t, hostileScenarios["stall-scan"](), "--timeout", "1s", "--progress-timeout", "2s",
+			"--state-dir", filepath.Join(base, "state"), filepath.Join(base, "image"))
+		t.Logf("exit %d: %s", r.code, lastLine(r.stderr))
+		if r.code != exitTimeout {
+			t.Errorf("exit %d, want %d", r.code, exitTimeout)
 		}
 	})
 }

@@ -42,15 +42,17 @@ stdout carries the protocol; the summary and errors go to stderr.`,
 	return cmd
 }
 
-func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) error {
-	ctx := cmd.Context()
+func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) (err error) {
+	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	defer cancel()
+	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
 	from, err := readPatterns(f.excludeFrom)
 	if err != nil {
 		return err
 	}
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, MaxListBytes: f.maxList, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)
 	}

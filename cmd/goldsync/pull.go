@@ -41,6 +41,8 @@ type pullFlags struct {
 	metricsFile string
 	fullScan    bool
 	maxList     int64
+	progressTO  time.Duration
+	deadline    time.Duration
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
@@ -63,6 +65,8 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
+	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail when the peer sends only keepalives for this long while it owes an answer (default 10m; negative: never)")
+	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long (0 or negative: never)")
 	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 256 MiB)")
 }
 
@@ -121,8 +125,10 @@ func readPatterns(files []string) ([]string, error) {
 	return out, nil
 }
 
-func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) error {
-	ctx := cmd.Context()
+func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) (err error) {
+	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	defer cancel()
+	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
 	from, err := readPatterns(f.excludeFrom)
 	if err != nil {
@@ -131,6 +137,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	excludes := append(append([]string(nil), f.excludes...), from...)
 	source, err := remote.Open(ctx, src, remote.Options{
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
+		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
 		return classifyConnect(err)

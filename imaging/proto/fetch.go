@@ -194,7 +194,7 @@ func (c *Client) send(ctx context.Context, b *fetchBatch, r *imaging.FetchReques
 			b.add()
 			s.expect.Add(1)
 			c.mu.Unlock()
-			s.m.touch()
+			s.m.request()
 			err := s.out.sendFunc(func() (wire.Message, error) {
 				c.mu.Lock()
 				defer c.mu.Unlock()
@@ -428,7 +428,7 @@ func (c *Client) Ack(ctx context.Context, token string) error {
 	s := c.streams[0]
 	c.mu.Unlock()
 	s.expect.Add(1)
-	s.m.touch()
+	s.m.request()
 	if err := s.out.send(&wire.Ack{Token: token}); err != nil {
 		s.expect.Add(-1)
 		return fmt.Errorf("send ack: %w", err)
@@ -469,7 +469,7 @@ func (c *Client) Close() error {
 			continue
 		}
 		s.expect.Add(1)
-		s.m.touch()
+		s.m.request()
 		if e := s.out.send(&wire.Done{}); e != nil && err == nil {
 			err = fmt.Errorf("stream %d: say goodbye: %w", s.id, e)
 		}

@@ -59,7 +59,7 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 	}
 	s.scan.Store(sc)
 	s.expect.Add(1)
-	s.m.touch()
+	s.m.request()
 	if err := s.out.send(&wire.ScanRequest{Excludes: req.Excludes, Since: req.Since, Hash: req.Hash}); err != nil {
 		s.scan.Store(nil)
 		s.expect.Add(-1)
