@@ -211,13 +211,14 @@ func State(dir string) StatePaths {
 	}
 }
 
-// Lock takes the exclusive, non-blocking lock of a state dir (flock). The
-// returned function releases it.
+// Lock takes the exclusive, non-blocking lock of a state dir (flock),
+// after PrepareStateDir has created or checked the dir; a lock file that is
+// a symlink is refused. The returned function releases it.
 func Lock(stateDir string) (func(), error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if err := PrepareStateDir(stateDir); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(State(stateDir).Lock, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := OpenStateFile(stateDir, "lock", os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
@@ -554,15 +555,16 @@ func retention(d time.Duration) time.Duration {
 }
 
 // checkStateDir refuses a state dir inside the destination (it would be
-// exported and mirrored away).
+// exported and mirrored away, and whoever can write the export could plant
+// its manifest, lock or retention links), also when a symlink leads there.
 func checkStateDir(stateDir, dest string) error {
 	sd, err1 := filepath.Abs(stateDir)
 	dd, err2 := filepath.Abs(dest)
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("state dir: cannot resolve %s or %s", stateDir, dest)
 	}
-	if sd == dd || strings.HasPrefix(sd, dd+string(filepath.Separator)) {
-		return fmt.Errorf("state dir %s is inside the destination %s: put it outside the exported image", stateDir, dest)
+	if within(sd, dd) || within(resolved(sd), resolved(dd)) {
+		return fmt.Errorf("%w: state dir %s is inside the destination %s: put it outside the exported image", ErrUnsafeStateDir, stateDir, dest)
 	}
 	return nil
 }

@@ -231,6 +231,14 @@ func init() {
 	}
 }
 
+func init() {
+	// benign: a small, correct tree.
+	hostileScenarios["benign"] = func() *hostileSource {
+		es, files := hostileTree("etc/", "etc/hostname=golden\n")
+		return &hostileSource{full: es, files: files}
+	}
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -735,4 +743,75 @@ func TestHostileKeepaliveStall(t *testing.T) {
 			t.Errorf("exit %d, want %d", r.code, exitTimeout)
 		}
 	})
+}
+
+// TestUntrustedStateDir: the state dir is trusted only after checks. A pull
+// is refused, and nothing outside the state dir is touched, when the state
+// dir is group- or world-accessible, owned by another user, reached through
+// a symlink into the image, or when its retention dir or lock file is a
+// symlink (planted by whoever could write there) to a victim.
+func TestUntrustedStateDir(t *testing.T) {
+	needRoot(t, "the state dir is handed to another owner")
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, base, state string) (stateArg string, check func(t *testing.T))
+	}{
+		{name: "mode 0755", setup: func(t *testing.T, base, state string) (string, func(*testing.T)) {
+			os.Mkdir(state, 0o755)
+			os.Chmod(state, 0o755)
+			return state, nil
+		}},
+		{name: "owned by another user", setup: func(t *testing.T, base, state string) (string, func(*testing.T)) {
+			os.Mkdir(state, 0o700)
+			os.Chown(state, 1000, 1000)
+			return state, nil
+		}},
+		{name: "symlink into the image", setup: func(t *testing.T, base, state string) (string, func(*testing.T)) {
+			inside := filepath.Join(base, "image", ".state")
+			os.MkdirAll(inside, 0o700)
+			link := filepath.Join(base, "state-link")
+			os.Symlink(inside, link)
+			return link, nil
+		}},
+		{name: "retention symlink", setup: func(t *testing.T, base, state string) (string, func(*testing.T)) {
+			victim := filepath.Join(base, "victim")
+			writeFile(t, victim, "1.precious", "keep me\n", 0o644) // an old retention name
+			os.Mkdir(state, 0o700)
+			os.Symlink(victim, filepath.Join(state, "retention"))
+			return state, func(t *testing.T) {
+				if _, err := os.Stat(filepath.Join(victim, "1.precious")); err != nil {
+					t.Errorf("the victim's file is gone: %v", err)
+				}
+			}
+		}},
+		{name: "lock symlink", setup: func(t *testing.T, base, state string) (string, func(*testing.T)) {
+			target := filepath.Join(base, "victim-nologin")
+			os.Mkdir(state, 0o700)
+			os.Symlink(target, filepath.Join(state, "lock"))
+			return state, func(t *testing.T) {
+				if _, err := os.Lstat(target); err == nil {
+					t.Errorf("the lock symlink's target %s was created", target)
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			pl := hostilePull(t, base, "benign")
+			stateArg, check := tc.setup(t, base, pl.state)
+			pl.state = stateArg
+			code, stderr := pl.run(t)
+			t.Logf("exit %d: %s", code, lastLine(stderr))
+			if code == 0 {
+				t.Errorf("the pull ran with this state dir")
+			}
+			if _, err := os.Lstat(filepath.Join(pl.dest, "etc/hostname")); err == nil {
+				t.Errorf("the image was written")
+			}
+			if check != nil {
+				check(t)
+			}
+		})
+	}
 }

@@ -176,6 +176,8 @@ func classifySync(err error) error {
 		return withCode(exitMaxDelete, err)
 	case errors.Is(err, imaging.ErrLocked):
 		return withCode(exitLocked, err)
+	case errors.Is(err, imaging.ErrUnsafeStateDir):
+		return withCode(exitSelect, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return withCode(exitPartial, err)
 	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):

@@ -42,6 +42,16 @@ func OpenRoot(path string) (*Root, error) {
 	return &Root{fd: fd, path: path}, nil
 }
 
+// OpenDirNoFollow is OpenRoot for a directory that must not be a symlink
+// itself (the last component is not followed: ELOOP or ENOTDIR).
+func OpenDirNoFollow(path string) (*Root, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &Root{fd: fd, path: path}, nil
+}
+
 // Close releases the root's descriptor.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 
