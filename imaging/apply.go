@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -39,6 +40,9 @@ type applier struct {
 	hashes   map[string]uint64
 	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
 	problems []string
+
+	groupsOnce sync.Once
+	groups     map[string]uint64 // hard-link group leaders: members beside the leader
 
 	stats *Stats
 	count counters
@@ -232,27 +236,144 @@ func (a *applier) mkdir(act *Action) {
 }
 
 // setMeta sets owner, mode, xattrs and mtime on d/name, in that order: chown
-// clears set-id bits and capabilities, so they come after it.
-func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xattr) error {
+// clears set-id bits and capabilities, so they come after it. Every call
+// goes to the inode open opened and checked (see openOurs, openWalked): a
+// name swapped for a hard link to someone else's file meanwhile does not
+// get root's owner or a set-id mode.
+func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xattr, open func(*fsx.Dir, string) (*fsx.Obj, error)) error {
+	o, err := open(d, name)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
 	if a.owner {
-		if err := d.Lchown(name, s.UID, s.GID); err != nil {
+		if err := o.Chown(s.UID, s.GID); err != nil {
 			return err
 		}
 	}
 	if s.Type != tree.TypeSymlink {
-		if err := d.Chmod(name, s.Mode); err != nil {
+		if err := o.Chmod(s.Mode); err != nil {
 			return err
 		}
 	}
 	if len(s.Xattrs) > 0 || len(have) > 0 {
-		if err := d.SetXattrs(name, toFsxXattrs(have), toFsxXattrs(s.Xattrs)); err != nil {
+		if err := o.SetXattrs(toFsxXattrs(have), toFsxXattrs(s.Xattrs)); err != nil {
 			if a.owner {
 				return err
 			}
 			a.log.Debug("xattrs not set (not root)", "path", s.Path, "err", err)
 		}
 	}
-	return d.SetMtime(name, s.Mtime)
+	return o.SetMtime(s.Mtime)
+}
+
+// openOurs opens an object this run just made under a temp name and checks
+// it still is: of the type made, owned by us, with one link. A local user
+// who can write the directory could otherwise put a hard link to a file of
+// theirs under the temp name before its metadata is set.
+func (a *applier) openOurs(typ tree.Type) func(*fsx.Dir, string) (*fsx.Obj, error) {
+	return func(d *fsx.Dir, name string) (*fsx.Obj, error) {
+		o, err := d.OpenObj(name)
+		if err != nil {
+			return nil, err
+		}
+		st := o.Stat()
+		if st.Mode&unix.S_IFMT != ifmt(typ) || int(st.Uid) != os.Geteuid() || (typ != tree.TypeDir && st.Nlink != 1) {
+			o.Close()
+			return nil, fmt.Errorf("temp %s was replaced (a %s of uid %d with %d links) before its metadata was set",
+				name, fsx.StatMode(st.Mode), st.Uid, st.Nlink)
+		}
+		return o, nil
+	}
+}
+
+// openWalked opens the object at p for an in-place change and checks it is
+// the inode the destination walk found there (dst's dev and inode), with no
+// more hard links than the source's link group accounts for: a link from
+// outside the image (a local user's own copy of a binary) must not become
+// root-owned or set-id.
+func (a *applier) openWalked(p string, src, dst *tree.Entry) func(*fsx.Dir, string) (*fsx.Obj, error) {
+	return func(d *fsx.Dir, name string) (*fsx.Obj, error) {
+		o, err := d.OpenObj(name)
+		if err != nil {
+			return nil, err
+		}
+		st := o.Stat()
+		switch {
+		case dst != nil && dst.Ino != 0 && (st.Ino != dst.Ino || st.Dev != dst.Dev):
+			o.Close()
+			return nil, fmt.Errorf("%q is another object than the walk found there (replaced since): metadata not set", p)
+		case st.Mode&unix.S_IFMT == unix.S_IFREG && uint64(st.Nlink) > a.linksFor(src) && a.grants(st, src, dst):
+			o.Close()
+			return nil, fmt.Errorf("%q has %d hard links, the source accounts for %d: its owner, set-id bits or security xattrs not changed in place (linked from outside the image?)",
+				p, st.Nlink, a.linksFor(src))
+		}
+		return o, nil
+	}
+}
+
+// grants reports whether setting s's metadata on an inode with stat st (and
+// dst's xattrs) would give it what its owner could not give it alone: another
+// owner or group, set-id bits, or xattrs outside the user namespace
+// (capabilities, SELinux labels).
+func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
+	if a.owner && (st.Uid != s.UID || st.Gid != s.GID) {
+		return true
+	}
+	if s.Mode&0o6000 != 0 && s.Mode&0o6000 != st.Mode&0o6000 {
+		return true
+	}
+	var have []tree.Xattr
+	if dst != nil {
+		have = dst.Xattrs
+	}
+	privileged := func(xs []tree.Xattr) []tree.Xattr {
+		var out []tree.Xattr
+		for _, x := range xs {
+			if !strings.HasPrefix(x.Name, "user.") {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	return !tree.XattrsEqual(privileged(have), privileged(s.Xattrs))
+}
+
+// linksFor returns how many links the inode of source entry s should have:
+// the size of its hard-link group.
+func (a *applier) linksFor(s *tree.Entry) uint64 {
+	a.groupsOnce.Do(func() {
+		a.groups = map[string]uint64{}
+		for _, e := range a.srcIdx {
+			if e.LinkTo != "" {
+				a.groups[e.LinkTo]++
+			}
+		}
+	})
+	leader := s.Path
+	if s.LinkTo != "" {
+		leader = s.LinkTo
+	}
+	return 1 + a.groups[leader]
+}
+
+// ifmt is the st_mode file type of t.
+func ifmt(t tree.Type) uint32 {
+	switch t {
+	case tree.TypeDir:
+		return unix.S_IFDIR
+	case tree.TypeSymlink:
+		return unix.S_IFLNK
+	case tree.TypeCharDev:
+		return unix.S_IFCHR
+	case tree.TypeBlockDev:
+		return unix.S_IFBLK
+	case tree.TypeFIFO:
+		return unix.S_IFIFO
+	case tree.TypeSocket:
+		return unix.S_IFSOCK
+	}
+	return unix.S_IFREG
 }
 
 // setFileMeta is setMeta for a regular file we hold open: fchown, fchmod,
@@ -364,7 +485,7 @@ func (a *applier) copyLocal(act *Action) bool {
 	if err != nil || h != s.Hash {
 		return false
 	}
-	if err := a.setMeta(d, tmp, s, nil); err != nil {
+	if err := a.setMeta(d, tmp, s, nil, a.openOurs(tree.TypeRegular)); err != nil {
 		a.fail(act.Path, err)
 		return true
 	}
@@ -877,7 +998,7 @@ func (a *applier) meta(act *Action) {
 	if act.Dst != nil {
 		have = act.Dst.Xattrs
 	}
-	if err := a.setMeta(d, name, act.Src, have); err != nil {
+	if err := a.setMeta(d, name, act.Src, have, a.openWalked(act.Path, act.Src, act.Dst)); err != nil {
 		a.fail(act.Path, err)
 		return
 	}
@@ -909,7 +1030,7 @@ func (a *applier) makeNode(act *Action) {
 		err = d.Mknod(tmp, unix.S_IFSOCK|0o600, 0)
 	}
 	if err == nil {
-		err = a.setMeta(d, tmp, s, nil)
+		err = a.setMeta(d, tmp, s, nil, a.openOurs(s.Type))
 	}
 	if err == nil {
 		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
@@ -987,7 +1108,7 @@ func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Di
 	fsx.PutBuf(bp)
 	f.Close()
 	if err == nil {
-		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil)
+		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil, a.openOurs(tree.TypeRegular))
 	}
 	if err == nil {
 		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
@@ -1060,7 +1181,7 @@ func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
 			have = toTreeXattrs(xs)
 		}
 	}
-	if err := a.setMeta(d, name, s, have); err != nil {
+	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, dst)); err != nil {
 		a.fail(p, err)
 		return
 	}

@@ -729,7 +729,15 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 			// lstat was taken when it was put in place.
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)
-		} else if st, ok := lstat(root, s.Path); ok {
+		} else if !a.touched[s.Path] && (d == nil || d.Type != s.Type) {
+			// Planned but never done (the run stopped first, or the
+			// source lost the connection): whatever sits at the path now
+			// was not put there by this run, and the manifest must not
+			// vouch for it with the source's hash (the next walk would
+			// trust a same-size file planted there). Not recorded: the
+			// next run reads it afresh.
+			continue
+		} else if st, ok := lstat(root, s.Path); ok && (a.touched[s.Path] || (st.Dev == d.Dev && st.Ino == d.Ino)) {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)
 		} else {

@@ -239,6 +239,41 @@ func init() {
 	}
 }
 
+// setidTool is the content of the image's home/user/tool, the file the
+// setid scenarios make root-owned 04755 in place.
+const setidTool = "#!/bin/sh\necho tool\n"
+
+// setidSource sends home/user/tool with the content the image already has
+// but root's owner and mode 04755 (an in-place metadata change), and
+// zz/slow, a fetch; before answering that fetch it calls pause.
+func setidSource(pause func()) *hostileSource {
+	es, files := hostileTree("home/", "home/user/", "home/user/tool="+setidTool, "zz/", "zz/slow=slow\n")
+	for _, e := range es {
+		switch e.Path {
+		case "home/user":
+			e.UID, e.GID = 1000, 1000
+		case "home/user/tool":
+			e.Mode = 0o4755
+		}
+	}
+	h := &hostileSource{full: es, files: files}
+	h.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+		if r.Entry.Path == "zz/slow" && pause != nil {
+			pause()
+		}
+		b := files[r.Entry.Path]
+		if err := sink.Data(0, b); err != nil {
+			return err
+		}
+		return sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime})
+	}
+	return h
+}
+
+func init() {
+	hostileScenarios["setid"] = func() *hostileSource { return setidSource(nil) }
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -814,4 +849,132 @@ func TestUntrustedStateDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setidImage seeds an image where uid 1000 owns home/user and its tool, and
+// gives that user a copy of the tool outside the image, on the same
+// filesystem. It returns the image and the outside copy.
+func setidImage(t *testing.T, base string) (dest, outside string) {
+	dest = filepath.Join(base, "image")
+	writeFile(t, dest, "home/user/tool", setidTool, 0o755)
+	outside = filepath.Join(base, "outside", "tool")
+	writeFile(t, filepath.Dir(outside), "tool", setidTool, 0o755)
+	for _, p := range []string{filepath.Join(dest, "home/user"), filepath.Join(dest, "home/user/tool"), outside} {
+		if err := os.Chown(p, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dest, outside
+}
+
+// checkNotSetid fails when the user's outside copy became root's or set-id.
+func checkNotSetid(t *testing.T, outside string) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(outside, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 1000 || st.Mode&0o7000 != 0 {
+		t.Errorf("the user's own copy outside the image is now uid %d mode %#o (want uid 1000, no set-id bits)", st.Uid, st.Mode&0o7777)
+	}
+}
+
+// TestMetadataToWalkedInode: an in-place chown/chmod (root, 04755) must
+// reach only the inode the walk found. A local user who owns a directory
+// in the image swaps the file for a hard link to their own copy between the
+// walk and the metadata change (receive --stdio: the sender holds a fetch
+// while the swap happens), or had the link in place before the run (pull
+// -e): either way the copy outside the image must not become root's 04755.
+func TestMetadataToWalkedInode(t *testing.T) {
+	needRoot(t, "the image holds another user's files")
+	t.Run("swapped after the walk/receive", func(t *testing.T) {
+		base := t.TempDir()
+		dest, outside := setidImage(t, base)
+		src := setidSource(func() {
+			// The local user, while the receiver waits for content.
+			tool := filepath.Join(dest, "home/user/tool")
+			if err := os.Remove(tool); err != nil {
+				t.Error(err)
+			}
+			if err := os.Link(outside, tool); err != nil {
+				t.Error(err)
+			}
+		})
+		r := hostileReceive(t, src, "--state-dir", filepath.Join(base, "state"), dest)
+		t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+		checkNotSetid(t, outside)
+	})
+	t.Run("linked before the run/pull", func(t *testing.T) {
+		base := t.TempDir()
+		pl := hostilePull(t, base, "setid")
+		_, outside := setidImage(t, base)
+		tool := filepath.Join(pl.dest, "home/user/tool")
+		os.Remove(tool)
+		if err := os.Link(outside, tool); err != nil {
+			t.Fatal(err)
+		}
+		code, stderr := pl.run(t)
+		t.Logf("exit %d: %s", code, strings.TrimSpace(stderr))
+		checkNotSetid(t, outside)
+	})
+}
+
+// TestManifestVouchesOnlyForWrites: a run dies (the sender drops the
+// connection) while a new setuid-root file is being fetched, and meanwhile
+// a local user who owns the directory plants a same-size file of their own
+// at its path. The manifest must not record the source's hash for the
+// planted file: the next run must read it afresh and replace it, not take
+// it as the golden content and make it root's 04755.
+func TestManifestVouchesOnlyForWrites(t *testing.T) {
+	needRoot(t, "the image holds another user's directory")
+	base := t.TempDir()
+	dest, state := filepath.Join(base, "image"), filepath.Join(base, "state")
+	if err := os.MkdirAll(filepath.Join(dest, "home/user"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Join(dest, "home/user"), 1000, 1000)
+	planted := strings.Replace(setidTool, "echo tool", "rm -rf /.", 1) // the same size
+	mk := func(drop bool) *hostileSource {
+		es, files := hostileTree("home/", "home/user/", "home/user/tool="+setidTool)
+		for _, e := range es {
+			switch e.Path {
+			case "home/user":
+				e.UID, e.GID = 1000, 1000
+			case "home/user/tool":
+				e.Mode = 0o4755
+			}
+		}
+		h := &hostileSource{full: es, files: files}
+		h.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+			if drop {
+				// The local user plants the file; the sender vanishes.
+				p := filepath.Join(dest, "home/user/tool")
+				if err := os.WriteFile(p, []byte(planted), 0o755); err != nil {
+					t.Error(err)
+				}
+				os.Chown(p, 1000, 1000)
+				return errors.New("connection dropped")
+			}
+			b := files[r.Entry.Path]
+			if err := sink.Data(0, b); err != nil {
+				return err
+			}
+			return sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime})
+		}
+		return h
+	}
+	r := hostileReceive(t, mk(true), "--state-dir", state, dest)
+	t.Logf("aborted run: exit %d: %s", r.code, lastLine(r.stderr))
+	r = hostileReceive(t, mk(false), "--state-dir", state, "--progress-timeout", "10s", dest)
+	t.Logf("next run: exit %d: %s", r.code, lastLine(r.stderr))
+	b, err := os.ReadFile(filepath.Join(dest, "home/user/tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != setidTool {
+		var st syscall.Stat_t
+		syscall.Stat(filepath.Join(dest, "home/user/tool"), &st)
+		t.Errorf("after the next run the image holds the planted file (%q, uid %d, mode %#o), not the golden one", b, st.Uid, st.Mode&0o7777)
+	}
+	verifyClean(t, state, dest)
 }
