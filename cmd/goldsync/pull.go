@@ -43,6 +43,7 @@ type pullFlags struct {
 	maxList     int64
 	progressTO  time.Duration
 	deadline    time.Duration
+	dest        string // receive --image: the image's root, from the config
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
