@@ -978,3 +978,57 @@ func TestManifestVouchesOnlyForWrites(t *testing.T) {
 	}
 	verifyClean(t, state, dest)
 }
+
+// TestSyncStalledImageDoesNotStallOthers: in goldsync sync, the first
+// image's golden node stalls in the fetch (pings, no bytes); the
+// no-progress timeout ends that image with exit 30 and the next image is
+// still pulled.
+func TestSyncStalledImageDoesNotStallOthers(t *testing.T) {
+	base := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join(base, "golden")
+	writeFile(t, golden, "etc/hostname", "good\n", 0o644)
+	rsh := "env " + envHelper + "=hostile-agent " + envHostile + "=stall-fetch " + self
+	os.MkdirAll(filepath.Join(base, "images"), 0o755)
+	stalled, good := filepath.Join(base, "images", "stalled"), filepath.Join(base, "images", "good")
+	conf := "[[image]]\nname = \"stalled\"\nsource = \"golden:/\"\nroot = \"" + stalled + "\"\nrsh = \"" + rsh +
+		"\"\nagent_path = \"/usr/bin/goldsync-agent\"\ntimeout = \"1s\"\n\n" +
+		"[[image]]\nname = \"good\"\nsource = \"" + golden + "\"\nroot = \"" + good + "\"\n"
+	cfg := filepath.Join(base, "goldsync.toml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goldsync, "--config", cfg, "sync", "--progress-timeout", "2s")
+	cmd.Env = append(os.Environ(), envAgentState+"="+filepath.Join(base, "agent-state"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(time.Minute): // a hang guard
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Fatalf("goldsync sync still running after a minute:\n%s", out.String())
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		code = ee.ExitCode()
+	}
+	t.Logf("exit %d:\n%s", code, out.String())
+	if code != exitTimeout {
+		t.Errorf("exit %d, want %d (the stalled image)", code, exitTimeout)
+	}
+	if b, err := os.ReadFile(filepath.Join(good, "etc/hostname")); err != nil || string(b) != "good\n" {
+		t.Errorf("the image after the stalled one was not pulled: %q, %v", b, err)
+	}
+}
