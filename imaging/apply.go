@@ -41,6 +41,7 @@ type applier struct {
 	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
 	problems []string
 
+	made       map[string]*tree.Entry // directories this run created: their identity
 	groupsOnce sync.Once
 	groups     map[string]uint64 // hard-link group leaders: members beside the leader
 
@@ -230,6 +231,17 @@ func (a *applier) mkdir(act *Action) {
 	if err := d.Mkdir(name, 0o700); err != nil {
 		a.fail(act.Path, err)
 		return
+	}
+	// Its identity, so that its metadata (set last) goes to this
+	// directory and not to one swapped in by whoever owns the parent.
+	var st unix.Stat_t
+	if d.Lstat(name, &st) == nil {
+		a.mu.Lock()
+		if a.made == nil {
+			a.made = map[string]*tree.Entry{}
+		}
+		a.made[act.Path] = &tree.Entry{Path: act.Path, Type: tree.TypeDir, Dev: st.Dev, Ino: st.Ino}
+		a.mu.Unlock()
 	}
 	a.stats.Created++
 	a.touch(act.Path, true)
@@ -1181,7 +1193,13 @@ func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
 			have = toTreeXattrs(xs)
 		}
 	}
-	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, dst)); err != nil {
+	walked := dst
+	if walked == nil {
+		a.mu.Lock()
+		walked = a.made[p]
+		a.mu.Unlock()
+	}
+	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, walked)); err != nil {
 		a.fail(p, err)
 		return
 	}

@@ -1032,3 +1032,53 @@ func TestSyncStalledImageDoesNotStallOthers(t *testing.T) {
 		t.Errorf("the image after the stalled one was not pulled: %q, %v", b, err)
 	}
 }
+
+// TestCreatedDirMetadataStaysOurs: a directory the run creates (0700 until
+// its metadata is set, last) sits in a directory a local user owns; while
+// the sender holds a fetch, the user swaps it for a directory of their own.
+// Setting the new directory's metadata must not make the user's directory
+// root's (set-gid, as the source says).
+func TestCreatedDirMetadataStaysOurs(t *testing.T) {
+	needRoot(t, "the image holds another user's directory")
+	base := t.TempDir()
+	dest := filepath.Join(base, "image")
+	if err := os.MkdirAll(filepath.Join(dest, "home/user"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Join(dest, "home/user"), 1000, 1000)
+	mine := filepath.Join(dest, "home/user/newdir")
+	es, files := hostileTree("home/", "home/user/", "home/user/newdir/", "zz/", "zz/slow=slow\n")
+	for _, e := range es {
+		switch e.Path {
+		case "home/user":
+			e.UID, e.GID = 1000, 1000
+		case "home/user/newdir":
+			e.Mode = 0o2755
+		}
+	}
+	src := &hostileSource{full: es, files: files}
+	src.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+		// The local user, while the receiver waits for content.
+		if err := os.Rename(mine, filepath.Join(dest, "home/user/theirs-now")); err != nil {
+			t.Error(err)
+		}
+		if err := os.Mkdir(mine, 0o755); err != nil {
+			t.Error(err)
+		}
+		os.Chown(mine, 1000, 1000)
+		b := files[r.Entry.Path]
+		if err := sink.Data(0, b); err != nil {
+			return err
+		}
+		return sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime})
+	}
+	r := hostileReceive(t, src, "--state-dir", filepath.Join(base, "state"), dest)
+	t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	var st syscall.Stat_t
+	if err := syscall.Stat(mine, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 1000 || st.Mode&0o7000 != 0 {
+		t.Errorf("the user's directory is now uid %d mode %#o; want it left as theirs (uid 1000, no set-id)", st.Uid, st.Mode&0o7777)
+	}
+}
