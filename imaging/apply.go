@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -41,6 +42,7 @@ type applier struct {
 	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
 	problems []string
 
+	excl       *exclude.Matcher       // the receiver's excludes (nil: none)
 	made       map[string]*tree.Entry // directories this run created: their identity
 	groupsOnce sync.Once
 	groups     map[string]uint64 // hard-link group leaders: members beside the leader
@@ -198,6 +200,22 @@ func (a *applier) cleanTemps(temps []string) {
 // entries of the subtree count as deleted (the plan counted them too: they
 // are its deletes beneath a type change, found gone when their turn comes).
 func (a *applier) removeExisting(d *fsx.Dir, name string) error {
+	if a.excl != nil {
+		// The receiver's excludes protect what lies beneath a directory
+		// the source replaces by another kind of object, as they protect
+		// it from deletes: a sender must not wipe the image's host keys
+		// by sending etc/ssh as a symlink.
+		var st unix.Stat_t
+		if d.Lstat(name, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			held, err := a.holdsExcluded(d, name)
+			if err != nil {
+				return err
+			}
+			if held != "" {
+				return fmt.Errorf("%q holds %q, which the receiver excludes: not replaced", tree.Join(d.Path, name), held)
+			}
+		}
+	}
 	keep := a.ret.keepFunc()
 	removed := 0
 	err := d.RemoveAll(name, func(d *fsx.Dir, name string, st *unix.Stat_t) {
@@ -277,6 +295,37 @@ func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xa
 		}
 	}
 	return o.SetMtime(s.Mtime)
+}
+
+// holdsExcluded returns the first entry beneath the directory name in d
+// that the receiver's excludes leave out, or "".
+func (a *applier) holdsExcluded(d *fsx.Dir, name string) (string, error) {
+	sub, err := d.Sub(name)
+	if err != nil {
+		return "", err
+	}
+	defer sub.Close()
+	names, err := sub.Names()
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if sub.Lstat(n, &st) != nil {
+			continue
+		}
+		p := tree.Join(sub.Path, n)
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if a.excl.Excluded(p, isDir) {
+			return p, nil
+		}
+		if isDir {
+			if held, err := a.holdsExcluded(sub, n); err != nil || held != "" {
+				return held, err
+			}
+		}
+	}
+	return "", nil
 }
 
 // openOurs opens an object this run just made under a temp name and checks

@@ -162,7 +162,11 @@ func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcE
 	for _, e := range srcEntries {
 		srcIdx[e.Path] = e
 	}
-	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret,
+	excl, err := exclude.New(opts.Excludes)
+	if err != nil {
+		return nil, fmt.Errorf("excludes: %w", err)
+	}
+	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret, excl: excl,
 		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
 		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
 	return a, a.run(ctx, temps)

@@ -274,6 +274,15 @@ func init() {
 	hostileScenarios["setid"] = func() *hostileSource { return setidSource(nil) }
 }
 
+func init() {
+	// ssh-symlink: etc/ssh, a directory in the image holding excluded host
+	// keys, arrives as a symlink.
+	hostileScenarios["ssh-symlink"] = func() *hostileSource {
+		es, files := hostileTree("etc/", "etc/hostname=golden\n", "etc/ssh->/tmp")
+		return &hostileSource{full: es, files: files}
+	}
+}
+
 // vanishFiles is how many files the vanish scenarios put in usr/lib.
 const vanishFiles = 1000
 
@@ -1080,5 +1089,23 @@ func TestCreatedDirMetadataStaysOurs(t *testing.T) {
 	}
 	if st.Uid != 1000 || st.Mode&0o7000 != 0 {
 		t.Errorf("the user's directory is now uid %d mode %#o; want it left as theirs (uid 1000, no set-id)", st.Uid, st.Mode&0o7777)
+	}
+}
+
+// TestExcludedSurviveTypeChange: the image's etc/ssh holds host keys the
+// receiver excludes; the sender replaces etc/ssh by a symlink. The keys
+// must stay (the replacement is refused), as they would against a delete.
+func TestExcludedSurviveTypeChange(t *testing.T) {
+	base := t.TempDir()
+	pl := hostilePull(t, base, "ssh-symlink", "--exclude", "/etc/ssh/ssh_host_*")
+	writeFile(t, pl.dest, "etc/ssh/ssh_host_ed25519_key", "real key\n", 0o600)
+	writeFile(t, pl.dest, "etc/ssh/sshd_config", "Port 22\n", 0o644)
+	code, stderr := pl.run(t)
+	t.Logf("exit %d: %s", code, strings.TrimSpace(stderr))
+	if b, err := os.ReadFile(filepath.Join(pl.dest, "etc/ssh/ssh_host_ed25519_key")); err != nil || string(b) != "real key\n" {
+		t.Errorf("host key: %q, %v; want the image's own key kept", b, err)
+	}
+	if code != exitPartial {
+		t.Errorf("exit %d, want %d (etc/ssh not replaced)", code, exitPartial)
 	}
 }
