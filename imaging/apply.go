@@ -44,6 +44,7 @@ type applier struct {
 
 	excl       *exclude.Matcher       // the receiver's excludes (nil: none)
 	made       map[string]*tree.Entry // directories this run created: their identity
+	walkedDirs map[string]*tree.Entry // directories of the destination walk (nil: unknown)
 	groupsOnce sync.Once
 	groups     map[string]uint64 // hard-link group leaders: members beside the leader
 
@@ -1247,6 +1248,9 @@ func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
 		a.mu.Lock()
 		walked = a.made[p]
 		a.mu.Unlock()
+	}
+	if walked == nil {
+		walked = a.walkedDirs[p] // a directory whose entries changed
 	}
 	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, walked)); err != nil {
 		a.fail(p, err)

@@ -152,7 +152,7 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 }
 
 // applyPlan runs an applier. A nil applier means it could not start.
-func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats) (*applier, error) {
+func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats, setup ...func(*applier)) (*applier, error) {
 	ret, err := openRetainer(retDir, retention(opts.Retention), log)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,21 @@ func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcE
 	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret, excl: excl,
 		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
 		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
+	for _, f := range setup {
+		f(a)
+	}
 	return a, a.run(ctx, temps)
+}
+
+// dirsOf indexes the directories of a walk by path.
+func dirsOf(es []*tree.Entry) map[string]*tree.Entry {
+	m := map[string]*tree.Entry{}
+	for _, e := range es {
+		if e.Type == tree.TypeDir {
+			m[e.Path] = e
+		}
+	}
+	return m
 }
 
 func isFull(scope []tree.Scope) bool {
@@ -461,7 +475,8 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 
 	// 3. Apply.
 	progress(PhaseTransfer)
-	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats)
+	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats,
+		func(a *applier) { a.walkedDirs = dirsOf(dstWalk.Entries) })
 	if a == nil {
 		return nil, runErr
 	}

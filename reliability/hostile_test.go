@@ -1109,3 +1109,65 @@ func TestExcludedSurviveTypeChange(t *testing.T) {
 		t.Errorf("exit %d, want %d (etc/ssh not replaced)", code, exitPartial)
 	}
 }
+
+// TestChangedDirMetadataStaysOurs: an existing image directory whose
+// entries change (a new file) gets its metadata set again at the end, to
+// restore its mtime. A local user owning its parent swaps it for a
+// directory of their own while the sender holds a later fetch; theirs must
+// not become root's set-gid directory.
+func TestChangedDirMetadataStaysOurs(t *testing.T) {
+	needRoot(t, "the image holds another user's directory")
+	base := t.TempDir()
+	dest := filepath.Join(base, "image")
+	shared := filepath.Join(dest, "home/user/shared")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Join(dest, "home/user"), 1000, 1000)
+	syscall.Chmod(shared, 0o2775) // os.Chmod would drop the set-gid bit
+	es, files := hostileTree("home/", "home/user/", "home/user/shared/", "home/user/shared/new=new\n", "zz/", "zz/slow=slow\n")
+	for _, e := range es {
+		switch e.Path {
+		case "home/user":
+			e.UID, e.GID = 1000, 1000
+		case "home/user/shared":
+			e.Mode = 0o2775
+		}
+	}
+	mtime := time.Unix(0, es[0].Mtime)
+	os.Chtimes(shared, mtime, mtime)
+	src := &hostileSource{full: es, files: files}
+	src.fetch = func(ctx context.Context, r *imaging.FetchRequest, sink imaging.ContentSink) error {
+		if r.Entry.Path == "zz/slow" {
+			// The local user, while the receiver waits for content, once
+			// the new file is in place.
+			for i := 0; i < 1000; i++ {
+				if _, err := os.Lstat(filepath.Join(shared, "new")); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := os.Rename(shared, filepath.Join(dest, "home/user/old")); err != nil {
+				t.Error(err)
+			}
+			if err := os.Mkdir(shared, 0o755); err != nil {
+				t.Error(err)
+			}
+			os.Chown(shared, 1000, 1000)
+		}
+		b := files[r.Entry.Path]
+		if err := sink.Data(0, b); err != nil {
+			return err
+		}
+		return sink.Finish(imaging.FetchResult{Size: int64(len(b)), Hash: xxhash.Sum64(b), Mtime: r.Entry.Mtime})
+	}
+	r := hostileReceive(t, src, "--state-dir", filepath.Join(base, "state"), dest)
+	t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	var st syscall.Stat_t
+	if err := syscall.Stat(shared, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 1000 || st.Mode&0o7000 != 0 {
+		t.Errorf("the user's directory is now uid %d mode %#o; want it left as theirs (uid 1000, no set-id)", st.Uid, st.Mode&0o7777)
+	}
+}
