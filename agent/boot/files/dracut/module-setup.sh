@@ -33,5 +33,13 @@ installkernel() {
 install() {
 	inst_multiple mount mkdir cp cat sleep modprobe
 	inst_hook cmdline 10 "$moddir/goldsync-modules.sh"
+	# mount.nfs (libtirpc) looks "tcp" up in /etc/protocols and fails with
+	# "Protocol not supported" without it; dracut's nfs module copies it
+	# only when the root has one, and a minimal root (no netbase) has not.
+	inst_multiple -o /etc/protocols
+	if [ ! -e "$initdir/etc/protocols" ]; then
+		mkdir -p "$initdir/etc"
+		printf 'ip\t0\tIP\nicmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\nipv6\t41\tIPv6\nipv6-icmp\t58\tIPv6-ICMP\n' >"$initdir/etc/protocols"
+	fi
 	inst_hook pre-pivot 50 "$moddir/goldsync-pre-pivot.sh"
 }
