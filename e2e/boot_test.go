@@ -51,7 +51,7 @@ func TestBootInitramfsTools(t *testing.T) {
 		v1.markBoot()
 		v1.run(context.Background(), "systemctl reboot")
 		time.Sleep(5 * time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 		defer cancel()
 		for {
 			if _, err := v1.waitUp(ctx); err != nil {

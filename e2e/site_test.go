@@ -114,7 +114,7 @@ func (s *site) boot(n node, uefi bool) *vm {
 		bootfile = "linux-install/grub/grubx64.efi"
 	}
 	v := startVM(s.t, s.ns, s.dir, vmOptions{Name: n.Host, MAC: n.MAC, DHCPStart: n.IP, TFTP: s.tftp, Bootfile: bootfile, UEFI: uefi})
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	d, err := v.waitUp(ctx)
 	if err != nil {
