@@ -1,0 +1,314 @@
+package imaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/fsx"
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// Rollback makes the live image dest equal to generation id, through the
+// same live-safe applier as a pull: the generation's manifest is the
+// source's tree and its content comes from the kept objects (or from the
+// live image, where a file with the same content still is), so no golden
+// node is needed. Clients see whole files; retention keeps what the
+// rollback replaces. A successful rollback is recorded as a new generation
+// (so it can be undone) when opts.Generations is set, with the source
+// "rollback to ID". opts.DryRun and opts.Itemize work as in Sync.
+//
+// Rollback refuses, wrapping ErrIncomplete and naming the paths, when
+// content of the generation is kept nowhere. A rollback that was stopped
+// midway converges when run again. The guards of Sync (MaxDelete) apply.
+func Rollback(ctx context.Context, dest string, id int64, opts Options) (*Result, error) {
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir(dest)
+		opts.StateDir = stateDir
+	}
+	g, m, err := LoadGeneration(stateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	live, err := LoadManifest(State(stateDir).Manifest)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("live manifest: %w", err)
+	}
+	if live == nil {
+		live = &Manifest{}
+	}
+	src := newGenSource(stateDir, dest, m, live)
+	if missing := src.missing(); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: generation %d: the content of %d files is kept nowhere: %s",
+			ErrIncomplete, id, len(missing), listPaths(missing, 20))
+	}
+	if opts.Excludes == nil {
+		opts.Excludes = g.Excludes
+	}
+	opts.Since, opts.Incremental, opts.Scopes = "", false, nil
+	if opts.Generations != nil {
+		pol := *opts.Generations
+		pol.Source = fmt.Sprintf("rollback to %d", id)
+		opts.Generations = &pol
+		opts.rollbackOf = id
+	}
+	defer src.Close()
+	return Sync(ctx, src, dest, opts)
+}
+
+// MissingContent lists the paths of generation id whose content is kept
+// neither in the objects nor, per the live manifest, in the live image.
+func MissingContent(stateDir, dest string, id int64) ([]string, error) {
+	_, m, err := LoadGeneration(stateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	live, err := LoadManifest(State(stateDir).Manifest)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("live manifest: %w", err)
+	}
+	if live == nil {
+		live = &Manifest{}
+	}
+	return newGenSource(stateDir, dest, m, live).missing(), nil
+}
+
+func listPaths(ps []string, n int) string {
+	if len(ps) <= n {
+		return strings.Join(ps, ", ")
+	}
+	return strings.Join(ps[:n], ", ") + fmt.Sprintf(" and %d more", len(ps)-n)
+}
+
+// genSource is a Source serving a generation: Scan lists its manifest,
+// Fetch reads content from the objects dir, or from the live image file the
+// live manifest says has it. Every byte served is checked against the hash.
+type genSource struct {
+	objects string
+	dest    string
+	gen     *Manifest
+	objs    map[contentKey]bool
+	live    map[contentKey]string // content key -> a live path holding it
+}
+
+func newGenSource(stateDir, dest string, gen, live *Manifest) *genSource {
+	s := &genSource{objects: objectsDir(stateDir), dest: dest, gen: gen,
+		objs: listObjects(stateDir), live: map[contentKey]string{}}
+	for _, e := range live.Entries {
+		if e.Type == tree.TypeRegular && e.Hashed() {
+			if _, ok := s.live[entryKey(e)]; !ok {
+				s.live[entryKey(e)] = e.Path
+			}
+		}
+	}
+	return s
+}
+
+func (s *genSource) missing() []string {
+	var out []string
+	for _, e := range s.gen.Entries {
+		if !needsContent(e) {
+			continue
+		}
+		if !e.Hashed() {
+			out = append(out, e.Path)
+			continue
+		}
+		k := entryKey(e)
+		if !s.objs[k] && s.live[k] == "" {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+// Scan lists the generation's entries (the whole tree).
+func (s *genSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Entry) error) (ScanResult, error) {
+	for _, e := range s.gen.Entries {
+		if err := ctx.Err(); err != nil {
+			return ScanResult{}, err
+		}
+		c := e.Clone()
+		c.Problem = ""
+		if err := fn(c); err != nil {
+			return ScanResult{}, err
+		}
+	}
+	return ScanResult{Scope: tree.FullScope, Entries: len(s.gen.Entries)}, nil
+}
+
+// Fetch serves kept content, several files at a time.
+func (s *genSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for _, r := range reqs {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		g.Go(func() error {
+			sink, err := open(r)
+			if err != nil {
+				return err
+			}
+			return s.send(ctx, r.Entry, sink)
+		})
+	}
+	return g.Wait()
+}
+
+func (s *genSource) send(ctx context.Context, e *tree.Entry, sink ContentSink) error {
+	k := entryKey(e)
+	var tried []string
+	for _, p := range s.candidates(k) {
+		res, sent, err := s.sendFrom(ctx, p, e, sink)
+		if err == nil {
+			return sink.Finish(res)
+		}
+		var se sinkError
+		if errors.As(err, &se) {
+			return se.err
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v", p, err))
+		if sent {
+			break // the sink has data: no second try
+		}
+	}
+	if len(tried) == 0 {
+		tried = append(tried, "kept nowhere")
+	}
+	sink.Abort(&FileError{Op: "restore", Path: e.Path, Err: fmt.Errorf("%w: %s", ErrIncomplete, strings.Join(tried, "; "))})
+	return nil
+}
+
+func (s *genSource) candidates(k contentKey) []string {
+	var ps []string
+	if s.objs[k] {
+		ps = append(ps, filepath.Join(s.objects, k.name()))
+	}
+	if p := s.live[k]; p != "" {
+		ps = append(ps, p) // relative: read beneath dest
+	}
+	return ps
+}
+
+// sendFrom streams one file (an object, or a path beneath dest), holes
+// kept, and checks it against the key.
+func (s *genSource) sendFrom(ctx context.Context, p string, e *tree.Entry, sink ContentSink) (res FetchResult, sent bool, err error) {
+	var f *os.File
+	if filepath.IsAbs(p) {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return res, false, err
+		}
+		f = os.NewFile(uintptr(fd), p)
+	} else {
+		root, err := fsx.OpenRoot(s.dest)
+		if err != nil {
+			return res, false, err
+		}
+		f, err = root.OpenFile(p)
+		root.Close()
+		if err != nil {
+			return res, false, err
+		}
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return res, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != e.Size {
+		return res, false, errors.New("not the kept file (type or size differs)")
+	}
+	exts, err := fsx.ExtentsOf(f, &st)
+	if err != nil {
+		return res, false, err
+	}
+	bp := fsx.GetBuf()
+	defer fsx.PutBuf(bp)
+	buf := *bp
+	d := xxhash.New()
+	var pos int64
+	for _, x := range exts {
+		for off, end := x.Off, min(x.Off+x.Len, e.Size); off < end; {
+			if err := ctx.Err(); err != nil {
+				return res, sent, sinkError{err}
+			}
+			n := min(int64(len(buf)), end-off)
+			b := buf[:n]
+			if err := fsx.ReadFullAt(f, b, off); err != nil {
+				return res, sent, fmt.Errorf("read: %w", err)
+			}
+			hashZeros(d, off-pos)
+			d.Write(b)
+			pos = off + n
+			if !fsx.IsZero(b) {
+				sent = true
+				if err := sink.Data(off, b); err != nil {
+					return res, sent, sinkError{err}
+				}
+			}
+			off += n
+		}
+	}
+	hashZeros(d, e.Size-pos)
+	if h := d.Sum64(); h != e.Hash {
+		return res, sent, fmt.Errorf("content hashes to %016x, not the recorded %016x", h, e.Hash)
+	}
+	// The generation's mtime, not the kept inode's (which a later in-place
+	// metadata change may have moved).
+	return FetchResult{Size: e.Size, Hash: e.Hash, Mtime: e.Mtime}, sent, nil
+}
+
+// Close releases nothing: the source holds no open files between calls.
+func (s *genSource) Close() error { return nil }
+
+// DiffGenerations itemizes, in rsync's format, what changes from one
+// recorded state of an image to another: from generation from to
+// generation to, where 0 names the live image (its manifest as the last
+// run recorded it).
+func DiffGenerations(stateDir string, from, to int64) ([]Change, error) {
+	load := func(id int64) (*Manifest, error) {
+		if id == 0 {
+			m, err := LoadManifest(State(stateDir).Manifest)
+			if err != nil {
+				return nil, fmt.Errorf("live manifest: %w", err)
+			}
+			return m, nil
+		}
+		_, m, err := LoadGeneration(stateDir, id)
+		return m, err
+	}
+	a, err := load(from)
+	if err != nil {
+		return nil, err
+	}
+	b, err := load(to)
+	if err != nil {
+		return nil, err
+	}
+	plan := MakePlan(b.Entries, a.Entries, PlanOptions{})
+	var acts []Action
+	for _, act := range plan.Actions {
+		if act.Op == OpDirMeta && act.Dst == nil {
+			continue
+		}
+		acts = append(acts, act)
+	}
+	slices.SortStableFunc(acts, func(x, y Action) int { return tree.Compare(x.Path, y.Path) })
+	out := make([]Change, 0, len(acts))
+	for _, act := range acts {
+		out = append(out, Itemize(act))
+	}
+	return out, nil
+}
