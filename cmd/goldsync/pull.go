@@ -39,6 +39,7 @@ type pullFlags struct {
 	timeout     time.Duration
 	metricsFile string
 	fullScan    bool
+	gen         genFlags
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
@@ -61,6 +62,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
+	f.gen.register(cmd)
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -136,7 +138,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts := imaging.Options{
 		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
 		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: !f.fullScan,
+		Incremental: !f.fullScan, Generations: f.gen.policy(src),
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
