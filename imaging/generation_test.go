@@ -286,8 +286,10 @@ func TestPruneGenerations(t *testing.T) {
 	if freed == 0 {
 		t.Error("pruning freed no kept content")
 	}
-	// The pinned first generation is still whole.
-	if _, err := imaging.Rollback(context.Background(), dst, ids[0], genOpts(state)); err != nil {
+	// The pinned first generation is still whole (and found through a
+	// relative state dir).
+	t.Chdir(filepath.Dir(state))
+	if _, err := imaging.Rollback(context.Background(), dst, ids[0], genOpts(filepath.Base(state))); err != nil {
 		t.Fatal(err)
 	}
 	treetest.Equal(t, saved[0], treetest.Scan(t, dst), exact)

@@ -102,7 +102,11 @@ type genSource struct {
 }
 
 func newGenSource(stateDir, dest string, gen, live *Manifest) *genSource {
-	s := &genSource{objects: objectsDir(stateDir), dest: dest, gen: gen,
+	objects := objectsDir(stateDir)
+	if abs, err := filepath.Abs(objects); err == nil {
+		objects = abs
+	}
+	s := &genSource{objects: objects, dest: dest, gen: gen,
 		objs: listObjects(stateDir), live: map[contentKey]string{}}
 	for _, e := range live.Entries {
 		if e.Type == tree.TypeRegular && e.Hashed() {
@@ -169,8 +173,9 @@ func (s *genSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*
 func (s *genSource) send(ctx context.Context, e *tree.Entry, sink ContentSink) error {
 	k := entryKey(e)
 	var tried []string
-	for _, p := range s.candidates(k) {
-		res, sent, err := s.sendFrom(ctx, p, e, sink)
+	for _, c := range s.candidates(k) {
+		p := c.path
+		res, sent, err := s.sendFrom(ctx, c, e, sink)
 		if err == nil {
 			return sink.Finish(res)
 		}
@@ -190,22 +195,30 @@ func (s *genSource) send(ctx context.Context, e *tree.Entry, sink ContentSink) e
 	return nil
 }
 
-func (s *genSource) candidates(k contentKey) []string {
-	var ps []string
+// keptFile is where content may be read: an object, or a path of the live
+// image (read beneath dest, never following symlinks).
+type keptFile struct {
+	path  string
+	inImg bool
+}
+
+func (s *genSource) candidates(k contentKey) []keptFile {
+	var ps []keptFile
 	if s.objs[k] {
-		ps = append(ps, filepath.Join(s.objects, k.name()))
+		ps = append(ps, keptFile{path: filepath.Join(s.objects, k.name())})
 	}
 	if p := s.live[k]; p != "" {
-		ps = append(ps, p) // relative: read beneath dest
+		ps = append(ps, keptFile{path: p, inImg: true})
 	}
 	return ps
 }
 
 // sendFrom streams one file (an object, or a path beneath dest), holes
 // kept, and checks it against the key.
-func (s *genSource) sendFrom(ctx context.Context, p string, e *tree.Entry, sink ContentSink) (res FetchResult, sent bool, err error) {
+func (s *genSource) sendFrom(ctx context.Context, c keptFile, e *tree.Entry, sink ContentSink) (res FetchResult, sent bool, err error) {
 	var f *os.File
-	if filepath.IsAbs(p) {
+	p := c.path
+	if !c.inImg {
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return res, false, err

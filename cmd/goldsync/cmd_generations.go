@@ -171,12 +171,17 @@ rollback is to stay.`,
 			}
 			res, err := imaging.Rollback(cmd.Context(), ref.root, id, opts)
 			if res != nil && !g.quiet && !g.jsonOut {
-				what := "rolled back"
 				if dryRun {
-					what = "would roll back"
+					n, bytes := 0, int64(0)
+					if res.Plan != nil {
+						n, bytes = len(res.Plan.Actions), res.Plan.FetchBytes
+					}
+					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
+						ref.root, id, n, human(bytes))
+				} else {
+					fmt.Fprintf(os.Stderr, "goldsync rollback: rolled back %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
+						ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
 				}
-				fmt.Fprintf(os.Stderr, "goldsync rollback: %s %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
-					what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
 				if res.Generation != 0 {
 					fmt.Fprintf(os.Stderr, "; recorded as generation %d", res.Generation)
 				}
