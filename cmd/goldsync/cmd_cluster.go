@@ -422,7 +422,9 @@ func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Im
 	opts := imaging.Options{
 		Excludes: img.Excludes, DryRun: f.dryRun, NoDelete: img.NoDelete, MaxDelete: img.MaxDelete,
 		StateDir: img.StateDir, Retention: img.Retention, Logger: log,
-		Generations: &imaging.GenerationPolicy{Keep: 10, Source: img.Source},
+	}
+	if img.KeepGenerations >= 0 {
+		opts.Generations = &imaging.GenerationPolicy{Keep: img.KeepGenerations, KeepFor: img.KeepGenerationsFor, Source: img.Source}
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
