@@ -236,6 +236,25 @@ func PinGeneration(stateDir string, id int64, pin bool) error {
 	return nil
 }
 
+// GenerationsSize returns how many generations a state dir holds and the
+// bytes they cost beyond the live image: their manifests and the kept
+// content (apparent sizes; holes and content shared with retention count).
+func GenerationsSize(stateDir string) (n int, bytes int64, err error) {
+	ids, err := generationIDs(stateDir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
+			bytes += fi.Size()
+		}
+	}
+	for k := range listObjects(stateDir) {
+		bytes += k.size
+	}
+	return len(ids), bytes, nil
+}
+
 func listObjects(stateDir string) map[contentKey]bool {
 	ents, _ := os.ReadDir(objectsDir(stateDir))
 	objs := make(map[contentKey]bool, len(ents))
