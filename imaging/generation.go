@@ -78,6 +78,9 @@ type Generation struct {
 	Deleted  int      `json:"deleted"`
 	// Bytes is the content the run wrote (received and copied).
 	Bytes int64 `json:"bytes"`
+	// ManifestIdent identifies the live manifest files as this run left
+	// them (see liveDiffers).
+	ManifestIdent string `json:"manifest_ident,omitempty"`
 
 	// Filled in by ListGenerations, not stored.
 
@@ -316,9 +319,10 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if opts.Generations == nil && len(ids) == 0 {
 		return 0
 	}
-	var latest *Manifest
+	removeStaleGenerations(sp.Dir)
+	var latest *Generation
 	if len(ids) > 0 {
-		_, latest, _ = LoadGeneration(sp.Dir, ids[len(ids)-1])
+		latest, _ = readGeneration(sp.Dir, ids[len(ids)-1])
 	}
 	if n, err := harvest(sp, res.Plan, latest, start, log); err != nil {
 		log.Warn("generations: replaced content not kept", "err", err)
@@ -328,7 +332,7 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if !ok || opts.Generations == nil {
 		return 0
 	}
-	if res.Plan != nil && len(res.Plan.Actions) == 0 && len(ids) > 0 {
+	if res.Plan != nil && len(res.Plan.Actions) == 0 && latest != nil && !liveDiffers(sp, latest) {
 		return 0 // nothing changed: the newest generation still describes the image
 	}
 	id, err := recordGeneration(sp, opts, res, ids)
@@ -342,27 +346,54 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	return id
 }
 
-// harvest links the retained inodes of the content this run (or a run
-// killed since the latest generation) replaced into the objects dir.
-func harvest(sp StatePaths, plan *Plan, latest *Manifest, start time.Time, log *slog.Logger) (int, error) {
-	type ident struct{ dev, ino uint64 }
-	cands := map[ident]*tree.Entry{}
-	if latest != nil {
-		for _, e := range latest.Entries {
-			if needsContent(e) && e.Hashed() {
-				cands[ident{e.Dev, e.Ino}] = e
-			}
+// manifestIdent identifies the manifest files as saved: a run that saves
+// the manifest changes it.
+func manifestIdent(path string) string {
+	var a, b unix.Stat_t
+	unix.Stat(path, &a)
+	unix.Stat(LogPath(path), &b)
+	return fmt.Sprintf("%d:%d:%d:%d:%d:%d", a.Ino, a.Size, a.Mtim.Nano(), b.Ino, b.Size, b.Mtim.Nano())
+}
+
+// liveDiffers reports whether the live manifest records another tree than
+// generation g (a run killed after it saved the manifest and before it
+// recorded its generation leaves them apart, and the next run has nothing
+// to do). It compares the trees only when the manifest was saved since g.
+func liveDiffers(sp StatePaths, g *Generation) bool {
+	if g.ManifestIdent != "" && g.ManifestIdent == manifestIdent(sp.Manifest) {
+		return false
+	}
+	live, err := LoadManifest(sp.Manifest)
+	if err != nil {
+		return true
+	}
+	gm, err := LoadManifest(filepath.Join(genDir(sp.Dir, g.ID), "manifest"))
+	if err != nil || len(gm.Entries) != len(live.Entries) {
+		return true
+	}
+	for i, a := range gm.Entries {
+		b := live.Entries[i]
+		if a.Path != b.Path || a.Type != b.Type || a.Size != b.Size || a.Hash != b.Hash || a.Target != b.Target ||
+			a.Rdev != b.Rdev || a.LinkTo != b.LinkTo || !tree.SameMeta(a, b) {
+			return true
 		}
 	}
+	return false
+}
+
+// harvest links the retained inodes of the content this run replaced into
+// the objects dir; and of what a run killed since the latest generation
+// replaced, matched against that generation's manifest (loaded only when
+// a retained inode is neither this run's nor kept already).
+func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log *slog.Logger) (int, error) {
+	type ident struct{ dev, ino uint64 }
+	cands := map[ident]*tree.Entry{}
 	if plan != nil {
 		for _, a := range plan.Actions {
 			if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
 				cands[ident{d.Dev, d.Ino}] = d
 			}
 		}
-	}
-	if len(cands) == 0 {
-		return 0, nil
 	}
 	ents, err := os.ReadDir(sp.Retention)
 	if errors.Is(err, os.ErrNotExist) {
@@ -375,32 +406,22 @@ func harvest(sp StatePaths, plan *Plan, latest *Manifest, start time.Time, log *
 	// it was recorded.
 	since := start.Unix()
 	if latest != nil {
-		since = 0
-		if ids, _ := generationIDs(sp.Dir); len(ids) > 0 {
-			if g, err := readGeneration(sp.Dir, ids[len(ids)-1]); err == nil {
-				since = g.Time.Unix() - 1
-			}
-		}
+		since = latest.Time.Unix()
 	}
 	if err := os.MkdirAll(objectsDir(sp.Dir), 0o700); err != nil {
 		return 0, err
 	}
+	type retained struct {
+		path string
+		st   unix.Stat_t
+	}
+	var rest []retained
 	n := 0
-	for _, de := range ents {
-		ts, _, _ := strings.Cut(de.Name(), ".")
-		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
-			continue
+	keep := func(r retained, e *tree.Entry) bool {
+		if e == nil || e.Size != r.st.Size || e.Mtime != r.st.Mtim.Nano() {
+			return false
 		}
-		p := filepath.Join(sp.Retention, de.Name())
-		var st unix.Stat_t
-		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
-		e := cands[ident{st.Dev, st.Ino}]
-		if e == nil || e.Size != st.Size || e.Mtime != st.Mtim.Nano() {
-			continue
-		}
-		err := unix.Link(p, filepath.Join(objectsDir(sp.Dir), entryKey(e).name()))
+		err := unix.Link(r.path, filepath.Join(objectsDir(sp.Dir), entryKey(e).name()))
 		switch {
 		case err == nil:
 			n++
@@ -408,6 +429,55 @@ func harvest(sp StatePaths, plan *Plan, latest *Manifest, start time.Time, log *
 		default:
 			log.Debug("generations: keep", "path", e.Path, "err", err)
 		}
+		return true
+	}
+	for _, de := range ents {
+		ts, _, _ := strings.Cut(de.Name(), ".")
+		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
+			continue
+		}
+		r := retained{path: filepath.Join(sp.Retention, de.Name())}
+		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if !keep(r, cands[ident{r.st.Dev, r.st.Ino}]) {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 || latest == nil {
+		return n, nil
+	}
+	// Retained by a run that recorded no generation (killed, failed):
+	// already kept, or content of the latest generation?
+	objs, _ := os.ReadDir(objectsDir(sp.Dir))
+	have := map[ident]bool{}
+	for _, o := range objs {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(objectsDir(sp.Dir), o.Name()), &st) == nil {
+			have[ident{st.Dev, st.Ino}] = true
+		}
+	}
+	var unknown []retained
+	for _, r := range rest {
+		if !have[ident{r.st.Dev, r.st.Ino}] {
+			unknown = append(unknown, r)
+		}
+	}
+	if len(unknown) == 0 {
+		return n, nil
+	}
+	m, err := LoadManifest(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"))
+	if err != nil {
+		return n, err
+	}
+	byIdent := make(map[ident]*tree.Entry, len(m.Entries))
+	for _, e := range m.Entries {
+		if needsContent(e) && e.Hashed() {
+			byIdent[ident{e.Dev, e.Ino}] = e
+		}
+	}
+	for _, r := range unknown {
+		keep(r, byIdent[ident{r.st.Dev, r.st.Ino}])
 	}
 	return n, nil
 }
@@ -433,7 +503,7 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	defer os.RemoveAll(tmp)
 	g := Generation{
 		ID: id, Time: time.Now().UTC(), Source: opts.Generations.Source, RollbackOf: opts.rollbackOf,
-		Excludes: opts.Excludes, Entries: len(m.Entries),
+		Excludes: opts.Excludes, Entries: len(m.Entries), ManifestIdent: manifestIdent(sp.Manifest),
 	}
 	if res != nil {
 		g.Created, g.Updated, g.MetaOnly, g.Deleted = res.Created, res.Updated, res.MetaOnly, res.Deleted
@@ -463,6 +533,7 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 // generation needs. It returns the removed ids and the bytes of the objects
 // removed. Callers other than Sync must hold the state dir's lock.
 func PruneGenerations(stateDir string, policy GenerationPolicy, now time.Time) (removed []int64, freed int64, err error) {
+	removeStaleGenerations(stateDir)
 	ids, err := generationIDs(stateDir)
 	if err != nil || len(ids) == 0 {
 		return nil, 0, err
@@ -491,6 +562,17 @@ func PruneGenerations(stateDir string, policy GenerationPolicy, now time.Time) (
 	return removed, freed, err
 }
 
+// removeStaleGenerations removes what interrupted records and prunes left
+// (".new-*", ".gone-*"). The caller holds the state dir's lock.
+func removeStaleGenerations(stateDir string) {
+	ents, _ := os.ReadDir(GenerationsDir(stateDir))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".new-") || strings.HasPrefix(e.Name(), ".gone-") {
+			os.RemoveAll(filepath.Join(GenerationsDir(stateDir), e.Name()))
+		}
+	}
+}
+
 // sweepObjects removes objects no generation needs.
 func sweepObjects(stateDir string) (int64, error) {
 	ids, err := generationIDs(stateDir)
@@ -506,11 +588,6 @@ func sweepObjects(stateDir string) (int64, error) {
 		for _, k := range keys {
 			need[k] = true
 		}
-	}
-	// Leftovers of interrupted records and prunes.
-	stale, _ := filepath.Glob(filepath.Join(GenerationsDir(stateDir), ".[ng][eo]*-*"))
-	for _, p := range stale {
-		os.RemoveAll(p)
 	}
 	var freed int64
 	for k := range listObjects(stateDir) {

@@ -329,3 +329,36 @@ func TestDiffGenerations(t *testing.T) {
 		t.Errorf("newest generation differs from the live manifest: %v", live)
 	}
 }
+
+// A run that records no generation (--no-generations, or killed between
+// saving the manifest and recording) still keeps what it replaces, and the
+// next recording run with nothing to do records the image's state.
+func TestGenerationAfterUnrecordedRun(t *testing.T) {
+	src, dst := newDirs(t)
+	state := filepath.Join(filepath.Dir(dst), "state")
+	put(t, src, "bin/tool", randBytes(1, 100<<10), 0o755)
+	put(t, src, "etc/conf", []byte("v=1\n"), 0o644)
+	v1 := treetest.Scan(t, src)
+	first := syncDirs(t, src, dst, genOpts(state))
+	put(t, src, "bin/tool", randBytes(2, 100<<10), 0o755)
+	must(t, os.Remove(filepath.Join(src, "etc/conf")))
+	v2 := treetest.Scan(t, src)
+	if res := syncDirs(t, src, dst, imaging.Options{StateDir: state}); res.Generation != 0 {
+		t.Fatalf("a run without a policy recorded generation %d", res.Generation)
+	}
+	res := syncDirs(t, src, dst, genOpts(state))
+	if res.Generation == 0 || len(res.Plan.Actions) != 0 {
+		t.Fatalf("the next run (%d actions) recorded generation %d, want a new one", len(res.Plan.Actions), res.Generation)
+	}
+	if again := syncDirs(t, src, dst, genOpts(state)); again.Generation != 0 {
+		t.Errorf("a run with nothing new recorded generation %d", again.Generation)
+	}
+	if _, err := imaging.Rollback(context.Background(), dst, first.Generation, genOpts(state)); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Equal(t, v1, treetest.Scan(t, dst), exact)
+	if _, err := imaging.Rollback(context.Background(), dst, res.Generation, genOpts(state)); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Equal(t, v2, treetest.Scan(t, dst), exact)
+}
