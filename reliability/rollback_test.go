@@ -1,0 +1,143 @@
+package reliability
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goldsync/goldsync/internal/treetest"
+)
+
+// startRollback starts `goldsync rollback DEST GEN` in its own process
+// group.
+func startRollback(t *testing.T, dest, state string, gen int) *proc {
+	t.Helper()
+	cmd := exec.Command(goldsync, "rollback", "--state-dir", state, dest, strconv.Itoa(gen))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr := &proc{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &pr.stdout, &pr.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start goldsync rollback: %v", err)
+	}
+	go func() {
+		pr.err = cmd.Wait()
+		close(pr.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		<-pr.done
+	})
+	return pr
+}
+
+// TestRollbackCrashConvergence pulls two trees (generations 1 and 2, both
+// pinned), removes the golden trees, then rolls the image back and forth
+// between them, SIGKILLing each rollback at a seeded point (after the k-th
+// change the image sees, or after a seeded delay), checking that every
+// file at its real name is whole (old or new), re-running the rollback and
+// checking it converges exactly with no litter. That rollbacks keep working
+// back and forth also shows that what a killed rollback replaced is kept.
+func TestRollbackCrashConvergence(t *testing.T) {
+	needRoot(t, "the tree has owners, devices and trusted xattrs")
+	base := t.TempDir()
+	spec := treeSpec{tricky: true, dirs: pick(10, 24), files: pick(14, 24), big: pick(3, 6), seed: 11}
+	srcA, srcB := filepath.Join(base, "golden-a"), filepath.Join(base, "golden-b")
+	mA := makeTree(t, srcA, spec)
+	mB := makeNewTree(t, srcB, spec)
+	pl := newPull(base, srcA)
+	pl.mustRun(t)
+	pl.src = srcB
+	pl.mustRun(t)
+	for _, p := range []string{srcA, srcB} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(goldsync, "pin", "--state-dir", pl.state, pl.dest, "1", "2").CombinedOutput(); err != nil {
+		t.Fatalf("pin: %v\n%s", err, out)
+	}
+	run := func(gen int) (int, string) {
+		pr := startRollback(t, pl.dest, pl.state, gen)
+		code := pr.wait(t)
+		return code, pr.stderr.String()
+	}
+	type target struct {
+		gen      int
+		old, new treetest.Manifest
+		changes  int64
+		took     time.Duration
+	}
+	targets := [2]target{{gen: 1, old: mB, new: mA}, {gen: 2, old: mA, new: mB}}
+	for i := range targets {
+		w := watchTree(t, pl.dest, 0, nil)
+		start := time.Now()
+		if code, stderr := run(targets[i].gen); code != 0 {
+			t.Fatalf("rollback to %d: exit %d\n%s", targets[i].gen, code, stderr)
+		}
+		targets[i].took = time.Since(start)
+		time.Sleep(50 * time.Millisecond)
+		targets[i].changes = w.close()
+		if !equal(t, targets[i].new, treetest.Scan(t, pl.dest)) {
+			t.Fatalf("the calibration rollback to %d was not exact", targets[i].gen)
+		}
+		t.Logf("a rollback to %d: %d changes seen, %v", targets[i].gen, targets[i].changes, targets[i].took)
+	}
+
+	rng := rand.New(rand.NewPCG(seed(t), 15))
+	deadline := time.Now().Add(budget())
+	var f crashFigures
+	for i := 0; i < pick(20, 500) && time.Now().Before(deadline); i++ {
+		tg := targets[i%2]
+		f.tried++
+		pr := startRollback(t, pl.dest, pl.state, tg.gen)
+		pid := pr.cmd.Process.Pid
+		kill := func() { syscall.Kill(pid, syscall.SIGKILL) }
+		var w *watcher
+		if rng.IntN(5) == 0 {
+			f.byTime++
+			d := time.Duration(rng.Int64N(int64(tg.took) + 1))
+			go func() { sleepOrDone(d, pr.done); kill() }()
+		} else {
+			f.byProgress++
+			w = watchTree(t, pl.dest, 1+rng.Int64N(max(tg.changes*9/10, 1)), kill)
+		}
+		code := pr.wait(t)
+		if w != nil {
+			w.close()
+		}
+		if code == 0 {
+			f.finishedFirst++
+		} else if ws, ok := pr.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			f.killed++
+		} else {
+			t.Fatalf("rollback to %d failed by itself (exit %d) before its kill point:\n%s", tg.gen, code, pr.stderr.String())
+		}
+		st := checkWhole(t, treetest.Scan(t, pl.dest), tg.old, tg.new)
+		f.filesChecked += st.Old + st.New + st.Same
+		f.tempsLeft += st.Temps
+		if st.New > 0 && st.Pending > 0 {
+			f.midTransfer++
+		}
+		ok := st.Bad == 0
+		if code, stderr := run(tg.gen); code != 0 {
+			t.Fatalf("re-run of the rollback to %d after the kill: exit %d\n%s", tg.gen, code, stderr)
+		}
+		ok = equal(t, tg.new, treetest.Scan(t, pl.dest)) && ok
+		ok = checkNoLitter(t, pl.dest, pl.state) && ok
+		if ok {
+			f.survived++
+		}
+	}
+	f.log(t, "rollback")
+	out, err := exec.Command(goldsync, "generations", "--state-dir", pl.state, pl.dest).CombinedOutput()
+	if err != nil {
+		t.Fatalf("generations: %v\n%s", err, out)
+	}
+	t.Logf("generations after the kills:\n%s", strings.TrimSpace(string(out)))
+}
