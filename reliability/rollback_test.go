@@ -141,3 +141,48 @@ func TestRollbackCrashConvergence(t *testing.T) {
 	}
 	t.Logf("generations after the kills:\n%s", strings.TrimSpace(string(out)))
 }
+
+// TestLiveReadersDuringRollback runs readers hashing every file of the image
+// in a loop while rollbacks go back and forth between two generations:
+// every read must be the whole file of one generation or the other.
+func TestLiveReadersDuringRollback(t *testing.T) {
+	needRoot(t, "the tree has owners")
+	base := t.TempDir()
+	spec := treeSpec{dirs: pick(8, 20), files: pick(12, 20), big: pick(3, 6), seed: 11}
+	srcA, srcB := filepath.Join(base, "golden-a"), filepath.Join(base, "golden-b")
+	makeTree(t, srcA, spec)
+	makeNewTree(t, srcB, spec)
+	hA, hB := fileHashes(t, srcA), fileHashes(t, srcB)
+	pl := newPull(base, srcA)
+	pl.mustRun(t)
+	pl.src = srcB
+	pl.mustRun(t)
+	os.RemoveAll(srcA)
+	os.RemoveAll(srcB)
+	rounds := pick(4, 40)
+	deadline := time.Now().Add(budget())
+	var c readCounts
+	done := 0
+	for r := 0; r < rounds && time.Now().Before(deadline); r++ {
+		gen, old, new := 1, hB, hA
+		if r%2 == 1 {
+			gen, old, new = 2, hA, hB
+		}
+		stop := make(chan struct{})
+		wg := liveReaders(t, pl.dest, old, new, 4, &c, stop)
+		time.Sleep(20 * time.Millisecond)
+		pr := startRollback(t, pl.dest, pl.state, gen)
+		if code := pr.wait(t); code != 0 {
+			t.Fatalf("rollback to %d: exit %d\n%s", gen, code, pr.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		done++
+	}
+	if c.new.Load() == 0 || c.old.Load() == 0 {
+		t.Errorf("readers checked %d reads, %d old and %d new: the test saw nothing", c.checked.Load(), c.old.Load(), c.new.Load())
+	}
+	t.Logf("figures: live readers: %d rollbacks under 4 readers; reads checked %d (old content %d, new content %d), absent or not a file %d, torn or foreign %d",
+		done, c.checked.Load(), c.old.Load(), c.new.Load(), c.absent.Load(), c.bad.Load())
+}
