@@ -40,10 +40,10 @@ func ExampleRollback() {
 	pull()
 	os.RemoveAll(golden) // not needed to roll back
 
-	res, err := imaging.Rollback(ctx, image, first, imaging.Options{
+	res, err := imaging.Rollback(ctx, image, first, imaging.RollbackOptions{Options: imaging.Options{
 		Generations: &imaging.GenerationPolicy{Keep: 10},
 		Itemize:     func(c imaging.Change) { fmt.Println(" ", c) },
-	})
+	}})
 	if err != nil {
 		fmt.Println(err)
 		return

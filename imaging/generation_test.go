@@ -130,6 +130,10 @@ func genOpts(state string) imaging.Options {
 	return imaging.Options{StateDir: state, MaxDelete: -1, Generations: &imaging.GenerationPolicy{Source: "golden"}}
 }
 
+func rbOpts(state string) imaging.RollbackOptions {
+	return imaging.RollbackOptions{Options: genOpts(state)}
+}
+
 // pullGenerations builds the golden tree step by step, pulling after each
 // step, and returns the tree as it was at each pull and the generations.
 func pullGenerations(t *testing.T) (dst, state string, saved []treetest.Manifest, ids []int64) {
@@ -173,7 +177,7 @@ func TestRollbackToEachGenerationAndForward(t *testing.T) {
 		dry.DryRun = true
 		dry.Itemize = func(c imaging.Change) { items = append(items, c.String()) }
 		before := treetest.Scan(t, dst)
-		if _, err := imaging.Rollback(ctx, dst, ids[i], dry); err != nil {
+		if _, err := imaging.Rollback(ctx, dst, ids[i], imaging.RollbackOptions{Options: dry}); err != nil {
 			t.Fatalf("dry-run rollback to %d: %v", ids[i], err)
 		}
 		if len(items) == 0 {
@@ -181,7 +185,7 @@ func TestRollbackToEachGenerationAndForward(t *testing.T) {
 		}
 		treetest.Equal(t, before, treetest.Scan(t, dst), treetest.DiffOptions{})
 
-		res, err := imaging.Rollback(ctx, dst, ids[i], genOpts(state))
+		res, err := imaging.Rollback(ctx, dst, ids[i], rbOpts(state))
 		if err != nil {
 			t.Fatalf("rollback to %d: %v (problems %v)", ids[i], err, problems(res))
 		}
@@ -200,7 +204,7 @@ func TestRollbackToEachGenerationAndForward(t *testing.T) {
 	gens, err = imaging.ListGenerations(state)
 	must(t, err)
 	prev := gens[len(gens)-2] // the rollback to ids[1]
-	if _, err := imaging.Rollback(ctx, dst, prev.ID, genOpts(state)); err != nil {
+	if _, err := imaging.Rollback(ctx, dst, prev.ID, rbOpts(state)); err != nil {
 		t.Fatal(err)
 	}
 	treetest.Equal(t, saved[1], treetest.Scan(t, dst), exact)
@@ -218,7 +222,7 @@ func TestRollbackRefusesIncompleteGeneration(t *testing.T) {
 		must(t, os.Remove(filepath.Join(objs, e.Name())))
 	}
 	before := treetest.Scan(t, dst)
-	_, err = imaging.Rollback(context.Background(), dst, ids[0], genOpts(state))
+	_, err = imaging.Rollback(context.Background(), dst, ids[0], rbOpts(state))
 	if !errors.Is(err, imaging.ErrIncomplete) {
 		t.Fatalf("rollback without kept content: err %v, want ErrIncomplete", err)
 	}
@@ -253,7 +257,7 @@ func TestRollbackStoppedMidwayConverges(t *testing.T) {
 				}
 			}
 		}
-		_, err := imaging.Rollback(ctx, dst, ids[target], opts)
+		_, err := imaging.Rollback(ctx, dst, ids[target], imaging.RollbackOptions{Options: opts})
 		cancel()
 		if err == nil {
 			t.Fatalf("rollback to %d was not stopped", ids[target])
@@ -261,7 +265,7 @@ func TestRollbackStoppedMidwayConverges(t *testing.T) {
 		if diff := treetest.Diff(saved[target], treetest.Scan(t, dst), exact); len(diff) == 0 {
 			t.Fatalf("the stopped rollback to %d already finished", ids[target])
 		}
-		res, err := imaging.Rollback(context.Background(), dst, ids[target], genOpts(state))
+		res, err := imaging.Rollback(context.Background(), dst, ids[target], rbOpts(state))
 		if err != nil {
 			t.Fatalf("rerun of rollback to %d: %v (problems %v)", ids[target], err, problems(res))
 		}
@@ -289,11 +293,11 @@ func TestPruneGenerations(t *testing.T) {
 	// The pinned first generation is still whole (and found through a
 	// relative state dir).
 	t.Chdir(filepath.Dir(state))
-	if _, err := imaging.Rollback(context.Background(), dst, ids[0], genOpts(filepath.Base(state))); err != nil {
+	if _, err := imaging.Rollback(context.Background(), dst, ids[0], rbOpts(filepath.Base(state))); err != nil {
 		t.Fatal(err)
 	}
 	treetest.Equal(t, saved[0], treetest.Scan(t, dst), exact)
-	if _, err := imaging.Rollback(context.Background(), dst, ids[1], genOpts(state)); !errors.Is(err, imaging.ErrNoGeneration) {
+	if _, err := imaging.Rollback(context.Background(), dst, ids[1], rbOpts(state)); !errors.Is(err, imaging.ErrNoGeneration) {
 		t.Errorf("rollback to a pruned generation: %v, want ErrNoGeneration", err)
 	}
 	// Unpinned and past the policy: the next prune drops it.
@@ -353,12 +357,46 @@ func TestGenerationAfterUnrecordedRun(t *testing.T) {
 	if again := syncDirs(t, src, dst, genOpts(state)); again.Generation != 0 {
 		t.Errorf("a run with nothing new recorded generation %d", again.Generation)
 	}
-	if _, err := imaging.Rollback(context.Background(), dst, first.Generation, genOpts(state)); err != nil {
+	if _, err := imaging.Rollback(context.Background(), dst, first.Generation, rbOpts(state)); err != nil {
 		t.Fatal(err)
 	}
 	treetest.Equal(t, v1, treetest.Scan(t, dst), exact)
-	if _, err := imaging.Rollback(context.Background(), dst, res.Generation, genOpts(state)); err != nil {
+	if _, err := imaging.Rollback(context.Background(), dst, res.Generation, rbOpts(state)); err != nil {
 		t.Fatal(err)
 	}
 	treetest.Equal(t, v2, treetest.Scan(t, dst), exact)
+}
+
+func TestRollbackRefusesDrift(t *testing.T) {
+	dst, state, saved, ids := pullGenerations(t)
+	// Changed by hand behind goldsync's back: a file edited in place, one
+	// added, one removed.
+	f, err := os.OpenFile(filepath.Join(dst, "usr/bin/other"), os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	f.Write([]byte("patched"))
+	f.Close()
+	must(t, os.WriteFile(filepath.Join(dst, "etc/conf/local"), []byte("x"), 0o644))
+	must(t, os.Remove(filepath.Join(dst, treetest.PathDangling)))
+	before := treetest.Scan(t, dst)
+	_, err = imaging.Rollback(context.Background(), dst, ids[1], rbOpts(state))
+	if !errors.Is(err, imaging.ErrDrift) {
+		t.Fatalf("rollback over hand changes: %v, want ErrDrift", err)
+	}
+	for _, p := range []string{"usr/bin/other (changed)", "etc/conf/local (added)", treetest.PathDangling + " (removed)"} {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error does not name %q: %v", p, err)
+		}
+	}
+	treetest.Equal(t, before, treetest.Scan(t, dst), treetest.DiffOptions{})
+	drift, err := imaging.Drift(context.Background(), dst, state, nil, nil)
+	must(t, err)
+	if len(drift) != 3 {
+		t.Errorf("Drift: %q", drift)
+	}
+	ro := rbOpts(state)
+	ro.Force = true
+	if res, err := imaging.Rollback(context.Background(), dst, ids[1], ro); err != nil {
+		t.Fatalf("%v: %v", err, problems(res))
+	}
+	treetest.Equal(t, saved[1], treetest.Scan(t, dst), exact)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,9 +15,24 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 )
+
+// RollbackOptions configure Rollback: Options as for Sync (DryRun,
+// Itemize, Progress, StateDir, Generations, MaxDelete, Logger...), and
+// Force.
+type RollbackOptions struct {
+	Options
+	// Force rolls back over changes to the image its manifest does not
+	// know (see Drift), and without the free-space check.
+	Force bool
+}
+
+// ErrDrift is wrapped when a rollback is refused because the image holds
+// changes its manifest does not know (made by hand or by another tool).
+var ErrDrift = errors.New("the image changed since the last run")
 
 // Rollback makes the live image dest equal to generation id, through the
 // same live-safe applier as a pull: the generation's manifest is the
@@ -28,9 +44,13 @@ import (
 // "rollback to ID". opts.DryRun and opts.Itemize work as in Sync.
 //
 // Rollback refuses, wrapping ErrIncomplete and naming the paths, when
-// content of the generation is kept nowhere. A rollback that was stopped
+// content of the generation is kept nowhere; unless ro.Force, also when the
+// image changed in ways its manifest does not know (ErrDrift, naming the
+// paths) or when the filesystem lacks the space for the files to write
+// (ErrGuard). A rollback that was stopped
 // midway converges when run again. The guards of Sync (MaxDelete) apply.
-func Rollback(ctx context.Context, dest string, id int64, opts Options) (*Result, error) {
+func Rollback(ctx context.Context, dest string, id int64, ro RollbackOptions) (*Result, error) {
+	opts := ro.Options
 	stateDir := opts.StateDir
 	if stateDir == "" {
 		stateDir = DefaultStateDir(dest)
@@ -55,6 +75,19 @@ func Rollback(ctx context.Context, dest string, id int64, opts Options) (*Result
 	if opts.Excludes == nil {
 		opts.Excludes = g.Excludes
 	}
+	if !ro.Force {
+		drift, err := drift(ctx, dest, stateDir, opts.Excludes, m, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		if len(drift) > 0 {
+			return nil, fmt.Errorf("%w in ways its manifest does not know (%d paths: %s): see them with verify, or roll back over them with force",
+				ErrDrift, len(drift), listPaths(drift, 20))
+		}
+		if err := checkSpace(dest, m, live); err != nil {
+			return nil, err
+		}
+	}
 	opts.Since, opts.Incremental, opts.Scopes = "", false, nil
 	if opts.Generations != nil {
 		pol := *opts.Generations
@@ -64,6 +97,152 @@ func Rollback(ctx context.Context, dest string, id int64, opts Options) (*Result
 	}
 	defer src.Close()
 	return Sync(ctx, src, dest, opts)
+}
+
+// Drift lists the paths of the live image dest that differ from what its
+// manifest (in stateDir) records: changed, added or removed by something
+// other than goldsync. Files the quick check vouches for are not read;
+// directory mtimes are not compared (their entries are).
+func Drift(ctx context.Context, dest, stateDir string, excludes []string, log *slog.Logger) ([]string, error) {
+	return drift(ctx, dest, stateDir, excludes, nil, log)
+}
+
+// drift is Drift that also accepts what matches target: the progress of a
+// rollback to target that was killed before it saved the manifest.
+func drift(ctx context.Context, dest, stateDir string, excludes []string, target *Manifest, log *slog.Logger) ([]string, error) {
+	live, err := LoadManifest(State(stateDir).Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("live manifest: %w", err)
+	}
+	root, err := fsx.OpenRoot(dest)
+	if err != nil {
+		return nil, fmt.Errorf("open destination: %w", err)
+	}
+	defer root.Close()
+	idx := live.index()
+	tidx := map[string]*tree.Entry{}
+	if target != nil {
+		tidx = target.index()
+	}
+	wo := WalkOptions{Hash: true, Logger: log, Previous: func(p string) *tree.Entry { return idx[p] }, Temps: func(string) {}}
+	if ex, err := exclude.New(excludes); err != nil {
+		return nil, fmt.Errorf("excludes: %w", err)
+	} else if ex != nil {
+		wo.Exclude = ex
+	}
+	w, err := Walk(ctx, root, wo)
+	if err != nil {
+		return nil, fmt.Errorf("scan destination: %w", err)
+	}
+	var out []string
+	seen := make(map[string]bool, len(w.Entries))
+	for _, e := range w.Entries {
+		seen[e.Path] = true
+		r := idx[e.Path]
+		// Ctime 0 marks an entry a stopped run planned but did not do:
+		// the manifest records its aim, not the image. So does an entry
+		// of another type with the identity of the object found (a kind
+		// change a stopped run did not make).
+		if r != nil && (r.Ctime == 0 || sameState(r, e) || r.Type != e.Type && r.Dev == e.Dev && r.Ino == e.Ino) {
+			continue
+		}
+		// A stopped rollback to target: each attribute is the recorded
+		// one or the target's (a hard link's inode may have its new
+		// attributes set through another name, its content still old).
+		if t := tidx[e.Path]; t != nil && (sameState(t, e) || r != nil && mixedState(r, t, e)) {
+			continue
+		}
+		if r != nil && r.LinkTo != "" {
+			// Its inode is shared: the target's attributes of the
+			// group's leader may have been set through the leader.
+			if t := tidx[r.LinkTo]; t != nil && mixedState(r, t, e) {
+				continue
+			}
+		}
+		if r == nil {
+			out = append(out, e.Path+" (added)")
+		} else {
+			out = append(out, e.Path+" (changed)")
+		}
+	}
+	for _, r := range live.Entries {
+		if seen[r.Path] {
+			continue
+		}
+		// Gone: deleted by a stopped rollback, or taken out of the way of
+		// an object of another kind not yet put there.
+		if t := tidx[r.Path]; target != nil && (t == nil || t.Type != r.Type) {
+			continue
+		}
+		out = append(out, r.Path+" (removed)")
+	}
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(a, b) })
+	return out, nil
+}
+
+// mixedState reports whether each of e's type, attributes and content is
+// a's or b's.
+func mixedState(a, b, e *tree.Entry) bool {
+	if e.Type != a.Type && e.Type != b.Type {
+		return false
+	}
+	meta := func(r *tree.Entry) bool { return r.Type == e.Type && tree.SameMeta(r, e) }
+	content := func(r *tree.Entry) bool {
+		return r.Type == e.Type && (e.Type != tree.TypeRegular || r.Size == e.Size && (!r.Hashed() || !e.Hashed() || r.Hash == e.Hash))
+	}
+	return (meta(a) || meta(b)) && (content(a) || content(b))
+}
+
+// sameState reports whether a recorded entry describes the object found:
+// type, attributes (a directory's mtime aside, and a directory a stopped
+// run created), content.
+func sameState(r, e *tree.Entry) bool {
+	if r.Type != e.Type {
+		return false
+	}
+	if r.Type == tree.TypeDir {
+		if e.Mode == 0o700 {
+			// How the applier creates a directory: its attributes are
+			// set last, so a stopped run leaves it so.
+			return true
+		}
+		c := *e
+		c.Mtime = r.Mtime
+		return tree.SameMeta(r, &c)
+	}
+	if !tree.SameMeta(r, e) {
+		return false
+	}
+	if r.Type == tree.TypeRegular {
+		return r.Size == e.Size && (!r.Hashed() || !e.Hashed() || r.Hash == e.Hash)
+	}
+	return true
+}
+
+// checkSpace refuses a rollback whose new files (their apparent sizes: an
+// upper bound) do not fit in the destination filesystem's free space. What
+// the rollback replaces stays allocated (retention keeps it).
+func checkSpace(dest string, gen, live *Manifest) error {
+	at := make(map[string]contentKey, len(live.Entries))
+	for _, e := range live.Entries {
+		if e.Type == tree.TypeRegular && e.Hashed() {
+			at[e.Path] = entryKey(e)
+		}
+	}
+	var need int64
+	for _, e := range gen.Entries {
+		if needsContent(e) && (!e.Hashed() || at[e.Path] != entryKey(e)) {
+			need += e.Size
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dest, &st); err != nil {
+		return nil // unknown: let the applier's ENOSPC speak
+	}
+	if free := int64(st.Bavail) * st.Bsize; need > free {
+		return fmt.Errorf("%w: the rollback writes up to %d bytes but %s has %d free", ErrGuard, need, dest, free)
+	}
+	return nil
 }
 
 // MissingContent lists the paths of generation id whose content is kept

@@ -126,7 +126,7 @@ func TestRollbackCrashConvergence(t *testing.T) {
 		}
 		ok := st.Bad == 0
 		if code, stderr := run(tg.gen); code != 0 {
-			t.Fatalf("re-run of the rollback to %d after the kill: exit %d\n%s", tg.gen, code, stderr)
+			t.Fatalf("re-run of the rollback to %d after the kill: exit %d\n%s", tg.gen, code, stderr[:min(len(stderr), 3000)])
 		}
 		ok = equal(t, tg.new, treetest.Scan(t, pl.dest)) && ok
 		ok = checkNoLitter(t, pl.dest, pl.state) && ok

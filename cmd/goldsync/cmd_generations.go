@@ -134,6 +134,7 @@ content the generation needs beyond the live image.`,
 
 	var (
 		dryRun, itemize bool
+		force           bool
 		maxDelete       int
 		gf              genFlags
 	)
@@ -145,8 +146,11 @@ same applier as a pull (clients see whole files; retention keeps what the
 rollback replaces), from the content kept in the state dir, with no golden
 node. Run it with -n -i first to see what would change. The rollback is
 recorded as a new generation, so it can be undone the same way. It refuses,
-naming the paths, when content of GEN is no longer kept. A rollback that was
-stopped converges when run again.
+naming the paths, when content of GEN is no longer kept; and, unless
+--force, when the image was changed in ways its manifest does not know (by
+hand, or by another tool: see goldsync verify) or when the filesystem lacks
+the space for the files to write. A rollback that was stopped converges when
+run again.
 
 The next pull from the golden node scans it in full and brings the image
 back to the golden node's state: stop pushes and nightly syncs first if the
@@ -169,7 +173,7 @@ rollback is to stay.`,
 			if itemize || (dryRun && !g.jsonOut) {
 				opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 			}
-			res, err := imaging.Rollback(cmd.Context(), ref.root, id, opts)
+			res, err := imaging.Rollback(cmd.Context(), ref.root, id, imaging.RollbackOptions{Options: opts, Force: force})
 			if res != nil && !g.quiet && !g.jsonOut {
 				if dryRun {
 					n, bytes := 0, int64(0)
@@ -197,6 +201,9 @@ rollback is to stay.`,
 				if errors.Is(err, imaging.ErrIncomplete) || errors.Is(err, imaging.ErrNoGeneration) {
 					return withCode(exitSelect, err)
 				}
+				if errors.Is(err, imaging.ErrDrift) {
+					return withCode(exitDrift, fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err))
+				}
 				return classifySync(err)
 			}
 			return nil
@@ -205,6 +212,7 @@ rollback is to stay.`,
 	fl := rollback.Flags()
 	fl.BoolVarP(&dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
+	fl.BoolVar(&force, "force", false, "roll back over changes to the image its manifest does not know, and without the free-space check")
 	fl.IntVar(&maxDelete, "max-delete", -1, "refuse a rollback deleting more than `N` entries (-1: no limit)")
 	gf.register(rollback)
 	stateFlag(rollback)
