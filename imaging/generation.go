@@ -332,7 +332,8 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if !ok || opts.Generations == nil {
 		return 0
 	}
-	if res.Plan != nil && len(res.Plan.Actions) == 0 && latest != nil && !liveDiffers(sp, latest) {
+	changed := res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
+	if !changed && latest != nil && !liveDiffers(sp, latest) {
 		return 0 // nothing changed: the newest generation still describes the image
 	}
 	id, err := recordGeneration(sp, opts, res, ids)

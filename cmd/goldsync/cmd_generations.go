@@ -20,9 +20,9 @@ type genFlags struct {
 	off     bool
 }
 
-func (f *genFlags) register(cmd *cobra.Command) {
+func (f *genFlags) register(cmd *cobra.Command, keep int) {
 	fl := cmd.Flags()
-	fl.IntVar(&f.keep, "keep-generations", 10, "keep the newest `N` generations of the image (0: no limit by count)")
+	fl.IntVar(&f.keep, "keep-generations", keep, "keep the newest `N` generations of the image (0: no limit by count)")
 	fl.DurationVar(&f.keepFor, "keep-generations-for", 0, "also keep generations younger than `D`")
 	fl.BoolVar(&f.off, "no-generations", false, "record no generation for this run (content older generations need is still kept)")
 }
@@ -214,7 +214,8 @@ rollback is to stay.`,
 	fl.BoolVarP(&itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
 	fl.BoolVar(&force, "force", false, "roll back over changes to the image its manifest does not know, and without the free-space check")
 	fl.IntVar(&maxDelete, "max-delete", -1, "refuse a rollback deleting more than `N` entries (-1: no limit)")
-	gf.register(rollback)
+	// A rollback prunes only when asked: the pulls' policy is theirs.
+	gf.register(rollback, 0)
 	stateFlag(rollback)
 
 	diff := &cobra.Command{
@@ -311,7 +312,7 @@ format: the changes a rollback from the second to the first would undo.`,
 			return nil
 		},
 	}
-	pf.register(prune)
+	pf.register(prune, 10)
 	stateFlag(prune)
 
 	return []*cobra.Command{list, rollback, diff, pin("pin", true), pin("unpin", false), prune}

@@ -62,7 +62,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
-	f.gen.register(cmd)
+	f.gen.register(cmd, 10)
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
