@@ -186,3 +186,69 @@ func TestLiveReadersDuringRollback(t *testing.T) {
 	t.Logf("figures: live readers: %d rollbacks under 4 readers; reads checked %d (old content %d, new content %d), absent or not a file %d, torn or foreign %d",
 		done, c.checked.Load(), c.old.Load(), c.new.Load(), c.absent.Load(), c.bad.Load())
 }
+
+// TestRollbackDiskFull rolls forward to a generation whose big file must be
+// written again while the filesystem lacks the space: the rollback is
+// refused up front (exit 25, the image untouched); forced, it fails with
+// ENOSPC (exit 11), no temp file left, every file whole; with space it
+// converges.
+func TestRollbackDiskFull(t *testing.T) {
+	needRoot(t, "mounts a tmpfs")
+	base := t.TempDir()
+	fsDir := filepath.Join(base, "fs")
+	mountTmpfs(t, fsDir, "64m")
+	spec := treeSpec{dirs: 6, files: 10, big: 3, seed: 21}
+	srcA, srcB := filepath.Join(base, "golden-a"), filepath.Join(base, "golden-b")
+	mA := makeTree(t, srcA, spec)
+	makeTree(t, srcB, spec)
+	g := &gen{t: t, rng: randFor(spec.seed), root: srcB, clock: 2_000_000}
+	g.file("bulk/huge", 10<<20, 0o644)
+	g.settle()
+	mB := treetest.Scan(t, srcB)
+	pl := newPull(base, srcA)
+	pl.dest, pl.state = filepath.Join(fsDir, "image"), filepath.Join(fsDir, "state")
+	pl.mustRun(t)
+	pl.src = srcB
+	pl.mustRun(t)
+	run := func(args ...string) (int, string) {
+		cmd := exec.Command(goldsync, append([]string{"rollback", "--state-dir", pl.state}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := run(pl.dest, "1"); code != 0 {
+		t.Fatalf("rollback to 1: exit %d\n%s", code, out)
+	}
+	equal(t, mA, treetest.Scan(t, pl.dest))
+	// The 10 MiB file's old inode stays allocated (kept for generation
+	// 2): leave less than that free.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(fsDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	used := (int64(st.Blocks) - int64(st.Bfree)) * st.Bsize
+	remountTmpfs(t, fsDir, strconv.FormatInt((used+(4<<20))/1024, 10)+"k")
+
+	code, out := run(pl.dest, "2")
+	t.Logf("rollback without the space: exit %d: %s", code, strings.TrimSpace(out))
+	if code != 25 || !strings.Contains(out, "free") {
+		t.Errorf("exit %d, want 25 (refused by the guard) naming the free space", code)
+	}
+	treetest.Equal(t, mA, treetest.Scan(t, pl.dest), treetest.DiffOptions{})
+
+	code, out = run("--force", pl.dest, "2")
+	t.Logf("forced rollback without the space: exit %d: %s", code, strings.TrimSpace(out))
+	if code != exitIO || !strings.Contains(strings.ToLower(out), "no space left") {
+		t.Errorf("exit %d, want %d with the disk full said", code, exitIO)
+	}
+	if temps := tempsIn(t, pl.dest); len(temps) > 0 {
+		t.Errorf("the failed rollback left temp files: %q", temps)
+	}
+	checkWhole(t, treetest.Scan(t, pl.dest), mA, mB)
+
+	remountTmpfs(t, fsDir, "64m")
+	if code, out := run(pl.dest, "2"); code != 0 {
+		t.Fatalf("rollback with space: exit %d\n%s", code, out)
+	}
+	equal(t, mB, treetest.Scan(t, pl.dest))
+	checkNoLitter(t, pl.dest, pl.state)
+}

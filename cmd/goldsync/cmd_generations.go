@@ -183,8 +183,12 @@ rollback is to stay.`,
 					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
 						ref.root, id, n, human(bytes))
 				} else {
-					fmt.Fprintf(os.Stderr, "goldsync rollback: rolled back %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
-						ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
+					what := "rolled back"
+					if err != nil {
+						what = "stopped rolling back"
+					}
+					fmt.Fprintf(os.Stderr, "goldsync rollback: %s %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
+						what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
 				}
 				if res.Generation != 0 {
 					fmt.Fprintf(os.Stderr, "; recorded as generation %d", res.Generation)
