@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -517,8 +518,16 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(b, '\n'), 0o600); err != nil {
 		return 0, err
 	}
-	if err := m.Save(filepath.Join(tmp, "manifest")); err != nil {
-		return 0, err
+	// The manifest's files as they are (base and log): a copy, not a
+	// re-encoding.
+	for _, name := range []string{sp.Manifest, LogPath(sp.Manifest)} {
+		to := filepath.Join(tmp, "manifest")
+		if name != sp.Manifest {
+			to = LogPath(to)
+		}
+		if err := copyFile(name, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
 	}
 	if err := writeKeys(filepath.Join(tmp, "keys"), m.Entries); err != nil {
 		return 0, err
@@ -527,6 +536,29 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 		return 0, err
 	}
 	return id, nil
+}
+
+// copyFile copies a state file (reflink or copy_file_range where the
+// filesystem has them) and flushes it.
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }
 
 // PruneGenerations removes the generations policy does not keep (never a
