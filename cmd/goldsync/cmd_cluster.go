@@ -96,6 +96,11 @@ type syncFlags struct {
 	dryRun      bool
 	itemize     bool
 	metricsFile string
+	// rollbackTo, when set, makes step 1 a rollback of the image to this
+	// generation instead of a pull (goldsync rollback NAME GEN); force is
+	// its --force.
+	rollbackTo int64
+	force      bool
 }
 
 func newSyncCmd(g *globalFlags) *cobra.Command {
@@ -161,6 +166,8 @@ type syncReport struct {
 	Error    string  `json:"error,omitempty"`
 	ExitCode int     `json:"exit_code"`
 	Seconds  float64 `json:"seconds"`
+	// Rollback is the generation step 1 rolled back to instead of pulling.
+	Rollback int64 `json:"rollback_to,omitempty"`
 	// Pull is the pull's summary, as "goldsync pull --json" prints it.
 	Pull *summary `json:"pull,omitempty"`
 	// Planned counts the pull's plan by operation (mkdir, fetch, copy,
@@ -308,7 +315,7 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 func syncImage(ctx context.Context, g *globalFlags, f *syncFlags, cfg *config.Config, img *config.Image,
 	byOS map[string][]snapshot.Node, log *slog.Logger, talk bool) *syncReport {
 	start := time.Now()
-	r := &syncReport{Image: img.Name, Source: img.Source, Root: img.Root, DryRun: f.dryRun, built: map[string]time.Time{}}
+	r := &syncReport{Image: img.Name, Source: img.Source, Root: img.Root, DryRun: f.dryRun, Rollback: f.rollbackTo, built: map[string]time.Time{}}
 	fail := func(code int, err error) *syncReport {
 		r.err = err
 		r.Error = err.Error()
@@ -412,6 +419,9 @@ func exitCodeOf(ctx context.Context, err error) int {
 // pullImage mirrors the golden node into the image. A partial pull is not
 // an error here: it is left in r.err and the other steps go on.
 func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger, talk bool) error {
+	if f.rollbackTo > 0 {
+		return rollbackImage(ctx, g, f, img, r, log)
+	}
 	source, err := remote.Open(ctx, img.Source, remote.Options{
 		Rsh: img.Rsh, AgentPath: img.AgentPath, Streams: img.Streams, IdleTimeout: img.Timeout, Logger: log,
 	})
@@ -558,6 +568,12 @@ func printSyncReport(r *syncReport, toErr bool) {
 	verb := "sync of"
 	if r.DryRun {
 		verb = "dry run of"
+	}
+	if r.Rollback > 0 {
+		verb = fmt.Sprintf("rollback to generation %d of", r.Rollback)
+		if r.DryRun {
+			verb = "dry run of " + verb
+		}
 	}
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
 	if s := r.Pull; s != nil {

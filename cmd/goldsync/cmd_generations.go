@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 )
 
@@ -53,6 +56,16 @@ func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
 		}
 	}
 	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
+}
+
+// isConfigImage says whether a command-line image is a name (of the
+// cluster config) rather than a directory.
+func isConfigImage(arg string) bool {
+	if strings.Contains(arg, "/") || arg == "." {
+		return false
+	}
+	_, err := os.Stat(arg)
+	return err != nil
 }
 
 func orStr(a, b string) string {
@@ -152,6 +165,11 @@ hand, or by another tool: see goldsync verify) or when the filesystem lacks
 the space for the files to write. A rollback that was stopped converges when
 run again.
 
+IMAGE is an image directory or the name of an [[image]] of the cluster
+config; for a name, the snapshots and netboot files of the OS entries
+booting the image are refreshed afterwards, as "goldsync sync" does after a
+pull, so the nodes boot the rolled-back kernel and initrd.
+
 The next pull from the golden node scans it in full and brings the image
 back to the golden node's state: stop pushes and nightly syncs first if the
 rollback is to stay.`,
@@ -160,11 +178,16 @@ rollback is to stay.`,
   goldsync rollback /diskless/rhel9/root 41`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := resolveImage(g, args[0], stateDir)
+			id, err := parseGen(args[1])
 			if err != nil {
 				return err
 			}
-			id, err := parseGen(args[1])
+			if isConfigImage(args[0]) && stateDir == "" {
+				// An image of the cluster config: its snapshots and
+				// netboot files follow, as after a sync.
+				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, args[:1])
+			}
+			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {
 				return err
 			}
@@ -320,4 +343,36 @@ format: the changes a rollback from the second to the first would undo.`,
 	stateFlag(prune)
 
 	return []*cobra.Command{list, rollback, diff, pin("pin", true), pin("unpin", false), prune}
+}
+
+// rollbackImage is step 1 of a sync of a config image that rolls back to a
+// generation instead of pulling, so the snapshots and netboot files of its
+// OS entries follow the rolled-back image.
+func rollbackImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger) error {
+	opts := imaging.Options{DryRun: f.dryRun, MaxDelete: -1, StateDir: img.StateDir, Retention: img.Retention, Logger: log}
+	if img.KeepGenerations >= 0 {
+		opts.Generations = &imaging.GenerationPolicy{}
+	}
+	if f.itemize || (f.dryRun && !g.jsonOut) {
+		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
+	}
+	res, err := imaging.Rollback(ctx, img.Root, f.rollbackTo, imaging.RollbackOptions{Options: opts, Force: f.force})
+	r.res = res
+	if res != nil {
+		s := pullSummary(fmt.Sprintf("generation %d", f.rollbackTo), img.Root, f.dryRun, res, nil, err)
+		r.Pull = &s
+		r.changed = !f.dryRun && res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, imaging.ErrIncomplete), errors.Is(err, imaging.ErrNoGeneration):
+		return withCode(exitSelect, err)
+	case errors.Is(err, imaging.ErrDrift):
+		return withCode(exitDrift, err)
+	case errors.Is(err, imaging.ErrPartial) && res != nil:
+		r.err = classifySync(err)
+		return nil
+	}
+	return classifySync(describeLocked(err, img.StateDir))
 }

@@ -120,3 +120,43 @@ func TestGenerationsRollbackCLI(t *testing.T) {
 		t.Errorf("rollback to the pinned generation: usr/bin/a = %q", got)
 	}
 }
+
+// A rollback of a config image refreshes the netboot files (and snapshots)
+// of its OS entries, so the nodes boot the rolled-back kernel.
+func TestRollbackConfigImageNetbootFollows(t *testing.T) {
+	needRootForCluster(t)
+	c := newCluster(t, false)
+	c.sync(t)
+	vmlinuz := filepath.Join(c.tftpboot, "linux-install", "rhel9compute", "vmlinuz")
+	// A rebuilt kernel of the same version on the golden node.
+	writeFile(t, filepath.Join(c.golden, "boot/vmlinuz-"+goldenKernel), "kernel "+goldenKernel+", rebuilt")
+	c.sync(t)
+	if got := readFile(t, vmlinuz); got != "kernel "+goldenKernel+", rebuilt" {
+		t.Fatalf("after the second sync vmlinuz = %q", got)
+	}
+	out, errs, code := gs(t, "--config", c.config, "rollback", "-n", "rhel9", "1")
+	if code != 0 || !strings.Contains(out, "boot/vmlinuz-"+goldenKernel) {
+		t.Fatalf("rollback -n: exit %d\n%s%s", code, out, errs)
+	}
+	if got := readFile(t, vmlinuz); got != "kernel "+goldenKernel+", rebuilt" {
+		t.Errorf("a dry run changed the boot files: vmlinuz = %q", got)
+	}
+	out, errs, code = gs(t, "--config", c.config, "rollback", "rhel9", "1")
+	if code != 0 {
+		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
+	}
+	if got := readFile(t, filepath.Join(c.root, "boot/vmlinuz-"+goldenKernel)); got != "kernel "+goldenKernel {
+		t.Errorf("image kernel after rollback = %q", got)
+	}
+	if got := readFile(t, vmlinuz); got != "kernel "+goldenKernel {
+		t.Errorf("netboot kernel after rollback = %q, want the rolled-back one", got)
+	}
+	gens := listGens(t, c.root)
+	if n := len(gens); n != 3 || gens[n-1].RollbackOf != 1 {
+		t.Errorf("generations: %+v", gens)
+	}
+	out, _, _ = gs(t, "--config", c.config, "status")
+	if !strings.Contains(out, "GENERATIONS") || !strings.Contains(out, "3, ") {
+		t.Errorf("status does not show the generations:\n%s", out)
+	}
+}
