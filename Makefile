@@ -110,6 +110,8 @@ install: build ## Install binaries, systemd units, man pages, example config (PR
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 dist/cron.example $(DESTDIR)$(DOCDIR)/cron.example
 	@echo "next: edit $(CONFDIR)/goldsync.toml (from the example), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
+	@echo "push: in root's authorized_keys on this server, give each golden node's key only its image (see docs/SECURITY.md):"
+	@echo '  restrict,command="$(PREFIX)/bin/goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden'
 
 .PHONY: clean
 clean: ## Remove build output

@@ -25,6 +25,7 @@ var (
 // node runs.
 func TestBootInitramfsTools(t *testing.T) {
 	requireE2E(t)
+	t.Parallel()
 	s := newSite(t, "initramfs-tools", "deb12", []node{node1, node2, node3})
 
 	// node001 and node002 boot at once (one core each).
@@ -47,6 +48,7 @@ func TestBootInitramfsTools(t *testing.T) {
 	t.Run("reboot keeps the node's writes", func(t *testing.T) {
 		v1.sh("echo before-reboot > /root/e2e-persist && sync")
 		bootID := v1.sh("cat /proc/sys/kernel/random/boot_id")
+		v1.markBoot()
 		v1.run(context.Background(), "systemctl reboot")
 		time.Sleep(5 * time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -137,7 +139,7 @@ func liveUpdate(t *testing.T, s *site, v *vm) {
 
 	// Control: retention off.
 	v.sh("(setsid /usr/local/bin/e2e-hold 100001 >/dev/null 2>&1 &); sleep 1")
-	pid2 := v.sh("pgrep -f 'e2e-hold 100001'")
+	pid2 := v.sh("pgrep -n -x e2e-hold")
 	replace(t, filepath.Join(s.golden, "usr/local/bin/e2e-hold"), "v3")
 	s.pull("--retention", "-1s")
 	s.restartNFS()
@@ -166,6 +168,9 @@ func replace(t *testing.T, p, marker string) {
 // goldsync's dracut module.
 func TestBootDracut(t *testing.T) {
 	requireE2E(t)
+	// Beside the initramfs-tools test: its golden root builds while the
+	// other's nodes boot.
+	t.Parallel()
 	s := newSite(t, "dracut", "deb12dracut", []node{node1})
 	v := s.boot(node1, false)
 	s.checkNode(v, node1)
@@ -181,6 +186,7 @@ func TestDisklessrcLine(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(image, "boot/vmlinuz-2.6.18-128.el5"), []byte("kernel"), 0o644))
 	must(t, os.WriteFile(filepath.Join(image, "boot/initrd-2.6.18-128.el5.img"), []byte("initrd"), 0o644))
 	tftp := filepath.Join(dir, "tftpboot")
+	must(t, os.MkdirAll(tftp, 0o755))
 	g := filepath.Join(binDir, "goldsync")
 	run(t, g, "os", "add", "rhel5compute", "--image", image, "--tftpboot", tftp, "--nfs-server", "10.8.136.254", "--boot-style", "disklessrc", "--no-loaders")
 	run(t, g, "node", "add", "--os", "rhel5compute", "--tftpboot", tftp, "--ramdisk-size", "28753", "--nis-domain", "my_nis_domain", "10.8.136.1", "node001")

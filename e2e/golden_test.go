@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,7 +24,17 @@ func cacheDir() string {
 // the first time. A flock serializes builders.
 func goldenBase(t *testing.T, flavour string) string {
 	t.Helper()
-	dir := filepath.Join(cacheDir(), "bookworm-"+flavour)
+	script, err := filepath.Abs("testdata/mkgolden.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipe, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cache is keyed by the recipe: a changed mkgolden.sh builds anew.
+	sum := sha256.Sum256(recipe)
+	dir := filepath.Join(cacheDir(), fmt.Sprintf("bookworm-%s-%x", flavour, sum[:4]))
 	if err := os.MkdirAll(cacheDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +52,6 @@ func goldenBase(t *testing.T, flavour string) string {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	start := time.Now()
-	script, _ := filepath.Abs("testdata/mkgolden.sh")
 	out, err := exec.Command(script, flavour, tmp).CombinedOutput()
 	if err != nil {
 		tail := out
@@ -127,5 +137,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-var _ = fmt.Sprintf

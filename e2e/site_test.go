@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,12 +63,19 @@ func newSite(t *testing.T, flavour, osName string, nodes []node) *site {
 	}
 	nodesFile := filepath.Join(dir, "nodes")
 	must(t, os.WriteFile(nodesFile, []byte(nf.String()), 0o644))
+	// GOLDSYNC_E2E_APPEND adds kernel arguments, e.g. rd.debug to see
+	// what an initramfs does.
 	s.goldsync("node", "add", "--os", osName, "--tftpboot", s.tftp, "--nodes", nodesFile,
-		"--append", "console=ttyS0,115200 systemd.show_status=0")
+		"--append", strings.TrimSpace("console=ttyS0,115200 systemd.show_status=0 "+os.Getenv("GOLDSYNC_E2E_APPEND")))
 	out = s.goldsync("snapshot", "build", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile)
 	t.Logf("goldsync snapshot build:\n%s", out)
 	s.nfsConf = filepath.Join(dir, "ganesha.conf")
-	conf := s.goldsync("render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile)
+	// One export per node's snapshot (--nodes), as a site runs it. QEMU's
+	// user-mode network NATs every guest to the namespace's 127.0.0.1, so
+	// ganesha cannot tell the test's nodes apart by address: their exports
+	// also admit 127.0.0.1 (--snapshot-clients). render's own tests check
+	// the per-node CLIENT blocks.
+	conf := s.goldsync("render", "ganesha", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", nodesFile, "--snapshot-clients", "127.0.0.1")
 	must(t, os.WriteFile(s.nfsConf, []byte(conf), 0o644))
 	s.ns = newNetns(t)
 	s.nfsStop = s.ns.startNFS(t, dir, s.nfsConf)
@@ -99,6 +105,12 @@ func (s *site) boot(n node, uefi bool) *vm {
 	s.t.Helper()
 	bootfile := "linux-install/pxelinux.0"
 	if uefi {
+		// render dhcpd hands UEFI clients shimx64.efi, which then loads
+		// grubx64.efi; but shim needs the TFTP server to tell a file's size
+		// (the tsize option) and QEMU's built-in TFTP server does not, so
+		// shim reads 4 MiB and rejects GRUB ("Malformed binary after
+		// Attribute Certificate Table"). With Secure Boot off, as in this
+		// OVMF, GRUB boots directly (render dhcpd --efi-filename).
 		bootfile = "linux-install/grub/grubx64.efi"
 	}
 	v := startVM(s.t, s.ns, s.dir, vmOptions{Name: n.Host, MAC: n.MAC, DHCPStart: n.IP, TFTP: s.tftp, Bootfile: bootfile, UEFI: uefi})
@@ -125,7 +137,7 @@ func (s *site) checkNode(v *vm, n node) {
 	if failed := v.sh("systemctl --failed --plain --no-legend | cat"); failed != "" {
 		t.Logf("%s: failed units (not fatal):\n%s", n.Host, failed)
 	}
-	root := v.sh("findmnt -n -o FSTYPE,OPTIONS,SOURCE /")
+	root := v.sh("findmnt -n -r -o FSTYPE,OPTIONS,SOURCE /")
 	if !strings.HasPrefix(root, "nfs ") || !strings.Contains(root, "ro,") || !strings.Contains(root, s.image) {
 		t.Errorf("%s: root is %q, want nfs, read-only, from %s", n.Host, root, s.image)
 	}
@@ -163,9 +175,4 @@ func (s *site) checkNode(v *vm, n node) {
 	if strings.TrimSpace(string(goldKey)) == nodeKey {
 		t.Errorf("%s: ssh host key is the golden node's", n.Host)
 	}
-}
-
-func gitRoot() string {
-	out, _ := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	return strings.TrimSpace(string(out))
 }

@@ -37,6 +37,8 @@ type vm struct {
 	console string
 	sock    string
 
+	bootMark int
+
 	mu   sync.Mutex
 	conn net.Conn
 	r    *bufio.Reader
@@ -109,17 +111,32 @@ func (v *vm) consoleText() string {
 	return string(b)
 }
 
-// waitUp waits until the node's command channel answers (multi-user
-// reached: the channel is a multi-user service) and returns how long it
-// took.
+// markBoot notes where the console log stands, so that waitUp waits for
+// a boot after this point (a reboot).
+func (v *vm) markBoot() { v.bootMark = len(v.consoleText()) }
+
+// waitUp waits until the node has booted to multi-user (the console's
+// getty prompts for a login after the last markBoot) and its command
+// channel answers, and returns how long it took. Nothing is sent on the
+// channel before the login prompt: keys typed at a boot loader or
+// firmware prompt would stop it.
 func (v *vm) waitUp(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	for {
 		if err := ctx.Err(); err != nil {
 			return time.Since(start), fmt.Errorf("%s did not come up: %w; console ends with:\n%s", v.opts.Name, err, tail([]byte(v.consoleText()), 3000))
 		}
-		if strings.Contains(v.consoleText(), "Kernel panic") {
-			return time.Since(start), fmt.Errorf("%s: kernel panic:\n%s", v.opts.Name, tail([]byte(v.consoleText()), 3000))
+		text := v.consoleText()
+		if len(text) < v.bootMark {
+			v.bootMark = 0
+		}
+		text = text[v.bootMark:]
+		if strings.Contains(text, "Kernel panic") {
+			return time.Since(start), fmt.Errorf("%s: kernel panic:\n%s", v.opts.Name, tail([]byte(text), 3000))
+		}
+		if !strings.Contains(text, " login: ") {
+			time.Sleep(time.Second)
+			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		out, _, err := v.run(cctx, "echo up")

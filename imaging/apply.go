@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -39,6 +41,12 @@ type applier struct {
 	hashes   map[string]uint64
 	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
 	problems []string
+
+	excl       *exclude.Matcher       // the receiver's excludes (nil: none)
+	made       map[string]*tree.Entry // directories this run created: their identity
+	walkedDirs map[string]*tree.Entry // directories of the destination walk (nil: unknown)
+	groupsOnce sync.Once
+	groups     map[string]uint64 // hard-link group leaders: members beside the leader
 
 	stats *Stats
 	count counters
@@ -189,9 +197,38 @@ func (a *applier) cleanTemps(temps []string) {
 }
 
 // removeExisting clears the way for a new object at name: the old object
-// is retained if it is a regular file, and removed with its subtree.
+// is retained if it is a regular file, and removed with its subtree. The
+// entries of the subtree count as deleted (the plan counted them too: they
+// are its deletes beneath a type change, found gone when their turn comes).
 func (a *applier) removeExisting(d *fsx.Dir, name string) error {
-	return d.RemoveAll(name, a.ret.keepFunc())
+	if a.excl != nil {
+		// The receiver's excludes protect what lies beneath a directory
+		// the source replaces by another kind of object, as they protect
+		// it from deletes: a sender must not wipe the image's host keys
+		// by sending etc/ssh as a symlink.
+		var st unix.Stat_t
+		if d.Lstat(name, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			held, err := a.holdsExcluded(d, name)
+			if err != nil {
+				return err
+			}
+			if held != "" {
+				return fmt.Errorf("%q holds %q, which the receiver excludes: not replaced", tree.Join(d.Path, name), held)
+			}
+		}
+	}
+	keep := a.ret.keepFunc()
+	removed := 0
+	err := d.RemoveAll(name, func(d *fsx.Dir, name string, st *unix.Stat_t) {
+		keep(d, name, st)
+		removed++
+	})
+	if removed > 1 {
+		a.mu.Lock()
+		a.stats.Deleted += removed - 1 // the object itself is replaced, not deleted
+		a.mu.Unlock()
+	}
+	return err
 }
 
 func (a *applier) mkdir(act *Action) {
@@ -214,32 +251,191 @@ func (a *applier) mkdir(act *Action) {
 		a.fail(act.Path, err)
 		return
 	}
+	// Its identity, so that its metadata (set last) goes to this
+	// directory and not to one swapped in by whoever owns the parent.
+	var st unix.Stat_t
+	if d.Lstat(name, &st) == nil {
+		a.mu.Lock()
+		if a.made == nil {
+			a.made = map[string]*tree.Entry{}
+		}
+		a.made[act.Path] = &tree.Entry{Path: act.Path, Type: tree.TypeDir, Dev: st.Dev, Ino: st.Ino}
+		a.mu.Unlock()
+	}
 	a.stats.Created++
 	a.touch(act.Path, true)
 }
 
 // setMeta sets owner, mode, xattrs and mtime on d/name, in that order: chown
-// clears set-id bits and capabilities, so they come after it.
-func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xattr) error {
+// clears set-id bits and capabilities, so they come after it. Every call
+// goes to the inode open opened and checked (see openOurs, openWalked): a
+// name swapped for a hard link to someone else's file meanwhile does not
+// get root's owner or a set-id mode.
+func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xattr, open func(*fsx.Dir, string) (*fsx.Obj, error)) error {
+	o, err := open(d, name)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
 	if a.owner {
-		if err := d.Lchown(name, s.UID, s.GID); err != nil {
+		if err := o.Chown(s.UID, s.GID); err != nil {
 			return err
 		}
 	}
 	if s.Type != tree.TypeSymlink {
-		if err := d.Chmod(name, s.Mode); err != nil {
+		if err := o.Chmod(s.Mode); err != nil {
 			return err
 		}
 	}
 	if len(s.Xattrs) > 0 || len(have) > 0 {
-		if err := d.SetXattrs(name, toFsxXattrs(have), toFsxXattrs(s.Xattrs)); err != nil {
+		if err := o.SetXattrs(toFsxXattrs(have), toFsxXattrs(s.Xattrs)); err != nil {
 			if a.owner {
 				return err
 			}
 			a.log.Debug("xattrs not set (not root)", "path", s.Path, "err", err)
 		}
 	}
-	return d.SetMtime(name, s.Mtime)
+	return o.SetMtime(s.Mtime)
+}
+
+// holdsExcluded returns the first entry beneath the directory name in d
+// that the receiver's excludes leave out, or "".
+func (a *applier) holdsExcluded(d *fsx.Dir, name string) (string, error) {
+	sub, err := d.Sub(name)
+	if err != nil {
+		return "", err
+	}
+	defer sub.Close()
+	names, err := sub.Names()
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if sub.Lstat(n, &st) != nil {
+			continue
+		}
+		p := tree.Join(sub.Path, n)
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if a.excl.Excluded(p, isDir) {
+			return p, nil
+		}
+		if isDir {
+			if held, err := a.holdsExcluded(sub, n); err != nil || held != "" {
+				return held, err
+			}
+		}
+	}
+	return "", nil
+}
+
+// openOurs opens an object this run just made under a temp name and checks
+// it still is: of the type made, owned by us, with one link. A local user
+// who can write the directory could otherwise put a hard link to a file of
+// theirs under the temp name before its metadata is set.
+func (a *applier) openOurs(typ tree.Type) func(*fsx.Dir, string) (*fsx.Obj, error) {
+	return func(d *fsx.Dir, name string) (*fsx.Obj, error) {
+		o, err := d.OpenObj(name)
+		if err != nil {
+			return nil, err
+		}
+		st := o.Stat()
+		if st.Mode&unix.S_IFMT != ifmt(typ) || int(st.Uid) != os.Geteuid() || (typ != tree.TypeDir && st.Nlink != 1) {
+			o.Close()
+			return nil, fmt.Errorf("temp %s was replaced (a %s of uid %d with %d links) before its metadata was set",
+				name, fsx.StatMode(st.Mode), st.Uid, st.Nlink)
+		}
+		return o, nil
+	}
+}
+
+// openWalked opens the object at p for an in-place change and checks it is
+// the inode the destination walk found there (dst's dev and inode), with no
+// more hard links than the source's link group accounts for: a link from
+// outside the image (a local user's own copy of a binary) must not become
+// root-owned or set-id.
+func (a *applier) openWalked(p string, src, dst *tree.Entry) func(*fsx.Dir, string) (*fsx.Obj, error) {
+	return func(d *fsx.Dir, name string) (*fsx.Obj, error) {
+		o, err := d.OpenObj(name)
+		if err != nil {
+			return nil, err
+		}
+		st := o.Stat()
+		switch {
+		case dst != nil && dst.Ino != 0 && (st.Ino != dst.Ino || st.Dev != dst.Dev):
+			o.Close()
+			return nil, fmt.Errorf("%q is another object than the walk found there (replaced since): metadata not set", p)
+		case st.Mode&unix.S_IFMT == unix.S_IFREG && uint64(st.Nlink) > a.linksFor(src) && a.grants(st, src, dst):
+			o.Close()
+			return nil, fmt.Errorf("%q has %d hard links, the source accounts for %d: its owner, set-id bits or security xattrs not changed in place (linked from outside the image?)",
+				p, st.Nlink, a.linksFor(src))
+		}
+		return o, nil
+	}
+}
+
+// grants reports whether setting s's metadata on an inode with stat st (and
+// dst's xattrs) would give it what its owner could not give it alone: another
+// owner or group, set-id bits, or xattrs outside the user namespace
+// (capabilities, SELinux labels).
+func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
+	if a.owner && (st.Uid != s.UID || st.Gid != s.GID) {
+		return true
+	}
+	if s.Mode&0o6000 != 0 && s.Mode&0o6000 != st.Mode&0o6000 {
+		return true
+	}
+	var have []tree.Xattr
+	if dst != nil {
+		have = dst.Xattrs
+	}
+	privileged := func(xs []tree.Xattr) []tree.Xattr {
+		var out []tree.Xattr
+		for _, x := range xs {
+			if !strings.HasPrefix(x.Name, "user.") {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	return !tree.XattrsEqual(privileged(have), privileged(s.Xattrs))
+}
+
+// linksFor returns how many links the inode of source entry s should have:
+// the size of its hard-link group.
+func (a *applier) linksFor(s *tree.Entry) uint64 {
+	a.groupsOnce.Do(func() {
+		a.groups = map[string]uint64{}
+		for _, e := range a.srcIdx {
+			if e.LinkTo != "" {
+				a.groups[e.LinkTo]++
+			}
+		}
+	})
+	leader := s.Path
+	if s.LinkTo != "" {
+		leader = s.LinkTo
+	}
+	return 1 + a.groups[leader]
+}
+
+// ifmt is the st_mode file type of t.
+func ifmt(t tree.Type) uint32 {
+	switch t {
+	case tree.TypeDir:
+		return unix.S_IFDIR
+	case tree.TypeSymlink:
+		return unix.S_IFLNK
+	case tree.TypeCharDev:
+		return unix.S_IFCHR
+	case tree.TypeBlockDev:
+		return unix.S_IFBLK
+	case tree.TypeFIFO:
+		return unix.S_IFIFO
+	case tree.TypeSocket:
+		return unix.S_IFSOCK
+	}
+	return unix.S_IFREG
 }
 
 // setFileMeta is setMeta for a regular file we hold open: fchown, fchmod,
@@ -351,7 +547,7 @@ func (a *applier) copyLocal(act *Action) bool {
 	if err != nil || h != s.Hash {
 		return false
 	}
-	if err := a.setMeta(d, tmp, s, nil); err != nil {
+	if err := a.setMeta(d, tmp, s, nil, a.openOurs(tree.TypeRegular)); err != nil {
 		a.fail(act.Path, err)
 		return true
 	}
@@ -423,7 +619,7 @@ func (a *applier) fetch(ctx context.Context, acts []*Action) error {
 	fin, finCtx := errgroup.WithContext(ctx)
 	fin.SetLimit(2 * runtime.GOMAXPROCS(0))
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
-		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx}, nil
+		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx, ctx: ctx}, nil
 	})
 	ferr := fin.Wait()
 	// A source that failed mid-file never finishes it: discard its temp.
@@ -524,6 +720,9 @@ type fileSink struct {
 	pos   int64
 	buf   []byte
 	bufp  *[]byte
+	data  int64 // bytes received or reused
+	holes int64 // bytes of holes hashed
+	ctx   context.Context
 
 	// fin, when set, completes files after Finish returns (see fetch).
 	fin    *errgroup.Group
@@ -547,6 +746,53 @@ func (s *fileSink) open() error {
 	}
 	s.f = f
 	s.a.sinks.Store(s, true)
+	// The declared size, up front: a size the destination's filesystem
+	// cannot hold (EFBIG) is refused before any byte of it is verified.
+	// The file is sparse until content arrives.
+	if s.act.Src == nil || s.act.Src.Size == 0 {
+		return nil
+	}
+	if err := f.Truncate(s.act.Src.Size); err != nil {
+		return fmt.Errorf("%q: declared size %d: %w", s.act.Path, s.act.Src.Size, err)
+	}
+	return nil
+}
+
+// Holes a received file may have: verifying a hole means hashing its
+// zeros, so a sender could declare a petabyte and send nothing. The zeros
+// hashed per file are bounded by maxHoleBase plus holeRatio times the
+// bytes that arrived (real sparse files: VM images, lastlog, a few
+// database files, hold far more data than that), and the hashing stops
+// when the run is canceled.
+const (
+	maxHoleBase = 64 << 30
+	holeRatio   = 1024
+)
+
+// ErrHoles is wrapped when a fetched file's holes pass the bound on
+// verification work (see maxHoleBase).
+var ErrHoles = errors.New("holes out of proportion to the content received")
+
+// hole accounts for and hashes n bytes of zeros the source skipped.
+func (s *fileSink) hole(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	s.holes += n
+	if limit := maxHoleBase + holeRatio*s.data; s.holes > limit {
+		return fmt.Errorf("%q: %w: %d bytes of holes against %d bytes of content (at most %d are verified)",
+			s.act.Path, ErrHoles, s.holes, s.data, int64(limit))
+	}
+	for n > 0 {
+		if s.ctx != nil {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		c := min(n, 64<<20)
+		hashZeros(s.h, c)
+		n -= c
+	}
 	return nil
 }
 
@@ -570,7 +816,10 @@ func (s *fileSink) Data(off int64, p []byte) (err error) {
 	if err := s.open(); err != nil {
 		return err
 	}
-	hashZeros(s.h, off-s.pos)
+	s.data += int64(len(p))
+	if err := s.hole(off - s.pos); err != nil {
+		return err
+	}
 	s.h.Write(p)
 	s.pos = off + int64(len(p))
 	if !fsx.IsZero(p) {
@@ -605,7 +854,10 @@ func (s *fileSink) Reuse(off, n int64) (err error) {
 		s.bufp = fsx.GetBuf()
 		s.buf = *s.bufp
 	}
-	hashZeros(s.h, off-s.pos)
+	s.data += n
+	if err := s.hole(off - s.pos); err != nil {
+		return err
+	}
 	for end := off + n; off < end; {
 		m := int(min(int64(len(s.buf)), end-off))
 		if err := fsx.ReadFullAt(s.basis, s.buf[:m], off); err != nil {
@@ -699,7 +951,14 @@ func (s *fileSink) Finish(res FetchResult) error {
 			a.fail(act.Path, err)
 			return nil
 		}
-		hashZeros(s.h, res.Size-s.pos)
+		if err := s.hole(res.Size - s.pos); err != nil {
+			s.cleanup()
+			if errors.Is(err, ErrHoles) {
+				a.fail(act.Path, err)
+				return nil
+			}
+			return err
+		}
 		if got := s.h.Sum64(); got != res.Hash {
 			s.cleanup()
 			return fmt.Errorf("%q: received content hashes to %016x, the source declared %016x", act.Path, got, res.Hash)
@@ -801,7 +1060,7 @@ func (a *applier) meta(act *Action) {
 	if act.Dst != nil {
 		have = act.Dst.Xattrs
 	}
-	if err := a.setMeta(d, name, act.Src, have); err != nil {
+	if err := a.setMeta(d, name, act.Src, have, a.openWalked(act.Path, act.Src, act.Dst)); err != nil {
 		a.fail(act.Path, err)
 		return
 	}
@@ -833,7 +1092,7 @@ func (a *applier) makeNode(act *Action) {
 		err = d.Mknod(tmp, unix.S_IFSOCK|0o600, 0)
 	}
 	if err == nil {
-		err = a.setMeta(d, tmp, s, nil)
+		err = a.setMeta(d, tmp, s, nil, a.openOurs(s.Type))
 	}
 	if err == nil {
 		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
@@ -911,7 +1170,7 @@ func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Di
 	fsx.PutBuf(bp)
 	f.Close()
 	if err == nil {
-		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil)
+		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil, a.openOurs(tree.TypeRegular))
 	}
 	if err == nil {
 		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
@@ -940,14 +1199,13 @@ func (a *applier) remove(act *Action) {
 		return // already gone
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// Its subtree was walked and planned entry by entry (Sync deepens
+		// a scope whose directory vanished), so a directory still full
+		// holds what the plan did not count: excluded entries, protected
+		// as with rsync, or entries that appeared since the walk.
 		err = d.Rmdir(name)
-		if (errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)) && (len(a.opts.Scopes) > 0 || a.opts.Since != "") {
-			// A scoped run did not walk beneath it: the source says the
-			// whole directory is gone.
-			err = a.removeExisting(d, name)
-		} else if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-			// Excluded entries beneath it are protected, as with rsync.
-			a.log.Info("directory not deleted: it holds excluded entries", "path", act.Path)
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			a.log.Info("directory not deleted: it holds entries the plan did not list (excluded or new)", "path", act.Path)
 			a.mu.Lock()
 			a.failed[act.Path] = true
 			a.mu.Unlock()
@@ -985,7 +1243,16 @@ func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
 			have = toTreeXattrs(xs)
 		}
 	}
-	if err := a.setMeta(d, name, s, have); err != nil {
+	walked := dst
+	if walked == nil {
+		a.mu.Lock()
+		walked = a.made[p]
+		a.mu.Unlock()
+	}
+	if walked == nil {
+		walked = a.walkedDirs[p] // a directory whose entries changed
+	}
+	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, walked)); err != nil {
 		a.fail(p, err)
 		return
 	}

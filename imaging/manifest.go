@@ -40,6 +40,10 @@ import (
 type Manifest struct {
 	// Entries in tree.Compare order.
 	Entries []*tree.Entry
+
+	// total is how many entries the whole manifest's base holds, also
+	// after a scoped load (0 when unknown).
+	total int
 }
 
 // manifestMagic starts every manifest file; the last byte is the format
@@ -588,7 +592,7 @@ func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
 				return nil, 0, err
 			}
 			set := tree.NewScopeSet(scopes)
-			m := &Manifest{}
+			m := &Manifest{total: len(all.Entries)}
 			for _, e := range all.Entries {
 				if set.Covers(e.Path) {
 					m.Entries = append(m.Entries, e)
@@ -615,7 +619,7 @@ func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
 		return es, nil
 	}
 	seen := map[string]bool{}
-	m := &Manifest{}
+	m := &Manifest{total: bi.total}
 	for _, sc := range scopes {
 		// The last block whose first path is at or before the scope's
 		// path holds it, if anything does; a subtree runs on from there.

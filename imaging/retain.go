@@ -48,32 +48,52 @@ func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer,
 	if dir == "" || grace < 0 {
 		return r, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("retention dir: %w", err)
+	// The retention dir lives in the state dir: check that, create the
+	// retention dir there, and never follow a symlink planted in its place.
+	if err := PrepareStateDir(filepath.Dir(dir)); err != nil {
+		return nil, err
 	}
-	os.Chmod(dir, 0o700)
-	purge(dir, grace, log)
-	root, err := fsx.OpenRoot(dir)
+	if err := unix.Mkdir(dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("retention dir: %w", &os.PathError{Op: "mkdir", Path: dir, Err: err})
+	}
+	root, err := fsx.OpenDirNoFollow(dir)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("retention dir: %w: %s is a symlink or not a directory", ErrUnsafeStateDir, dir)
+		}
 		return nil, fmt.Errorf("retention dir: %w", err)
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(root.FD(), &st); err == nil && int(st.Uid) == os.Geteuid() {
+		unix.Fchmod(root.FD(), 0o700)
+	} else {
+		root.Close()
+		return nil, fmt.Errorf("retention dir: %w: %s is not owned by uid %d", ErrUnsafeStateDir, dir, os.Geteuid())
+	}
+	purge(root, grace, log)
 	r.dir = root
 	return r, nil
 }
 
-// purge removes retained links older than grace. Names start with the Unix
+// purge removes retained links older than grace, through the retention
+// dir's descriptor (no path is resolved again). Names start with the Unix
 // time of the run that made them.
-func purge(dir string, grace time.Duration, log *slog.Logger) {
-	ents, err := os.ReadDir(dir)
+func purge(root *fsx.Root, grace time.Duration, log *slog.Logger) {
+	d, err := root.OpenDir(".")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, err := d.Names()
 	if err != nil {
 		return
 	}
 	cutoff := time.Now().Add(-grace).Unix()
-	for _, e := range ents {
-		ts, _, ok := strings.Cut(e.Name(), ".")
+	for _, name := range names {
+		ts, _, ok := strings.Cut(name, ".")
 		t, err := strconv.ParseInt(ts, 10, 64)
 		if !ok || err != nil || t < cutoff {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			if err := d.Unlink(name); err != nil {
 				log.Warn("retention purge", "err", err)
 			}
 		}
@@ -110,5 +130,9 @@ func (r *retainer) keep(d *fsx.Dir, name string) {
 }
 
 func (r *retainer) keepFunc() func(d *fsx.Dir, name string, st *unix.Stat_t) {
-	return func(d *fsx.Dir, name string, st *unix.Stat_t) { r.keep(d, name) }
+	return func(d *fsx.Dir, name string, st *unix.Stat_t) {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			r.keep(d, name)
+		}
+	}
 }

@@ -56,6 +56,11 @@ type Options struct {
 	// empty). A source without a journal, or one that cannot vouch for the
 	// token, answers with a full scan, so this is always safe.
 	Incremental bool
+	// MaxListBytes bounds the memory of the source's entry list (see
+	// tree.Checker.MaxBytes): a source sending more is refused as it
+	// passes the bound. Zero means tree.DefaultMaxBytes; negative means no
+	// bound.
+	MaxListBytes int64
 	// Logger receives warnings and debug messages; nil is silent.
 	Logger *slog.Logger
 	// Progress, when set, is called as the sync advances (from several
@@ -154,7 +159,7 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 }
 
 // applyPlan runs an applier. A nil applier means it could not start.
-func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats) (*applier, error) {
+func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats, setup ...func(*applier)) (*applier, error) {
 	ret, err := openRetainer(retDir, retention(opts.Retention), log)
 	if err != nil {
 		return nil, err
@@ -164,10 +169,28 @@ func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcE
 	for _, e := range srcEntries {
 		srcIdx[e.Path] = e
 	}
-	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret,
+	excl, err := exclude.New(opts.Excludes)
+	if err != nil {
+		return nil, fmt.Errorf("excludes: %w", err)
+	}
+	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret, excl: excl,
 		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
 		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
+	for _, f := range setup {
+		f(a)
+	}
 	return a, a.run(ctx, temps)
+}
+
+// dirsOf indexes the directories of a walk by path.
+func dirsOf(es []*tree.Entry) map[string]*tree.Entry {
+	m := map[string]*tree.Entry{}
+	for _, e := range es {
+		if e.Type == tree.TypeDir {
+			m[e.Path] = e
+		}
+	}
+	return m
 }
 
 func isFull(scope []tree.Scope) bool {
@@ -213,13 +236,14 @@ func State(dir string) StatePaths {
 	}
 }
 
-// Lock takes the exclusive, non-blocking lock of a state dir (flock). The
-// returned function releases it.
+// Lock takes the exclusive, non-blocking lock of a state dir (flock),
+// after PrepareStateDir has created or checked the dir; a lock file that is
+// a symlink is refused. The returned function releases it.
 func Lock(stateDir string) (func(), error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if err := PrepareStateDir(stateDir); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(State(stateDir).Lock, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := OpenStateFile(stateDir, "lock", os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
@@ -282,8 +306,9 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	// The manifest is loaded for the scopes the destination walk covers:
 	// all of it, or (incremental) only the changed parts.
 	var (
-		prev    *Manifest
-		prevLen int // entries the manifest held (prev itself is dropped after the walk)
+		prev       *Manifest
+		prevLen    int // entries the manifest held (prev itself is dropped after the walk)
+		imageTotal int // entries of the whole image as last recorded (0: unknown)
 	)
 	loadPrev := func(scopes []tree.Scope) {
 		var err error
@@ -299,6 +324,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 			log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
 			prev = &Manifest{}
 		}
+		imageTotal = max(imageTotal, prev.total, len(prev.Entries))
 	}
 	var (
 		srcEntries []*tree.Entry
@@ -314,11 +340,17 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		return nil, fmt.Errorf("open destination: %w", err)
 	}
 	scanSource := func(ctx context.Context) error {
-		chk := tree.Checker{Partial: opts.Since != "" || len(opts.Scopes) > 0}
+		chk := tree.Checker{MaxBytes: opts.MaxListBytes, Partial: opts.Since != "" || len(opts.Scopes) > 0}
+		eg := &excludeGuard{m: excl}
 		var err error
 		scan, err = src.Scan(ctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since, Scopes: opts.Scopes}, func(e *tree.Entry) error {
 			if err := chk.Add(e); err != nil {
 				return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
+			}
+			if eg.refuses(e) {
+				// The source was asked to leave it out: the receiver's
+				// excludes are its own policy, never the sender's.
+				return fmt.Errorf("%w: source sent %q, which the receiver's excludes leave out", ErrBadSource, e.Path)
 			}
 			srcEntries = append(srcEntries, e)
 			return nil
@@ -386,13 +418,35 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	if isFull(scan.Scope) && (len(srcEntries) == 0 || srcEntries[0].Path != tree.Root) {
 		return nil, fmt.Errorf("%w: the source sent no root entry", ErrGuard)
 	}
-
-	// 2. Plan, and check it against the guards.
-	progress(PhasePlan)
 	scope := scan.Scope
 	if len(scope) == 0 {
 		scope = tree.FullScope
 	}
+	// A scope {dir, Tree: false} whose directory the source no longer has
+	// as a directory removes the destination's whole subtree there: walk
+	// it, so that every entry removed is planned, counted by the guard and
+	// dropped from the manifest one by one.
+	if deeper := vanishedDirs(scope, srcEntries, dstWalk.Entries); len(deeper) > 0 && root != nil {
+		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log, Scopes: deeper,
+			Temps: func(p string) { temps = append(temps, p) }}
+		loadPrev(deeper)
+		idx := prev.index()
+		wo.Previous = func(p string) *tree.Entry { return idx[p] }
+		if excl != nil {
+			wo.Exclude = excl
+		}
+		sub, err := Walk(ctx, root, wo)
+		prev, idx = nil, nil
+		if err != nil {
+			return nil, fmt.Errorf("scan destination: %w", err)
+		}
+		dstWalk.Entries = mergeEntries(dstWalk.Entries, sub.Entries)
+		dstWalk.Reread += sub.Reread
+		scope = deepenScopes(scope, deeper)
+	}
+
+	// 2. Plan, and check it against the guards.
+	progress(PhasePlan)
 	res := &Result{Token: scan.Token, SourceProblems: scan.Problems}
 	res.Entries = len(srcEntries)
 	noDelete := opts.NoDelete
@@ -403,7 +457,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	}
 	plan := MakePlan(srcEntries, dstWalk.Entries, PlanOptions{Scope: scope, NoDelete: noDelete})
 	res.Plan = plan
-	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete); err != nil {
+	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete, imageTotal); err != nil {
 		return res, err
 	}
 	if opts.Itemize != nil {
@@ -428,7 +482,8 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 
 	// 3. Apply.
 	progress(PhaseTransfer)
-	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats)
+	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats,
+		func(a *applier) { a.walkedDirs = dirsOf(dstWalk.Entries) })
 	if a == nil {
 		return nil, runErr
 	}
@@ -528,32 +583,130 @@ func retention(d time.Duration) time.Duration {
 }
 
 // checkStateDir refuses a state dir inside the destination (it would be
-// exported and mirrored away).
+// exported and mirrored away, and whoever can write the export could plant
+// its manifest, lock or retention links), also when a symlink leads there.
 func checkStateDir(stateDir, dest string) error {
 	sd, err1 := filepath.Abs(stateDir)
 	dd, err2 := filepath.Abs(dest)
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("state dir: cannot resolve %s or %s", stateDir, dest)
 	}
-	if sd == dd || strings.HasPrefix(sd, dd+string(filepath.Separator)) {
-		return fmt.Errorf("state dir %s is inside the destination %s: put it outside the exported image", stateDir, dest)
+	if within(sd, dd) || within(resolved(sd), resolved(dd)) {
+		return fmt.Errorf("%w: state dir %s is inside the destination %s: put it outside the exported image", ErrUnsafeStateDir, stateDir, dest)
 	}
 	return nil
 }
 
-// guard refuses plans that look like a mistake.
-func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete int) error {
+// guard refuses plans that look like a mistake. image is how many entries
+// the whole destination held as last recorded (a scoped run walks only part
+// of it); the default delete limit is half of the larger of it and what was
+// walked.
+func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete, image int) error {
 	if isFull(scope) && len(src) == 1 && len(dst) > 1 {
 		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, len(dst)-1)
 	}
+	total := len(dst)
+	if !isFull(scope) {
+		total = max(total, image)
+	}
 	limit := maxDelete
 	if limit == 0 {
-		limit = max(len(dst)/2, 100)
+		limit = max(total/2, 100)
 	}
 	if limit > 0 && p.Deletes > limit {
-		return fmt.Errorf("%w: the run would delete %d of %d entries, more than the limit of %d (raise --max-delete if this is intended)", ErrGuard, p.Deletes, len(dst), limit)
+		return fmt.Errorf("%w: the run would delete %d of %d entries, more than the limit of %d (raise --max-delete if this is intended)", ErrGuard, p.Deletes, total, limit)
 	}
 	return nil
+}
+
+// vanishedDirs returns, as tree scopes, the scopes {p, Tree: false} where
+// the destination has a directory and the source sent no directory: the
+// source says everything beneath p is gone, which the destination walk of
+// p alone did not list.
+func vanishedDirs(scope []tree.Scope, src, dst []*tree.Entry) []tree.Scope {
+	if isFull(scope) {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, sc := range scope {
+		if !sc.Tree && sc.Path != tree.Root {
+			want[sc.Path] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	trees := tree.NewScopeSet(treeScopes(scope))
+	srcDir := map[string]bool{}
+	for _, e := range src {
+		if want[e.Path] && e.Type == tree.TypeDir {
+			srcDir[e.Path] = true
+		}
+	}
+	var out []tree.Scope
+	for _, d := range dst {
+		if want[d.Path] && d.Type == tree.TypeDir && !srcDir[d.Path] && !trees.Covers(d.Path) {
+			out = append(out, tree.Scope{Path: d.Path, Tree: true})
+		}
+	}
+	return out
+}
+
+func treeScopes(scope []tree.Scope) []tree.Scope {
+	var out []tree.Scope
+	for _, sc := range scope {
+		if sc.Tree {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// deepenScopes returns scope with the scopes of deeper made whole trees.
+func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
+	d := map[string]bool{}
+	for _, sc := range deeper {
+		d[sc.Path] = true
+	}
+	out := make([]tree.Scope, 0, len(scope))
+	for _, sc := range scope {
+		if d[sc.Path] {
+			sc.Tree = true
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// mergeEntries merges two sorted entry lists, keeping a's entry where both
+// have a path.
+func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
+	out := make([]*tree.Entry, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b):
+			out = append(out, a[i])
+			i++
+		case i >= len(a):
+			out = append(out, b[j])
+			j++
+		default:
+			switch c := tree.Compare(a[i].Path, b[j].Path); {
+			case c < 0:
+				out = append(out, a[i])
+				i++
+			case c > 0:
+				out = append(out, b[j])
+				j++
+			default:
+				out = append(out, a[i])
+				i++
+				j++
+			}
+		}
+	}
+	return out
 }
 
 // newManifest builds the destination's manifest after an apply: source
@@ -604,7 +757,15 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 			// lstat was taken when it was put in place.
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)
-		} else if st, ok := lstat(root, s.Path); ok {
+		} else if !a.touched[s.Path] && (d == nil || d.Type != s.Type) {
+			// Planned but never done (the run stopped first, or the
+			// source lost the connection): whatever sits at the path now
+			// was not put there by this run, and the manifest must not
+			// vouch for it with the source's hash (the next walk would
+			// trust a same-size file planted there). Not recorded: the
+			// next run reads it afresh.
+			continue
+		} else if st, ok := lstat(root, s.Path); ok && (a.touched[s.Path] || (st.Dev == d.Dev && st.Ino == d.Ino)) {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)
 		} else {

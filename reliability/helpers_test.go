@@ -16,11 +16,19 @@ import (
 //     arguments) and flips one byte in the data of the first WRITE at offset
 //     0 it relays: the file lands on the golden node different from what the
 //     client sent, as a flaky disk or a tampering host would leave it.
+//   - "hostile-agent": a golden node's agent that breaks the receiver's
+//     policy (see hostile_test.go); $GOLDSYNC_HOSTILE names the scenario.
 func runHelper(name string) int {
 	switch name {
 	case "sftp-corrupt":
 		if err := sftpCorrupt(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "sftp-corrupt:", err)
+			return 1
+		}
+		return 0
+	case "hostile-agent":
+		if err := runHostileAgent(); err != nil {
+			fmt.Fprintln(os.Stderr, "hostile-agent:", err)
 			return 1
 		}
 		return 0

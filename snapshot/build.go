@@ -306,6 +306,45 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	return res, nil
 }
 
+// CheckApart refuses a snapshot directory that is the image root, lies
+// inside it, or holds it. The image is exported read-only to every node:
+// snapshots inside it would hand each node's private files (its ssh host
+// keys) to all the others, and an image inside the snapshot directory
+// would be writable by the nodes.
+func CheckApart(imageRoot, snapshotDir string) error {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		p = filepath.Clean(p)
+		// Resolve links in the longest part that exists: the snapshot
+		// directory may not exist yet.
+		rest := ""
+		for q := p; ; {
+			if r, err := filepath.EvalSymlinks(q); err == nil {
+				return filepath.Join(r, rest)
+			}
+			parent := filepath.Dir(q)
+			if parent == q {
+				return p
+			}
+			rest = filepath.Join(filepath.Base(q), rest)
+			q = parent
+		}
+	}
+	img, snap := abs(imageRoot), abs(snapshotDir)
+	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
+	switch {
+	case img == snap:
+		return fmt.Errorf("snapshot directory %s is the image root: keep them apart (the image is exported read-only to every node)", snapshotDir)
+	case within(snap, img):
+		return fmt.Errorf("snapshot directory %s is inside the image %s: every node could read the others' snapshots (their ssh host keys); put it beside the image", snapshotDir, imageRoot)
+	case within(img, snap):
+		return fmt.Errorf("image %s is inside the snapshot directory %s, which nodes can write: put it beside it", imageRoot, snapshotDir)
+	}
+	return nil
+}
+
 func checkBuildOptions(o *BuildOptions) error {
 	var errs []error
 	if o.ImageRoot == "" {
@@ -316,6 +355,11 @@ func checkBuildOptions(o *BuildOptions) error {
 	}
 	if err := CheckNodes(o.Nodes); err != nil {
 		errs = append(errs, err)
+	}
+	if o.ImageRoot != "" && o.SnapshotDir != "" {
+		if err := CheckApart(o.ImageRoot, o.SnapshotDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, it := range o.Items {
 		if err := tree.ValidatePath(it.Path); err != nil || it.Path == tree.Root {

@@ -619,3 +619,30 @@ func TestBuildCancelledThenResumed(t *testing.T) {
 		t.Errorf("after the cancelled build: resolv.conf = %q, totals %+v; want the image's change applied", got, res.Totals)
 	}
 }
+
+func TestCheckApart(t *testing.T) {
+	d := t.TempDir()
+	img := filepath.Join(d, "diskless/root")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(img, filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, image, snap string
+		ok                bool
+	}{
+		{name: "beside", image: img, snap: filepath.Join(d, "diskless/snapshot"), ok: true},
+		{name: "prefix but not inside", image: img, snap: img + "-snapshot", ok: true},
+		{name: "same", image: img, snap: img + "/"},
+		{name: "inside", image: img, snap: filepath.Join(img, "var/snap")},
+		{name: "inside through a link", image: img, snap: filepath.Join(d, "link/var")},
+		{name: "image inside snapshot dir", image: img, snap: filepath.Join(d, "diskless")},
+	} {
+		err := CheckApart(c.image, c.snap)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: CheckApart(%s, %s) = %v", c.name, c.image, c.snap, err)
+		}
+	}
+}

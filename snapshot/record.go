@@ -106,26 +106,49 @@ func RemoveSnapshot(snapshotDir, stateDir, host string) error {
 	return nil
 }
 
-// checkStateDir refuses a state dir inside a node's snapshot or equal to
-// the snapshot directory.
+// checkStateDir refuses a state dir inside the snapshot directory (the
+// nodes' snapshots are exported read-write, often no_root_squash: a node
+// that can reach the state dir could plant its records, lock or retention
+// links), also when a symlink leads there. nodes name the snapshots, for
+// the message.
 func checkStateDir(stateDir, snapshotDir string, nodes []Node) error {
 	sd, err1 := filepath.Abs(stateDir)
 	dd, err2 := filepath.Abs(snapshotDir)
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("state dir: cannot resolve %s or %s", stateDir, snapshotDir)
 	}
-	if sd == dd {
-		return fmt.Errorf("state dir %s is the snapshot directory: put it outside", stateDir)
-	}
-	rel, err := filepath.Rel(dd, sd)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil
-	}
-	first, _, _ := strings.Cut(rel, "/")
-	for _, n := range nodes {
-		if strings.EqualFold(first, n.Host) {
-			return fmt.Errorf("state dir %s is inside the snapshot of node %s: put it outside", stateDir, n.Host)
+	for _, pair := range [][2]string{{sd, dd}, {resolved(sd), resolved(dd)}} {
+		rel, err := filepath.Rel(pair[1], pair[0])
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
 		}
+		if rel == "." {
+			return fmt.Errorf("%w: state dir %s is the snapshot directory: put it outside", imaging.ErrUnsafeStateDir, stateDir)
+		}
+		first, _, _ := strings.Cut(rel, "/")
+		for _, n := range nodes {
+			if strings.EqualFold(first, n.Host) {
+				return fmt.Errorf("%w: state dir %s is inside the snapshot of node %s: put it outside", imaging.ErrUnsafeStateDir, stateDir, n.Host)
+			}
+		}
+		return fmt.Errorf("%w: state dir %s is inside the snapshot directory %s: put it outside", imaging.ErrUnsafeStateDir, stateDir, snapshotDir)
 	}
 	return nil
+}
+
+// resolved returns p with the symlinks of its longest existing prefix
+// resolved.
+func resolved(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }

@@ -45,6 +45,7 @@ const (
 	ModuleDir      = "usr/lib/dracut/modules.d/95goldsync"
 	ModulePath     = ModuleDir + "/module-setup.sh"
 	PrePivotPath   = ModuleDir + "/goldsync-pre-pivot.sh"
+	ModulesPath    = ModuleDir + "/goldsync-modules.sh"
 	DracutConfPath = "etc/dracut.conf.d/90-goldsync.conf"
 )
 
@@ -72,6 +73,7 @@ func Files(f Flavor) ([]File, error) {
 		return []File{
 			{Path: ModulePath, Mode: 0o755, Data: mustRead("dracut/module-setup.sh")},
 			{Path: PrePivotPath, Mode: 0o755, Data: join("dracut/pre-pivot.head", "dracut/pre-pivot.tail")},
+			{Path: ModulesPath, Mode: 0o755, Data: mustRead("dracut/goldsync-modules.sh")},
 			{Path: DracutConfPath, Mode: 0o644, Data: mustRead("dracut/dracut.conf")},
 		}, nil
 	}
@@ -228,7 +230,8 @@ func writeFile(r *os.Root, f File) (same bool, err error) {
 		_ = r.Remove(tmp)
 		return false, err
 	}
-	if err := w.Chmod(f.Mode); err == nil {
+	err = w.Chmod(f.Mode)
+	if err == nil {
 		err = w.Sync()
 	}
 	if cerr := w.Close(); err == nil {

@@ -66,7 +66,7 @@ func TestInstallIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Written) != 5 || len(res.Unchanged) != 0 {
+	if len(res.Written) != 6 || len(res.Unchanged) != 0 {
 		t.Errorf("first install: written %v, unchanged %v", res.Written, res.Unchanged)
 	}
 	fi, err := os.Stat(filepath.Join(root, ScriptPath))
@@ -77,7 +77,7 @@ func TestInstallIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Written) != 0 || len(res.Unchanged) != 5 {
+	if len(res.Written) != 0 || len(res.Unchanged) != 6 {
 		t.Errorf("second install: written %v, unchanged %v", res.Written, res.Unchanged)
 	}
 	// A changed file is put right.

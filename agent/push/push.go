@@ -17,6 +17,7 @@ import (
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/imaging/wire"
 )
 
 // Options configure Push. Zero values: root "/", the agent's default state
@@ -102,7 +103,7 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	p.Close()
 	res := &Result{Duration: time.Since(start), Stderr: p.Stderr()}
 	if code := p.ExitCode(); code != 0 {
-		msg := strings.TrimSpace(res.Stderr)
+		msg := wire.InertLines(strings.TrimSpace(res.Stderr))
 		if code == 255 {
 			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/goldsync/goldsync/agent/push"
 	"github.com/goldsync/goldsync/agent/watch"
 	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/imaging/wire"
 )
 
 type pushFlags struct {
@@ -40,7 +41,7 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
 		ReceiverPath: f.receiverPath, ReceiveArgs: f.receiveArgs, Persist: f.persist, Logger: g.logger()})
 	if res != nil && res.Stderr != "" {
-		fmt.Fprintln(os.Stderr, res.Stderr)
+		fmt.Fprintln(os.Stderr, wire.InertLines(res.Stderr))
 	}
 	if err != nil {
 		return fmt.Errorf("push to %s: %w", to, err)

@@ -96,6 +96,8 @@ type syncFlags struct {
 	dryRun      bool
 	itemize     bool
 	metricsFile string
+	deadline    time.Duration
+	progressTO  time.Duration
 	// rollbackTo, when set, makes step 1 a rollback of the image to this
 	// generation instead of a pull (goldsync rollback NAME GEN); force is
 	// its --force.
@@ -151,6 +153,8 @@ another; see goldsync.toml.example.`,
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
+	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
+	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail an image whose golden node sends only keepalives for this long (default 10m; negative: never)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics of every image to `FILE` (node_exporter textfile collector)")
 	return cmd
 }
@@ -418,12 +422,16 @@ func exitCodeOf(ctx context.Context, err error) int {
 
 // pullImage mirrors the golden node into the image. A partial pull is not
 // an error here: it is left in r.err and the other steps go on.
-func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger, talk bool) error {
+func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger, talk bool) (err error) {
+	ctx, cancel := withDeadline(ctx, f.deadline)
+	defer cancel()
+	defer func() { err = deadlineErr(ctx, err) }()
 	if f.rollbackTo > 0 {
 		return rollbackImage(ctx, g, f, img, r, log)
 	}
 	source, err := remote.Open(ctx, img.Source, remote.Options{
 		Rsh: img.Rsh, AgentPath: img.AgentPath, Streams: img.Streams, IdleTimeout: img.Timeout, Logger: log,
+		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
 		return classifyConnect(err)

@@ -43,11 +43,11 @@ func (h holder) String() string {
 // the holder's PID, start time and command line into it (for humans: the
 // lock itself is the flock). The returned function releases it.
 func takeRunLock(stateDir string) (func(), error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if err := imaging.PrepareStateDir(stateDir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(stateDir, runLockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := imaging.OpenStateFile(stateDir, runLockName, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}

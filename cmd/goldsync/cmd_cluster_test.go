@@ -305,7 +305,7 @@ func TestSyncLocked(t *testing.T) {
 // TestRunLockNamesHolder checks the run lock's own message: a second taker
 // in any process is refused with the PID and start of the first.
 func TestRunLockNamesHolder(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state") // made 0700 by the lock
 	unlock, err := takeRunLock(dir)
 	if err != nil {
 		t.Fatal(err)

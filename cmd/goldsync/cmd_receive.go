@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/goldsync/goldsync/internal/stdio"
 
@@ -17,8 +19,9 @@ import (
 func newReceiveCmd(g *globalFlags) *cobra.Command {
 	f := &pullFlags{}
 	var stdio bool
+	var image string
 	cmd := &cobra.Command{
-		Use:   "receive --stdio [flags] DEST",
+		Use:   "receive --stdio (--image NAME | [flags] DEST)",
 		Short: "apply a push from a golden node's agent (started by goldsync-agent push through ssh)",
 		Long: `Receive is the image server's side of a push. goldsync-agent push on the
 golden node runs "goldsync receive --stdio DEST" here through ssh and serves
@@ -28,29 +31,50 @@ agent cannot vouch for them), applies them through the same live-safe engine,
 records the new token, and only then confirms to the agent, which clears its
 journal up to that point.
 
+With --image NAME, receive is restricted to one image of the config file:
+its root, excludes, state dir, delete limit and retention all come from the
+image server's config, no DEST or other flag is accepted, and whatever
+command the client asked ssh for (SSH_ORIGINAL_COMMAND) is ignored. This is
+the mode for the golden node's key in root's authorized_keys, so that a
+golden node can push to its image and do nothing else:
+
+  restrict,command="goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden
+
 stdout carries the protocol; the summary and errors go to stderr.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
 				return withCode(exitUsage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
+			}
+			if image != "" {
+				if err := restrictedReceive(cmd, g, f, image, args); err != nil {
+					return err
+				}
+				return runReceive(cmd, g, f, f.dest)
+			}
+			if len(args) != 1 {
+				return withCode(exitUsage, errors.New("receive needs DEST, or --image NAME"))
 			}
 			return runReceive(cmd, g, f, args[0])
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "speak the protocol on stdin and stdout")
+	cmd.Flags().StringVar(&image, "image", "", "receive into the config's image `NAME` only, with its settings (for a forced command in authorized_keys)")
 	f.register(cmd)
 	return cmd
 }
 
-func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) error {
-	ctx := cmd.Context()
+func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) (err error) {
+	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	defer cancel()
+	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
 	from, err := readPatterns(f.excludeFrom)
 	if err != nil {
 		return err
 	}
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)
 	}
@@ -58,7 +82,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) e
 	opts := imaging.Options{
 		Excludes: append(append([]string(nil), f.excludes...), from...), DryRun: f.dryRun, NoDelete: f.noDelete,
 		MaxDelete: f.maxDelete, StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: true, Generations: f.gen.policy("push"),
+		Incremental: true, MaxListBytes: f.maxList, Generations: f.gen.policy("push"),
 	}
 	res, err := imaging.Sync(ctx, client, dest, opts)
 	if err == nil && !f.dryRun {
@@ -73,5 +97,39 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) e
 	if err != nil {
 		return classifySync(err)
 	}
+	return nil
+}
+
+// restrictedReceive fills f from the config's image name: the restricted
+// mode of a forced command in authorized_keys. Nothing the client chose
+// reaches it: a DEST or any other receive flag is refused (only --stdio,
+// --image and the global flags are allowed), and SSH_ORIGINAL_COMMAND is
+// never read for anything but a debug line.
+func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name string, args []string) error {
+	if len(args) > 0 {
+		return withCode(exitUsage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
+	}
+	var extra []string
+	cmd.LocalFlags().Visit(func(fl *pflag.Flag) {
+		if fl.Name != "stdio" && fl.Name != "image" {
+			extra = append(extra, "--"+fl.Name)
+		}
+	})
+	if len(extra) > 0 {
+		return withCode(exitUsage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	img, ok := cfg.Image(name)
+	if !ok {
+		return withCode(exitUsage, fmt.Errorf("no image %q in %s", name, cfg.Path))
+	}
+	if orig := os.Getenv("SSH_ORIGINAL_COMMAND"); orig != "" {
+		g.logger(os.Stderr).Debug("restricted receive: the client's command is ignored", "image", name, "asked", orig)
+	}
+	*f = pullFlags{dest: img.Root, excludes: img.Excludes, stateDir: img.StateDir, maxDelete: img.MaxDelete,
+		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: defaultDeadline}
 	return nil
 }

@@ -573,6 +573,15 @@ naming it need no change (re-run node add after a boot style change).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
+			// Paths as the admin typed them: relative to here, a trailing
+			// slash from tab completion allowed. Records hold them absolute.
+			for _, p := range []*string{&o.ImageRoot, &o.Location, &o.SnapshotDir, &o.TFTPBoot} {
+				if *p != "" {
+					if a, err := filepath.Abs(*p); err == nil {
+						*p = a
+					}
+				}
+			}
 			got, warnings, err := netboot.AddOS(cmd.Context(), o)
 			if err != nil {
 				return classifyNetboot(err)
@@ -1007,10 +1016,8 @@ another name, remove one of the two declarations.`,
 				return err
 			}
 			if o.NextServer != "" {
-				if ip, err := netip.ParseAddr(o.NextServer); err != nil || !ip.Is4() {
-					if herr := snapshot.CheckHostname(o.NextServer); herr != nil {
-						return withCode(exitUsage, fmt.Errorf("--next-server %q: want an IPv4 address or a host name", o.NextServer))
-					}
+				if err := netboot.CheckServer(o.NextServer); err != nil {
+					return withCode(exitUsage, fmt.Errorf("--next-server: %w", err))
 				}
 			}
 			for _, f := range []struct{ flag, val string }{{"--filename", o.BIOSFilename}, {"--efi-filename", o.EFIFilename}} {

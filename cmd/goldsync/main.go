@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/profile"
 )
 
@@ -27,7 +28,9 @@ func main() {
 	if err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || !ee.silent {
-			fmt.Fprintln(os.Stderr, "goldsync:", err)
+			// Errors can carry what a peer sent: nothing in them may
+			// drive the terminal.
+			fmt.Fprintln(os.Stderr, "goldsync:", wire.InertLines(err.Error()))
 		}
 		os.Exit(code)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/imaging/wire"
 )
 
 // pullFlags are the rsync-like flags of a pull.
@@ -39,6 +40,10 @@ type pullFlags struct {
 	timeout     time.Duration
 	metricsFile string
 	fullScan    bool
+	maxList     int64
+	progressTO  time.Duration
+	deadline    time.Duration
+	dest        string // receive --image: the image's root, from the config
 	gen         genFlags
 }
 
@@ -62,6 +67,9 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
+	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail when the peer sends only keepalives for this long while it owes an answer (default 10m; negative: never)")
+	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long (0 or negative: never)")
+	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 256 MiB)")
 	f.gen.register(cmd, 10)
 }
 
@@ -120,8 +128,10 @@ func readPatterns(files []string) ([]string, error) {
 	return out, nil
 }
 
-func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) error {
-	ctx := cmd.Context()
+func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) (err error) {
+	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	defer cancel()
+	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
 	from, err := readPatterns(f.excludeFrom)
 	if err != nil {
@@ -129,7 +139,8 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	}
 	excludes := append(append([]string(nil), f.excludes...), from...)
 	source, err := remote.Open(ctx, src, remote.Options{
-		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout,
+		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
+		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
 		return classifyConnect(err)
@@ -138,7 +149,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts := imaging.Options{
 		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
 		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: !f.fullScan, Generations: f.gen.policy(src),
+		Incremental: !f.fullScan, MaxListBytes: f.maxList, Generations: f.gen.policy(src),
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
@@ -168,6 +179,8 @@ func classifySync(err error) error {
 		return withCode(exitMaxDelete, err)
 	case errors.Is(err, imaging.ErrLocked):
 		return withCode(exitLocked, err)
+	case errors.Is(err, imaging.ErrUnsafeStateDir):
+		return withCode(exitSelect, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return withCode(exitPartial, err)
 	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
@@ -257,7 +270,7 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 		}
 	}
 	for _, p := range res.Problems {
-		fmt.Fprintln(os.Stderr, "goldsync: not applied:", p)
+		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
 	}
 }
 

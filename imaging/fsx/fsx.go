@@ -42,6 +42,16 @@ func OpenRoot(path string) (*Root, error) {
 	return &Root{fd: fd, path: path}, nil
 }
 
+// OpenDirNoFollow is OpenRoot for a directory that must not be a symlink
+// itself (the last component is not followed: ELOOP or ENOTDIR).
+func OpenDirNoFollow(path string) (*Root, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &Root{fd: fd, path: path}, nil
+}
+
 // Close releases the root's descriptor.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 
@@ -437,8 +447,9 @@ func (d *Dir) OpenFile(name string) (*os.File, error) {
 }
 
 // RemoveAll removes a child and, if it is a directory, everything beneath
-// it, never following symlinks. before, if set, is called for each regular
-// file about to be unlinked (to keep its inode alive elsewhere).
+// it, never following symlinks. before, if set, is called for each object
+// about to be removed, directories too (to keep a regular file's inode
+// alive elsewhere, or to count what goes).
 func (d *Dir) RemoveAll(name string, before func(d *Dir, name string, st *unix.Stat_t)) error {
 	var st unix.Stat_t
 	if err := d.Lstat(name, &st); err != nil {
@@ -448,7 +459,7 @@ func (d *Dir) RemoveAll(name string, before func(d *Dir, name string, st *unix.S
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		if before != nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if before != nil {
 			before(d, name, &st)
 		}
 		return d.Unlink(name)
@@ -468,6 +479,9 @@ func (d *Dir) RemoveAll(name string, before func(d *Dir, name string, st *unix.S
 	sub.Close()
 	if err != nil {
 		return err
+	}
+	if before != nil {
+		before(d, name, &st)
 	}
 	return d.Rmdir(name)
 }

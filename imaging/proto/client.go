@@ -50,8 +50,18 @@ type ClientOptions struct {
 	// a stream with nothing outstanding always takes one request. Zero
 	// means 8 MiB.
 	WindowBytes int64
+	// ProgressTimeout is how long the client waits while a peer that owes
+	// it an answer sends nothing but keepalives, before it gives up with
+	// ErrStalled: pings prove the peer alive, not that it is getting
+	// anywhere (a slow scan hashing a large file sends none of its
+	// entries meanwhile, hence the generous default). Zero means 10
+	// minutes; negative means no limit.
+	ProgressTimeout time.Duration
 	// MaxEntries bounds a scan (see tree.Checker); zero means its default.
 	MaxEntries int
+	// MaxListBytes bounds the memory of a scan's entries (see
+	// tree.Checker.MaxBytes); zero means its default, negative no bound.
+	MaxListBytes int64
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -110,6 +120,9 @@ func NewClient(ctx context.Context, rwc io.ReadWriteCloser, root string, opts Cl
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.ProgressTimeout == 0 {
+		opts.ProgressTimeout = 10 * time.Minute
 	}
 	if opts.Window <= 0 {
 		opts.Window = 64
@@ -288,7 +301,7 @@ func (c *Client) open(s *stream, enc *wire.Encoder, flags wire.OpenFlags) error 
 	case *wire.Opened:
 		return nil
 	case *wire.Error:
-		return fmt.Errorf("%w: %s", ErrRemote, m.Msg)
+		return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
 	default:
 		return fmt.Errorf("open %s: %w: expected opened, got %s", c.root, ErrProtocol, m.Type())
 	}
@@ -309,6 +322,7 @@ func (s *stream) next() (wire.Message, error) {
 			return nil, fmt.Errorf("receive: %w", err)
 		}
 		if _, ok := m.(*wire.Ping); !ok {
+			s.m.advance()
 			return m, nil
 		}
 	}
@@ -319,7 +333,11 @@ func (s *stream) next() (wire.Message, error) {
 // transports without deadlines.
 func (c *Client) watchdog() {
 	defer close(c.watchDone)
-	t := time.NewTicker(max(c.opts.IdleTimeout/4, 5*time.Millisecond))
+	tick := c.opts.IdleTimeout
+	if p := c.opts.ProgressTimeout; p > 0 {
+		tick = min(tick, p)
+	}
+	t := time.NewTicker(max(tick/4, 5*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -330,8 +348,12 @@ func (c *Client) watchdog() {
 			streams := append([]*stream(nil), c.streams...)
 			c.mu.Unlock()
 			for _, s := range streams {
-				if s.expect.Load() > 0 && s.m.idle(now) > c.opts.IdleTimeout {
+				switch {
+				case s.expect.Load() == 0:
+				case s.m.idle(now) > c.opts.IdleTimeout:
 					s.fail(fmt.Errorf("%w: nothing received for %v while waiting for an answer", ErrStalled, c.opts.IdleTimeout))
+				case c.opts.ProgressTimeout > 0 && s.m.stalled(now) > c.opts.ProgressTimeout:
+					s.fail(fmt.Errorf("%w: only keepalives received for %v while waiting for an answer", ErrStalled, c.opts.ProgressTimeout))
 				}
 			}
 		}
@@ -436,7 +458,7 @@ func (s *stream) readMessages() error {
 		case *wire.Done:
 			return errGoodbye
 		case *wire.Error:
-			return fmt.Errorf("%w: %s", ErrRemote, m.Msg)
+			return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
 		default:
 			err = fmt.Errorf("%w: unexpected %s from the server", ErrProtocol, m.Type())
 		}

@@ -25,12 +25,31 @@ type meter struct {
 	in, out atomic.Int64
 	reading atomic.Bool  // a Read is blocked on the transport
 	last    atomic.Int64 // unix ns of the last progress (see touch)
+	// advanced is the unix ns of the last message other than a ping, or
+	// of the last request sent: keepalives are not progress.
+	advanced atomic.Int64
 }
 
 func newMeter(rw io.ReadWriter) *meter {
 	m := &meter{rw: rw}
-	m.touch()
+	m.request()
 	return m
+}
+
+// request restarts both clocks: a request went out that the peer now owes
+// an answer to.
+func (m *meter) request() {
+	now := time.Now().UnixNano()
+	m.last.Store(now)
+	m.advanced.Store(now)
+}
+
+// advance records a message that is not a keepalive.
+func (m *meter) advance() { m.advanced.Store(time.Now().UnixNano()) }
+
+// stalled returns how long the peer has sent nothing but keepalives.
+func (m *meter) stalled(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, m.advanced.Load()))
 }
 
 // touch restarts the stall clock: bytes arrived, a read began, or a request

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/goldsync/goldsync/imaging"
@@ -193,7 +194,7 @@ func (c *Client) send(ctx context.Context, b *fetchBatch, r *imaging.FetchReques
 			b.add()
 			s.expect.Add(1)
 			c.mu.Unlock()
-			s.m.touch()
+			s.m.request()
 			err := s.out.sendFunc(func() (wire.Message, error) {
 				c.mu.Lock()
 				defer c.mu.Unlock()
@@ -384,6 +385,8 @@ func (s *stream) onFileError(m *wire.FileError) error {
 		op := m.Op
 		if op == "" {
 			op = "read"
+		} else if strings.Trim(op, "abcdefghijklmnopqrstuvwxyz_ ") != "" {
+			op = wire.Inert(op)
 		}
 		sink.Abort(&imaging.FileError{Op: op, Path: p.req.Entry.Path, Err: &remoteFileErr{msg: m.Msg, kind: m.Kind}})
 	}
@@ -398,7 +401,8 @@ type remoteFileErr struct {
 	kind wire.ErrKind
 }
 
-func (e *remoteFileErr) Error() string { return e.msg }
+// Error returns the sender's message, quoted: it is peer text.
+func (e *remoteFileErr) Error() string { return wire.Inert(e.msg) }
 
 func (e *remoteFileErr) Unwrap() error {
 	switch e.kind {
@@ -424,7 +428,7 @@ func (c *Client) Ack(ctx context.Context, token string) error {
 	s := c.streams[0]
 	c.mu.Unlock()
 	s.expect.Add(1)
-	s.m.touch()
+	s.m.request()
 	if err := s.out.send(&wire.Ack{Token: token}); err != nil {
 		s.expect.Add(-1)
 		return fmt.Errorf("send ack: %w", err)
@@ -465,7 +469,7 @@ func (c *Client) Close() error {
 			continue
 		}
 		s.expect.Add(1)
-		s.m.touch()
+		s.m.request()
 		if e := s.out.send(&wire.Done{}); e != nil && err == nil {
 			err = fmt.Errorf("stream %d: say goodbye: %w", s.id, e)
 		}

@@ -275,3 +275,32 @@ func (s *failingSink) Data(int64, []byte) error         { return s.err }
 func (s *failingSink) Reuse(int64, int64) error         { return s.err }
 func (s *failingSink) Finish(imaging.FetchResult) error { return s.err }
 func (s *failingSink) Abort(err error)                  { *s.aborted = append(*s.aborted, err.Error()) }
+
+// TestKeepalivesAreNotProgress: a server that answers a scan request with
+// nothing but pings fails the scan with ErrStalled after ProgressTimeout,
+// though the connection is never idle.
+func TestKeepalivesAreNotProgress(t *testing.T) {
+	c, err := hostile(t, ClientOptions{IdleTimeout: time.Second, ProgressTimeout: 300 * time.Millisecond}, func(h *hostileServer) {
+		if _, ok := h.next().(*wire.ScanRequest); !ok {
+			return
+		}
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if h.enc.Encode(&wire.Ping{}) != nil || h.enc.Flush() != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Scan(t.Context(), imaging.ScanRequest{}, func(*tree.Entry) error { return nil })
+	if !errors.Is(err, ErrStalled) {
+		t.Fatalf("scan answered with pings only: %v, want ErrStalled", err)
+	}
+}

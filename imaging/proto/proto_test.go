@@ -492,7 +492,7 @@ func TestHandshakeErrors(t *testing.T) {
 				conn.Close()
 			},
 			is:   wire.ErrVersion,
-			want: "we speak 1..1, the remote (goldsync 9) speaks 7..9",
+			want: "we speak 1..1, the remote (\"goldsync 9\") speaks 7..9",
 		},
 	}
 	for _, tt := range tests {

@@ -55,11 +55,11 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 		req:     req,
 		ch:      make(chan scanEvent, 4),
 		quit:    make(chan struct{}),
-		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, Partial: req.Since != ""},
+		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, MaxBytes: c.opts.MaxListBytes, Partial: req.Since != ""},
 	}
 	s.scan.Store(sc)
 	s.expect.Add(1)
-	s.m.touch()
+	s.m.request()
 	if err := s.out.send(&wire.ScanRequest{Excludes: req.Excludes, Since: req.Since, Hash: req.Hash}); err != nil {
 		s.scan.Store(nil)
 		s.expect.Add(-1)
@@ -159,7 +159,7 @@ func (s *stream) onScanEnd(m *wire.ScanEnd) error {
 	}
 	ev := scanEvent{entries: sc.batch, end: true}
 	if m.Err != "" {
-		ev.err = fmt.Errorf("%w: scan: %s", ErrRemote, m.Err)
+		ev.err = fmt.Errorf("%w: scan: %s", ErrRemote, wire.Inert(m.Err))
 	} else {
 		if err := sc.checkEnd(m); err != nil {
 			return err

@@ -222,7 +222,7 @@ func (s *server) run(ctx context.Context, open func(context.Context, string) (im
 		case *wire.Done:
 			return s.goodbye(ctx, fetchDone)
 		case *wire.Error:
-			return fmt.Errorf("%w: %s", ErrRemote, m.Msg)
+			return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
 		default:
 			return s.fatal(fmt.Errorf("%w: unexpected %s from the client", ErrProtocol, m.Type()))
 		}

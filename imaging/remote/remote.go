@@ -70,6 +70,13 @@ type Options struct {
 	// IdleTimeout fails a connection that sends nothing for this long;
 	// zero means the protocol default.
 	IdleTimeout time.Duration
+	// ProgressTimeout fails a connection that sends only keepalives for
+	// this long while it owes an answer (see proto.ClientOptions); zero
+	// means the protocol default.
+	ProgressTimeout time.Duration
+	// MaxListBytes bounds the memory of a scan's entries (see
+	// proto.ClientOptions); zero means the default.
+	MaxListBytes int64
 	// Logger receives warnings and debug messages; nil is silent.
 	Logger *slog.Logger
 }
@@ -130,7 +137,7 @@ func Open(ctx context.Context, spec string, opts Options) (imaging.Source, error
 }
 
 func clientOptions(opts Options) proto.ClientOptions {
-	return proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: opts.IdleTimeout, Logger: opts.Logger}
+	return proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: opts.IdleTimeout, ProgressTimeout: opts.ProgressTimeout, MaxListBytes: opts.MaxListBytes, Logger: opts.Logger}
 }
 
 // client wraps a proto.Client with the processes behind its streams.
@@ -349,7 +356,7 @@ func classify(err error, rwc io.ReadWriteCloser) error {
 	code := -1
 	if p != nil {
 		code = p.exitCode()
-		stderr = p.stderr.String()
+		stderr = wire.InertLines(p.stderr.String())
 	}
 	msg := err.Error()
 	if stderr != "" {

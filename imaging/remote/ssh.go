@@ -16,6 +16,7 @@ import (
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/version"
 )
 
@@ -143,7 +144,7 @@ func openSSH(ctx context.Context, sp Spec, opts Options) (imaging.Source, error)
 			}
 			if i == 0 && !agentMatches(c, bin, explicit) {
 				c.closeAll()
-				return nil, fmt.Errorf("%w: %s", errStaleAgent, c.Client.Remote().Software)
+				return nil, fmt.Errorf("%w: %s", errStaleAgent, wire.Inert(c.Client.Remote().Software))
 			}
 		}
 		return c, nil
@@ -196,9 +197,9 @@ func upload(ctx context.Context, words []string, sp Spec, bin *agentBinary, opts
 	if err != nil {
 		code := p.exitCode()
 		if code == 255 {
-			return "", fmt.Errorf("%w: sftp: %v; %s", ErrSSH, err, p.stderr.String())
+			return "", fmt.Errorf("%w: sftp: %v; %s", ErrSSH, err, wire.InertLines(p.stderr.String()))
 		}
-		return "", fmt.Errorf("sftp to %s: %w (remote printed something before the sftp protocol? %s)", sp.Host, err, p.stderr.String())
+		return "", fmt.Errorf("sftp to %s: %w (remote printed something before the sftp protocol? %s)", sp.Host, err, wire.InertLines(p.stderr.String()))
 	}
 	defer cl.Close()
 	home, err := cl.Getwd()

@@ -196,6 +196,10 @@ const (
 	MaxNameLen = 255
 )
 
+// ErrTooLarge is wrapped when a stream of entries passes a Checker's bound
+// on their memory.
+var ErrTooLarge = errors.New("entry list too large")
+
 // ErrBadPath is wrapped by every path validation failure.
 var ErrBadPath = errors.New("invalid path")
 
@@ -322,13 +326,40 @@ func (e *Entry) Validate() error {
 type Checker struct {
 	// MaxEntries bounds the stream; zero means 50 million.
 	MaxEntries int
+	// MaxBytes bounds the memory the stream's entries hold once decoded:
+	// the sum of EntryCost(e) over the entries. A peer's paths travel
+	// prefix-compressed, so a few bytes on the wire can decode to a 4 KiB
+	// path; this bound is what keeps a receiver's memory proportional to
+	// a tree it would accept, not to the peer's imagination. Zero means
+	// DefaultMaxBytes; negative means no bound.
+	MaxBytes int64
 	// Partial allows entries whose parents were not sent (a scoped change
 	// set). Parents that were sent must still be directories.
 	Partial bool
 
 	n     int
+	bytes int64
 	last  string
 	types map[string]Type
+}
+
+// DefaultMaxBytes is Checker's default bound on the entries' memory: about
+// 800,000 entries of a real root filesystem (an average path of 60-80
+// bytes), more than three times the largest image goldsync was measured on.
+const DefaultMaxBytes = 256 << 20
+
+// entryOverhead approximates what one entry costs a receiver beyond its
+// strings: the Entry itself and the maps and slices that index it.
+const entryOverhead = 256
+
+// EntryCost is what Checker.MaxBytes charges for e: a fixed overhead plus
+// its path, symlink and hard-link targets and xattrs.
+func EntryCost(e *Entry) int64 {
+	n := int64(entryOverhead + len(e.Path) + len(e.Target) + len(e.LinkTo) + len(e.Problem))
+	for _, x := range e.Xattrs {
+		n += int64(len(x.Name) + len(x.Value))
+	}
+	return n
 }
 
 // Add checks e against the entries before it.
@@ -342,6 +373,15 @@ func (c *Checker) Add(e *Entry) error {
 	}
 	if c.n >= maxN {
 		return fmt.Errorf("more than %d entries", maxN)
+	}
+	maxB := c.MaxBytes
+	if maxB == 0 {
+		maxB = DefaultMaxBytes
+	}
+	if cost := EntryCost(e); maxB > 0 && c.bytes+cost > maxB {
+		return fmt.Errorf("%w: entries %d and on would hold more than %d bytes of paths, targets and xattrs", ErrTooLarge, c.n+1, maxB)
+	} else {
+		c.bytes += cost
 	}
 	if c.types == nil {
 		c.types = make(map[string]Type)

@@ -202,7 +202,7 @@ func Negotiate(local, remote Hello) (uint32, error) {
 	lo := max(local.MinVersion, remote.MinVersion)
 	hi := min(local.MaxVersion, remote.MaxVersion)
 	if lo > hi {
-		sw := strings.TrimSpace(remote.Software)
+		sw := Inert(strings.TrimSpace(remote.Software))
 		if sw == "" {
 			sw = "unnamed software"
 		}

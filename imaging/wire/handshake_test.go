@@ -85,7 +85,7 @@ func TestNegotiate(t *testing.T) {
 		{name: "same", local: Hello{MinVersion: 1, MaxVersion: 1}, remot: Hello{MinVersion: 1, MaxVersion: 1}, want: 1},
 		{name: "highest common", local: Hello{MinVersion: 1, MaxVersion: 4}, remot: Hello{MinVersion: 2, MaxVersion: 7}, want: 4},
 		{name: "disjoint", local: Hello{MinVersion: 1, MaxVersion: 2}, remot: Hello{MinVersion: 3, MaxVersion: 5, Software: "goldsync 9.0"},
-			err: "no common protocol version: we speak 1..2, the remote (goldsync 9.0) speaks 3..5"},
+			err: "no common protocol version: we speak 1..2, the remote (\"goldsync 9.0\") speaks 3..5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -307,11 +307,17 @@ func decodeScanEnd(p *payload) *ScanEnd {
 	if n := p.count("scope", MaxScopes, 3); n > 0 {
 		m.Scope = make([]tree.Scope, 0, n)
 		prev := ""
+		total := 0
 		for range n {
 			shared := p.max("scope prefix", uint64(len(prev)))
 			suffix := p.bytes("scope", tree.MaxPathLen)
 			s := tree.Scope{Tree: p.bool("scope tree")}
 			if p.err != nil {
+				break
+			}
+			// Refuse before building a path the budget cannot hold.
+			if total += int(shared) + len(suffix); total > MaxScopeBytes {
+				p.fail("scope", "scope paths exceed %d bytes", MaxScopeBytes)
 				break
 			}
 			s.Path = prev[:shared] + string(suffix)

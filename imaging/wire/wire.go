@@ -62,6 +62,10 @@ const (
 	MaxExcludes = 65536
 	// MaxScopes bounds ScanEnd.Scope.
 	MaxScopes = 1 << 20
+	// MaxScopeBytes bounds the total length of a ScanEnd's scope paths
+	// once decoded (they travel prefix-compressed: 2^20 scopes of 4 KiB
+	// would otherwise decode to 4 GiB from a few MiB).
+	MaxScopeBytes = 64 << 20
 	// MaxBlocks bounds Basis.Blocks: 2^22 blocks of 16 KiB cover 64 GiB.
 	MaxBlocks = 1 << 22
 	// MaxBlockSize bounds Basis.BlockSize.

@@ -223,15 +223,13 @@ const GrubSharedName = "grub.cfg"
 const GrubPrefixDir = "grub"
 
 // GrubSharedConfig is the content of GrubSharedName: the node's config
-// from $prefix (a GRUB that reads its configs beside itself, in GrubDir),
-// else from GrubDir by its path from the TFTP root, GRUB's $root after a
-// network boot (Debian's signed GRUB, whose $prefix is /grub).
+// from GrubDir, by its path from the TFTP root (GRUB's $root after a
+// network boot, whichever directory GRUB was loaded from and whatever its
+// $prefix). It tests nothing first: GRUB's [ -e ] and [ -f ] are false
+// for every file on TFTP, which cannot be listed (seen with Debian's
+// signed grubnetx64.efi under OVMF: the node stopped at grub>).
 const GrubSharedConfig = `# Written by goldsync: boot this node's own config, named by its IPv4 address.
-if [ -f $prefix/grub.cfg-$net_default_ip ]; then
-    source $prefix/grub.cfg-$net_default_ip
-elif [ -f /` + GrubDir + `/grub.cfg-$net_default_ip ]; then
-    source /` + GrubDir + `/grub.cfg-$net_default_ip
-fi
+source /` + GrubDir + `/grub.cfg-$net_default_ip
 `
 
 // grubSharedMarker starts GrubSharedConfig: a grub.cfg that starts with it

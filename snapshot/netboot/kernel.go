@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
@@ -305,6 +306,9 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, []string, error) {
 		defer f.Close()
 		srcs[i] = f
 	}
+	if w := staleInitrdWarning(img, o, srcs[1], k.Initrd); w != "" {
+		warnings = append(warnings, w)
+	}
 
 	tftp, err := openTFTP(opts.TFTPBoot)
 	if err != nil {
@@ -401,4 +405,27 @@ func openInImage(img *os.Root, name string) (*os.File, error) {
 		return nil, fmt.Errorf("%s: %s is not a regular file", name, p)
 	}
 	return f, nil
+}
+
+// staleInitrdWarning returns a warning when the image carries goldsync's
+// client piece but the initrd is older than it: the piece was installed
+// without rebuilding the initramfs (boot install --no-regenerate), so the
+// nodes would boot without it.
+func staleInitrdWarning(img *os.Root, o OS, initrd *os.File, initrdName string) string {
+	if o.style() != StyleNFSRoot {
+		return ""
+	}
+	fi, err := initrd.Stat()
+	if err != nil {
+		return ""
+	}
+	for _, p := range clientPiece[o.Initramfs] {
+		pi, err := img.Lstat(p)
+		// A second of slack: building an initramfs takes longer than that.
+		if err == nil && fi.ModTime().Before(pi.ModTime().Add(-time.Second)) {
+			return fmt.Sprintf("OS %s: %s is older than goldsync's client piece (%s): it was probably built without it, and nodes would boot without mounting their snapshots; run update-initramfs -u or dracut -f on the golden node (goldsync-agent boot install does), pull again and re-run os add",
+				o.Name, initrdName, p)
+		}
+	}
+	return ""
 }

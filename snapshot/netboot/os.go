@@ -129,6 +129,11 @@ func (o OS) Validate() error {
 	if err := checkServer(o.NFSServer); err != nil {
 		errs = append(errs, fmt.Errorf("OS %s: NFS server: %w", o.Name, err))
 	}
+	if o.ImageRoot != "" && o.SnapshotDir != "" {
+		if err := snapshot.CheckApart(o.ImageRoot, o.SnapshotDir); err != nil {
+			errs = append(errs, fmt.Errorf("OS %s: %w", o.Name, err))
+		}
+	}
 	if err := checkVersion(o.Kernel); err != nil {
 		errs = append(errs, fmt.Errorf("OS %s: %w", o.Name, err))
 	}
@@ -157,6 +162,11 @@ func checkServerPath(p string) error {
 	return nil
 }
 
+// CheckServer checks an NFS or TFTP server: an IPv4 address or a host
+// name; digits and dots that are not an IPv4 address are refused, not taken
+// for a host name.
+func CheckServer(s string) error { return checkServer(s) }
+
 // checkServer checks an NFS or TFTP server: an IPv4 address or a host name.
 func checkServer(s string) error {
 	if s == "" {
@@ -167,6 +177,10 @@ func checkServer(s string) error {
 			return fmt.Errorf("%s: want an IPv4 address or a host name", s)
 		}
 		return nil
+	}
+	if strings.Trim(s, "0123456789.") == "" {
+		// All digits and dots: a mistyped address, not a host name.
+		return fmt.Errorf("%s: not a valid IPv4 address", s)
 	}
 	return snapshot.CheckHostname(s)
 }

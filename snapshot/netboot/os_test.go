@@ -528,3 +528,14 @@ func TestFindKernels(t *testing.T) {
 		t.Errorf("FindKernels (-want +got):\n%s", diff)
 	}
 }
+
+func TestCheckServer(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"10.8.0.2": true, "node002": true, "nfs.example.org": true,
+		"10.8.0.999": false, "300.1.1.1": false, "10.8.0": false, "": false, "::1": false,
+	} {
+		if err := CheckServer(s); (err == nil) != ok {
+			t.Errorf("CheckServer(%q) = %v", s, err)
+		}
+	}
+}

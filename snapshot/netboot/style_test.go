@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -409,5 +410,43 @@ func TestGrubConfigsParse(t *testing.T) {
 		if out, err := exec.Command(bin, p).CombinedOutput(); err != nil {
 			t.Errorf("grub-script-check %s: %v\n%s\n%s", name, err, out, data)
 		}
+	}
+}
+
+func TestAddOSStaleInitrd(t *testing.T) {
+	d := t.TempDir()
+	img := filepath.Join(d, "img")
+	tftp := filepath.Join(d, "tftp")
+	for _, p := range []string{"boot/vmlinuz-6.1.0-1-amd64", "boot/initrd.img-6.1.0-1-amd64", "usr/sbin/mkinitramfs", "etc/initramfs-tools/scripts/nfs-bottom/goldsync"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(img, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(img, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(tftp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(img, "boot/initrd.img-6.1.0-1-amd64"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	add := func() []string {
+		_, warnings, err := AddOS(context.Background(), AddOSOptions{Name: "deb12", ImageRoot: img, NFSServer: "10.0.2.2", TFTPBoot: tftp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return warnings
+	}
+	if w := add(); len(w) != 1 || !strings.Contains(w[0], "older than goldsync's client piece") {
+		t.Errorf("initrd older than the piece: warnings %q", w)
+	}
+	now := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(img, "boot/initrd.img-6.1.0-1-amd64"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	if w := add(); len(w) != 0 {
+		t.Errorf("initrd newer than the piece: warnings %q", w)
 	}
 }
