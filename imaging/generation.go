@@ -321,6 +321,9 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 		return 0
 	}
 	removeStaleGenerations(sp.Dir)
+	if opts.Retention < 0 {
+		log.Warn("retention is off: files this run replaced are not kept, so earlier generations may not be restorable")
+	}
 	var latest *Generation
 	if len(ids) > 0 {
 		latest, _ = readGeneration(sp.Dir, ids[len(ids)-1])
