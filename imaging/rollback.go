@@ -76,7 +76,14 @@ func Rollback(ctx context.Context, dest string, id int64, ro RollbackOptions) (*
 		opts.Excludes = g.Excludes
 	}
 	if !ro.Force {
-		drift, err := drift(ctx, dest, stateDir, opts.Excludes, m, opts.Logger)
+		// The image may also hold, per path, what the newest generation
+		// recorded: a stopped run leaves the manifest vouching only for
+		// what it wrote.
+		var prev *Manifest
+		if ids, _ := generationIDs(stateDir); len(ids) > 0 {
+			_, prev, _ = LoadGeneration(stateDir, ids[len(ids)-1])
+		}
+		drift, err := drift(ctx, dest, stateDir, opts.Excludes, m, prev, opts.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -104,12 +111,13 @@ func Rollback(ctx context.Context, dest string, id int64, ro RollbackOptions) (*
 // other than goldsync. Files the quick check vouches for are not read;
 // directory mtimes are not compared (their entries are).
 func Drift(ctx context.Context, dest, stateDir string, excludes []string, log *slog.Logger) ([]string, error) {
-	return drift(ctx, dest, stateDir, excludes, nil, log)
+	return drift(ctx, dest, stateDir, excludes, nil, nil, log)
 }
 
-// drift is Drift that also accepts what matches target: the progress of a
-// rollback to target that was killed before it saved the manifest.
-func drift(ctx context.Context, dest, stateDir string, excludes []string, target *Manifest, log *slog.Logger) ([]string, error) {
+// drift is Drift that also accepts what matches target (the progress of a
+// rollback to target that was stopped) or prev (the newest generation: the
+// state such a run started from, where its manifest no longer vouches).
+func drift(ctx context.Context, dest, stateDir string, excludes []string, target, prev *Manifest, log *slog.Logger) ([]string, error) {
 	live, err := LoadManifest(State(stateDir).Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("live manifest: %w", err)
@@ -123,6 +131,10 @@ func drift(ctx context.Context, dest, stateDir string, excludes []string, target
 	tidx := map[string]*tree.Entry{}
 	if target != nil {
 		tidx = target.index()
+	}
+	pidx := map[string]*tree.Entry{}
+	if prev != nil {
+		pidx = prev.index()
 	}
 	wo := WalkOptions{Hash: true, Logger: log, Previous: func(p string) *tree.Entry { return idx[p] }, Temps: func(string) {}}
 	if ex, err := exclude.New(excludes); err != nil {
@@ -150,6 +162,9 @@ func drift(ctx context.Context, dest, stateDir string, excludes []string, target
 		// one or the target's (a hard link's inode may have its new
 		// attributes set through another name, its content still old).
 		if t := tidx[e.Path]; t != nil && (sameState(t, e) || r != nil && mixedState(r, t, e)) {
+			continue
+		}
+		if p := pidx[e.Path]; p != nil && (sameState(p, e) || tidx[e.Path] != nil && mixedState(p, tidx[e.Path], e)) {
 			continue
 		}
 		if r != nil && r.LinkTo != "" {
