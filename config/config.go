@@ -120,6 +120,13 @@ type Image struct {
 	// zero means the engine's default (24 h), negative means off
 	// (retention = "off" or "0" in the file).
 	Retention time.Duration
+	// KeepGenerations is how many of the newest generations (restorable
+	// states, one per successful sync) to keep; zero means 10, -1 records
+	// none (keep_generations).
+	KeepGenerations int
+	// KeepGenerationsFor also keeps generations younger than this
+	// (keep_generations_for).
+	KeepGenerationsFor time.Duration
 	// MaxDelete is imaging.Options.MaxDelete: 0 means half the image, -1
 	// no limit.
 	MaxDelete int
@@ -239,6 +246,8 @@ type rawImage struct {
 	DefaultExcludes *bool    `toml:"default_excludes"`
 	StateDir        string   `toml:"state_dir"`
 	Retention       string   `toml:"retention"`
+	KeepGens        int      `toml:"keep_generations"`
+	KeepGensFor     string   `toml:"keep_generations_for"`
 	MaxDelete       int      `toml:"max_delete"`
 	NoDelete        bool     `toml:"no_delete"`
 	Rsh             string   `toml:"rsh"`
@@ -657,6 +666,21 @@ func (v *checker) image(at string, ri rawImage) Image {
 		default:
 			img.Retention = d
 		}
+	}
+	switch {
+	case ri.KeepGens == 0:
+		img.KeepGenerations = 10
+	case ri.KeepGens < -1:
+		v.add(at+".keep_generations", "image %s: keep_generations %d: want a count, or -1 to record no generations", ri.Name, ri.KeepGens)
+	default:
+		img.KeepGenerations = ri.KeepGens
+	}
+	if ri.KeepGensFor != "" {
+		d, err := time.ParseDuration(ri.KeepGensFor)
+		if err != nil || d < 0 {
+			v.add(at+".keep_generations_for", "image %s: keep_generations_for %q: want a duration like \"336h\"", ri.Name, ri.KeepGensFor)
+		}
+		img.KeepGenerationsFor = d
 	}
 	if ri.MaxDelete < -1 {
 		v.add(at+".max_delete", "image %s: max_delete %d: want a count, 0 for the default (half the image) or -1 for no limit", ri.Name, ri.MaxDelete)

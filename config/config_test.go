@@ -36,7 +36,7 @@ func TestParseDefaults(t *testing.T) {
 		Images: []Image{{
 			Name: "rhel5", Source: "root@node004:/", Root: "/diskless/i386/RHEL5-AS/root",
 			Excludes: DefaultExcludes, StateDir: "/diskless/i386/RHEL5-AS/.root.goldsync",
-			Rsh: "ssh", Streams: 1, Line: 4,
+			Rsh: "ssh", Streams: 1, KeepGenerations: 10, Line: 4,
 		}},
 		OS: []OS{{
 			Name: "rhel5compute", Image: "rhel5", Location: "/diskless/i386/RHEL5-AS",
@@ -69,6 +69,8 @@ excludes = ["/home/*", "+ /tmp/keep"]
 default_excludes = false
 state_dir = "/var/lib/goldsync/rhel5"
 retention = "off"
+keep_generations = 3
+keep_generations_for = "48h"
 max_delete = -1
 no_delete = true
 rsh = "ssh -p 2222"
@@ -107,15 +109,15 @@ nfs_options = "tcp,v3,nolock,acregmin=3,acregmax=3"
 			Name: "rhel5", Source: "/srv/golden", Root: "/diskless/rhel5/root",
 			Excludes: []string{"/home/*", "+ /tmp/keep"}, StateDir: "/var/lib/goldsync/rhel5",
 			Retention: -1, MaxDelete: -1, NoDelete: true, Rsh: "ssh -p 2222", AgentPath: "/opt/goldsync-agent",
-			Streams: 4, Timeout: 90 * time.Second, Line: 13,
+			Streams: 4, Timeout: 90 * time.Second, KeepGenerations: 3, KeepGenerationsFor: 48 * time.Hour, Line: 13,
 		}},
 		OS: []OS{
 			{Name: "gpu", Image: "rhel5", Kernel: "2.6.18-164.el5", Nodes: []string{"gpu[0-9]*", "viz01"},
 				Location: "/diskless/rhel5", SnapshotDir: "/diskless/rhel5/snap-gpu", NFSServer: "server",
-				Netboot: gpuNB, Line: 28},
+				Netboot: gpuNB, Line: 30},
 			{Name: "compute", Image: "rhel5", Location: "/diskless/rhel5", SnapshotDir: "/diskless/rhel5/snapshot",
 				NFSServer: "10.8.0.3", BootStyle: "nfsroot", Initramfs: "initramfs-tools", NFSOptions: "tcp,v3,nolock,acregmin=3,acregmax=3",
-				Netboot: nb, Line: 36},
+				Netboot: nb, Line: 38},
 		},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -192,6 +194,10 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`g.toml:7: image a: retention "1 day": want a duration`}},
 		{name: "negative retention", doc: img("retention = \"-1h\"\n"),
 			want: []string{`g.toml:7: image a: retention "-1h" is negative`}},
+		{name: "bad keep_generations_for", doc: img("keep_generations_for = \"2 weeks\"\n"),
+			want: []string{`g.toml:7: image a: keep_generations_for "2 weeks": want a duration`}},
+		{name: "bad keep_generations", doc: img("keep_generations = -5\n"),
+			want: []string{`g.toml:7: image a: keep_generations -5: want a count`}},
 		{name: "bad timeout", doc: img("timeout = \"soon\"\n"),
 			want: []string{`g.toml:7: image a: timeout "soon"`}},
 		{name: "relative root", doc: "[[image]]\nname = \"a\"\nsource = \"/g\"\nroot = \"diskless/root\"\n",

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +40,11 @@ type retainer struct {
 }
 
 func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer, error) {
-	r := &retainer{log: log, stamp: strconv.FormatInt(time.Now().Unix(), 10)}
+	// The stamp starts with the Unix time (purge reads it) and names the
+	// run, so runs within the same second do not collide on names.
+	var id [4]byte
+	rand.Read(id[:])
+	r := &retainer{log: log, stamp: strconv.FormatInt(time.Now().Unix(), 10) + "." + hex.EncodeToString(id[:])}
 	if dir == "" || grace < 0 {
 		return r, nil
 	}

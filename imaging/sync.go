@@ -69,6 +69,11 @@ type Options struct {
 	// Itemize, when set, is called once per change, in plan order, before
 	// it is applied (or instead, in a dry run).
 	Itemize func(Change)
+	// Generations, when set, records the run as a generation of the image
+	// (see Rollback) and prunes by the policy. Content that existing
+	// generations need is kept whether or not it is set.
+	Generations *GenerationPolicy
+	rollbackOf  int64 // set by Rollback, recorded in the generation
 }
 
 // Phase names a step of a sync.
@@ -110,6 +115,8 @@ type Result struct {
 	// DeletesSkipped says deletions were skipped because the source
 	// reported problems (as rsync does after an I/O error).
 	DeletesSkipped bool
+	// Generation is the id of the generation this run recorded, or zero.
+	Generation int64
 }
 
 // Apply carries out a plan made by MakePlan beneath dest, reading content
@@ -490,6 +497,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		// Nothing was done and the walk found everything as recorded:
 		// the manifest on disk is still the truth.
 		res.Duration = time.Since(start)
+		res.Generation = afterSync(sp, &opts, res, start, true, log)
 		if err := saveToken(sp.Token, scan.Token); err != nil {
 			log.Warn("journal token not saved: the next sync scans everything", "err", err)
 		}
@@ -517,6 +525,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	res.Problems = a.problems
 	res.Failed = a.failedPaths()
 	res.Stats.Problems = len(a.problems)
+	res.Generation = afterSync(sp, &opts, res, start, runErr == nil && len(a.problems) == 0 && !res.DeletesSkipped, log)
 	res.Duration = time.Since(start)
 	if runErr != nil {
 		os.Remove(sp.Token) // what failed must be scanned again

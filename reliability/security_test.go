@@ -55,7 +55,8 @@ func TestSecureDefaults(t *testing.T) {
 				t.Errorf("%s: world-writable (%#o) in the image, the source has %#o", p, g.Mode, step.want[p].Mode)
 			}
 		}
-		for _, d := range []string{stateDir, imaging.State(stateDir).Retention} {
+		objects := filepath.Join(imaging.GenerationsDir(stateDir), "objects")
+		for _, d := range []string{stateDir, imaging.State(stateDir).Retention, imaging.GenerationsDir(stateDir), objects} {
 			st, err := os.Stat(d)
 			if err != nil {
 				t.Fatalf("state dir: %v", err)
@@ -65,8 +66,8 @@ func TestSecureDefaults(t *testing.T) {
 			}
 		}
 		// The state dir holds the manifest (the image's whole listing), the
-		// lock and retention links to image files (which keep the image's
-		// modes, behind the 0700 dir).
+		// lock, retention links to image files and the generations' kept
+		// content (which keep the image's modes, behind 0700 dirs).
 		retention := imaging.State(stateDir).Retention
 		for _, dir := range []string{stateDir, pl.agentState} {
 			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -78,8 +79,8 @@ func TestSecureDefaults(t *testing.T) {
 					return nil
 				}
 				checked++
-				if filepath.Dir(p) == retention && info.Mode().IsRegular() {
-					return nil
+				if (filepath.Dir(p) == retention || filepath.Dir(p) == objects) && info.Mode().IsRegular() {
+					return nil // links to image files, as retention's
 				}
 				if info.Mode().Perm()&0o002 != 0 {
 					t.Errorf("%s: world-writable (%v)", p, info.Mode())

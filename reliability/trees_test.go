@@ -329,8 +329,8 @@ func checkWhole(t testing.TB, got, old, new treetest.Manifest) wholeStats {
 }
 
 // checkNoLitter fails the test if the image holds temp names or the state
-// dir holds anything but the manifest, the lock, the retention dir and the
-// journal token.
+// dir holds anything but the manifest, the lock, the retention dir, the
+// journal token and the generations (with no half-written one).
 func checkNoLitter(t testing.TB, dest, state string) bool {
 	t.Helper()
 	ok := true
@@ -352,8 +352,15 @@ func checkNoLitter(t testing.TB, dest, state string) bool {
 	}
 	var extra []string
 	for _, e := range ents {
-		if !slices.Contains([]string{"manifest", "lock", "retention", "token"}, e.Name()) {
+		if !slices.Contains([]string{"manifest", "lock", "retention", "token", "generations"}, e.Name()) {
 			extra = append(extra, e.Name())
+		}
+	}
+	// A generation being recorded or pruned when a run was killed.
+	gens, _ := os.ReadDir(filepath.Join(state, "generations"))
+	for _, e := range gens {
+		if strings.HasPrefix(e.Name(), ".") {
+			extra = append(extra, "generations/"+e.Name())
 		}
 	}
 	if len(extra) > 0 {

@@ -98,6 +98,11 @@ type syncFlags struct {
 	metricsFile string
 	deadline    time.Duration
 	progressTO  time.Duration
+	// rollbackTo, when set, makes step 1 a rollback of the image to this
+	// generation instead of a pull (goldsync rollback NAME GEN); force is
+	// its --force.
+	rollbackTo int64
+	force      bool
 }
 
 func newSyncCmd(g *globalFlags) *cobra.Command {
@@ -165,6 +170,8 @@ type syncReport struct {
 	Error    string  `json:"error,omitempty"`
 	ExitCode int     `json:"exit_code"`
 	Seconds  float64 `json:"seconds"`
+	// Rollback is the generation step 1 rolled back to instead of pulling.
+	Rollback int64 `json:"rollback_to,omitempty"`
 	// Pull is the pull's summary, as "goldsync pull --json" prints it.
 	Pull *summary `json:"pull,omitempty"`
 	// Planned counts the pull's plan by operation (mkdir, fetch, copy,
@@ -312,7 +319,7 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 func syncImage(ctx context.Context, g *globalFlags, f *syncFlags, cfg *config.Config, img *config.Image,
 	byOS map[string][]snapshot.Node, log *slog.Logger, talk bool) *syncReport {
 	start := time.Now()
-	r := &syncReport{Image: img.Name, Source: img.Source, Root: img.Root, DryRun: f.dryRun, built: map[string]time.Time{}}
+	r := &syncReport{Image: img.Name, Source: img.Source, Root: img.Root, DryRun: f.dryRun, Rollback: f.rollbackTo, built: map[string]time.Time{}}
 	fail := func(code int, err error) *syncReport {
 		r.err = err
 		r.Error = err.Error()
@@ -419,6 +426,9 @@ func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Im
 	ctx, cancel := withDeadline(ctx, f.deadline)
 	defer cancel()
 	defer func() { err = deadlineErr(ctx, err) }()
+	if f.rollbackTo > 0 {
+		return rollbackImage(ctx, g, f, img, r, log)
+	}
 	source, err := remote.Open(ctx, img.Source, remote.Options{
 		Rsh: img.Rsh, AgentPath: img.AgentPath, Streams: img.Streams, IdleTimeout: img.Timeout, Logger: log,
 		ProgressTimeout: f.progressTO,
@@ -430,6 +440,9 @@ func pullImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Im
 	opts := imaging.Options{
 		Excludes: img.Excludes, DryRun: f.dryRun, NoDelete: img.NoDelete, MaxDelete: img.MaxDelete,
 		StateDir: img.StateDir, Retention: img.Retention, Logger: log,
+	}
+	if img.KeepGenerations >= 0 {
+		opts.Generations = &imaging.GenerationPolicy{Keep: img.KeepGenerations, KeepFor: img.KeepGenerationsFor, Source: img.Source}
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
@@ -563,6 +576,12 @@ func printSyncReport(r *syncReport, toErr bool) {
 	verb := "sync of"
 	if r.DryRun {
 		verb = "dry run of"
+	}
+	if r.Rollback > 0 {
+		verb = fmt.Sprintf("rollback to generation %d of", r.Rollback)
+		if r.DryRun {
+			verb = "dry run of " + verb
+		}
 	}
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
 	if s := r.Pull; s != nil {

@@ -196,6 +196,8 @@ type statusReport struct {
 	Behind          []string      `json:"behind_nodes,omitempty"`
 	RunningPID      int           `json:"running_pid,omitempty"`
 	Note            string        `json:"note,omitempty"`
+	Generations     int           `json:"generations"`
+	GenerationBytes int64         `json:"generation_bytes"`
 }
 
 func runStatus(g *globalFlags, names []string) error {
@@ -224,18 +226,19 @@ func runStatus(g *globalFlags, names []string) error {
 		return printJSON(reports)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tLAST SYNC\tAGE\tRESULT\tLAST CHANGES\tSNAPSHOTS")
+	fmt.Fprintln(tw, "IMAGE\tLAST SYNC\tAGE\tRESULT\tLAST CHANGES\tSNAPSHOTS\tGENERATIONS")
 	for _, r := range reports {
+		gens := fmt.Sprintf("%d, %s", r.Generations, human(r.GenerationBytes))
 		if !r.Synced {
-			fmt.Fprintf(tw, "%s\tnever\t-\t-\t-\t%s\n", r.Image, snapshotsCell(r))
+			fmt.Fprintf(tw, "%s\tnever\t-\t-\t-\t%s\t%s\n", r.Image, snapshotsCell(r), gens)
 			continue
 		}
 		res := r.Result
 		if r.RunningPID > 0 {
 			res += fmt.Sprintf(" (running now: pid %d)", r.RunningPID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Image, r.LastSync.Local().Format("2006-01-02 15:04:05"),
-			age(time.Duration(r.AgeSeconds*float64(time.Second))), res, changesCell(r.Changes), snapshotsCell(r))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Image, r.LastSync.Local().Format("2006-01-02 15:04:05"),
+			age(time.Duration(r.AgeSeconds*float64(time.Second))), res, changesCell(r.Changes), snapshotsCell(r), gens)
 	}
 	tw.Flush()
 	for _, r := range reports {
@@ -285,6 +288,7 @@ func imageStatusReport(cfg *config.Config, img *config.Image, byOS map[string][]
 	}
 	slices.Sort(r.Behind)
 	r.SnapshotsBehind = len(r.Behind)
+	r.Generations, r.GenerationBytes, _ = imaging.GenerationsSize(img.StateDir)
 	return r
 }
 

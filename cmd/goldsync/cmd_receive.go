@@ -82,7 +82,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) (
 	opts := imaging.Options{
 		Excludes: append(append([]string(nil), f.excludes...), from...), DryRun: f.dryRun, NoDelete: f.noDelete,
 		MaxDelete: f.maxDelete, StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: true, MaxListBytes: f.maxList,
+		Incremental: true, MaxListBytes: f.maxList, Generations: f.gen.policy("push"),
 	}
 	res, err := imaging.Sync(ctx, client, dest, opts)
 	if err == nil && !f.dryRun {

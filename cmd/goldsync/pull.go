@@ -44,6 +44,7 @@ type pullFlags struct {
 	progressTO  time.Duration
 	deadline    time.Duration
 	dest        string // receive --image: the image's root, from the config
+	gen         genFlags
 }
 
 func (f *pullFlags) register(cmd *cobra.Command) {
@@ -69,6 +70,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail when the peer sends only keepalives for this long while it owes an answer (default 10m; negative: never)")
 	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long (0 or negative: never)")
 	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 256 MiB)")
+	f.gen.register(cmd, 10)
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -147,7 +149,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts := imaging.Options{
 		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
 		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: !f.fullScan, MaxListBytes: f.maxList,
+		Incremental: !f.fullScan, MaxListBytes: f.maxList, Generations: f.gen.policy(src),
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }

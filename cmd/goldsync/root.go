@@ -50,6 +50,7 @@ the nightly cron job is just "goldsync sync".`,
 	root.AddCommand(newServeCmds(g)...)
 	root.AddCommand(newDemoCmd(g))
 	root.AddCommand(newReceiveCmd(g))
+	root.AddCommand(newGenerationCmds(g)...)
 	root.AddCommand(exitCodesHelp())
 	return root
 }

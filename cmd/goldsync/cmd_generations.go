@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/config"
+	"github.com/goldsync/goldsync/imaging"
+)
+
+// genFlags are the generation flags of pull and receive.
+type genFlags struct {
+	keep    int
+	keepFor time.Duration
+	off     bool
+}
+
+func (f *genFlags) register(cmd *cobra.Command, keep int) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.keep, "keep-generations", keep, "keep the newest `N` generations of the image (0: no limit by count)")
+	fl.DurationVar(&f.keepFor, "keep-generations-for", 0, "also keep generations younger than `D`")
+	fl.BoolVar(&f.off, "no-generations", false, "record no generation for this run (content older generations need is still kept)")
+}
+
+func (f *genFlags) policy(source string) *imaging.GenerationPolicy {
+	if f.off {
+		return nil
+	}
+	return &imaging.GenerationPolicy{Keep: f.keep, KeepFor: f.keepFor, Source: source}
+}
+
+// imageRef is an image given on the command line: a directory, or the
+// name of an [[image]] of the cluster config.
+type imageRef struct{ root, stateDir string }
+
+func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
+	if !strings.Contains(arg, "/") && arg != "." {
+		if _, err := os.Stat(arg); err != nil {
+			cfg, err := loadConfig(g)
+			if err != nil {
+				return imageRef{}, err
+			}
+			img, ok := cfg.Image(arg)
+			if !ok {
+				return imageRef{}, withCode(exitUsage, fmt.Errorf("%s is neither an image directory nor an image of %s (images: %s)", arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
+			}
+			return imageRef{root: img.Root, stateDir: orStr(stateDir, img.StateDir)}, nil
+		}
+	}
+	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
+}
+
+// isConfigImage says whether a command-line image is a name (of the
+// cluster config) rather than a directory.
+func isConfigImage(arg string) bool {
+	if strings.Contains(arg, "/") || arg == "." {
+		return false
+	}
+	_, err := os.Stat(arg)
+	return err != nil
+}
+
+func orStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func parseGen(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, withCode(exitUsage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
+	}
+	return id, nil
+}
+
+func newGenerationCmds(g *globalFlags) []*cobra.Command {
+	var stateDir string
+	stateFlag := func(c *cobra.Command) {
+		c.Flags().StringVar(&stateDir, "state-dir", "", "the image's state `DIR` (default: .<image>.goldsync beside it, or the config's)")
+	}
+
+	list := &cobra.Command{
+		Use:   "generations [IMAGE...]",
+		Short: "list an image's generations",
+		Long: `Generations lists the recorded generations of each image: one per
+successful pull, receive, sync or rollback. IMAGE is an image directory or
+the name of an [[image]] of the cluster config (default: every image of the
+config). +/~/- count created, updated and deleted objects; HELD is the kept
+content the generation needs beyond the live image.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				cfg, err := loadConfig(g)
+				if err != nil {
+					return err
+				}
+				args = cfg.ImageNames()
+			}
+			type imageGens struct {
+				Image       string               `json:"image"`
+				Generations []imaging.Generation `json:"generations"`
+			}
+			var all []imageGens
+			for _, a := range args {
+				ref, err := resolveImage(g, a, stateDir)
+				if err != nil {
+					return err
+				}
+				gens, err := imaging.ListGenerations(ref.stateDir)
+				if err != nil {
+					return withCode(exitIO, err)
+				}
+				all = append(all, imageGens{Image: ref.root, Generations: gens})
+			}
+			if g.jsonOut {
+				return printJSON(all)
+			}
+			now := time.Now()
+			for i, ig := range all {
+				if i > 0 {
+					printf("\n")
+				}
+				printf("%s\n", ig.Image)
+				printf("%6s  %-8s  %7s %7s %7s  %10s  %-3s  %s\n", "GEN", "AGE", "+", "~", "-", "HELD", "PIN", "SOURCE")
+				for _, gen := range ig.Generations {
+					pin := ""
+					if gen.Pinned {
+						pin = "yes"
+					}
+					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, age(now.Sub(gen.Time)),
+						gen.Created, gen.Updated, gen.Deleted, human(gen.Held+gen.ManifestBytes), pin, gen.Source)
+				}
+			}
+			return nil
+		},
+	}
+	stateFlag(list)
+
+	var (
+		dryRun, itemize bool
+		force           bool
+		maxDelete       int
+		gf              genFlags
+	)
+	rollback := &cobra.Command{
+		Use:   "rollback IMAGE GEN",
+		Short: "make the live image equal to one of its generations",
+		Long: `Rollback makes the live image equal to generation GEN, live: through the
+same applier as a pull (clients see whole files; retention keeps what the
+rollback replaces), from the content kept in the state dir, with no golden
+node. Run it with -n -i first to see what would change. The rollback is
+recorded as a new generation, so it can be undone the same way. It refuses,
+naming the paths, when content of GEN is no longer kept; and, unless
+--force, when the image was changed in ways its manifest does not know (by
+hand, or by another tool: see goldsync verify) or when the filesystem lacks
+the space for the files to write. A rollback that was stopped converges when
+run again.
+
+IMAGE is an image directory or the name of an [[image]] of the cluster
+config; for a name, the snapshots and netboot files of the OS entries
+booting the image are refreshed afterwards, as "goldsync sync" does after a
+pull, so the nodes boot the rolled-back kernel and initrd.
+
+The next pull from the golden node scans it in full and brings the image
+back to the golden node's state: stop pushes and nightly syncs first if the
+rollback is to stay.`,
+		Example: `  goldsync generations /diskless/rhel9/root
+  goldsync rollback -n -i /diskless/rhel9/root 41
+  goldsync rollback /diskless/rhel9/root 41`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseGen(args[1])
+			if err != nil {
+				return err
+			}
+			if isConfigImage(args[0]) && stateDir == "" {
+				// An image of the cluster config: its snapshots and
+				// netboot files follow, as after a sync.
+				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, args[:1])
+			}
+			ref, err := resolveImage(g, args[0], stateDir)
+			if err != nil {
+				return err
+			}
+			opts := imaging.Options{StateDir: ref.stateDir, DryRun: dryRun, MaxDelete: maxDelete,
+				Logger: g.logger(os.Stderr), Generations: gf.policy("")}
+			if itemize || (dryRun && !g.jsonOut) {
+				opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
+			}
+			res, err := imaging.Rollback(cmd.Context(), ref.root, id, imaging.RollbackOptions{Options: opts, Force: force})
+			if res != nil && !g.quiet && !g.jsonOut {
+				if dryRun {
+					n, bytes := 0, int64(0)
+					if res.Plan != nil {
+						n, bytes = len(res.Plan.Actions), res.Plan.FetchBytes
+					}
+					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
+						ref.root, id, n, human(bytes))
+				} else {
+					what := "rolled back"
+					if err != nil {
+						what = "stopped rolling back"
+					}
+					fmt.Fprintf(os.Stderr, "goldsync rollback: %s %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
+						what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
+				}
+				if res.Generation != 0 {
+					fmt.Fprintf(os.Stderr, "; recorded as generation %d", res.Generation)
+				}
+				fmt.Fprintln(os.Stderr)
+			}
+			if g.jsonOut && res != nil {
+				if jerr := printJSON(map[string]any{"image": ref.root, "generation": id, "dry_run": dryRun,
+					"recorded": res.Generation, "stats": res.Stats, "failed": res.Failed}); jerr != nil {
+					return jerr
+				}
+			}
+			if err != nil {
+				if errors.Is(err, imaging.ErrIncomplete) || errors.Is(err, imaging.ErrNoGeneration) {
+					return withCode(exitSelect, err)
+				}
+				if errors.Is(err, imaging.ErrDrift) {
+					return withCode(exitDrift, fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err))
+				}
+				return classifySync(err)
+			}
+			return nil
+		},
+	}
+	fl := rollback.Flags()
+	fl.BoolVarP(&dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.BoolVarP(&itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
+	fl.BoolVar(&force, "force", false, "roll back over changes to the image its manifest does not know, and without the free-space check")
+	fl.IntVar(&maxDelete, "max-delete", -1, "refuse a rollback deleting more than `N` entries (-1: no limit)")
+	// A rollback prunes only when asked: the pulls' policy is theirs.
+	gf.register(rollback, 0)
+	stateFlag(rollback)
+
+	diff := &cobra.Command{
+		Use:   "diff IMAGE GEN [GEN]",
+		Short: "itemize the changes between two generations, or a generation and the live image",
+		Long: `Diff prints what changes from generation GEN to the second GEN (or to the
+live image, as its manifest records it), in rsync's --itemize-changes
+format: the changes a rollback from the second to the first would undo.`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := resolveImage(g, args[0], stateDir)
+			if err != nil {
+				return err
+			}
+			from, err := parseGen(args[1])
+			if err != nil {
+				return err
+			}
+			var to int64
+			if len(args) == 3 {
+				if to, err = parseGen(args[2]); err != nil {
+					return err
+				}
+			}
+			changes, err := imaging.DiffGenerations(ref.stateDir, from, to)
+			if err != nil {
+				if errors.Is(err, imaging.ErrNoGeneration) {
+					return withCode(exitSelect, err)
+				}
+				return withCode(exitIO, err)
+			}
+			if g.jsonOut {
+				return printJSON(changes)
+			}
+			for _, c := range changes {
+				printf("%s\n", c)
+			}
+			return nil
+		},
+	}
+	stateFlag(diff)
+
+	pin := func(use string, on bool) *cobra.Command {
+		c := &cobra.Command{
+			Use:   use + " IMAGE GEN...",
+			Short: map[bool]string{true: "keep generations whatever the policy", false: "let the policy prune generations again"}[on],
+			Args:  cobra.MinimumNArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ref, err := resolveImage(g, args[0], stateDir)
+				if err != nil {
+					return err
+				}
+				for _, a := range args[1:] {
+					id, err := parseGen(a)
+					if err != nil {
+						return err
+					}
+					if err := imaging.PinGeneration(ref.stateDir, id, on); err != nil {
+						return withCode(exitSelect, err)
+					}
+				}
+				return nil
+			},
+		}
+		stateFlag(c)
+		return c
+	}
+
+	var pf genFlags
+	prune := &cobra.Command{
+		Use:   "prune IMAGE",
+		Short: "remove the generations the policy no longer keeps, and their content",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := resolveImage(g, args[0], stateDir)
+			if err != nil {
+				return err
+			}
+			unlock, err := imaging.Lock(ref.stateDir)
+			if err != nil {
+				return classifySync(err)
+			}
+			defer unlock()
+			removed, freed, err := imaging.PruneGenerations(ref.stateDir, *pf.policy(""), time.Now())
+			if err != nil {
+				return withCode(exitIO, err)
+			}
+			if g.jsonOut {
+				return printJSON(map[string]any{"image": ref.root, "removed": removed, "freed_bytes": freed})
+			}
+			if !g.quiet {
+				printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, human(freed))
+			}
+			return nil
+		},
+	}
+	pf.register(prune, 10)
+	stateFlag(prune)
+
+	return []*cobra.Command{list, rollback, diff, pin("pin", true), pin("unpin", false), prune}
+}
+
+// rollbackImage is step 1 of a sync of a config image that rolls back to a
+// generation instead of pulling, so the snapshots and netboot files of its
+// OS entries follow the rolled-back image.
+func rollbackImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger) error {
+	opts := imaging.Options{DryRun: f.dryRun, MaxDelete: -1, StateDir: img.StateDir, Retention: img.Retention, Logger: log}
+	if img.KeepGenerations >= 0 {
+		opts.Generations = &imaging.GenerationPolicy{}
+	}
+	if f.itemize || (f.dryRun && !g.jsonOut) {
+		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
+	}
+	res, err := imaging.Rollback(ctx, img.Root, f.rollbackTo, imaging.RollbackOptions{Options: opts, Force: f.force})
+	r.res = res
+	if res != nil {
+		s := pullSummary(fmt.Sprintf("generation %d", f.rollbackTo), img.Root, f.dryRun, res, nil, err)
+		r.Pull = &s
+		r.changed = !f.dryRun && res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, imaging.ErrIncomplete), errors.Is(err, imaging.ErrNoGeneration):
+		return withCode(exitSelect, err)
+	case errors.Is(err, imaging.ErrDrift):
+		return withCode(exitDrift, err)
+	case errors.Is(err, imaging.ErrPartial) && res != nil:
+		r.err = classifySync(err)
+		return nil
+	}
+	return classifySync(describeLocked(err, img.StateDir))
+}

@@ -1,0 +1,638 @@
+package imaging
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// Generations: every successful sync of an image (pull, receive, sync,
+// rollback) can be recorded as a generation in the state dir, so the image
+// can be listed, compared and rolled back to any kept generation without
+// the golden node.
+//
+// A generation is its record (info.json), the manifest of the image as the
+// run left it, and the list of content keys (hash, size) its regular files
+// need. The content itself is not copied: a file of generation N is either
+// still in the live image (at some path, with that hash) or was replaced or
+// deleted by a later run. Such a file's old inode is already kept by
+// retention (a hard link in StateDir/retention); at the end of each run the
+// retained inodes are matched by (dev, ino, size, mtime) against what the
+// run replaced and linked once more, by content key, into
+// StateDir/generations/objects. A generation therefore costs its manifest
+// plus the bytes of the content that later runs replaced: the size of the
+// change, not of the image. Pruning removes generations the policy no longer
+// keeps and the objects no kept generation needs.
+//
+// Layout beneath StateDir/generations:
+//
+//	<id>/info.json   the Generation record
+//	<id>/manifest    the image's manifest after the run
+//	<id>/keys        sorted (hash, size) pairs, 16 bytes each
+//	<id>/pinned      present when pinned (pruning skips it)
+//	objects/<hash>-<size>  hard links to kept content
+
+// GenerationPolicy turns on recording of generations for a Sync and says
+// which to keep. A generation is kept when it is pinned, is the newest, is
+// among the Keep newest, or is younger than KeepFor. With both zero every
+// generation is kept.
+type GenerationPolicy struct {
+	// Keep is how many of the newest generations to keep; zero means no
+	// limit by count.
+	Keep int
+	// KeepFor keeps generations younger than this; zero means no limit by
+	// age.
+	KeepFor time.Duration
+	// Source describes where the run's tree came from ("node004:/",
+	// "push from node004", "rollback to 3"); it is recorded as is.
+	Source string
+}
+
+// Generation is the record of one generation.
+type Generation struct {
+	ID     int64     `json:"id"`
+	Time   time.Time `json:"time"`
+	Source string    `json:"source"`
+	// RollbackOf is the generation a rollback restored; zero otherwise.
+	RollbackOf int64 `json:"rollback_of,omitempty"`
+	// Excludes are the run's exclude patterns; a rollback uses them so it
+	// leaves excluded paths alone, as the pulls did.
+	Excludes []string `json:"excludes,omitempty"`
+	Entries  int      `json:"entries"`
+	Created  int      `json:"created"`
+	Updated  int      `json:"updated"`
+	MetaOnly int      `json:"meta_only"`
+	Deleted  int      `json:"deleted"`
+	// Bytes is the content the run wrote (received and copied).
+	Bytes int64 `json:"bytes"`
+	// ManifestIdent identifies the live manifest files as this run left
+	// them (see liveDiffers).
+	ManifestIdent string `json:"manifest_ident,omitempty"`
+
+	// Filled in by ListGenerations, not stored.
+
+	// Pinned generations are never pruned.
+	Pinned bool `json:"pinned"`
+	// Held is the bytes of kept content (objects) this generation needs:
+	// what it costs beyond the live image, shared with other generations
+	// that need the same content.
+	Held int64 `json:"bytes_held"`
+	// ManifestBytes is the size of the generation's manifest file.
+	ManifestBytes int64 `json:"manifest_bytes"`
+}
+
+// Errors of generation operations callers branch on.
+var (
+	// ErrNoGeneration is wrapped when the asked generation does not exist.
+	ErrNoGeneration = errors.New("no such generation")
+	// ErrIncomplete is wrapped when a rollback is refused because content
+	// of the generation is no longer kept.
+	ErrIncomplete = errors.New("generation data incomplete")
+)
+
+// GenerationsDir is where a state dir keeps its generations.
+func GenerationsDir(stateDir string) string { return filepath.Join(stateDir, "generations") }
+
+func objectsDir(stateDir string) string { return filepath.Join(GenerationsDir(stateDir), "objects") }
+
+func genDir(stateDir string, id int64) string {
+	return filepath.Join(GenerationsDir(stateDir), strconv.FormatInt(id, 10))
+}
+
+// contentKey names kept content: its xxhash64 and size.
+type contentKey struct {
+	hash uint64
+	size int64
+}
+
+func (k contentKey) name() string { return fmt.Sprintf("%016x-%d", k.hash, k.size) }
+
+func parseKey(name string) (contentKey, bool) {
+	h, s, ok := strings.Cut(name, "-")
+	if !ok || len(h) != 16 {
+		return contentKey{}, false
+	}
+	hv, err1 := strconv.ParseUint(h, 16, 64)
+	sv, err2 := strconv.ParseInt(s, 10, 64)
+	if err1 != nil || err2 != nil || sv < 0 {
+		return contentKey{}, false
+	}
+	return contentKey{hv, sv}, true
+}
+
+func entryKey(e *tree.Entry) contentKey { return contentKey{e.Hash, e.Size} }
+
+// needsContent reports whether restoring e needs content from somewhere:
+// a non-empty regular file that is not a hard link to an earlier entry.
+func needsContent(e *tree.Entry) bool {
+	return e.Type == tree.TypeRegular && e.LinkTo == "" && e.Size > 0
+}
+
+// generationIDs lists the recorded generation ids, ascending.
+func generationIDs(stateDir string) ([]int64, error) {
+	ents, err := os.ReadDir(GenerationsDir(stateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generations: %w", err)
+	}
+	var ids []int64
+	for _, e := range ents {
+		if id, err := strconv.ParseInt(e.Name(), 10, 64); err == nil && id > 0 && e.IsDir() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func readGeneration(stateDir string, id int64) (*Generation, error) {
+	b, err := os.ReadFile(filepath.Join(genDir(stateDir, id), "info.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %d", ErrNoGeneration, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generation %d: %w", id, err)
+	}
+	g := &Generation{}
+	if err := json.Unmarshal(b, g); err != nil {
+		return nil, fmt.Errorf("generation %d: %w", id, err)
+	}
+	_, err = os.Lstat(filepath.Join(genDir(stateDir, id), "pinned"))
+	g.Pinned = err == nil
+	if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
+		g.ManifestBytes = fi.Size()
+	}
+	return g, nil
+}
+
+// ListGenerations returns the generations recorded in a state dir, oldest
+// first, with their pin state and the bytes they hold.
+func ListGenerations(stateDir string) ([]Generation, error) {
+	ids, err := generationIDs(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	objs := listObjects(stateDir)
+	var out []Generation
+	for _, id := range ids {
+		g, err := readGeneration(stateDir, id)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := readKeys(stateDir, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if objs[k] {
+				g.Held += k.size
+			}
+		}
+		out = append(out, *g)
+	}
+	return out, nil
+}
+
+// LoadGeneration returns a generation's record and manifest.
+func LoadGeneration(stateDir string, id int64) (*Generation, *Manifest, error) {
+	g, err := readGeneration(stateDir, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := LoadManifest(filepath.Join(genDir(stateDir, id), "manifest"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("generation %d: %w", id, err)
+	}
+	return g, m, nil
+}
+
+// PinGeneration pins (or unpins) a generation: a pinned one is never pruned.
+func PinGeneration(stateDir string, id int64, pin bool) error {
+	if _, err := readGeneration(stateDir, id); err != nil {
+		return err
+	}
+	p := filepath.Join(genDir(stateDir, id), "pinned")
+	if pin {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unpin: %w", err)
+	}
+	return nil
+}
+
+// GenerationsSize returns how many generations a state dir holds and the
+// bytes they cost beyond the live image: their manifests and the kept
+// content (apparent sizes; holes and content shared with retention count).
+func GenerationsSize(stateDir string) (n int, bytes int64, err error) {
+	ids, err := generationIDs(stateDir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
+			bytes += fi.Size()
+		}
+	}
+	for k := range listObjects(stateDir) {
+		bytes += k.size
+	}
+	return len(ids), bytes, nil
+}
+
+func listObjects(stateDir string) map[contentKey]bool {
+	ents, _ := os.ReadDir(objectsDir(stateDir))
+	objs := make(map[contentKey]bool, len(ents))
+	for _, e := range ents {
+		if k, ok := parseKey(e.Name()); ok {
+			objs[k] = true
+		}
+	}
+	return objs
+}
+
+func writeKeys(path string, entries []*tree.Entry) error {
+	seen := map[contentKey]bool{}
+	var keys []contentKey
+	for _, e := range entries {
+		if needsContent(e) && e.Hashed() && !seen[entryKey(e)] {
+			seen[entryKey(e)] = true
+			keys = append(keys, entryKey(e))
+		}
+	}
+	slices.SortFunc(keys, func(a, b contentKey) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.size, b.size))
+	})
+	buf := make([]byte, 0, 16*len(keys))
+	for _, k := range keys {
+		buf = binary.LittleEndian.AppendUint64(buf, k.hash)
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(k.size))
+	}
+	return os.WriteFile(path, buf, 0o600)
+}
+
+func readKeys(stateDir string, id int64) ([]contentKey, error) {
+	b, err := os.ReadFile(filepath.Join(genDir(stateDir, id), "keys"))
+	if err != nil {
+		return nil, fmt.Errorf("generation %d keys: %w", id, err)
+	}
+	keys := make([]contentKey, 0, len(b)/16)
+	for ; len(b) >= 16; b = b[16:] {
+		keys = append(keys, contentKey{binary.LittleEndian.Uint64(b), int64(binary.LittleEndian.Uint64(b[8:]))})
+	}
+	return keys, nil
+}
+
+// afterSync is Sync's generation hook, run with the state dir's lock held
+// after a run that may have changed the image. It keeps the content the
+// run replaced that a generation may need (whenever generations exist or
+// are asked for), records a new generation when the run succeeded and a
+// policy is set, and prunes. Failures are logged: they never fail the sync
+// that already happened. It returns the new generation's id, or zero.
+func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bool, log *slog.Logger) int64 {
+	if opts.DryRun {
+		return 0
+	}
+	ids, err := generationIDs(sp.Dir)
+	if err != nil {
+		log.Warn("generations", "err", err)
+		return 0
+	}
+	if opts.Generations == nil && len(ids) == 0 {
+		return 0
+	}
+	removeStaleGenerations(sp.Dir)
+	if opts.Retention < 0 {
+		log.Warn("retention is off: files this run replaced are not kept, so earlier generations may not be restorable")
+	}
+	var latest *Generation
+	if len(ids) > 0 {
+		latest, _ = readGeneration(sp.Dir, ids[len(ids)-1])
+	}
+	if n, err := harvest(sp, res.Plan, latest, start, log); err != nil {
+		log.Warn("generations: replaced content not kept", "err", err)
+	} else if n > 0 {
+		log.Debug("generations: kept replaced content", "objects", n)
+	}
+	if !ok || opts.Generations == nil {
+		return 0
+	}
+	changed := res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
+	if !changed && latest != nil && !liveDiffers(sp, latest) {
+		return 0 // nothing changed: the newest generation still describes the image
+	}
+	id, err := recordGeneration(sp, opts, res, ids)
+	if err != nil {
+		log.Warn("generation not recorded", "err", err)
+		return 0
+	}
+	if _, _, err := PruneGenerations(sp.Dir, *opts.Generations, time.Now()); err != nil {
+		log.Warn("generations: prune", "err", err)
+	}
+	return id
+}
+
+// manifestIdent identifies the manifest files as saved: a run that saves
+// the manifest changes it.
+func manifestIdent(path string) string {
+	var a, b unix.Stat_t
+	unix.Stat(path, &a)
+	unix.Stat(LogPath(path), &b)
+	return fmt.Sprintf("%d:%d:%d:%d:%d:%d", a.Ino, a.Size, a.Mtim.Nano(), b.Ino, b.Size, b.Mtim.Nano())
+}
+
+// liveDiffers reports whether the live manifest records another tree than
+// generation g (a run killed after it saved the manifest and before it
+// recorded its generation leaves them apart, and the next run has nothing
+// to do). It compares the trees only when the manifest was saved since g.
+func liveDiffers(sp StatePaths, g *Generation) bool {
+	if g.ManifestIdent != "" && g.ManifestIdent == manifestIdent(sp.Manifest) {
+		return false
+	}
+	live, err := LoadManifest(sp.Manifest)
+	if err != nil {
+		return true
+	}
+	gm, err := LoadManifest(filepath.Join(genDir(sp.Dir, g.ID), "manifest"))
+	if err != nil || len(gm.Entries) != len(live.Entries) {
+		return true
+	}
+	for i, a := range gm.Entries {
+		b := live.Entries[i]
+		if a.Path != b.Path || a.Type != b.Type || a.Size != b.Size || a.Hash != b.Hash || a.Target != b.Target ||
+			a.Rdev != b.Rdev || a.LinkTo != b.LinkTo || !tree.SameMeta(a, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// harvest links the retained inodes of the content this run replaced into
+// the objects dir; and of what a run killed since the latest generation
+// replaced, matched against that generation's manifest (loaded only when
+// a retained inode is neither this run's nor kept already).
+func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log *slog.Logger) (int, error) {
+	type ident struct{ dev, ino uint64 }
+	cands := map[ident]*tree.Entry{}
+	if plan != nil {
+		for _, a := range plan.Actions {
+			if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
+				cands[ident{d.Dev, d.Ino}] = d
+			}
+		}
+	}
+	ents, err := os.ReadDir(sp.Retention)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	// Retained links older than the latest generation were looked at when
+	// it was recorded.
+	since := start.Unix()
+	if latest != nil {
+		since = latest.Time.Unix()
+	}
+	if err := os.MkdirAll(objectsDir(sp.Dir), 0o700); err != nil {
+		return 0, err
+	}
+	type retained struct {
+		path string
+		st   unix.Stat_t
+	}
+	var rest []retained
+	n := 0
+	keep := func(r retained, e *tree.Entry) bool {
+		if e == nil || e.Size != r.st.Size || e.Mtime != r.st.Mtim.Nano() {
+			return false
+		}
+		err := unix.Link(r.path, filepath.Join(objectsDir(sp.Dir), entryKey(e).name()))
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, unix.EEXIST):
+		default:
+			log.Debug("generations: keep", "path", e.Path, "err", err)
+		}
+		return true
+	}
+	for _, de := range ents {
+		ts, _, _ := strings.Cut(de.Name(), ".")
+		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
+			continue
+		}
+		r := retained{path: filepath.Join(sp.Retention, de.Name())}
+		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if !keep(r, cands[ident{r.st.Dev, r.st.Ino}]) {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 || latest == nil {
+		return n, nil
+	}
+	// Retained by a run that recorded no generation (killed, failed):
+	// already kept, or content of the latest generation?
+	objs, _ := os.ReadDir(objectsDir(sp.Dir))
+	have := map[ident]bool{}
+	for _, o := range objs {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(objectsDir(sp.Dir), o.Name()), &st) == nil {
+			have[ident{st.Dev, st.Ino}] = true
+		}
+	}
+	var unknown []retained
+	for _, r := range rest {
+		if !have[ident{r.st.Dev, r.st.Ino}] {
+			unknown = append(unknown, r)
+		}
+	}
+	if len(unknown) == 0 {
+		return n, nil
+	}
+	m, err := LoadManifest(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"))
+	if err != nil {
+		return n, err
+	}
+	byIdent := make(map[ident]*tree.Entry, len(m.Entries))
+	for _, e := range m.Entries {
+		if needsContent(e) && e.Hashed() {
+			byIdent[ident{e.Dev, e.Ino}] = e
+		}
+	}
+	for _, r := range unknown {
+		keep(r, byIdent[ident{r.st.Dev, r.st.Ino}])
+	}
+	return n, nil
+}
+
+// recordGeneration writes a new generation from the manifest just saved.
+func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (int64, error) {
+	m, err := LoadManifest(sp.Manifest)
+	if err != nil {
+		return 0, err
+	}
+	id := int64(1)
+	if len(ids) > 0 {
+		id = ids[len(ids)-1] + 1
+	}
+	base := GenerationsDir(sp.Dir)
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return 0, err
+	}
+	tmp, err := os.MkdirTemp(base, ".new-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	g := Generation{
+		ID: id, Time: time.Now().UTC(), Source: opts.Generations.Source, RollbackOf: opts.rollbackOf,
+		Excludes: opts.Excludes, Entries: len(m.Entries), ManifestIdent: manifestIdent(sp.Manifest),
+	}
+	if res != nil {
+		g.Created, g.Updated, g.MetaOnly, g.Deleted = res.Created, res.Updated, res.MetaOnly, res.Deleted
+		g.Bytes = res.BytesReceived + res.BytesCopied
+	}
+	b, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(b, '\n'), 0o600); err != nil {
+		return 0, err
+	}
+	// The manifest's files as they are (base and log): a copy, not a
+	// re-encoding.
+	for _, name := range []string{sp.Manifest, LogPath(sp.Manifest)} {
+		to := filepath.Join(tmp, "manifest")
+		if name != sp.Manifest {
+			to = LogPath(to)
+		}
+		if err := copyFile(name, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	if err := writeKeys(filepath.Join(tmp, "keys"), m.Entries); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp, genDir(sp.Dir, id)); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// copyFile copies a state file (reflink or copy_file_range where the
+// filesystem has them) and flushes it.
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// PruneGenerations removes the generations policy does not keep (never a
+// pinned one, never the newest), then the kept content no remaining
+// generation needs. It returns the removed ids and the bytes of the objects
+// removed. Callers other than Sync must hold the state dir's lock.
+func PruneGenerations(stateDir string, policy GenerationPolicy, now time.Time) (removed []int64, freed int64, err error) {
+	removeStaleGenerations(stateDir)
+	ids, err := generationIDs(stateDir)
+	if err != nil || len(ids) == 0 {
+		return nil, 0, err
+	}
+	for i, id := range ids {
+		newest := len(ids) - 1 - i // how many are newer
+		g, err := readGeneration(stateDir, id)
+		if err != nil {
+			return removed, freed, err
+		}
+		keep := g.Pinned || newest == 0 || (policy.Keep <= 0 && policy.KeepFor <= 0) ||
+			(policy.Keep > 0 && newest < policy.Keep) ||
+			(policy.KeepFor > 0 && now.Sub(g.Time) < policy.KeepFor)
+		if keep {
+			continue
+		}
+		// Rename first, so a crash leaves no half-removed generation.
+		gone := filepath.Join(GenerationsDir(stateDir), ".gone-"+strconv.FormatInt(id, 10))
+		if err := os.Rename(genDir(stateDir, id), gone); err != nil {
+			return removed, freed, fmt.Errorf("prune generation %d: %w", id, err)
+		}
+		os.RemoveAll(gone)
+		removed = append(removed, id)
+	}
+	freed, err = sweepObjects(stateDir)
+	return removed, freed, err
+}
+
+// removeStaleGenerations removes what interrupted records and prunes left
+// (".new-*", ".gone-*"). The caller holds the state dir's lock.
+func removeStaleGenerations(stateDir string) {
+	ents, _ := os.ReadDir(GenerationsDir(stateDir))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".new-") || strings.HasPrefix(e.Name(), ".gone-") {
+			os.RemoveAll(filepath.Join(GenerationsDir(stateDir), e.Name()))
+		}
+	}
+}
+
+// sweepObjects removes objects no generation needs.
+func sweepObjects(stateDir string) (int64, error) {
+	ids, err := generationIDs(stateDir)
+	if err != nil {
+		return 0, err
+	}
+	need := map[contentKey]bool{}
+	for _, id := range ids {
+		keys, err := readKeys(stateDir, id)
+		if err != nil {
+			return 0, err // unsure what is needed: remove nothing
+		}
+		for _, k := range keys {
+			need[k] = true
+		}
+	}
+	var freed int64
+	for k := range listObjects(stateDir) {
+		if need[k] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(objectsDir(stateDir), k.name())); err == nil {
+			freed += k.size
+		}
+	}
+	return freed, nil
+}
