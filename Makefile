@@ -36,8 +36,10 @@ test: deps ## Install test dependencies, then run every test (root-only ones too
 
 # The diskless boot tests: QEMU (TCG) PXE-boots nodes from goldsync's files,
 # nfs-ganesha serves the image; the golden roots are debootstrapped once and
-# cached in GOLDSYNC_E2E_CACHE (default /var/cache/goldsync-e2e).
-E2E_TIMEOUT ?= 20m
+# cached in GOLDSYNC_E2E_CACHE (default /var/cache/goldsync-e2e). About 13 min
+# with the cache; a first run adds the debootstraps (about 7 min each, in
+# parallel).
+E2E_TIMEOUT ?= 40m
 
 .PHONY: e2e
 e2e: ## Boot diskless nodes for real: QEMU + nfs-ganesha from goldsync's files (root; installs QEMU, ganesha, loaders)
