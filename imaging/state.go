@@ -74,9 +74,11 @@ func OpenStateFile(dir, name string, flag int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), p), nil
 }
 
-// resolved returns p made absolute with the symlinks of its longest
+// ResolvePath returns p made absolute with the symlinks of its longest
 // existing prefix resolved, so that a path reached through a symlink is
-// compared by where it really is.
+// compared by where it really is (the rest may not exist yet).
+func ResolvePath(p string) string { return resolved(p) }
+
 func resolved(p string) string {
 	p, err := filepath.Abs(p)
 	if err != nil {

@@ -312,27 +312,7 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 // keys) to all the others, and an image inside the snapshot directory
 // would be writable by the nodes.
 func CheckApart(imageRoot, snapshotDir string) error {
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			p = a
-		}
-		p = filepath.Clean(p)
-		// Resolve links in the longest part that exists: the snapshot
-		// directory may not exist yet.
-		rest := ""
-		for q := p; ; {
-			if r, err := filepath.EvalSymlinks(q); err == nil {
-				return filepath.Join(r, rest)
-			}
-			parent := filepath.Dir(q)
-			if parent == q {
-				return p
-			}
-			rest = filepath.Join(filepath.Base(q), rest)
-			q = parent
-		}
-	}
-	img, snap := abs(imageRoot), abs(snapshotDir)
+	img, snap := imaging.ResolvePath(imageRoot), imaging.ResolvePath(snapshotDir)
 	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
 	switch {
 	case img == snap:

@@ -117,7 +117,7 @@ func checkStateDir(stateDir, snapshotDir string, nodes []Node) error {
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("state dir: cannot resolve %s or %s", stateDir, snapshotDir)
 	}
-	for _, pair := range [][2]string{{sd, dd}, {resolved(sd), resolved(dd)}} {
+	for _, pair := range [][2]string{{sd, dd}, {imaging.ResolvePath(sd), imaging.ResolvePath(dd)}} {
 		rel, err := filepath.Rel(pair[1], pair[0])
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue
@@ -134,21 +134,4 @@ func checkStateDir(stateDir, snapshotDir string, nodes []Node) error {
 		return fmt.Errorf("%w: state dir %s is inside the snapshot directory %s: put it outside", imaging.ErrUnsafeStateDir, stateDir, snapshotDir)
 	}
 	return nil
-}
-
-// resolved returns p with the symlinks of its longest existing prefix
-// resolved.
-func resolved(p string) string {
-	rest := ""
-	for cur := p; ; {
-		if r, err := filepath.EvalSymlinks(cur); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return p
-		}
-		rest = filepath.Join(filepath.Base(cur), rest)
-		cur = parent
-	}
 }
