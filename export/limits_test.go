@@ -149,8 +149,8 @@ func pullRefused(t *testing.T, addr, want string, extra ...string) {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "dst")
 	out, code := rsyncRun(t, append(append([]string{"-a"}, extra...), "rsync://"+addr+"/img/", dst+"/")...)
-	if code == 0 || !strings.Contains(out, want) {
-		t.Fatalf("rsync %s exit %d, want a refusal holding %q:\n%s", strings.Join(extra, " "), code, want, out)
+	if code != 5 || !strings.Contains(out, want) {
+		t.Fatalf("rsync %s exit %d, want 5 (error starting client-server protocol) and a refusal holding %q:\n%s", strings.Join(extra, " "), code, want, out)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "etc", "motd")); err == nil {
 		t.Fatalf("refused client got etc/motd")
