@@ -83,7 +83,7 @@ func TestRootOnly(t *testing.T) {
 		mode, uid uint32
 		want      bool
 	}{
-		{sIFREG | 0o000, 0, true},
+		{sIFREG, 0, true}, // mode 0000
 		{sIFREG | 0o600, 0, true},
 		{sIFREG | 0o640, 0, true},
 		{sIFREG | 0o440, 0, true},
