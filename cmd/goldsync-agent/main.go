@@ -67,6 +67,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 		SilenceErrors: true,
 		Version:       version.Build(),
 	}
+	root.SetVersionTemplate("goldsync-agent {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.stateDir, "state-dir", "", "agent state `DIR` (default /var/lib/goldsync as root, ~/.cache/goldsync/state otherwise)")
 	pf.StringVar(&g.root, "root", "/", "the golden tree's root `DIR`")
