@@ -76,6 +76,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newWatchCmd(g))
 	root.AddCommand(newBootCmd(g))
+	root.AddCommand(newManCmd())
 	return root
 }
 
