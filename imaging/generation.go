@@ -318,16 +318,23 @@ func PinGeneration(stateDir string, id int64, pin bool) error {
 }
 
 // GenerationsSize returns how many generations a state dir holds and the
-// bytes they cost beyond the live image: their manifests and the kept
-// content (apparent sizes; holes and content shared with retention count).
+// bytes they cost beyond the live image: their manifests (a base several
+// generations share counted once), content keys and the kept content
+// (apparent sizes; holes and content shared with retention count).
 func GenerationsSize(stateDir string) (n int, bytes int64, err error) {
 	ids, err := generationIDs(stateDir)
 	if err != nil {
 		return 0, 0, err
 	}
+	type ident struct{ dev, ino uint64 }
+	seen := map[ident]bool{} // generations may share a manifest base
 	for _, id := range ids {
-		if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
-			bytes += fi.Size()
+		for _, name := range []string{"manifest", "manifest.log", "keys"} {
+			var st unix.Stat_t
+			if unix.Stat(filepath.Join(genDir(stateDir, id), name), &st) == nil && !seen[ident{st.Dev, st.Ino}] {
+				seen[ident{st.Dev, st.Ino}] = true
+				bytes += st.Size
+			}
 		}
 	}
 	for k := range listObjects(stateDir) {
@@ -348,17 +355,18 @@ func listObjects(stateDir string) map[contentKey]bool {
 }
 
 func writeKeys(path string, entries []*tree.Entry) error {
-	seen := map[contentKey]bool{}
-	var keys []contentKey
+	// Sorted, then duplicates dropped: a map of 225k keys cost five times
+	// as much.
+	keys := make([]contentKey, 0, len(entries))
 	for _, e := range entries {
-		if needsContent(e) && e.Hashed() && !seen[entryKey(e)] {
-			seen[entryKey(e)] = true
+		if needsContent(e) && e.Hashed() {
 			keys = append(keys, entryKey(e))
 		}
 	}
 	slices.SortFunc(keys, func(a, b contentKey) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.size, b.size))
 	})
+	keys = slices.Compact(keys)
 	buf := make([]byte, 0, 16*len(keys))
 	for _, k := range keys {
 		buf = binary.LittleEndian.AppendUint64(buf, k.hash)
@@ -598,16 +606,20 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(b, '\n'), 0o600); err != nil {
 		return 0, err
 	}
-	// The manifest's files as they are (base and log): a copy, not a
-	// re-encoding.
-	for _, name := range []string{sp.Manifest, LogPath(sp.Manifest)} {
-		to := filepath.Join(tmp, "manifest")
-		if name != sp.Manifest {
-			to = LogPath(to)
-		}
-		if err := copyFile(name, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The manifest's files as they are, not re-encoded. The base is
+	// never written in place (a save writes a new file and renames it
+	// over), so the generation takes one more link to it: generations
+	// recorded between two folds of the log share their base, and each
+	// costs its copy of the log (at most a quarter of the base). The log
+	// is appended to in place: copied.
+	mto := filepath.Join(tmp, "manifest")
+	if err := os.Link(sp.Manifest, mto); err != nil {
+		if err := copyFile(sp.Manifest, mto); err != nil {
 			return 0, err
 		}
+	}
+	if err := copyFile(LogPath(sp.Manifest), LogPath(mto)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
 	}
 	if err := writeKeys(filepath.Join(tmp, "keys"), m.Entries); err != nil {
 		return 0, err
