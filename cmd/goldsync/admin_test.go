@@ -311,3 +311,48 @@ func TestPullSIGTERMIsInterrupted(t *testing.T) {
 		t.Errorf("stderr %q, want the interruption only", got)
 	}
 }
+
+// TestNodeListKeepsTheMAC: `node list` prints a nodes file that still has
+// the MACs node add was given, so it can be fed back.
+func TestNodeListKeepsTheMAC(t *testing.T) {
+	s := newSite(t)
+	mustRun(t, "os", "add", "rhel5compute", "--image", s.image, "--tftpboot", s.tftp, "--nfs-server", "node002")
+	mustRun(t, "node", "add", "--os", "rhel5compute", "--tftpboot", s.tftp, "--nodes", s.nodes, "--no-snapshot")
+	out, _ := mustRun(t, "node", "list", "--tftpboot", s.tftp)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("node list:\n%s", out)
+	}
+	if f := strings.Fields(lines[0]); f[0] != "10.8.136.1" || f[1] != "node001" || f[2] != "#" {
+		t.Errorf("node001 (no MAC): %q", lines[0])
+	}
+	if f := strings.Fields(lines[1]); f[0] != "10.8.226.73" || f[1] != "node003" || f[2] != "00:21:5e:40:64:5c" {
+		t.Errorf("node003 lost its MAC: %q", lines[1])
+	}
+}
+
+// TestRenderAndConfigAsOnTheCommandLine: -c names the config and render
+// reads it; --first-export-id 0 is refused, not turned into 1; a trailing
+// slash on a config's source means what it means on the command line.
+func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
+	c := newCluster(t, false)
+	out, _ := mustRun(t, "-c", c.config, "render", "exports")
+	if !strings.Contains(out, c.root+" *(ro,") {
+		t.Errorf("render exports -c:\n%s", out)
+	}
+	_, errs, code := run(t, "-c", c.config, "render", "ganesha", "--first-export-id", "0")
+	if code != exitUsage || !strings.Contains(errs, "--first-export-id 0: want 1 to 65535") {
+		t.Errorf("--first-export-id 0: exit %d, %s", code, errs)
+	}
+	cfg := get(t, c.config)
+	slashed := strings.Replace(cfg, fmt.Sprintf("source = %q", c.golden), fmt.Sprintf("source = %q", c.golden+"/"), 1)
+	if slashed == cfg {
+		t.Fatal("no source line in the test config")
+	}
+	put(t, c.config, slashed)
+	os.Chmod(c.config, 0o600)
+	out, errs, code = run(t, "-c", c.config, "sync", "-n")
+	if code != 0 || !strings.Contains(out, "etc/hostname") {
+		t.Errorf("sync -n with source %s/: exit %d\n%s\n%s", c.golden, code, out, errs)
+	}
+}
