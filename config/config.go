@@ -638,7 +638,9 @@ func (v *checker) image(at string, ri rawImage) Image {
 	} else if sp, err := remote.ParseSpec(ri.Source); err != nil {
 		v.add(at+".source", "image %s: source: %v", ri.Name, err)
 	} else if sp.Host == "" {
-		v.absPath(at+".source", "source", ri.Source)
+		// A trailing slash means nothing, as on the command line: an
+		// image is a whole tree.
+		v.absPath(at+".source", "source", strings.TrimSuffix(ri.Source, "/"))
 	} else if !strings.HasPrefix(sp.Path, "/") {
 		v.add(at+".source", "image %s: source %q: the path on %s must be absolute", ri.Name, ri.Source, sp.Host)
 	}

@@ -947,8 +947,9 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 		Short: "list the nodes that have a boot config",
 		Long: `List prints one line per node that has a pxelinux config written by
 goldsync (TFTPBOOT/linux-install/pxelinux.cfg/<IP in hex>): its address,
-snapshot (host) name, OS and config file, sorted by address. The output is a
-nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
+snapshot (host) name, MAC (when node add knew it), OS and config file,
+sorted by address. The output is a nodes file (IP HOSTNAME [MAC]) with the
+rest as comments; --json prints objects.`,
 		Example: `  goldsync node list
   goldsync node list | awk '{print $1, $2}' > nodes`,
 		Args: cobra.NoArgs,
@@ -964,7 +965,7 @@ nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
 				return printJSON(cfgs)
 			}
 			for _, c := range cfgs {
-				printf("%-15s %-20s # os %s, %s\n", c.IP, c.Snapshot, c.OS, c.File)
+				printf("%-15s %-20s %-17s # os %s, %s\n", c.IP, c.Snapshot, c.MAC, c.OS, c.File)
 			}
 			return nil
 		},
@@ -1216,6 +1217,9 @@ each image in one ganesha config its own range.`,
   goldsync --config /etc/goldsync/goldsync.toml render ganesha > /etc/ganesha/ganesha.conf`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if firstID < 1 || firstID > 65535 {
+				return withCode(exitUsage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
+			}
 			list, err := f.options(g)
 			if err != nil {
 				return err

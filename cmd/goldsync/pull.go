@@ -257,7 +257,8 @@ filesystems of a running system are left out unless --no-default-excludes:
 Deletes are guarded: a run that would delete more than --max-delete entries
 is refused and changes nothing (exit 25). The default limit is half of the
 image's entries, and never less than 100. --max-delete=0 deletes nothing and
-says how many entries it kept, as rsync; -1 turns the guard off.
+warns that entries the source no longer has are kept, as rsync; -1 turns the
+guard off.
 
 Exit status: see "goldsync help exit-codes".`,
 		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)

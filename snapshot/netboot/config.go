@@ -182,7 +182,7 @@ func PXELinuxConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 // MAC is known. It does not validate; see PXELinuxConfig.
 func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	b.WriteString(headerComment(o, n))
 	b.WriteString("set default=0\nset timeout=0\n\n")
 	fmt.Fprintf(&b, "menuentry '%s' {\n", o.Name)
 	fmt.Fprintf(&b, "    linux /%s/%s %s\n", InstallDir, o.KernelFile, strings.Join(kernelArgs(o, n, opts, loaderGrub), " "))
@@ -199,12 +199,22 @@ func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 func IPXEScript(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
 	b.WriteString("#!ipxe\n")
-	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	b.WriteString(headerComment(o, n))
 	initrd := o.InitrdFile[strings.LastIndexByte(o.InitrdFile, '/')+1:]
 	fmt.Fprintf(&b, "kernel /%s/%s initrd=%s %s\n", InstallDir, o.KernelFile, initrd, strings.Join(kernelArgs(o, n, opts, loaderIPXE), " "))
 	fmt.Fprintf(&b, "initrd /%s/%s\n", InstallDir, o.InitrdFile)
 	b.WriteString("boot\n")
 	return b.Bytes()
+}
+
+// headerComment is the first line of a node's GRUB and iPXE configs: who
+// it is for (host, IP, MAC when known), read back by ListNodeConfigs.
+func headerComment(o OS, n snapshot.Node) string {
+	who := n.IP.String()
+	if n.MAC != nil {
+		who += ", MAC " + n.MAC.String()
+	}
+	return fmt.Sprintf("# %s (%s): OS %s, written by goldsync\n", n.Host, who, o.Name)
 }
 
 // GrubSharedName is the GRUB config, in GrubDir and in GrubPrefixDir,
