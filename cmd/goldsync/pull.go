@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/remote"
@@ -217,35 +218,8 @@ func classifyConnect(err error) error {
 	return withCode(exitStart, err)
 }
 
-// summary is the --json output of a pull.
-type summary struct {
-	Source         string   `json:"source"`
-	Dest           string   `json:"dest"`
-	DryRun         bool     `json:"dry_run"`
-	OK             bool     `json:"ok"`
-	Error          string   `json:"error,omitempty"`
-	Seconds        float64  `json:"seconds"`
-	Entries        int      `json:"entries"`
-	Actions        int      `json:"actions"`
-	Created        int      `json:"created"`
-	Updated        int      `json:"updated"`
-	MetaOnly       int      `json:"metadata_only"`
-	Linked         int      `json:"hard_links"`
-	Deleted        int      `json:"deleted"`
-	WouldDelete    int      `json:"planned_deletes"`
-	Unchanged      int      `json:"verified_unchanged"`
-	BytesReceived  int64    `json:"bytes_received"`
-	BytesReused    int64    `json:"bytes_reused"`
-	BytesCopied    int64    `json:"bytes_copied_locally"`
-	WireBytesIn    int64    `json:"wire_bytes_in"`
-	WireBytesOut   int64    `json:"wire_bytes_out"`
-	SourceProblems int      `json:"source_problems"`
-	Problems       []string `json:"problems,omitempty"`
-	DeletesSkipped bool     `json:"deletes_skipped"`
-}
-
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error) {
-	s := pullSummary(src, dest, f.dryRun, res, source, err)
+	s := cluster.SummarizePull(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
