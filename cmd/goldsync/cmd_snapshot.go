@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
@@ -1009,7 +1010,7 @@ func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netbo
 			return nil, err
 		}
 	}
-	byOS, _, err := cfg.AssignNodes(nodes)
+	byOS, _, err := cluster.AssignNodes(cfg, nodes)
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
