@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -367,7 +368,7 @@ func (j *job) pull(ctx context.Context) (partial, err error) {
 	if o.RollbackTo > 0 {
 		return j.rollback(ctx)
 	}
-	source, err := remote.Open(ctx, img.Source, remote.Options{
+	source, err := remote.Open(ctx, img.Source, remote.Options{Serve: agent.InProcess,
 		Rsh: img.Rsh, AgentPath: img.AgentPath, Streams: img.Streams, IdleTimeout: img.Timeout, Logger: o.Logger,
 		ProgressTimeout: o.ProgressTimeout,
 	})

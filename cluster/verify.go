@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/fsx"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // The kinds of drift Verify reports.
@@ -84,7 +85,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 	rep := &VerifyReport{Drift: []Drift{}, Counts: map[string]int{}, Root: o.Root}
 	var excludes []string
-	ro := remote.Options{Rsh: o.Rsh, Logger: log}
+	ro := remote.Options{Rsh: o.Rsh, Logger: log, Serve: agent.InProcess}
 	noDelete := false
 	if img := o.Image; img != nil {
 		rep.Image, rep.Root, rep.StateDir = img.Name, img.Root, img.StateDir

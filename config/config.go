@@ -16,7 +16,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 

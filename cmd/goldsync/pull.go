@@ -14,11 +14,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // pullFlags are the rsync-like flags of a pull.
@@ -139,7 +140,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 		return err
 	}
 	excludes := append(append([]string(nil), f.excludes...), from...)
-	source, err := remote.Open(ctx, src, remote.Options{
+	source, err := remote.Open(ctx, src, remote.Options{Serve: agent.InProcess,
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 		ProgressTimeout: f.progressTO,
 	})
@@ -184,9 +185,9 @@ func classifySync(err error) error {
 		return withCode(exitSelect, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return withCode(exitPartial, err)
-	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
+	case errors.Is(err, proto.ErrStalled):
 		return withCode(exitTimeout, err)
-	case errors.Is(err, remote.ErrProtocol), errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
+	case errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
 		errors.Is(err, proto.ErrRemote), errors.Is(err, proto.ErrClosed):
 		return withCode(exitStream, err)
 	case isNoSpace(err):
