@@ -44,20 +44,12 @@ func (h Holder) String() string {
 // the holder's PID, start time and command line into it (for humans: the
 // lock itself is the flock). The returned function releases it.
 func TakeRunLock(stateDir string) (func(), error) {
-	if err := imaging.PrepareStateDir(stateDir); err != nil {
-		return nil, err
+	f, err := imaging.LockStateFile(stateDir, RunLockName)
+	if errors.Is(err, imaging.ErrLocked) {
+		return nil, lockedError(filepath.Join(stateDir, RunLockName))
 	}
-	path := filepath.Join(stateDir, RunLockName)
-	f, err := imaging.OpenStateFile(stateDir, RunLockName, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, lockedError(path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	rec := fmt.Sprintf("pid=%d\nstarted=%s\ncommand=%s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339),
 		strings.Join(os.Args, " "))

@@ -38,7 +38,7 @@ func WriteMetrics(path string, runs []ImageMetrics, now time.Time) error {
 	for _, r := range runs {
 		parts = append(parts, imageMetrics(r, old, now))
 	}
-	return atomicfile.WriteFile(path, mergeMetrics(parts), 0o644)
+	return atomicfile.WritePath(path, mergeMetrics(parts), 0o644)
 }
 
 const lastSuccessName = "goldsync_last_success_timestamp_seconds"

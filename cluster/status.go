@@ -142,7 +142,7 @@ func saveRecord(img *config.Image, r *ImageReport, start, now time.Time) (*Recor
 	if err != nil {
 		return nil, err
 	}
-	return st, atomicfile.WriteFile(statusPath(img.StateDir), append(data, '\n'), 0o644)
+	return st, atomicfile.WritePath(statusPath(img.StateDir), append(data, '\n'), 0o644)
 }
 
 // StatusReport is one image's status: its last run, and how many node

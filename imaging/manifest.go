@@ -18,6 +18,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // Manifest is the recorded state of a tree: every entry with its hash and
@@ -170,36 +171,9 @@ func encodeBase(entries []*tree.Entry, gen uint64) ([]byte, error) {
 }
 
 // writeFileAtomic writes data to a temp file beside path, syncs it and
-// renames it into place.
+// renames it into place (atomicfile).
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".manifest-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	syncDir(dir)
-	return nil
+	return atomicfile.WritePath(path, data, 0o600)
 }
 
 func syncDir(dir string) {

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/goldsync/goldsync/imaging/tree"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // Kind says what the snapshot tree builder does with an Item. The names are

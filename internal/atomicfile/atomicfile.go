@@ -1,49 +1,189 @@
-// Package atomicfile writes whole files so that a reader sees either the
-// old content or the new, never a part: a temp file beside the name,
-// synced, renamed over it, and the directory synced.
 package atomicfile
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+	"sync"
 )
 
-// WriteFile writes data to path atomically, with mode (before the umask is
-// not applied: the mode is set on the temp file). A failed write leaves
-// the old file, and no temp file.
-func WriteFile(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// TempPrefix starts the name of every temporary file this package creates,
+// so that leftovers of a crash are easy to recognise.
+const TempPrefix = ".goldsync-tmp-"
+
+// IsTemp reports whether a directory entry name is one of our temporaries.
+func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
+
+// WriteFile atomically replaces name beneath root with data, mode perm.
+func WriteFile(root *os.Root, name string, data []byte, perm fs.FileMode) error {
+	_, err := Write(context.Background(), root, name, bytes.NewReader(data), perm)
+	return err
+}
+
+// Write atomically replaces name beneath root with everything read from r,
+// mode perm, and returns the number of bytes written. Cancelling ctx stops
+// the copy and leaves name untouched.
+func Write(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (int64, error) {
+	tmp, n, err := writeTemp(ctx, root, name, r, perm)
 	if err != nil {
+		return n, err
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		_ = root.Remove(tmp)
+		return n, fmt.Errorf("rename into place: %w", err)
+	}
+	return n, syncDir(root, path.Dir(name))
+}
+
+// File is one file of a WriteFiles call.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// writeWorkers bounds the temporary files written and synced at once:
+// concurrent fsyncs share journal commits.
+const writeWorkers = 8
+
+// WriteFiles replaces many files beneath root, mode perm, nearly all or
+// nothing: every file is first written and synced to a temporary file
+// beside it, in parallel; only when all of them are safely on disk are they
+// renamed into place, and then each directory involved is synced once. If
+// any temporary write fails, no file is replaced.
+func WriteFiles(root *os.Root, files []File, perm fs.FileMode) error {
+	tmps := make([]string, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, writeWorkers)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tmps[i], _, errs[i] = writeTemp(context.Background(), root, f.Name, bytes.NewReader(f.Data), perm)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, t := range tmps {
+			if t != "" {
+				_ = root.Remove(t)
+			}
+		}
 		return err
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
+	dirs := make(map[string]bool)
+	for i, f := range files {
+		if err := root.Rename(tmps[i], f.Name); err != nil {
+			for _, t := range tmps[i:] {
+				_ = root.Remove(t)
+			}
+			return fmt.Errorf("rename into place: %w", err)
+		}
+		dirs[path.Dir(f.Name)] = true
 	}
-	if err == nil {
-		err = f.Sync()
+	for d := range dirs {
+		if err := syncDir(root, d); err != nil {
+			return err
+		}
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	SyncDir(dir)
 	return nil
 }
 
-// SyncDir fsyncs a directory, so a rename in it is durable; errors are
-// ignored (some filesystems refuse fsync on directories).
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// Create writes data to name beneath root only when name does not exist
+// yet: it never replaces or edits an existing file, symlink or directory,
+// even one that appears while it runs. It reports whether it wrote.
+func Create(root *os.Root, name string, data []byte, perm fs.FileMode) (bool, error) {
+	if _, err := root.Lstat(name); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
 	}
+	tmp, _, err := writeTemp(context.Background(), root, name, bytes.NewReader(data), perm)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = root.Remove(tmp) }()
+	// link(2) fails with EEXIST instead of replacing: create-only, atomic.
+	if err := root.Link(tmp, name); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("link into place: %w", err)
+	}
+	return true, syncDir(root, path.Dir(name))
+}
+
+func writeTemp(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (tmp string, n int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", 0, err
+	}
+	dir := path.Dir(name)
+	tmp = path.Join(dir, TempPrefix+path.Base(name)+"-"+rand.Text()[:12])
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", 0, fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = root.Remove(tmp)
+		}
+	}()
+	n, err = io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		return "", n, fmt.Errorf("write %s: %w", name, err)
+	}
+	if err = f.Chmod(perm); err != nil {
+		return "", n, err
+	}
+	if err = f.Sync(); err != nil {
+		return "", n, err
+	}
+	if err = f.Close(); err != nil {
+		return "", n, err
+	}
+	return tmp, n, nil
+}
+
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// WritePath atomically replaces the file at path with data, mode perm: the
+// one-file form of WriteFile for callers that hold a path, not a root.
+func WritePath(p string, data []byte, perm fs.FileMode) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteFile(root, filepath.Base(p), data, perm)
 }

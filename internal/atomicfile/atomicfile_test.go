@@ -1,37 +1,128 @@
 package atomicfile
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-func TestWriteFile(t *testing.T) {
+func openRoot(t *testing.T) (*os.Root, string) {
+	t.Helper()
 	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(p, []byte("new"), 0o640); err != nil {
+	t.Cleanup(func() { root.Close() })
+	return root, dir
+}
+
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && IsTemp(d.Name()) {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
 	data, err := os.ReadFile(p)
-	if err != nil || string(data) != "new" {
-		t.Fatalf("read %q, %v; want new", data, err)
-	}
-	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
-		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
-	}
-	// A failed write (the name is a non-empty directory) leaves no temp.
-	sub := filepath.Join(dir, "sub")
-	if err := os.MkdirAll(filepath.Join(sub, "x"), 0o755); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(sub, []byte("x"), 0o644); err == nil {
-		t.Error("writing over a directory succeeded")
+	return string(data)
+}
+
+func TestWriteFileReplaces(t *testing.T) {
+	root, dir := openRoot(t)
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 2 {
-		t.Errorf("dir holds %d entries after a failed write, want 2 (no temp left)", len(ents))
+	if err := WriteFile(root, "f", []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	if got := read(t, filepath.Join(dir, "f")); got != "new" {
+		t.Errorf("content %q", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "f")); fi.Mode() != 0o644 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	noTemps(t, dir)
+}
+
+func TestWriteCancelled(t *testing.T) {
+	root, dir := openRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Write(ctx, root, "f", strings.NewReader("x"), 0o644); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write = %v, want context.Canceled", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "f")); err == nil {
+		t.Error("file written despite cancellation")
+	}
+	noTemps(t, dir)
+}
+
+func TestWriteDoesNotEscape(t *testing.T) {
+	root, dir := openRoot(t)
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(root, "link/f", []byte("x"), 0o644); err == nil {
+		t.Error("wrote through a symlink leading outside the root")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("files appeared outside the root: %v", ents)
+	}
+}
+
+func TestCreate(t *testing.T) {
+	root, dir := openRoot(t)
+	written, err := Create(root, "f", []byte("first"), 0o644)
+	if err != nil || !written {
+		t.Fatalf("Create = %v, %v", written, err)
+	}
+	written, err = Create(root, "f", []byte("second"), 0o644)
+	if err != nil || written {
+		t.Fatalf("second Create = %v, %v; want false, nil", written, err)
+	}
+	if got := read(t, filepath.Join(dir, "f")); got != "first" {
+		t.Errorf("content %q, want the first", got)
+	}
+	noTemps(t, dir)
+}
+
+func TestWriteFiles(t *testing.T) {
+	root, dir := openRoot(t)
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := []File{{Name: "a/1", Data: []byte("one")}, {Name: "a/2", Data: []byte("two")}, {Name: "3", Data: []byte("three")}}
+	if err := WriteFiles(root, files, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if got := read(t, filepath.Join(dir, f.Name)); got != string(f.Data) {
+			t.Errorf("%s holds %q", f.Name, got)
+		}
+	}
+	// One file that cannot be written: none is replaced.
+	bad := []File{{Name: "a/1", Data: []byte("ONE")}, {Name: "missing/x", Data: []byte("x")}, {Name: "3", Data: []byte("THREE")}}
+	if err := WriteFiles(root, bad, 0o644); err == nil {
+		t.Fatal("no error for a file in a missing directory")
+	}
+	if got := read(t, filepath.Join(dir, "a/1")) + read(t, filepath.Join(dir, "3")); got != "onethree" {
+		t.Errorf("files replaced despite the failure: %q", got)
+	}
+	noTemps(t, dir)
 }

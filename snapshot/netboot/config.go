@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goldsync/goldsync/internal/atomicfile"
 	"github.com/goldsync/goldsync/snapshot"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // NodeOptions are the per-node boot parameters, pxeboot's options.

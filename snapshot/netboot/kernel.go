@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // Kernel is a kernel found in an image's /boot.

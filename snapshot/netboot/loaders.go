@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // LoaderSource is a boot loader file of the image server's own packages

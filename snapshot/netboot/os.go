@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/atomicfile"
 	"github.com/goldsync/goldsync/snapshot"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // Layout of the TFTP tree, relative to the TFTP root (TFTPBOOT, /tftpboot
