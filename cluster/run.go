@@ -223,6 +223,10 @@ type job struct {
 	img  *config.Image
 	byOS map[string][]snapshot.Node
 	r    *ImageReport
+	// rollbackGen is the generation step 1 rolled back to: its boot
+	// record chooses the kernels step 3 installs.
+	rollbackGen *imaging.Generation
+	boot        []imaging.BootRecord // the kernels step 3 installed
 }
 
 // fail records err as the image's error, with result.
@@ -302,6 +306,13 @@ func (j *job) run(ctx context.Context) (_ *ImageReport, rec *Record) {
 		}
 		if err := j.netboot(ctx, sys, nodes); err != nil {
 			stepErrs = errors.Join(stepErrs, err)
+		}
+	}
+	if !o.DryRun && len(j.boot) > 0 && r.PullResult != nil {
+		// The image's generation records what its nodes boot, so a
+		// rollback to it installs the same kernels.
+		if err := imaging.SetGenerationBoot(img.StateDir, r.PullResult.Generation, j.boot); err != nil {
+			o.Logger.Warn("generation: boot record not saved", "image", img.Name, "err", err)
 		}
 	}
 	if stepErrs != nil {
@@ -434,6 +445,9 @@ func (j *job) rollback(ctx context.Context) (partial, err error) {
 	if img.KeepGenerations >= 0 {
 		opts.Generations = &imaging.GenerationPolicy{}
 	}
+	if gen, err := imaging.GenerationInfo(img.StateDir, o.RollbackTo); err == nil {
+		j.rollbackGen = gen
+	}
 	res, err := imaging.Rollback(ctx, img.Root, o.RollbackTo, imaging.RollbackOptions{Options: opts, Force: o.Force})
 	j.result(fmt.Sprintf("generation %d", o.RollbackTo), res, nil, err)
 	return j.pullErr(StepRollback, res, err)
@@ -495,7 +509,11 @@ func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node)
 		nr.Error = err.Error()
 		return stepErr(StepBootFiles, fmt.Errorf("OS %s: %w", sys.Name, err))
 	}
-	rec, warnings, err := netboot.AddOS(ctx, AddOSOptions(j.cfg, sys))
+	opts := AddOSOptions(j.cfg, sys)
+	if k := j.rollbackGen.BootKernel(sys.Name); k != "" {
+		opts.Kernel = k // the kernel the generation booted, not the config's
+	}
+	rec, warnings, err := netboot.AddOS(ctx, opts)
 	nr.Warnings = warnings
 	if err != nil {
 		nr.Error = err.Error()
@@ -506,5 +524,6 @@ func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node)
 		nr.Error = err.Error()
 		return stepErr(StepBootFiles, fmt.Errorf("OS %s: %w", sys.Name, err))
 	}
+	j.boot = append(j.boot, imaging.BootRecord{OS: sys.Name, Kernel: rec.Kernel})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/internal/atomicfile"
 	"github.com/goldsync/goldsync/snapshot"
 )
@@ -173,6 +174,9 @@ type StatusReport struct {
 	Note            string   `json:"note,omitempty"`
 	Generations     int      `json:"generations"`
 	GenerationBytes int64    `json:"generation_bytes"`
+	// Warnings: the image or a snapshot dir exposes setuid binaries or
+	// device nodes to this server's local users.
+	Warnings []exposure.Warning `json:"exposure_warnings,omitempty"`
 	// Stale is set by Status when the last sync is older than MaxAge, or
 	// there was none.
 	Stale bool `json:"stale,omitempty"`
@@ -259,5 +263,32 @@ func imageStatus(cfg *config.Config, img *config.Image, byOS map[string][]snapsh
 	slices.Sort(r.Behind)
 	r.SnapshotsBehind = len(r.Behind)
 	r.Generations, r.GenerationBytes, _ = imaging.GenerationsSize(img.StateDir)
+	dirs := []string{img.Root}
+	for _, o := range cfg.OSOf(img.Name) {
+		dirs = append(dirs, o.SnapshotDir)
+	}
+	if ws := ExposureWarnings(dirs...); len(ws) > 0 {
+		r.Warnings = ws
+	}
 	return r
+}
+
+// ExposureWarnings checks image and snapshot dirs for setuid binaries and
+// device nodes a local user of this server could use (exposure.Check); a
+// dir that cannot be checked gets a warning saying so.
+func ExposureWarnings(dirs ...string) []exposure.Warning {
+	out := []exposure.Warning{}
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		ws, err := exposure.Check(d)
+		if err != nil {
+			ws = []exposure.Warning{{Dir: d, Problem: "unchecked", Message: fmt.Sprintf("%s: cannot check its mount options: %v", d, err)}}
+		}
+		out = append(out, ws...)
+	}
+	return out
 }

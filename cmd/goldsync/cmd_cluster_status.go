@@ -128,6 +128,9 @@ func printStatus(reports []cluster.StatusReport) {
 		if r.Note != "" {
 			printf("%s: %s\n", r.Image, r.Note)
 		}
+		for _, w := range r.Warnings {
+			printf("%s: warning: %s\n", r.Image, w.Message)
+		}
 	}
 }
 
