@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/internal/atomicfile"
+	"github.com/goldsync/goldsync/imaging/fsx"
 )
 
 // ImageMetrics is one image's run, as WriteMetrics renders it.
@@ -38,7 +38,7 @@ func WriteMetrics(path string, runs []ImageMetrics, now time.Time) error {
 	for _, r := range runs {
 		parts = append(parts, imageMetrics(r, old, now))
 	}
-	return atomicfile.WritePath(path, mergeMetrics(parts), 0o644)
+	return fsx.WritePathAtomic(path, mergeMetrics(parts), 0o644)
 }
 
 const lastSuccessName = "goldsync_last_success_timestamp_seconds"

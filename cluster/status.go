@@ -13,7 +13,7 @@ import (
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exposure"
-	"github.com/goldsync/goldsync/internal/atomicfile"
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -143,7 +143,7 @@ func saveRecord(img *config.Image, r *ImageReport, start, now time.Time) (*Recor
 	if err != nil {
 		return nil, err
 	}
-	return st, atomicfile.WritePath(statusPath(img.StateDir), append(data, '\n'), 0o644)
+	return st, fsx.WritePathAtomic(statusPath(img.StateDir), append(data, '\n'), 0o644)
 }
 
 // StatusReport is one image's status: its last run, and how many node

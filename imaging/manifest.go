@@ -16,9 +16,9 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
-	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // Manifest is the recorded state of a tree: every entry with its hash and
@@ -171,9 +171,9 @@ func encodeBase(entries []*tree.Entry, gen uint64) ([]byte, error) {
 }
 
 // writeFileAtomic writes data to a temp file beside path, syncs it and
-// renames it into place (atomicfile).
+// renames it into place (fsx.WritePathAtomic).
 func writeFileAtomic(path string, data []byte) error {
-	return atomicfile.WritePath(path, data, 0o600)
+	return fsx.WritePathAtomic(path, data, 0o600)
 }
 
 func syncDir(dir string) {

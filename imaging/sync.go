@@ -17,7 +17,6 @@ import (
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
-	"github.com/goldsync/goldsync/internal/atomicfile"
 )
 
 // Options configure Sync. The zero value mirrors the source into the
@@ -571,7 +570,7 @@ func saveToken(path, token string) error {
 		}
 		return nil
 	}
-	return atomicfile.WritePath(path, []byte(token+"\n"), 0o600)
+	return fsx.WritePathAtomic(path, []byte(token+"\n"), 0o600)
 }
 
 // removeStaleManifestTemps removes the temp files of manifests whose save
@@ -580,7 +579,7 @@ func saveToken(path, token string) error {
 // the lock held every such file is stale.
 func removeStaleManifestTemps(stateDir string) {
 	stale, _ := filepath.Glob(filepath.Join(stateDir, ".manifest-*"))
-	temps, _ := filepath.Glob(filepath.Join(stateDir, atomicfile.TempPrefix+"*"))
+	temps, _ := filepath.Glob(filepath.Join(stateDir, fsx.AtomicTempPrefix+"*"))
 	for _, p := range append(stale, temps...) {
 		os.Remove(p)
 	}
