@@ -12,9 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -94,7 +95,7 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 
 	// 2. Pull through the agent protocol.
 	pull := func(label string) (*imaging.Result, error) {
-		src, err := remote.Open(ctx, golden, remote.Options{Logger: log, StateDir: filepath.Join(dir, "agent-state")})
+		src, err := remote.Open(ctx, golden, remote.Options{Logger: log, StateDir: filepath.Join(dir, "agent-state"), Serve: agent.InProcess})
 		if err != nil {
 			return nil, err
 		}

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/snapshot"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // NodeOptions are the per-node boot parameters, pxeboot's options.
@@ -332,7 +332,7 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 			return fmt.Errorf("write node configs: %w", err)
 		}
 	}
-	files := []atomicfile.File{
+	files := []fsx.AtomicFile{
 		{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)},
 		{Name: GrubDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)},
 	}
@@ -340,16 +340,16 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 		if err := mkdirAll(root, GrubPrefixDir); err != nil {
 			return fmt.Errorf("write node configs: %w", err)
 		}
-		files = append(files, atomicfile.File{Name: GrubPrefixDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)})
+		files = append(files, fsx.AtomicFile{Name: GrubPrefixDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)})
 	}
 	for _, n := range nodes {
 		paths := NodeConfigPaths(n)
 		grub := GrubConfig(o, n, opts)
 		for i, data := range [][]byte{PXELinuxConfig(o, n, opts), grub, grub, IPXEScript(o, n, opts)} {
-			files = append(files, atomicfile.File{Name: paths[i], Data: data})
+			files = append(files, fsx.AtomicFile{Name: paths[i], Data: data})
 		}
 	}
-	if err := atomicfile.WriteFiles(root, files, fileMode); err != nil {
+	if err := fsx.WriteFilesAtomic(root, files, fileMode); err != nil {
 		return fmt.Errorf("write node configs: %w", err)
 	}
 	return nil

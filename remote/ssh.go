@@ -15,7 +15,6 @@ import (
 
 	"github.com/pkg/sftp"
 
-	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/version"
@@ -89,7 +88,7 @@ func localAgentBinary(opts Options) (*agentBinary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash local agent: %w", err)
 	}
-	return &agentBinary{path: p, sha: sum, software: agent.SoftwarePrefix + version.Version + "+" + sum[:12]}, nil
+	return &agentBinary{path: p, sha: sum, software: version.AgentPrefix + version.Version + "+" + sum[:12]}, nil
 }
 
 func (b *agentBinary) remoteName() string {
@@ -179,7 +178,7 @@ var errStaleAgent = errors.New("agent of another build")
 func agentMatches(c *client, bin *agentBinary, explicit string) bool {
 	sw := c.Client.Remote().Software
 	if explicit != "" || bin == nil {
-		return strings.HasPrefix(sw, agent.SoftwarePrefix)
+		return strings.HasPrefix(sw, version.AgentPrefix)
 	}
 	return sw == bin.software
 }
