@@ -16,6 +16,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
 )
@@ -170,36 +171,9 @@ func encodeBase(entries []*tree.Entry, gen uint64) ([]byte, error) {
 }
 
 // writeFileAtomic writes data to a temp file beside path, syncs it and
-// renames it into place.
+// renames it into place (fsx.WritePathAtomic).
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".manifest-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	syncDir(dir)
-	return nil
+	return fsx.WritePathAtomic(path, data, 0o600)
 }
 
 func syncDir(dir string) {
