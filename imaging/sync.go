@@ -73,7 +73,14 @@ type Options struct {
 	// (see Rollback) and prunes by the policy. Content that existing
 	// generations need is kept whether or not it is set.
 	Generations *GenerationPolicy
-	rollbackOf  int64 // set by Rollback, recorded in the generation
+	// Walked, for Apply, are dest's entries as the caller walked them
+	// before planning (the snapshot builder's walk of a node's
+	// snapshot). A directory whose metadata is set again only because
+	// its entries changed is then checked, as in Sync, to be the inode
+	// the walk found, and left alone (a problem) when it was replaced
+	// since. Sync walks dest itself and ignores it.
+	Walked     []*tree.Entry
+	rollbackOf int64 // set by Rollback, recorded in the generation
 	// checkDest, set by Rollback, sees the destination's walk and the
 	// manifest that served as its cache, before anything is planned; an
 	// error stops the run (the drift guard, without a second walk).
@@ -145,7 +152,12 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 	}
 	res := &Result{Plan: plan}
 	res.Entries = len(srcEntries)
-	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats)
+	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats,
+		func(a *applier) {
+			if opts.Walked != nil {
+				a.walkedDirs = dirsOf(opts.Walked)
+			}
+		})
 	if a == nil {
 		return nil, err
 	}

@@ -391,9 +391,12 @@ func syncImage(ctx context.Context, g *globalFlags, f *syncFlags, cfg *config.Co
 			stepErr = errors.Join(stepErr, err)
 		}
 	}
-	if !f.dryRun && len(r.boot) > 0 && r.res != nil {
+	if !f.dryRun && len(r.boot) > 0 && r.res != nil && r.err == nil && img.KeepGenerations >= 0 &&
+		(r.res.Generation != 0 || !r.changed) {
 		// The image's generation records what its nodes boot, so a
-		// rollback to it installs the same kernels.
+		// rollback to it installs the same kernels: the run's, or the
+		// newest when the run changed nothing (it still describes the
+		// image). A partial run's image is no generation's.
 		if err := imaging.SetGenerationBoot(img.StateDir, r.res.Generation, r.boot); err != nil {
 			log.Warn("generation: boot record not saved", "image", img.Name, "err", err)
 		}
