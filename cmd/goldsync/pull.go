@@ -377,6 +377,9 @@ func classifyConnect(err error) error {
 		return withCode(exitSelect, fmt.Errorf("source: %s", msg))
 	case errors.Is(err, remote.ErrVersion):
 		return withCode(exitProtocol, err)
+	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
+		// Silent through the handshake: a timeout, as rsync's 30.
+		return withCode(exitTimeout, err)
 	case errors.Is(err, remote.ErrSSH):
 		return withCode(exitConnection, err)
 	case errors.Is(err, remote.ErrStalled):
