@@ -382,9 +382,6 @@ func classifyConnect(err error) error {
 		return withCode(exitTimeout, err)
 	case errors.Is(err, remote.ErrSSH):
 		return withCode(exitConnection, err)
-	case errors.Is(err, remote.ErrStalled):
-		// Silent before the first answer: a timeout, as after it.
-		return withCode(exitTimeout, err)
 	case errors.Is(err, remote.ErrProtocol):
 		return withCode(exitStart, err)
 	case errors.Is(err, os.ErrNotExist):
