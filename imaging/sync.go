@@ -165,17 +165,18 @@ func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcE
 		return nil, err
 	}
 	defer ret.close()
-	srcIdx := make(map[string]*tree.Entry, len(srcEntries))
-	for _, e := range srcEntries {
-		srcIdx[e.Path] = e
+	byPath := func(x, y *tree.Entry) int { return tree.Compare(x.Path, y.Path) }
+	if !slices.IsSortedFunc(srcEntries, byPath) {
+		srcEntries = slices.Clone(srcEntries)
+		slices.SortFunc(srcEntries, byPath)
 	}
 	excl, err := exclude.New(opts.Excludes)
 	if err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
 	}
-	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret, excl: excl,
-		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
-		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
+	a := &applier{root: root, src: src, plan: plan, srcs: srcEntries, opts: opts, log: log, ret: ret, excl: excl,
+		owner: os.Geteuid() == 0, done: map[string]outcome{}, dirs: map[string]bool{},
+		failed: map[string]bool{}, stats: stats}
 	for _, f := range setup {
 		f(a)
 	}
@@ -736,14 +737,15 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 		e := s.Clone()
 		e.Problem = ""
 		d := dstIdx[s.Path]
-		if h, ok := a.hashes[s.Path]; ok {
-			e.SetHash(h)
+		o := a.outcomeOf(s.Path)
+		if o.flags&outHashed != 0 {
+			e.SetHash(o.hash)
 		} else if e.Type == tree.TypeRegular && !e.Hashed() && d != nil && d.Hashed() && d.Size == e.Size {
 			// Unchanged (the plan found nothing to do) is not possible
 			// without both hashes; keep whatever the destination knew.
 			e.SetHash(d.Hash)
 		}
-		if !a.touched[s.Path] && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched[s.LinkTo]) {
+		if o.flags&outTouched == 0 && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched(s.LinkTo)) {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
 			if !tree.SameMeta(s, d) || s.Size != d.Size || e.Hash != d.Hash {
 				// Planned but not done (the run stopped first): this
@@ -752,12 +754,12 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 				// them and the change would never be made.
 				e.Ctime = 0
 			}
-		} else if st, ok := a.placed[s.Path]; ok && s.LinkTo == "" && !linked[s.Path] {
+		} else if o.flags&outPlaced != 0 && s.LinkTo == "" && !linked[s.Path] {
 			// Written by this run and no hard link made to it since: its
 			// lstat was taken when it was put in place.
-			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
-			e.Mtime = fsx.StatMtime(&st)
-		} else if !a.touched[s.Path] && (d == nil || d.Type != s.Type) {
+			e.Dev, e.Ino, e.Ctime, e.Nlink = o.dev, o.ino, o.ctime, o.nlink
+			e.Mtime = o.mtime
+		} else if o.flags&outTouched == 0 && (d == nil || d.Type != s.Type) {
 			// Planned but never done (the run stopped first, or the
 			// source lost the connection): whatever sits at the path now
 			// was not put there by this run, and the manifest must not
@@ -765,7 +767,7 @@ func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
 			// trust a same-size file planted there). Not recorded: the
 			// next run reads it afresh.
 			continue
-		} else if st, ok := lstat(root, s.Path); ok && (a.touched[s.Path] || (st.Dev == d.Dev && st.Ino == d.Ino)) {
+		} else if st, ok := lstat(root, s.Path); ok && (o.flags&outTouched != 0 || (st.Dev == d.Dev && st.Ino == d.Ino)) {
 			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
 			e.Mtime = fsx.StatMtime(&st)
 		} else {
