@@ -25,14 +25,14 @@ import (
 
 // applier carries out a plan beneath a destination root.
 type applier struct {
-	root   *fsx.Root
-	src    Source
-	plan   *Plan
-	srcs   []*tree.Entry // the source entries, in tree.Compare order (see srcEntry)
-	opts   *Options
-	log    *slog.Logger
-	ret    *retainer
-	owner  bool // we may chown (running as root)
+	root  *fsx.Root
+	src   Source
+	plan  *Plan
+	srcs  []*tree.Entry // the source entries, in tree.Compare order (see srcEntry)
+	opts  *Options
+	log   *slog.Logger
+	ret   *retainer
+	owner bool // we may chown (running as root)
 
 	mu       sync.Mutex
 	done     map[string]outcome // what this run did to each path it changed
