@@ -56,11 +56,7 @@ type applier struct {
 // about 30 bytes per entry for a few lookups of directories and hard-link
 // leaders.
 func (a *applier) srcEntry(p string) *tree.Entry {
-	i, ok := slices.BinarySearchFunc(a.srcs, p, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
-	if !ok {
-		return nil
-	}
-	return a.srcs[i]
+	return findEntry(a.srcs, p)
 }
 
 func newTempName() string {
@@ -613,9 +609,23 @@ func (a *applier) record(p string, h uint64) {
 // fetch asks the source for the content of the files and writes each into a
 // temp file that is renamed into place when complete and verified.
 func (a *applier) fetch(ctx context.Context, acts []*Action) error {
-	if len(acts) == 0 {
-		return nil
+	for len(acts) > 0 {
+		n := min(len(acts), fetchChunk)
+		if err := a.fetchSome(ctx, acts[:n]); err != nil {
+			return err
+		}
+		acts = acts[n:]
 	}
+	return nil
+}
+
+// fetchChunk bounds the files one Fetch call asks for: the requests of a
+// whole pull, with their index, were about 45 bytes per entry held through
+// the transfer. Between two calls the stream drains once (a round trip).
+const fetchChunk = 4096
+
+// fetchSome fetches the content of some files (see fetch).
+func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 	reqs := make([]*FetchRequest, len(acts))
 	byReq := make(map[*FetchRequest]*Action, len(acts))
 	g, gctx := errgroup.WithContext(ctx)
