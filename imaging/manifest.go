@@ -235,16 +235,8 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 	return err
 }
 
-// writeFileAtomic writes data to a temp file beside path, syncs it and
-// renames it into place.
-func writeFileAtomic(path string, data []byte) error {
-	return writeFileAtomicFunc(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// writeFileAtomicFunc is writeFileAtomic with the content written by fn.
+// writeFileAtomicFunc writes a file through fn to a temp file beside path,
+// syncs it and renames it into place.
 func writeFileAtomicFunc(path string, fn func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".manifest-*")
