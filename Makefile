@@ -22,8 +22,12 @@ help: ## List the targets
 deps: ## Install the Debian packages the tests need (as root; only what is missing)
 	@bash scripts/ci-deps.sh
 
+.PHONY: toolchain
+toolchain: ## Check that $(GO) is the Go go.mod needs (and say how to get it)
+	@GO=$(GO) sh scripts/check-go.sh
+
 .PHONY: build
-build: ## Build bin/goldsync and bin/goldsync-agent
+build: toolchain ## Build bin/goldsync and bin/goldsync-agent
 	$(GO) build -o $(BIN)/ ./cmd/goldsync ./cmd/goldsync-agent
 
 .PHONY: demo
@@ -31,7 +35,7 @@ demo: build ## Run the whole flow on an embedded sample in a temp dir
 	$(BIN)/goldsync demo
 
 .PHONY: test
-test: deps ## Install test dependencies, then run every test (root-only ones too when root)
+test: deps toolchain ## Install test dependencies, then run every test (root-only ones too when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # The diskless boot tests: QEMU (TCG) PXE-boots nodes from goldsync's files,
@@ -88,32 +92,53 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 # Where install puts things. Units go under PREFIX, which systemd searches
 # (/usr/local/lib/systemd/system by default), so /etc/systemd/system stays
 # the admin's for overrides; set UNITDIR=/etc/systemd/system to put them
-# there instead. The example config goes to /etc/goldsync, where goldsync
-# looks for goldsync.toml; an existing goldsync.toml is never touched.
+# there instead. Every unit's ExecStart names PREFIX/bin. The example config
+# goes to /etc/goldsync, where goldsync looks for goldsync.toml; an existing
+# goldsync.toml is never touched. The golden node's package-manager hooks
+# (agent/hooks) go where apt, dnf and yum read them, for the package
+# managers this machine has (HOOKS=all: every one, HOOKS=none: none).
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 DOCDIR    ?= $(PREFIX)/share/doc/goldsync
 CONFDIR   ?= /etc/goldsync
-UNITS     := goldsync-sync.service goldsync-sync.timer goldsync-agent-watch.service
+UNITS     := dist/goldsync-sync.service dist/goldsync-sync.timer dist/goldsync-agent-watch.service \
+             agent/hooks/systemd/goldsync-agent-push.service agent/hooks/systemd/goldsync-agent-push.path
+HOOKS     ?= auto
+APT_CONFDIR   ?= /etc/apt/apt.conf.d
+DNF_ACTIONDIR ?= /etc/dnf/plugins/post-transaction-actions.d
+YUM_PLUGINDIR ?= /usr/lib/yum-plugins
+YUM_CONFDIR   ?= /etc/yum/pluginconf.d
 
 .PHONY: install
-install: build ## Install binaries, systemd units, man pages, example config (PREFIX, DESTDIR honoured)
+install: build ## Install binaries, systemd units, package-manager hooks, man pages, example config (PREFIX, DESTDIR, HOOKS honoured)
 	install -d $(BINDIR)
 	install -m 0755 $(BIN)/goldsync $(BIN)/goldsync-agent $(BINDIR)/
 	install -d $(DESTDIR)$(UNITDIR)
 	@set -e; for u in $(UNITS); do \
-	  sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' dist/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
-	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
+	  n=$$(basename $$u); \
+	  sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(DESTDIR)$(UNITDIR)/$$n; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$n; echo "installed $(DESTDIR)$(UNITDIR)/$$n"; \
 	done
-	install -d $(DESTDIR)$(MANDIR)/man1
+	@set -e; hook() { [ "$(HOOKS)" = all ] || { [ "$(HOOKS)" = auto ] && command -v $$1 >/dev/null 2>&1; }; }; \
+	if hook apt-get; then \
+	  install -D -m 0644 agent/hooks/apt/99goldsync $(DESTDIR)$(APT_CONFDIR)/99goldsync; echo "installed $(DESTDIR)$(APT_CONFDIR)/99goldsync"; fi; \
+	if hook dnf; then \
+	  install -D -m 0644 agent/hooks/dnf/goldsync.action $(DESTDIR)$(DNF_ACTIONDIR)/goldsync.action; echo "installed $(DESTDIR)$(DNF_ACTIONDIR)/goldsync.action"; fi; \
+	if hook yum; then \
+	  install -D -m 0644 agent/hooks/yum/goldsync.py $(DESTDIR)$(YUM_PLUGINDIR)/goldsync.py; \
+	  install -D -m 0644 agent/hooks/yum/goldsync.conf $(DESTDIR)$(YUM_CONFDIR)/goldsync.conf; echo "installed $(DESTDIR)$(YUM_PLUGINDIR)/goldsync.py"; fi
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	$(BIN)/goldsync man $(DESTDIR)$(MANDIR)/man1
+	$(BIN)/goldsync-agent man $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 dist/goldsync.toml.5 $(DESTDIR)$(MANDIR)/man5/goldsync.toml.5
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 dist/goldsync.toml.example $(DESTDIR)$(CONFDIR)/goldsync.toml.example
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 dist/cron.example $(DESTDIR)$(DOCDIR)/cron.example
-	@echo "next: edit $(CONFDIR)/goldsync.toml (from the example), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
-	@echo "push: in root's authorized_keys on this server, give each golden node's key only its image (see docs/SECURITY.md):"
+	@echo "image server: edit $(CONFDIR)/goldsync.toml (from the example), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
+	@echo "push: in root's authorized_keys on the image server, give each golden node's key only its image (see docs/SECURITY.md):"
 	@echo '  restrict,command="$(PREFIX)/bin/goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden'
+	@echo "golden node: put PUSH_TO=... in $(CONFDIR)/agent.env, then systemctl enable --now goldsync-agent-push.path goldsync-agent-watch.service"
 
 .PHONY: clean
 clean: ## Remove build output

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -31,32 +32,8 @@ const (
 )
 
 // DefaultExcludes are excluded from every image unless it sets
-// default_excludes = false. goldsync, like rsync -a without -x, crosses
-// mount points on the golden node, so the pseudo and volatile filesystems
-// of a running system are left out (their mount-point directories are
-// kept, so clients can mount over them):
-//
-//   - /proc/* and /sys/*: kernel pseudo filesystems (the seed's excludes);
-//   - /dev/*: devtmpfs and udev's device nodes, /dev/shm and /dev/pts; the
-//     client's initramfs and udev populate its own /dev;
-//   - /run/*: runtime state (PID files, sockets) of the golden node's
-//     daemons, a tmpfs that systemd-tmpfiles fills at boot;
-//   - /tmp/* and /var/tmp/*: the golden node's scratch files (clients get
-//     these read-write from their snapshot, see the files list);
-//   - /var/lib/goldsync/*: goldsync-agent's own hash cache on the golden
-//     node.
-//
-// Network filesystems mounted on the golden node (/home, /scratch, /apps)
-// are not known here: exclude them in the image's excludes.
-var DefaultExcludes = []string{
-	"/proc/*",
-	"/sys/*",
-	"/dev/*",
-	"/run/*",
-	"/tmp/*",
-	"/var/tmp/*",
-	"/var/lib/goldsync/*",
-}
+// default_excludes = false: exclude.RootDefaults, see there why.
+var DefaultExcludes = exclude.RootDefaults
 
 // Limits on values.
 const (
@@ -76,6 +53,8 @@ type Config struct {
 	Images []Image
 	// Netboot holds the kernel arguments shared by every OS.
 	Netboot Netboot
+	// Export holds the settings of the rsync export (goldsync serve).
+	Export Export
 	// OS are the bootable operating systems, in file order: the [[os]]
 	// entries, then those defined by an image's os key.
 	OS []OS
@@ -97,6 +76,24 @@ type Cluster struct {
 	// SnapshotDir is the default of every OS's SnapshotDir; empty means
 	// each OS uses LOCATION/snapshot, where RHEL's disklessrc looks.
 	SnapshotDir string
+}
+
+// Export is the [export] table: the policy of the read-only rsync export
+// (goldsync serve); the serve command's flags override it.
+type Export struct {
+	// Allow lists the client networks served (allow = ["10.1.0.0/16",
+	// "192.168.7.12"]); nil when not set, meaning the export's default
+	// (loopback and the private ranges, see export.DefaultAllow).
+	Allow []netip.Prefix
+	// ServeRootOnly serves the contents of root-only files (owner root,
+	// not readable by others: /etc/shadow, ssh host keys), which are
+	// withheld by default (serve_root_only = true, for a replica image
+	// server that must be complete).
+	ServeRootOnly bool
+	// MaxConnections and MaxPerIP bound the connections at once, in all
+	// and from one address; zero means the export's defaults.
+	MaxConnections int
+	MaxPerIP       int
 }
 
 // Image is one [[image]] entry: a golden node's tree and the image
@@ -228,6 +225,14 @@ type rawFile struct {
 	Image   []rawImage `toml:"image"`
 	Netboot rawNetboot `toml:"netboot"`
 	OS      []rawOS    `toml:"os"`
+	Export  rawExport  `toml:"export"`
+}
+
+type rawExport struct {
+	Allow          []string `toml:"allow"`
+	ServeRootOnly  bool     `toml:"serve_root_only"`
+	MaxConnections int      `toml:"max_connections"`
+	MaxPerIP       int      `toml:"max_per_ip"`
 }
 
 type rawCluster struct {
@@ -386,6 +391,7 @@ var keysOf = map[string][]string{
 	"image":   tomlKeys(reflect.TypeFor[rawImage]()),
 	"netboot": tomlKeys(reflect.TypeFor[rawNetboot]()),
 	"os":      tomlKeys(reflect.TypeFor[rawOS]()),
+	"export":  tomlKeys(reflect.TypeFor[rawExport]()),
 }
 
 func tomlKeys(t reflect.Type) []string {
@@ -491,6 +497,7 @@ func (v *checker) build(raw *rawFile) *Config {
 	}
 
 	c.Netboot = v.netboot("netboot", Netboot{}, raw.Netboot)
+	c.Export = v.export(raw.Export)
 
 	names := make(map[string]string) // image name -> where
 	for i, ri := range raw.Image {
@@ -979,4 +986,33 @@ func (c *Config) AddOSOptions(o OS) netboot.AddOSOptions {
 		opts.ImageRoot = img.Root
 	}
 	return opts
+}
+
+// export checks the [export] table.
+func (v *checker) export(re rawExport) Export {
+	e := Export{ServeRootOnly: re.ServeRootOnly, MaxConnections: re.MaxConnections, MaxPerIP: re.MaxPerIP}
+	if re.Allow != nil {
+		e.Allow = []netip.Prefix{}
+	}
+	for i, a := range re.Allow {
+		at := fmt.Sprintf("export.allow[%d]", i)
+		if p, err := netip.ParsePrefix(a); err == nil {
+			if p != p.Masked() {
+				v.add(at, "export allow %q: host bits set (did you mean %s?)", a, p.Masked())
+				continue
+			}
+			e.Allow = append(e.Allow, p)
+		} else if addr, err := netip.ParseAddr(a); err == nil {
+			e.Allow = append(e.Allow, netip.PrefixFrom(addr, addr.BitLen()))
+		} else {
+			v.add(at, "export allow %q: want a CIDR prefix (10.1.0.0/16) or an address", a)
+		}
+	}
+	if re.MaxConnections < 0 {
+		v.add("export.max_connections", "export max_connections %d: want 0 (the default) or more", re.MaxConnections)
+	}
+	if re.MaxPerIP < 0 {
+		v.add("export.max_per_ip", "export max_per_ip %d: want 0 (the default) or more", re.MaxPerIP)
+	}
+	return e
 }

@@ -144,6 +144,25 @@ nfs_options = "tcp,v3,nolock,acregmin=3,acregmax=3"
 	}
 }
 
+func TestParseExport(t *testing.T) {
+	c, err := Parse("g.toml", []byte("[export]\nallow = [\"10.1.0.0/16\", \"192.168.7.12\", \"fd00::/8\"]\nserve_root_only = true\nmax_per_ip = 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Export{Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("192.168.7.12/32"),
+		netip.MustParsePrefix("fd00::/8")}, ServeRootOnly: true, MaxPerIP: 2}
+	if diff := cmp.Diff(want, c.Export, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("export (-want +got):\n%s", diff)
+	}
+	c, err = Parse("g.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Export.Allow != nil {
+		t.Errorf("export allow without the key = %v, want nil (the export's default)", c.Export.Allow)
+	}
+}
+
 func TestAssignNodesConflictAndUnclaimed(t *testing.T) {
 	c := &Config{OS: []OS{
 		{Name: "a", Nodes: []string{"n*"}},
@@ -196,6 +215,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`g.toml:7: image a: retention "-1h" is negative`}},
 		{name: "bad keep_generations_for", doc: img("keep_generations_for = \"2 weeks\"\n"),
 			want: []string{`g.toml:7: image a: keep_generations_for "2 weeks": want a duration`}},
+		{name: "bad export allow", doc: "[export]\nallow = [\"10.0.0.0/8\",\n  \"10.1.2.3/16\", \"example.com\"]\n",
+			want: []string{`g.toml:2: export allow "10.1.2.3/16": host bits set (did you mean 10.1.0.0/16?)`,
+				`g.toml:2: export allow "example.com": want a CIDR prefix`}},
+		{name: "unknown key in export", doc: "[export]\nallow_from = []\n",
+			want: []string{"g.toml:2: unknown key allow_from in [export]"}},
 		{name: "bad keep_generations", doc: img("keep_generations = -5\n"),
 			want: []string{`g.toml:7: image a: keep_generations -5: want a count`}},
 		{name: "bad timeout", doc: img("timeout = \"soon\"\n"),

@@ -47,6 +47,10 @@ type childConfig struct {
 	Idle     time.Duration // exit after this long without traffic
 	NoChroot bool          // serve Root without chrooting into it
 	Probe    []probeOp     // modeProbe: what to try
+	// ArgsEnd is where the text part of the handshake ends in Replay.
+	ArgsEnd int
+	// ServeRootOnly serves the contents of RootOnly files too.
+	ServeRootOnly bool
 }
 
 // probeOp is one access a probe child attempts.
@@ -204,12 +208,21 @@ func serveConn(ctx context.Context, cfg childConfig) (err error) {
 		return errors.New("config: no single requested path")
 	}
 	req := cfg.Args[len(cfg.Args)-1]
-	fx := &fixer{w: act, opts: parseFlistOpts(cfg.Args), stat: requestStat(cfg.Module, root, req)}
+	opts := parseFlistOpts(cfg.Args)
+	opts.withhold = !cfg.ServeRootOnly
+	fx := &fixer{w: act, opts: opts, stat: requestStat(cfg.Module, root, req), sent: make(chan struct{})}
 	sw := &swallow{w: fx, prefix: []byte(libraryPrefix)}
+	if cfg.ArgsEnd < 0 || cfg.ArgsEnd > len(cfg.Replay) {
+		return errors.New("config: handshake end out of range")
+	}
+	var in io.Reader = io.MultiReader(bytes.NewReader(cfg.Replay[cfg.ArgsEnd:]), act)
+	if opts.withhold {
+		in = filterRequests(in, opts.dryRun, fx.sent, fx.withheldIndex)
+	}
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{io.MultiReader(bytes.NewReader(cfg.Replay), act), sw}
+	}{io.MultiReader(bytes.NewReader(cfg.Replay[:cfg.ArgsEnd]), in), sw}
 	defer func() {
 		// The library panics on some requests (wildcard filter rules); tell
 		// the client instead of dropping the connection without a word.

@@ -28,6 +28,15 @@
 //     nobody with CAP_DAC_READ_SEARCH only, so it reads every file of the
 //     image (root-only ones too) and can write nothing.
 //
+// The Server admits a connection right after accept, before the
+// handshake: its address must be in Options.Allow, and it takes one of
+// Options.MaxConnections slots and one of its address's
+// Options.MaxPerIP, until it closes. A failed accept (out of
+// descriptors) is retried after a back-off. Unless Options.ServeRootOnly
+// is set, the child keeps back the contents of RootOnly files
+// (withhold.go): it drops the client's requests for them before the
+// library reads them, and the fixer tells the client.
+//
 // The child also repairs what the library writes where a stock client
 // would fail or lose fidelity (fixup.go): file lists over 16 MiB, the
 // uid/gid name lists under --numeric-ids, set-id bits, and hard links

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,10 +43,28 @@ type Options struct {
 	// path checks stands between a symlink in the image and the rest of
 	// the filesystem. Without it, New fails with ErrNoLandlock there.
 	Unconfined bool
-	// MaxConnections bounds the transfers served at once (one child
-	// process each); further clients are told to try again later. Zero
-	// means 16.
+	// MaxConnections bounds the connections served at once: handshakes in
+	// progress (a client that connects and sends nothing holds a slot
+	// until HandshakeTimeout) and transfers (one child process each).
+	// Further clients are told to try again later. Zero means 16.
 	MaxConnections int
+	// MaxPerIP bounds the connections from one client address (IPv4
+	// address, or IPv6 address), so one host cannot take every slot.
+	// Zero means DefaultMaxPerIP; it is never more than MaxConnections.
+	MaxPerIP int
+	// Allow lists the client networks served; a client from any other
+	// address is refused right after accept, before the handshake. Nil
+	// means DefaultAllow (loopback and the private ranges); allow every
+	// address with 0.0.0.0/0 and ::/0.
+	Allow []netip.Prefix
+	// ServeRootOnly serves the contents of root-only files (see
+	// RootOnly: /etc/shadow, ssh host keys, private TLS keys...). Without
+	// it their file list entries go out (name, size, mode, owner) but
+	// their contents do not: the client reports "some files/attrs were
+	// not transferred" (exit 23) after an error naming them, and skips
+	// its deletions. A replica image server that must be complete opts
+	// in.
+	ServeRootOnly bool
 	// IdleTimeout ends a transfer whose connection has seen no traffic
 	// for this long (the child exits). Zero means 10 minutes.
 	IdleTimeout time.Duration
@@ -57,10 +76,48 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultMaxConnections = 16
+	DefaultMaxPerIP       = 4
 	DefaultIdleTimeout    = 10 * time.Minute
 	// HandshakeTimeout bounds the text part of the daemon handshake.
 	HandshakeTimeout = 30 * time.Second
 )
+
+// DefaultAllow is the allow-list when Options.Allow is nil: loopback,
+// the private IPv4 ranges (RFC 1918), IPv6 unique local addresses and
+// link-local addresses of both families: the networks a cluster's image
+// servers and nodes sit on, never the internet.
+var DefaultAllow = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("fe80::/10"),
+}
+
+// ParseAllow parses an allow-list: CIDR prefixes ("10.1.0.0/16") or
+// single addresses ("10.1.2.3", a /32 or /128), as an admin writes them.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if p, err := netip.ParsePrefix(v); err == nil {
+			if p != p.Masked() {
+				return nil, fmt.Errorf("allow %q: host bits set (did you mean %s?)", v, p.Masked())
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("allow %q: neither a CIDR prefix nor an address", v)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
 
 // landlockVersion is landlockABI; tests replace it to play a kernel
 // without Landlock.
@@ -86,6 +143,12 @@ type Server struct {
 	landlock bool
 	exec     []string // files the child needs to execute: binary, ELF interpreter, libraries
 	sem      chan struct{}
+	allow    []netip.Prefix
+	perIP    int
+	refusing chan struct{} // bounds the goroutines telling refused clients why
+
+	mu   sync.Mutex
+	byIP map[netip.Addr]int // connections held per client address
 
 	// Test hooks that switch off one layer, to show the others hold.
 	noPathCheck bool // the parent lets ".." and foreign paths through
@@ -150,6 +213,17 @@ func New(opts Options) (*Server, error) {
 		n = DefaultMaxConnections
 	}
 	s.sem = make(chan struct{}, n)
+	s.perIP = opts.MaxPerIP
+	if s.perIP <= 0 {
+		s.perIP = DefaultMaxPerIP
+	}
+	s.perIP = min(s.perIP, n)
+	s.allow = opts.Allow
+	if s.allow == nil {
+		s.allow = DefaultAllow
+	}
+	s.byIP = map[netip.Addr]int{}
+	s.refusing = make(chan struct{}, 64)
 	return s, nil
 }
 
@@ -211,23 +285,127 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
 			}
-			return fmt.Errorf("accept: %w", err)
+			// Out of descriptors (EMFILE, ENFILE), of buffers, a
+			// connection reset before it was accepted: none of it is the
+			// listener's end. Wait, longer each time, and try again; the
+			// connections in the backlog stay there meanwhile.
+			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+			s.log.Warn("rsync accept failed; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			continue
+		}
+		delay = 0
+		release, msg := s.admit(conn)
+		if release == nil {
+			s.refuse(conn, msg)
+			continue
 		}
 		wg.Go(func() {
+			defer release()
 			defer conn.Close()
 			s.handle(ctx, conn)
 		})
 	}
+}
+
+// maxAcceptDelay is the longest Serve waits after a failed accept.
+const maxAcceptDelay = time.Second
+
+// clientAddr returns the address of conn's peer, IPv4-mapped IPv6
+// addresses unmapped; false when it has none (not TCP).
+func clientAddr(conn net.Conn) (netip.Addr, bool) {
+	ta, ok := conn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ta.IP)
+	return a.Unmap(), ok
+}
+
+// Allowed reports whether a client at addr may connect: whether the
+// allow-list holds it.
+func (s *Server) Allowed(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range s.allow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit decides, right after accept, whether conn is served: its address
+// must be allowed, and a connection slot and one of its address's slots
+// free. It returns the function that gives the slots back, or nil and the
+// error line for the client.
+func (s *Server) admit(conn net.Conn) (release func(), msg string) {
+	addr, ok := clientAddr(conn)
+	if !ok || !s.Allowed(addr) {
+		s.log.Warn("rsync client refused: not in the allow-list", "client", conn.RemoteAddr().String())
+		return nil, fmt.Sprintf("@ERROR: access denied: %s is not in the export's allow-list", conn.RemoteAddr())
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.log.Warn("rsync client refused: max connections reached", "client", conn.RemoteAddr().String(), "max", cap(s.sem))
+		return nil, fmt.Sprintf("@ERROR: max connections (%d) reached -- try again later", cap(s.sem))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byIP[addr] >= s.perIP {
+		<-s.sem
+		s.log.Warn("rsync client refused: max connections per address reached", "client", conn.RemoteAddr().String(), "max", s.perIP)
+		return nil, fmt.Sprintf("@ERROR: max connections from %s (%d) reached -- try again later", addr, s.perIP)
+	}
+	s.byIP[addr]++
+	return func() {
+		s.mu.Lock()
+		if s.byIP[addr]--; s.byIP[addr] <= 0 {
+			delete(s.byIP, addr)
+		}
+		s.mu.Unlock()
+		<-s.sem
+	}, ""
+}
+
+// refuse tells a client that was not admitted why, as rsyncd does when a
+// module is full: the greeting, then the error line a stock client prints
+// (exit status 5). It then reads what the client sends until it closes,
+// for a second at most, so that the client reads the line rather than a
+// reset. When many refusals are in flight already, conn is just closed.
+func (s *Server) refuse(conn net.Conn, msg string) {
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		conn.Close()
+		return
+	}
+	go func() {
+		defer func() { <-s.refusing }()
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(conn, greeting+msg+"\n"); err != nil {
+			return
+		}
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(conn, maxHandshake))
+	}()
 }
 
 // handle runs one connection: handshake here, transfer in a child.
@@ -244,7 +422,6 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 		}
 		return
 	}
-	defer func() { <-s.sem }() // acquired by the handshake
 	conn.SetDeadline(time.Time{})
 	log = log.With("image", req.module, "paths", req.paths)
 	log.Info("rsync transfer starting")
@@ -258,6 +435,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	cfg := childConfig{
 		Mode: modeServe, Module: img.Name, Root: img.Root, Replay: req.replay, Args: req.args,
 		Remote: client, Idle: s.idleTimeout(), NoChroot: s.noChroot || !s.root,
+		ArgsEnd: req.argsEnd, ServeRootOnly: s.opts.ServeRootOnly,
 	}
 	start := time.Now()
 	lastErr, err := s.runChild(ctx, cfg, f, func(line string) { log.Debug("rsync child", "line", line) })

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -49,6 +51,10 @@ const maxFrame = 256 << 10
 // package), mirrored by parseFlistOpts.
 type flistOpts struct {
 	uid, gid, devices, specials, links, checksum, hardLinks, numericIDs bool
+	dryRun                                                              bool // -n: requests carry no checksums
+	// withhold keeps the contents of RootOnly files back (not an rsync
+	// option: the export's policy).
+	withhold bool
 }
 
 // parseFlistOpts reads the server-side command line as the library's
@@ -93,6 +99,8 @@ func parseFlistOpts(args []string) flistOpts {
 				o.hardLinks = true
 			case "numeric-ids":
 				o.numericIDs = true
+			case "dry-run":
+				o.dryRun = true
 			}
 			continue
 		}
@@ -119,6 +127,8 @@ func parseFlistOpts(args []string) flistOpts {
 				o.checksum = true
 			case 'H':
 				o.hardLinks = true
+			case 'n':
+				o.dryRun = true
 			}
 		}
 	}
@@ -147,29 +157,32 @@ const (
 type statFunc func(name string, flags byte) (unix.Stat_t, bool)
 
 // rewriteFlist rewrites the library's file list (items 2 to 4 above) for
-// a client with options o. It returns an error when the list is not what
-// the library writes for o; nothing is sent then.
-func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
+// a client with options o. With o.withhold it also returns the names of
+// the RootOnly regular files, whose --checksum sums it zeroes and for
+// which it raises the list's I/O error flag. It returns an error when the
+// list is not what the library writes for o; nothing is sent then.
+func rewriteFlist(in []byte, o flistOpts, stat statFunc) (out []byte, names, withheld []string, err error) {
 	r := &flistReader{b: in}
-	out := make([]byte, 0, len(in)+len(in)/8)
+	out = make([]byte, 0, len(in)+len(in)/8)
 	for {
 		start := r.off
 		flags := r.byte()
 		if r.err != nil {
-			return nil, r.err
+			return nil, nil, nil, r.err
 		}
 		if flags == 0 {
 			out = append(out, 0)
 			break
 		}
 		if flags&^byte(xmitTopDir) != xmitLongName {
-			return nil, fmt.Errorf("file list entry at %d: flags %#x", start, flags)
+			return nil, nil, nil, fmt.Errorf("file list entry at %d: flags %#x", start, flags)
 		}
 		n := r.int32()
 		if n < 0 || n > maxNameLen {
-			return nil, fmt.Errorf("file list entry at %d: name length %d", start, n)
+			return nil, nil, nil, fmt.Errorf("file list entry at %d: name length %d", start, n)
 		}
 		name := string(r.bytes(int(n)))
+		names = append(names, name)
 		r.longint() // size
 		r.int32()   // mtime
 		modeAt := r.off
@@ -189,7 +202,7 @@ func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
 		if o.links && typ == sIFLNK {
 			t := r.int32()
 			if t < 0 || t > maxTargetLen {
-				return nil, fmt.Errorf("file list entry %q: target length %d", name, t)
+				return nil, nil, nil, fmt.Errorf("file list entry %q: target length %d", name, t)
 			}
 			r.bytes(int(t))
 		}
@@ -198,7 +211,7 @@ func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
 			r.bytes(checksumLen)
 		}
 		if r.err != nil {
-			return nil, fmt.Errorf("file list entry %q: %w", name, r.err)
+			return nil, nil, nil, fmt.Errorf("file list entry %q: %w", name, r.err)
 		}
 		st, ok := stat(name, flags)
 		if ok && st.Mode&sIFMT != typ {
@@ -208,6 +221,12 @@ func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
 		if ok {
 			m := mode | st.Mode&0o7000
 			binary.LittleEndian.PutUint32(entry[modeAt-start:], m)
+		}
+		sum := in[idevAt:r.off]
+		if o.withhold && typ == sIFREG && (!ok || RootOnly(st.Mode, st.Uid)) {
+			// Without a stat there is no telling: withheld too.
+			withheld = append(withheld, name)
+			sum = make([]byte, len(sum)) // --checksum: no hash of the contents either
 		}
 		out = append(out, entry...)
 		if o.hardLinks && typ == sIFREG {
@@ -221,16 +240,20 @@ func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
 			out = appendLongint(out, int64(dev))
 			out = appendLongint(out, int64(ino))
 		}
-		out = append(out, in[idevAt:r.off]...)
+		out = append(out, sum...)
 	}
 	uids := r.idList()
 	gids := r.idList()
 	ioErr := r.bytes(4)
 	if r.err != nil {
-		return nil, fmt.Errorf("file list trailer: %w", r.err)
+		return nil, nil, nil, fmt.Errorf("file list trailer: %w", r.err)
 	}
 	if r.off != len(in) {
-		return nil, fmt.Errorf("file list: %d bytes after the trailer", len(in)-r.off)
+		return nil, nil, nil, fmt.Errorf("file list: %d bytes after the trailer", len(in)-r.off)
+	}
+	if len(withheld) > 0 {
+		// The client then exits 23 and, with --delete, deletes nothing.
+		ioErr = binary.LittleEndian.AppendUint32(nil, 1)
 	}
 	if o.uid && !o.numericIDs {
 		out = append(out, uids...)
@@ -238,7 +261,7 @@ func rewriteFlist(in []byte, o flistOpts, stat statFunc) ([]byte, error) {
 	if o.gid && !o.numericIDs {
 		out = append(out, gids...)
 	}
-	return append(out, ioErr...), nil
+	return append(out, ioErr...), names, withheld, nil
 }
 
 func appendLongint(b []byte, v int64) []byte {
@@ -348,7 +371,17 @@ type fixer struct {
 	header uint32
 	flist  bool // the file list went out
 	err    error
+
+	// sent is closed once the file list went out; withheld then holds
+	// the indices (in the library's sorted order) of the files whose
+	// contents are withheld.
+	sent     chan struct{}
+	withheld map[int32]bool
 }
+
+// withheldIndex reports whether the client's request for file index i
+// must not reach the library. Call it only after f.sent is closed.
+func (f *fixer) withheldIndex(i int32) bool { return f.withheld[i] }
 
 const (
 	fixSeed = iota
@@ -393,11 +426,20 @@ func (f *fixer) Write(p []byte) (int, error) {
 	payload := p
 	if tag == 0 && !f.flist {
 		f.flist = true
-		fl, err := rewriteFlist(p, f.opts, f.stat)
+		fl, names, withheld, err := rewriteFlist(p, f.opts, f.stat)
 		if err != nil {
 			return f.fail(fmt.Errorf("rewrite the file list: %w", err))
 		}
 		payload = fl
+		if len(withheld) > 0 {
+			f.withheld = sortedIndices(names, withheld)
+			if err := f.send(muxError, []byte(withheldMessage(withheld))); err != nil {
+				return f.fail(err)
+			}
+		}
+		if f.sent != nil {
+			close(f.sent)
+		}
 	}
 	if err := f.send(tag, payload); err != nil {
 		return f.fail(err)
@@ -431,4 +473,43 @@ func (f *fixer) muxed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.state == fixHeader
+}
+
+// RootOnly reports whether a file's contents are withheld by the export
+// unless Options.ServeRootOnly is set: a regular file owned by uid 0
+// that the "other" class may not read (mode&0o004 == 0), whatever its
+// group bits. mode is st_mode with its type bits. That holds
+// /etc/shadow and /etc/gshadow (root:root 0000 on Red Hat, root:shadow
+// 0640 on Debian), the ssh host keys (root:root 0600, or root:ssh_keys
+// 0640 on Red Hat), private TLS keys and sudoers, and no file every local
+// user may read. Group read bits are ignored because distributions hand
+// secrets to a group only privileged programs are in (shadow, ssh_keys).
+func RootOnly(mode, uid uint32) bool {
+	return mode&sIFMT == sIFREG && uid == 0 && mode&0o004 == 0
+}
+
+// sortedIndices returns the indices of withheld in names sorted as the
+// library sorts its file list (and the client its own) before files are
+// requested by index.
+func sortedIndices(names, withheld []string) map[int32]bool {
+	sorted := slices.Clone(names)
+	sort.Strings(sorted)
+	out := make(map[int32]bool, len(withheld))
+	for _, w := range withheld {
+		i := sort.SearchStrings(sorted, w)
+		for ; i < len(sorted) && sorted[i] == w; i++ {
+			out[int32(i)] = true
+		}
+	}
+	return out
+}
+
+// withheldMessage is the error line the client prints for withheld files.
+func withheldMessage(withheld []string) string {
+	const show = 10
+	list := strings.Join(withheld[:min(len(withheld), show)], ", ")
+	if len(withheld) > show {
+		list += fmt.Sprintf(" and %d more", len(withheld)-show)
+	}
+	return fmt.Sprintf("goldsync rsync export: contents withheld of %d root-only file(s) (owner root, not readable by others): %s; the export's admin can serve them with --serve-root-only\n", len(withheld), list)
 }

@@ -165,7 +165,7 @@ func TestRewriteFlist(t *testing.T) {
 				in = flist(tc.o, entries, nil, nil, nil)
 				in = append(in[:len(in)-4], flistTrailer(uids, gids)...)
 			}
-			got, err := rewriteFlist(in, tc.o, stat)
+			got, _, _, err := rewriteFlist(in, tc.o, stat)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +214,7 @@ func TestRewriteFlistRefusesWhatItDoesNotUnderstand(t *testing.T) {
 		{name: "empty", in: nil, o: o, want: "unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := rewriteFlist(tc.in, tc.o, none)
+			_, _, _, err := rewriteFlist(tc.in, tc.o, none)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("rewriteFlist error %v, want %q", err, tc.want)
 			}

@@ -51,10 +51,13 @@ type request struct {
 	args   []string // the server-side command line
 	paths  []string // the requested paths, "MODULE/..."
 	replay []byte   // every byte read from the client, verbatim
+	// argsEnd is where the text part ends in replay; the bytes after it
+	// were read ahead and belong to the binary protocol.
+	argsEnd int
 }
 
-// handshake speaks the text part of the protocol on conn. On success it
-// holds a slot of s.sem, which the caller releases.
+// handshake speaks the text part of the protocol on conn. The caller
+// holds a connection slot for it (Server.admit).
 func (s *Server) handshake(conn io.ReadWriter) (*request, error) {
 	rec := &bytes.Buffer{}
 	br := bufio.NewReaderSize(io.TeeReader(io.LimitReader(conn, maxHandshake), rec), maxLine)
@@ -85,18 +88,6 @@ func (s *Server) handshake(conn io.ReadWriter) (*request, error) {
 		fmt.Fprintf(conn, "@ERROR: Unknown module '%s'\n", truncate(module))
 		return nil, fmt.Errorf("unknown module %q", truncate(module))
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		fmt.Fprintf(conn, "@ERROR: max connections (%d) reached -- try again later\n", cap(s.sem))
-		return nil, fmt.Errorf("max connections (%d) reached", cap(s.sem))
-	}
-	release := true
-	defer func() {
-		if release {
-			<-s.sem
-		}
-	}()
 	if _, err := io.WriteString(conn, okLine); err != nil {
 		return nil, err
 	}
@@ -123,8 +114,7 @@ func (s *Server) handshake(conn io.ReadWriter) (*request, error) {
 	}
 	// Whatever the reader buffered past the empty line is the client's
 	// and belongs to the library too: rec holds it all.
-	release = false
-	return &request{module: module, args: args, paths: paths, replay: rec.Bytes()}, nil
+	return &request{module: module, args: args, paths: paths, replay: rec.Bytes(), argsEnd: rec.Len() - br.Buffered()}, nil
 }
 
 // readLine reads one line, without its "\n" (a "\r" before it is

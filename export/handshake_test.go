@@ -92,28 +92,28 @@ func TestHandshake(t *testing.T) {
 	s := &Server{
 		images: []Image{{Name: "rhel9", Root: "/x"}, {Name: "rocky8", Root: "/y"}},
 		byName: map[string]Image{"rhel9": {Name: "rhel9", Root: "/x"}, "rocky8": {Name: "rocky8", Root: "/y"}},
-		sem:    make(chan struct{}, 1),
 	}
 	pullArgs := "--server\n--sender\n-logDtpr\n.\nrhel9/\n\n"
 	for _, tc := range []struct {
 		name      string
 		client    string
-		busy      bool
 		wantOut   string // server's bytes, exactly, when not empty
 		wantInOut string // in the server's bytes
 		wantErr   string // in the error; "" for success
 		wantArgs  []string
+		wantAfter string // binary protocol bytes read ahead, after the text part
 	}{
 		{name: "list", client: "@RSYNCD: 32.0 sha512\n\n", wantErr: "module list sent",
 			wantOut: "@RSYNCD: 27\nrhel9          \tgoldsync image (read-only)\nrocky8         \tgoldsync image (read-only)\n@RSYNCD: EXIT\n"},
 		{name: "list explicitly", client: "@RSYNCD: 27.0\n#list\n", wantErr: "module list sent", wantInOut: "@RSYNCD: EXIT\n"},
 		{name: "pull", client: "@RSYNCD: 32.0 sha512\nrhel9\n" + pullArgs,
 			wantOut: "@RSYNCD: 27\n@RSYNCD: OK\n", wantArgs: []string{"--server", "--sender", "-logDtpr", ".", "rhel9/"}},
+		{name: "read ahead", client: "@RSYNCD: 32.0\nrhel9\n" + pullArgs + "\x00\x00\x00\x00",
+			wantArgs: []string{"--server", "--sender", "-logDtpr", ".", "rhel9/"}, wantAfter: "\x00\x00\x00\x00"},
 		{name: "CRLF lines", client: "@RSYNCD: 32.0\r\nrhel9\r\n--server\r\n--sender\r\n.\r\nrhel9/\r\n\r\n",
 			wantArgs: []string{"--server", "--sender", ".", "rhel9/"}},
 		{name: "not rsync", client: "GET / HTTP/1.1\n", wantErr: "not an rsync client"},
 		{name: "unknown module", client: "@RSYNCD: 32.0\nsecrets\n", wantErr: "unknown module", wantInOut: "@ERROR: Unknown module 'secrets'\n"},
-		{name: "busy", client: "@RSYNCD: 32.0\nrhel9\n" + pullArgs, busy: true, wantErr: "max connections", wantInOut: "@ERROR: max connections (1) reached"},
 		{name: "upload refused", client: "@RSYNCD: 32.0\nrhel9\n--server\n.\nrhel9/\n\n", wantErr: "read-only", wantInOut: "goldsync rsync export: the image is read-only"},
 		{name: "eof in arguments", client: "@RSYNCD: 32.0\nrhel9\n--server\n", wantErr: "unexpected EOF"},
 		{name: "line too long", client: "@RSYNCD: 32.0\n" + strings.Repeat("x", maxLine+10) + "\n", wantErr: "longer than"},
@@ -121,10 +121,6 @@ func TestHandshake(t *testing.T) {
 		{name: "too many arguments", client: "@RSYNCD: 32.0\nrhel9\n" + strings.Repeat("-v\n", maxArgs+1) + "\n", wantErr: "arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.busy {
-				s.sem <- struct{}{}
-				defer func() { <-s.sem }()
-			}
 			c := &pipeConn{in: strings.NewReader(tc.client)}
 			req, err := s.handshake(c)
 			if tc.wantErr != "" {
@@ -135,12 +131,14 @@ func TestHandshake(t *testing.T) {
 				if err != nil {
 					t.Fatalf("handshake: %v", err)
 				}
-				<-s.sem // the caller releases the slot
 				if diff := cmp.Diff(tc.wantArgs, req.args); diff != "" {
 					t.Errorf("args (-want +got):\n%s", diff)
 				}
 				if string(req.replay) != tc.client {
 					t.Errorf("replay %q, want everything the client sent, %q", req.replay, tc.client)
+				}
+				if got := string(req.replay[req.argsEnd:]); got != tc.wantAfter {
+					t.Errorf("replay after the text part %q, want %q", got, tc.wantAfter)
 				}
 			}
 			if tc.wantOut != "" && c.out.String() != tc.wantOut {
@@ -148,9 +146,6 @@ func TestHandshake(t *testing.T) {
 			}
 			if !strings.Contains(c.out.String(), tc.wantInOut) {
 				t.Errorf("server wrote %q, want it to hold %q", c.out.String(), tc.wantInOut)
-			}
-			if len(s.sem) != 0 && !tc.busy {
-				t.Errorf("handshake left %d connection slots taken", len(s.sem))
 			}
 		})
 	}

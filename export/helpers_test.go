@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if IsChild() {
 		ChildMain(context.Background())
 	}
+	if os.Getenv(serveHelperEnv) != "" {
+		serveHelperMain()
+	}
 	os.Exit(m.Run())
 }
 
@@ -35,8 +38,15 @@ func needRsync(t *testing.T) {
 // server before it serves (test hooks). The server stops at cleanup.
 func serve(t *testing.T, images []Image, hook func(*Server)) (*Server, string) {
 	t.Helper()
+	return serveOpts(t, Options{Images: images}, hook)
+}
+
+// serveOpts is serve with options (IdleTimeout and Logger are set here).
+func serveOpts(t *testing.T, opts Options, hook func(*Server)) (*Server, string) {
+	t.Helper()
 	needRsync(t)
-	s, err := New(Options{Images: images, IdleTimeout: time.Minute, Logger: testLogger(t)})
+	opts.IdleTimeout, opts.Logger = time.Minute, testLogger(t)
+	s, err := New(opts)
 	if errors.Is(err, ErrNoLandlock) {
 		t.Skipf("SKIPPED: %v", err)
 	}
@@ -61,6 +71,10 @@ func serve(t *testing.T, images []Image, hook func(*Server)) (*Server, string) {
 	})
 	return s, ln.Addr().String()
 }
+
+// serveRootOnly is a serve hook for the tests of fidelity, which pull
+// images as a replica image server does: everything.
+func serveRootOnly(s *Server) { s.opts.ServeRootOnly = true }
 
 // rsyncRun runs stock rsync with args and returns its combined output and
 // exit status.

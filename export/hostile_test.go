@@ -20,7 +20,8 @@ const secretMarker = "GOLDSYNC-OUTSIDE-SECRET-7f3a9c"
 // directory, and returns the image root and the secret directory:
 //
 //	etc/motd, etc/hostname     the image's own files
-//	rootonly                   mode 0600 (the export must still serve it)
+//	rootonly                   mode 0600 (the child can read it; served
+//	                           with Options.ServeRootOnly only)
 //	evil -> /etc               absolute symlink to the host's /etc
 //	chain -> chain2 -> /etc    a symlink chain
 //	outdir -> SECRETDIR        absolute symlink to the secret directory
@@ -161,7 +162,14 @@ func TestHostileRequests(t *testing.T) {
 			if layer.root && os.Geteuid() != 0 {
 				t.Skip("SKIPPED: needs root: without Landlock only the chroot of a root server confines the child")
 			}
-			_, addr := serve(t, []Image{{Name: "img", Root: img}}, layer.hook)
+			hook := layer.hook
+			if hook != nil {
+				// A layer alone: root-only files are served, so that
+				// withholding them cannot hide a leak of the (root-only)
+				// secret.
+				hook = func(s *Server) { layer.hook(s); s.opts.ServeRootOnly = true }
+			}
+			_, addr := serve(t, []Image{{Name: "img", Root: img}}, hook)
 			for _, rq := range requests {
 				t.Run(rq.name, func(t *testing.T) {
 					dst := filepath.Join(t.TempDir(), "dst")
@@ -184,6 +192,7 @@ func TestHostileRequestsControl(t *testing.T) {
 	image := contents(t, img)
 	_, addr := serve(t, []Image{{Name: "img", Root: img}}, func(s *Server) {
 		s.noPathCheck, s.noChroot, s.landlock, s.root = true, true, false, false
+		s.opts.ServeRootOnly = true // the secret is root-only
 	})
 	for _, path := range []string{"img/../../../../../../../../etc/hostname", "img/evil/hostname", "img/outdir/secret"} {
 		dst := filepath.Join(t.TempDir(), "dst")

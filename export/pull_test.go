@@ -91,7 +91,7 @@ func TestPullTricky(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := treetest.Scan(t, img)
-	_, addr := serve(t, []Image{{Name: "img", Root: img}}, nil)
+	_, addr := serve(t, []Image{{Name: "img", Root: img}}, serveRootOnly)
 	dst := filepath.Join(t.TempDir(), "dst")
 	out, code := rsyncRun(t, "-aHS", "--numeric-ids", "rsync://"+addr+"/img/", dst+"/")
 	if code != 0 {
@@ -134,7 +134,7 @@ func TestPullOptions(t *testing.T) {
 	if err := os.Link(filepath.Join(img, "etc/motd"), filepath.Join(img, "etc/motd.hard")); err != nil {
 		t.Fatal(err)
 	}
-	_, addr := serve(t, []Image{{Name: "img", Root: img}}, nil)
+	_, addr := serve(t, []Image{{Name: "img", Root: img}}, serveRootOnly)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -199,7 +199,7 @@ func TestPullHugeFileList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, addr := serve(t, []Image{{Name: "img", Root: img}}, nil)
+	_, addr := serve(t, []Image{{Name: "img", Root: img}}, serveRootOnly)
 	// --list-only: the client reads the whole file list and writes
 	// nothing, which keeps the test quick.
 	out, code := rsyncRun(t, "-a", "--numeric-ids", "--list-only", "rsync://"+addr+"/img/")

@@ -44,6 +44,7 @@ import (
 //	<id>/manifest    the image's manifest after the run
 //	<id>/keys        sorted (hash, size) pairs, 16 bytes each
 //	<id>/pinned      present when pinned (pruning skips it)
+//	<id>/boot.json   the kernels its OS entries booted (SetGenerationBoot)
 //	objects/<hash>-<size>  hard links to kept content
 
 // GenerationPolicy turns on recording of generations for a Sync and says
@@ -82,6 +83,10 @@ type Generation struct {
 	// ManifestIdent identifies the live manifest files as this run left
 	// them (see liveDiffers).
 	ManifestIdent string `json:"manifest_ident,omitempty"`
+	// Boot is what the OS entries booting the image pointed at when the
+	// generation was the newest (SetGenerationBoot): a rollback to it
+	// installs the same kernel and initrd. Stored in <id>/boot.json.
+	Boot []BootRecord `json:"boot,omitempty"`
 
 	// Filled in by ListGenerations, not stored.
 
@@ -93,6 +98,13 @@ type Generation struct {
 	Held int64 `json:"bytes_held"`
 	// ManifestBytes is the size of the generation's manifest file.
 	ManifestBytes int64 `json:"manifest_bytes"`
+}
+
+// BootRecord is the kernel an OS entry booting the image pointed at: the
+// version of /boot/vmlinuz-VERSION and of its initrd, both in the image.
+type BootRecord struct {
+	OS     string `json:"os"`
+	Kernel string `json:"kernel"`
 }
 
 // Errors of generation operations callers branch on.
@@ -178,7 +190,67 @@ func readGeneration(stateDir string, id int64) (*Generation, error) {
 	if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
 		g.ManifestBytes = fi.Size()
 	}
+	b, err = os.ReadFile(filepath.Join(genDir(stateDir, id), "boot.json"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("generation %d: %w", id, err)
+	default:
+		if err := json.Unmarshal(b, &g.Boot); err != nil {
+			return nil, fmt.Errorf("generation %d: boot.json: %w", id, err)
+		}
+	}
 	return g, nil
+}
+
+// SetGenerationBoot records the kernels the OS entries booting the image
+// point at in generation id (zero: the newest), replacing what was
+// recorded. The cluster sync calls it once the netboot files are written,
+// so a rollback to the generation can install the same boot files.
+// Callers hold the image's run lock.
+func SetGenerationBoot(stateDir string, id int64, boot []BootRecord) error {
+	if id == 0 {
+		ids, err := generationIDs(stateDir)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		id = ids[len(ids)-1]
+	}
+	if _, err := readGeneration(stateDir, id); err != nil {
+		return err
+	}
+	boot = slices.Clone(boot)
+	slices.SortFunc(boot, func(a, b BootRecord) int { return strings.Compare(a.OS, b.OS) })
+	b, err := json.MarshalIndent(boot, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(genDir(stateDir, id), "boot.json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("generation %d: boot record: %w", id, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("generation %d: boot record: %w", id, err)
+	}
+	return nil
+}
+
+// BootKernel returns the kernel version generation g recorded for OS os,
+// or "" when it recorded none (or g is nil).
+func (g *Generation) BootKernel(os string) string {
+	if g == nil {
+		return ""
+	}
+	for _, b := range g.Boot {
+		if b.OS == os {
+			return b.Kernel
+		}
+	}
+	return ""
 }
 
 // ListGenerations returns the generations recorded in a state dir, oldest
@@ -207,6 +279,11 @@ func ListGenerations(stateDir string) ([]Generation, error) {
 		out = append(out, *g)
 	}
 	return out, nil
+}
+
+// GenerationInfo returns a generation's record (without its manifest).
+func GenerationInfo(stateDir string, id int64) (*Generation, error) {
+	return readGeneration(stateDir, id)
 }
 
 // LoadGeneration returns a generation's record and manifest.
@@ -241,16 +318,23 @@ func PinGeneration(stateDir string, id int64, pin bool) error {
 }
 
 // GenerationsSize returns how many generations a state dir holds and the
-// bytes they cost beyond the live image: their manifests and the kept
-// content (apparent sizes; holes and content shared with retention count).
+// bytes they cost beyond the live image: their manifests (a base several
+// generations share counted once), content keys and the kept content
+// (apparent sizes; holes and content shared with retention count).
 func GenerationsSize(stateDir string) (n int, bytes int64, err error) {
 	ids, err := generationIDs(stateDir)
 	if err != nil {
 		return 0, 0, err
 	}
+	type ident struct{ dev, ino uint64 }
+	seen := map[ident]bool{} // generations may share a manifest base
 	for _, id := range ids {
-		if fi, err := os.Stat(filepath.Join(genDir(stateDir, id), "manifest")); err == nil {
-			bytes += fi.Size()
+		for _, name := range []string{"manifest", "manifest.log", "keys"} {
+			var st unix.Stat_t
+			if unix.Stat(filepath.Join(genDir(stateDir, id), name), &st) == nil && !seen[ident{st.Dev, st.Ino}] {
+				seen[ident{st.Dev, st.Ino}] = true
+				bytes += st.Size
+			}
 		}
 	}
 	for k := range listObjects(stateDir) {
@@ -271,17 +355,18 @@ func listObjects(stateDir string) map[contentKey]bool {
 }
 
 func writeKeys(path string, entries []*tree.Entry) error {
-	seen := map[contentKey]bool{}
-	var keys []contentKey
+	// Sorted, then duplicates dropped: a map of 225k keys cost five times
+	// as much.
+	keys := make([]contentKey, 0, len(entries))
 	for _, e := range entries {
-		if needsContent(e) && e.Hashed() && !seen[entryKey(e)] {
-			seen[entryKey(e)] = true
+		if needsContent(e) && e.Hashed() {
 			keys = append(keys, entryKey(e))
 		}
 	}
 	slices.SortFunc(keys, func(a, b contentKey) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.size, b.size))
 	})
+	keys = slices.Compact(keys)
 	buf := make([]byte, 0, 16*len(keys))
 	for _, k := range keys {
 		buf = binary.LittleEndian.AppendUint64(buf, k.hash)
@@ -521,16 +606,20 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(b, '\n'), 0o600); err != nil {
 		return 0, err
 	}
-	// The manifest's files as they are (base and log): a copy, not a
-	// re-encoding.
-	for _, name := range []string{sp.Manifest, LogPath(sp.Manifest)} {
-		to := filepath.Join(tmp, "manifest")
-		if name != sp.Manifest {
-			to = LogPath(to)
-		}
-		if err := copyFile(name, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The manifest's files as they are, not re-encoded. The base is
+	// never written in place (a save writes a new file and renames it
+	// over), so the generation takes one more link to it: generations
+	// recorded between two folds of the log share their base, and each
+	// costs its copy of the log (at most a quarter of the base). The log
+	// is appended to in place: copied.
+	mto := filepath.Join(tmp, "manifest")
+	if err := os.Link(sp.Manifest, mto); err != nil {
+		if err := copyFile(sp.Manifest, mto); err != nil {
 			return 0, err
 		}
+	}
+	if err := copyFile(LogPath(sp.Manifest), LogPath(mto)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
 	}
 	if err := writeKeys(filepath.Join(tmp, "keys"), m.Entries); err != nil {
 		return 0, err

@@ -2,6 +2,8 @@ package imaging
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,5 +67,83 @@ func BenchmarkLoadManifest225k(b *testing.B) {
 		if _, err := LoadManifest(sp.Manifest); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Generations recorded between two folds of the manifest's log share its
+// base (one more hard link, not a copy) and each keeps the tree as it was:
+// a later scoped update and a later full save change neither. The size of
+// the generations counts the shared base once.
+func TestGenerationSharesManifestBase(t *testing.T) {
+	dir := t.TempDir()
+	sp := State(dir)
+	m := &Manifest{Entries: []*tree.Entry{
+		{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755},
+		{Path: "usr", Type: tree.TypeDir, Mode: 0o755, Ino: 2},
+	}}
+	for i := range 2000 {
+		e := &tree.Entry{Path: fmt.Sprintf("usr/f%04d", i), Type: tree.TypeRegular, Mode: 0o644,
+			Size: int64(100 + i), Mtime: 1, Ino: uint64(10 + i), Nlink: 1, Ctime: 1}
+		e.SetHash(uint64(i + 1))
+		m.Entries = append(m.Entries, e)
+	}
+	if err := m.Save(sp.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	opts := &Options{Generations: &GenerationPolicy{Source: "test"}}
+	record := func() int64 {
+		t.Helper()
+		ids, _ := generationIDs(dir)
+		id, err := recordGeneration(sp, opts, &Result{}, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	g1 := record()
+	// A push: one file changed, recorded in the log.
+	e := m.Entries[2].Clone()
+	e.SetHash(999)
+	if err := UpdateManifest(sp.Manifest, []tree.Scope{{Path: e.Path}}, []*tree.Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	g2 := record()
+	base, err := os.Stat(sp.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{g1, g2} {
+		fi, err := os.Stat(filepath.Join(genDir(dir, id), "manifest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(base, fi) {
+			t.Errorf("generation %d: its manifest base is a copy, not the live base", id)
+		}
+	}
+	// A full save replaces the live base: the generations keep theirs.
+	m.Entries = m.Entries[:2]
+	if err := m.Save(sp.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]uint64{g1: 1, g2: 999} {
+		_, gm, err := LoadGeneration(dir, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gm.Entries) != 2002 || gm.Entries[2].Hash != want {
+			t.Errorf("generation %d: %d entries, usr/f0000 hash %d; want 2002 entries, hash %d", id, len(gm.Entries), gm.Entries[2].Hash, want)
+		}
+	}
+	var want int64 = base.Size()
+	for _, p := range []string{"1/keys", "2/keys", "2/manifest.log"} {
+		fi, err := os.Stat(filepath.Join(GenerationsDir(dir), p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += fi.Size()
+	}
+	if _, got, err := GenerationsSize(dir); err != nil || got != want {
+		t.Errorf("GenerationsSize = %d, %v; want %d (the shared base once)", got, err, want)
 	}
 }

@@ -83,16 +83,17 @@ func Rollback(ctx context.Context, dest string, id int64, ro RollbackOptions) (*
 		if ids, _ := generationIDs(stateDir); len(ids) > 0 {
 			_, prev, _ = LoadGeneration(stateDir, ids[len(ids)-1])
 		}
-		drift, err := drift(ctx, dest, stateDir, opts.Excludes, m, prev, opts.Logger)
-		if err != nil {
-			return nil, err
-		}
-		if len(drift) > 0 {
-			return nil, fmt.Errorf("%w in ways its manifest does not know (%d paths: %s): see them with verify, or roll back over them with force",
-				ErrDrift, len(drift), listPaths(drift, 20))
-		}
 		if err := checkSpace(dest, m, live); err != nil {
 			return nil, err
+		}
+		// Checked on the sync's own walk of the image, against the
+		// manifest it loads under the state dir's lock: one walk, not two.
+		opts.checkDest = func(dst []*tree.Entry, live *Manifest) error {
+			if drift := driftOf(dst, live, m, prev); len(drift) > 0 {
+				return fmt.Errorf("%w in ways its manifest does not know (%d paths: %s): see them with verify, or roll back over them with force",
+					ErrDrift, len(drift), listPaths(drift, 20))
+			}
+			return nil
 		}
 	}
 	opts.Since, opts.Incremental, opts.Scopes = "", false, nil
@@ -128,14 +129,6 @@ func drift(ctx context.Context, dest, stateDir string, excludes []string, target
 	}
 	defer root.Close()
 	idx := live.index()
-	tidx := map[string]*tree.Entry{}
-	if target != nil {
-		tidx = target.index()
-	}
-	pidx := map[string]*tree.Entry{}
-	if prev != nil {
-		pidx = prev.index()
-	}
 	wo := WalkOptions{Hash: true, Logger: log, Previous: func(p string) *tree.Entry { return idx[p] }, Temps: func(string) {}}
 	if ex, err := exclude.New(excludes); err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
@@ -146,9 +139,24 @@ func drift(ctx context.Context, dest, stateDir string, excludes []string, target
 	if err != nil {
 		return nil, fmt.Errorf("scan destination: %w", err)
 	}
+	return driftOf(w.Entries, live, target, prev), nil
+}
+
+// driftOf lists the paths of a walk of the image (dst) that differ from
+// the live manifest, accepting what matches target or prev as drift does.
+func driftOf(dst []*tree.Entry, live, target, prev *Manifest) []string {
+	idx := live.index()
+	tidx := map[string]*tree.Entry{}
+	if target != nil {
+		tidx = target.index()
+	}
+	pidx := map[string]*tree.Entry{}
+	if prev != nil {
+		pidx = prev.index()
+	}
 	var out []string
-	seen := make(map[string]bool, len(w.Entries))
-	for _, e := range w.Entries {
+	seen := make(map[string]bool, len(dst))
+	for _, e := range dst {
 		seen[e.Path] = true
 		r := idx[e.Path]
 		// Ctime 0 marks an entry a stopped run planned but did not do:
@@ -192,7 +200,7 @@ func drift(ctx context.Context, dest, stateDir string, excludes []string, target
 		out = append(out, r.Path+" (removed)")
 	}
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(a, b) })
-	return out, nil
+	return out
 }
 
 // mixedState reports whether each of e's type, attributes and content is

@@ -75,6 +75,10 @@ type Options struct {
 	// generations need is kept whether or not it is set.
 	Generations *GenerationPolicy
 	rollbackOf  int64 // set by Rollback, recorded in the generation
+	// checkDest, set by Rollback, sees the destination's walk and the
+	// manifest that served as its cache, before anything is planned; an
+	// error stops the run (the drift guard, without a second walk).
+	checkDest func(dst []*tree.Entry, live *Manifest) error
 }
 
 // Phase names a step of a sync.
@@ -389,6 +393,11 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		}
 		var err error
 		dstWalk, err = Walk(ctx, root, wo)
+		if err == nil && opts.checkDest != nil {
+			if err := opts.checkDest(dstWalk.Entries, prev); err != nil {
+				return err
+			}
+		}
 		// The manifest has done its work (the walk's cache): let it go
 		// before the transfer, it is a third of the heap of a full run.
 		prevLen, prev, idx = len(prev.Entries), nil, nil

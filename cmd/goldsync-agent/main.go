@@ -67,6 +67,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 		SilenceErrors: true,
 		Version:       version.Build(),
 	}
+	root.SetVersionTemplate("goldsync-agent {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.stateDir, "state-dir", "", "agent state `DIR` (default /var/lib/goldsync as root, ~/.cache/goldsync/state otherwise)")
 	pf.StringVar(&g.root, "root", "/", "the golden tree's root `DIR`")
@@ -75,6 +76,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newWatchCmd(g))
 	root.AddCommand(newBootCmd(g))
+	root.AddCommand(newManCmd())
 	return root
 }
 

@@ -22,6 +22,7 @@ type pushFlags struct {
 	receiverPath string
 	receiveArgs  []string
 	persist      time.Duration
+	allOfRoot    bool // --no-default-excludes
 }
 
 func (f *pushFlags) register(cmd *cobra.Command, toFlag string, persist time.Duration) {
@@ -30,7 +31,8 @@ func (f *pushFlags) register(cmd *cobra.Command, toFlag string, persist time.Dur
 	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND`, as rsync's -e")
 	fl.StringVar(&f.receiverPath, "receiver-path", "goldsync", "goldsync `PATH` on the image server")
-	fl.StringArrayVar(&f.receiveArgs, "receive-arg", nil, "extra `ARG` for goldsync receive on the server (repeatable), e.g. --receive-arg=--exclude=/proc/*")
+	fl.StringArrayVar(&f.receiveArgs, "receive-arg", nil, "extra `ARG` for goldsync receive on the server (repeatable), e.g. --receive-arg=--exclude=/scratch/*")
+	fl.BoolVar(&f.allOfRoot, "no-default-excludes", false, "ask the receiver to copy /proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/* too (a receiver restricted to a config image takes its excludes from the config)")
 }
 
 func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
@@ -38,8 +40,12 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 	if err != nil {
 		return err
 	}
+	args := f.receiveArgs
+	if f.allOfRoot {
+		args = append(append([]string(nil), args...), "--no-default-excludes")
+	}
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
-		ReceiverPath: f.receiverPath, ReceiveArgs: f.receiveArgs, Persist: f.persist, Logger: g.logger()})
+		ReceiverPath: f.receiverPath, ReceiveArgs: args, Persist: f.persist, Logger: g.logger()})
 	if res != nil && res.Stderr != "" {
 		fmt.Fprintln(os.Stderr, wire.InertLines(res.Stderr))
 	}
@@ -61,6 +67,12 @@ watcher (goldsync-agent watch) keeps the change journal, only the paths
 changed since the token that server applied last are scanned and sent; else
 the whole tree is compared, as a pull would. The journal is cleared only
 after the server confirms.
+
+The receiver leaves out what a running root holds but an image must not:
+/proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/*
+(their directories are kept), unless --no-default-excludes; a receiver
+restricted to a config image (receive --image) takes the image's excludes
+from the server's config.
 
 With --ssh-persist DURATION the ssh connection stays up that long after the
 push (OpenSSH ControlMaster, its socket in the state dir) and pushes within

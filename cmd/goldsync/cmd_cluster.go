@@ -187,6 +187,10 @@ type syncReport struct {
 	err     error
 	built   map[string]time.Time // node -> snapshot built
 	changed bool                 // the pull changed the image
+	// rollbackGen is the generation step 1 rolled back to: its boot
+	// record chooses the kernels step 3 installs.
+	rollbackGen *imaging.Generation
+	boot        []imaging.BootRecord // the kernels step 3 installed
 }
 
 type snapshotReport struct {
@@ -387,6 +391,13 @@ func syncImage(ctx context.Context, g *globalFlags, f *syncFlags, cfg *config.Co
 			stepErr = errors.Join(stepErr, err)
 		}
 	}
+	if !f.dryRun && len(r.boot) > 0 && r.res != nil {
+		// The image's generation records what its nodes boot, so a
+		// rollback to it installs the same kernels.
+		if err := imaging.SetGenerationBoot(img.StateDir, r.res.Generation, r.boot); err != nil {
+			log.Warn("generation: boot record not saved", "image", img.Name, "err", err)
+		}
+	}
 	if stepErr != nil {
 		code := exitCodeOf(ctx, stepErr)
 		result := "failed"
@@ -551,7 +562,11 @@ func writeNetboot(ctx context.Context, f *syncFlags, cfg *config.Config, img *co
 		nr.Error = err.Error()
 		return withCode(exitIO, fmt.Errorf("OS %s: %w", o.Name, err))
 	}
-	rec, warnings, err := netboot.AddOS(ctx, cfg.AddOSOptions(o))
+	opts := cfg.AddOSOptions(o)
+	if k := r.rollbackGen.BootKernel(o.Name); k != "" {
+		opts.Kernel = k // the kernel the generation booted, not the config's
+	}
+	rec, warnings, err := netboot.AddOS(ctx, opts)
 	nr.Warnings = warnings
 	if err != nil {
 		nr.Error = err.Error()
@@ -562,6 +577,7 @@ func writeNetboot(ctx context.Context, f *syncFlags, cfg *config.Config, img *co
 		nr.Error = err.Error()
 		return withCode(exitIO, fmt.Errorf("OS %s: %w", o.Name, err))
 	}
+	r.boot = append(r.boot, imaging.BootRecord{OS: o.Name, Kernel: rec.Kernel})
 	return nil
 }
 

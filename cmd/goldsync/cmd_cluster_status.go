@@ -16,6 +16,7 @@ import (
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -198,6 +199,9 @@ type statusReport struct {
 	Note            string        `json:"note,omitempty"`
 	Generations     int           `json:"generations"`
 	GenerationBytes int64         `json:"generation_bytes"`
+	// Warnings: the image or a snapshot dir exposes setuid binaries or
+	// device nodes to this server's local users.
+	Warnings []exposure.Warning `json:"exposure_warnings,omitempty"`
 }
 
 func runStatus(g *globalFlags, names []string) error {
@@ -248,6 +252,9 @@ func runStatus(g *globalFlags, names []string) error {
 		if r.Note != "" {
 			printf("%s: %s\n", r.Image, r.Note)
 		}
+		for _, w := range r.Warnings {
+			printf("%s: warning: %s\n", r.Image, w.Message)
+		}
 	}
 	return nil
 }
@@ -289,6 +296,13 @@ func imageStatusReport(cfg *config.Config, img *config.Image, byOS map[string][]
 	slices.Sort(r.Behind)
 	r.SnapshotsBehind = len(r.Behind)
 	r.Generations, r.GenerationBytes, _ = imaging.GenerationsSize(img.StateDir)
+	dirs := []string{img.Root}
+	for _, o := range cfg.OSOf(img.Name) {
+		dirs = append(dirs, o.SnapshotDir)
+	}
+	if ws := exposureWarnings(dirs...); len(ws) > 0 {
+		r.Warnings = ws
+	}
 	return r
 }
 

@@ -584,9 +584,9 @@ func TestPullProgressOnTerminal(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	// The status line is redrawn in place ("\r\033[K"), so the screen
-	// shows only its last state, the finish phase, above the exit status.
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "finish") || lines[1] != "EXIT=0" {
+	// The status line is redrawn in place ("\r\033[K") and cleared at the
+	// end, so the screen shows only the summary above the exit status.
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "goldsync: pulled ") || lines[1] != "EXIT=0" {
 		t.Errorf("screen after a pull on a terminal:\n%s", screen)
 	}
 	// What the pull wrote to the terminal: each phase drawn over the last

@@ -68,6 +68,34 @@ func isConfigImage(arg string) bool {
 	return err != nil
 }
 
+// configImageName returns the name of the cluster config's image arg
+// names: arg itself when it is a name, or the image whose root is the
+// directory arg. It returns "" for a directory no image of the config has
+// as its root, or when there is no config to read.
+func configImageName(g *globalFlags, arg string) string {
+	if isConfigImage(arg) {
+		return arg
+	}
+	fi, err := os.Stat(arg)
+	if err != nil {
+		return ""
+	}
+	path := g.config
+	if path == "" {
+		path = config.DefaultPath
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return ""
+	}
+	for _, img := range cfg.Images {
+		if ri, err := os.Stat(img.Root); err == nil && os.SameFile(fi, ri) {
+			return img.Name
+		}
+	}
+	return ""
+}
+
 func orStr(a, b string) string {
 	if a != "" {
 		return a
@@ -96,7 +124,9 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 successful pull, receive, sync or rollback. IMAGE is an image directory or
 the name of an [[image]] of the cluster config (default: every image of the
 config). +/~/- count created, updated and deleted objects; HELD is the kept
-content the generation needs beyond the live image.`,
+content the generation needs beyond the live image; a generation a cluster
+sync recorded also names the kernel each OS entry booted ("[OS boots
+VERSION]"), which a rollback to it installs again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				cfg, err := loadConfig(g)
@@ -136,8 +166,12 @@ content the generation needs beyond the live image.`,
 					if gen.Pinned {
 						pin = "yes"
 					}
+					src := gen.Source
+					for _, b := range gen.Boot {
+						src += fmt.Sprintf(" [%s boots %s]", b.OS, b.Kernel)
+					}
 					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, age(now.Sub(gen.Time)),
-						gen.Created, gen.Updated, gen.Deleted, human(gen.Held+gen.ManifestBytes), pin, gen.Source)
+						gen.Created, gen.Updated, gen.Deleted, human(gen.Held+gen.ManifestBytes), pin, src)
 				}
 			}
 			return nil
@@ -166,7 +200,8 @@ the space for the files to write. A rollback that was stopped converges when
 run again.
 
 IMAGE is an image directory or the name of an [[image]] of the cluster
-config; for a name, the snapshots and netboot files of the OS entries
+config; for an image of the config (by name or by its root directory, and
+without --state-dir), the snapshots and netboot files of the OS entries
 booting the image are refreshed afterwards, as "goldsync sync" does after a
 pull, so the nodes boot the rolled-back kernel and initrd.
 
@@ -182,10 +217,10 @@ rollback is to stay.`,
 			if err != nil {
 				return err
 			}
-			if isConfigImage(args[0]) && stateDir == "" {
+			if name := configImageName(g, args[0]); name != "" && stateDir == "" {
 				// An image of the cluster config: its snapshots and
 				// netboot files follow, as after a sync.
-				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, args[:1])
+				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, []string{name})
 			}
 			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {
@@ -355,6 +390,9 @@ func rollbackImage(ctx context.Context, g *globalFlags, f *syncFlags, img *confi
 	}
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
+	}
+	if gen, err := imaging.GenerationInfo(img.StateDir, f.rollbackTo); err == nil {
+		r.rollbackGen = gen
 	}
 	res, err := imaging.Rollback(ctx, img.Root, f.rollbackTo, imaging.RollbackOptions{Options: opts, Force: f.force})
 	r.res = res

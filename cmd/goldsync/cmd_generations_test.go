@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,4 +161,56 @@ func TestRollbackConfigImageNetbootFollows(t *testing.T) {
 	if !strings.Contains(out, "GENERATIONS") || !strings.Contains(out, "3, ") {
 		t.Errorf("status does not show the generations:\n%s", out)
 	}
+}
+
+// A generation records the kernel its OS entries booted, and a rollback of
+// a config image installs that kernel's boot files even when the config
+// now names another: a kernel update with the config moved to the new
+// kernel, rolled back to the generation before it, then forward again.
+func TestRollbackConfigImageRecordedKernel(t *testing.T) {
+	needRootForCluster(t)
+	c := newCluster(t, false)
+	c.writeConfig(t, fmt.Sprintf("kernel = %q\n", goldenKernel))
+	c.sync(t)
+	const newKernel = "5.14.0-503.el9"
+	writeFile(t, filepath.Join(c.golden, "boot/vmlinuz-"+newKernel), "kernel "+newKernel)
+	writeFile(t, filepath.Join(c.golden, "boot/initramfs-"+newKernel+".img"), "initramfs "+newKernel)
+	writeFile(t, filepath.Join(c.golden, "lib/modules/"+newKernel+"/modules.dep"), "deps "+newKernel)
+	c.writeConfig(t, fmt.Sprintf("kernel = %q\n", newKernel))
+	c.sync(t)
+	dir := filepath.Join(c.tftpboot, "linux-install", "rhel9compute")
+	bootIs := func(when, k string) {
+		t.Helper()
+		if got := readFile(t, filepath.Join(dir, "vmlinuz")); got != "kernel "+k {
+			t.Errorf("%s: vmlinuz = %q, want kernel %s", when, got, k)
+		}
+		if got := readFile(t, filepath.Join(dir, "initrd.img")); got != "initramfs "+k {
+			t.Errorf("%s: initrd.img = %q, want initramfs %s", when, got, k)
+		}
+	}
+	bootIs("after the kernel update", newKernel)
+	gens := listGens(t, c.root)
+	if len(gens) != 2 || gens[0].BootKernel("rhel9compute") != goldenKernel || gens[1].BootKernel("rhel9compute") != newKernel {
+		t.Fatalf("generations do not record the booted kernels: %+v", gens)
+	}
+
+	out, errs, code := gs(t, "--config", c.config, "rollback", "rhel9", "1")
+	if code != 0 {
+		t.Fatalf("rollback to 1: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(c.root, "boot/vmlinuz-"+newKernel)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the new kernel is still in the image after the rollback: %v", err)
+	}
+	bootIs("after the rollback to 1", goldenKernel)
+	gens = listGens(t, c.root)
+	if n := len(gens); n != 3 || gens[2].BootKernel("rhel9compute") != goldenKernel {
+		t.Errorf("the rollback's generation does not record the kernel it booted: %+v", gens)
+	}
+
+	// The image named by its directory: the boot files follow too.
+	out, errs, code = gs(t, "--config", c.config, "rollback", c.root, "2")
+	if code != 0 {
+		t.Fatalf("rollback to 2: exit %d\n%s%s", code, out, errs)
+	}
+	bootIs("after the rollback forward to 2 (image named by its directory)", newKernel)
 }

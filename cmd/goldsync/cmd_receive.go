@@ -50,12 +50,12 @@ stdout carries the protocol; the summary and errors go to stderr.`,
 				if err := restrictedReceive(cmd, g, f, image, args); err != nil {
 					return err
 				}
-				return runReceive(cmd, g, f, f.dest)
+				return runReceive(cmd, g, f, f.dest, true)
 			}
 			if len(args) != 1 {
 				return withCode(exitUsage, errors.New("receive needs DEST, or --image NAME"))
 			}
-			return runReceive(cmd, g, f, args[0])
+			return runReceive(cmd, g, f, args[0], false)
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "speak the protocol on stdin and stdout")
@@ -64,26 +64,33 @@ stdout carries the protocol; the summary and errors go to stderr.`,
 	return cmd
 }
 
-func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string) (err error) {
+func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, restricted bool) (err error) {
+	if err := f.settle(cmd); err != nil {
+		return err
+	}
+	excludes, err := f.excludePatterns()
+	if err != nil {
+		return err
+	}
+	if err := checkDest(dest); err != nil {
+		return err
+	}
 	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
 	defer cancel()
 	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
-	from, err := readPatterns(f.excludeFrom)
-	if err != nil {
-		return err
-	}
 	rw := stdio.New()
 	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)
 	}
 	defer client.Close()
-	opts := imaging.Options{
-		Excludes: append(append([]string(nil), f.excludes...), from...), DryRun: f.dryRun, NoDelete: f.noDelete,
-		MaxDelete: f.maxDelete, StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: true, MaxListBytes: f.maxList, Generations: f.gen.policy("push"),
-	}
+	// A push serves a golden node's root: the default excludes apply
+	// unless turned off. In the restricted mode the image's config has
+	// them already (default_excludes).
+	opts := f.options(excludes, !restricted, log)
+	opts.Incremental = true
+	opts.Generations = f.gen.policy("push")
 	res, err := imaging.Sync(ctx, client, dest, opts)
 	if err == nil && !f.dryRun {
 		if aerr := client.Ack(ctx, res.Token); aerr != nil {
@@ -131,5 +138,8 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 	}
 	*f = pullFlags{dest: img.Root, excludes: img.Excludes, stateDir: img.StateDir, maxDelete: img.MaxDelete,
 		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: defaultDeadline}
+	if f.retention == 0 {
+		f.retention = defaultRetention // the config's zero is the default
+	}
 	return nil
 }

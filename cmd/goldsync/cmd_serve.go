@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/export"
 )
 
@@ -29,6 +30,9 @@ type serveFlags struct {
 	images         []string
 	unconfined     bool
 	maxConnections int
+	maxPerIP       int
+	allow          []string
+	serveRootOnly  bool
 	timeout        time.Duration
 }
 
@@ -55,7 +59,17 @@ runs as nobody (able to read every file of the image), chrooted into the
 image, in a mount namespace where the image is read-only and nodev. A
 self-test proves the confinement before the first client is accepted.
 Without Landlock (Linux < 5.13, or disabled) serve refuses to start unless
---unconfined is given.`,
+--unconfined is given.
+
+Only clients from the allow-list's networks are served (--allow, or the
+config's [export] allow; by default loopback and the private ranges
+10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7, fe80::/10), at most
+--max-connections at once, handshakes included, and --max-per-ip from one
+address. The contents of root-only files (regular files owned by root
+that others may not read: /etc/shadow, ssh host keys) are withheld: the
+client gets their names and modes, an error naming them and exit status
+23, and skips --delete. A replica image server that must be complete
+needs --serve-root-only (or serve_root_only = true). See docs/SECURITY.md.`,
 		Example: `  # every image of /etc/goldsync/goldsync.toml on the rsync port
   goldsync serve --rsync-listen :873
 
@@ -73,6 +87,9 @@ Without Landlock (Linux < 5.13, or disabled) serve refuses to start unless
 	fl.StringArrayVar(&f.images, "image", nil, "export directory PATH as module NAME (`NAME=PATH`, repeatable; replaces the config's images)")
 	fl.BoolVar(&f.unconfined, "unconfined", false, "serve even when the kernel lacks Landlock (DANGEROUS: see --help)")
 	fl.IntVar(&f.maxConnections, "max-connections", export.DefaultMaxConnections, "transfers served at once (`N` child processes)")
+	fl.IntVar(&f.maxPerIP, "max-per-ip", export.DefaultMaxPerIP, "connections from one client address at once (`N`)")
+	fl.StringSliceVar(&f.allow, "allow", nil, "serve only clients from these networks (`CIDR`[,CIDR...], repeatable; default: the config's [export] allow, else loopback and private ranges; 0.0.0.0/0,::/0 for all)")
+	fl.BoolVar(&f.serveRootOnly, "serve-root-only", false, "also serve the contents of root-only files (owner root, not readable by others: /etc/shadow, host keys); for replica image servers")
 	fl.DurationVar(&f.timeout, "timeout", export.DefaultIdleTimeout, "end a transfer whose client sends or takes nothing for this long")
 	return cmd
 }
@@ -101,14 +118,28 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 	if f.rsyncListen == "" {
 		return withCode(exitUsage, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
 	}
-	images, err := serveImages(g, f, names)
+	images, ec, err := serveImages(g, f, names)
 	if err != nil {
 		return err
 	}
-	srv, err := export.New(export.Options{
+	opts := export.Options{
 		Images: images, ChildArgs: []string{rsyncChildCmd}, Unconfined: f.unconfined,
-		MaxConnections: f.maxConnections, IdleTimeout: f.timeout, Logger: log,
-	})
+		MaxConnections: f.maxConnections, MaxPerIP: f.maxPerIP, IdleTimeout: f.timeout, Logger: log,
+		Allow: ec.Allow, ServeRootOnly: f.serveRootOnly || ec.ServeRootOnly,
+	}
+	fl := cmd.Flags()
+	if !fl.Changed("max-connections") && ec.MaxConnections > 0 {
+		opts.MaxConnections = ec.MaxConnections
+	}
+	if !fl.Changed("max-per-ip") && ec.MaxPerIP > 0 {
+		opts.MaxPerIP = ec.MaxPerIP
+	}
+	if fl.Changed("allow") {
+		if opts.Allow, err = export.ParseAllow(f.allow); err != nil {
+			return withCode(exitUsage, fmt.Errorf("--allow: %w", err))
+		}
+	}
+	srv, err := export.New(opts)
 	if errors.Is(err, export.ErrNoLandlock) {
 		return withCode(exitUsage, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))
 	}
@@ -128,6 +159,15 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 			list = append(list, img.Name+"="+img.Root)
 		}
 		fmt.Fprintf(os.Stderr, "goldsync serve: rsync://%s/ read-only: %s\n", ln.Addr(), strings.Join(list, " "))
+		allow := opts.Allow
+		if allow == nil {
+			allow = export.DefaultAllow
+		}
+		withheld := "withheld"
+		if opts.ServeRootOnly {
+			withheld = "SERVED"
+		}
+		fmt.Fprintf(os.Stderr, "goldsync serve: clients from %v; root-only files %s\n", allow, withheld)
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		if errors.Is(err, export.ErrConfinement) {
@@ -139,37 +179,38 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 }
 
 // serveImages returns the --image pairs, or the config's images (the
-// named ones, or all).
-func serveImages(g *globalFlags, f *serveFlags, names []string) ([]export.Image, error) {
+// named ones, or all), and the config's [export] settings (zero with
+// --image: no config is read then).
+func serveImages(g *globalFlags, f *serveFlags, names []string) ([]export.Image, config.Export, error) {
 	if len(f.images) > 0 {
 		if len(names) > 0 {
-			return nil, withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
+			return nil, config.Export{}, withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
 		}
 		var out []export.Image
 		for _, spec := range f.images {
 			name, path, ok := strings.Cut(spec, "=")
 			if !ok || name == "" || path == "" {
-				return nil, withCode(exitUsage, fmt.Errorf("--image %q: want NAME=PATH", spec))
+				return nil, config.Export{}, withCode(exitUsage, fmt.Errorf("--image %q: want NAME=PATH", spec))
 			}
 			abs, err := filepath.Abs(path)
 			if err != nil {
-				return nil, withCode(exitUsage, fmt.Errorf("--image %q: %w", spec, err))
+				return nil, config.Export{}, withCode(exitUsage, fmt.Errorf("--image %q: %w", spec, err))
 			}
 			out = append(out, export.Image{Name: name, Root: abs})
 		}
-		return out, nil
+		return out, config.Export{}, nil
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {
-		return nil, err
+		return nil, config.Export{}, err
 	}
 	imgs, err := selectImages(cfg, names)
 	if err != nil {
-		return nil, err
+		return nil, config.Export{}, err
 	}
 	var out []export.Image
 	for _, img := range imgs {
 		out = append(out, export.Image{Name: img.Name, Root: img.Root})
 	}
-	return out, nil
+	return out, cfg.Export, nil
 }

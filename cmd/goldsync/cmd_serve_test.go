@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -140,6 +141,40 @@ func TestServeFromConfig(t *testing.T) {
 	}
 }
 
+// TestServeExportPolicy: the config's [export] table sets the allow-list
+// and root-only files are withheld; the flags override both.
+func TestServeExportPolicy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to make a root-owned file")
+	}
+	base := t.TempDir()
+	img := filepath.Join(base, "img")
+	put(t, filepath.Join(img, "etc", "motd"), "motd\n")
+	put(t, filepath.Join(img, "etc", "shadow"), "root:SECRET:1::::::\n")
+	if err := os.Chmod(filepath.Join(img, "etc", "shadow"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(base, "goldsync.toml")
+	put(t, cfg, fmt.Sprintf("[[image]]\nname = \"img\"\nsource = \"golden:/\"\nroot = %q\n\n[export]\nallow = [\"127.0.0.2\"]\n", img))
+	pull := func(addr, from string) (string, int, string) {
+		dst := filepath.Join(t.TempDir(), "dst")
+		out, code := rsyncCmd(t, "-a", "--address="+from, "rsync://"+addr+"/img/", dst+"/")
+		shadow, _ := os.ReadFile(filepath.Join(dst, "etc", "shadow"))
+		return out, code, string(shadow)
+	}
+	addr := startServe(t, []string{"--config", cfg})
+	if out, code, _ := pull(addr, "127.0.0.1"); code == 0 || !strings.Contains(out, "allow-list") {
+		t.Errorf("pull from 127.0.0.1, not in the config's allow-list: exit %d\n%s", code, out)
+	}
+	if out, code, shadow := pull(addr, "127.0.0.2"); code != 23 || shadow != "" || !strings.Contains(out, "etc/shadow") {
+		t.Errorf("pull from 127.0.0.2: exit %d, etc/shadow %q, want 23 and withheld:\n%s", code, shadow, out)
+	}
+	addr = startServe(t, []string{"--config", cfg}, "--allow", "127.0.0.1/32", "--serve-root-only")
+	if out, code, shadow := pull(addr, "127.0.0.1"); code != 0 || !strings.Contains(shadow, "SECRET") {
+		t.Errorf("pull with --allow and --serve-root-only: exit %d, etc/shadow %q:\n%s", code, shadow, out)
+	}
+}
+
 func TestServeUsage(t *testing.T) {
 	img := t.TempDir()
 	missing := filepath.Join(t.TempDir(), "none.toml")
@@ -155,6 +190,7 @@ func TestServeUsage(t *testing.T) {
 		{name: "missing image dir", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img + "/nope"}, code: exitSelect, say: "no such file"},
 		{name: "no config", args: []string{"--config", missing, "serve", "--rsync-listen", "127.0.0.1:0"}, code: exitUsage, say: "no config file"},
 		{name: "both image kinds", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "b"}, code: exitUsage, say: "not both"},
+		{name: "bad allow", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "--allow", "10.0.0.1/8"}, code: exitUsage, say: "host bits"},
 		{name: "child by hand", args: []string{rsyncChildCmd}, code: exitUsage, say: "not by hand"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

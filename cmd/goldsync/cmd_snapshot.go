@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -1157,11 +1158,17 @@ expires (10 s by default, see "goldsync os add --help"). For nfs-ganesha, see
 				return err
 			}
 			var out []byte
+			var dirs []string
 			for _, o := range list {
 				out = append(out, netboot.RenderExports(o)...)
+				dirs = append(dirs, o.ImageRoot, o.SnapshotDir)
 			}
+			warnings := exposureWarnings(dirs...)
 			if g.jsonOut {
-				return printJSON(map[string]string{"exports": string(out)})
+				return printJSON(map[string]any{"exports": string(out), "warnings": warnings})
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(os.Stderr, "goldsync render exports: warning: %s\n", w.Message)
 			}
 			_, err = stdout.Write(out)
 			return err
@@ -1227,4 +1234,24 @@ each image in one ganesha config its own range.`,
 	f.register(cmd)
 	cmd.Flags().IntVar(&firstID, "first-export-id", 1, "Export_Id of the image, the snapshots' follow (`N`, 1-65535)")
 	return cmd
+}
+
+// exposureWarnings checks image and snapshot dirs for setuid binaries and
+// device nodes a local user of this server could use (exposure.Check);
+// a dir that cannot be checked gets a warning saying so.
+func exposureWarnings(dirs ...string) []exposure.Warning {
+	out := []exposure.Warning{}
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		ws, err := exposure.Check(d)
+		if err != nil {
+			ws = []exposure.Warning{{Dir: d, Problem: "unchecked", Message: fmt.Sprintf("%s: cannot check its mount options: %v", d, err)}}
+		}
+		out = append(out, ws...)
+	}
+	return out
 }

@@ -16,22 +16,33 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel(interruptedBy(sig))
+		signal.Stop(sigs) // a second signal kills as usual
+	}()
 	stopProfile := profile.Start()
 	err := newRootCmd().ExecuteContext(ctx)
 	stopProfile()
-	code := 0
-	if err != nil {
-		code = exitCode(ctx, err) // before stop(): only a signal cancels ctx
+	if err == nil {
+		return
 	}
-	stop()
-	if err != nil {
-		var ee *exitError
-		if !errors.As(err, &ee) || !ee.silent {
-			// Errors can carry what a peer sent: nothing in them may
-			// drive the terminal.
-			fmt.Fprintln(os.Stderr, "goldsync:", wire.InertLines(err.Error()))
-		}
-		os.Exit(code)
+	code := exitCode(ctx, err)
+	msg := err.Error()
+	var ee *exitError
+	silent := errors.As(err, &ee) && ee.silent
+	if cause := context.Cause(ctx); cause != nil {
+		// A signal stopped the run: that is the cause, whatever the
+		// run's parts said about the connection they lost.
+		msg, silent = cause.Error(), false
 	}
+	if !silent {
+		// Errors can carry what a peer sent: nothing in them may drive
+		// the terminal.
+		fmt.Fprintln(os.Stderr, "goldsync:", wire.InertLines(msg))
+	}
+	os.Exit(code)
 }

@@ -12,16 +12,21 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 )
 
-// progressDisplay draws one status line on a terminal: phase, files,
-// bytes, rate and ETA. It stays silent when the output is not a terminal
-// (cron, pipes) unless forced.
+// progressDisplay shows a run's progress on stderr. On a terminal it draws
+// one status line in place (phase, files, bytes, rate, ETA) and clears it
+// when the run ends, so the summary that follows stands alone. Elsewhere
+// (cron, pipes, files) it is silent unless forced with --progress, and
+// then writes one plain line a phase: no escape sequence ever goes into a
+// pipe.
 type progressDisplay struct {
 	w       io.Writer
 	on      bool
+	tty     bool
 	mu      sync.Mutex
 	last    time.Time
 	start   time.Time
 	drawn   bool
+	shownAt bool
 	current imaging.Progress
 }
 
@@ -31,7 +36,8 @@ func isTerminal(f *os.File) bool {
 }
 
 func newProgressDisplay(f *os.File, force, never bool) *progressDisplay {
-	return &progressDisplay{w: f, on: !never && (force || isTerminal(f)), start: time.Now()}
+	tty := isTerminal(f)
+	return &progressDisplay{w: f, tty: tty, on: !never && (force || tty), start: time.Now()}
 }
 
 func (p *progressDisplay) update(pr imaging.Progress) {
@@ -40,8 +46,16 @@ func (p *progressDisplay) update(pr imaging.Progress) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pr.Phase != p.current.Phase || pr.Files >= p.current.Files {
+	newPhase := pr.Phase != p.current.Phase
+	if newPhase || pr.Files >= p.current.Files {
 		p.current = pr
+	}
+	if !p.tty {
+		if newPhase {
+			fmt.Fprintf(p.w, "goldsync: %s\n", pr.Phase)
+			p.shownAt = true
+		}
+		return
 	}
 	now := time.Now()
 	if now.Sub(p.last) < 200*time.Millisecond && pr.Path != "" {
@@ -65,8 +79,10 @@ func (p *progressDisplay) draw(now time.Time) {
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 	p.drawn = true
+	p.shownAt = true
 }
 
+// done clears the status line.
 func (p *progressDisplay) done() {
 	if !p.on {
 		return
@@ -74,7 +90,14 @@ func (p *progressDisplay) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drawn {
-		p.draw(time.Now())
-		fmt.Fprintln(p.w)
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
 	}
+}
+
+// shown says whether progress was shown: then a summary line follows.
+func (p *progressDisplay) shown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.shownAt
 }

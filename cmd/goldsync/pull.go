@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/imaging/wire"
@@ -22,55 +27,206 @@ import (
 
 // pullFlags are the rsync-like flags of a pull.
 type pullFlags struct {
-	excludes    []string
-	excludeFrom []string
-	dryRun      bool
-	itemize     bool
-	maxDelete   int
-	noDelete    bool
-	stateDir    string
-	retention   time.Duration
-	rsh         string
-	agentPath   string
-	streams     int
-	stats       bool
-	progress    bool
-	noProgress  bool
-	fsync       bool
-	timeout     time.Duration
-	metricsFile string
-	fullScan    bool
-	maxList     int64
-	progressTO  time.Duration
-	deadline    time.Duration
-	dest        string // receive --image: the image's root, from the config
-	gen         genFlags
+	excludes          []string
+	excludeFrom       []string
+	noDefaultExcludes bool
+	dryRun            bool
+	itemize           bool
+	maxDelete         int
+	maxDeleteSet      bool // --max-delete given: 0 means no deletes, as rsync
+	noDelete          bool
+	stateDir          string
+	retention         time.Duration
+	rsh               string
+	agentPath         string
+	streams           int
+	stats             bool
+	progress          bool
+	noProgress        bool
+	fsync             bool
+	timeout           time.Duration
+	metricsFile       string
+	fullScan          bool
+	maxList           int64
+	progressTO        time.Duration
+	deadline          time.Duration
+	dest              string // receive --image: the image's root, from the config
+	gen               genFlags
 }
+
+// Defaults of a pull's flags, shown as such in --help and the man page.
+const (
+	defaultRetention       = 24 * time.Hour
+	defaultTimeout         = 60 * time.Second
+	defaultProgressTimeout = 10 * time.Minute
+)
 
 func (f *pullFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.excludes, "exclude", nil, "exclude paths matching `PATTERN` (rsync syntax; repeatable)")
 	fl.StringArrayVar(&f.excludeFrom, "exclude-from", nil, "read exclude patterns from `FILE`, one a line")
+	fl.BoolVar(&f.noDefaultExcludes, "no-default-excludes", false, "copy /proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/* too when the source is a root (\"/\")")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
-	fl.IntVar(&f.maxDelete, "max-delete", 0, "refuse a run deleting more than `N` entries (0: half the image, -1: no limit)")
+	fl.IntVar(&f.maxDelete, "max-delete", 0, "refuse a run deleting more than `N` entries (default: half the image's entries, at least 100; 0: delete nothing, warn only, as rsync; -1: no limit)")
 	fl.BoolVar(&f.noDelete, "no-delete", false, "keep image entries the golden node no longer has")
 	fl.StringVar(&f.stateDir, "state-dir", "", "manifest, lock and retention `DIR` (default: .<image>.goldsync beside the image)")
-	fl.DurationVar(&f.retention, "retention", 0, "keep replaced files linked for NFS clients this long (default 24h; negative: off)")
+	fl.DurationVar(&f.retention, "retention", defaultRetention, "keep replaced files linked for NFS clients this long (0 or negative: off)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND` to reach the golden node, as rsync's -e")
 	fl.StringVar(&f.agentPath, "agent-path", "", "goldsync-agent `PATH` on the golden node (default: look it up, upload if missing)")
 	fl.IntVar(&f.streams, "streams", 1, "parallel transfer streams (ssh connections)")
 	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics")
-	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal")
+	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal (one plain line a phase)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")
 	fl.BoolVar(&f.fsync, "fsync", false, "fsync each file before it is renamed into place")
-	fl.DurationVar(&f.timeout, "timeout", 0, "fail when the peer sends nothing for this long (default 60s)")
+	secondsVar(fl, &f.timeout, "timeout", defaultTimeout, "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
-	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail when the peer sends only keepalives for this long while it owes an answer (default 10m; negative: never)")
-	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long (0 or negative: never)")
+	secondsVar(fl, &f.progressTO, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
+	secondsVar(fl, &f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
 	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 256 MiB)")
+	registerRsyncNoOps(fl)
 	f.gen.register(cmd, 10)
+}
+
+// settle reads what only the command line can say (whether --max-delete
+// was given) and checks flags that exclude each other.
+func (f *pullFlags) settle(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	f.maxDeleteSet = fl.Changed("max-delete")
+	if f.noDelete && fl.Changed("delete") {
+		return withCode(exitUsage, errors.New("--delete and --no-delete contradict each other"))
+	}
+	if f.maxDelete < -1 {
+		return withCode(exitUsage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
+	}
+	return nil
+}
+
+// options are the engine options the flags say, for a run from source.
+// root says the source is a whole root, which brings the default
+// excludes unless --no-default-excludes; excludes are the patterns of
+// --exclude and --exclude-from, already checked.
+func (f *pullFlags) options(excludes []string, root bool, log *slog.Logger) imaging.Options {
+	if root && !f.noDefaultExcludes {
+		excludes = append(excludes, exclude.RootDefaults...)
+	}
+	retention := f.retention
+	if retention == 0 {
+		retention = -1 // off; the engine's zero is its default
+	}
+	opts := imaging.Options{
+		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
+		StateDir: f.stateDir, Retention: retention, Fsync: f.fsync, Logger: log, MaxListBytes: f.maxList,
+	}
+	if f.maxDeleteSet && f.maxDelete == 0 {
+		// rsync's --max-delete=0: delete nothing, say what is kept.
+		opts.NoDelete = true
+	}
+	return opts
+}
+
+// pattern is an exclude pattern with where it came from, for errors.
+type pattern struct {
+	text, from string
+}
+
+// readPatterns reads --exclude-from files: one pattern a line, blank lines
+// and lines starting with # or ; skipped, as rsync.
+func readPatterns(files []string) ([]pattern, error) {
+	var out []pattern
+	for _, name := range files {
+		fh, err := os.Open(name)
+		if err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
+		}
+		sc := bufio.NewScanner(fh)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+				continue
+			}
+			out = append(out, pattern{text: line, from: fmt.Sprintf("%s:%d", name, n)})
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("exclude-from %s: %w", name, err))
+		}
+	}
+	return out, nil
+}
+
+// excludePatterns checks --exclude and --exclude-from patterns one by one
+// and returns them; a bad one is a usage error naming the flag, or the
+// file and line it came from.
+func (f *pullFlags) excludePatterns() ([]string, error) {
+	var all []pattern
+	for i, p := range f.excludes {
+		all = append(all, pattern{text: p, from: fmt.Sprintf("--exclude #%d", i+1)})
+	}
+	from, err := readPatterns(f.excludeFrom)
+	if err != nil {
+		return nil, err
+	}
+	all = append(all, from...)
+	var out []string
+	for _, p := range all {
+		if _, err := exclude.New([]string{p.text}); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("%s: bad exclude pattern %q: %v", p.from, p.text, unwrapPattern(err)))
+		}
+		out = append(out, p.text)
+	}
+	return out, nil
+}
+
+// unwrapPattern drops exclude.New's own "exclude pattern 1 ..." prefix.
+func unwrapPattern(err error) error {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "\": "); i >= 0 {
+		return errors.New(msg[i+3:])
+	}
+	return err
+}
+
+// checkDest refuses a DEST that cannot be an image directory before
+// anything is created: a file, or a path whose parent is missing.
+func checkDest(dest string) error {
+	st, err := os.Lstat(dest)
+	switch {
+	case err == nil && !st.IsDir():
+		return withCode(exitSelect, fmt.Errorf("destination %s is not a directory", dest))
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return withCode(exitSelect, fmt.Errorf("destination: %w", err))
+	}
+	parent := filepath.Dir(filepath.Clean(dest))
+	if st, err := os.Stat(parent); err != nil {
+		return withCode(exitSelect, fmt.Errorf("destination %s: its parent: %w", dest, err))
+	} else if !st.IsDir() {
+		return withCode(exitSelect, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
+	}
+	return nil
+}
+
+// checkSource refuses a local SRC that is missing or not a directory (a
+// remote one is the agent's to check), and says whether SRC is a whole
+// root.
+func checkSource(src string) (root bool, err error) {
+	sp, err := remote.ParseSpec(src)
+	if err != nil {
+		return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
+	}
+	if sp.Host == "" {
+		st, err := os.Stat(sp.Path)
+		if err != nil {
+			return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
+		}
+		if !st.IsDir() {
+			return false, withCode(exitSelect, fmt.Errorf("source %s is not a directory", sp.Path))
+		}
+	}
+	return exclude.IsRoot(sp.Path), nil
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -86,13 +242,29 @@ goldsync-agent runs there; if it is missing or of another version it is
 uploaded over SFTP into ~/.cache/goldsync/ and verified by hash first.
 A trailing slash on SRC does not matter: an image is a whole root.
 
-The pull keeps everything rsync -aHAXS --numeric-ids keeps, decides changes
-by content hash, writes every file to a temp name and renames it into place
-(clients reading the image see whole files only), deletes what the source
-no longer has (guarded by --max-delete), and keeps replaced files linked in
-the state dir's retention area for NFS clients still running them.`,
-		Example: `  # the seed procedure's pull, without /proc and /sys contents
-  goldsync pull --exclude '/proc/*' --exclude '/sys/*' node004:/ /diskless/i386/RHEL5-AS/root
+The pull keeps everything rsync -aHAXS --numeric-ids keeps (those flags and
+--delete are accepted and change nothing), decides changes by content hash,
+writes every file to a temp name and renames it into place (clients reading
+the image see whole files only), deletes what the source no longer has, and
+keeps replaced files linked in the state dir's retention area for NFS
+clients still running them.
+
+When SRC is a whole root ("/", "node004:/"), the pseudo and volatile
+filesystems of a running system are left out unless --no-default-excludes:
+` + "  " + strings.Join(exclude.RootDefaults, " ") + `
+(their directories are kept, so clients can mount over them).
+
+Deletes are guarded: a run that would delete more than --max-delete entries
+is refused and changes nothing (exit 25). The default limit is half of the
+image's entries, and never less than 100. --max-delete=0 deletes nothing and
+says how many entries it kept, as rsync; -1 turns the guard off.
+
+Exit status: see "goldsync help exit-codes".`,
+		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
+  goldsync pull node004:/ /diskless/i386/RHEL5-AS/root
+
+  # the seed's rsync line works as it is, after renaming the command
+  goldsync pull -a -e ssh --exclude='/proc/*' --exclude='/sys/*' node004:/ /diskless/i386/RHEL5-AS/root/
 
   # what would change, rsync-style
   goldsync pull -n -i node004:/ /diskless/i386/RHEL5-AS/root`,
@@ -105,39 +277,27 @@ the state dir's retention area for NFS clients still running them.`,
 	return cmd
 }
 
-func readPatterns(files []string) ([]string, error) {
-	var out []string
-	for _, name := range files {
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
-				continue
-			}
-			out = append(out, line)
-		}
-		fh.Close()
-		if err := sc.Err(); err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("exclude-from %s: %w", name, err))
-		}
-	}
-	return out, nil
-}
-
 func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string) (err error) {
+	// Everything the command line can get wrong is checked before the
+	// source is contacted or DEST and its state dir are created.
+	if err := f.settle(cmd); err != nil {
+		return err
+	}
+	excludes, err := f.excludePatterns()
+	if err != nil {
+		return err
+	}
+	root, err := checkSource(src)
+	if err != nil {
+		return err
+	}
+	if err := checkDest(dest); err != nil {
+		return err
+	}
 	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
 	defer cancel()
 	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
-	from, err := readPatterns(f.excludeFrom)
-	if err != nil {
-		return err
-	}
-	excludes := append(append([]string(nil), f.excludes...), from...)
 	source, err := remote.Open(ctx, src, remote.Options{
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 		ProgressTimeout: f.progressTO,
@@ -146,11 +306,9 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 		return classifyConnect(err)
 	}
 	defer source.Close()
-	opts := imaging.Options{
-		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
-		StateDir: f.stateDir, Retention: f.retention, Fsync: f.fsync, Logger: log,
-		Incremental: !f.fullScan, MaxListBytes: f.maxList, Generations: f.gen.policy(src),
-	}
+	opts := f.options(excludes, root, log)
+	opts.Incremental = !f.fullScan
+	opts.Generations = f.gen.policy(src)
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 	}
@@ -159,7 +317,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	res, err := imaging.Sync(ctx, source, dest, opts)
 	prog.done()
 	if res != nil {
-		report(g, f, src, dest, res, source, err)
+		report(g, f, src, dest, res, source, err, prog.shown())
 	}
 	if f.metricsFile != "" {
 		if merr := writeMetrics(f.metricsFile, dest, res, err); merr != nil {
@@ -204,7 +362,16 @@ func isLostConnection(err error) bool {
 }
 
 func classifyConnect(err error) error {
+	var refused *proto.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		// The agent could not open the source's path: a selection
+		// error, told as such.
+		msg := refused.Msg
+		if u, err := strconv.Unquote(msg); err == nil {
+			msg = u // main makes the whole message inert
+		}
+		return withCode(exitSelect, fmt.Errorf("source: %s", msg))
 	case errors.Is(err, remote.ErrVersion):
 		return withCode(exitProtocol, err)
 	case errors.Is(err, remote.ErrSSH):
@@ -244,13 +411,19 @@ type summary struct {
 	DeletesSkipped bool     `json:"deletes_skipped"`
 }
 
-func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error) {
+func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {
 	s := pullSummary(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(s)
 		return
+	}
+	if f.maxDeleteSet && f.maxDelete == 0 && !g.quiet {
+		fmt.Fprintln(os.Stderr, "goldsync: warning: --max-delete=0: nothing deleted; entries the source no longer has are kept")
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
 	}
 	if g.quiet {
 		return
@@ -259,7 +432,9 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 	if f.dryRun {
 		verb = "dry run of"
 	}
-	if f.stats || g.verbose > 0 || f.dryRun {
+	switch {
+	case f.stats || g.verbose > 0 || f.dryRun:
+		// After the itemized lines, on the same stream, as rsync.
 		printf("goldsync: %s %s -> %s in %.2fs\n", verb, src, dest, s.Seconds)
 		printf("  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n",
 			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete)
@@ -268,9 +443,14 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 		if s.WireBytesIn > 0 {
 			printf("  bytes on the wire: in %s, out %s\n", human(s.WireBytesIn), human(s.WireBytesOut))
 		}
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
+	case progressShown:
+		// The progress line cleared itself: one line says how it ended.
+		state := "pulled"
+		if err != nil {
+			state = "failed pull of"
+		}
+		fmt.Fprintf(os.Stderr, "goldsync: %s %s -> %s in %.2fs: %d created, %d updated, %d metadata only, %d deleted, %s received\n",
+			state, src, dest, s.Seconds, s.Created, s.Updated, s.MetaOnly, s.Deleted, human(s.BytesReceived))
 	}
 }
 

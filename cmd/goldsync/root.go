@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/internal/version"
 )
 
 // globalFlags are shared by every subcommand.
@@ -34,12 +36,18 @@ ever see whole files. It then builds each node's read-write snapshot tree
 from the files and files.custom lists and writes the PXE netboot files.
 
 A config file describes a cluster (default /etc/goldsync/goldsync.toml), so
-the nightly cron job is just "goldsync sync".`,
+the nightly cron job is just "goldsync sync".
+
+Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
+
+` + exitStatusText(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Build(),
 	}
+	root.SetVersionTemplate("goldsync {{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.config, "config", "", "cluster config file (default /etc/goldsync/goldsync.toml)")
+	pf.StringVarP(&g.config, "config", "c", "", "cluster config file (default /etc/goldsync/goldsync.toml)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "say more (repeat for debug logs)")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -66,34 +74,18 @@ func (g *globalFlags) logger(w io.Writer) *slog.Logger {
 	case g.verbose >= 2:
 		level = slog.LevelDebug
 	}
-	opts := &slog.HandlerOptions{Level: level}
 	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(newCLIHandler(w, "goldsync", level))
 }
 
 func exitCodesHelp() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exit-codes",
 		Short: "the exit codes goldsync uses",
-		Long: `Exit codes, in the spirit of rsync's:
-
-   0  success
-   1  syntax or usage error, bad config
-   2  protocol incompatibility (agent of another version that could not be replaced)
-   3  errors selecting input/output files or directories
-   5  error starting the agent protocol
-  11  error in file I/O (for example a full disk)
-  12  error in the protocol data stream (a broken or hostile peer)
-  16  another sync of the same image holds its lock (goldsync-specific)
-  20  interrupted (SIGINT, SIGTERM)
-  23  partial transfer: some paths could not be applied or deletions were skipped
-  25  the safety guard refused the run (--max-delete, empty source); nothing changed
-  30  the peer stalled past the timeout
-  40  verify found drift (goldsync-specific)
- 255  ssh failed (host unreachable, authentication, host key)`,
-		Run: func(cmd *cobra.Command, args []string) { cmd.Help() },
+		Long:  "Exit codes: one per cause, rsync's number where rsync has the cause (rsync(1) EXIT VALUES):\n\n" + exitStatusText(),
+		Run:   func(cmd *cobra.Command, args []string) { cmd.Help() },
 	}
 }
 

@@ -301,11 +301,24 @@ func (c *Client) open(s *stream, enc *wire.Encoder, flags wire.OpenFlags) error 
 	case *wire.Opened:
 		return nil
 	case *wire.Error:
-		return fmt.Errorf("%w: %s", ErrRemote, wire.Inert(m.Msg))
+		return &RefusedError{Msg: wire.Inert(m.Msg)}
 	default:
 		return fmt.Errorf("open %s: %w: expected opened, got %s", c.root, ErrProtocol, m.Type())
 	}
 }
+
+// RefusedError is the peer's answer when it cannot serve the root asked
+// for (missing, not a directory, not allowed): an error in selecting the
+// source, not in the protocol. It matches ErrRemote.
+type RefusedError struct {
+	// Msg is the peer's message, made inert.
+	Msg string
+}
+
+func (e *RefusedError) Error() string { return ErrRemote.Error() + ": " + e.Msg }
+
+// Is makes a RefusedError match ErrRemote.
+func (e *RefusedError) Is(target error) bool { return target == ErrRemote }
 
 // next reads one message, skipping pings, and classifies failures.
 func (s *stream) next() (wire.Message, error) {

@@ -363,6 +363,9 @@ func classify(err error, rwc io.ReadWriteCloser) error {
 		msg += "; remote stderr: " + stderr
 	}
 	switch {
+	case code == 255 && stderr != "":
+		// ssh's own message is the cause: it leads.
+		return fmt.Errorf("%s (%w: %s)", strings.TrimSpace(stderr), ErrSSH, err)
 	case code == 255:
 		return fmt.Errorf("%w: %s", ErrSSH, msg)
 	case code == 126 || code == 127:
@@ -372,7 +375,10 @@ func classify(err error, rwc io.ReadWriteCloser) error {
 	case errors.Is(err, proto.ErrStalled):
 		return fmt.Errorf("%w: %s", ErrStalled, msg)
 	}
-	return fmt.Errorf("%w: %s", ErrProtocol, msg)
+	if stderr != "" {
+		err = fmt.Errorf("%w; remote stderr: %s", err, stderr)
+	}
+	return fmt.Errorf("%w: %w", ErrProtocol, err)
 }
 
 var errAgentMissing = errors.New("agent missing")

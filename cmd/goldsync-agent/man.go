@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/internal/manpage"
+)
+
+// agentManSections are the EXIT STATUS and FILES sections of the agent's
+// man pages.
+var agentManSections = []manpage.Section{
+	{Title: "EXIT STATUS", Troff: `.TP
+\fB0\fP
+success
+.TP
+\fB1\fP
+any failure; the message on standard error says which (for a push, with the receiver's own message first)`},
+	{Title: "FILES", Troff: `.TP
+\fI/var/lib/goldsync/\fP
+the agent's state as root (\-\-state\-dir): hash cache, change journal, the ssh control socket of \-\-ssh\-persist
+.TP
+\fI~/.cache/goldsync/\fP
+agents the image server uploaded, one per build; older builds are pruned
+.TP
+\fI/etc/goldsync/agent.env\fP
+PUSH_TO, PUSH_ARGS and WATCH_ARGS of the push hooks and the watch unit
+.TP
+\fI/run/goldsync/push\-needed\fP
+set by the package\-manager hooks; goldsync\-agent\-push.path then starts one push`},
+}
+
+// newManCmd returns the hidden command `make install` uses to write the
+// agent's man pages: goldsync-agent.1 and one goldsync-agent-COMMAND.1 per
+// subcommand.
+func newManCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "man DIR",
+		Short:  "write goldsync-agent's man pages into DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root := cmd.Root()
+			return manpage.WriteTree(root, args[0], manpage.Options{
+				Source: "goldsync-agent " + root.Version, Manual: "goldsync manual", Sections: agentManSections,
+				SeeAlso: []string{"goldsync(1)", "goldsync-receive(1)", "goldsync.toml(5)"},
+			})
+		},
+	}
+}

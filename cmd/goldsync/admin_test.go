@@ -1,0 +1,313 @@
+package main
+
+// The admin's first hour (issue #16): each test runs the built binary as a
+// new admin would, and each fails on the code before the fix.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needRoot skips a test that mounts or chroots.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount namespace, procfs, chroot)")
+	}
+}
+
+// chrootGoldsync prepares root to run goldsync inside it: the binary and
+// the dynamic loader and libraries it needs under root/tmp (a default
+// exclude), and returns the command line that runs it there.
+func chrootGoldsync(t *testing.T, root string) []string {
+	t.Helper()
+	lib := filepath.Join(root, "tmp/lib")
+	if err := os.MkdirAll(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, goldsyncBin, filepath.Join(root, "tmp/goldsync"), 0o755)
+	out, err := exec.Command("ldd", goldsyncBin).Output()
+	if err != nil {
+		// A static binary needs nothing else.
+		return []string{"/tmp/goldsync"}
+	}
+	var loader string
+	for _, m := range regexp.MustCompile(`(/\S+\.so[.\d]*)`).FindAllString(string(out), -1) {
+		copyFile(t, m, filepath.Join(lib, filepath.Base(m)), 0o755)
+		if strings.Contains(filepath.Base(m), "ld-linux") {
+			loader = "/tmp/lib/" + filepath.Base(m)
+		}
+	}
+	if loader == "" {
+		t.Fatalf("no dynamic loader in ldd's output:\n%s", out)
+	}
+	return []string{loader, "--library-path", "/tmp/lib", "/tmp/goldsync"}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPullRootDefaultExcludes pulls a golden root that has a real procfs
+// mounted on /proc (in a private mount namespace, the root being a chroot):
+// a bare `pull -n -i / DEST` plans no /proc, /sys, /dev, /run or /tmp
+// contents (their directories stay), and --no-default-excludes plans them.
+func TestPullRootDefaultExcludes(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	for _, d := range []string{"proc", "sys/kernel", "dev/pts", "run/lock", "var/tmp/x", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(t, filepath.Join(root, "etc/hostname"), "golden\n")
+	put(t, filepath.Join(root, "run/lock/pid"), "1\n")
+	put(t, filepath.Join(root, "var/tmp/x/scratch"), "tmp\n")
+	put(t, filepath.Join(root, "sys/kernel/flag"), "1\n")
+	gs := chrootGoldsync(t, root)
+	pull := func(extra ...string) (string, string) {
+		t.Helper()
+		// Mount procfs on ROOT/proc in a private mount namespace, then
+		// run goldsync chrooted into ROOT, so its source is "/".
+		script := `mount -t proc proc "$0/proc" && exec chroot "$0" "$@"`
+		args := append([]string{"--mount", "--propagation", "private", "sh", "-c", script, root}, gs...)
+		args = append(args, "pull", "-n", "-i")
+		args = append(args, extra...)
+		args = append(args, "/", "/tmp/image")
+		cmd := exec.Command("unshare", args...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("pull %v: %v\nstdout:\n%.2000s\nstderr:\n%s", extra, err, o.String(), e.String())
+		}
+		return o.String(), e.String()
+	}
+	out, _ := pull()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(line, "goldsync:") {
+			continue
+		}
+		p := f[len(f)-1]
+		for _, d := range []string{"proc/", "sys/", "dev/", "run/", "tmp/", "var/tmp/"} {
+			if strings.HasPrefix(p, d) && p != d {
+				t.Errorf("a default exclude was planned: %q", line)
+			}
+		}
+	}
+	for _, want := range []string{" etc/hostname", " proc/", " sys/", " var/tmp/"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	// The admin's choice wins: everything is planned, /proc's contents too.
+	out, _ = pull("--no-default-excludes", "--exclude", "/proc/[0-9]*/", "--exclude", "/tmp/*")
+	for _, want := range []string{" proc/cpuinfo\n", " sys/kernel/flag\n", " run/lock/pid\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--no-default-excludes plan lacks %q", want)
+		}
+	}
+}
+
+// TestPullExitCodesAndNothingLeftBehind: every source or destination
+// selection error exits 3, a bad pattern exits 1 naming where it came
+// from, and none of them creates DEST or its state dir.
+func TestPullExitCodesAndNothingLeftBehind(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	put(t, filepath.Join(src, "etc/hostname"), "golden\n")
+	put(t, filepath.Join(dir, "afile"), "x")
+	put(t, filepath.Join(dir, "excludes"), "/proc/*\n\n# comment\n/var/[cache\n")
+	dest := filepath.Join(dir, "image")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{name: "missing source", args: []string{filepath.Join(dir, "nope"), dest}, code: exitSelect, stderr: "no such file or directory"},
+		{name: "file as source", args: []string{filepath.Join(dir, "afile"), dest}, code: exitSelect, stderr: "is not a directory"},
+		{name: "file as DEST", args: []string{src, filepath.Join(dir, "afile")}, code: exitSelect, stderr: "destination " + filepath.Join(dir, "afile") + " is not a directory"},
+		{name: "DEST's parent missing", args: []string{src, filepath.Join(dir, "no/such/image")}, code: exitSelect, stderr: "no such file or directory"},
+		{name: "bad --exclude", args: []string{"--exclude", "/var/[x", src, dest}, code: exitUsage, stderr: `--exclude #1: bad exclude pattern "/var/[x"`},
+		{name: "bad --exclude-from line", args: []string{"--exclude-from", filepath.Join(dir, "excludes"), src, dest}, code: exitUsage,
+			stderr: filepath.Join(dir, "excludes") + `:4: bad exclude pattern "/var/[cache"`},
+		{name: "bad --timeout", args: []string{"--timeout", "soon", src, dest}, code: exitUsage},
+		{name: "--delete with --no-delete", args: []string{"--delete", "--no-delete", src, dest}, code: exitUsage},
+		{name: "missing remote path", args: []string{"-e", fakeSSH(t), "--agent-path", agentBin(t), "golden:" + filepath.Join(dir, "nope"), dest},
+			code: exitSelect, stderr: "source: open " + filepath.Join(dir, "nope")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs, code := run(t, append([]string{"pull"}, tt.args...)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, errs)
+			}
+			if !strings.Contains(errs, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errs)
+			}
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if n := e.Name(); n != "src" && n != "afile" && n != "excludes" && n != "bin" {
+					t.Errorf("left behind: %s", n)
+				}
+			}
+		})
+	}
+}
+
+// agentBin builds goldsync-agent beside goldsync once.
+func agentBin(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(clusterBins(t)), "goldsync-agent")
+}
+
+// fakeSSH is an -e command that runs the remote command locally: the
+// host argument is dropped.
+func fakeSSH(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fakessh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nshift\nexec sh -c \"$*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPullRsyncMuscleMemory: an rsync command line works after renaming
+// the command; --timeout takes seconds; --max-delete=0 deletes nothing
+// and warns; --version answers.
+func TestPullRsyncMuscleMemory(t *testing.T) {
+	dir := t.TempDir()
+	src, dest := filepath.Join(dir, "src"), filepath.Join(dir, "image")
+	put(t, filepath.Join(src, "etc/hostname"), "golden\n")
+	put(t, filepath.Join(src, "etc/gone"), "soon gone\n")
+	mustRun(t, "pull", "-a", "-H", "-A", "-X", "-S", "--numeric-ids", "--delete", "-e", "ssh", "--timeout", "600",
+		"--exclude=/proc/*", "--exclude=/sys/*", src+"/", dest+"/")
+	mustRun(t, "pull", "-aHAXS", "--timeout=10m", src, dest)
+	if err := os.Remove(filepath.Join(src, "etc/gone")); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := mustRun(t, "pull", "--max-delete=0", src, dest)
+	if get(t, filepath.Join(dest, "etc/gone")) != "soon gone\n" {
+		t.Error("--max-delete=0 deleted")
+	}
+	if !strings.Contains(errs, "goldsync: warning: --max-delete=0: nothing deleted") {
+		t.Errorf("--max-delete=0 gave no warning: %q", errs)
+	}
+	mustRun(t, "pull", src, dest)
+	if _, err := os.Lstat(filepath.Join(dest, "etc/gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a default pull kept the deleted file: %v", err)
+	}
+	help, _ := mustRun(t, "pull", "--help")
+	for _, want := range []string{"half of the\nimage's entries, and never less than 100", "0: delete nothing", "--timeout seconds|duration", "(default 1m0s)",
+		"--retention duration", "(default 24h0m0s)", "-a, --archive", "--numeric-ids", "--no-default-excludes"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("pull --help lacks %q", want)
+		}
+	}
+	out, _ := mustRun(t, "--version")
+	if !regexp.MustCompile(`^goldsync \d+\.\d+\.\d+\S*\n$`).MatchString(out) {
+		t.Errorf("goldsync --version: %q", out)
+	}
+}
+
+// TestPullOutput: into a pipe, a forced --progress writes plain lines,
+// no escape sequence; a dry run's summary comes after its itemized lines;
+// warnings are the CLI's lines, not slog's.
+func TestPullOutput(t *testing.T) {
+	dir := t.TempDir()
+	src, dest := filepath.Join(dir, "src"), filepath.Join(dir, "image")
+	for i := range 5 {
+		put(t, filepath.Join(src, fmt.Sprintf("d/f%d", i)), strings.Repeat("x", i*100))
+	}
+	out, errs := mustRun(t, "pull", "--progress", src, dest)
+	if strings.ContainsAny(out+errs, "\r\033") {
+		t.Errorf("escape sequences into a pipe: stdout %q stderr %q", out, errs)
+	}
+	if !strings.Contains(errs, "goldsync: transfer\n") {
+		t.Errorf("forced progress into a pipe: %q", errs)
+	}
+	os.Remove(filepath.Join(src, "d/f1"))
+	out, _ = mustRun(t, "pull", "-n", src, dest)
+	itemized, summary, ok := strings.Cut(out, "goldsync: dry run of ")
+	if !ok || !strings.Contains(itemized, "*deleting   d/f1\n") || strings.Contains(summary, "*deleting") {
+		t.Errorf("dry run output (itemized lines, then the summary):\n%s", out)
+	}
+	// A warning from the engine: the state dir's manifest is unreadable.
+	// Its text is the CLI's, never slog's key=value line.
+	state := filepath.Join(dir, ".image.goldsync")
+	if ents, err := os.ReadDir(state); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "manifest") {
+				os.WriteFile(filepath.Join(state, e.Name()), []byte("garbage"), 0o600)
+			}
+		}
+	}
+	_, errs, _ = run(t, "pull", src, dest)
+	if !strings.Contains(errs, "goldsync: warning: manifest unreadable") || strings.Contains(errs, "level=") || strings.Contains(errs, "time=") {
+		t.Errorf("want the warning in the CLI's format, not slog's:\n%s", errs)
+	}
+}
+
+// TestPullSIGTERMIsInterrupted: a pull stopped by SIGTERM says
+// "interrupted" and exits 20, not "connection to the source lost".
+func TestPullSIGTERMIsInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	// A source that never answers: the agent is a shell that sleeps.
+	rsh := filepath.Join(dir, "slowssh")
+	if err := os.WriteFile(rsh, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goldsyncBin, "pull", "-e", rsh, "--agent-path", "/nonexistent", "golden:/", filepath.Join(dir, "image"))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Wait until goldsync has started its remote shell.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for ctx.Err() == nil {
+		if out, _ := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid)).Output(); len(out) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitSignal {
+		t.Errorf("exit %v, want %d", err, exitSignal)
+	}
+	if got := errb.String(); got != "goldsync: interrupted by SIGTERM\n" {
+		t.Errorf("stderr %q, want the interruption only", got)
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/goldsync/goldsync/imaging/wire"
+)
+
+// cliHandler prints the libraries' log records in the CLI's own format,
+// one line each:
+//
+//	goldsync: warning: MESSAGE (key=value, ...)
+//
+// instead of slog's time=... level=... lines. --log-format=json keeps
+// slog's JSON for machines.
+type cliHandler struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	level  slog.Leveler
+	prefix string
+	attrs  []slog.Attr
+	group  string
+}
+
+func newCLIHandler(w io.Writer, prefix string, level slog.Leveler) *cliHandler {
+	return &cliHandler{mu: &sync.Mutex{}, w: w, level: level, prefix: prefix}
+}
+
+func (h *cliHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(h.prefix)
+	b.WriteString(": ")
+	switch {
+	case r.Level >= slog.LevelError:
+		b.WriteString("error: ")
+	case r.Level >= slog.LevelWarn:
+		b.WriteString("warning: ")
+	case r.Level < slog.LevelInfo:
+		b.WriteString("debug: ")
+	}
+	b.WriteString(r.Message)
+	var kv []string
+	add := func(a slog.Attr) {
+		a.Value = a.Value.Resolve()
+		if a.Equal(slog.Attr{}) {
+			return
+		}
+		key := a.Key
+		if h.group != "" {
+			key = h.group + "." + key
+		}
+		v := a.Value.String()
+		if strings.ContainsAny(v, " =,()\n\t\"") || v == "" {
+			v = fmt.Sprintf("%q", v)
+		}
+		kv = append(kv, key+"="+v)
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(func(a slog.Attr) bool { add(a); return true })
+	if len(kv) > 0 {
+		b.WriteString(" (" + strings.Join(kv, ", ") + ")")
+	}
+	// What a log line carries may come from a peer: make it inert.
+	line := wire.InertLines(b.String()) + "\n"
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, line)
+	return err
+}
+
+func (h *cliHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+
+func (h *cliHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.group != "" {
+		name = c.group + "." + name
+	}
+	c.group = name
+	return &c
+}
