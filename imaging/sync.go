@@ -381,9 +381,8 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 			dstWalk = &WalkResult{}
 			return nil
 		}
-		idx := prev.index()
 		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log,
-			Previous: func(p string) *tree.Entry { return idx[p] },
+			Previous: prev.finder(),
 			Temps:    func(p string) { temps = append(temps, p) }}
 		if !isFull(scopes) {
 			wo.Scopes = scopes
@@ -400,7 +399,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		}
 		// The manifest has done its work (the walk's cache): let it go
 		// before the transfer, it is a third of the heap of a full run.
-		prevLen, prev, idx = len(prev.Entries), nil, nil
+		prevLen, prev = len(prev.Entries), nil
 		if err != nil {
 			return fmt.Errorf("scan destination: %w", err)
 		}
@@ -441,13 +440,12 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log, Scopes: deeper,
 			Temps: func(p string) { temps = append(temps, p) }}
 		loadPrev(deeper)
-		idx := prev.index()
-		wo.Previous = func(p string) *tree.Entry { return idx[p] }
+		wo.Previous = prev.finder()
 		if excl != nil {
 			wo.Exclude = excl
 		}
 		sub, err := Walk(ctx, root, wo)
-		prev, idx = nil, nil
+		prev = nil
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
