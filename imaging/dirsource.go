@@ -41,11 +41,11 @@ type DirSource struct {
 	log  *slog.Logger
 
 	mu         sync.Mutex
-	scanned    map[string]*tree.Entry // from the last Scan, with local identity
+	scanned    map[string]*tree.Entry   // from the last Scan, with local identity
 	cache      func(string) *tree.Entry // lookup in the hash cache loaded from CacheFile (nil: none)
 	cacheLen   int                      // entries in the cache
-	cacheScope []tree.Scope           // what cache holds: nil for all of it
-	cacheDone  bool                   // cache was loaded (or there is none)
+	cacheScope []tree.Scope             // what cache holds: nil for all of it
+	cacheDone  bool                     // cache was loaded (or there is none)
 	dirty      bool
 	didScan    bool         // a full scan was made
 	scopes     []tree.Scope // the scopes of the scoped scans made

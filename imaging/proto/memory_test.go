@@ -134,8 +134,8 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 		at   imaging.Phase
 	)
 	opts := imaging.Options{
-		StateDir:    base + "/state",
-		Retention:   -1,
+		StateDir:  base + "/state",
+		Retention: -1,
 		Progress: func(p imaging.Progress) {
 			if p.Path != "" || p.Files != 0 || p.Bytes != 0 {
 				return // per-file progress; the phase boundaries are enough
