@@ -37,6 +37,7 @@ demo: build ## Run the whole flow on an embedded sample in a temp dir
 .PHONY: test
 test: deps toolchain ## Install test dependencies, then run every test (root-only ones too when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd bench && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # The diskless boot tests: QEMU (TCG) PXE-boots nodes from goldsync's files,
 # nfs-ganesha serves the image; the golden roots are debootstrapped once and
@@ -62,10 +63,12 @@ stress: deps ## Long reliability forms (crash kills, readers, disk full, broken 
 	GOLDSYNC_STRESS=1 GOLDSYNC_STRESS_BUDGET=$(STRESS_BUDGET) $(GO) test -count=1 -timeout 40m -v ./reliability/
 
 .PHONY: lint
-lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
+lint: $(STATICCHECK) ## gofmt, go vet, staticcheck, and go mod tidy changing nothing (both modules)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	cd bench && $(GO) vet ./... && $(STATICCHECK) ./...
+	@for m in . bench; do (cd $$m && $(GO) mod tidy -diff) || { echo "go mod tidy would change $$m/go.mod or go.sum: run it there"; exit 1; }; done
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -77,8 +80,8 @@ BENCH_ARGS  ?=
 
 .PHONY: bench
 bench: build ## Microbenchmarks, then goldsync vs rsync over loopback ssh (root; BENCH_SIZES, BENCH_ARGS)
-	$(GO) build -o $(BIN)/ ./bench/cmd/benchrun ./bench/cmd/gentree ./bench/cmd/rusage
-	$(GO) test -run '^$$' -bench . -benchmem ./imaging/... ./bench/ | tee bench/results/micro.txt
+	cd bench && $(GO) build -o $(abspath $(BIN))/ ./cmd/benchrun ./cmd/gentree ./cmd/rusage
+	{ $(GO) test -run '^$$' -bench . -benchmem ./imaging/... && cd bench && $(GO) test -run '^$$' -bench . -benchmem . ; } | tee bench/results/micro.txt
 	$(BIN)/benchrun -sizes $(BENCH_SIZES) -out bench/results $(BENCH_ARGS)
 
 .PHONY: fuzz

@@ -123,4 +123,12 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 func Software() string { return SoftwarePrefix + version.Build() }
 
 // SoftwarePrefix starts the agent's handshake name.
-const SoftwarePrefix = "goldsync-agent/"
+const SoftwarePrefix = version.AgentPrefix
+
+// InProcess serves the agent's side of one stream in this process, as
+// "goldsync-agent serve --stdio" would, and closes conn when done: the
+// function remote.Options.Serve takes for local sources.
+func InProcess(ctx context.Context, conn io.ReadWriteCloser, stateDir string, log *slog.Logger) {
+	Serve(ctx, conn, ServeOptions{StateDir: stateDir, Logger: log})
+	conn.Close()
+}

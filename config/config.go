@@ -17,8 +17,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/remote"
-	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
@@ -193,11 +192,6 @@ type Netboot struct {
 	NISDomain string
 	// Append is extra kernel arguments, blank-separated.
 	Append string
-}
-
-// NodeOptions returns the options netboot.WriteNodeConfigs takes.
-func (n Netboot) NodeOptions() netboot.NodeOptions {
-	return netboot.NodeOptions{RamdiskSize: n.RamdiskSize, Ethernet: n.Ethernet, NISDomain: n.NISDomain, Append: n.Append}
 }
 
 // Error is one problem of a config file, at a line when it is known.
@@ -638,7 +632,9 @@ func (v *checker) image(at string, ri rawImage) Image {
 	} else if sp, err := remote.ParseSpec(ri.Source); err != nil {
 		v.add(at+".source", "image %s: source: %v", ri.Name, err)
 	} else if sp.Host == "" {
-		v.absPath(at+".source", "source", ri.Source)
+		// A trailing slash means nothing, as on the command line: an
+		// image is a whole tree.
+		v.absPath(at+".source", "source", strings.TrimSuffix(ri.Source, "/"))
 	} else if !strings.HasPrefix(sp.Path, "/") {
 		v.add(at+".source", "image %s: source %q: the path on %s must be absolute", ri.Name, ri.Source, sp.Host)
 	}
@@ -730,7 +726,7 @@ func (v *checker) netboot(at string, base Netboot, r rawNetboot) Netboot {
 		n.Append = *r.Append
 	}
 	if r.RamdiskSize != nil || r.Ethernet != nil || r.NISDomain != nil || r.Append != nil {
-		if err := n.NodeOptions().Validate(); err != nil {
+		if err := (netboot.NodeOptions{RamdiskSize: n.RamdiskSize, Ethernet: n.Ethernet, NISDomain: n.NISDomain, Append: n.Append}).Validate(); err != nil {
 			for _, e := range unjoin(err) {
 				v.add(at+"."+netbootKey(e), "%v", e)
 			}
@@ -932,60 +928,6 @@ func (o OS) Matches(host string) bool {
 		}
 	}
 	return false
-}
-
-// AssignNodes splits the nodes of the nodes file among the operating
-// systems: a node goes to the OS whose patterns match its host name, else
-// to the OS without patterns, if there is one. The result maps an OS name
-// to its nodes, in file order. Nodes no OS gets are returned apart; a node
-// the patterns of two OSes match is an error.
-func (c *Config) AssignNodes(nodes []snapshot.Node) (byOS map[string][]snapshot.Node, unclaimed []snapshot.Node, err error) {
-	byOS = make(map[string][]snapshot.Node)
-	catchAll := ""
-	for _, o := range c.OS {
-		if len(o.Nodes) == 0 {
-			catchAll = o.Name
-		}
-	}
-	var errs []error
-	for _, n := range nodes {
-		var claims []string
-		for _, o := range c.OS {
-			if o.Matches(n.Host) {
-				claims = append(claims, o.Name)
-			}
-		}
-		switch {
-		case len(claims) == 1:
-			byOS[claims[0]] = append(byOS[claims[0]], n)
-		case len(claims) > 1:
-			where := n.Source
-			if where == "" {
-				where = n.Host
-			}
-			errs = append(errs, fmt.Errorf("%s: node %s is listed by several operating systems: %s", where, n.Host, strings.Join(claims, ", ")))
-		case catchAll != "":
-			byOS[catchAll] = append(byOS[catchAll], n)
-		default:
-			unclaimed = append(unclaimed, n)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	return byOS, unclaimed, nil
-}
-
-// AddOSOptions returns what netboot.AddOS needs to (re)install the OS's
-// kernel and record from its image.
-func (c *Config) AddOSOptions(o OS) netboot.AddOSOptions {
-	opts := netboot.AddOSOptions{TFTPBoot: c.Cluster.TFTPBoot, Name: o.Name, Location: o.Location,
-		SnapshotDir: o.SnapshotDir, NFSServer: o.NFSServer, Kernel: o.Kernel,
-		Style: o.BootStyle, Initramfs: o.Initramfs, NFSOptions: o.NFSOptions}
-	if img, ok := c.Image(o.Image); ok {
-		opts.ImageRoot = img.Root
-	}
-	return opts
 }
 
 // export checks the [export] table.

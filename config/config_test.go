@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/goldsync/goldsync/snapshot"
 )
 
 const minimal = `[cluster]
@@ -123,25 +121,6 @@ nfs_options = "tcp,v3,nolock,acregmin=3,acregmax=3"
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
-
-	nodes, err := snapshot.ParseNodes("nodes", strings.NewReader("10.0.0.1 gpu01\n10.0.0.2 node01\n10.0.0.3 viz01\n10.0.0.4 node02\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	byOS, unclaimed, err := c.AssignNodes(nodes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][]string{}
-	for name, ns := range byOS {
-		for _, n := range ns {
-			got[name] = append(got[name], n.Host)
-		}
-	}
-	wantAssign := map[string][]string{"gpu": {"gpu01", "viz01"}, "compute": {"node01", "node02"}}
-	if diff := cmp.Diff(wantAssign, got); diff != "" || len(unclaimed) != 0 {
-		t.Errorf("AssignNodes (-want +got):\n%s\nunclaimed %v", diff, unclaimed)
-	}
 }
 
 func TestParseExport(t *testing.T) {
@@ -160,24 +139,6 @@ func TestParseExport(t *testing.T) {
 	}
 	if c.Export.Allow != nil {
 		t.Errorf("export allow without the key = %v, want nil (the export's default)", c.Export.Allow)
-	}
-}
-
-func TestAssignNodesConflictAndUnclaimed(t *testing.T) {
-	c := &Config{OS: []OS{
-		{Name: "a", Nodes: []string{"n*"}},
-		{Name: "b", Nodes: []string{"n1", "m1"}},
-	}}
-	mk := func(ip, host string) snapshot.Node {
-		return snapshot.Node{IP: netip.MustParseAddr(ip), Host: host, Source: "nodes:" + host}
-	}
-	_, _, err := c.AssignNodes([]snapshot.Node{mk("10.0.0.1", "n1")})
-	if err == nil || !strings.Contains(err.Error(), "nodes:n1: node n1 is listed by several operating systems: a, b") {
-		t.Errorf("AssignNodes with a node listed twice: %v", err)
-	}
-	byOS, unclaimed, err := c.AssignNodes([]snapshot.Node{mk("10.0.0.2", "x1"), mk("10.0.0.3", "m1")})
-	if err != nil || len(unclaimed) != 1 || unclaimed[0].Host != "x1" || len(byOS["b"]) != 1 {
-		t.Errorf("AssignNodes = %v, unclaimed %v, %v", byOS, unclaimed, err)
 	}
 }
 

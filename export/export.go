@@ -311,7 +311,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		delay = 0
 		release, msg := s.admit(conn)
 		if release == nil {
-			s.refuse(conn, msg)
+			s.refuse(&wg, conn, msg)
 			continue
 		}
 		wg.Go(func() {
@@ -387,14 +387,15 @@ func (s *Server) admit(conn net.Conn) (release func(), msg string) {
 // (exit status 5). It then reads what the client sends until it closes,
 // for a second at most, so that the client reads the line rather than a
 // reset. When many refusals are in flight already, conn is just closed.
-func (s *Server) refuse(conn net.Conn, msg string) {
+// The goroutine doing it is counted in wg.
+func (s *Server) refuse(wg *sync.WaitGroup, conn net.Conn, msg string) {
 	select {
 	case s.refusing <- struct{}{}:
 	default:
 		conn.Close()
 		return
 	}
-	go func() {
+	wg.Go(func() {
 		defer func() { <-s.refusing }()
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(time.Second))
@@ -405,7 +406,7 @@ func (s *Server) refuse(conn net.Conn, msg string) {
 			cw.CloseWrite()
 		}
 		io.Copy(io.Discard, io.LimitReader(conn, maxHandshake))
-	}()
+	})
 }
 
 // handle runs one connection: handshake here, transfer in a child.

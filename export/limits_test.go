@@ -461,6 +461,15 @@ func TestRootOnlyWithheld(t *testing.T) {
 			}
 		})
 	}
+	t.Run("dry run", func(t *testing.T) {
+		// Requests carry no checksums then: the request filter must
+		// not wait for them.
+		dst := filepath.Join(t.TempDir(), "dst")
+		out, code := rsyncRun(t, "-an", "--itemize-changes", "rsync://"+addr+"/img/", dst+"/")
+		if code != 23 || !strings.Contains(out, "etc/motd") || !strings.Contains(out, "root-only") {
+			t.Errorf("rsync -an exit %d, want 23, the files listed and the root-only ones named:\n%s", code, out)
+		}
+	})
 	t.Run("the file itself", func(t *testing.T) {
 		dst := filepath.Join(t.TempDir(), "dst")
 		out, code := rsyncRun(t, "-a", "rsync://"+addr+"/img/etc/shadow", dst+"/")

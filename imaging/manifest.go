@@ -3,6 +3,7 @@ package imaging
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
 )
@@ -246,37 +248,25 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 	return err
 }
 
-// writeFileAtomicFunc writes a file through fn to a temp file beside path,
-// syncs it and renames it into place.
+// writeFileAtomicFunc writes a file through fn, atomically, with the one
+// atomic-write helper (fsx.WriteAtomic, mode 0600): fn writes into a pipe
+// that the helper copies into its temp file, so nothing is held whole.
 func writeFileAtomicFunc(path string, fn func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".manifest-*")
+	root, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(fn(pw))
 	}()
-	if err := fn(f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	syncDir(dir)
-	return nil
+	_, err = fsx.WriteAtomic(context.Background(), root, filepath.Base(path), pr, 0o600)
+	pr.CloseWithError(errors.New("manifest write abandoned")) // unblocks fn if WriteAtomic stopped early
+	<-done
+	return err
 }
 
 func syncDir(dir string) {

@@ -74,7 +74,14 @@ type Options struct {
 	// (see Rollback) and prunes by the policy. Content that existing
 	// generations need is kept whether or not it is set.
 	Generations *GenerationPolicy
-	rollbackOf  int64 // set by Rollback, recorded in the generation
+	// Walked, for Apply, are dest's entries as the caller walked them
+	// before planning (the snapshot builder's walk of a node's
+	// snapshot). A directory whose metadata is set again only because
+	// its entries changed is then checked, as in Sync, to be the inode
+	// the walk found, and left alone (a problem) when it was replaced
+	// since. Sync walks dest itself and ignores it.
+	Walked     []*tree.Entry
+	rollbackOf int64 // set by Rollback, recorded in the generation
 	// checkDest, set by Rollback, sees the destination's walk and the
 	// manifest that served as its cache, before anything is planned; an
 	// error stops the run (the drift guard, without a second walk).
@@ -146,7 +153,12 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 	}
 	res := &Result{Plan: plan}
 	res.Entries = len(srcEntries)
-	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats)
+	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats,
+		func(a *applier) {
+			if opts.Walked != nil {
+				a.walkedDirs = dirsOf(opts.Walked)
+			}
+		})
 	if a == nil {
 		return nil, err
 	}
@@ -199,9 +211,7 @@ func dirsOf(es []*tree.Entry) map[string]*tree.Entry {
 	return m
 }
 
-func isFull(scope []tree.Scope) bool {
-	return len(scope) == 1 && scope[0] == tree.FullScope[0]
-}
+func isFull(scope []tree.Scope) bool { return tree.IsFull(scope) }
 
 // Errors callers branch on.
 var (
@@ -246,21 +256,34 @@ func State(dir string) StatePaths {
 // after PrepareStateDir has created or checked the dir; a lock file that is
 // a symlink is refused. The returned function releases it.
 func Lock(stateDir string) (func(), error) {
+	f, err := LockStateFile(stateDir, "lock")
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// LockStateFile takes an exclusive, non-blocking flock on the file name of
+// a state dir (created when missing, never through a symlink), after
+// PrepareStateDir has created or checked the dir: the one lock helper of
+// the state dir's locks. Held by another process, it fails wrapping
+// ErrLocked and naming the file. Closing the file releases the lock.
+func LockStateFile(stateDir, name string) (*os.File, error) {
 	if err := PrepareStateDir(stateDir); err != nil {
 		return nil, err
 	}
-	f, err := OpenStateFile(stateDir, "lock", os.O_RDWR|os.O_CREATE)
+	f, err := OpenStateFile(stateDir, name, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s)", ErrLocked, State(stateDir).Lock)
+			return nil, fmt.Errorf("%w (lock %s)", ErrLocked, filepath.Join(stateDir, name))
 		}
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", filepath.Join(stateDir, name), err)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
 }
 
 // Sync makes dest an exact copy of src: scan both sides, plan, apply
@@ -560,11 +583,7 @@ func saveToken(path, token string) error {
 		}
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsx.WritePathAtomic(path, []byte(token+"\n"), 0o600)
 }
 
 // removeStaleManifestTemps removes the temp files of manifests whose save
@@ -573,7 +592,8 @@ func saveToken(path, token string) error {
 // the lock held every such file is stale.
 func removeStaleManifestTemps(stateDir string) {
 	stale, _ := filepath.Glob(filepath.Join(stateDir, ".manifest-*"))
-	for _, p := range stale {
+	temps, _ := filepath.Glob(filepath.Join(stateDir, fsx.AtomicTempPrefix+"*"))
+	for _, p := range append(stale, temps...) {
 		os.Remove(p)
 	}
 }

@@ -113,7 +113,7 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 	rootDir.Close()
 
 	w.cond = sync.NewCond(&w.mu)
-	if len(opts.Scopes) == 0 || tree.Covers(opts.Scopes, tree.Root) && scopeIsFull(opts.Scopes) {
+	if len(opts.Scopes) == 0 || tree.IsFull(opts.Scopes) {
 		w.add(re)
 		w.queue = []*tree.Entry{re}
 	} else {
@@ -151,15 +151,6 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 		}
 	}
 	return &w.res, nil
-}
-
-func scopeIsFull(scopes []tree.Scope) bool {
-	for _, s := range scopes {
-		if s.Path == tree.Root && s.Tree {
-			return true
-		}
-	}
-	return false
 }
 
 // scoped lists the scopes' own entries and returns the directories to

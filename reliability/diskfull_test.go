@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/internal/treetest"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // exitIO is the CLI's exit code for file I/O errors such as a full disk.
@@ -152,7 +153,7 @@ func libraryDiskFull(t *testing.T, runs *int) {
 		src := filepath.Join(base, "golden")
 		makeTree(t, src, treeSpec{dirs: 4, files: 10, big: 4, seed: 23})
 		ctx := context.Background()
-		source, err := remote.Open(ctx, src, remote.Options{InProcess: true, StateDir: filepath.Join(base, "agent-state")})
+		source, err := remote.Open(ctx, src, remote.Options{InProcess: true, Serve: agent.InProcess, StateDir: filepath.Join(base, "agent-state")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/internal/treetest"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // exitLocked is the CLI's exit code when another sync holds the lock.
@@ -99,7 +100,7 @@ func TestConcurrentPulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	source, err := remote.Open(ctx, src, remote.Options{InProcess: true, StateDir: filepath.Join(base, "agent-lib")})
+	source, err := remote.Open(ctx, src, remote.Options{InProcess: true, Serve: agent.InProcess, StateDir: filepath.Join(base, "agent-lib")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/internal/sshtest"
 	"github.com/goldsync/goldsync/internal/treetest"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // exitSSH is the CLI's exit code when ssh fails (host key, auth, network).
@@ -146,7 +146,7 @@ func TestHostKeyVerified(t *testing.T) {
 				refused++
 			}
 			if !strings.Contains(strings.ToLower(stderr), "host key") {
-				t.Errorf("CLI: the error does not carry ssh's host key message (imaging/remote: process.exitCode polls cmd.ProcessState, which exec.Cmd.Wait sets before it has copied stderr, so classify may read an empty stderr tail):\n%s", stderr)
+				t.Errorf("CLI: the error does not carry ssh's host key message (remote: process.exitCode polls cmd.ProcessState, which exec.Cmd.Wait sets before it has copied stderr, so classify may read an empty stderr tail):\n%s", stderr)
 			}
 			if _, err := os.Stat(pl.dest); err == nil {
 				t.Errorf("the refused pull created the image")
@@ -306,7 +306,7 @@ func TestTamperedCachedAgentReplaced(t *testing.T) {
 		}
 		out, err := exec.Command(filepath.Join(bin, "goldsync"), pl.argv()...).CombinedOutput()
 		if err != nil && tamper.name == "truncated" {
-			t.Errorf("%s: a cached agent that crashes is never replaced: every pull fails until someone removes it (imaging/remote/ssh.go openSSH re-uploads only on exit 126/127 or a version mismatch; a crash by signal comes back as ssh's 255, ErrSSH): %v\n%s", tamper.name, err, out)
+			t.Errorf("%s: a cached agent that crashes is never replaced: every pull fails until someone removes it (remote/ssh.go openSSH re-uploads only on exit 126/127 or a version mismatch; a crash by signal comes back as ssh's 255, ErrSSH): %v\n%s", tamper.name, err, out)
 			os.Remove(cached[0]) // a later case starts from a fresh upload
 			continue
 		}

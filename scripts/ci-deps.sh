@@ -22,7 +22,7 @@ packages=(
 	iproute2
 	e2fsprogs   # chattr/lsattr, mkfs.ext4 for loop images
 	libcap2-bin # getcap, to check file capabilities in treetest
-	coreutils   # sha256sum: the agent cache check in imaging/remote
+	coreutils   # sha256sum: the agent cache check in remote
 )
 if [[ ${1:-} == e2e ]]; then
 	shift

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // Kind says what the snapshot tree builder does with an Item. The names are
@@ -388,7 +388,7 @@ func WriteDefaultFiles(dir string) (written bool, err error) {
 		return false, fmt.Errorf("write default files list: %w", err)
 	}
 	defer root.Close()
-	written, err = atomicfile.Create(root, DefaultFilesName, []byte(DefaultFiles), 0o644)
+	written, err = fsx.CreateAtomic(root, DefaultFilesName, []byte(DefaultFiles), 0o644)
 	if err != nil {
 		return false, fmt.Errorf("write default files list in %s: %w", dir, err)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/goldsync/goldsync/agent"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // Options configure Push. Zero values: root "/", the agent's default state

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/goldsync/goldsync/internal/sshtest"
@@ -94,5 +95,27 @@ func TestAgentVersion(t *testing.T) {
 	out, _, err := runAgent(t, "--version")
 	if err != nil || !regexp.MustCompile(`^goldsync-agent \d+\.\d+\.\d+\S*\n$`).MatchString(out) {
 		t.Errorf("goldsync-agent --version: %q, %v", out, err)
+	}
+}
+
+// TestBootInstallWithoutTheTool: `boot install --initramfs dracut` into a
+// root without dracut is an error that says so and writes nothing; with
+// --no-regenerate it writes the module and warns.
+func TestBootInstallWithoutTheTool(t *testing.T) {
+	root := t.TempDir()
+	put(t, filepath.Join(root, "usr/sbin/mkinitramfs"), "#!/bin/sh\n")
+	_, errs, err := runAgent(t, "--root", root, "boot", "install", "--initramfs", "dracut")
+	if err == nil || !strings.Contains(errs, "dracut is not installed in "+root) {
+		t.Errorf("boot install --initramfs dracut without dracut: %v\n%s", err, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/lib/dracut")); err == nil {
+		t.Error("the failed install wrote the dracut module")
+	}
+	_, errs, err = runAgent(t, "--root", root, "boot", "install", "--initramfs", "dracut", "--no-regenerate")
+	if err != nil || !strings.Contains(errs, "goldsync-agent: warning: dracut is not installed in "+root) {
+		t.Errorf("boot install --no-regenerate: %v\n%s", err, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/lib/dracut/modules.d/95goldsync")); err != nil {
+		t.Errorf("--no-regenerate wrote no module: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,10 +56,18 @@ After installing: pull the image again on the image server, then re-run
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := boot.InstallOptions{Root: g.root, NoRegenerate: noRegen, Logger: g.logger()}
+			installed := boot.Detect(g.root)
 			for _, f := range flavors {
 				fl := boot.Flavor(f)
 				if _, err := boot.Files(fl); err != nil {
 					return err
+				}
+				if !slices.Contains(installed, fl) {
+					// The piece would sit where no tool reads it.
+					if !noRegen {
+						return fmt.Errorf("%s is not installed in %s: install it first (its initramfs images carry the piece), or pass --no-regenerate to write the piece anyway", fl, g.root)
+					}
+					fmt.Fprintf(os.Stderr, "goldsync-agent: warning: %s is not installed in %s: no initramfs carries the piece until it is\n", fl, g.root)
 				}
 				opts.Flavors = append(opts.Flavors, fl)
 			}

@@ -14,10 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
@@ -63,19 +61,19 @@ func gs(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
-// cluster is a small site: a golden tree, an image server layout, a nodes
+// testSite is a small site: a golden tree, an image server layout, a nodes
 // file and a config naming them.
-type cluster struct {
+type testSite struct {
 	base, golden, diskless, root, stateDir, snapDir, tftpboot, nodes, config string
 }
 
 // goldenKernel is the kernel the golden tree's /boot holds.
 const goldenKernel = "5.14.0-427.el9"
 
-func newCluster(t *testing.T, tricky bool) *cluster {
+func newCluster(t *testing.T, tricky bool) *testSite {
 	t.Helper()
 	base := t.TempDir()
-	c := &cluster{
+	c := &testSite{
 		base:     base,
 		golden:   filepath.Join(base, "golden"),
 		diskless: filepath.Join(base, "diskless", "rhel9"),
@@ -114,7 +112,7 @@ func newCluster(t *testing.T, tricky bool) *cluster {
 }
 
 // writeConfig writes the config with extra appended.
-func (c *cluster) writeConfig(t *testing.T, extra string) {
+func (c *testSite) writeConfig(t *testing.T, extra string) {
 	t.Helper()
 	writeFile(t, c.config, fmt.Sprintf(`# test cluster
 [cluster]
@@ -156,7 +154,7 @@ func readFile(t *testing.T, p string) string {
 }
 
 // sync runs goldsync sync and wants exit 0.
-func (c *cluster) sync(t *testing.T, args ...string) (string, string) {
+func (c *testSite) sync(t *testing.T, args ...string) (string, string) {
 	t.Helper()
 	out, errs, code := gs(t, append([]string{"--config", c.config, "sync"}, args...)...)
 	if code != 0 {
@@ -183,7 +181,7 @@ func TestSyncEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sync: exit %d\n%s\n%s", code, out, errs)
 	}
-	var rep clusterReport
+	var rep cluster.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, out)
 	}
@@ -254,7 +252,7 @@ func TestSyncEndToEnd(t *testing.T) {
 
 	// Status: the last run, its changes, no node behind.
 	out, _, code = gs(t, "--config", c.config, "--json", "status")
-	var st []statusReport
+	var st []cluster.StatusReport
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
 	}
@@ -276,7 +274,7 @@ func TestSyncEndToEnd(t *testing.T) {
 func TestSyncLocked(t *testing.T) {
 	c := newCluster(t, false)
 	c.sync(t)
-	before := readFile(t, statusPath(c.stateDir))
+	before := readFile(t, filepath.Join(c.stateDir, cluster.StatusName))
 
 	unlock, err := imaging.Lock(c.stateDir)
 	if err != nil {
@@ -292,7 +290,7 @@ func TestSyncLocked(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
-	if after := readFile(t, statusPath(c.stateDir)); after != before {
+	if after := readFile(t, filepath.Join(c.stateDir, cluster.StatusName)); after != before {
 		t.Errorf("a refused run rewrote the status:\n%s", after)
 	}
 	// status shows the holder as a run in progress.
@@ -300,31 +298,6 @@ func TestSyncLocked(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("running now: pid %d", os.Getpid())) {
 		t.Errorf("status does not show the running holder:\n%s", out)
 	}
-}
-
-// TestRunLockNamesHolder checks the run lock's own message: a second taker
-// in any process is refused with the PID and start of the first.
-func TestRunLockNamesHolder(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state") // made 0700 by the lock
-	unlock, err := takeRunLock(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = takeRunLock(dir)
-	if !errors.Is(err, imaging.ErrLocked) {
-		t.Fatalf("second takeRunLock: %v, want ErrLocked", err)
-	}
-	for _, want := range []string{filepath.Join(dir, runLockName), fmt.Sprintf("pid %d", os.Getpid()), "started "} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q lacks %q", err, want)
-		}
-	}
-	unlock()
-	unlock2, err := takeRunLock(dir)
-	if err != nil {
-		t.Fatalf("takeRunLock after release: %v", err)
-	}
-	unlock2()
 }
 
 // TestSyncDryRunWritesNothing compares the whole site before and after a
@@ -360,7 +333,7 @@ func TestSyncDryRunWritesNothing(t *testing.T) {
 
 	// --json carries the counts of what would change.
 	jout, errs, code := gs(t, "--config", c.config, "--json", "sync", "-n")
-	var rep clusterReport
+	var rep cluster.Report
 	if err := json.Unmarshal([]byte(jout), &rep); err != nil || code != 0 {
 		t.Fatalf("--json --dry-run: exit %d, %v\n%s\n%s", code, err, jout, errs)
 	}
@@ -396,7 +369,7 @@ root = %q
 	if _, err := os.Stat(filepath.Join(c.root, "etc/hostname")); err != nil {
 		t.Errorf("the good image was not synced: %v", err)
 	}
-	st, err := loadStatus(filepath.Join(other, ".root.goldsync"))
+	st, err := cluster.LoadRecord(filepath.Join(other, ".root.goldsync"))
 	if err != nil || st == nil || st.Result != "failed" || st.ExitCode != exitSelect {
 		t.Errorf("status of the failed image: %+v, %v", st, err)
 	}
@@ -424,7 +397,7 @@ func TestVerify(t *testing.T) {
 		path   string
 	}{
 		{name: "clean"},
-		{name: "byte flipped, size and mtime kept", kind: driftContent, path: "usr/bin/tool",
+		{name: "byte flipped, size and mtime kept", kind: cluster.DriftContent, path: "usr/bin/tool",
 			mutate: func(t *testing.T, root string) {
 				p := filepath.Join(root, "usr/bin/tool")
 				fi, err := os.Stat(p)
@@ -440,19 +413,19 @@ func TestVerify(t *testing.T) {
 					t.Fatal(err)
 				}
 			}},
-		{name: "mode changed", kind: driftMetadata, path: "etc/passwd",
+		{name: "mode changed", kind: cluster.DriftMetadata, path: "etc/passwd",
 			mutate: func(t *testing.T, root string) {
 				if err := os.Chmod(filepath.Join(root, "etc/passwd"), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}},
-		{name: "file removed", kind: driftMissing, path: "var/log/messages",
+		{name: "file removed", kind: cluster.DriftMissing, path: "var/log/messages",
 			mutate: func(t *testing.T, root string) {
 				if err := os.Remove(filepath.Join(root, "var/log/messages")); err != nil {
 					t.Fatal(err)
 				}
 			}},
-		{name: "file added", kind: driftExtra, path: "etc/planted",
+		{name: "file added", kind: cluster.DriftExtra, path: "etc/planted",
 			mutate: func(t *testing.T, root string) { writeFile(t, filepath.Join(root, "etc/planted"), "x") }},
 	}
 	for _, tt := range tests {
@@ -463,7 +436,7 @@ func TestVerify(t *testing.T) {
 				tt.mutate(t, c.root)
 			}
 			out, errs, code := gs(t, "--config", c.config, "--json", "verify", "rhel9")
-			var rep verifyReport
+			var rep cluster.VerifyReport
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("verify --json: %v\n%s\n%s", err, out, errs)
 			}
@@ -606,106 +579,4 @@ func TestPullProgressOnTerminal(t *testing.T) {
 		}
 	}
 	treetest.Equal(t, treetest.Scan(t, dst), treetest.Scan(t, filepath.Join(dir, "dst2")), treetest.DiffOptions{IgnoreRootMtime: true})
-}
-
-func TestCompareTrees(t *testing.T) {
-	base := func() []*tree.Entry {
-		file := func(p string, h uint64) *tree.Entry {
-			e := &tree.Entry{Path: p, Type: tree.TypeRegular, Mode: 0o644, Size: 5, Mtime: 1e18}
-			e.SetHash(h)
-			return e
-		}
-		return []*tree.Entry{
-			{Path: tree.Root, Type: tree.TypeDir, Mode: 0o755, Mtime: 1e18},
-			file("a", 1),
-			{Path: "d", Type: tree.TypeDir, Mode: 0o755, Mtime: 1e18},
-			file("d/b", 2),
-			{Path: "dev", Type: tree.TypeCharDev, Mode: 0o666, Rdev: 0x103, Mtime: 1e18},
-			{Path: "h", Type: tree.TypeRegular, Mode: 0o644, Size: 5, Mtime: 1e18, LinkTo: "a"},
-			{Path: "l", Type: tree.TypeSymlink, Mode: 0o777, Target: "a", Mtime: 1e18},
-		}
-	}
-	at := func(es []*tree.Entry, p string) *tree.Entry {
-		for _, e := range es {
-			if e.Path == p {
-				return e
-			}
-		}
-		t.Fatalf("no %s", p)
-		return nil
-	}
-	tests := []struct {
-		name   string
-		change func(got []*tree.Entry) []*tree.Entry
-		want   []string // "kind path: detail"
-	}{
-		{name: "same", change: func(g []*tree.Entry) []*tree.Entry { return g }},
-		{name: "local identity ignored", change: func(g []*tree.Entry) []*tree.Entry {
-			e := at(g, "a")
-			e.Dev, e.Ino, e.Ctime, e.Nlink = 9, 9, 9, 2
-			return g
-		}},
-		{name: "content hash", change: func(g []*tree.Entry) []*tree.Entry { at(g, "a").SetHash(7); return g },
-			want: []string{"content a: content hash differs"}},
-		{name: "unhashed same size", change: func(g []*tree.Entry) []*tree.Entry { at(g, "a").Flags = 0; return g }},
-		{name: "size", change: func(g []*tree.Entry) []*tree.Entry { at(g, "d/b").Size = 6; return g },
-			want: []string{"content d/b: size 5 -> 6"}},
-		{name: "symlink target", change: func(g []*tree.Entry) []*tree.Entry { at(g, "l").Target = "d/b"; return g },
-			want: []string{`content l: target "a" -> "d/b"`}},
-		{name: "symlink mode ignored", change: func(g []*tree.Entry) []*tree.Entry { at(g, "l").Mode = 0o755; return g }},
-		{name: "device number", change: func(g []*tree.Entry) []*tree.Entry { at(g, "dev").Rdev = 0x105; return g },
-			want: []string{"content dev: device 0x103 -> 0x105"}},
-		{name: "type", change: func(g []*tree.Entry) []*tree.Entry {
-			e := at(g, "d/b")
-			*e = tree.Entry{Path: "d/b", Type: tree.TypeDir, Mode: 0o755, Mtime: 1e18}
-			return g
-		}, want: []string{"content d/b: type file -> dir"}},
-		{name: "mode and owner", change: func(g []*tree.Entry) []*tree.Entry {
-			e := at(g, "a")
-			e.Mode, e.UID = 0o600, 42
-			return g
-		}, want: []string{"metadata a: mode 0644 -> 0600, owner 0:0 -> 42:0"}},
-		{name: "mtime", change: func(g []*tree.Entry) []*tree.Entry { at(g, "d").Mtime++; return g },
-			want: []string{"metadata d: mtime 2001-09-09T01:46:40Z -> 2001-09-09T01:46:40.000000001Z"}},
-		{name: "acl and xattr", change: func(g []*tree.Entry) []*tree.Entry {
-			at(g, "a").Xattrs = []tree.Xattr{{Name: "system.posix_acl_access", Value: []byte{2}}, {Name: "user.x", Value: []byte{1}}}
-			return g
-		}, want: []string{"metadata a: ACLs differ, xattrs differ"}},
-		{name: "hard link broken", change: func(g []*tree.Entry) []*tree.Entry {
-			e := at(g, "h")
-			e.LinkTo = ""
-			e.SetHash(1)
-			return g
-		}, want: []string{`metadata h: hard link "a" -> ""`}},
-		{name: "missing and extra", change: func(g []*tree.Entry) []*tree.Entry {
-			out := []*tree.Entry{}
-			for _, e := range g {
-				if e.Path != "d/b" {
-					out = append(out, e)
-				}
-			}
-			return append(out, &tree.Entry{Path: "z", Type: tree.TypeFIFO, Mode: 0o644})
-		}, want: []string{"missing d/b: file", "extra z: fifo"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			for _, d := range compareTrees(base(), tt.change(base())) {
-				got = append(got, d.Kind+" "+d.Path+": "+d.Detail)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("compareTrees (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestMergeMetrics(t *testing.T) {
-	a := "# HELP goldsync_x X.\n# TYPE goldsync_x gauge\ngoldsync_x{image=\"a\"} 1\n# HELP goldsync_y Y.\n# TYPE goldsync_y gauge\ngoldsync_y{image=\"a\"} 2\n"
-	b := "# HELP goldsync_x X.\n# TYPE goldsync_x gauge\ngoldsync_x{image=\"b\"} 3\n"
-	want := "# HELP goldsync_x X.\n# TYPE goldsync_x gauge\ngoldsync_x{image=\"a\"} 1\ngoldsync_x{image=\"b\"} 3\n" +
-		"# HELP goldsync_y Y.\n# TYPE goldsync_y gauge\ngoldsync_y{image=\"a\"} 2\n"
-	if got := string(mergeMetrics([][]byte{[]byte(a), []byte(b)})); got != want {
-		t.Errorf("mergeMetrics:\n%s\nwant:\n%s", got, want)
-	}
 }

@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
+	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -39,12 +41,15 @@ directory, and prints a summary:
   1. a small golden root is generated (etc, usr/bin with a setuid binary and a
      hard link, var/log, boot with two kernels, proc and sys with junk);
   2. it is pulled into an image through the agent protocol (a goldsync-agent
-     child process when one is beside goldsync, else in-process), excluding
-     /proc/* and /sys/*;
+     child process when one is beside goldsync, else in-process), without
+     the default excludes of a root (/proc/*, /sys/*, /dev/*, /run/*, /tmp/*...);
   3. the golden node changes ("yum install dstat") and is pulled again;
   4. the seed's node list gets per-node snapshots from the default files list;
   5. "os add" copies the newest kernel and initrd into tftpboot;
-  6. "node add" writes pxelinux.cfg/<HEX IP>, GRUB and iPXE files.
+  6. "node add" writes pxelinux.cfg/<HEX IP>, GRUB and iPXE files: node001 to
+     node003 boot the seed's way (disklessrc), node004 the modern way
+     (nfsroot: the image mounted read-only over NFS by the kernel, the
+     snapshot by goldsync's initramfs piece).
 
 The directory is removed afterwards unless --keep is given.`,
 		Args: cobra.NoArgs,
@@ -90,12 +95,12 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 
 	// 2. Pull through the agent protocol.
 	pull := func(label string) (*imaging.Result, error) {
-		src, err := remote.Open(ctx, golden, remote.Options{Logger: log, StateDir: filepath.Join(dir, "agent-state")})
+		src, err := remote.Open(ctx, golden, remote.Options{Logger: log, StateDir: filepath.Join(dir, "agent-state"), Serve: agent.InProcess})
 		if err != nil {
 			return nil, err
 		}
 		defer src.Close()
-		res, err := imaging.Sync(ctx, src, image, imaging.Options{Excludes: []string{"/proc/*", "/sys/*"}, Logger: log})
+		res, err := imaging.Sync(ctx, src, image, imaging.Options{Excludes: exclude.RootDefaults, Logger: log})
 		if err != nil {
 			return res, err
 		}
@@ -143,7 +148,20 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 	printf("  os add            rhel5compute: kernel %s (newest), vmlinuz and initrd.img in %s\n", o.Kernel,
 		filepath.Join(tftp, netboot.InstallDir, o.Name))
 	nopts := netboot.NodeOptions{RamdiskSize: 28753, Ethernet: "eth0", NISDomain: "my_nis_domain", Append: "console=ttyS0,115200n8r"}
-	if err := netboot.WriteNodeConfigs(tftp, o, nodes, nopts); err != nil {
+	// The seed's RHEL 5 nodes boot disklessrc; node004 boots the same
+	// image the modern way, nfsroot: the kernel mounts the image read-only
+	// over NFS and goldsync's initramfs piece mounts its snapshot.
+	modern := nodes[len(nodes)-1:]
+	if err := netboot.WriteNodeConfigs(tftp, o, nodes[:len(nodes)-1], nopts); err != nil {
+		return fmt.Errorf("node add: %w", err)
+	}
+	o2, _, err := netboot.AddOS(ctx, netboot.AddOSOptions{TFTPBoot: tftp, Name: "modern", Location: location, NFSServer: "10.8.136.254",
+		Style: netboot.StyleNFSRoot, Initramfs: netboot.InitramfsTools})
+	if err != nil {
+		return fmt.Errorf("os add: %w", err)
+	}
+	printf("  os add            modern: the same image, boot style %s (%s)\n", netboot.StyleNFSRoot, netboot.InitramfsTools)
+	if err := netboot.WriteNodeConfigs(tftp, o2, modern, netboot.NodeOptions{Append: "console=ttyS0,115200n8r"}); err != nil {
 		return fmt.Errorf("node add: %w", err)
 	}
 	pxe := filepath.Join(tftp, netboot.InstallDir, "pxelinux.cfg")
@@ -157,7 +175,12 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	printf("\npxelinux.cfg/0A088801 (node001):\n%s", node1)
+	printf("\npxelinux.cfg/0A088801 (node001, boot style disklessrc):\n%s", node1)
+	node4, err := os.ReadFile(filepath.Join(pxe, "0A088804"))
+	if err != nil {
+		return err
+	}
+	printf("\npxelinux.cfg/0A088804 (node004, boot style nfsroot):\n%s", node4)
 	if keep {
 		printf("\nkept: %s\n", dir)
 	}

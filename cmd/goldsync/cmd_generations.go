@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -378,39 +376,4 @@ format: the changes a rollback from the second to the first would undo.`,
 	stateFlag(prune)
 
 	return []*cobra.Command{list, rollback, diff, pin("pin", true), pin("unpin", false), prune}
-}
-
-// rollbackImage is step 1 of a sync of a config image that rolls back to a
-// generation instead of pulling, so the snapshots and netboot files of its
-// OS entries follow the rolled-back image.
-func rollbackImage(ctx context.Context, g *globalFlags, f *syncFlags, img *config.Image, r *syncReport, log *slog.Logger) error {
-	opts := imaging.Options{DryRun: f.dryRun, MaxDelete: -1, StateDir: img.StateDir, Retention: img.Retention, Logger: log}
-	if img.KeepGenerations >= 0 {
-		opts.Generations = &imaging.GenerationPolicy{}
-	}
-	if f.itemize || (f.dryRun && !g.jsonOut) {
-		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
-	}
-	if gen, err := imaging.GenerationInfo(img.StateDir, f.rollbackTo); err == nil {
-		r.rollbackGen = gen
-	}
-	res, err := imaging.Rollback(ctx, img.Root, f.rollbackTo, imaging.RollbackOptions{Options: opts, Force: f.force})
-	r.res = res
-	if res != nil {
-		s := pullSummary(fmt.Sprintf("generation %d", f.rollbackTo), img.Root, f.dryRun, res, nil, err)
-		r.Pull = &s
-		r.changed = !f.dryRun && res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
-	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, imaging.ErrIncomplete), errors.Is(err, imaging.ErrNoGeneration):
-		return withCode(exitSelect, err)
-	case errors.Is(err, imaging.ErrDrift):
-		return withCode(exitDrift, err)
-	case errors.Is(err, imaging.ErrPartial) && res != nil:
-		r.err = classifySync(err)
-		return nil
-	}
-	return classifySync(describeLocked(err, img.StateDir))
 }

@@ -80,7 +80,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
 		return withCode(exitStart, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/snapshot"
@@ -256,112 +255,30 @@ lists (reported as file:line).`,
 
 // readNodesFile parses a nodes file; errors are file:line.
 func readNodesFile(name string) ([]snapshot.Node, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, withCode(exitSelect, fmt.Errorf("nodes: %w", err))
-	}
-	nodes, err := snapshot.ParseNodes(name, strings.NewReader(string(data)))
-	if err != nil {
+	nodes, err := snapshot.ReadNodesFile(name)
+	switch {
+	case errors.Is(err, snapshot.ErrNodes):
 		return nil, withCode(exitUsage, err)
-	}
-	if len(nodes) == 0 {
-		return nil, withCode(exitUsage, fmt.Errorf("%s: no nodes", name))
+	case err != nil:
+		return nil, withCode(exitSelect, err)
 	}
 	return nodes, nil
 }
 
-// loadLists reads the lists of paths: the files lists (default
-// SNAPSHOT-DIR/files, written first when missing, and files.custom), then
-// the rwtabs and statetabs, merged. Notices go to stderr.
+// loadLists reads the lists of paths (snapshot.LoadLists); notices go to
+// stderr.
 func loadLists(g *globalFlags, f listFlags, snapDir string, dryRun bool) ([]snapshot.Item, error) {
-	type list struct {
-		name     string
-		parse    func(string, io.Reader) ([]snapshot.Item, error)
-		opt      bool   // may be missing
-		fallback string // content when missing, if set
-		local    bool   // in the snapshot dir, which nodes can write: no symlinks
-	}
-	var lists []list
-	if len(f.files) == 0 {
-		def := list{name: filepath.Join(snapDir, snapshot.DefaultFilesName), parse: snapshot.ParseFiles, local: true}
-		if _, err := os.Lstat(def.name); errors.Is(err, fs.ErrNotExist) {
-			if dryRun {
-				notice(g, "%s does not exist: a build would write the default list there (used now)", def.name)
-				def.fallback = snapshot.DefaultFiles
-			} else {
-				if err := os.MkdirAll(snapDir, 0o755); err != nil {
-					return nil, withCode(exitSelect, err)
-				}
-				written, err := snapshot.WriteDefaultFiles(snapDir)
-				if err != nil {
-					return nil, withCode(exitIO, err)
-				}
-				if written && !g.quiet {
-					fmt.Fprintf(os.Stderr, "goldsync: wrote the default files list to %s (add your own paths to %s)\n",
-						def.name, filepath.Join(snapDir, snapshot.CustomFilesName))
-				}
-			}
-		}
-		lists = append(lists, def,
-			list{name: filepath.Join(snapDir, snapshot.CustomFilesName), parse: snapshot.ParseFiles, opt: true, local: true})
-	}
-	for _, n := range f.files {
-		lists = append(lists, list{name: n, parse: snapshot.ParseFiles})
-	}
-	for _, n := range f.rwtabs {
-		lists = append(lists, list{name: n, parse: snapshot.ParseRwtab})
-	}
-	for _, n := range f.statetabs {
-		lists = append(lists, list{name: n, parse: snapshot.ParseStatetab})
-	}
-	var parsed [][]snapshot.Item
-	var errs []error
-	for _, l := range lists {
-		var r io.Reader
-		fh, err := openList(l.name, l.local)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && l.fallback != "":
-			r = strings.NewReader(l.fallback)
-		case errors.Is(err, fs.ErrNotExist) && l.opt:
-			continue
-		case err != nil:
-			return nil, withCode(exitSelect, fmt.Errorf("list: %w", err))
-		default:
-			defer fh.Close()
-			r = fh
-		}
-		items, err := l.parse(l.name, r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		parsed = append(parsed, items)
-	}
-	if len(errs) > 0 {
-		return nil, withCode(exitUsage, errors.Join(errs...))
-	}
-	items, notices := snapshot.MergeLists(parsed...)
-	for _, n := range notices {
-		notice(g, "%s", n)
-	}
-	if len(items) == 0 {
-		return nil, withCode(exitUsage, errors.New("the lists name no path"))
+	items, err := snapshot.LoadLists(snapshot.LoadOptions{SnapshotDir: snapDir, Files: f.files, Rwtabs: f.rwtabs,
+		Statetabs: f.statetabs, DryRun: dryRun, Notice: func(msg string) { notice(g, "%s", msg) }})
+	switch {
+	case errors.Is(err, snapshot.ErrLists):
+		return nil, withCode(exitUsage, err)
+	case isNoSpace(err):
+		return nil, withCode(exitIO, err)
+	case err != nil:
+		return nil, withCode(exitSelect, err)
 	}
 	return items, nil
-}
-
-// openList opens a list file; one in the snapshot directory, which every
-// node can write over NFS, must not be a symlink.
-func openList(name string, local bool) (*os.File, error) {
-	flags := os.O_RDONLY
-	if local {
-		flags |= unix.O_NOFOLLOW
-	}
-	f, err := os.OpenFile(name, flags, 0)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s is a symlink: refused (nodes can write the snapshot directory)", name)
-	}
-	return f, err
 }
 
 func notice(g *globalFlags, format string, a ...any) {
@@ -947,8 +864,9 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 		Short: "list the nodes that have a boot config",
 		Long: `List prints one line per node that has a pxelinux config written by
 goldsync (TFTPBOOT/linux-install/pxelinux.cfg/<IP in hex>): its address,
-snapshot (host) name, OS and config file, sorted by address. The output is a
-nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
+snapshot (host) name, MAC (when node add knew it), OS and config file,
+sorted by address. The output is a nodes file (IP HOSTNAME [MAC]) with the
+rest as comments; --json prints objects.`,
 		Example: `  goldsync node list
   goldsync node list | awk '{print $1, $2}' > nodes`,
 		Args: cobra.NoArgs,
@@ -964,7 +882,7 @@ nodes file (IP HOSTNAME) with the rest as comments; --json prints objects.`,
 				return printJSON(cfgs)
 			}
 			for _, c := range cfgs {
-				printf("%-15s %-20s # os %s, %s\n", c.IP, c.Snapshot, c.OS, c.File)
+				printf("%-15s %-20s %-17s # os %s, %s\n", c.IP, c.Snapshot, c.MAC, c.OS, c.File)
 			}
 			return nil
 		},
@@ -1094,7 +1012,7 @@ func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netbo
 			return nil, err
 		}
 	}
-	byOS, _, err := cfg.AssignNodes(nodes)
+	byOS, _, err := cluster.AssignNodes(cfg, nodes)
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
@@ -1216,6 +1134,9 @@ each image in one ganesha config its own range.`,
   goldsync --config /etc/goldsync/goldsync.toml render ganesha > /etc/ganesha/ganesha.conf`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if firstID < 1 || firstID > 65535 {
+				return withCode(exitUsage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
+			}
 			list, err := f.options(g)
 			if err != nil {
 				return err
@@ -1240,18 +1161,5 @@ each image in one ganesha config its own range.`,
 // device nodes a local user of this server could use (exposure.Check);
 // a dir that cannot be checked gets a warning saying so.
 func exposureWarnings(dirs ...string) []exposure.Warning {
-	out := []exposure.Warning{}
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		if d == "" || seen[d] {
-			continue
-		}
-		seen[d] = true
-		ws, err := exposure.Check(d)
-		if err != nil {
-			ws = []exposure.Warning{{Dir: d, Problem: "unchecked", Message: fmt.Sprintf("%s: cannot check its mount options: %v", d, err)}}
-		}
-		out = append(out, ws...)
-	}
-	return out
+	return cluster.ExposureWarnings(dirs...)
 }

@@ -161,8 +161,8 @@ func TestCLISeedProcedure(t *testing.T) {
 	}
 
 	out, _ = mustRun(t, "node", "list", "--tftpboot", s.tftp)
-	if want := "10.8.136.1      node001              # os rhel5compute, linux-install/pxelinux.cfg/0A088801\n" +
-		"10.8.226.73     node003              # os rhel5compute, linux-install/pxelinux.cfg/0A08E249\n"; out != want {
+	if want := "10.8.136.1      node001                                # os rhel5compute, linux-install/pxelinux.cfg/0A088801\n" +
+		"10.8.226.73     node003              00:21:5e:40:64:5c # os rhel5compute, linux-install/pxelinux.cfg/0A08E249\n"; out != want {
 		t.Errorf("node list:\n%s\nwant:\n%s", out, want)
 	}
 

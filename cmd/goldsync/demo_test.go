@@ -36,4 +36,10 @@ func TestDemoRunsTheWholeJob(t *testing.T) {
 	if !strings.Contains(out.String(), "SNAPSHOT=node001") {
 		t.Errorf("summary lacks node001's pxelinux file:\n%s", out.String())
 	}
+	// Both boot styles are shown: the seed's disklessrc and nfsroot.
+	for _, w := range []string{"(node001, boot style disklessrc)", "init=disklessrc", "(node004, boot style nfsroot)", "root=/dev/nfs", "goldsync.snapshot=", "ipappend 2"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("summary lacks %q:\n%s", w, out.String())
+		}
+	}
 }

@@ -18,11 +18,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/proto"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/remote"
 )
 
 // pullFlags are the rsync-like flags of a pull.
@@ -257,7 +259,8 @@ filesystems of a running system are left out unless --no-default-excludes:
 Deletes are guarded: a run that would delete more than --max-delete entries
 is refused and changes nothing (exit 25). The default limit is half of the
 image's entries, and never less than 100. --max-delete=0 deletes nothing and
-says how many entries it kept, as rsync; -1 turns the guard off.
+warns that entries the source no longer has are kept, as rsync; -1 turns the
+guard off.
 
 Exit status: see "goldsync help exit-codes".`,
 		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
@@ -298,7 +301,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	defer cancel()
 	defer func() { err = deadlineErr(ctx, err) }()
 	log := g.logger(os.Stderr)
-	source, err := remote.Open(ctx, src, remote.Options{
+	source, err := remote.Open(ctx, src, remote.Options{Serve: agent.InProcess,
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 		ProgressTimeout: f.progressTO,
 	})
@@ -341,9 +344,9 @@ func classifySync(err error) error {
 		return withCode(exitSelect, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return withCode(exitPartial, err)
-	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
+	case errors.Is(err, proto.ErrStalled):
 		return withCode(exitTimeout, err)
-	case errors.Is(err, remote.ErrProtocol), errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
+	case errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
 		errors.Is(err, proto.ErrRemote), errors.Is(err, proto.ErrClosed):
 		return withCode(exitStream, err)
 	case isNoSpace(err):
@@ -384,35 +387,8 @@ func classifyConnect(err error) error {
 	return withCode(exitStart, err)
 }
 
-// summary is the --json output of a pull.
-type summary struct {
-	Source         string   `json:"source"`
-	Dest           string   `json:"dest"`
-	DryRun         bool     `json:"dry_run"`
-	OK             bool     `json:"ok"`
-	Error          string   `json:"error,omitempty"`
-	Seconds        float64  `json:"seconds"`
-	Entries        int      `json:"entries"`
-	Actions        int      `json:"actions"`
-	Created        int      `json:"created"`
-	Updated        int      `json:"updated"`
-	MetaOnly       int      `json:"metadata_only"`
-	Linked         int      `json:"hard_links"`
-	Deleted        int      `json:"deleted"`
-	WouldDelete    int      `json:"planned_deletes"`
-	Unchanged      int      `json:"verified_unchanged"`
-	BytesReceived  int64    `json:"bytes_received"`
-	BytesReused    int64    `json:"bytes_reused"`
-	BytesCopied    int64    `json:"bytes_copied_locally"`
-	WireBytesIn    int64    `json:"wire_bytes_in"`
-	WireBytesOut   int64    `json:"wire_bytes_out"`
-	SourceProblems int      `json:"source_problems"`
-	Problems       []string `json:"problems,omitempty"`
-	DeletesSkipped bool     `json:"deletes_skipped"`
-}
-
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {
-	s := pullSummary(src, dest, f.dryRun, res, source, err)
+	s := cluster.SummarizePull(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

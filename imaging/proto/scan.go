@@ -176,7 +176,7 @@ func (s *stream) onScanEnd(m *wire.ScanEnd) error {
 
 // checkEnd checks the ScanEnd against the entries sent.
 func (sc *scanState) checkEnd(m *wire.ScanEnd) error {
-	full := len(m.Scope) == 1 && m.Scope[0] == tree.FullScope[0]
+	full := tree.IsFull(m.Scope)
 	switch {
 	case m.Entries != sc.n:
 		return fmt.Errorf("%w: scan end counts %d entries, %d were sent", ErrProtocol, m.Entries, sc.n)

@@ -498,6 +498,19 @@ type Scope struct {
 // FullScope is the scope of a whole-tree scan.
 var FullScope = []Scope{{Path: Root, Tree: true}}
 
+// IsFull reports whether scopes cover the whole tree: one of them is the
+// root's whole subtree (whatever else is listed). An empty list covers
+// nothing (see NewScopeSet); callers that take it to mean "no scoping" say
+// so themselves.
+func IsFull(scopes []Scope) bool {
+	for _, s := range scopes {
+		if s.Path == Root && s.Tree {
+			return true
+		}
+	}
+	return false
+}
+
 // Covers reports whether path p lies inside one of the scopes.
 func Covers(scopes []Scope, p string) bool {
 	for _, s := range scopes {

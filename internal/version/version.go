@@ -15,6 +15,14 @@ import (
 // agent's behaviour.
 const Version = "0.1.0"
 
+// The handshake names of the two programs start with these: the image
+// server's is ServerPrefix plus Build(), the agent's AgentPrefix plus
+// Build().
+const (
+	ServerPrefix = "goldsync/"
+	AgentPrefix  = "goldsync-agent/"
+)
+
 var (
 	selfOnce sync.Once
 	selfHash string

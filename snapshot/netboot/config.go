@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/snapshot"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // NodeOptions are the per-node boot parameters, pxeboot's options.
@@ -182,7 +182,7 @@ func PXELinuxConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 // MAC is known. It does not validate; see PXELinuxConfig.
 func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	b.WriteString(headerComment(o, n))
 	b.WriteString("set default=0\nset timeout=0\n\n")
 	fmt.Fprintf(&b, "menuentry '%s' {\n", o.Name)
 	fmt.Fprintf(&b, "    linux /%s/%s %s\n", InstallDir, o.KernelFile, strings.Join(kernelArgs(o, n, opts, loaderGrub), " "))
@@ -199,12 +199,22 @@ func GrubConfig(o OS, n snapshot.Node, opts NodeOptions) []byte {
 func IPXEScript(o OS, n snapshot.Node, opts NodeOptions) []byte {
 	var b bytes.Buffer
 	b.WriteString("#!ipxe\n")
-	fmt.Fprintf(&b, "# %s (%s): OS %s, written by goldsync\n", n.Host, n.IP, o.Name)
+	b.WriteString(headerComment(o, n))
 	initrd := o.InitrdFile[strings.LastIndexByte(o.InitrdFile, '/')+1:]
 	fmt.Fprintf(&b, "kernel /%s/%s initrd=%s %s\n", InstallDir, o.KernelFile, initrd, strings.Join(kernelArgs(o, n, opts, loaderIPXE), " "))
 	fmt.Fprintf(&b, "initrd /%s/%s\n", InstallDir, o.InitrdFile)
 	b.WriteString("boot\n")
 	return b.Bytes()
+}
+
+// headerComment is the first line of a node's GRUB and iPXE configs: who
+// it is for (host, IP, MAC when known), read back by ListNodeConfigs.
+func headerComment(o OS, n snapshot.Node) string {
+	who := n.IP.String()
+	if n.MAC != nil {
+		who += ", MAC " + n.MAC.String()
+	}
+	return fmt.Sprintf("# %s (%s): OS %s, written by goldsync\n", n.Host, who, o.Name)
 }
 
 // GrubSharedName is the GRUB config, in GrubDir and in GrubPrefixDir,
@@ -322,7 +332,7 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 			return fmt.Errorf("write node configs: %w", err)
 		}
 	}
-	files := []atomicfile.File{
+	files := []fsx.AtomicFile{
 		{Name: IPXEDir + "/" + IPXEChainName, Data: []byte(IPXEChainScript)},
 		{Name: GrubDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)},
 	}
@@ -330,16 +340,16 @@ func WriteNodeConfigs(tftpboot string, o OS, nodes []snapshot.Node, opts NodeOpt
 		if err := mkdirAll(root, GrubPrefixDir); err != nil {
 			return fmt.Errorf("write node configs: %w", err)
 		}
-		files = append(files, atomicfile.File{Name: GrubPrefixDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)})
+		files = append(files, fsx.AtomicFile{Name: GrubPrefixDir + "/" + GrubSharedName, Data: []byte(GrubSharedConfig)})
 	}
 	for _, n := range nodes {
 		paths := NodeConfigPaths(n)
 		grub := GrubConfig(o, n, opts)
 		for i, data := range [][]byte{PXELinuxConfig(o, n, opts), grub, grub, IPXEScript(o, n, opts)} {
-			files = append(files, atomicfile.File{Name: paths[i], Data: data})
+			files = append(files, fsx.AtomicFile{Name: paths[i], Data: data})
 		}
 	}
-	if err := atomicfile.WriteFiles(root, files, fileMode); err != nil {
+	if err := fsx.WriteFilesAtomic(root, files, fileMode); err != nil {
 		return fmt.Errorf("write node configs: %w", err)
 	}
 	return nil

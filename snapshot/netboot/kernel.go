@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+	"github.com/goldsync/goldsync/imaging/fsx"
 )
 
 // Kernel is a kernel found in an image's /boot.
@@ -319,7 +319,7 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, []string, error) {
 		return OS{}, nil, fmt.Errorf("add OS %s: %w", o.Name, err)
 	}
 	for i, to := range []string{kernelDest(o.Name), initrdDest(o.Name)} {
-		if _, err := atomicfile.Write(ctx, tftp, to, srcs[i], fileMode); err != nil {
+		if _, err := fsx.WriteAtomic(ctx, tftp, to, srcs[i], fileMode); err != nil {
 			return OS{}, nil, fmt.Errorf("add OS %s: copy %s to %s: %w", o.Name, []string{k.Kernel, k.Initrd}[i], to, err)
 		}
 	}

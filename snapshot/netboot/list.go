@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"path"
 	"slices"
@@ -25,6 +26,9 @@ type NodeConfig struct {
 	OS string `json:"os"`
 	// File is the config's path relative to the TFTP root.
 	File string `json:"file"`
+	// MAC is the node's boot interface address, from the header of its
+	// GRUB config (written when node add knew it); empty when not known.
+	MAC string `json:"mac,omitempty"`
 }
 
 // ListNodeConfigs lists the nodes that have a pxelinux config under
@@ -64,10 +68,31 @@ func ListNodeConfigs(tftpboot string) ([]NodeConfig, error) {
 		}
 		c := parsePXELinux(data)
 		c.IP, c.File = ip, name
+		if grub, err := root.ReadFile(GrubDir + "/grub.cfg-" + e.Name()); err == nil {
+			c.MAC = headerMAC(grub)
+		}
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b NodeConfig) int { return a.IP.Compare(b.IP) })
 	return out, nil
+}
+
+// headerMAC reads the MAC from a config's header comment (see
+// headerComment); "" when there is none.
+func headerMAC(data []byte) string {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	_, rest, ok := bytes.Cut(line, []byte(", MAC "))
+	if !ok {
+		return ""
+	}
+	mac, _, ok := bytes.Cut(rest, []byte(")"))
+	if !ok {
+		return ""
+	}
+	if hw, err := net.ParseMAC(string(mac)); err == nil {
+		return hw.String()
+	}
+	return ""
 }
 
 // parseHexIP reads a pxelinux config name: eight upper-case hex digits.

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
+	"github.com/goldsync/goldsync/imaging/fsx"
 )
 
 // LoaderSource is a boot loader file of the image server's own packages
@@ -133,7 +133,7 @@ func InstallLoaders(ctx context.Context, opts LoaderOptions) (*LoaderResult, err
 				errs = append(errs, fmt.Errorf("install loaders: %s: %w", to, err))
 				continue
 			}
-			if _, err := atomicfile.Write(ctx, root, to, bytes.NewReader(data), fileMode); err != nil {
+			if _, err := fsx.WriteAtomic(ctx, root, to, bytes.NewReader(data), fileMode); err != nil {
 				errs = append(errs, fmt.Errorf("install loaders: %s to %s: %w", s.From, to, err))
 				continue
 			}

@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/snapshot"
-	"github.com/goldsync/goldsync/snapshot/internal/atomicfile"
 )
 
 // Layout of the TFTP tree, relative to the TFTP root (TFTPBOOT, /tftpboot
@@ -284,7 +284,7 @@ func SaveOS(tftpboot string, o OS) error {
 	if err != nil {
 		return fmt.Errorf("save OS %s: %w", o.Name, err)
 	}
-	if err := atomicfile.WriteFile(root, recordPath(o.Name), append(data, '\n'), fileMode); err != nil {
+	if err := fsx.WriteFileAtomic(root, recordPath(o.Name), append(data, '\n'), fileMode); err != nil {
 		return fmt.Errorf("save OS %s: %w", o.Name, err)
 	}
 	return nil
@@ -348,7 +348,7 @@ func ListOS(tftpboot string) ([]OS, error) {
 	var list []OS
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || atomicfile.IsTemp(e.Name()) || !e.Type().IsRegular() {
+		if !ok || fsx.IsAtomicTemp(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
 		if err := CheckName(name); err != nil {

@@ -167,7 +167,7 @@ func TestWriteNodeConfigsNFSRootGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantCfg := []NodeConfig{{IP: qemuNode.IP, Snapshot: "node001", OS: o.Name, File: "linux-install/pxelinux.cfg/0A00020F"}}
+			wantCfg := []NodeConfig{{IP: qemuNode.IP, Snapshot: "node001", OS: o.Name, File: "linux-install/pxelinux.cfg/0A00020F", MAC: qemuNodeMAC.MAC.String()}}
 			if diff := cmp.Diff(wantCfg, cfgs, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("ListNodeConfigs (-want +got):\n%s", diff)
 			}

@@ -236,7 +236,7 @@ func (b *bench) startWatcher(ctx context.Context, t *tree, sc string) (func(), e
 }
 
 // sshSocketDir is where goldsync-agent push --ssh-persist puts its
-// master connection's control socket, ssh-%C (imaging/remote's
+// master connection's control socket, ssh-%C (remote's
 // ShareConnection): <state dir>/ssh, or, when that path is too long for a
 // socket once ssh has expanded %C and added its temporary suffix, a
 // private directory under the temp dir.

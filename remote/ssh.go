@@ -11,10 +11,10 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 
-	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/version"
@@ -88,7 +88,7 @@ func localAgentBinary(opts Options) (*agentBinary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash local agent: %w", err)
 	}
-	return &agentBinary{path: p, sha: sum, software: agent.SoftwarePrefix + version.Version + "+" + sum[:12]}, nil
+	return &agentBinary{path: p, sha: sum, software: version.AgentPrefix + version.Version + "+" + sum[:12]}, nil
 }
 
 func (b *agentBinary) remoteName() string {
@@ -178,7 +178,7 @@ var errStaleAgent = errors.New("agent of another build")
 func agentMatches(c *client, bin *agentBinary, explicit string) bool {
 	sw := c.Client.Remote().Software
 	if explicit != "" || bin == nil {
-		return strings.HasPrefix(sw, agent.SoftwarePrefix)
+		return strings.HasPrefix(sw, version.AgentPrefix)
 	}
 	return sw == bin.software
 }
@@ -252,7 +252,36 @@ func upload(ctx context.Context, words []string, sp Spec, bin *agentBinary, opts
 			return "", fmt.Errorf("sftp: rename: %w", err)
 		}
 	}
+	pruneAgents(cl, dir, path.Base(final), time.Now(), opts.Logger)
 	return final, nil
+}
+
+// agentPruneAge is how old another build's agent in the cache must be
+// before an upload removes it: younger ones may belong to another image
+// server's pull under way (or its upload in progress).
+const agentPruneAge = time.Hour
+
+// pruneAgents removes, from the golden node's agent cache dir, the agents
+// of other builds (and abandoned uploads) not modified for agentPruneAge,
+// so upgrades do not pile up binaries. A running agent keeps running: its
+// file is only unlinked. Failures are logged, never fatal.
+func pruneAgents(cl *sftp.Client, dir, keep string, now time.Time, log *slog.Logger) {
+	ents, err := cl.ReadDir(dir)
+	if err != nil {
+		log.Debug("agent cache: list", "dir", dir, "err", err)
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if name == keep || !strings.HasPrefix(name, "goldsync-agent-") || !e.Mode().IsRegular() || now.Sub(e.ModTime()) < agentPruneAge {
+			continue
+		}
+		if err := cl.Remove(path.Join(dir, name)); err != nil {
+			log.Debug("agent cache: prune", "file", name, "err", err)
+			continue
+		}
+		log.Info("agent cache: removed an older build", "file", path.Join(dir, name))
+	}
 }
 
 // Command runs command on the host of spec through the remote shell rsh

@@ -5,8 +5,10 @@
 // an imaging.Source speaking package proto over the agent's stdio.
 //
 // A local path is served by the same protocol, by a goldsync-agent child
-// process when one is found, else in-process over a pipe: tests and local
-// pulls exercise the real sender and receiver either way.
+// process when one is found, else in-process over a pipe by the server
+// the caller injects (Options.Serve: agent.InProcess), so this package does
+// not depend on the agent's: tests and local pulls exercise the real
+// sender and receiver either way.
 package remote
 
 import (
@@ -24,7 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
@@ -40,10 +41,12 @@ var (
 	// replaced.
 	ErrVersion = errors.New("agent version mismatch")
 	// ErrProtocol: the peer did not speak the protocol (shell noise, a
-	// broken or hostile peer).
-	ErrProtocol = errors.New("protocol error")
-	// ErrStalled: the peer sent nothing for longer than the idle timeout.
-	ErrStalled = errors.New("peer stalled")
+	// broken or hostile peer). It is proto.ErrProtocol: one error for the
+	// whole transport, whichever layer saw it.
+	ErrProtocol = proto.ErrProtocol
+	// ErrStalled: the peer sent nothing for longer than the idle timeout;
+	// it is proto.ErrStalled.
+	ErrStalled = proto.ErrStalled
 )
 
 // Options configure Open. The zero value uses "ssh", finds the agent, one
@@ -58,10 +61,15 @@ type Options struct {
 	AgentPath string
 	// LocalAgent is the goldsync-agent binary to run for local sources and
 	// to upload; empty means goldsync-agent beside this executable, then
-	// $PATH. For local sources, none found means in-process.
+	// $PATH. For local sources, none found means in-process (Serve).
 	LocalAgent string
-	// InProcess serves a local source in-process instead of by a child.
+	// InProcess serves a local source in-process (Serve) instead of by a
+	// child.
 	InProcess bool
+	// Serve serves the agent's side of one stream of a local source in
+	// this process and closes conn (agent.InProcess); nil means a local
+	// source needs a goldsync-agent binary.
+	Serve func(ctx context.Context, conn io.ReadWriteCloser, stateDir string, log *slog.Logger)
 	// Streams is the number of parallel transfer connections; zero means 1.
 	Streams int
 	// StateDir is the agent's state dir for local sources (hash cache);
@@ -137,7 +145,7 @@ func Open(ctx context.Context, spec string, opts Options) (imaging.Source, error
 }
 
 func clientOptions(opts Options) proto.ClientOptions {
-	return proto.ClientOptions{Software: "goldsync/" + version.Build(), IdleTimeout: opts.IdleTimeout, ProgressTimeout: opts.ProgressTimeout, MaxListBytes: opts.MaxListBytes, Logger: opts.Logger}
+	return proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: opts.IdleTimeout, ProgressTimeout: opts.ProgressTimeout, MaxListBytes: opts.MaxListBytes, Logger: opts.Logger}
 }
 
 // client wraps a proto.Client with the processes behind its streams.
@@ -176,6 +184,9 @@ func openLocal(ctx context.Context, path string, opts Options) (imaging.Source, 
 	if !opts.InProcess {
 		bin = findLocalAgent(opts.LocalAgent)
 	}
+	if bin == "" && opts.Serve == nil {
+		return nil, fmt.Errorf("%w: no goldsync-agent to serve the local source %s (install it beside goldsync or in $PATH)", ErrProtocol, abs)
+	}
 	c := &client{}
 	for i := range opts.Streams {
 		var rwc io.ReadWriteCloser
@@ -193,10 +204,7 @@ func openLocal(ctx context.Context, path string, opts Options) (imaging.Source, 
 			c.conns = append(c.conns, p)
 		} else {
 			cl, sv := proto.Pipe()
-			go func() {
-				agent.Serve(ctx, sv, agent.ServeOptions{StateDir: opts.StateDir, Logger: opts.Logger})
-				sv.Close()
-			}()
+			go opts.Serve(ctx, sv, opts.StateDir, opts.Logger)
 			rwc = cl
 		}
 		if err := c.attach(ctx, i, rwc, abs, opts); err != nil {
@@ -372,8 +380,11 @@ func classify(err error, rwc io.ReadWriteCloser) error {
 		return fmt.Errorf("%w: agent not found or not executable (exit %d): %s", errAgentMissing, code, msg)
 	case errors.Is(err, wire.ErrVersion):
 		return fmt.Errorf("%w: %s", ErrVersion, msg)
-	case errors.Is(err, proto.ErrStalled):
-		return fmt.Errorf("%w: %s", ErrStalled, msg)
+	case errors.Is(err, ErrStalled), errors.Is(err, ErrProtocol):
+		if stderr == "" {
+			return err
+		}
+		return fmt.Errorf("%w; remote stderr: %s", err, stderr)
 	}
 	if stderr != "" {
 		err = fmt.Errorf("%w; remote stderr: %s", err, stderr)

@@ -1,4 +1,4 @@
-package atomicfile
+package fsx
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func openRoot(t *testing.T) (*os.Root, string) {
 func noTemps(t *testing.T, dir string) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && IsTemp(d.Name()) {
+		if err == nil && IsAtomicTemp(d.Name()) {
 			t.Errorf("temporary file left: %s", p)
 		}
 		return err
@@ -47,7 +47,7 @@ func TestWriteFileReplaces(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(root, "f", []byte("new"), 0o644); err != nil {
+	if err := WriteFileAtomic(root, "f", []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, filepath.Join(dir, "f")); got != "new" {
@@ -63,8 +63,8 @@ func TestWriteCancelled(t *testing.T) {
 	root, dir := openRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Write(ctx, root, "f", strings.NewReader("x"), 0o644); !errors.Is(err, context.Canceled) {
-		t.Errorf("Write = %v, want context.Canceled", err)
+	if _, err := WriteAtomic(ctx, root, "f", strings.NewReader("x"), 0o644); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteAtomic = %v, want context.Canceled", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "f")); err == nil {
 		t.Error("file written despite cancellation")
@@ -78,7 +78,7 @@ func TestWriteDoesNotEscape(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(root, "link/f", []byte("x"), 0o644); err == nil {
+	if err := WriteFileAtomic(root, "link/f", []byte("x"), 0o644); err == nil {
 		t.Error("wrote through a symlink leading outside the root")
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
@@ -88,13 +88,13 @@ func TestWriteDoesNotEscape(t *testing.T) {
 
 func TestCreate(t *testing.T) {
 	root, dir := openRoot(t)
-	written, err := Create(root, "f", []byte("first"), 0o644)
+	written, err := CreateAtomic(root, "f", []byte("first"), 0o644)
 	if err != nil || !written {
-		t.Fatalf("Create = %v, %v", written, err)
+		t.Fatalf("CreateAtomic = %v, %v", written, err)
 	}
-	written, err = Create(root, "f", []byte("second"), 0o644)
+	written, err = CreateAtomic(root, "f", []byte("second"), 0o644)
 	if err != nil || written {
-		t.Fatalf("second Create = %v, %v; want false, nil", written, err)
+		t.Fatalf("second CreateAtomic = %v, %v; want false, nil", written, err)
 	}
 	if got := read(t, filepath.Join(dir, "f")); got != "first" {
 		t.Errorf("content %q, want the first", got)
@@ -107,8 +107,8 @@ func TestWriteFiles(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files := []File{{Name: "a/1", Data: []byte("one")}, {Name: "a/2", Data: []byte("two")}, {Name: "3", Data: []byte("three")}}
-	if err := WriteFiles(root, files, 0o644); err != nil {
+	files := []AtomicFile{{Name: "a/1", Data: []byte("one")}, {Name: "a/2", Data: []byte("two")}, {Name: "3", Data: []byte("three")}}
+	if err := WriteFilesAtomic(root, files, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range files {
@@ -117,8 +117,8 @@ func TestWriteFiles(t *testing.T) {
 		}
 	}
 	// One file that cannot be written: none is replaced.
-	bad := []File{{Name: "a/1", Data: []byte("ONE")}, {Name: "missing/x", Data: []byte("x")}, {Name: "3", Data: []byte("THREE")}}
-	if err := WriteFiles(root, bad, 0o644); err == nil {
+	bad := []AtomicFile{{Name: "a/1", Data: []byte("ONE")}, {Name: "missing/x", Data: []byte("x")}, {Name: "3", Data: []byte("THREE")}}
+	if err := WriteFilesAtomic(root, bad, 0o644); err == nil {
 		t.Fatal("no error for a file in a missing directory")
 	}
 	if got := read(t, filepath.Join(dir, "a/1")) + read(t, filepath.Join(dir, "3")); got != "onethree" {

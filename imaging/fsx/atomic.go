@@ -1,4 +1,11 @@
-package atomicfile
+package fsx
+
+// Atomic writes: the functions below write files beneath an *os.Root so that readers see
+// either the old content or the new one, never a torn file: the data goes to
+// a temporary file in the same directory, is synced, given its mode, and
+// then renamed (or hard-linked, for create-only writes) into place.
+//
+// Callers decide what to write and where.
 
 import (
 	"bytes"
@@ -10,28 +17,29 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 )
 
-// TempPrefix starts the name of every temporary file this package creates,
+// AtomicTempPrefix starts the name of every temporary file this package creates,
 // so that leftovers of a crash are easy to recognise.
-const TempPrefix = ".goldsync-tmp-"
+const AtomicTempPrefix = ".goldsync-tmp-"
 
-// IsTemp reports whether a directory entry name is one of our temporaries.
-func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
+// IsAtomicTemp reports whether a directory entry name is one of our temporaries.
+func IsAtomicTemp(name string) bool { return strings.HasPrefix(name, AtomicTempPrefix) }
 
-// WriteFile atomically replaces name beneath root with data, mode perm.
-func WriteFile(root *os.Root, name string, data []byte, perm fs.FileMode) error {
-	_, err := Write(context.Background(), root, name, bytes.NewReader(data), perm)
+// WriteFileAtomic atomically replaces name beneath root with data, mode perm.
+func WriteFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode) error {
+	_, err := WriteAtomic(context.Background(), root, name, bytes.NewReader(data), perm)
 	return err
 }
 
-// Write atomically replaces name beneath root with everything read from r,
+// WriteAtomic atomically replaces name beneath root with everything read from r,
 // mode perm, and returns the number of bytes written. Cancelling ctx stops
 // the copy and leaves name untouched.
-func Write(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (int64, error) {
-	tmp, n, err := writeTemp(ctx, root, name, r, perm)
+func WriteAtomic(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (int64, error) {
+	tmp, n, err := atomicWriteTemp(ctx, root, name, r, perm)
 	if err != nil {
 		return n, err
 	}
@@ -39,34 +47,34 @@ func Write(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs
 		_ = root.Remove(tmp)
 		return n, fmt.Errorf("rename into place: %w", err)
 	}
-	return n, syncDir(root, path.Dir(name))
+	return n, atomicSyncDir(root, path.Dir(name))
 }
 
-// File is one file of a WriteFiles call.
-type File struct {
+// AtomicFile is one file of a WriteFilesAtomic call.
+type AtomicFile struct {
 	Name string
 	Data []byte
 }
 
-// writeWorkers bounds the temporary files written and synced at once:
+// atomicWriteWorkers bounds the temporary files written and synced at once:
 // concurrent fsyncs share journal commits.
-const writeWorkers = 8
+const atomicWriteWorkers = 8
 
-// WriteFiles replaces many files beneath root, mode perm, nearly all or
+// WriteFilesAtomic replaces many files beneath root, mode perm, nearly all or
 // nothing: every file is first written and synced to a temporary file
 // beside it, in parallel; only when all of them are safely on disk are they
 // renamed into place, and then each directory involved is synced once. If
 // any temporary write fails, no file is replaced.
-func WriteFiles(root *os.Root, files []File, perm fs.FileMode) error {
+func WriteFilesAtomic(root *os.Root, files []AtomicFile, perm fs.FileMode) error {
 	tmps := make([]string, len(files))
 	errs := make([]error, len(files))
-	sem := make(chan struct{}, writeWorkers)
+	sem := make(chan struct{}, atomicWriteWorkers)
 	var wg sync.WaitGroup
 	for i, f := range files {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			tmps[i], _, errs[i] = writeTemp(context.Background(), root, f.Name, bytes.NewReader(f.Data), perm)
+			tmps[i], _, errs[i] = atomicWriteTemp(context.Background(), root, f.Name, bytes.NewReader(f.Data), perm)
 		})
 	}
 	wg.Wait()
@@ -89,23 +97,23 @@ func WriteFiles(root *os.Root, files []File, perm fs.FileMode) error {
 		dirs[path.Dir(f.Name)] = true
 	}
 	for d := range dirs {
-		if err := syncDir(root, d); err != nil {
+		if err := atomicSyncDir(root, d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Create writes data to name beneath root only when name does not exist
+// CreateAtomic writes data to name beneath root only when name does not exist
 // yet: it never replaces or edits an existing file, symlink or directory,
 // even one that appears while it runs. It reports whether it wrote.
-func Create(root *os.Root, name string, data []byte, perm fs.FileMode) (bool, error) {
+func CreateAtomic(root *os.Root, name string, data []byte, perm fs.FileMode) (bool, error) {
 	if _, err := root.Lstat(name); err == nil {
 		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	tmp, _, err := writeTemp(context.Background(), root, name, bytes.NewReader(data), perm)
+	tmp, _, err := atomicWriteTemp(context.Background(), root, name, bytes.NewReader(data), perm)
 	if err != nil {
 		return false, err
 	}
@@ -117,15 +125,15 @@ func Create(root *os.Root, name string, data []byte, perm fs.FileMode) (bool, er
 		}
 		return false, fmt.Errorf("link into place: %w", err)
 	}
-	return true, syncDir(root, path.Dir(name))
+	return true, atomicSyncDir(root, path.Dir(name))
 }
 
-func writeTemp(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (tmp string, n int64, err error) {
+func atomicWriteTemp(ctx context.Context, root *os.Root, name string, r io.Reader, perm fs.FileMode) (tmp string, n int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", 0, err
 	}
 	dir := path.Dir(name)
-	tmp = path.Join(dir, TempPrefix+path.Base(name)+"-"+rand.Text()[:12])
+	tmp = path.Join(dir, AtomicTempPrefix+path.Base(name)+"-"+rand.Text()[:12])
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, fmt.Errorf("create temporary file: %w", err)
@@ -136,7 +144,7 @@ func writeTemp(ctx context.Context, root *os.Root, name string, r io.Reader, per
 			_ = root.Remove(tmp)
 		}
 	}()
-	n, err = io.Copy(f, ctxReader{ctx, r})
+	n, err = io.Copy(f, atomicCtxReader{ctx, r})
 	if err != nil {
 		return "", n, fmt.Errorf("write %s: %w", name, err)
 	}
@@ -152,7 +160,7 @@ func writeTemp(ctx context.Context, root *os.Root, name string, r io.Reader, per
 	return tmp, n, nil
 }
 
-func syncDir(root *os.Root, dir string) error {
+func atomicSyncDir(root *os.Root, dir string) error {
 	d, err := root.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)
@@ -164,14 +172,25 @@ func syncDir(root *os.Root, dir string) error {
 	return nil
 }
 
-type ctxReader struct {
+type atomicCtxReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c atomicCtxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// WritePathAtomic atomically replaces the file at path with data, mode perm: the
+// one-file form of WriteFileAtomic for callers that hold a path, not a root.
+func WritePathAtomic(p string, data []byte, perm fs.FileMode) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteFileAtomic(root, filepath.Base(p), data, perm)
 }

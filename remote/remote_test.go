@@ -10,11 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/remote"
 	"github.com/goldsync/goldsync/internal/sshtest"
 	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/internal/treetest"
+	"github.com/goldsync/goldsync/remote"
 )
 
 var agentBin string
@@ -87,7 +88,7 @@ func TestLocalPullThroughAgentProcess(t *testing.T) {
 		opts remote.Options
 	}{
 		{"child process", remote.Options{LocalAgent: agentBin, StateDir: filepath.Join(base, "agent")}},
-		{"in process, 2 streams", remote.Options{InProcess: true, Streams: 2, StateDir: filepath.Join(base, "agent2")}},
+		{"in process, 2 streams", remote.Options{InProcess: true, Serve: agent.InProcess, Streams: 2, StateDir: filepath.Join(base, "agent2")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := dst + "-" + strings.ReplaceAll(tc.name, " ", "_")

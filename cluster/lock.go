@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"bufio"
@@ -15,20 +15,21 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 )
 
-// runLockName is the lock `goldsync sync` holds in an image's state dir for
+// RunLockName is the lock `goldsync sync` holds in an image's state dir for
 // its whole run (pull, snapshots, netboot files, status), so two runs never
 // interleave. The pull itself also takes imaging's own lock (StateDir/lock),
 // which a manual `goldsync pull` of the same image holds too.
-const runLockName = "sync.lock"
+const RunLockName = "sync.lock"
 
-// holder describes the process holding a lock.
-type holder struct {
+// Holder describes the process holding a lock.
+type Holder struct {
 	PID     int
 	Start   time.Time // zero when not known
 	Command string    // empty when not known
 }
 
-func (h holder) String() string {
+// String says "pid N (command), started TIME".
+func (h Holder) String() string {
 	s := fmt.Sprintf("pid %d", h.PID)
 	if h.Command != "" {
 		s += " (" + h.Command + ")"
@@ -39,24 +40,16 @@ func (h holder) String() string {
 	return s
 }
 
-// takeRunLock takes the run lock of a state dir, non-blocking, and writes
+// TakeRunLock takes the run lock of a state dir, non-blocking, and writes
 // the holder's PID, start time and command line into it (for humans: the
 // lock itself is the flock). The returned function releases it.
-func takeRunLock(stateDir string) (func(), error) {
-	if err := imaging.PrepareStateDir(stateDir); err != nil {
-		return nil, err
+func TakeRunLock(stateDir string) (func(), error) {
+	f, err := imaging.LockStateFile(stateDir, RunLockName)
+	if errors.Is(err, imaging.ErrLocked) {
+		return nil, lockedError(filepath.Join(stateDir, RunLockName))
 	}
-	path := filepath.Join(stateDir, runLockName)
-	f, err := imaging.OpenStateFile(stateDir, runLockName, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, lockedError(path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	rec := fmt.Sprintf("pid=%d\nstarted=%s\ncommand=%s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339),
 		strings.Join(os.Args, " "))
@@ -71,40 +64,40 @@ func takeRunLock(stateDir string) (func(), error) {
 
 // lockedError says who holds the lock at path, wrapping imaging.ErrLocked.
 func lockedError(path string) error {
-	h, ok := lockHolder(path)
+	h, ok := LockHolder(path)
 	if !ok {
 		return fmt.Errorf("%w: lock %s is held by another process", imaging.ErrLocked, path)
 	}
 	return fmt.Errorf("%w: lock %s is held by %s", imaging.ErrLocked, path, h)
 }
 
-// describeLocked adds the holder to an imaging.ErrLocked error from the
+// DescribeLocked adds the holder to an imaging.ErrLocked error from the
 // engine, whose message names the lock file but not who holds it.
-func describeLocked(err error, stateDir string) error {
+func DescribeLocked(err error, stateDir string) error {
 	if !errors.Is(err, imaging.ErrLocked) {
 		return err
 	}
 	path := imaging.State(stateDir).Lock
-	if h, ok := lockHolder(path); ok {
+	if h, ok := LockHolder(path); ok {
 		return fmt.Errorf("%w; held by %s", err, h)
 	}
 	return err
 }
 
-// lockHolder finds the process holding a flock on path: /proc/locks names
+// LockHolder finds the process holding a flock on path: /proc/locks names
 // the PID and the inode, so nothing has to be recorded by the holder. The
-// record a run lock holds (see takeRunLock) fills in the command and start
+// record a run lock holds (see TakeRunLock) fills in the command and start
 // when it is the same PID's.
-func lockHolder(path string) (holder, bool) {
+func LockHolder(path string) (Holder, bool) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return holder{}, false
+		return Holder{}, false
 	}
 	pid := flockPID(st)
 	if pid <= 0 {
-		return holder{}, false
+		return Holder{}, false
 	}
-	h := holder{PID: pid, Start: processStart(pid)}
+	h := Holder{PID: pid, Start: processStart(pid)}
 	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
 		h.Command = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
