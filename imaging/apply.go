@@ -25,21 +25,19 @@ import (
 
 // applier carries out a plan beneath a destination root.
 type applier struct {
-	root   *fsx.Root
-	src    Source
-	plan   *Plan
-	srcIdx map[string]*tree.Entry
-	opts   *Options
-	log    *slog.Logger
-	ret    *retainer
-	owner  bool // we may chown (running as root)
+	root  *fsx.Root
+	src   Source
+	plan  *Plan
+	srcs  []*tree.Entry // the source entries, in tree.Compare order (see srcEntry)
+	opts  *Options
+	log   *slog.Logger
+	ret   *retainer
+	owner bool // we may chown (running as root)
 
 	mu       sync.Mutex
-	touched  map[string]bool // paths whose object was created or changed
-	dirs     map[string]bool // directories whose entries changed
-	failed   map[string]bool // paths left as they were
-	hashes   map[string]uint64
-	placed   map[string]unix.Stat_t // regular files written: their lstat once in place
+	done     map[string]outcome // what this run did to each path it changed
+	dirs     map[string]bool    // directories whose entries changed
+	failed   map[string]bool    // paths left as they were
 	problems []string
 
 	excl       *exclude.Matcher       // the receiver's excludes (nil: none)
@@ -53,15 +51,51 @@ type applier struct {
 	sinks sync.Map // *fileSink with a temp file not yet finished
 }
 
+// srcEntry returns the source entry at path p, or nil: a binary search of
+// the sorted list rather than a map of every path, which cost a receiver
+// about 30 bytes per entry for a few lookups of directories and hard-link
+// leaders.
+func (a *applier) srcEntry(p string) *tree.Entry {
+	return findEntry(a.srcs, p)
+}
+
 func newTempName() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return TempPrefix + hex.EncodeToString(b[:])
 }
 
+// outcome is what the applier did to one path, as newManifest needs it:
+// one compact value per changed path (the whole lstat record of every
+// placed file was 144 bytes, in a third map beside two others).
+type outcome struct {
+	hash         uint64
+	dev, ino     uint64
+	ctime, mtime int64
+	nlink        uint32
+	flags        outcomeFlags
+}
+
+type outcomeFlags uint8
+
+const (
+	outTouched outcomeFlags = 1 << iota // the object was created or changed
+	outHashed                           // hash is the content written
+	outPlaced                           // a regular file written: dev..nlink are its lstat once in place
+)
+
+// outcomeOf returns what the run did to p (the zero value: nothing).
+// Callers hold no lock; it is used once the applier is done.
+func (a *applier) outcomeOf(p string) outcome { return a.done[p] }
+
+// touched reports whether the run created or changed the object at p.
+func (a *applier) touched(p string) bool { return a.done[p].flags&outTouched != 0 }
+
 func (a *applier) touch(p string, dirChanged bool) {
 	a.mu.Lock()
-	a.touched[p] = true
+	o := a.done[p]
+	o.flags |= outTouched
+	a.done[p] = o
 	if dirChanged && p != tree.Root {
 		a.dirs[tree.Dir(p)] = true
 	}
@@ -175,7 +209,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	}
 	slices.SortFunc(rest, func(x, y string) int { return -tree.Compare(x, y) })
 	for _, d := range rest {
-		if s := a.srcIdx[d]; s != nil && s.Type == tree.TypeDir {
+		if s := a.srcEntry(d); s != nil && s.Type == tree.TypeDir {
 			a.dirMeta(d, s, nil)
 		}
 	}
@@ -406,7 +440,7 @@ func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
 func (a *applier) linksFor(s *tree.Entry) uint64 {
 	a.groupsOnce.Do(func() {
 		a.groups = map[string]uint64{}
-		for _, e := range a.srcIdx {
+		for _, e := range a.srcs {
 			if e.LinkTo != "" {
 				a.groups[e.LinkTo]++
 			}
@@ -565,16 +599,33 @@ func (a *applier) copyLocal(act *Action) bool {
 
 func (a *applier) record(p string, h uint64) {
 	a.mu.Lock()
-	a.hashes[p] = h
+	o := a.done[p]
+	o.hash = h
+	o.flags |= outHashed
+	a.done[p] = o
 	a.mu.Unlock()
 }
 
 // fetch asks the source for the content of the files and writes each into a
 // temp file that is renamed into place when complete and verified.
 func (a *applier) fetch(ctx context.Context, acts []*Action) error {
-	if len(acts) == 0 {
-		return nil
+	for len(acts) > 0 {
+		n := min(len(acts), fetchChunk)
+		if err := a.fetchSome(ctx, acts[:n]); err != nil {
+			return err
+		}
+		acts = acts[n:]
 	}
+	return nil
+}
+
+// fetchChunk bounds the files one Fetch call asks for: the requests of a
+// whole pull, with their index, were about 45 bytes per entry held through
+// the transfer. Between two calls the stream drains once (a round trip).
+const fetchChunk = 4096
+
+// fetchSome fetches the content of some files (see fetch).
+func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 	reqs := make([]*FetchRequest, len(acts))
 	byReq := make(map[*FetchRequest]*Action, len(acts))
 	g, gctx := errgroup.WithContext(ctx)
@@ -1030,14 +1081,16 @@ func (s *fileSink) finishFile(res FetchResult) error {
 	var placed unix.Stat_t
 	okPlaced := s.d.Lstat(s.name, &placed) == nil
 	s.cleanup()
-	a.record(act.Path, res.Hash)
 	a.mu.Lock()
+	o := a.done[act.Path]
+	o.hash = res.Hash
+	o.flags |= outHashed
 	if okPlaced {
-		if a.placed == nil {
-			a.placed = map[string]unix.Stat_t{}
-		}
-		a.placed[act.Path] = placed
+		o.dev, o.ino, o.nlink = placed.Dev, placed.Ino, uint32(placed.Nlink)
+		o.ctime, o.mtime = fsx.StatCtime(&placed), fsx.StatMtime(&placed)
+		o.flags |= outPlaced
 	}
+	a.done[act.Path] = o
 	a.stats.Files++
 	if act.Dst == nil {
 		a.stats.Created++
@@ -1170,7 +1223,7 @@ func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Di
 	fsx.PutBuf(bp)
 	f.Close()
 	if err == nil {
-		err = a.setMeta(d, tmp, a.srcIdx[act.Src.LinkTo], nil, a.openOurs(tree.TypeRegular))
+		err = a.setMeta(d, tmp, a.srcEntry(act.Src.LinkTo), nil, a.openOurs(tree.TypeRegular))
 	}
 	if err == nil {
 		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)

@@ -41,10 +41,11 @@ type DirSource struct {
 	log  *slog.Logger
 
 	mu         sync.Mutex
-	scanned    map[string]*tree.Entry // from the last Scan, with local identity
-	cache      map[string]*tree.Entry // hash cache loaded from CacheFile
-	cacheScope []tree.Scope           // what cache holds: nil for all of it
-	cacheDone  bool                   // cache was loaded (or there is none)
+	scanned    map[string]*tree.Entry   // from the last Scan, with local identity
+	cache      func(string) *tree.Entry // lookup in the hash cache loaded from CacheFile (nil: none)
+	cacheLen   int                      // entries in the cache
+	cacheScope []tree.Scope             // what cache holds: nil for all of it
+	cacheDone  bool                     // cache was loaded (or there is none)
 	dirty      bool
 	didScan    bool         // a full scan was made
 	scopes     []tree.Scope // the scopes of the scoped scans made
@@ -84,7 +85,7 @@ func (s *DirSource) loadCache(scopes []tree.Scope) {
 	case err != nil:
 		s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
 	default:
-		s.cache = m.index()
+		s.cache, s.cacheLen = m.finder(), len(m.Entries)
 	}
 }
 
@@ -120,8 +121,7 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	}
 	s.mu.Unlock()
 	if s.cache != nil {
-		cache := s.cache
-		wo.Previous = func(p string) *tree.Entry { return cache[p] }
+		wo.Previous = s.cache
 	}
 	res, err := Walk(ctx, s.root, wo)
 	if err != nil {
@@ -131,8 +131,8 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	// The walk has taken what it needed from the cache; the scanned
 	// entries carry the hashes now. Drop it before the transfer (a third
 	// of the heap of a full pull); saving reads the file again anyway.
-	cacheLen := len(s.cache)
-	s.cache, s.cacheDone = nil, false // a later scan loads it again
+	cacheLen := s.cacheLen
+	s.cache, s.cacheLen, s.cacheDone = nil, 0, false // a later scan loads it again
 	if res.Reread > 0 || res.HashedFiles > 0 || len(res.Entries) != cacheLen {
 		s.dirty = true
 	}
@@ -363,7 +363,11 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 		// A stream that only fetches (a pull's extra connection).
 		s.loadCache(nil)
 	}
-	if prev := s.cache[want.Path]; Unchanged(prev, e) && prev.Hashed() {
+	var prev *tree.Entry
+	if s.cache != nil {
+		prev = s.cache(want.Path)
+	}
+	if Unchanged(prev, e) && prev.Hashed() {
 		e.SetHash(prev.Hash)
 	}
 	if s.scanned == nil {

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"slices"
+
 	"github.com/goldsync/goldsync/imaging/tree"
 )
 
@@ -33,15 +35,16 @@ func (o Op) String() string {
 
 // Action is one step of a plan.
 type Action struct {
-	Op   Op
-	Path string
+	Op Op
+	// Replace says Dst is of another kind (or must get a new inode) and
+	// is removed or replaced by the action. (Beside Op: 8 bytes an action
+	// less than after Dst.)
+	Replace bool
+	Path    string
 	// Src is the source entry (nil for deletes).
 	Src *tree.Entry
 	// Dst is what the destination has at Path now (nil if nothing).
 	Dst *tree.Entry
-	// Replace says Dst is of another kind (or must get a new inode) and
-	// is removed or replaced by the action.
-	Replace bool
 	// From is the destination path OpCopy copies from.
 	From string
 }
@@ -84,10 +87,8 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 	// each source path's group leader.
 	type ino struct{ dev, ino uint64 }
 	dstByIno := make(map[ino][]string)
-	dstByPath := make(map[string]*tree.Entry, len(dst))
 	byHash := make(map[uint64]*tree.Entry)
 	for _, d := range dst {
-		dstByPath[d.Path] = d
 		if d.Type == tree.TypeRegular {
 			if d.Nlink > 1 {
 				k := ino{d.Dev, d.Ino}
@@ -100,9 +101,17 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			}
 		}
 	}
-	srcByPath := make(map[string]*tree.Entry, len(src))
+	// Lookups by path are binary searches of the sorted lists: a map of
+	// every path of each side cost the planner about 60 bytes per entry
+	// for lookups that only hard links make.
+	srcByPath := func(p string) *tree.Entry { return findEntry(src, p) }
+	dstByPath := func(p string) *tree.Entry { return findEntry(dst, p) }
+	// Only the inodes of hard-link leaders are asked about.
+	leaders := map[string]bool{}
 	for _, s := range src {
-		srcByPath[s.Path] = s
+		if s.LinkTo != "" {
+			leaders[s.LinkTo] = true
+		}
 	}
 	leader := func(s *tree.Entry) string {
 		if s.LinkTo != "" {
@@ -122,13 +131,13 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			if other == d.Path {
 				return false // s is the owner
 			}
-			if os, ok := srcByPath[other]; ok && os.Type == tree.TypeRegular {
+			if os := srcByPath(other); os != nil && os.Type == tree.TypeRegular {
 				return leader(os) != leader(s)
 			}
 		}
 		return false
 	}
-	newInode := make(map[string]bool) // source paths whose inode the plan replaces
+	newInode := newInodeSet{leaders: leaders, set: map[string]bool{}} // source paths whose inode the plan replaces
 
 	// Problems in a source directory make its subtree unknown: never delete
 	// beneath it.
@@ -143,30 +152,7 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 	}
 
 	var dirMeta []Action
-	i, j := 0, 0
-	for i < len(src) || j < len(dst) {
-		var s, d *tree.Entry
-		switch {
-		case j >= len(dst):
-			s = src[i]
-			i++
-		case i >= len(src):
-			d = dst[j]
-			j++
-		default:
-			switch c := tree.Compare(src[i].Path, dst[j].Path); {
-			case c < 0:
-				s = src[i]
-				i++
-			case c > 0:
-				d = dst[j]
-				j++
-			default:
-				s, d = src[i], dst[j]
-				i++
-				j++
-			}
-		}
+	for s, d := range tree.Merge(src, dst) {
 		if s == nil {
 			if opts.NoDelete || !scopeSet.Covers(d.Path) || keep(d.Path) {
 				continue
@@ -203,12 +189,12 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			if s.LinkTo != "" {
 				// Already the same inode as its leader, and the leader
 				// keeps its inode?
-				l := dstByPath[s.LinkTo]
-				if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !newInode[s.LinkTo] {
+				l := dstByPath(s.LinkTo)
+				if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !newInode.has(s.LinkTo) {
 					continue // metadata comes with the leader's
 				}
 				p.Actions = append(p.Actions, Action{Op: OpLink, Path: s.Path, Src: s, Dst: d, Replace: true})
-				newInode[s.Path] = true
+				newInode.add(s.Path)
 				continue
 			}
 			if sharesWrongly(s, d) {
@@ -229,7 +215,7 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			}
 			p.Actions = append(p.Actions, Action{Op: OpFetch, Path: s.Path, Src: s, Dst: d})
 			p.FetchBytes += s.Size
-			newInode[s.Path] = true
+			newInode.add(s.Path)
 		case tree.TypeSymlink, tree.TypeCharDev, tree.TypeBlockDev:
 			if s.Target != d.Target || s.Rdev != d.Rdev {
 				p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
@@ -251,13 +237,13 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 }
 
 // create returns the action that makes s exist where d (maybe nil) is.
-func (p *Plan) create(s, d *tree.Entry, replace bool, byHash map[uint64]*tree.Entry, newInode map[string]bool) []Action {
+func (p *Plan) create(s, d *tree.Entry, replace bool, byHash map[uint64]*tree.Entry, newInode newInodeSet) []Action {
 	a := Action{Path: s.Path, Src: s, Dst: d, Replace: replace}
 	switch s.Type {
 	case tree.TypeDir:
 		a.Op = OpMkdir
 	case tree.TypeRegular:
-		newInode[s.Path] = true
+		newInode.add(s.Path)
 		switch {
 		case s.LinkTo != "":
 			a.Op = OpLink
@@ -274,4 +260,28 @@ func (p *Plan) create(s, d *tree.Entry, replace bool, byHash map[uint64]*tree.En
 		a.Op = OpSpecial
 	}
 	return []Action{a}
+}
+
+// newInodeSet records the source paths whose inode a plan replaces, for
+// the hard-link leaders only (nothing else is asked).
+type newInodeSet struct {
+	leaders, set map[string]bool
+}
+
+func (n newInodeSet) add(p string) {
+	if n.leaders[p] {
+		n.set[p] = true
+	}
+}
+
+func (n newInodeSet) has(p string) bool { return n.set[p] }
+
+// findEntry returns the entry at path p of a list sorted in tree.Compare
+// order, or nil.
+func findEntry(es []*tree.Entry, p string) *tree.Entry {
+	i, ok := slices.BinarySearchFunc(es, p, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
+	if !ok {
+		return nil
+	}
+	return es[i]
 }

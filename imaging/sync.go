@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -181,17 +182,18 @@ func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcE
 		return nil, err
 	}
 	defer ret.close()
-	srcIdx := make(map[string]*tree.Entry, len(srcEntries))
-	for _, e := range srcEntries {
-		srcIdx[e.Path] = e
+	byPath := func(x, y *tree.Entry) int { return tree.Compare(x.Path, y.Path) }
+	if !slices.IsSortedFunc(srcEntries, byPath) {
+		srcEntries = slices.Clone(srcEntries)
+		slices.SortFunc(srcEntries, byPath)
 	}
 	excl, err := exclude.New(opts.Excludes)
 	if err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
 	}
-	a := &applier{root: root, src: src, plan: plan, srcIdx: srcIdx, opts: opts, log: log, ret: ret, excl: excl,
-		owner: os.Geteuid() == 0, touched: map[string]bool{}, dirs: map[string]bool{},
-		failed: map[string]bool{}, hashes: map[string]uint64{}, stats: stats}
+	a := &applier{root: root, src: src, plan: plan, srcs: srcEntries, opts: opts, log: log, ret: ret, excl: excl,
+		owner: os.Geteuid() == 0, done: map[string]outcome{}, dirs: map[string]bool{},
+		failed: map[string]bool{}, stats: stats}
 	for _, f := range setup {
 		f(a)
 	}
@@ -402,9 +404,8 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 			dstWalk = &WalkResult{}
 			return nil
 		}
-		idx := prev.index()
 		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log,
-			Previous: func(p string) *tree.Entry { return idx[p] },
+			Previous: prev.finder(),
 			Temps:    func(p string) { temps = append(temps, p) }}
 		if !isFull(scopes) {
 			wo.Scopes = scopes
@@ -421,7 +422,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		}
 		// The manifest has done its work (the walk's cache): let it go
 		// before the transfer, it is a third of the heap of a full run.
-		prevLen, prev, idx = len(prev.Entries), nil, nil
+		prevLen, prev = len(prev.Entries), nil
 		if err != nil {
 			return fmt.Errorf("scan destination: %w", err)
 		}
@@ -462,13 +463,12 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log, Scopes: deeper,
 			Temps: func(p string) { temps = append(temps, p) }}
 		loadPrev(deeper)
-		idx := prev.index()
-		wo.Previous = func(p string) *tree.Entry { return idx[p] }
+		wo.Previous = prev.finder()
 		if excl != nil {
 			wo.Exclude = excl
 		}
 		sub, err := Walk(ctx, root, wo)
-		prev, idx = nil, nil
+		prev = nil
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -535,18 +535,19 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		}
 		return res, nil
 	}
-	m := newManifest(root, srcEntries, dstWalk.Entries, a)
+	recorded := manifestSeq(root, srcEntries, dstWalk.Entries, a)
 	var serr error
 	if isFull(scope) {
-		serr = m.Save(sp.Manifest)
+		serr = saveManifestSeq(sp.Manifest, recorded)
 	} else {
 		// A scoped run saw only part of the destination: record that part
 		// (in time proportional to it); the rest stays as recorded.
 		set := tree.NewScopeSet(scope)
-		in := m.Entries[:0]
-		for _, e := range m.Entries {
+		var in []*tree.Entry
+		for e := range recorded {
 			if set.Covers(e.Path) {
-				in = append(in, e)
+				c := *e
+				in = append(in, &c)
 			}
 		}
 		serr = UpdateManifest(sp.Manifest, scope, in)
@@ -711,112 +712,130 @@ func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
 // have a path.
 func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
 	out := make([]*tree.Entry, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j >= len(b):
-			out = append(out, a[i])
-			i++
-		case i >= len(a):
-			out = append(out, b[j])
-			j++
-		default:
-			switch c := tree.Compare(a[i].Path, b[j].Path); {
-			case c < 0:
-				out = append(out, a[i])
-				i++
-			case c > 0:
-				out = append(out, b[j])
-				j++
-			default:
-				out = append(out, a[i])
-				i++
-				j++
-			}
+	for x, y := range tree.Merge(a, b) {
+		if x == nil {
+			x = y
 		}
+		out = append(out, x)
 	}
 	return out
 }
 
-// newManifest builds the destination's manifest after an apply: source
-// entries for what was applied (with the destination's identity), the old
-// destination entries for what failed or lay outside the scope.
-func newManifest(root *fsx.Root, src, dst []*tree.Entry, a *applier) *Manifest {
-	dstIdx := make(map[string]*tree.Entry, len(dst))
-	for _, d := range dst {
-		dstIdx[d.Path] = d
-	}
-	m := &Manifest{Entries: make([]*tree.Entry, 0, len(src))}
-	seen := make(map[string]bool, len(src))
-	linked := map[string]bool{} // leaders of hard-link groups
-	for _, s := range src {
-		if s.LinkTo != "" {
-			linked[s.LinkTo] = true
-		}
-	}
-	for _, s := range src {
-		seen[s.Path] = true
-		if a.failed[s.Path] {
-			if d := dstIdx[s.Path]; d != nil {
-				m.Entries = append(m.Entries, d)
+// manifestSeq yields the destination's manifest after an apply, in
+// tree.Compare order: source entries for what was applied (with the
+// destination's identity), the old destination entries for what failed or
+// lay outside the scope, hard links resolved as ResolveHardLinks does.
+//
+// It merges the two sorted lists (no index of either: two maps of every
+// path were a third of this step's heap) and yields each entry in one of
+// two scratch entries, reused once the next is asked for, so a full run's
+// manifest is written without a copy of the list (which was the largest
+// part of a full pull's peak heap). The inputs are not changed: a local
+// Source (DirSource) hands out the entries of its own hash cache. The
+// hard-link table holds multiply-linked inodes only; a group leader
+// recorded without a hash is not given a member's (ResolveHardLinks does),
+// which costs the next walk one re-read, never a wrong file.
+func manifestSeq(root *fsx.Root, src, dst []*tree.Entry, a *applier) iter.Seq[*tree.Entry] {
+	return func(yield func(*tree.Entry) bool) {
+		linked := map[string]bool{} // leaders of the source's hard-link groups
+		for _, s := range src {
+			if s.LinkTo != "" {
+				linked[s.LinkTo] = true
 			}
-			continue
 		}
-		e := s.Clone()
-		e.Problem = ""
-		d := dstIdx[s.Path]
-		if h, ok := a.hashes[s.Path]; ok {
-			e.SetHash(h)
-		} else if e.Type == tree.TypeRegular && !e.Hashed() && d != nil && d.Hashed() && d.Size == e.Size {
-			// Unchanged (the plan found nothing to do) is not possible
-			// without both hashes; keep whatever the destination knew.
-			e.SetHash(d.Hash)
+		type key struct{ dev, ino uint64 }
+		type leader struct {
+			path   string
+			hash   uint64
+			hashed bool
 		}
-		if !a.touched[s.Path] && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched[s.LinkTo]) {
-			e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
-			if !tree.SameMeta(s, d) || s.Size != d.Size || e.Hash != d.Hash {
-				// Planned but not done (the run stopped first): this
-				// records the source's attributes, not the destination's,
-				// so force a re-read next time, or the walker would trust
-				// them and the change would never be made.
-				e.Ctime = 0
+		leaders := map[key]leader{}
+		var scratch [2]tree.Entry
+		k := 0
+		for s, d := range tree.Merge(src, dst) {
+			e := &scratch[k]
+			if s == nil {
+				// Kept (outside the scope, deletes skipped, or a delete failed)?
+				st, ok := lstat(root, d.Path)
+				if !ok || st.Ino != d.Ino || st.Dev != d.Dev {
+					continue
+				}
+				*e = *d
+			} else if !manifestEntry(e, root, s, d, a, linked) {
+				continue
 			}
-		} else if st, ok := a.placed[s.Path]; ok && s.LinkTo == "" && !linked[s.Path] {
-			// Written by this run and no hard link made to it since: its
-			// lstat was taken when it was put in place.
-			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
-			e.Mtime = fsx.StatMtime(&st)
-		} else if !a.touched[s.Path] && (d == nil || d.Type != s.Type) {
-			// Planned but never done (the run stopped first, or the
-			// source lost the connection): whatever sits at the path now
-			// was not put there by this run, and the manifest must not
-			// vouch for it with the source's hash (the next walk would
-			// trust a same-size file planted there). Not recorded: the
-			// next run reads it afresh.
-			continue
-		} else if st, ok := lstat(root, s.Path); ok && (a.touched[s.Path] || (st.Dev == d.Dev && st.Ino == d.Ino)) {
-			e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
-			e.Mtime = fsx.StatMtime(&st)
-		} else {
-			continue
-		}
-		if s.Problem != "" {
-			e.Problem = s.Problem
-		}
-		m.Entries = append(m.Entries, e)
-	}
-	for _, d := range dst {
-		if seen[d.Path] {
-			continue
-		}
-		// Kept (outside the scope, deletes skipped, or a delete failed)?
-		if st, ok := lstat(root, d.Path); ok && st.Ino == d.Ino && st.Dev == d.Dev {
-			m.Entries = append(m.Entries, d)
+			k ^= 1
+			e.LinkTo = ""
+			if e.Type == tree.TypeRegular && e.Nlink >= 2 {
+				if l, ok := leaders[key{e.Dev, e.Ino}]; ok {
+					e.LinkTo = l.path
+					if l.hashed {
+						e.SetHash(l.hash)
+					}
+				} else {
+					leaders[key{e.Dev, e.Ino}] = leader{path: e.Path, hash: e.Hash, hashed: e.Hashed()}
+				}
+			}
+			if !yield(e) {
+				return
+			}
 		}
 	}
-	m.sort()
-	ResolveHardLinks(m.Entries)
-	return m
+}
+
+// manifestEntry sets *e to what the manifest records for source entry s,
+// with d the destination's entry at its path before the run (or nil): s
+// with the destination's identity, or d when the run failed there. It
+// returns false when nothing can be vouched for.
+func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, linked map[string]bool) bool {
+	if a.failed[s.Path] {
+		if d == nil {
+			return false
+		}
+		*e = *d
+		return true
+	}
+	*e = *s // shallow: xattrs are never changed in place
+	o := a.outcomeOf(s.Path)
+	if o.flags&outHashed != 0 {
+		e.SetHash(o.hash)
+	} else if e.Type == tree.TypeRegular && !e.Hashed() && d != nil && d.Hashed() && d.Size == e.Size {
+		// Unchanged (the plan found nothing to do) is not possible
+		// without both hashes; keep whatever the destination knew.
+		e.SetHash(d.Hash)
+	}
+	switch {
+	case o.flags&outTouched == 0 && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched(s.LinkTo)):
+		e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
+		if !tree.SameMeta(s, d) || s.Size != d.Size || e.Hash != d.Hash {
+			// Planned but not done (the run stopped first): this
+			// records the source's attributes, not the destination's,
+			// so force a re-read next time, or the walker would trust
+			// them and the change would never be made.
+			e.Ctime = 0
+		}
+	case o.flags&outPlaced != 0 && s.LinkTo == "" && !linked[s.Path]:
+		// Written by this run and no hard link made to it since: its
+		// lstat was taken when it was put in place.
+		e.Dev, e.Ino, e.Ctime, e.Nlink = o.dev, o.ino, o.ctime, o.nlink
+		e.Mtime = o.mtime
+	case o.flags&outTouched == 0 && (d == nil || d.Type != s.Type):
+		// Planned but never done (the run stopped first, or the
+		// source lost the connection): whatever sits at the path now
+		// was not put there by this run, and the manifest must not
+		// vouch for it with the source's hash (the next walk would
+		// trust a same-size file planted there). Not recorded: the
+		// next run reads it afresh.
+		return false
+	default:
+		st, ok := lstat(root, s.Path)
+		if !ok || !(o.flags&outTouched != 0 || (st.Dev == d.Dev && st.Ino == d.Ino)) {
+			return false
+		}
+		e.Dev, e.Ino, e.Ctime, e.Nlink = st.Dev, st.Ino, fsx.StatCtime(&st), uint32(st.Nlink)
+		e.Mtime = fsx.StatMtime(&st)
+	}
+	return true
 }
 
 func lstat(root *fsx.Root, p string) (unix.Stat_t, bool) {

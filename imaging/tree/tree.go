@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 )
 
@@ -340,7 +341,21 @@ type Checker struct {
 	n     int
 	bytes int64
 	last  string
-	types map[string]Type
+	// open are the entries on the path to the last one (its ancestors
+	// that were sent, and itself): in Compare order an entry's parent, if
+	// sent, is among them. A map of every path's type was 30-40 bytes an
+	// entry, in each of a receiver's two checkers.
+	open []openEntry
+	// regular holds the regular files sent, as keyed hashes (hard-link
+	// targets must be among them): 8 bytes and no path an entry. The seed
+	// is random per checker, so a peer cannot aim for a collision.
+	regular map[uint64]struct{}
+	seed    maphash.Seed
+}
+
+type openEntry struct {
+	path string
+	typ  Type
 }
 
 // DefaultMaxBytes is Checker's default bound on the entries' memory: about
@@ -383,29 +398,39 @@ func (c *Checker) Add(e *Entry) error {
 	} else {
 		c.bytes += cost
 	}
-	if c.types == nil {
-		c.types = make(map[string]Type)
+	if c.regular == nil {
+		c.regular = make(map[uint64]struct{})
+		c.seed = maphash.MakeSeed()
 	}
 	if c.n > 0 && Compare(c.last, e.Path) >= 0 {
 		return fmt.Errorf("entry %q: out of order or duplicate after %q", truncate(e.Path), truncate(c.last))
 	}
+	for len(c.open) > 0 && !IsWithin(e.Path, c.open[len(c.open)-1].path) {
+		c.open = c.open[:len(c.open)-1]
+	}
 	if e.Path != Root {
-		pt, ok := c.types[Dir(e.Path)]
+		var parent *openEntry
+		if k := len(c.open); k > 0 && c.open[k-1].path == Dir(e.Path) {
+			parent = &c.open[k-1]
+		}
 		switch {
-		case ok && pt != TypeDir:
-			return fmt.Errorf("entry %q: parent is a %s", truncate(e.Path), pt)
-		case !ok && !c.Partial:
+		case parent != nil && parent.typ != TypeDir:
+			return fmt.Errorf("entry %q: parent is a %s", truncate(e.Path), parent.typ)
+		case parent == nil && !c.Partial:
 			return fmt.Errorf("entry %q: parent not sent", truncate(e.Path))
 		}
 	} else if c.n > 0 {
 		return fmt.Errorf("root entry not first")
 	}
 	if e.LinkTo != "" {
-		if t, ok := c.types[e.LinkTo]; !ok || t != TypeRegular {
+		if _, ok := c.regular[maphash.String(c.seed, e.LinkTo)]; !ok {
 			return fmt.Errorf("entry %q: hard link to %q, which is not an earlier regular file", truncate(e.Path), truncate(e.LinkTo))
 		}
 	}
-	c.types[e.Path] = e.Type
+	if e.Type == TypeRegular {
+		c.regular[maphash.String(c.seed, e.Path)] = struct{}{}
+	}
+	c.open = append(c.open, openEntry{path: e.Path, typ: e.Type})
 	c.last = e.Path
 	c.n++
 	return nil

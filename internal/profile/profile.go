@@ -4,8 +4,9 @@
 //
 //	GOLDSYNC_PROFILE=/tmp/prof goldsync pull ...
 //
-// writes /tmp/prof.<program>.<pid>.cpu and .heap (the heap at exit). The
-// variable reaches a remote agent only if ssh passes it (SendEnv/AcceptEnv)
+// writes /tmp/prof.<program>.<pid>.cpu, .heap (the heap at exit) and
+// .peak (the live heap when it was largest: sampled every 250 ms, rewritten
+// each time the live heap grows by a tenth). The variable reaches a remote agent only if ssh passes it (SendEnv/AcceptEnv)
 // or a wrapper script sets it.
 package profile
 
@@ -14,7 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"sync"
+	"time"
 )
 
 // Env is the environment variable naming the profile path prefix.
@@ -39,7 +43,9 @@ func Start() func() {
 		cpu.Close()
 		return func() {}
 	}
+	stopPeak := watchPeak(base + ".peak")
 	return func() {
+		stopPeak()
 		pprof.StopCPUProfile()
 		cpu.Close()
 		runtime.GC()
@@ -48,4 +54,41 @@ func Start() func() {
 			f.Close()
 		}
 	}
+}
+
+// watchPeak samples the live heap and writes an in-use heap profile to path
+// whenever it has grown by a tenth since the last one, until the returned
+// function is called.
+func watchPeak(path string) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var written uint64
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			live := sample[0].Value.Uint64()
+			if live < written+written/10 || live < 4<<20 {
+				continue
+			}
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+				written = live
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }

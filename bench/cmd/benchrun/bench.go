@@ -67,6 +67,10 @@ const (
 	toolRsync    = "rsync"
 	toolGoldsync = "goldsync"
 	toolCp       = "cp-loop" // the snapshot build's shell loop
+	// toolTar is the copy floor of a full pull: one tar stream over the
+	// same ssh into an empty dir, writing in place (no temp + rename, no
+	// comparison). A baseline row of the full scenario only.
+	toolTar = "tar-floor"
 )
 
 // excludes are the seed procedure's, given to both tools.
@@ -356,6 +360,19 @@ func (b *bench) command(ctx context.Context, t *tree, tool string, pm pushMode) 
 		return exec.CommandContext(ctx, args[0], args[1:]...)
 	}
 	switch tool {
+	case toolTar:
+		// ssh golden 'tar -C SRC ... -cf - .' | tar -C DEST ... -xpf -,
+		// the remote tar under rusage -count (its CPU, memory and bytes).
+		rtar := sshtest.ShellQuote(filepath.Join(b.c.bin, "rusage")) + " -o " + sshtest.ShellQuote(b.remUsage) +
+			" -tag tar -count -- tar -C " + sshtest.ShellQuote(t.dir) + " --xattrs --acls --numeric-owner --sparse"
+		for _, e := range excludes {
+			rtar += " " + sshtest.ShellQuote("--exclude=."+e)
+		}
+		rtar += " -cf - ."
+		remote := commandLine(b.srv.Command(ctx, rtar))
+		script := "mkdir -p " + sshtest.ShellQuote(dst) + " && " + remote + " | tar -C " + sshtest.ShellQuote(dst) +
+			" --xattrs --xattrs-include='*' --acls --numeric-owner -xpf -"
+		args = []string{"bash", "-c", "set -o pipefail; " + script}
 	case toolRsync:
 		args = []string{"rsync", "-aHAXS", "--numeric-ids", "--delete", "--stats", "-e", b.rsh, "--rsync-path", b.rsyncPath}
 		for _, e := range excludes {
@@ -410,7 +427,7 @@ func (b *bench) runTool(ctx context.Context, t *tree, tool string, pm pushMode) 
 		r.OK = true
 	}
 	switch {
-	case pm != noPush:
+	case pm != noPush, tool == toolTar:
 	case tool == toolRsync:
 		sent, recv, perr := rsyncWire(stdout.Bytes())
 		if perr != nil && r.OK {
@@ -439,6 +456,9 @@ func (b *bench) runTool(ctx context.Context, t *tree, tool string, pm pushMode) 
 	r.CPURem, r.RSSRem = cpu, rss
 	if n == 0 && r.OK {
 		r.Note = "remote usage not recorded"
+	}
+	if tool == toolTar {
+		r.Wire = wire
 	}
 	if pm != noPush {
 		// The push runs on the golden node and the receiver on the image

@@ -50,6 +50,7 @@ type config struct {
 	snapshot  string
 	watchBack string
 	verbose   bool
+	noFloor   bool // no tar copy-floor row in the full scenario
 	timeout   time.Duration
 	notes     []string // said in the results
 }
@@ -66,7 +67,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	c := &config{}
-	sizes := flag.String("sizes", "10000,50000", "synthetic tree sizes (regular files), comma-separated")
+	sizes := flag.String("sizes", "10000,50000", "synthetic tree sizes (regular files), comma-separated; 10k and 1M also work")
 	trees := flag.String("trees", "synthetic,debian,sparse", "tree kinds to run: synthetic, debian, sparse")
 	scen := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run")
 	modes := flag.String("modes", "warm,cold", "cache modes: warm, cold (cold drops the page cache before each run)")
@@ -81,6 +82,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&c.snapshot, "snapshot-script", "bench/snapshot/run.sh", "the snapshot builder's benchmark script (bench/snapshot/run.sh); n/a when missing")
 	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenarios: auto, fanotify, inotify")
 	flag.BoolVar(&c.verbose, "v", false, "log every command")
+	flag.BoolVar(&c.noFloor, "no-floor", false, "leave out the full scenario's copy-floor row (ssh tar | tar into an empty dir)")
 	flag.DurationVar(&c.timeout, "run-timeout", 30*time.Minute, "give up on one tool run after this long")
 	flag.Parse()
 	if c.report {
@@ -97,7 +99,7 @@ func run(ctx context.Context) error {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		n, err := strconv.Atoi(strings.ReplaceAll(strings.ToLower(s), "k", "000"))
+		n, err := strconv.Atoi(strings.NewReplacer("k", "000", "m", "000000").Replace(strings.ToLower(s)))
 		if err != nil || n < 1000 {
 			return fmt.Errorf("bad size %q", s)
 		}

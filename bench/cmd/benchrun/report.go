@@ -108,7 +108,10 @@ func writeResults(c *config, b *bench, runs []Run) error {
 	if err := writeMarkdown(filepath.Join(c.out, "summary.md"), c, b, sums); err != nil {
 		return err
 	}
-	return writePlot(filepath.Join(c.out, "wall.png"), sums)
+	if err := writePlot(filepath.Join(c.out, "wall.png"), sums); err != nil {
+		return err
+	}
+	return writeRSSPlot(filepath.Join(c.out, "rss.png"), sums)
 }
 
 func writeCSV(path string, header []string, body func(*csv.Writer)) error {
@@ -187,7 +190,9 @@ type summary struct {
 	Scenario, Mode        string
 	Base                  string // rsync, or cp-loop for the snapshot build
 	B, G                  toolStats
-	WallRatio             float64 // median over pairs of goldsync/base
+	F                     toolStats // the copy floor (tar), full pulls only
+	WallRatio             float64   // median over pairs of goldsync/base
+	FloorRatio            float64   // median over pairs of goldsync/floor
 	WireRatio             float64
 	RSSRatio, RSSRemRatio float64
 	CPURatio              float64 // (local+remote) medians
@@ -198,7 +203,9 @@ type summary struct {
 var summaryHeader = []string{"tree", "entries", "scenario", "mode", "baseline",
 	"base_n", "base_wall_med_s", "base_wall_min_s", "base_wall_max_s", "base_cpu_local_s", "base_cpu_remote_s", "base_rss_local_max_bytes", "base_rss_local_tree_bytes", "base_rss_remote_bytes", "base_wire_bytes",
 	"gs_n", "gs_wall_med_s", "gs_wall_min_s", "gs_wall_max_s", "gs_cpu_local_s", "gs_cpu_remote_s", "gs_rss_local_max_bytes", "gs_rss_local_tree_bytes", "gs_rss_remote_bytes", "gs_wire_bytes",
-	"wall_ratio_median", "cpu_ratio", "rss_local_ratio", "rss_remote_ratio", "wire_ratio", "load1_median", "started", "note"}
+	"wall_ratio_median", "cpu_ratio", "rss_local_ratio", "rss_remote_ratio", "wire_ratio", "load1_median", "started", "note",
+	"floor_n", "floor_wall_med_s", "floor_wall_min_s", "floor_wall_max_s", "floor_cpu_local_s", "floor_cpu_remote_s", "floor_rss_local_max_bytes", "floor_rss_local_tree_bytes", "floor_rss_remote_bytes", "floor_wire_bytes",
+	"wall_ratio_floor_median", "gs_rss_local_bytes_per_entry", "gs_rss_remote_bytes_per_entry"}
 
 func (s summary) record() []string {
 	f := func(v float64) string {
@@ -215,7 +222,17 @@ func (s summary) record() []string {
 	out = append(out, ts(s.B)...)
 	out = append(out, ts(s.G)...)
 	note := strings.TrimSpace(s.G.Note + " " + s.B.Note)
-	return append(out, f(s.WallRatio), f(s.CPURatio), f(s.RSSRatio), f(s.RSSRemRatio), f(s.WireRatio), f(s.Load), s.Started, note)
+	out = append(out, f(s.WallRatio), f(s.CPURatio), f(s.RSSRatio), f(s.RSSRemRatio), f(s.WireRatio), f(s.Load), s.Started, note)
+	out = append(out, ts(s.F)...)
+	return append(out, f(s.FloorRatio), f(perEntry(s.G.RSSTree, s.Entries)), f(perEntry(s.G.RSSRem, s.Entries)))
+}
+
+// perEntry is a peak RSS in bytes per entry of the tree.
+func perEntry(rss int64, entries int) float64 {
+	if rss <= 0 || entries <= 0 {
+		return math.NaN()
+	}
+	return float64(rss) / float64(entries)
 }
 
 func median(xs []float64) float64 {
@@ -290,13 +307,15 @@ func summarize(all []Run) []summary {
 	for _, k := range order {
 		rs := groups[k]
 		s := summary{Tree: k.tree, Entries: rs[0].Entries, Scenario: k.sc, Mode: k.mode, Base: toolRsync, Started: rs[0].Started}
-		var base, gs []Run
+		var base, gs, floor []Run
 		var loads []float64
 		for _, r := range rs {
 			loads = append(loads, r.Load1)
 			switch r.Tool {
 			case toolGoldsync:
 				gs = append(gs, r)
+			case toolTar:
+				floor = append(floor, r)
 			default:
 				base = append(base, r)
 			}
@@ -321,6 +340,14 @@ func summarize(all []Run) []summary {
 			}
 		}
 		s.WallRatio = median(pr)
+		s.F = stats(floor)
+		pr = pr[:0]
+		for p, g := range s.G.pairs {
+			if fw, ok := s.F.pairs[p]; ok && fw > 0 {
+				pr = append(pr, g/fw)
+			}
+		}
+		s.FloorRatio = median(pr)
 		s.CPURatio = ratio(s.G.CPULocal+s.G.CPURem, s.B.CPULocal+s.B.CPURem)
 		s.RSSRatio = ratio(float64(s.G.RSSTree), float64(s.B.RSSTree))
 		s.RSSRemRatio = ratio(float64(s.G.RSSRem), float64(s.B.RSSRem))
@@ -342,6 +369,7 @@ var targets = []struct {
 	trees          string // "sparse" for the sparse-heavy tree only, "" for all but sparse
 }{
 	{scenario: "full", what: "wall, full pull", limit: 0.5, value: func(s summary) float64 { return s.WallRatio }},
+	{scenario: "full", what: "wall, full pull vs the copy floor (ssh tar | tar)", limit: 1.0, value: func(s summary) float64 { return s.FloorRatio }},
 	{scenario: "nochange", what: "wall, no change", limit: 0.1, value: func(s summary) float64 { return s.WallRatio }},
 	{scenario: "push", what: "wall, agent push of a yum-like change (vs rsync's pull of it)", limit: 0.05, value: func(s summary) float64 { return s.WallRatio }},
 	{scenario: "push-shared", what: "wall, agent push over a shared ssh connection (watch --push-to) vs rsync's pull of the change", limit: 0.05, value: func(s summary) float64 { return s.WallRatio }},
@@ -433,6 +461,32 @@ func writeMarkdown(path string, c *config, b *bench, sums []summary) error {
 		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Tree, s.Entries, scen, s.Mode,
 			wallCell(s.B), wallCell(s.G), fmtF(s.WallRatio, 2), cpu(s.B), cpu(s.G), rss(s.B), rss(s.G), wire(s.B), wire(s.G), fmtF(s.WireRatio, 2), fmtF(s.Load, 1))
 	}
+	p("\n## Full pulls against the copy floor\n\n")
+	p("The floor is `ssh golden 'tar -C SRC --xattrs --acls --numeric-owner --sparse -cf - .' | tar -C DEST --xattrs --xattrs-include='*' --acls --numeric-owner -xpf -` ")
+	p("into an empty dir, over the same sshd, in the same pairs (rsync, goldsync, tar).\n\n")
+	p("| tree | entries | mode | tar wall s | goldsync wall s | goldsync/tar | CPU s tar | RSS MiB tar | wire MiB tar |\n|---|---:|---|---|---|---:|---|---|---:|\n")
+	for _, s := range sums {
+		if s.Scenario != "full" || s.F.N == 0 {
+			continue
+		}
+		p("| %s | %d | %s | %s | %s | %s | %s + %s | %s / %s | %s |\n", s.Tree, s.Entries, s.Mode, wallCell(s.F), wallCell(s.G), fmtF(s.FloorRatio, 2),
+			fmtF(s.F.CPULocal, 1), fmtF(s.F.CPURem, 1), fmtMiB(s.F.RSSTree), fmtMiB(s.F.RSSRem), fmtMiB(s.F.Wire))
+	}
+	p("\n## Memory per entry\n\nPeak RSS (MiB) and bytes per entry of the tree, image server / golden node; plot: `rss.png`.\n\n")
+	p("| tree | entries | scenario | mode | rsync MiB | goldsync MiB | goldsync B/entry | tar MiB |\n|---|---:|---|---|---|---|---|---|\n")
+	for _, s := range sums {
+		if s.Scenario == "snapshot" || isPush(s.Scenario) || s.G.N == 0 {
+			continue
+		}
+		two := func(t toolStats) string {
+			if t.N == 0 {
+				return "–"
+			}
+			return fmtMiB(t.RSSTree) + " / " + fmtMiB(t.RSSRem)
+		}
+		p("| %s | %d | %s | %s | %s | %s | %s / %s | %s |\n", s.Tree, s.Entries, s.Scenario, s.Mode, two(s.B), two(s.G),
+			fmtF(perEntry(s.G.RSSTree, s.Entries), 0), fmtF(perEntry(s.G.RSSRem, s.Entries), 0), two(s.F))
+	}
 	p("\n## Against the targets\n\n| target | limit | measured (tree, mode) | met |\n|---|---:|---|---|\n")
 	type scored struct {
 		v    float64
@@ -513,7 +567,7 @@ func writeMarkdown(path string, c *config, b *bench, sums []summary) error {
 		p("- push: %s\n", b.pushNote)
 		p("- push-shared: %s\n", b.sharedNote)
 		p("- Command lines (SRC and DEST per tree):\n\n```\n")
-		for _, tool := range []string{toolRsync, toolGoldsync} {
+		for _, tool := range tools(b.c.noFloor) {
 			cmd := b.command(context.Background(), &tree{dir: "SRC"}, tool, noPush)
 			line := commandLine(cmd)
 			line = strings.Replace(line, b.dest(&tree{}, tool), "DEST", 1)
@@ -644,4 +698,82 @@ func (ticks125) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ts
+}
+
+// writeRSSPlot draws peak RSS against entry count, warm runs of the
+// synthetic trees: goldsync's and rsync's image-server side (solid) and
+// golden-node side (dashed) for the full, no-change and yum scenarios, and
+// the tar floor's.
+func writeRSSPlot(path string, sums []summary) error {
+	p := plot.New()
+	p.Title.Text = "peak RSS by tree size (synthetic trees, warm)"
+	p.X.Label.Text = "entries in the tree"
+	p.Y.Label.Text = "peak RSS (MiB)"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker, p.Y.Tick.Marker = ticks125{}, ticks125{}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	palette := []color.Color{
+		color.RGBA{R: 30, G: 90, B: 200, A: 255}, color.RGBA{R: 40, G: 160, B: 90, A: 255}, color.RGBA{R: 120, G: 60, B: 180, A: 255},
+		color.RGBA{R: 200, G: 40, B: 40, A: 255}, color.RGBA{R: 240, G: 140, B: 40, A: 255}, color.RGBA{R: 120, G: 120, B: 120, A: 255},
+	}
+	type series struct {
+		tool, sc string
+		pick     func(summary) toolStats
+	}
+	var ss []series
+	for _, sc := range []string{"full", "nochange", "yum"} {
+		ss = append(ss, series{toolGoldsync, sc, func(s summary) toolStats { return s.G }})
+	}
+	for _, sc := range []string{"full", "nochange", "yum"} {
+		ss = append(ss, series{toolRsync, sc, func(s summary) toolStats { return s.B }})
+	}
+	ss = append(ss, series{toolTar, "full", func(s summary) toolStats { return s.F }})
+	n := 0
+	for i, se := range ss {
+		for side, remote := range []bool{false, true} {
+			var xys plotter.XYs
+			for _, s := range sums {
+				if s.Scenario != se.sc || s.Mode != "warm" || !strings.HasPrefix(s.Tree, "syn") {
+					continue
+				}
+				t := se.pick(s)
+				v := t.RSSTree
+				if remote {
+					v = t.RSSRem
+				}
+				if t.N == 0 || v <= 0 {
+					continue
+				}
+				xys = append(xys, plotter.XY{X: float64(s.Entries), Y: float64(v) / (1 << 20)})
+			}
+			if len(xys) == 0 {
+				continue
+			}
+			sort.Slice(xys, func(i, j int) bool { return xys[i].X < xys[j].X })
+			l, pts, err := plotter.NewLinePoints(xys)
+			if err != nil {
+				return err
+			}
+			c := palette[i%len(palette)]
+			l.Color, pts.Color = c, c
+			l.Width = vg.Points(1.5)
+			pts.Shape = draw.CircleGlyph{}
+			where := "image server"
+			if side == 1 {
+				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+				pts.Shape = draw.TriangleGlyph{}
+				where = "golden node"
+			}
+			p.Add(l, pts)
+			p.Legend.Add(fmt.Sprintf("%s %s, %s", se.tool, se.sc, where), l, pts)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	p.Add(plotter.NewGrid())
+	p.Y.Max *= 8 // headroom for the legend
+	return p.Save(8*vg.Inch, 6*vg.Inch, path)
 }

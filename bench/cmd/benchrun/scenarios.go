@@ -56,7 +56,7 @@ func (b *bench) runAll(ctx context.Context) ([]Run, error) {
 				}
 			}
 			if sc == "full" {
-				for _, tool := range []string{toolRsync, toolGoldsync} {
+				for _, tool := range tools(b.c.noFloor) {
 					n, sample := b.verifyDest(ctx, t, tool)
 					b.verify[t.name+"/"+tool] = fmt.Sprintf("%d differences", n)
 					if n != 0 {
@@ -155,9 +155,13 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 			}
 		}
 	}
+	tools := []string{toolRsync, toolGoldsync}
+	if sc == "full" && !b.c.noFloor {
+		tools = append(tools, toolTar)
+	}
 	var runs []Run
 	for pair := 1; pair <= b.c.pairs; pair++ {
-		for _, tool := range []string{toolRsync, toolGoldsync} {
+		for _, tool := range tools {
 			if err := ctx.Err(); err != nil {
 				return runs, err
 			}
@@ -182,6 +186,14 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 		}
 	}
 	return runs, nil
+}
+
+// tools are the tools of the full scenario, whose destinations are checked.
+func tools(noFloor bool) []string {
+	if noFloor {
+		return []string{toolRsync, toolGoldsync}
+	}
+	return []string{toolRsync, toolGoldsync, toolTar}
 }
 
 // watchSettle is how long the watcher gets to journal a change (its
