@@ -460,3 +460,12 @@ func TestGenerationsOfMissingImage(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+// TestRsyncLineWithoutCommand: an rsync line with only the command renamed
+// is told to put pull first.
+func TestRsyncLineWithoutCommand(t *testing.T) {
+	_, errs, code := run(t, "-aHAXS", "--numeric-ids", "--delete", "src/", "dst/")
+	if code != exitUsage || !strings.Contains(errs, "goldsync pull -aHAXS --numeric-ids --delete src/ dst/") {
+		t.Errorf("exit %d, want %d, and a hint to put pull first:\n%s", code, exitUsage, errs)
+	}
+}
