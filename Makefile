@@ -23,7 +23,7 @@ deps: ## Install the Debian packages the tests need (as root; only what is missi
 	@bash scripts/ci-deps.sh
 
 .PHONY: toolchain
-toolchain: ## Check that $(GO) is the Go go.mod needs (and say how to get it)
+toolchain: ## Check that the Go in use is the one go.mod needs (and say how to get it)
 	@GO=$(GO) sh scripts/check-go.sh
 
 .PHONY: build

@@ -372,7 +372,11 @@ func typeMessage(msg string) string {
 			case strings.Contains(into, "config.raw"):
 				want = "a table"
 			}
-			return fmt.Sprintf("got a %s, want %s", from, want)
+			article := "a"
+			if from != "" && strings.ContainsRune("aeiou", rune(from[0])) {
+				article = "an"
+			}
+			return fmt.Sprintf("got %s %s, want %s", article, from, want)
 		}
 	}
 	return msg

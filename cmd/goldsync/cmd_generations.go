@@ -372,7 +372,11 @@ format: the changes a rollback from the second to the first would undo.`,
 				return printJSON(map[string]any{"image": ref.root, "removed": removed, "freed_bytes": freed})
 			}
 			if !g.quiet {
-				printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, human(freed))
+				if len(removed) == 0 {
+					printf("%s: no generation to remove\n", ref.root)
+				} else {
+					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, human(freed))
+				}
 			}
 			return nil
 		},
