@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -467,5 +468,28 @@ func TestRsyncLineWithoutCommand(t *testing.T) {
 	_, errs, code := run(t, "-aHAXS", "--numeric-ids", "--delete", "src/", "dst/")
 	if code != exitUsage || !strings.Contains(errs, "goldsync pull -aHAXS --numeric-ids --delete src/ dst/") {
 		t.Errorf("exit %d, want %d, and a hint to put pull first:\n%s", code, exitUsage, errs)
+	}
+}
+
+// TestPullJSONOnFailure: a pull that fails before it has a result still
+// prints a --json result object, with its exit code.
+func TestPullJSONOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{filepath.Join(dir, "nope"), filepath.Join(dir, "img")}, exitSelect},
+		{[]string{"--exclude", "/[x", dir, filepath.Join(dir, "img")}, exitUsage},
+	} {
+		out, _, code := run(t, append([]string{"pull", "--json"}, tt.args...)...)
+		var r struct {
+			OK       bool   `json:"ok"`
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.OK || r.Error == "" || r.ExitCode != tt.code || code != tt.code {
+			t.Errorf("pull --json %v: exit %d, stdout %q (%v); want a result object with exit_code %d", tt.args, code, out, err, tt.code)
+		}
 	}
 }

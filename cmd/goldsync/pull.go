@@ -32,6 +32,7 @@ type pullFlags struct {
 	excludes          []string
 	excludeFrom       []string
 	noDefaultExcludes bool
+	reported          bool // a result was printed
 	dryRun            bool
 	itemize           bool
 	maxDelete         int
@@ -273,7 +274,12 @@ Exit status: see "goldsync help exit-codes".`,
   goldsync pull -n -i node004:/ /diskless/i386/RHEL5-AS/root`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPull(cmd, g, f, args[0], args[1])
+			err := runPull(cmd, g, f, args[0], args[1])
+			if err != nil && !f.reported {
+				// Failed before a result: --json still prints one.
+				return jsonFailure(g, cmd.Context(), err)
+			}
+			return err
 		},
 	}
 	f.register(cmd)
@@ -325,6 +331,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	prog.done()
 	if res != nil {
 		report(g, f, src, dest, res, source, err, prog.shown())
+		f.reported = true
 	}
 	if f.metricsFile != "" {
 		if merr := writeMetrics(f.metricsFile, dest, res, err); merr != nil {
