@@ -30,8 +30,9 @@ const (
 	DefaultNodes    = "/etc/goldsync/nodes"
 )
 
-// DefaultExcludes are excluded from every image unless it sets
-// default_excludes = false: exclude.RootDefaults, see there why.
+// DefaultExcludes are excluded from an image whose source is a whole root
+// unless it sets default_excludes = false (and from any image with
+// default_excludes = true): exclude.RootDefaults, see there why.
 var DefaultExcludes = exclude.RootDefaults
 
 // Limits on values.
@@ -106,8 +107,9 @@ type Image struct {
 	// Root is the image directory, exported read-only to the clients.
 	Root string
 	// Excludes are the rsync-style patterns left out of the pull: the
-	// file's own excludes, then DefaultExcludes unless default_excludes is
-	// false.
+	// file's own excludes, then DefaultExcludes when the source is a whole
+	// root ("/", "host:/") and default_excludes is not false, or with any
+	// source when default_excludes is true.
 	Excludes []string
 	// StateDir holds the manifest, lock, retention links and the status
 	// of the last sync; default imaging.DefaultStateDir(Root).
@@ -638,7 +640,7 @@ func (v *checker) image(at string, ri rawImage) Image {
 	} else if sp.Host == "" {
 		// A trailing slash means nothing, as on the command line: an
 		// image is a whole tree.
-		v.absPath(at+".source", "source", strings.TrimSuffix(ri.Source, "/"))
+		v.absPath(at+".source", "source", filepath.Clean(ri.Source))
 	} else if !strings.HasPrefix(sp.Path, "/") {
 		v.add(at+".source", "image %s: source %q: the path on %s must be absolute", ri.Name, ri.Source, sp.Host)
 	}
@@ -651,7 +653,9 @@ func (v *checker) image(at string, ri rawImage) Image {
 		v.add(at+".state_dir", "image %s: state_dir %s is inside the image %s: put it outside the exported tree (the sync would delete it)", ri.Name, ri.StateDir, ri.Root)
 	}
 	img.Excludes = append([]string(nil), ri.Excludes...)
-	if ri.DefaultExcludes == nil || *ri.DefaultExcludes {
+	// As on the command line, the defaults are for a whole root (a golden
+	// node's "/"); default_excludes = true asks for them with any source.
+	if ri.DefaultExcludes == nil && isRootSource(ri.Source) || ri.DefaultExcludes != nil && *ri.DefaultExcludes {
 		img.Excludes = append(img.Excludes, DefaultExcludes...)
 	}
 	if _, err := exclude.New(img.Excludes); err != nil {
@@ -961,4 +965,11 @@ func (v *checker) export(re rawExport) Export {
 		v.add("export.max_per_ip", "export max_per_ip %d: want 0 (the default) or more", re.MaxPerIP)
 	}
 	return e
+}
+
+// isRootSource says whether an image's source is a whole root ("/",
+// "host:/"), as pull decides for the command line.
+func isRootSource(src string) bool {
+	sp, err := remote.ParseSpec(src)
+	return err == nil && exclude.IsRoot(sp.Path)
 }

@@ -2,10 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -360,6 +362,30 @@ s = 5
 	} {
 		if got := pos.line(path); got != want {
 			t.Errorf("line(%s) = %d, want %d", path, got, want)
+		}
+	}
+}
+
+// TestDefaultExcludesFollowTheSource: like pull, the default excludes are
+// a whole root's, unless default_excludes says otherwise.
+func TestDefaultExcludesFollowTheSource(t *testing.T) {
+	for _, tt := range []struct {
+		source, setting string
+		want            bool
+	}{
+		{"root@node004:/", "", true},
+		{"/srv/golden", "", false},
+		{"node004:/srv/chroot", "", false},
+		{"/srv/golden", "default_excludes = true", true},
+		{"node004:/", "default_excludes = false", false},
+	} {
+		doc := fmt.Sprintf("[[image]]\nname = \"i\"\nsource = %q\nroot = \"/diskless/i/root\"\n%s\n", tt.source, tt.setting)
+		c, err := Parse("g.toml", []byte(doc))
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.source, tt.setting, err)
+		}
+		if got := slices.Contains(c.Images[0].Excludes, "/proc/*"); got != tt.want {
+			t.Errorf("source %s %s: default excludes %v, want %v", tt.source, tt.setting, got, tt.want)
 		}
 	}
 }
