@@ -98,15 +98,17 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 # there instead. Every unit's ExecStart names PREFIX/bin. The example config
 # goes to /etc/goldsync, where goldsync looks for goldsync.toml; an existing
 # goldsync.toml is never touched. The golden node's package-manager hooks
-# (agent/hooks) go where apt, dnf and yum read them, for the package
-# managers this machine has (HOOKS=all: every one, HOOKS=none: none).
+# (agent/hooks) are installed only when asked, on the golden node:
+# HOOKS=auto puts them where apt, dnf and yum read them, for the package
+# managers this machine has; HOOKS=all: every one; HOOKS=none (the
+# default): none, so an image server or a PREFIX=/tmp/x trial gets no hook.
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 DOCDIR    ?= $(PREFIX)/share/doc/goldsync
 CONFDIR   ?= /etc/goldsync
 UNITS     := dist/goldsync-sync.service dist/goldsync-sync.timer dist/goldsync-agent-watch.service \
              agent/hooks/systemd/goldsync-agent-push.service agent/hooks/systemd/goldsync-agent-push.path
-HOOKS     ?= auto
+HOOKS     ?= none
 APT_CONFDIR   ?= /etc/apt/apt.conf.d
 DNF_ACTIONDIR ?= /etc/dnf/plugins/post-transaction-actions.d
 YUM_PLUGINDIR ?= /usr/lib/yum-plugins

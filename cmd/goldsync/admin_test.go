@@ -166,6 +166,10 @@ func TestPullExitCodesAndNothingLeftBehind(t *testing.T) {
 			stderr: filepath.Join(dir, "excludes") + `:4: bad exclude pattern "/var/[cache"`},
 		{name: "bad --timeout", args: []string{"--timeout", "soon", src, dest}, code: exitUsage},
 		{name: "--delete with --no-delete", args: []string{"--delete", "--no-delete", src, dest}, code: exitUsage},
+		{name: "DEST inside SRC", args: []string{src, filepath.Join(src, "img")}, code: exitSelect, stderr: "is inside SRC " + src + ": the pull would copy the image into itself"},
+		{name: "SRC inside DEST", args: []string{src, dir}, code: exitSelect, stderr: "is inside DEST"},
+		{name: "SRC as DEST", args: []string{src + "/", src}, code: exitSelect, stderr: "is SRC itself"},
+		{name: "-c is not rsync's --checksum nor a config", args: []string{"-c", "-n", src, dest}, code: exitUsage, stderr: "unknown shorthand flag: 'c'"},
 		{name: "missing remote path", args: []string{"-e", fakeSSH(t), "--agent-path", agentBin(t), "golden:" + filepath.Join(dir, "nope"), dest},
 			code: exitSelect, stderr: "source: open " + filepath.Join(dir, "nope")},
 	}
@@ -183,6 +187,9 @@ func TestPullExitCodesAndNothingLeftBehind(t *testing.T) {
 				if n := e.Name(); n != "src" && n != "afile" && n != "excludes" && n != "bin" {
 					t.Errorf("left behind: %s", n)
 				}
+			}
+			if ents, _ := os.ReadDir(src); len(ents) != 1 {
+				t.Errorf("left behind in SRC: %v", ents)
 			}
 		})
 	}
@@ -337,16 +344,16 @@ func TestNodeListKeepsTheMAC(t *testing.T) {
 	}
 }
 
-// TestRenderAndConfigAsOnTheCommandLine: -c names the config and render
+// TestRenderAndConfigAsOnTheCommandLine: --config names the config and render
 // reads it; --first-export-id 0 is refused, not turned into 1; a trailing
 // slash on a config's source means what it means on the command line.
 func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
 	c := newCluster(t, false)
-	out, _ := mustRun(t, "-c", c.config, "render", "exports")
+	out, _ := mustRun(t, "--config", c.config, "render", "exports")
 	if !strings.Contains(out, c.root+" *(ro,") {
-		t.Errorf("render exports -c:\n%s", out)
+		t.Errorf("render exports --config:\n%s", out)
 	}
-	_, errs, code := run(t, "-c", c.config, "render", "ganesha", "--first-export-id", "0")
+	_, errs, code := run(t, "--config", c.config, "render", "ganesha", "--first-export-id", "0")
 	if code != exitUsage || !strings.Contains(errs, "--first-export-id 0: want 1 to 65535") {
 		t.Errorf("--first-export-id 0: exit %d, %s", code, errs)
 	}
@@ -357,7 +364,7 @@ func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
 	}
 	put(t, c.config, slashed)
 	os.Chmod(c.config, 0o600)
-	out, errs, code = run(t, "-c", c.config, "sync", "-n")
+	out, errs, code = run(t, "--config", c.config, "sync", "-n")
 	if code != 0 || !strings.Contains(out, "etc/hostname") {
 		t.Errorf("sync -n with source %s/: exit %d\n%s\n%s", c.golden, code, out, errs)
 	}
@@ -412,5 +419,53 @@ func TestPullPrunesOldAgents(t *testing.T) {
 	}
 	if now, _ := filepath.Glob(filepath.Join(cache, "goldsync-agent-*-"+string(sum[:12]))); len(now) != 1 {
 		t.Errorf("this build's agent not cached once: %v\n%s", now, out)
+	}
+}
+
+// TestPullDestInsideExcludedSrc: a DEST inside SRC is fine when the
+// excludes leave it and its state dir out.
+func TestPullDestInsideExcludedSrc(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	put(t, filepath.Join(src, "etc/hostname"), "golden\n")
+	if err := os.MkdirAll(filepath.Join(src, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(src, "srv/img")
+	if _, errs, code := run(t, "pull", "--exclude", "/srv/img", src, dest); code != exitSelect || !strings.Contains(errs, "the state dir") {
+		t.Errorf("image excluded but its state dir not: exit %d, want %d:\n%s", code, exitSelect, errs)
+	}
+	mustRun(t, "pull", "--exclude", "/srv/*", src, dest)
+	if _, err := os.Stat(filepath.Join(dest, "etc/hostname")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "srv/img")); err == nil {
+		t.Error("the image holds a copy of itself")
+	}
+}
+
+// TestGenerationsOfMissingImage: a typo'd image directory is a selection
+// error, not an empty table.
+func TestGenerationsOfMissingImage(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope")
+	for _, args := range [][]string{{"generations", missing}, {"rollback", missing, "1"}, {"diff", missing, "1"}} {
+		if _, errs, code := run(t, args...); code != exitSelect || !strings.Contains(errs, "no such file or directory") {
+			t.Errorf("goldsync %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, exitSelect, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(missing)); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// TestRsyncLineWithoutCommand: an rsync line with only the command renamed
+// is told to put pull first.
+func TestRsyncLineWithoutCommand(t *testing.T) {
+	_, errs, code := run(t, "-aHAXS", "--numeric-ids", "--delete", "src/", "dst/")
+	if code != exitUsage || !strings.Contains(errs, "goldsync pull -aHAXS --numeric-ids --delete src/ dst/") {
+		t.Errorf("exit %d, want %d, and a hint to put pull first:\n%s", code, exitUsage, errs)
 	}
 }

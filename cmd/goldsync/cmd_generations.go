@@ -53,6 +53,11 @@ func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
 			return imageRef{root: img.Root, stateDir: orStr(stateDir, img.StateDir)}, nil
 		}
 	}
+	if st, err := os.Stat(arg); err != nil {
+		return imageRef{}, withCode(exitSelect, fmt.Errorf("image: %w", err))
+	} else if !st.IsDir() {
+		return imageRef{}, withCode(exitSelect, fmt.Errorf("image %s is not a directory", arg))
+	}
 	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
 }
 

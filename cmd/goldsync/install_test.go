@@ -78,6 +78,18 @@ func TestMakeInstall(t *testing.T) {
 	if strings.Contains(get(t, filepath.Join(man, "goldsync-sync.1")), `.TH "GOLDSYNC" `) {
 		t.Error("goldsync-sync.1 is titled GOLDSYNC")
 	}
+	// A plain make install (an image server, a PREFIX trial) installs no
+	// package-manager hook: those belong on the golden node.
+	plain := t.TempDir()
+	cmd = exec.Command("make", "-C", repoRoot(t), "install", "DESTDIR="+plain, "BIN="+bin, "PREFIX=/opt/gs")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, p := range []string{"etc/apt", "etc/dnf", "etc/yum", "usr/lib/yum-plugins"} {
+		if _, err := os.Stat(filepath.Join(plain, p)); err == nil {
+			t.Errorf("a plain make install installed %s", p)
+		}
+	}
 	if _, err := exec.LookPath("man"); err == nil {
 		for _, p := range []string{filepath.Join(man, "goldsync.1"), filepath.Join(man, "goldsync-agent-push.1"), filepath.Join(dest, "opt/gs/share/man/man5/goldsync.toml.5")} {
 			c := exec.Command("man", "--warnings", "-l", p)

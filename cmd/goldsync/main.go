@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/goldsync/goldsync/imaging/wire"
@@ -43,6 +44,22 @@ func main() {
 		// Errors can carry what a peer sent: nothing in them may drive
 		// the terminal.
 		fmt.Fprintln(os.Stderr, "goldsync:", wire.InertLines(msg))
+		if hint := rsyncLineHint(os.Args[1:], msg); hint != "" {
+			fmt.Fprintln(os.Stderr, "goldsync:", hint)
+		}
 	}
 	os.Exit(code)
+}
+
+// rsyncLineHint helps an admin who pasted an rsync line with the command
+// renamed (goldsync -aHAXS SRC/ DEST/): goldsync wants a subcommand first.
+func rsyncLineHint(args []string, msg string) string {
+	if len(args) == 0 || !(strings.HasPrefix(msg, "unknown shorthand flag") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.HasPrefix(msg, "unknown command")) {
+		return ""
+	}
+	if a := args[0]; strings.HasPrefix(a, "-") || strings.Contains(a, "/") || strings.Contains(a, ":") {
+		return "the command comes first, as in: goldsync pull " + strings.Join(args, " ") + " (see goldsync --help)"
+	}
+	return ""
 }

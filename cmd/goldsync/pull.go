@@ -297,6 +297,10 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if err := checkDest(dest); err != nil {
 		return err
 	}
+	opts := f.options(excludes, root, nil)
+	if err := checkOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+		return err
+	}
 	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
 	defer cancel()
 	defer func() { err = deadlineErr(ctx, err) }()
@@ -309,7 +313,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 		return classifyConnect(err)
 	}
 	defer source.Close()
-	opts := f.options(excludes, root, log)
+	opts.Logger = log
 	opts.Incremental = !f.fullScan
 	opts.Generations = f.gen.policy(src)
 	if f.itemize || (f.dryRun && !g.jsonOut) {

@@ -47,7 +47,7 @@ Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
 	}
 	root.SetVersionTemplate("goldsync {{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.config, "config", "c", "", "cluster config file (default /etc/goldsync/goldsync.toml)")
+	pf.StringVar(&g.config, "config", "", "cluster config file (default /etc/goldsync/goldsync.toml)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "say more (repeat for debug logs)")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
