@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"runtime"
@@ -41,7 +42,7 @@ type DirSource struct {
 	log  *slog.Logger
 
 	mu         sync.Mutex
-	scanned    map[string]*tree.Entry   // from the last Scan, with local identity
+	scanned    scannedSet               // from the last Scan, with local identity
 	cache      func(string) *tree.Entry // lookup in the hash cache loaded from CacheFile (nil: none)
 	cacheLen   int                      // entries in the cache
 	cacheScope []tree.Scope             // what cache holds: nil for all of it
@@ -72,20 +73,26 @@ func (s *DirSource) loadCache(scopes []tree.Scope) {
 		s.cacheDone = true
 		return
 	}
-	var m *Manifest
 	var err error
 	if scopes != nil {
-		m, err = LoadManifestScoped(s.opts.CacheFile, scopes)
+		var m *Manifest
+		if m, err = LoadManifestScoped(s.opts.CacheFile, scopes); err == nil {
+			s.cache, s.cacheLen = m.finder(), len(m.Entries)
+		}
 	} else {
-		m, err = LoadManifest(s.opts.CacheFile)
+		// A full walk: the compact form, built block by block (a
+		// decoded manifest was the largest part of the golden node's
+		// heap).
+		var c *hashCache
+		if c, err = loadHashCache(s.opts.CacheFile); err == nil {
+			s.cache, s.cacheLen = c.lookup, c.n
+		}
 	}
 	s.cacheDone, s.cacheScope = true, scopes
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
-	default:
-		s.cache, s.cacheLen = m.finder(), len(m.Entries)
 	}
 }
 
@@ -140,11 +147,16 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if len(req.Scopes) > 0 {
 		s.scopes = append(s.scopes, req.Scopes...)
 	}
-	if s.scanned == nil || len(req.Scopes) == 0 {
-		s.scanned = make(map[string]*tree.Entry, len(res.Entries))
-	}
-	for _, e := range res.Entries {
-		s.scanned[e.Path] = e
+	if len(req.Scopes) == 0 {
+		s.scanned.reset(res.Entries)
+	} else {
+		if s.scanned.extra == nil {
+			// Even an empty scoped scan is recorded (Close saves it).
+			s.scanned.extra = make(map[string]*tree.Entry, len(res.Entries))
+		}
+		for _, e := range res.Entries {
+			s.scanned.put(e)
+		}
 	}
 	s.mu.Unlock()
 	for _, e := range res.Entries {
@@ -330,7 +342,7 @@ func (e sinkError) Error() string { return e.err.Error() }
 // while other fetches of the same path record hashes (see remember).
 func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	s.mu.Lock()
-	scanned := s.scanned[want.Path]
+	scanned := s.scanned.get(want.Path)
 	var snap tree.Entry
 	if scanned != nil {
 		snap = *scanned
@@ -370,10 +382,7 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	if Unchanged(prev, e) && prev.Hashed() {
 		e.SetHash(prev.Hash)
 	}
-	if s.scanned == nil {
-		s.scanned = make(map[string]*tree.Entry)
-	}
-	s.scanned[want.Path] = e
+	s.scanned.put(e)
 	cp := *e
 	s.mu.Unlock()
 	return &cp, nil
@@ -511,7 +520,7 @@ func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink
 func (s *DirSource) remember(snap, cur *tree.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if shared := s.scanned[snap.Path]; shared != nil && Unchanged(shared, cur) {
+	if shared := s.scanned.get(snap.Path); shared != nil && Unchanged(shared, cur) {
 		shared.SetHash(cur.Hash)
 		s.dirty = true
 	}
@@ -523,7 +532,7 @@ func (s *DirSource) remember(snap, cur *tree.Entry) {
 func (s *DirSource) Close() error {
 	var err error
 	s.mu.Lock()
-	if s.opts.CacheFile != "" && s.dirty && s.scanned != nil {
+	if s.opts.CacheFile != "" && s.dirty && !s.scanned.empty() {
 		err = s.saveCache()
 	}
 	s.mu.Unlock()
@@ -554,11 +563,11 @@ func (s *DirSource) saveCache() error {
 			onDisk = m.index()
 		}
 		var entries []*tree.Entry
-		for p, e := range s.scanned {
-			if e.Problem != "" || !set.Covers(p) {
+		for e := range s.scanned.all() {
+			if e.Problem != "" || !set.Covers(e.Path) {
 				continue
 			}
-			if d := onDisk[p]; !e.Hashed() && d != nil && d.Hashed() && Unchanged(d, e) {
+			if d := onDisk[e.Path]; !e.Hashed() && d != nil && d.Hashed() && Unchanged(d, e) {
 				e.SetHash(d.Hash)
 			}
 			entries = append(entries, e)
@@ -570,9 +579,9 @@ func (s *DirSource) saveCache() error {
 		// from a bare lstat (no xattrs, no link target) and must never
 		// replace what a scan recorded.
 		var scopes []tree.Scope
-		for p, e := range s.scanned {
+		for e := range s.scanned.all() {
 			if e.Hashed() {
-				scopes = append(scopes, tree.Scope{Path: p})
+				scopes = append(scopes, tree.Scope{Path: e.Path})
 			}
 		}
 		if len(scopes) == 0 {
@@ -584,7 +593,7 @@ func (s *DirSource) saveCache() error {
 		}
 		learned := false
 		for _, d := range m.Entries {
-			if e := s.scanned[d.Path]; e != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
+			if e := s.scanned.get(d.Path); e != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
 				d.SetHash(e.Hash)
 				learned = true
 			}
@@ -599,17 +608,18 @@ func (s *DirSource) saveCache() error {
 // saveFullCache writes the whole listing of a full scan, keeping hashes
 // that another source of the same tree recorded meanwhile.
 func (s *DirSource) saveFullCache() error {
-	onDisk := map[string]*tree.Entry{}
-	if m, err := LoadManifest(s.opts.CacheFile); err == nil {
-		onDisk = m.index()
+	// What is on disk now, in the compact form (not decoded whole).
+	onDisk := func(string) *tree.Entry { return nil }
+	if c, err := loadHashCache(s.opts.CacheFile); err == nil {
+		onDisk = c.lookup
 	}
 	m := &Manifest{}
-	for p, e := range s.scanned {
+	for e := range s.scanned.all() {
 		if e.Problem != "" {
 			continue
 		}
 		if !e.Hashed() {
-			if d := onDisk[p]; d != nil && d.Hashed() && Unchanged(d, e) {
+			if d := onDisk(e.Path); d != nil && d.Hashed() && Unchanged(d, e) {
 				e.SetHash(d.Hash)
 			}
 		}
@@ -617,4 +627,51 @@ func (s *DirSource) saveFullCache() error {
 	}
 	m.sort()
 	return m.Save(s.opts.CacheFile)
+}
+
+// scannedSet holds a source's scanned entries by path: the last full
+// scan's list as the walk returned it (sorted, found by binary search, no
+// map of every path), and a map of what scoped scans and fetch-only
+// lookups added since, which takes precedence.
+type scannedSet struct {
+	list  []*tree.Entry // tree.Compare order
+	extra map[string]*tree.Entry
+}
+
+// reset makes a full scan's sorted entries the set.
+func (ss *scannedSet) reset(list []*tree.Entry) { ss.list, ss.extra = list, nil }
+
+func (ss *scannedSet) put(e *tree.Entry) {
+	if ss.extra == nil {
+		ss.extra = make(map[string]*tree.Entry)
+	}
+	ss.extra[e.Path] = e
+}
+
+func (ss *scannedSet) get(p string) *tree.Entry {
+	if e := ss.extra[p]; e != nil {
+		return e
+	}
+	return findEntry(ss.list, p)
+}
+
+func (ss *scannedSet) empty() bool { return ss.list == nil && ss.extra == nil }
+
+// all yields every entry once (in no particular order).
+func (ss *scannedSet) all() iter.Seq[*tree.Entry] {
+	return func(yield func(*tree.Entry) bool) {
+		for _, e := range ss.list {
+			if _, ok := ss.extra[e.Path]; ok {
+				continue
+			}
+			if !yield(e) {
+				return
+			}
+		}
+		for _, e := range ss.extra {
+			if !yield(e) {
+				return
+			}
+		}
+	}
 }
