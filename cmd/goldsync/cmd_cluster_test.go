@@ -130,6 +130,7 @@ name = "rhel9"
 source = %q
 root = %q
 excludes = ["/home/*"]
+default_excludes = true # a local tree standing for a golden node's root
 os = "rhel9compute"
 %s`, c.tftpboot, c.nodes, c.golden, c.root, extra))
 }
@@ -487,14 +488,14 @@ func TestConfigErrorsCLI(t *testing.T) {
 	c.writeConfig(t, "streamz = 2\nretention = \"1 day\"\n")
 	for _, cmd := range [][]string{{"sync"}, {"status"}, {"verify", "rhel9"}} {
 		_, errs, code := gs(t, append([]string{"--config", c.config}, cmd...)...)
-		if code != exitUsage || !strings.Contains(errs, c.config+":18: unknown key streamz in [[image]] (did you mean streams?)") {
+		if code != exitUsage || !strings.Contains(errs, c.config+":19: unknown key streamz in [[image]] (did you mean streams?)") {
 			t.Errorf("%s with an unknown key: exit %d\n%s", cmd[0], code, errs)
 		}
 	}
 	c.writeConfig(t, "retention = \"1 day\"\nstate_dir = \"state\"\n")
 	_, errs, code := gs(t, "--config", c.config, "sync")
-	if code != exitUsage || !strings.Contains(errs, c.config+`:18: image rhel9: retention "1 day"`) ||
-		!strings.Contains(errs, c.config+`:19: state_dir "state" is relative`) {
+	if code != exitUsage || !strings.Contains(errs, c.config+`:19: image rhel9: retention "1 day"`) ||
+		!strings.Contains(errs, c.config+`:20: state_dir "state" is relative`) {
 		t.Errorf("bad values: exit %d\n%s", code, errs)
 	}
 	_, errs, code = gs(t, "--config", filepath.Join(c.base, "none.toml"), "sync")
