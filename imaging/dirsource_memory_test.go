@@ -5,22 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/heaptest"
 )
-
-// liveHeap returns the bytes the heap holds after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // TestSourceMemoryPerEntry is the golden node's side of
 // proto.TestReceiverMemoryPerEntry: a DirSource with a hash cache scans a
@@ -39,14 +30,8 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 100k files")
 	}
-	base := t.TempDir()
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		// tmpfs: the files cost no disk time, only the walk's.
-		if d, err := os.MkdirTemp("/dev/shm", "goldsync-srcmem-"); err == nil {
-			base = d
-			t.Cleanup(func() { os.RemoveAll(d) })
-		}
-	}
+	// tmpfs: the files cost no disk time, only the walk's.
+	base := heaptest.ScratchDir(t, "goldsync-srcmem-")
 	root := filepath.Join(base, "root")
 	const dirs, perDir = 400, 250
 	for i := range dirs {
@@ -85,38 +70,11 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	before := liveHeap()
-	var (
-		mu   sync.Mutex
-		peak uint64
-		at   string
-	)
-	sample := func(where string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if h := liveHeap(); h > peak {
-			peak, at = h, where
-		}
-	}
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			sample("walk")
-		}
-	}()
+	heap := heaptest.Start(50 * time.Millisecond)
 	n, hashed := 0, 0
 	_, err = s.Scan(context.Background(), imaging.ScanRequest{}, func(e *tree.Entry) error {
 		if n == 0 {
-			sample("first entry")
+			heap.Sample("first entry")
 		}
 		n++
 		if e.Type == tree.TypeRegular && e.Hashed() {
@@ -124,17 +82,12 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-sampled
+	grown, at := heap.Stop()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != entries || hashed != dirs*perDir {
 		t.Fatalf("scanned %d entries (%d hashed from the cache), want %d (%d)", n, hashed, entries, dirs*perDir)
-	}
-	var grown uint64
-	if peak > before {
-		grown = peak - before
 	}
 	perEntry := float64(grown) / float64(entries)
 	t.Logf("%d entries: live heap peaked at %.1f MiB above the baseline (%s), %.0f B per entry",

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/heaptest"
 )
 
 // genSource is a synthetic imaging.Source that holds no entry list: Scan
@@ -77,14 +77,6 @@ func (g *genSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, ope
 
 func (g *genSource) Close() error { return nil }
 
-// liveHeap returns the bytes the heap holds after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // TestReceiverMemoryPerEntry pulls a 200k-entry synthetic tree over
 // net.Pipe into a fresh image and checks the receiver's live heap per
 // entry: after a full collection at each phase boundary of the sync and
@@ -107,15 +99,8 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("root only: the applier sets owners")
 	}
-	base := t.TempDir()
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		// tmpfs: the files cost no disk time, only the engine's.
-		d, err := os.MkdirTemp("/dev/shm", "goldsync-mem-")
-		if err == nil {
-			base = d
-			t.Cleanup(func() { os.RemoveAll(d) })
-		}
-	}
+	// tmpfs: the files cost no disk time, only the engine's.
+	base := heaptest.ScratchDir(t, "goldsync-mem-")
 	src := &genSource{dirs: 2000, perDir: 100}
 	entries := 3 + src.dirs*(1+src.perDir)
 
@@ -128,12 +113,9 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := liveHeap()
-	var (
-		mu   sync.Mutex
-		peak uint64
-		at   imaging.Phase
-	)
+	// The phase boundaries, and a sampler between them (the manifest is
+	// built after the last boundary).
+	heap := heaptest.Start(200 * time.Millisecond)
 	opts := imaging.Options{
 		StateDir:  base + "/state",
 		Retention: -1,
@@ -141,54 +123,22 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 			if p.Path != "" || p.Files != 0 || p.Bytes != 0 {
 				return // per-file progress; the phase boundaries are enough
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if h := liveHeap(); h > peak {
-				peak, at = h, p.Phase
-			}
+			heap.Sample(string(p.Phase))
 		},
 	}
-	// Between the boundaries, a sampler: it can only raise the peak
-	// seen (the manifest is built after the last boundary).
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			mu.Lock()
-			if h := liveHeap(); h > peak {
-				peak, at = h, "sampled"
-			}
-			mu.Unlock()
-		}
-	}()
 	res, err := imaging.Sync(context.Background(), c, base+"/image", opts)
-	close(stop)
-	<-sampled
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Entries != entries {
 		t.Fatalf("synced %d entries, want %d", res.Entries, entries)
 	}
-	if h := liveHeap(); h > peak {
-		peak, at = h, "done"
-	}
+	heap.Sample("done")
+	grown, at := heap.Stop()
 	runtime.KeepAlive(res)
 	c.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	var grown uint64
-	if peak > before {
-		grown = peak - before
 	}
 	perEntry := float64(grown) / float64(entries)
 	t.Logf("%d entries: live heap peaked at %.1f MiB above the baseline (%s), %.0f B per entry",
