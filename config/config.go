@@ -126,7 +126,8 @@ type Image struct {
 	// (keep_generations_for).
 	KeepGenerationsFor time.Duration
 	// MaxDelete is imaging.Options.MaxDelete: 0 means half the image, -1
-	// no limit.
+	// no limit. (max_delete = 0 in the file means no deletes, as rsync's
+	// --max-delete=0: it sets NoDelete.)
 	MaxDelete int
 	// NoDelete keeps image entries the golden node no longer has.
 	NoDelete bool
@@ -249,7 +250,7 @@ type rawImage struct {
 	Retention       string   `toml:"retention"`
 	KeepGens        int      `toml:"keep_generations"`
 	KeepGensFor     string   `toml:"keep_generations_for"`
-	MaxDelete       int      `toml:"max_delete"`
+	MaxDelete       *int     `toml:"max_delete"`
 	NoDelete        bool     `toml:"no_delete"`
 	Rsh             string   `toml:"rsh"`
 	AgentPath       string   `toml:"agent_path"`
@@ -627,7 +628,7 @@ func checkName(name string) error {
 func (v *checker) image(at string, ri rawImage) Image {
 	img := Image{
 		Name: ri.Name, Source: ri.Source, Root: ri.Root, StateDir: ri.StateDir,
-		MaxDelete: ri.MaxDelete, NoDelete: ri.NoDelete, Rsh: orDefault(ri.Rsh, "ssh"),
+		NoDelete: ri.NoDelete, Rsh: orDefault(ri.Rsh, "ssh"),
 		AgentPath: ri.AgentPath, Streams: ri.Streams, Line: v.pos.line(at),
 	}
 	if err := checkName(ri.Name); err != nil {
@@ -693,8 +694,16 @@ func (v *checker) image(at string, ri rawImage) Image {
 		}
 		img.KeepGenerationsFor = d
 	}
-	if ri.MaxDelete < -1 {
-		v.add(at+".max_delete", "image %s: max_delete %d: want a count, 0 for the default (half the image) or -1 for no limit", ri.Name, ri.MaxDelete)
+	switch {
+	case ri.MaxDelete == nil:
+		// The engine's default limit: half the image, at least 100.
+	case *ri.MaxDelete < -1:
+		v.add(at+".max_delete", "image %s: max_delete %d: want a positive count, 0 for no deletes (as rsync's --max-delete=0) or -1 for no limit; leave it out for the default (half the image)", ri.Name, *ri.MaxDelete)
+	case *ri.MaxDelete == 0:
+		// As on the command line and in rsync: delete nothing.
+		img.NoDelete = true
+	default:
+		img.MaxDelete = *ri.MaxDelete
 	}
 	switch {
 	case ri.Streams == 0:

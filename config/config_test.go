@@ -389,3 +389,27 @@ func TestDefaultExcludesFollowTheSource(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxDeleteZeroAsRsync: max_delete = 0 means what --max-delete=0
+// means (no deletes); left out, the engine's default limit.
+func TestMaxDeleteZeroAsRsync(t *testing.T) {
+	for _, tt := range []struct {
+		setting  string
+		max      int
+		noDelete bool
+	}{
+		{"", 0, false},
+		{"max_delete = 0", 0, true},
+		{"max_delete = 500", 500, false},
+		{"max_delete = -1", -1, false},
+	} {
+		doc := fmt.Sprintf("[[image]]\nname = \"i\"\nsource = \"node:/\"\nroot = \"/diskless/i/root\"\n%s\n", tt.setting)
+		c, err := Parse("g.toml", []byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.setting, err)
+		}
+		if img := c.Images[0]; img.MaxDelete != tt.max || img.NoDelete != tt.noDelete {
+			t.Errorf("%q: MaxDelete %d NoDelete %v, want %d %v", tt.setting, img.MaxDelete, img.NoDelete, tt.max, tt.noDelete)
+		}
+	}
+}
