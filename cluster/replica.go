@@ -159,7 +159,7 @@ func saveReplicaState(stateDir string, st *ReplicaState) error {
 // push ("goldsync receive --stdio" on the replica, through its rsh), the
 // paths that changed between the generation it holds and the newest one
 // (imaging.GenerationChanges), or a full compare when that generation is
-// unknown or pruned; then, unless NoBuild, it builds its nodes' snapshots
+// unknown or pruned, or the replica's last update failed; then, unless NoBuild, it builds its nodes' snapshots
 // and boot files from its own copy ("goldsync replica-build --stdio", see
 // ServeReplicaBuild). Replicas are updated in parallel, at most Fanout at
 // once; one that fails does not stop the others.
@@ -277,7 +277,10 @@ func updateReplica(ctx context.Context, img *config.Image, rep *config.Replica, 
 	}
 	st := *prev
 	st.Replica, st.Address = rep.Name, rep.Address
-	err = pushReplica(ctx, img, rep, o, r)
+	// After a failed update (cut off, killed, unreachable) the replica
+	// compares everything once: what a cut-off run left half done lies
+	// outside the paths of any change set.
+	err = pushReplica(ctx, img, rep, o, prev.LastResult == ResultFailed, r)
 	if err == nil && job != nil {
 		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
 	}
@@ -359,7 +362,7 @@ var receivedRE = regexp.MustCompile(`goldsync receive: [^\n]*`)
 
 // pushReplica runs the replica's receiver through ssh and serves it the
 // image: the changes since the generation it holds.
-func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o ReplicateOptions, r *ReplicaReport) error {
+func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o ReplicateOptions, full bool, r *ReplicaReport) error {
 	var quoted []string
 	for _, a := range receiveArgs(img, rep, o) {
 		quoted = append(quoted, remote.ShellQuote(a))
@@ -372,7 +375,7 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	var src *countingSource
 	open := func(ctx context.Context, _ string) (imaging.Source, error) {
 		ds, err := imaging.OpenDirSource(img.Root, imaging.DirSourceOptions{
-			Changes:   imaging.GenerationChanges{StateDir: img.StateDir},
+			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full},
 			CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true, Logger: o.Logger,
 		})
 		if err != nil {

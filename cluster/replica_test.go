@@ -293,6 +293,9 @@ func TestReplicasFanOut(t *testing.T) {
 			t.Errorf("status of %s: %+v, want up to date at %d", rs.Replica, rs, gen3)
 		}
 	}
+	if rec, err := cluster.LoadRecord(s.stateDir); err != nil || rec.Replicas["r1"] != gen3 || rec.Replicas["r3"] >= gen3 {
+		t.Errorf("status record's replica generations %v (%v), want r1 at %d and r3 behind", rec.Replicas, err, gen3)
+	}
 	routes, _ = cluster.Routes(cfg, byOS)
 	for _, n := range byOS["rhel9compute"] {
 		r := routes[n.Host]
@@ -308,12 +311,15 @@ func TestReplicasFanOut(t *testing.T) {
 	}
 
 	// 4. r3 is back: the next sync (the golden node unchanged) catches it
-	// up by the generations, since the one it holds is still recorded, and
-	// routes its nodes back to it.
+	// up with one full compare and routes its nodes back to it; the
+	// others, up to date, get an empty change set.
 	s.start(t, "r3")
 	ir = run(true)
-	if r := replicaReport(t, ir, "r3"); r.Result != cluster.ResultOK || r.Generation != gen3 || r.Full {
-		t.Errorf("r3 back: %+v", r)
+	if r := replicaReport(t, ir, "r3"); r.Result != cluster.ResultOK || r.Generation != gen3 || !r.Full {
+		t.Errorf("r3 back: %+v, want a full compare to %d", r, gen3)
+	}
+	if r := replicaReport(t, ir, "r1"); r.Full || r.Files != 0 || receiverScanned(t, r) > 1 {
+		t.Errorf("r1, up to date: %+v, want only the root scanned", r)
 	}
 	s.exact(t, s.names...)
 	cfg = s.config(t)

@@ -52,6 +52,10 @@ type Record struct {
 	// Snapshots maps each node to when a sync last built its snapshot
 	// completely.
 	Snapshots map[string]time.Time `json:"snapshots,omitempty"`
+	// Replicas maps each replica to the generation of the image it held
+	// after the last run that tried it (0: none); the details are in
+	// LoadReplicaState.
+	Replicas map[string]int64 `json:"replica_generations,omitempty"`
 }
 
 // Changes are the counts of a run.
@@ -100,7 +104,13 @@ func saveRecord(img *config.Image, r *ImageReport, start, now time.Time) (*Recor
 		Image: img.Name, Source: img.Source, Root: img.Root,
 		Started: start.UTC(), Finished: now, Result: r.Result, Error: r.Error, ExitCode: r.ExitCode,
 		ImageChanged: prev.ImageChanged, LastSuccess: prev.LastSuccess, Snapshots: prev.Snapshots,
-		LastError: prev.LastError, LastFailure: prev.LastFailure,
+		LastError: prev.LastError, LastFailure: prev.LastFailure, Replicas: prev.Replicas,
+	}
+	for _, rr := range r.Replicas {
+		if st.Replicas == nil {
+			st.Replicas = map[string]int64{}
+		}
+		st.Replicas[rr.Replica] = rr.Generation
 	}
 	if st.Result == "" {
 		st.Result = "failed"

@@ -25,6 +25,10 @@ import (
 type GenerationChanges struct {
 	// StateDir is the image's state dir.
 	StateDir string
+	// Full vouches for nothing: every answer is a full scan, with the
+	// current generation's token (a receiver whose last update was cut
+	// off compares everything once, and removes what the cut left).
+	Full bool
 }
 
 // GenerationToken names generation g for GenerationChanges: its id and
@@ -84,7 +88,7 @@ func (c GenerationChanges) Changes(ctx context.Context, since string) ([]tree.Sc
 		return nil, "", true, err
 	}
 	token := GenerationToken(cur)
-	if since == "" {
+	if since == "" || c.Full {
 		return nil, token, true, nil
 	}
 	id, stamp, ok := ParseGenerationToken(since)
