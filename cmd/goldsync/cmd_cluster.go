@@ -17,6 +17,7 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -325,7 +326,7 @@ func printSyncReport(r *cluster.ImageReport, toErr bool) {
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
 	if s := r.Pull; s != nil {
 		p("  pull: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), received %s\n",
-			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, human(s.BytesReceived))
+			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, units.Bytes(s.BytesReceived))
 		for _, pr := range s.Problems {
 			p("  not applied: %s\n", pr)
 		}
@@ -353,7 +354,7 @@ func printSyncReport(r *cluster.ImageReport, toErr bool) {
 	}
 	for _, rr := range r.Replicas {
 		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (full compare: %v) in %.2fs\n",
-			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, human(rr.Bytes), rr.Full, rr.Seconds)
+			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), rr.Full, rr.Seconds)
 		if rr.Error != "" {
 			p("    %s; its nodes boot from this server until a sync reaches it\n", firstLine(rr.Error))
 		}
