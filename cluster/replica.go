@@ -61,6 +61,8 @@ type ReplicateOptions struct {
 	// kernels maps an OS to the kernel the replicas must boot instead of
 	// the config's (a rollback's).
 	kernels map[string]string
+	// changes are the change sets computed for the replicas of this run.
+	changes *imaging.ChangeCache
 }
 
 // ReplicaReport is what a run did to one replica.
@@ -223,6 +225,7 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 	if fanout <= 0 {
 		fanout = 2 * runtime.GOMAXPROCS(0)
 	}
+	o.changes = &imaging.ChangeCache{}
 	reports := make([]*ReplicaReport, len(reps))
 	sem := make(chan struct{}, fanout)
 	var wg sync.WaitGroup
@@ -375,7 +378,7 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	var src *countingSource
 	open := func(ctx context.Context, _ string) (imaging.Source, error) {
 		ds, err := imaging.OpenDirSource(img.Root, imaging.DirSourceOptions{
-			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full},
+			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
 			CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true, Logger: o.Logger,
 		})
 		if err != nil {
