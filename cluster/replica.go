@@ -112,6 +112,9 @@ type ReplicaState struct {
 	LastError   string    `json:"last_error,omitempty"`
 	// LastSuccess is when an update last ended ok.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Started is when the last update started; after LastAttempt, that
+	// update never ended (the primary's run was killed).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Down reports whether the replica cannot serve its nodes: it never
@@ -119,6 +122,12 @@ type ReplicaState struct {
 // the primary until an update succeeds again.
 func (s *ReplicaState) Down() bool {
 	return s == nil || s.Generation == 0 || s.LastResult != ResultOK
+}
+
+// needsFullCompare reports whether the replica's next update must
+// compare everything: its last one failed, or never ended.
+func (s *ReplicaState) needsFullCompare() bool {
+	return s.LastResult == ResultFailed || s.Started.After(s.LastAttempt)
 }
 
 // replicaStatePath is where the primary keeps a replica's state.
@@ -280,10 +289,15 @@ func updateReplica(ctx context.Context, img *config.Image, rep *config.Replica, 
 	}
 	st := *prev
 	st.Replica, st.Address = rep.Name, rep.Address
-	// After a failed update (cut off, killed, unreachable) the replica
-	// compares everything once: what a cut-off run left half done lies
-	// outside the paths of any change set.
-	err = pushReplica(ctx, img, rep, o, prev.LastResult == ResultFailed, r)
+	// After a failed update (cut off, killed, unreachable), or one that
+	// never ended, the replica compares everything once: what a cut-off
+	// run left half done lies outside the paths of any change set.
+	full := prev.needsFullCompare()
+	st.Started = time.Now().UTC()
+	if serr := saveReplicaState(img.StateDir, &st); serr != nil {
+		o.Logger.Warn("replica state not saved", "image", img.Name, "replica", rep.Name, "err", serr)
+	}
+	err = pushReplica(ctx, img, rep, o, full, r)
 	if err == nil && job != nil {
 		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
 	}
