@@ -246,7 +246,7 @@ func TestPullRsyncMuscleMemory(t *testing.T) {
 		}
 	}
 	out, _ := mustRun(t, "--version")
-	if !regexp.MustCompile(`^goldsync \d+\.\d+\.\d+\S*\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^goldsync \d+\.\d+\.\d+\S* \(.+\)\n$`).MatchString(out) {
 		t.Errorf("goldsync --version: %q", out)
 	}
 }
@@ -491,5 +491,68 @@ func TestPullJSONOnFailure(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.OK || r.Error == "" || r.ExitCode != tt.code || code != tt.code {
 			t.Errorf("pull --json %v: exit %d, stdout %q (%v); want a result object with exit_code %d", tt.args, code, out, err, tt.code)
 		}
+	}
+}
+
+// TestVersionIsTheCommit: --version of a binary built in a git checkout
+// names the commit (the go command's VCS stamp), and says "modified" when
+// the tree had uncommitted changes; not the executable's hash. The
+// checkout is a copy of this tree's files, committed in a temp repo.
+func TestVersionIsTheCommit(t *testing.T) {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	files, err := exec.Command("git", "-C", strings.TrimSpace(string(top)), "ls-files", "-z", "-co", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	for _, f := range strings.Split(strings.TrimRight(string(files), "\x00"), "\x00") {
+		from := filepath.Join(strings.TrimSpace(string(top)), f)
+		st, err := os.Lstat(from)
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the work tree, or a symlink
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, from, filepath.Join(repo, f), st.Mode().Perm())
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	git("add", "-A")
+	git("commit", "-q", "-m", "t")
+	rev := git("rev-parse", "HEAD")
+	version := func() string {
+		t.Helper()
+		bin := filepath.Join(t.TempDir(), "goldsync")
+		build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/goldsync")
+		build.Dir = repo
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := version(); !strings.HasPrefix(got, "goldsync ") || !strings.HasSuffix(got, " (commit "+rev+")\n") {
+		t.Errorf("--version = %q, want commit %s", got, rev)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "README.md"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(); !strings.HasSuffix(got, " (commit "+rev+", modified)\n") {
+		t.Errorf("--version of a modified tree = %q, want commit %s, modified", got, rev)
 	}
 }
