@@ -556,3 +556,42 @@ func TestVersionIsTheCommit(t *testing.T) {
 		t.Errorf("--version of a modified tree = %q, want commit %s, modified", got, rev)
 	}
 }
+
+// TestPullIntoForeignDirRefused: a first pull into a directory that holds
+// files but was never pulled into (no state dir) would delete them all;
+// it is refused (exit 25, nothing changed, no state dir made) unless
+// --delete says so, as rsync. -n goes on and warns. Once the directory is
+// an image, pulls delete as usual.
+func TestPullIntoForeignDirRefused(t *testing.T) {
+	base := t.TempDir()
+	src, dest := filepath.Join(base, "golden"), filepath.Join(base, "home")
+	put(t, filepath.Join(src, "etc/hostname"), "golden\n")
+	put(t, filepath.Join(dest, "precious/thesis.tex"), "years of work\n")
+	state := filepath.Join(base, ".home.goldsync")
+
+	_, errs, code := run(t, "pull", src, dest)
+	if code != exitMaxDelete || !strings.Contains(errs, "--delete") || !strings.Contains(errs, "precious") {
+		t.Errorf("pull into a foreign dir: exit %d, want %d and a message naming --delete and what is there:\n%s", code, exitMaxDelete, errs)
+	}
+	if get(t, filepath.Join(dest, "precious/thesis.tex")) != "years of work\n" {
+		t.Error("the refused pull changed the directory")
+	}
+	if _, err := os.Lstat(state); err == nil {
+		t.Error("the refused pull made a state dir")
+	}
+
+	out, errs, code := run(t, "pull", "-n", src, dest)
+	if code != 0 || !strings.Contains(errs, "needs --delete") || !strings.Contains(out, "precious") {
+		t.Errorf("pull -n: exit %d; want 0, a warning and the planned deletes:\n%s\n%s", code, out, errs)
+	}
+
+	mustRun(t, "pull", "--delete", src, dest)
+	if _, err := os.Lstat(filepath.Join(dest, "precious")); err == nil {
+		t.Error("pull --delete kept what the source lacks")
+	}
+	put(t, filepath.Join(dest, "stray"), "x")
+	mustRun(t, "pull", src, dest)
+	if _, err := os.Lstat(filepath.Join(dest, "stray")); err == nil {
+		t.Error("a pull into an image kept what the source lacks")
+	}
+}

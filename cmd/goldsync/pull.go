@@ -38,6 +38,7 @@ type pullFlags struct {
 	itemize           bool
 	maxDelete         int
 	maxDeleteSet      bool // --max-delete given: 0 means no deletes, as rsync
+	deleteSet         bool // --delete given: a first pull may empty a non-empty DEST
 	noDelete          bool
 	stateDir          string
 	retention         time.Duration
@@ -98,6 +99,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 func (f *pullFlags) settle(cmd *cobra.Command) error {
 	fl := cmd.Flags()
 	f.maxDeleteSet = fl.Changed("max-delete")
+	f.deleteSet = fl.Changed("delete")
 	if f.noDelete && fl.Changed("delete") {
 		return withCode(exitUsage, errors.New("--delete and --no-delete contradict each other"))
 	}
@@ -213,6 +215,27 @@ func checkDest(dest string) error {
 	return nil
 }
 
+// checkFirstPull refuses a pull that would delete the contents of a
+// directory goldsync never pulled into (imaging.CheckImageDest) unless
+// --delete says so, as rsync deletes only when told. A dry run, or a run
+// that deletes nothing, goes on; the dry run says what the real run needs.
+func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
+	if f.deleteSet || opts.NoDelete {
+		return nil
+	}
+	err := imaging.CheckImageDest(dest, f.stateDir)
+	switch {
+	case errors.Is(err, imaging.ErrNotImage) && f.dryRun:
+		fmt.Fprintf(os.Stderr, "goldsync: warning: %v; the real pull needs --delete\n", err)
+		return nil
+	case errors.Is(err, imaging.ErrNotImage):
+		return withCode(exitMaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
+	case err != nil:
+		return withCode(exitSelect, err)
+	}
+	return nil
+}
+
 // checkSource refuses a local SRC that is missing or not a directory (a
 // remote one is the agent's to check), and says whether SRC is a whole
 // root.
@@ -264,6 +287,12 @@ image's entries, and never less than 100. --max-delete=0 deletes nothing and
 warns that entries the source no longer has are kept, as rsync; -1 turns the
 guard off.
 
+A first pull into a directory that already holds files but was never
+pulled into by goldsync (it has no state dir) is refused (exit 25) unless
+--delete is given, as rsync deletes only when told: the pull would delete
+whatever SRC lacks, the contents of a directory named by mistake or an
+image another tool made. -n shows what it would delete.
+
 Exit status: see "goldsync help exit-codes".`,
 		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
   goldsync pull node004:/ /diskless/i386/RHEL5-AS/root
@@ -306,6 +335,9 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	}
 	opts := f.options(excludes, root, nil)
 	if err := checkOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+		return err
+	}
+	if err := f.checkFirstPull(dest, opts); err != nil {
 		return err
 	}
 	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
