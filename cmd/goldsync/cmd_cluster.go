@@ -43,12 +43,6 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 	return c, nil
 }
 
-// selectImages returns the named images, or all of them.
-func selectImages(c *config.Config, names []string) ([]*config.Image, error) {
-	imgs, err := cluster.SelectImages(c, names)
-	return imgs, withCode(exitUsage, err)
-}
-
 // clusterExitCode maps an error of the cluster package to an exit code:
 // by the step it comes from, then by the library's own error.
 func clusterExitCode(ctx context.Context, err error) int {
