@@ -548,6 +548,20 @@ func (j *job) snapshots(ctx context.Context, sys config.OS, nodes []snapshot.Nod
 func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node) error {
 	nr := NetbootReport{OS: sys.Name, Nodes: len(nodes), Kernel: sys.Kernel}
 	defer func() { j.r.Netboot = append(j.r.Netboot, nr) }()
+	if j.o.DryRun && j.o.RollbackTo != 0 {
+		opts := AddOSOptions(j.cfg, sys)
+		if k := j.rollbackGen.BootKernel(sys.Name); k != "" {
+			opts.Kernel = k
+		}
+		rec, warnings, err := j.checkBoot(ctx, opts)
+		nr.Warnings = warnings
+		if err != nil {
+			nr.Error = err.Error()
+			return stepErr(StepNetboot, fmt.Errorf("OS %s: %w", sys.Name, err))
+		}
+		nr.Kernel = rec.Kernel
+		return nil
+	}
 	if j.o.DryRun {
 		return nil
 	}
