@@ -215,7 +215,9 @@ func New(t testing.TB, opts Options) *Lab {
 }
 
 // Start builds a lab with its files in dir (created if missing) and returns
-// it; the caller must Close it. The program must have called Enter.
+// it; the caller must Close it. The program must have called Enter. A dir of
+// an earlier lab may be reused: the hosts' directories (Host.Root) keep
+// their contents, the keys are made anew.
 func Start(dir string, opts Options) (l *Lab, err error) {
 	if !entered {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, errNoLab)
@@ -256,6 +258,9 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 	if err := ip("link", "set", bridge, "up"); err != nil {
 		return nil, fmt.Errorf("bridge up: %w", err)
 	}
+	// ssh-keygen asks before overwriting a key (a reused dir).
+	os.Remove(l.clientKey)
+	os.Remove(l.clientKey + ".pub")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "netlab", "-f", l.clientKey).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("client key: %w: %s", err, out)
 	}
