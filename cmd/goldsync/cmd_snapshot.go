@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/snapshot"
@@ -911,7 +912,12 @@ the output declares first ("option arch code 93 = unsigned integer 16;"):
 x86-64 UEFI clients (00:07, 00:09) get --efi-filename (default
 linux-install/grub/shimx64.efi, which loads GRUB beside it), the others
 (BIOS) --filename (default linux-install/pxelinux.0). "goldsync netboot
-install" puts both loaders there. When both names are the same, hosts get
+install" puts both loaders there.
+
+With the nodes of the cluster config (no --nodes), a node of an image with
+replicas gets its replica's address as next-server, or the primary's
+nfs_server while that replica is down (see goldsync.toml(5)): render again
+after a sync that changed a replica's state. When both names are the same, hosts get
 that one filename. If your dhcpd.conf already declares option 93 under
 another name, remove one of the two declarations.`,
 		Example: `  goldsync render dhcpd --nodes nodes --next-server 10.8.0.2 > /etc/dhcp/diskless-hosts.conf
@@ -923,9 +929,10 @@ another name, remove one of the two declarations.`,
   goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *config.Config
 			if nodesFile == "" {
-				cfg, err := loadConfig(g)
-				if err != nil {
+				var err error
+				if cfg, err = loadConfig(g); err != nil {
 					return fmt.Errorf("%w (or give --nodes)", err)
 				}
 				nodesFile = cfg.Cluster.Nodes
@@ -933,6 +940,12 @@ another name, remove one of the two declarations.`,
 			nodes, err := readNodesFile(nodesFile)
 			if err != nil {
 				return err
+			}
+			if cfg != nil {
+				// Nodes of an image with replicas: next-server is their route's.
+				if o.NextServers, err = cluster.DhcpdNextServers(cfg, nodes); err != nil {
+					return withCode(exitUsage, err)
+				}
 			}
 			if o.NextServer != "" {
 				if err := netboot.CheckServer(o.NextServer); err != nil {
@@ -962,7 +975,7 @@ another name, remove one of the two declarations.`,
 
 // exportFlags are the flags of render exports and render ganesha.
 type exportFlags struct {
-	image, snapDir, clients, nodesFile, snapClients string
+	image, snapDir, clients, nodesFile, snapClients, replica string
 }
 
 func (f *exportFlags) register(cmd *cobra.Command) {
@@ -972,6 +985,7 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
 	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
 	fl.StringVar(&f.snapClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
+	fl.StringVar(&f.replica, "replica", "", "the exports of the config's replica `NAME` (its image dir and its nodes' snapshots), to install on that replica")
 }
 
 // options checks the flags and reads the nodes file. Without --image and
@@ -994,6 +1008,9 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 	if f.image == "" && f.snapDir == "" {
 		return f.fromConfig(g, nodes)
 	}
+	if f.replica != "" {
+		return nil, withCode(exitUsage, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
+	}
 	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
 		if !filepath.IsAbs(p.val) {
 			return nil, withCode(exitUsage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
@@ -1011,6 +1028,13 @@ func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netbo
 		if nodes, err = readNodesFile(cfg.Cluster.Nodes); err != nil {
 			return nil, err
 		}
+	}
+	if f.replica != "" {
+		out, err := cluster.ReplicaExports(cfg, nodes, f.replica, f.clients, f.snapClients)
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		return out, nil
 	}
 	byOS, _, err := cluster.AssignNodes(cfg, nodes)
 	if err != nil {
