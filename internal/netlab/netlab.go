@@ -203,7 +203,7 @@ func New(t testing.TB, opts Options) *Lab {
 		if t.Failed() {
 			for _, h := range l.Hosts() {
 				if h.SSH != nil {
-					t.Logf("netlab: %s sshd log:\n%s", h.Name, tail(h.SSH.Log(), 2000))
+					t.Logf("netlab: %s sshd log:\n%s", h.Name, tail(h.SSH.Log(), 800))
 				}
 			}
 		}
@@ -488,6 +488,24 @@ func (h *Host) Up() error {
 		return fmt.Errorf("%s has no link to plug", h.Name)
 	}
 	return ip("link", "set", h.link, "up")
+}
+
+// Throttle limits what the host receives to kbit kilobits a second (a
+// token bucket on its bridge port, tc-tbf(8)), as a slow link would; 0
+// removes the limit. It needs tc.
+func (h *Host) Throttle(kbit int) error {
+	if h.link == "" {
+		return fmt.Errorf("%s has no link to throttle", h.Name)
+	}
+	if kbit <= 0 {
+		if err := run("tc", "qdisc", "del", "dev", h.link, "root"); err != nil && !strings.Contains(err.Error(), "No such file") &&
+			!strings.Contains(err.Error(), "Cannot delete qdisc with handle of zero") {
+			return err
+		}
+		return nil
+	}
+	rate := strconv.Itoa(kbit) + "kbit"
+	return run("tc", "qdisc", "replace", "dev", h.link, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "1s")
 }
 
 // Sessions returns the processes running on the host other than its sshd

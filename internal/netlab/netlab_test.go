@@ -179,3 +179,38 @@ func TestCloseRemovesTheLab(t *testing.T) {
 	}
 	l2.Close()
 }
+
+func TestThrottleSlowsTheHostDown(t *testing.T) {
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("SKIPPED: tc not found")
+	}
+	l := New(t, Options{Replicas: 1, NoGolden: true})
+	r1 := l.Replicas[0]
+	// 2 MiB at 2 Mbit/s takes at least 8 s; unthrottled, well under that
+	// even on a loaded machine. The check is on bytes and rate, not on a
+	// wall-clock bound of the fast case.
+	send := func() time.Duration {
+		t.Helper()
+		args := append(l.SSHArgs(), r1.UserHost(), "cat > /dev/null")
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stdin = strings.NewReader(strings.Repeat("x", 2<<20))
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ssh: %v: %s", err, out)
+		}
+		return time.Since(start)
+	}
+	if err := r1.Throttle(2000); err != nil {
+		t.Fatal(err)
+	}
+	if d := send(); d < 7*time.Second {
+		t.Errorf("2 MiB through a 2 Mbit/s link took %v", d)
+	}
+	if err := r1.Throttle(0); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("tc", "qdisc", "show", "dev", r1.link).CombinedOutput()
+	if strings.Contains(string(out), "tbf") {
+		t.Errorf("the limit is still there: %s", out)
+	}
+}
