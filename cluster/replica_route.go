@@ -104,9 +104,20 @@ func DhcpdNextServers(cfg *config.Config, nodes []snapshot.Node) (map[string]str
 // image that has one of that name: the replica's image dir read-only and,
 // for each OS, the snapshots of the nodes assigned to it, one by one
 // (whether it is up or down: a replica's exports do not change with its
-// health). clients and snapClients are as in netboot.ExportsOptions.
+// health). nodes nil means the config's nodes file; clients and
+// snapClients are as in Exports. An unknown replica is a StepConfig error
+// wrapping ErrNoExports.
 func ReplicaExports(cfg *config.Config, nodes []snapshot.Node, name, clients, snapClients string) ([]netboot.ExportsOptions, error) {
-	byOS, _, err := AssignNodes(cfg, nodes)
+	if err := netboot.CheckClients(clients + " " + snapClients); err != nil {
+		return nil, stepErr(StepConfig, err)
+	}
+	var byOS map[string][]snapshot.Node
+	var err error
+	if nodes == nil {
+		byOS, _, err = Nodes(cfg)
+	} else if byOS, _, err = AssignNodes(cfg, nodes); err != nil {
+		err = stepErr(StepNodes, kindError{snapshot.ErrNodes, err})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +154,7 @@ func ReplicaExports(cfg *config.Config, nodes []snapshot.Node, name, clients, sn
 				}
 			}
 		}
-		return nil, fmt.Errorf("%s: no image has a replica %q (replicas: %v)", cfg.Path, name, names)
+		return nil, &StepError{Step: StepConfig, Err: kindError{ErrNoExports, fmt.Errorf("%s: no image has a replica %q (replicas: %v)", cfg.Path, name, names)}}
 	}
 	return out, nil
 }

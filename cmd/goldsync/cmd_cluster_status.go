@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -97,7 +98,7 @@ func printStatus(reports []cluster.StatusReport) {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tLAST SYNC\tAGE\tRESULT\tLAST CHANGES\tSNAPSHOTS\tGENERATIONS")
 	for _, r := range reports {
-		gens := fmt.Sprintf("%d, %s", r.Generations, human(r.GenerationBytes))
+		gens := fmt.Sprintf("%d, %s", r.Generations, units.Bytes(r.GenerationBytes))
 		if !r.Synced {
 			fmt.Fprintf(tw, "%s\tnever\t-\t-\t-\t%s\t%s\n", r.Image, snapshotsCell(r), gens)
 			continue
@@ -175,7 +176,7 @@ func changesCell(c cluster.Changes) string {
 	if c.MetaOnly > 0 {
 		s += fmt.Sprintf(" meta %d", c.MetaOnly)
 	}
-	s += ", " + human(c.BytesReceived)
+	s += ", " + units.Bytes(c.BytesReceived)
 	if c.NotApplied > 0 {
 		s += fmt.Sprintf(", %d not applied", c.NotApplied)
 	}
