@@ -9,8 +9,11 @@
 # (the change forth, then back); the load average is printed beside each
 # (the machine is shared: compare CPU seconds, not only wall time).
 #
-#   make build && (cd bench && go build -o ../bin/ ./cmd/replab ./cmd/gentree ./cmd/rusage)
-#   bash bench/replicas.sh            # as root; N=20000 files by default
+#   make build && (cd bench && go build -o ../bin/ ./cmd/replab ./cmd/gentree ./cmd/rusage ./cmd/fanout)
+#   bash bench/replicas.sh     # as root; N=20000 files, ROUNDS=2, FANOUT=8
+#
+# GOLDSYNC=0 leaves out goldsync's rounds (bench/cmd/fanout: cluster.Replicate
+# with the lab's cluster config); RSYNC=0 leaves out rsync's.
 #
 # After every step each replica is compared with the golden tree by
 # `rsync -aHAXSn --numeric-ids --delete -i` (must list nothing).
@@ -87,29 +90,76 @@ change() {
   T "primary pull" "${PULL[@]}" > /dev/null
 }
 
+# Every figure is taken for the change forth and for the change back.
 for round in $(seq "$ROUNDS"); do
-  echo "== round $round: rsync loop, one replica after the other (the first is the one-replica figure)"
-  change
-  echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  TIMEFORMAT="rsync loop to ${#R[@]} replicas: %Rs (user %Us sys %Ss)"
-  time for i in "${!R[@]}"; do
-    T "rsync to r$((i+1))" rs "$IMG/" "${R[$i]}:${RIMG[$i]}/"
+  [ "$RSYNC" = 0 ] && break
+  for dir in forth back; do
+    echo "== round $round: rsync loop, one replica after the other (r1's is the one-replica figure)"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    TIMEFORMAT="rsync loop to ${#R[@]} replicas: %Rs (user %Us sys %Ss)"
+    time for i in "${!R[@]}"; do
+      T "rsync to r$((i+1))" rs "$IMG/" "${R[$i]}:${RIMG[$i]}/"
+    done
+    remote_cpu
+    check || true
   done
-  remote_cpu
-  check || true
-
-  echo "== round $round: rsync to ${#R[@]} replicas in parallel"
-  change
-  echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  TIMEFORMAT="rsync to ${#R[@]} replicas in parallel: %Rs (user %Us sys %Ss)"
-  time {
-    for i in "${!R[@]}"; do rs "$IMG/" "${R[$i]}:${RIMG[$i]}/" & done
-    wait
-  }
-  remote_cpu
-  check || true
+  for dir in forth back; do
+    echo "== round $round: rsync to ${#R[@]} replicas in parallel"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    TIMEFORMAT="rsync to ${#R[@]} replicas in parallel: %Rs (user %Us sys %Ss)"
+    time {
+      for i in "${!R[@]}"; do rs "$IMG/" "${R[$i]}:${RIMG[$i]}/" & done
+      wait
+    }
+    remote_cpu
+    check || true
+  done
 done
 
-if [ -n "$GS_REPLICA_CONFIG" ]; then
-  echo "== goldsync fan-out: see the Replicas section of bench/README.md"
-fi
+[ "$GOLDSYNC" = 0 ] && exit 0
+
+# goldsync: the lab's cluster config, an image with 8 replicas and no OS
+# (only the image is pushed: fanout sets NoBuild). Each receiver runs under
+# rusage through a wrapper, since a replica's receiver is one command.
+CFG=$LAB_PRIMARY_DIR/goldsync-$N.toml
+RECV=$LAB_PRIMARY_DIR/goldsync-receiver
+printf '#!/bin/sh\nexec %s -o %s -tag goldsync -- %s "$@"\n' "$BIN/rusage" "$RU" "$GS" > "$RECV"
+chmod +x "$RECV"
+: > "$LAB_PRIMARY_DIR/nodes"
+{
+  printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
+  printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\nfanout = %d\n' \
+    "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT" "${FANOUT:-8}"
+  for i in "${!R[@]}"; do
+    printf '\n[[image.replica]]\nname = "r%d"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' $((i+1)) "${R[$i]}" "${RIMG[$i]}" "$RECV"
+  done
+} > "$CFG"
+FANOUT_CMD=("$BIN/fanout" -config "$CFG")
+echo "== goldsync: first fan-out to every replica (a full compare each; not timed)"
+"${FANOUT_CMD[@]}" | tail -1
+: > "$RU"
+check || true
+others=$(seq -s, -f 'r%g' 2 "${#R[@]}")
+for round in $(seq "$ROUNDS"); do
+  for dir in forth back; do
+    echo "== round $round: goldsync fan-out to r1 alone (fanout ${FANOUT:-8})"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "${FANOUT_CMD[@]}" -replicas r1
+    remote_cpu
+    echo "-- the others catch up (not timed)"
+    "${FANOUT_CMD[@]}" -replicas "$others" | tail -1
+    : > "$RU"
+    check || true
+  done
+  for dir in forth back; do
+    echo "== round $round: goldsync fan-out to all ${#R[@]} replicas (fanout ${FANOUT:-8})"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "${FANOUT_CMD[@]}"
+    remote_cpu
+    check || true
+  done
+done
