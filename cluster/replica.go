@@ -61,6 +61,8 @@ type ReplicateOptions struct {
 	// kernels maps an OS to the kernel the replicas must boot instead of
 	// the config's (a rollback's).
 	kernels map[string]string
+	// changes are the change sets computed for the replicas of this run.
+	changes *imaging.ChangeCache
 }
 
 // ReplicaReport is what a run did to one replica.
@@ -110,6 +112,9 @@ type ReplicaState struct {
 	LastError   string    `json:"last_error,omitempty"`
 	// LastSuccess is when an update last ended ok.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Started is when the last update started; after LastAttempt, that
+	// update never ended (the primary's run was killed).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Down reports whether the replica cannot serve its nodes: it never
@@ -117,6 +122,12 @@ type ReplicaState struct {
 // the primary until an update succeeds again.
 func (s *ReplicaState) Down() bool {
 	return s == nil || s.Generation == 0 || s.LastResult != ResultOK
+}
+
+// needsFullCompare reports whether the replica's next update must
+// compare everything: its last one failed, or never ended.
+func (s *ReplicaState) needsFullCompare() bool {
+	return s.LastResult == ResultFailed || s.Started.After(s.LastAttempt)
 }
 
 // replicaStatePath is where the primary keeps a replica's state.
@@ -223,6 +234,7 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 	if fanout <= 0 {
 		fanout = 2 * runtime.GOMAXPROCS(0)
 	}
+	o.changes = &imaging.ChangeCache{}
 	reports := make([]*ReplicaReport, len(reps))
 	sem := make(chan struct{}, fanout)
 	var wg sync.WaitGroup
@@ -277,10 +289,15 @@ func updateReplica(ctx context.Context, img *config.Image, rep *config.Replica, 
 	}
 	st := *prev
 	st.Replica, st.Address = rep.Name, rep.Address
-	// After a failed update (cut off, killed, unreachable) the replica
-	// compares everything once: what a cut-off run left half done lies
-	// outside the paths of any change set.
-	err = pushReplica(ctx, img, rep, o, prev.LastResult == ResultFailed, r)
+	// After a failed update (cut off, killed, unreachable), or one that
+	// never ended, the replica compares everything once: what a cut-off
+	// run left half done lies outside the paths of any change set.
+	full := prev.needsFullCompare()
+	st.Started = time.Now().UTC()
+	if serr := saveReplicaState(img.StateDir, &st); serr != nil {
+		o.Logger.Warn("replica state not saved", "image", img.Name, "replica", rep.Name, "err", serr)
+	}
+	err = pushReplica(ctx, img, rep, o, full, r)
 	if err == nil && job != nil {
 		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
 	}
@@ -375,7 +392,7 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	var src *countingSource
 	open := func(ctx context.Context, _ string) (imaging.Source, error) {
 		ds, err := imaging.OpenDirSource(img.Root, imaging.DirSourceOptions{
-			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full},
+			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
 			CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true, Logger: o.Logger,
 		})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/snapshot"
@@ -146,5 +147,32 @@ initramfs = "initramfs-tools"
 	}
 	if _, err := ReplicaExports(cfg, nodes, "r9", "", ""); err == nil || !strings.Contains(err.Error(), `no image has a replica "r9"`) {
 		t.Errorf("unknown replica: %v", err)
+	}
+}
+
+func TestReplicaStateDownAndFullCompare(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		st         *ReplicaState
+		down, full bool
+	}{
+		{name: "never tried", st: nil, down: true},
+		{name: "never confirmed a generation", st: &ReplicaState{LastResult: ResultOK}, down: true},
+		{name: "up to date", st: &ReplicaState{Generation: 3, LastResult: ResultOK, Started: t0, LastAttempt: t0.Add(time.Minute)}},
+		{name: "last update failed", st: &ReplicaState{Generation: 3, LastResult: ResultFailed, Started: t0, LastAttempt: t0.Add(time.Minute)}, down: true, full: true},
+		{name: "last update never ended", st: &ReplicaState{Generation: 3, LastResult: ResultOK, LastAttempt: t0, Started: t0.Add(time.Hour)}, full: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.st.Down(); got != tt.down {
+				t.Errorf("Down() = %v, want %v", got, tt.down)
+			}
+			if tt.st != nil {
+				if got := tt.st.needsFullCompare(); got != tt.full {
+					t.Errorf("needsFullCompare() = %v, want %v", got, tt.full)
+				}
+			}
+		})
 	}
 }

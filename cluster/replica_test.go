@@ -136,6 +136,8 @@ func replicaReport(t *testing.T, ir *cluster.ImageReport, name string) *cluster.
 	t.Helper()
 	for _, r := range ir.Replicas {
 		if r.Replica == name {
+			t.Logf("replica %s: %s, generation %d, full %v, sent %d entries, %d files, %d bytes; %s",
+				r.Replica, r.Result, r.Generation, r.Full, r.Entries, r.Files, r.Bytes, r.Receiver)
 			return r
 		}
 	}

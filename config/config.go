@@ -794,6 +794,9 @@ func (v *checker) image(at string, ri rawImage) Image {
 	}
 	img.Fanout = ri.Fanout
 	v.replicas(at, &img, ri.Replica)
+	if len(ri.Replica) > 0 && img.KeepGenerations < 0 {
+		v.add(at+".keep_generations", "image %s: keep_generations = -1 records no generations, and replicas are fed by them: keep at least the newest (0 or more)", ri.Name)
+	}
 	return img
 }
 

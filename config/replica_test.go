@@ -105,6 +105,8 @@ func TestParseReplicaErrors(t *testing.T) {
 			want: []string{`g.toml:14: image rhel replica r1: receiver " "`}},
 		{name: "bad fanout", doc: replicaBase + "fanout = -1\n",
 			want: []string{"g.toml:10: image rhel: fanout -1"}},
+		{name: "replicas without generations", doc: strings.Replace(rep(`name = "r1"`, `ssh = "r1"`), "os = \"rhelc\"\n", "os = \"rhelc\"\nkeep_generations = -1\n", 1),
+			want: []string{"g.toml:10: image rhel: keep_generations = -1 records no generations, and replicas are fed by them"}},
 		{name: "unknown key", doc: rep(`name = "r1"`, `ssh = "r1"`, `adress = "10.0.0.1"`),
 			want: []string{"g.toml:14: unknown key adress in [[image.replica]] (did you mean address?)"}},
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -29,6 +30,40 @@ type GenerationChanges struct {
 	// current generation's token (a receiver whose last update was cut
 	// off compares everything once, and removes what the cut left).
 	Full bool
+	// Cache, when set, shares the change sets computed between sources
+	// (the replicas of one image pushed in one run): ChangedPaths decodes
+	// both generations' manifests, which costs in proportion to the image.
+	Cache *ChangeCache
+}
+
+// ChangeCache remembers ChangedPaths answers by generation pair. It is
+// safe for concurrent use; the zero value is ready. It never forgets:
+// make one per run.
+type ChangeCache struct {
+	mu sync.Mutex
+	m  map[[2]int64]*changeSet
+}
+
+type changeSet struct {
+	once  sync.Once
+	paths []string
+	err   error
+}
+
+// paths is ChangedPaths, computed once per pair.
+func (c *ChangeCache) paths(ctx context.Context, stateDir string, from, to int64) ([]string, error) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[[2]int64]*changeSet{}
+	}
+	cs := c.m[[2]int64{from, to}]
+	if cs == nil {
+		cs = &changeSet{}
+		c.m[[2]int64{from, to}] = cs
+	}
+	c.mu.Unlock()
+	cs.once.Do(func() { cs.paths, cs.err = ChangedPaths(ctx, stateDir, from, to) })
+	return cs.paths, cs.err
 }
 
 // GenerationToken names generation g for GenerationChanges: its id and
@@ -102,7 +137,12 @@ func (c GenerationChanges) Changes(ctx context.Context, since string) ([]tree.Sc
 	if id == cur.ID {
 		return nil, token, false, nil
 	}
-	paths, err := ChangedPaths(ctx, c.StateDir, id, cur.ID)
+	var paths []string
+	if c.Cache != nil {
+		paths, err = c.Cache.paths(ctx, c.StateDir, id, cur.ID)
+	} else {
+		paths, err = ChangedPaths(ctx, c.StateDir, id, cur.ID)
+	}
 	if err != nil {
 		return nil, token, true, nil
 	}

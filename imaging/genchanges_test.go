@@ -118,6 +118,17 @@ func TestGenerationChangesFallBackToFull(t *testing.T) {
 			}
 		})
 	}
+	// A shared cache answers the same, once per pair of generations.
+	want, _, _, err := c.Changes(ctx, imaging.GenerationToken(first))
+	must(t, err)
+	cached := imaging.GenerationChanges{StateDir: state, Cache: &imaging.ChangeCache{}}
+	for range 2 {
+		got, _, full, err := cached.Changes(ctx, imaging.GenerationToken(first))
+		must(t, err)
+		if full || !slices.Equal(got, want) {
+			t.Errorf("cached change set: full %v, %d scopes, want %d", full, len(got), len(want))
+		}
+	}
 	// The paths between the first and the last generation are what a
 	// plan between their manifests touches.
 	paths, err := imaging.ChangedPaths(ctx, state, ids[0], ids[len(ids)-1])
