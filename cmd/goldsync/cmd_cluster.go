@@ -96,6 +96,8 @@ func clusterExitCode(ctx context.Context, err error) int {
 		return exitIO
 	case cluster.StepExcludes:
 		return exitUsage
+	case cluster.StepReplica:
+		return code(e) // partial: the image is synced, a replica is not
 	}
 	return exitIO // boot files, metrics
 }
