@@ -484,6 +484,9 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 				cands[ident{d.Dev, d.Ino}] = d
 			}
 		}
+		for _, d := range plan.replaced {
+			cands[ident{d.Dev, d.Ino}] = d
+		}
 	}
 	ents, err := os.ReadDir(sp.Retention)
 	if errors.Is(err, os.ErrNotExist) {
