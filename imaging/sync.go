@@ -435,7 +435,9 @@ func startRun(src Source, dest string, opts Options) (*syncRun, error) {
 
 // close releases what the run holds (spools, the root, the lock: last).
 func (r *syncRun) close() {
-	r.srcs.close()
+	if r.srcs != nil {
+		r.srcs.close()
+	}
 	if r.acts != nil {
 		r.acts.close()
 	}
@@ -606,14 +608,34 @@ func (r *syncRun) loadPrev(scopes []tree.Scope) *Manifest {
 }
 
 // walkDest walks the destination with its manifest as the cache.
+//
+// A full walk looks the manifest up on disk, block by block (see
+// manifestFinder); a scoped one loads the scopes' part; the rollback's
+// drift check gets the manifest whole.
 func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
-	prev := r.loadPrev(scopes)
-	r.prevLen = len(prev.Entries)
+	var (
+		prev     *Manifest
+		previous func(string) *tree.Entry
+	)
+	if isFull(scopes) && r.opts.checkDest == nil {
+		mf, err := openManifestFinder(r.sp.Manifest, r.log)
+		if err == nil {
+			defer mf.close()
+			previous = mf.find
+			r.prevLen = mf.total
+			r.imageTotal = max(r.imageTotal, mf.total)
+		}
+	}
+	if previous == nil {
+		prev = r.loadPrev(scopes)
+		r.prevLen = len(prev.Entries)
+		previous = prev.finder()
+	}
 	if r.root == nil {
 		return nil
 	}
 	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log,
-		Previous: prev.finder(),
+		Previous: previous,
 		Temps:    func(p string) { r.temps = append(r.temps, p) }}
 	if !isFull(scopes) {
 		wo.Scopes = scopes
