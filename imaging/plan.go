@@ -128,7 +128,8 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 			leaders[s.LinkTo] = true
 		}
 	}
-	pl := newPlanner(dst, leaders, func(p string) *tree.Entry { return findEntry(src, p) }, opts)
+	pl := newPlanner(leaders, func(p string) *tree.Entry { return findEntry(src, p) }, opts)
+	pl.setDst(dst)
 	p := pl.p
 	var dirMeta []Action
 	ord := int32(0)
@@ -158,9 +159,16 @@ type planner struct {
 	p        *Plan
 	opts     PlanOptions
 	scopeSet *tree.ScopeSet
+	// dstByIno lists the destination's paths of each multiply-linked inode.
 	dstByIno map[inoKey][]string
-	byHash   map[uint64]*tree.Entry
-	dst      []*tree.Entry
+	// dstAt returns the destination's entry at a source hard-link leader's
+	// path (it is asked about nothing else).
+	dstAt func(string) *tree.Entry
+	// hashes returns the destination's regular files by content hash (the
+	// sources of local copies); asked once, the first time a new file
+	// could be a copy, so a plan that creates nothing never builds it.
+	hashes   func() map[uint64]hashSrc
+	byHash   map[uint64]hashSrc
 	srcAt    func(string) *tree.Entry // asked only for paths of multiply-linked destination inodes
 	newInode newInodeSet              // source paths whose inode the plan replaces
 	// Problems in a source directory make its subtree unknown: never
@@ -168,31 +176,54 @@ type planner struct {
 	problemDirs []string
 }
 
-// newPlanner starts a plan against dst. leaders are the source's hard-link
-// leaders (the LinkTo of its entries); srcAt returns the source's entry at
-// a path (it is asked only about paths that share a destination inode).
-func newPlanner(dst []*tree.Entry, leaders map[string]bool, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
+// hashSrc is a destination file a local copy can take content from.
+type hashSrc struct {
+	path string
+	size int64
+}
+
+// addHash records d as a copy source for its content hash (the first one
+// seen wins).
+func addHash(m map[uint64]hashSrc, d *tree.Entry) {
+	if d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
+		if _, ok := m[d.Hash]; !ok {
+			m[d.Hash] = hashSrc{path: d.Path, size: d.Size}
+		}
+	}
+}
+
+// newPlanner starts a plan. leaders are the source's hard-link leaders
+// (the LinkTo of its entries); srcAt returns the source's entry at a path
+// (it is asked only about paths that share a destination inode). The
+// destination is given by setDst, or by setting dstByIno, dstAt and
+// hashes.
+func newPlanner(leaders map[string]bool, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
 	scope := opts.Scope
 	if scope == nil {
 		scope = tree.FullScope
 	}
-	pl := &planner{p: &Plan{}, opts: opts, scopeSet: tree.NewScopeSet(scope), dst: dst, srcAt: srcAt,
-		dstByIno: make(map[inoKey][]string), byHash: make(map[uint64]*tree.Entry),
+	return &planner{p: &Plan{}, opts: opts, scopeSet: tree.NewScopeSet(scope), srcAt: srcAt,
+		dstByIno: make(map[inoKey][]string), dstAt: func(string) *tree.Entry { return nil },
+		hashes:   func() map[uint64]hashSrc { return nil },
 		newInode: newInodeSet{leaders: leaders, set: map[string]bool{}}}
+}
+
+// setDst gives the planner the destination's whole list (sorted).
+func (pl *planner) setDst(dst []*tree.Entry) {
 	for _, d := range dst {
-		if d.Type == tree.TypeRegular {
-			if d.Nlink > 1 {
-				k := inoKey{d.Dev, d.Ino}
-				pl.dstByIno[k] = append(pl.dstByIno[k], d.Path)
-			}
-			if d.Hashed() && d.Size > 0 {
-				if _, ok := pl.byHash[d.Hash]; !ok {
-					pl.byHash[d.Hash] = d
-				}
-			}
+		if d.Type == tree.TypeRegular && d.Nlink > 1 {
+			k := inoKey{d.Dev, d.Ino}
+			pl.dstByIno[k] = append(pl.dstByIno[k], d.Path)
 		}
 	}
-	return pl
+	pl.dstAt = func(p string) *tree.Entry { return findEntry(dst, p) }
+	pl.hashes = func() map[uint64]hashSrc {
+		m := map[uint64]hashSrc{}
+		for _, d := range dst {
+			addHash(m, d)
+		}
+		return m
+	}
 }
 
 // linkedPaths returns the destination paths that share an inode with
@@ -298,7 +329,7 @@ func (pl *planner) step(s, d *tree.Entry, ord int32, emit, emitDir func(Action))
 		if s.LinkTo != "" {
 			// Already the same inode as its leader, and the leader
 			// keeps its inode?
-			l := findEntry(pl.dst, s.LinkTo)
+			l := pl.dstAt(s.LinkTo)
 			if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !pl.newInode.has(s.LinkTo) {
 				return // metadata comes with the leader's
 			}
@@ -346,12 +377,21 @@ func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 		a.Op = OpMkdir
 	case tree.TypeRegular:
 		pl.newInode.add(s.Path)
-		switch h := pl.byHash[s.Hash]; {
+		var h hashSrc
+		if s.LinkTo == "" && s.Hashed() {
+			if pl.byHash == nil {
+				if pl.byHash = pl.hashes(); pl.byHash == nil {
+					pl.byHash = map[uint64]hashSrc{}
+				}
+			}
+			h = pl.byHash[s.Hash]
+		}
+		switch {
 		case s.LinkTo != "":
 			a.Op = OpLink
-		case s.Hashed() && h != nil && h.Size == s.Size:
+		case s.Hashed() && h.path != "" && h.size == s.Size:
 			a.Op = OpCopy
-			a.From = h.Path
+			a.From = h.path
 		default:
 			a.Op = OpFetch
 			pl.p.FetchBytes += s.Size

@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -367,9 +368,13 @@ type syncRun struct {
 	leaders map[string]uint64 // the source's hard-link leaders: members beside each
 	scanRes ScanResult
 	scope   []tree.Scope
-	dst     []*tree.Entry // the destination's walk
-	temps   []string      // engine temp files the walk found
-	reread  int64         // entries the walk read afresh
+	dsts    *entrySpool // the destination's walk, in tree.Compare order
+	dstN    int         // how many
+	// dstByIno lists the destination's paths of each multiply-linked
+	// inode (what the planner needs of the destination's hard links).
+	dstByIno map[inoKey][]string
+	temps    []string // engine temp files the walk found
+	reread   int64    // entries the walk read afresh
 	// prevLen is how many entries the manifest held; imageTotal the
 	// entries of the whole image as last recorded (0: unknown).
 	prevLen, imageTotal int
@@ -438,6 +443,9 @@ func (r *syncRun) close() {
 	if r.srcs != nil {
 		r.srcs.close()
 	}
+	if r.dsts != nil {
+		r.dsts.close()
+	}
 	if r.acts != nil {
 		r.acts.close()
 	}
@@ -474,6 +482,11 @@ func (r *syncRun) scan(ctx context.Context) error {
 		return err
 	}
 	r.srcs = &entrySpool{spool: sp}
+	if sp, err = newSpool(r.spoolDir(), false); err != nil {
+		return err
+	}
+	r.dsts = &entrySpool{spool: sp}
+	r.dstByIno = map[inoKey][]string{}
 	if r.opts.Since != "" {
 		if err := r.scanSource(ctx); err != nil {
 			return err
@@ -525,7 +538,11 @@ func (r *syncRun) scan(ctx context.Context) error {
 	if rerr != nil {
 		return rerr
 	}
-	deeper := vanishedDirs(r.scope, want, srcDir, r.dst)
+	var derr error
+	deeper := vanishedDirs(r.scope, want, srcDir, r.dsts.entries(&derr))
+	if derr != nil {
+		return derr
+	}
 	if len(deeper) == 0 || r.root == nil {
 		return nil
 	}
@@ -539,7 +556,30 @@ func (r *syncRun) scan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scan destination: %w", err)
 	}
-	r.dst = mergeEntries(r.dst, sub.Entries)
+	// The subtrees' entries join the walk's, in order, in a new spool.
+	sp, err = newSpool(r.spoolDir(), false)
+	if err != nil {
+		return err
+	}
+	merged := &entrySpool{spool: sp}
+	old, n := r.dsts, 0
+	r.dstByIno = map[inoKey][]string{}
+	for x, y := range tree.MergeSeq(old.entries(&derr), slices.Values(sub.Entries)) {
+		if x == nil {
+			x = y
+		}
+		if err := r.addDst(merged, x); err != nil {
+			merged.close()
+			return err
+		}
+		n++
+	}
+	if derr != nil {
+		merged.close()
+		return derr
+	}
+	old.close()
+	r.dsts, r.dstN = merged, n
 	r.reread += sub.Reread
 	r.scope = deepenScopes(r.scope, deeper)
 	return nil
@@ -643,17 +683,43 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	if r.excl != nil {
 		wo.Exclude = r.excl
 	}
-	w, err := Walk(ctx, r.root, wo)
-	if err != nil {
-		return fmt.Errorf("scan destination: %w", err)
+	add := func(e *tree.Entry) error {
+		r.dstN++
+		return r.addDst(r.dsts, e)
 	}
 	if r.opts.checkDest != nil {
+		// The rollback's drift check looks at the whole walk.
+		w, err := Walk(ctx, r.root, wo)
+		if err != nil {
+			return fmt.Errorf("scan destination: %w", err)
+		}
 		if err := r.opts.checkDest(w.Entries, prev); err != nil {
 			return err
 		}
+		for _, e := range w.Entries {
+			if err := add(e); err != nil {
+				return err
+			}
+		}
+		r.reread = w.Reread
+		return nil
 	}
-	r.dst, r.reread = w.Entries, w.Reread
+	w, err := WalkEach(ctx, r.root, wo, add)
+	if err != nil {
+		return fmt.Errorf("scan destination: %w", err)
+	}
+	r.reread = w.Reread
 	return nil
+}
+
+// addDst spools a destination entry, noting its inode when it has more
+// than one link.
+func (r *syncRun) addDst(sp *entrySpool, e *tree.Entry) error {
+	if e.Type == tree.TypeRegular && e.Nlink > 1 {
+		k := inoKey{e.Dev, e.Ino}
+		r.dstByIno[k] = append(r.dstByIno[k], e.Path)
+	}
+	return sp.add(e)
 }
 
 // plan merges the source's spooled entries with the destination's walk
@@ -684,8 +750,33 @@ func (r *syncRun) plan() error {
 	// The source's entries at the paths of multiply-linked destination
 	// inodes: the only ones the planner looks up.
 	linkedSrc := map[string]*tree.Entry{}
-	pl := newPlanner(r.dst, leaders, func(p string) *tree.Entry { return linkedSrc[p] },
+	pl := newPlanner(leaders, func(p string) *tree.Entry { return linkedSrc[p] },
 		PlanOptions{Scope: r.scope, NoDelete: noDelete})
+	pl.dstByIno = r.dstByIno
+	// Of the destination: its entries at the source's hard-link leaders'
+	// paths, and (only if a new file could be a copy) its files by hash,
+	// each from a pass over its spool.
+	if len(leaders) > 0 {
+		dstLeaders := map[string]*tree.Entry{}
+		var derr error
+		for e := range r.dsts.entries(&derr) {
+			if leaders[e.Path] {
+				dstLeaders[e.Path] = e
+			}
+		}
+		if derr != nil {
+			return derr
+		}
+		pl.dstAt = func(p string) *tree.Entry { return dstLeaders[p] }
+	}
+	var herr error
+	pl.hashes = func() map[uint64]hashSrc {
+		m := map[uint64]hashSrc{}
+		for e := range r.dsts.entries(&herr) {
+			addHash(m, e)
+		}
+		return m
+	}
 	if want := pl.linkedPaths(); len(want) > 0 {
 		var rerr error
 		for e := range r.srcs.entries(&rerr) {
@@ -724,7 +815,8 @@ func (r *syncRun) plan() error {
 	emitDir := func(a Action) { dirDone = true; keep(&a) }
 	var rerr error
 	ord := int32(0)
-	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), slices.Values(r.dst)) {
+	var derr error
+	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
 		if s != nil {
 			ord++
 		}
@@ -734,11 +826,8 @@ func (r *syncRun) plan() error {
 			keep(&Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d, cond: true, ord: ord})
 		}
 	}
-	if rerr != nil {
-		return rerr
-	}
-	if werr != nil {
-		return werr
+	if err := cmp.Or(rerr, derr, herr, werr); err != nil {
+		return err
 	}
 	r.planned = p
 	r.res.Plan = p
@@ -747,7 +836,7 @@ func (r *syncRun) plan() error {
 
 // guard refuses a plan that looks like a mistake.
 func (r *syncRun) guard() error {
-	return guard(r.planned, r.srcN, len(r.dst), r.scope, r.opts.MaxDelete, r.imageTotal)
+	return guard(r.planned, r.srcN, r.dstN, r.scope, r.opts.MaxDelete, r.imageTotal)
 }
 
 // itemize hands the plan's changes to Options.Itemize in path order, as
@@ -774,17 +863,12 @@ func (r *syncRun) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dst := r.dst
+	// (No walkedDir: the plan's conditional directory actions carry the
+	// walk's entry.)
 	r.a, err = applyPlan(ctx, r.src, r.root, r.planned, r.acts, nil, &r.opts, r.log, r.sp.Retention, r.temps, &r.res.Stats,
 		func(a *applier) {
 			a.out = out
 			a.groups = r.leaders
-			a.walkedDir = func(p string) *tree.Entry {
-				if e := findEntry(dst, p); e != nil && e.Type == tree.TypeDir {
-					return e
-				}
-				return nil
-			}
 		})
 	if r.a == nil {
 		out.close()
@@ -798,7 +882,7 @@ func (r *syncRun) apply(ctx context.Context) error {
 func (r *syncRun) record(runErr error) (*Result, error) {
 	res, a, sp, log := r.res, r.a, r.sp, r.log
 	unchanged := runErr == nil && r.planned.Len() == 0 && len(r.temps) == 0 && r.reread == 0 &&
-		r.prevLen == len(r.dst) && isFull(r.scope) && !res.DeletesSkipped
+		r.prevLen == r.dstN && isFull(r.scope) && !res.DeletesSkipped
 	if unchanged {
 		// Nothing was done and the walk found everything as recorded:
 		// the manifest on disk is still the truth.
@@ -809,8 +893,8 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 		}
 		return res, nil
 	}
-	var rerr error
-	recorded := manifestSeq(r.root, r.srcs.entries(&rerr), r.dst, a, r.leaders)
+	var rerr, derr error
+	recorded := manifestSeq(r.root, r.srcs.entries(&rerr), r.dsts.entries(&derr), a, r.leaders)
 	var serr error
 	if isFull(r.scope) {
 		serr = saveManifestSeq(sp.Manifest, recorded)
@@ -825,12 +909,12 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 				in = append(in, &c)
 			}
 		}
-		if rerr == nil {
+		if rerr == nil && derr == nil {
 			serr = UpdateManifest(sp.Manifest, r.scope, in)
 		}
 	}
 	if serr == nil {
-		serr = rerr
+		serr = cmp.Or(rerr, derr)
 	}
 	if fo, ok := a.out.(*fileOutcomes); ok && serr == nil && fo.err != nil {
 		serr = fmt.Errorf("record outcomes: %w", fo.err)
@@ -937,13 +1021,13 @@ func guard(p *Plan, nsrc, ndst int, scope []tree.Scope, maxDelete, image int) er
 // (srcDir: the paths of want the source sent as directories): the source
 // says everything beneath p is gone, which the destination walk of p alone
 // did not list.
-func vanishedDirs(scope []tree.Scope, want, srcDir map[string]bool, dst []*tree.Entry) []tree.Scope {
+func vanishedDirs(scope []tree.Scope, want, srcDir map[string]bool, dst iter.Seq[*tree.Entry]) []tree.Scope {
 	if isFull(scope) || len(want) == 0 {
 		return nil
 	}
 	trees := tree.NewScopeSet(treeScopes(scope))
 	var out []tree.Scope
-	for _, d := range dst {
+	for d := range dst {
 		if want[d.Path] && d.Type == tree.TypeDir && !srcDir[d.Path] && !trees.Covers(d.Path) {
 			out = append(out, tree.Scope{Path: d.Path, Tree: true})
 		}
@@ -977,19 +1061,6 @@ func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
 	return out
 }
 
-// mergeEntries merges two sorted entry lists, keeping a's entry where both
-// have a path.
-func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
-	out := make([]*tree.Entry, 0, len(a)+len(b))
-	for x, y := range tree.Merge(a, b) {
-		if x == nil {
-			x = y
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
 // manifestSeq yields the destination's manifest after an apply, in
 // tree.Compare order: source entries for what was applied (with the
 // destination's identity), the old destination entries for what failed or
@@ -1008,7 +1079,7 @@ func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
 // src is the source's stream (entries it yields are not changed); linked
 // are the leaders of its hard-link groups. Outcomes are looked up by the
 // entry's place in src.
-func manifestSeq(root *fsx.Root, src iter.Seq[*tree.Entry], dst []*tree.Entry, a *applier, linked map[string]uint64) iter.Seq[*tree.Entry] {
+func manifestSeq(root *fsx.Root, src, dst iter.Seq[*tree.Entry], a *applier, linked map[string]uint64) iter.Seq[*tree.Entry] {
 	return func(yield func(*tree.Entry) bool) {
 		// Whether each hard-link leader was touched by the run, as its
 		// members are reached (leaders sort first).
@@ -1024,7 +1095,7 @@ func manifestSeq(root *fsx.Root, src iter.Seq[*tree.Entry], dst []*tree.Entry, a
 		var scratch [2]tree.Entry
 		k := 0
 		ord := int32(0)
-		for s, d := range tree.MergeSeq(src, slices.Values(dst)) {
+		for s, d := range tree.MergeSeq(src, dst) {
 			e := &scratch[k]
 			if s != nil {
 				ord++

@@ -141,7 +141,7 @@ func receiverPeak(t *testing.T, dirs, perDir int) (grown uint64, at string, entr
 // once the manifest was streamed to disk from a merge and the planner's
 // maps of every path became binary searches, and about 60 B once the
 // source's entries, the plan and the applier's outcomes went through
-// spool files instead of the heap, and about 25 B once the stream
+// spool files instead of the heap, and 25-45 B once the stream
 // checkers' sets of regular files were sorted runs instead of maps
 // (bench/README.md). rsync holds about 100 B per file.
 func TestReceiverMemoryPerEntry(t *testing.T) {
@@ -153,10 +153,10 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 	}
 	grown, at, entries := receiverPeak(t, 2000, 100)
 	perEntry := float64(grown) / float64(entries)
-	// Above today's ~25 B (with room for the fixed few MiB of buffers
+	// Above today's 25-45 B (with room for the fixed few MiB of buffers
 	// and the sampler's timing), far below the 430 B of the code that
 	// held the source's list.
-	const maxPerEntry = 60
+	const maxPerEntry = 80
 	if perEntry > maxPerEntry {
 		t.Errorf("the receiver held %.0f B per entry (peak at %s), more than %d B", perEntry, at, maxPerEntry)
 	}
@@ -178,7 +178,7 @@ func TestReceiverMemoryFlat(t *testing.T) {
 	large, at, nLarge := receiverPeak(t, 2000, 100)
 	growth := (float64(large) - float64(small)) / float64(nLarge-nSmall)
 	t.Logf("growth: %.0f B per added entry", growth)
-	const maxGrowth = 60
+	const maxGrowth = 80
 	if growth > maxGrowth {
 		t.Errorf("the receiver's peak grew by %.0f B per added entry (50k: %.1f MiB, 200k: %.1f MiB at %s), more than %d B",
 			growth, float64(small)/(1<<20), float64(large)/(1<<20), at, maxGrowth)
