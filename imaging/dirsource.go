@@ -25,6 +25,9 @@ type DirSourceOptions struct {
 	// CacheFile, when set, persists the hash cache there between runs so
 	// an unchanged file is never read again. It must live outside the tree.
 	CacheFile string
+	// ReadOnlyCache uses CacheFile without ever writing it: an image's own
+	// manifest, when the image is the source of a replica push.
+	ReadOnlyCache bool
 	// Workers bounds parallel walking and reading; zero means a default.
 	Workers int
 	// Changes, when set, answers ScanRequest.Since with a scan of only
@@ -532,7 +535,7 @@ func (s *DirSource) remember(snap, cur *tree.Entry) {
 func (s *DirSource) Close() error {
 	var err error
 	s.mu.Lock()
-	if s.opts.CacheFile != "" && s.dirty && !s.scanned.empty() {
+	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache && s.dirty && !s.scanned.empty() {
 		err = s.saveCache()
 	}
 	s.mu.Unlock()
