@@ -462,8 +462,10 @@ func (j *job) result(src string, res *imaging.Result, source imaging.Source, err
 	r.Pull = &s
 	if res.Plan != nil {
 		r.Planned = map[string]int{}
-		for _, a := range res.Plan.Actions {
-			r.Planned[a.Op.String()]++
+		for op := imaging.OpMkdir; op <= imaging.OpDirMeta; op++ {
+			if n := res.Plan.Count(op); n > 0 {
+				r.Planned[op.String()] = n
+			}
 		}
 	}
 	r.changed = !j.o.DryRun && res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0

@@ -44,6 +44,10 @@ type WalkOptions struct {
 	// Workers bounds the directories read and files hashed at once;
 	// zero means 4 × GOMAXPROCS (the walk is mostly waiting on the disk).
 	Workers int
+	// ReadAhead bounds how many listed entries WalkEach holds ahead of
+	// the one it hands out (beyond the directories being read); zero
+	// means 8192.
+	ReadAhead int
 	// Temps, when set, receives the paths of engine temporary files found
 	// (see TempPrefix) instead of listing them.
 	Temps func(path string)
@@ -60,7 +64,10 @@ type WalkResult struct {
 	// Entries in tree.Compare order, hard links resolved (LinkTo set on
 	// all but the first path of each inode).
 	Entries []*tree.Entry
-	// Problems counts entries with Entry.Problem set.
+	// Listed counts the entries handed out (len(Entries) for Walk).
+	Listed int
+	// Problems counts entries with Entry.Problem set, and paths that could
+	// not be listed at all.
 	Problems int
 	// Vanished counts paths that disappeared while the walk ran.
 	Vanished int
@@ -89,15 +96,57 @@ func Unchanged(prev *tree.Entry, now *tree.Entry) bool {
 
 // Walk lists the tree beneath root in parallel, without following symlinks.
 // Unreadable entries are listed with a Problem; a missing or unreadable root
-// or cancellation is an error.
+// or cancellation is an error. It collects what WalkEach hands out; callers
+// that can take the entries one at a time should use WalkEach, which holds
+// only a window of the tree.
 func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, error) {
-	w := &walker{root: root, opts: opts, log: opts.Logger}
+	var entries []*tree.Entry
+	res, err := WalkEach(ctx, root, opts, func(e *tree.Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// WalkEach already set LinkTo; this also lends a link group's hash to
+	// a leader that had none.
+	ResolveHardLinks(entries)
+	res.Entries = entries
+	return res, nil
+}
+
+// WalkEach walks like Walk but hands each entry to fn as soon as it is
+// listed, in tree.Compare order, instead of collecting them: it reads a
+// directory, sorts its names, and descends depth first in that order,
+// with up to Workers directories read (and their files hashed) ahead of
+// the entry handed out, and at most about ReadAhead entries held beyond
+// the largest directory being read. Memory does not grow with the tree.
+//
+// fn is called from the goroutine that called WalkEach (so WalkEach can
+// back an iter.Seq, also through iter.Pull), one entry at a time; it may
+// keep the entry, which the walk no longer touches. A directory is handed
+// out after it was read, with its Problem set if it could not be. Hard
+// links are resolved as the entries go: LinkTo names the first path of
+// the inode in Compare order and the link takes its hash; only inodes
+// with more than one link are remembered, until all their links were seen.
+// An error from fn stops the walk and is returned as is. The result's
+// Entries is nil; Listed counts what fn was given.
+//
+// opts.Previous (and Temps) may be called from several goroutines at once;
+// for each directory, Previous is asked about its children in Compare
+// order.
+func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
+	w := &walker{root: root, opts: opts, log: opts.Logger, fn: fn}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	w.window = opts.ReadAhead
+	if w.window <= 0 {
+		w.window = defaultReadAhead
 	}
 	rootDir, err := root.OpenDir(".")
 	if err != nil {
@@ -113,13 +162,8 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 	rootDir.Close()
 
 	w.cond = sync.NewCond(&w.mu)
-	if len(opts.Scopes) == 0 || tree.IsFull(opts.Scopes) {
-		w.add(re)
-		w.queue = []*tree.Entry{re}
-	} else {
-		w.queue = w.scoped(re, opts.Scopes)
-	}
-	w.pending = len(w.queue)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -128,86 +172,154 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 			w.work(ctx)
 		}()
 	}
-	stop := context.AfterFunc(ctx, func() {
+	stopWake := context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	})
+	err = w.run(ctx, re)
+	if err != nil {
+		cancel() // the workers stop at their next entry
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
 	wg.Wait()
-	stop()
-	if err := ctx.Err(); err != nil {
+	stopWake()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && w.fatal != nil {
+		err = w.fatal
+	}
+	if err != nil {
 		return nil, err
 	}
-	if w.fatal != nil {
-		return nil, w.fatal
-	}
 	w.res.Reread = w.reread.Load()
-	slices.SortFunc(w.res.Entries, func(a, b *tree.Entry) int { return tree.Compare(a.Path, b.Path) })
-	w.res.Entries = slices.CompactFunc(w.res.Entries, func(a, b *tree.Entry) bool { return a.Path == b.Path })
-	ResolveHardLinks(w.res.Entries)
-	for _, e := range w.res.Entries {
-		if e.Problem != "" {
-			w.res.Problems++
-		}
-	}
+	w.res.Problems += w.probEntries
 	return &w.res, nil
 }
 
-// scoped lists the scopes' own entries and returns the directories to
-// descend (those of Tree scopes). Paths inside an excluded directory, or
-// beneath a non-directory, are not listed.
-func (w *walker) scoped(re *tree.Entry, scopes []tree.Scope) []*tree.Entry {
-	var queue []*tree.Entry
-	listed := make(map[string]bool)
-	for _, sc := range scopes {
-		if listed[sc.Path] || tree.ValidatePath(sc.Path) != nil {
-			continue
+// defaultReadAhead is WalkOptions.ReadAhead's default: enough listed
+// entries to keep the workers busy, a few MiB at most.
+const defaultReadAhead = 8192
+
+// run hands out the whole tree, or the scopes' parts of it, in order.
+func (w *walker) run(ctx context.Context, re *tree.Entry) error {
+	if len(w.opts.Scopes) == 0 || tree.IsFull(w.opts.Scopes) {
+		n := w.schedule(re)
+		if err := w.await(ctx, n); err != nil {
+			return err
 		}
+		w.mu.Lock()
+		fatal := w.fatal
+		w.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if err := w.emit(re); err != nil {
+			return err
+		}
+		return w.descend(ctx, n)
+	}
+	for _, sc := range normalScopes(w.opts.Scopes) {
 		if sc.Path == tree.Root {
-			listed[sc.Path] = true
-			w.add(re)
-			continue
-		}
-		excluded := false
-		for p := tree.Dir(sc.Path); p != tree.Root && p != ""; p = tree.Dir(p) {
-			if w.opts.Exclude != nil && w.opts.Exclude.Excluded(p, true) {
-				excluded = true
+			if err := w.emit(re); err != nil {
+				return err
 			}
-		}
-		if excluded {
 			continue
 		}
-		d, name, err := w.root.OpenParent(sc.Path)
-		if err != nil {
-			continue // the parent is gone or not a directory: nothing there
-		}
-		var st unix.Stat_t
-		if err := d.Lstat(name, &st); err != nil {
-			d.Close()
+		e := w.scopeEntry(sc.Path)
+		if e == nil {
 			continue
 		}
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if w.opts.Exclude != nil && w.opts.Exclude.Excluded(sc.Path, isDir) {
-			d.Close()
+		if !sc.Tree || e.Type != tree.TypeDir {
+			if err := w.emit(e); err != nil {
+				return err
+			}
 			continue
 		}
-		e := entryFromStat(sc.Path, &st)
-		if !e.Type.Valid() {
-			d.Close()
-			continue
+		n := w.schedule(e)
+		if err := w.await(ctx, n); err != nil {
+			return err
 		}
-		w.fill(d, name, e, &st)
-		if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash {
-			w.hash(d, name, e, make([]byte, 256<<10))
+		if err := w.emit(e); err != nil {
+			return err
 		}
-		d.Close()
-		listed[sc.Path] = true
-		w.add(e)
-		if sc.Tree && isDir {
-			queue = append(queue, e)
+		if err := w.descend(ctx, n); err != nil {
+			return err
 		}
 	}
-	return queue
+	return nil
+}
+
+// normalScopes sorts scopes in Compare order and drops those another
+// (Tree) scope already covers, so that walking them one after the other
+// lists each path once, in order.
+func normalScopes(scopes []tree.Scope) []tree.Scope {
+	var out []tree.Scope
+	for _, sc := range scopes {
+		if sc.Path != tree.Root && tree.ValidatePath(sc.Path) != nil {
+			continue
+		}
+		out = append(out, sc)
+	}
+	slices.SortFunc(out, func(a, b tree.Scope) int {
+		if c := tree.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		switch {
+		case a.Tree == b.Tree:
+			return 0
+		case a.Tree:
+			return -1
+		}
+		return 1
+	})
+	kept := out[:0]
+	for _, sc := range out {
+		if len(kept) > 0 {
+			last := kept[len(kept)-1]
+			if last.Path == sc.Path || (last.Tree && tree.IsWithin(sc.Path, last.Path)) {
+				continue
+			}
+		}
+		kept = append(kept, sc)
+	}
+	return kept
+}
+
+// scopeEntry lists one scope's own path: nil when it does not exist, lies
+// inside an excluded directory or beneath a non-directory, or is excluded.
+func (w *walker) scopeEntry(p string) *tree.Entry {
+	for a := tree.Dir(p); a != tree.Root && a != ""; a = tree.Dir(a) {
+		if w.opts.Exclude != nil && w.opts.Exclude.Excluded(a, true) {
+			return nil
+		}
+	}
+	d, name, err := w.root.OpenParent(p)
+	if err != nil {
+		return nil // the parent is gone or not a directory: nothing there
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := d.Lstat(name, &st); err != nil {
+		return nil
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if w.opts.Exclude != nil && w.opts.Exclude.Excluded(p, isDir) {
+		return nil
+	}
+	e := entryFromStat(p, &st)
+	if !e.Type.Valid() {
+		return nil
+	}
+	w.fill(d, name, e, &st)
+	if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash {
+		w.hash(d, name, e, make([]byte, 256<<10))
+	}
+	return e
 }
 
 // ResolveHardLinks sets LinkTo on every regular file that shares its
@@ -244,54 +356,227 @@ func eachHardLink(entries []*tree.Entry, fn func(e, leader *tree.Entry)) {
 }
 
 type walker struct {
-	root *fsx.Root
-	opts WalkOptions
-	log  *slog.Logger
+	root   *fsx.Root
+	opts   WalkOptions
+	log    *slog.Logger
+	fn     func(*tree.Entry) error
+	window int
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []*tree.Entry
-	pending int // directories queued or being read
-	fatal   error
-	res     WalkResult
-	reread  atomic.Int64
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  dirHeap  // directories found, not yet being read
+	want     *dirNode // the directory the emitter waits for
+	buffered int      // entries read and not yet handed out
+	stopped  bool
+	fatal    error
+	res      WalkResult
+	reread   atomic.Int64
+
+	// The emitter's own: the inodes with links still to come, and the
+	// entries handed out with a Problem.
+	links       map[linkKey]*linkLeader
+	probEntries int
 }
 
-func (w *walker) add(es ...*tree.Entry) {
+// dirNode is one directory of the walk: read by a worker, then descended
+// by the emitter.
+type dirNode struct {
+	e    *tree.Entry
+	done chan struct{} // closed once kids is set (or the read failed)
+	kids []walkKid     // the children, in Compare order
+}
+
+type walkKid struct {
+	e    *tree.Entry
+	node *dirNode // for a directory to descend
+}
+
+// dirHeap holds the directories to read, the first in Compare order on
+// top: the one the emitter will need next.
+type dirHeap []*dirNode
+
+func (h dirHeap) less(i, j int) bool { return tree.Compare(h[i].e.Path, h[j].e.Path) < 0 }
+
+func (h *dirHeap) push(n *dirNode) {
+	*h = append(*h, n)
+	for i := len(*h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		(*h)[i], (*h)[p] = (*h)[p], (*h)[i]
+		i = p
+	}
+}
+
+func (h *dirHeap) pop() *dirNode {
+	old := *h
+	top := old[0]
+	last := len(old) - 1
+	old[0] = old[last]
+	old[last] = nil
+	*h = old[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.less(l, m) {
+			m = l
+		}
+		if r < last && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		(*h)[i], (*h)[m] = (*h)[m], (*h)[i]
+		i = m
+	}
+	return top
+}
+
+type linkKey struct{ dev, ino uint64 }
+
+type linkLeader struct {
+	path string
+	hash uint64
+	has  bool   // hash is set
+	left uint32 // links not seen yet
+}
+
+// schedule queues a directory to be read.
+func (w *walker) schedule(e *tree.Entry) *dirNode {
+	n := &dirNode{e: e, done: make(chan struct{})}
 	w.mu.Lock()
-	w.res.Entries = append(w.res.Entries, es...)
+	w.pending.push(n)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	return n
+}
+
+// await waits until n was read, letting a worker read it even when the
+// read-ahead window is full.
+func (w *walker) await(ctx context.Context, n *dirNode) error {
+	select {
+	case <-n.done:
+		return nil
+	default:
+	}
+	w.mu.Lock()
+	w.want = n
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	select {
+	case <-n.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// descend hands out a read directory's subtree, depth first.
+func (w *walker) descend(ctx context.Context, n *dirNode) error {
+	kids := n.kids
+	n.kids = nil
+	given := 0
+	defer func() { w.release(given) }()
+	for i, k := range kids {
+		kids[i] = walkKid{}
+		if k.node != nil {
+			if err := w.await(ctx, k.node); err != nil {
+				return err
+			}
+		}
+		if err := w.emit(k.e); err != nil {
+			return err
+		}
+		if given++; given == 256 {
+			w.release(given)
+			given = 0
+		}
+		if k.node != nil {
+			if err := w.descend(ctx, k.node); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// release returns n handed-out entries to the read-ahead window.
+func (w *walker) release(n int) {
+	if n == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.buffered -= n
+	if w.buffered < w.window {
+		w.cond.Broadcast()
+	}
 	w.mu.Unlock()
 }
 
+// emit resolves hard links and hands e to fn.
+func (w *walker) emit(e *tree.Entry) error {
+	if e.Problem != "" {
+		w.probEntries++
+	}
+	if e.Type == tree.TypeRegular && e.Nlink >= 2 {
+		k := linkKey{e.Dev, e.Ino}
+		if l := w.links[k]; l != nil {
+			e.LinkTo = l.path
+			if l.has {
+				e.SetHash(l.hash)
+			}
+			if l.left--; l.left == 0 {
+				delete(w.links, k)
+			}
+		} else {
+			if w.links == nil {
+				w.links = make(map[linkKey]*linkLeader)
+			}
+			w.links[k] = &linkLeader{path: e.Path, hash: e.Hash, has: e.Hashed(), left: e.Nlink - 1}
+		}
+	}
+	w.res.Listed++
+	return w.fn(e)
+}
+
+// work reads directories, the first in Compare order first, while the
+// read-ahead window has room or the emitter waits for that directory.
 func (w *walker) work(ctx context.Context) {
 	buf := make([]byte, 256<<10)
 	for {
 		w.mu.Lock()
-		for len(w.queue) == 0 && w.pending > 0 && ctx.Err() == nil && w.fatal == nil {
+		for !w.stopped && ctx.Err() == nil && !(len(w.pending) > 0 && (w.buffered < w.window || w.pending[0] == w.want)) {
 			w.cond.Wait()
 		}
-		if len(w.queue) == 0 || ctx.Err() != nil || w.fatal != nil {
+		if w.stopped || ctx.Err() != nil {
 			w.mu.Unlock()
 			return
 		}
-		dir := w.queue[len(w.queue)-1]
-		w.queue = w.queue[:len(w.queue)-1]
+		n := w.pending.pop()
 		w.mu.Unlock()
 
-		subdirs := w.readDir(ctx, dir, buf)
+		kids := w.readDir(ctx, n.e, buf)
 
 		w.mu.Lock()
-		w.queue = append(w.queue, subdirs...)
-		w.pending += len(subdirs) - 1
+		n.kids = kids
+		w.buffered += len(kids)
+		for _, k := range kids {
+			if k.node != nil {
+				w.pending.push(k.node)
+			}
+		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
+		close(n.done)
 	}
 }
 
-// readDir lists one directory and returns its subdirectories to descend. A
-// directory that cannot be read gets a Problem, so a mirror keeps what the
-// destination has beneath it.
-func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []*tree.Entry {
+// readDir lists one directory, its names sorted, and returns its children
+// with a node for each subdirectory to descend. A directory that cannot be
+// read gets a Problem, so a mirror keeps what the destination has beneath
+// it.
+func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []walkKid {
 	rel := de.Path
 	d, err := w.root.OpenDir(rel)
 	if err != nil {
@@ -312,8 +597,9 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []*tre
 		}
 		return nil
 	}
-	var subdirs []*tree.Entry
-	out := make([]*tree.Entry, 0, len(names))
+	// Byte order of the names is Compare order of the siblings' paths.
+	slices.Sort(names)
+	out := make([]walkKid, 0, len(names))
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil
@@ -349,13 +635,13 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []*tre
 		if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash && e.Problem == "" {
 			w.hash(d, name, e, buf)
 		}
-		out = append(out, e)
+		k := walkKid{e: e}
 		if isDir {
-			subdirs = append(subdirs, e)
+			k.node = &dirNode{e: e, done: make(chan struct{})}
 		}
+		out = append(out, k)
 	}
-	w.add(out...)
-	return subdirs
+	return out
 }
 
 func (w *walker) setFatal(err error) {

@@ -96,11 +96,8 @@ func TestSSHPullUploadsAgentAndCopiesExactly(t *testing.T) {
 	if res.BytesReceived != 0 || res.Files != 0 || res.Created != 0 || res.MetaOnly != 0 {
 		t.Errorf("re-pull with no change: received %d bytes, wrote %d files", res.BytesReceived, res.Files)
 	}
-	if len(res.Plan.Actions) != 0 {
-		t.Logf("re-pull with no change re-checked %d files by hash", len(res.Plan.Actions))
-		for _, a := range res.Plan.Actions {
-			t.Logf("  %s (src hashed %v, dst hashed %v)", imaging.Itemize(a), a.Src != nil && a.Src.Hashed(), a.Dst != nil && a.Dst.Hashed())
-		}
+	if n := res.Plan.Len(); n != 0 {
+		t.Logf("re-pull with no change re-checked %d files by hash", n)
 	}
 }
 
