@@ -58,7 +58,7 @@ type Options struct {
 	// empty). A source without a journal, or one that cannot vouch for the
 	// token, answers with a full scan, so this is always safe.
 	Incremental bool
-	// MaxListBytes bounds the memory of the source's entry list (see
+	// MaxListBytes bounds the source's entry list as it is spooled (see
 	// tree.Checker.MaxBytes): a source sending more is refused as it
 	// passes the bound. Zero means tree.DefaultMaxBytes; negative means no
 	// bound.

@@ -327,12 +327,13 @@ func (e *Entry) Validate() error {
 type Checker struct {
 	// MaxEntries bounds the stream; zero means 50 million.
 	MaxEntries int
-	// MaxBytes bounds the memory the stream's entries hold once decoded:
-	// the sum of EntryCost(e) over the entries. A peer's paths travel
+	// MaxBytes bounds the stream's entries once decoded: the sum of
+	// EntryCost(e) over the entries. A peer's paths travel
 	// prefix-compressed, so a few bytes on the wire can decode to a 4 KiB
-	// path; this bound is what keeps a receiver's memory proportional to
-	// a tree it would accept, not to the peer's imagination. Zero means
-	// DefaultMaxBytes; negative means no bound.
+	// path; this bound is what keeps what a receiver holds (in memory or
+	// in its spool) proportional to a tree it would accept, not to the
+	// peer's imagination. Zero means DefaultMaxBytes; negative means no
+	// bound.
 	MaxBytes int64
 	// Partial allows entries whose parents were not sent (a scoped change
 	// set). Parents that were sent must still be directories.
@@ -360,10 +361,15 @@ type openEntry struct {
 	typ  Type
 }
 
-// DefaultMaxBytes is Checker's default bound on the entries' memory: about
-// 800,000 entries of a real root filesystem (an average path of 60-80
-// bytes), more than three times the largest image goldsync was measured on.
-const DefaultMaxBytes = 256 << 20
+// DefaultMaxBytes is Checker's default bound on a stream's entries, as
+// EntryCost charges them: about 3 million entries of a real root
+// filesystem (an average path of 60-80 bytes), three times the 1M-entry
+// tree bench/ measures. A receiver that streams (imaging.Sync) holds
+// these entries in a spool file, not in memory, so the bound is on that
+// file and on the decoding work; a 1.6 GiB list of 4 KiB paths, a few MiB
+// on the wire, is still refused a third of the way in. Images larger
+// than 3 million entries need a larger bound (pull --max-list-bytes).
+const DefaultMaxBytes = 1 << 30
 
 // entryOverhead approximates what one entry costs a receiver beyond its
 // strings: the Entry itself and the maps and slices that index it.
