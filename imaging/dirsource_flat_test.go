@@ -20,7 +20,7 @@ import (
 // file, as in a no-change pull), Close (the cache save) included. The
 // live heap's peak above the baseline may grow by at most 32 bytes per
 // added entry between the two sizes; when the source held its entries
-// (before issue #14) it grew by ~350.
+// (main at 0c86dc7) it grew by 233 (cold) and 297 (cached).
 //
 // The live heap is taken after a full collection at 20 points evenly
 // spaced through the scan (from the scan's callback: the walk goes on
