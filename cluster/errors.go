@@ -20,6 +20,7 @@ const (
 	StepSnapshots Step = "snapshots" // snapshot.Build
 	StepNetboot   Step = "netboot"   // netboot.AddOS: the OS's kernel and record
 	StepBootFiles Step = "bootfiles" // the TFTP tree and the nodes' boot files
+	StepReplica   Step = "replica"   // updating a replica image server (ErrReplica)
 	StepMetrics   Step = "metrics"   // the metrics file
 	StepManifest  Step = "manifest"  // Verify: the image's manifest (ErrNoManifest when missing)
 	StepImage     Step = "image"     // Verify: opening or walking the image

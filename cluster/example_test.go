@@ -64,3 +64,27 @@ func ExampleStatus() {
 	// Output:
 	// rhel9: synced false, stale true, healthy false
 }
+
+// Replicate brings an image's replicas to its newest generation, as
+// goldsync sync does after the pull; a program can run it alone (here
+// after a pull of its own), and see each replica's outcome.
+func ExampleReplicate() {
+	cfg, err := config.Load("/etc/goldsync/goldsync.toml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	reports, err := cluster.Replicate(context.Background(), cfg, "rhel9", cluster.ReplicateOptions{
+		ReplicaDone: func(r *cluster.ReplicaReport) { fmt.Println(r.Replica, r.Result, "generation", r.Generation) },
+	})
+	if errors.Is(err, cluster.ErrReplica) {
+		// Some replicas were not updated: their nodes boot from the
+		// primary until a later run reaches them.
+		for _, r := range reports {
+			if r.Err != nil {
+				fmt.Println(r.Replica, "down:", r.Error)
+			}
+		}
+	} else if err != nil {
+		log.Fatal(err)
+	}
+}

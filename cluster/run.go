@@ -70,6 +70,13 @@ type Options struct {
 	// Notice is told what the snapshot lists' loading did or found that is
 	// not an error (snapshot.LoadOptions.Notice).
 	Notice func(msg string)
+	// NoReplicas skips the replicas of the images (see Replicate): they
+	// are not updated, and their nodes' boot files follow their last
+	// known state.
+	NoReplicas bool
+	// ReplicaDone is called, from any goroutine, with each replica's
+	// report as it is done.
+	ReplicaDone func(r *ReplicaReport)
 }
 
 // The results of an image's run.
@@ -110,6 +117,8 @@ type ImageReport struct {
 	Planned   map[string]int   `json:"planned,omitempty"`
 	Snapshots []SnapshotReport `json:"snapshots,omitempty"`
 	Netboot   []NetbootReport  `json:"netboot,omitempty"`
+	// Replicas are the image's replicas, updated after the pull.
+	Replicas []*ReplicaReport `json:"replicas,omitempty"`
 	// Notes are things said along the way that are not errors.
 	Notes []string `json:"notes,omitempty"`
 
@@ -227,6 +236,9 @@ type job struct {
 	// record chooses the kernels step 3 installs.
 	rollbackGen *imaging.Generation
 	boot        []imaging.BootRecord // the kernels step 3 installed
+	// kernels override the kernel of an OS (a replica's build: the
+	// primary's rollback).
+	kernels map[string]string
 }
 
 // fail records err as the image's error, with result.
@@ -290,8 +302,14 @@ func (j *job) run(ctx context.Context) (_ *ImageReport, rec *Record) {
 		}
 	}
 
-	// 2. Snapshots, then 3. netboot files, OS by OS.
+	// 1b. Replicas: before the primary's boot files, which route each
+	// node to its replica or, when that one is down, here.
 	var stepErrs error
+	if err := j.replicas(ctx, partial); err != nil {
+		stepErrs = err
+	}
+
+	// 2. Snapshots, then 3. netboot files, OS by OS.
 	for _, sys := range j.cfg.OSOf(img.Name) {
 		nodes := j.byOS[sys.Name]
 		if len(nodes) == 0 {
@@ -332,6 +350,32 @@ func (j *job) run(ctx context.Context) (_ *ImageReport, rec *Record) {
 	}
 	j.done(partial)
 	return r, nil
+}
+
+// replicas brings the image's replicas up to date (see Replicate). A
+// partial pull is no generation: the replicas keep the one they hold.
+func (j *job) replicas(ctx context.Context, partial error) error {
+	o, img := j.o, j.img
+	switch {
+	case len(img.Replicas) == 0 || o.NoReplicas:
+		return nil
+	case o.DryRun:
+		j.r.Notes = append(j.r.Notes, fmt.Sprintf("%d replicas: not updated in a dry run", len(img.Replicas)))
+		return nil
+	case partial != nil:
+		j.r.Notes = append(j.r.Notes, "replicas not updated: the pull was partial, the image is no generation")
+		return nil
+	}
+	kernels := map[string]string{}
+	for _, sys := range j.cfg.OSOf(img.Name) {
+		if k := j.rollbackGen.BootKernel(sys.Name); k != "" {
+			kernels[sys.Name] = k
+		}
+	}
+	reports, err := replicate(ctx, j.cfg, img, j.byOS, ReplicateOptions{Deadline: o.Deadline, ProgressTimeout: o.ProgressTimeout,
+		Logger: o.Logger, ReplicaDone: o.ReplicaDone, kernels: kernels})
+	j.r.Replicas = reports
+	return err
 }
 
 // done ends an image whose steps succeeded, but for a partial pull.
@@ -516,6 +560,9 @@ func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node)
 	if k := j.rollbackGen.BootKernel(sys.Name); k != "" {
 		opts.Kernel = k // the kernel the generation booted, not the config's
 	}
+	if k := j.kernels[sys.Name]; k != "" {
+		opts.Kernel = k
+	}
 	rec, warnings, err := netboot.AddOS(ctx, opts)
 	nr.Warnings = warnings
 	if err != nil {
@@ -523,10 +570,53 @@ func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node)
 		return stepErr(StepNetboot, fmt.Errorf("OS %s: %w", sys.Name, err))
 	}
 	nr.Kernel = rec.Kernel
-	if err := netboot.WriteNodeConfigs(tftp, rec, nodes, NodeOptions(sys.Netboot)); err != nil {
+	groups, err := j.routeGroups(rec, sys, nodes)
+	if err != nil {
 		nr.Error = err.Error()
 		return stepErr(StepBootFiles, fmt.Errorf("OS %s: %w", sys.Name, err))
 	}
+	for _, g := range groups {
+		if err := netboot.WriteNodeConfigs(tftp, g.rec, g.nodes, NodeOptions(sys.Netboot)); err != nil {
+			nr.Error = err.Error()
+			return stepErr(StepBootFiles, fmt.Errorf("OS %s: %w", sys.Name, err))
+		}
+	}
 	j.boot = append(j.boot, imaging.BootRecord{OS: sys.Name, Kernel: rec.Kernel})
 	return nil
+}
+
+// bootGroup is nodes booting one OS from one server.
+type bootGroup struct {
+	rec   netboot.OS
+	nodes []snapshot.Node
+}
+
+// routeGroups splits an OS's nodes by the server they boot from (see
+// Routes): the primary (rec as it is), or a replica (rec with its server
+// and paths).
+func (j *job) routeGroups(rec netboot.OS, sys config.OS, nodes []snapshot.Node) ([]bootGroup, error) {
+	if len(j.img.Replicas) == 0 {
+		return []bootGroup{{rec, nodes}}, nil
+	}
+	routes, err := Routes(j.cfg, map[string][]snapshot.Node{sys.Name: nodes})
+	if err != nil {
+		return nil, err
+	}
+	var groups []bootGroup
+	at := map[string]int{}
+	for _, n := range nodes {
+		r := routes[n.Host]
+		i, ok := at[r.Replica]
+		if !ok {
+			i = len(groups)
+			at[r.Replica] = i
+			g := bootGroup{rec: rec}
+			if r.Replica != "" {
+				g.rec = routeRecord(rec, r)
+			}
+			groups = append(groups, g)
+		}
+		groups[i].nodes = append(groups[i].nodes, n)
+	}
+	return groups, nil
 }

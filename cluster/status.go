@@ -52,6 +52,10 @@ type Record struct {
 	// Snapshots maps each node to when a sync last built its snapshot
 	// completely.
 	Snapshots map[string]time.Time `json:"snapshots,omitempty"`
+	// Replicas maps each replica to the generation of the image it held
+	// after the last run that tried it (0: none); the details are in
+	// LoadReplicaState.
+	Replicas map[string]int64 `json:"replica_generations,omitempty"`
 }
 
 // Changes are the counts of a run.
@@ -100,7 +104,13 @@ func saveRecord(img *config.Image, r *ImageReport, start, now time.Time) (*Recor
 		Image: img.Name, Source: img.Source, Root: img.Root,
 		Started: start.UTC(), Finished: now, Result: r.Result, Error: r.Error, ExitCode: r.ExitCode,
 		ImageChanged: prev.ImageChanged, LastSuccess: prev.LastSuccess, Snapshots: prev.Snapshots,
-		LastError: prev.LastError, LastFailure: prev.LastFailure,
+		LastError: prev.LastError, LastFailure: prev.LastFailure, Replicas: prev.Replicas,
+	}
+	for _, rr := range r.Replicas {
+		if st.Replicas == nil {
+			st.Replicas = map[string]int64{}
+		}
+		st.Replicas[rr.Replica] = rr.Generation
 	}
 	if st.Result == "" {
 		st.Result = "failed"
@@ -180,6 +190,29 @@ type StatusReport struct {
 	// Stale is set by Status when the last sync is older than MaxAge, or
 	// there was none.
 	Stale bool `json:"stale,omitempty"`
+	// Generation is the image's newest generation (0: none); Replicas
+	// says where each of its replicas stands.
+	Generation int64           `json:"generation,omitempty"`
+	Replicas   []ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is one replica of an image in a StatusReport.
+type ReplicaStatus struct {
+	Replica string `json:"replica"`
+	Address string `json:"address"`
+	// Generation is the primary's generation the replica holds (0: none).
+	Generation int64 `json:"generation"`
+	// Behind counts the primary's generations the replica lacks, and
+	// LagSeconds how long it has lacked the oldest of them (zero when it
+	// is up to date).
+	Behind     int     `json:"generations_behind"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// Down: its nodes boot from the primary (see ReplicaState.Down).
+	Down        bool      `json:"down"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastResult  string    `json:"last_result,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
 // Healthy reports whether the image's last run ended ok and is not stale.
@@ -263,6 +296,7 @@ func imageStatus(cfg *config.Config, img *config.Image, byOS map[string][]snapsh
 	slices.Sort(r.Behind)
 	r.SnapshotsBehind = len(r.Behind)
 	r.Generations, r.GenerationBytes, _ = imaging.GenerationsSize(img.StateDir)
+	r.Generation, r.Replicas = replicaStatus(img, now)
 	dirs := []string{img.Root}
 	for _, o := range cfg.OSOf(img.Name) {
 		dirs = append(dirs, o.SnapshotDir)
@@ -291,4 +325,44 @@ func ExposureWarnings(dirs ...string) []exposure.Warning {
 		out = append(out, ws...)
 	}
 	return out
+}
+
+// replicaStatus reports each replica of img against the image's newest
+// generation.
+func replicaStatus(img *config.Image, now time.Time) (int64, []ReplicaStatus) {
+	gens, _ := imaging.ListGenerations(img.StateDir)
+	var newest int64
+	if len(gens) > 0 {
+		newest = gens[len(gens)-1].ID
+	}
+	var out []ReplicaStatus
+	for _, rep := range img.Replicas {
+		rs := ReplicaStatus{Replica: rep.Name, Address: rep.Address, Down: true}
+		st, err := LoadReplicaState(img.StateDir, rep.Name)
+		if err != nil {
+			rs.LastError = err.Error()
+		}
+		if st != nil {
+			rs.Generation, rs.Down = st.Generation, st.Down()
+			rs.LastAttempt, rs.LastResult, rs.LastSuccess = st.LastAttempt, st.LastResult, st.LastSuccess
+			if rs.LastError == "" {
+				rs.LastError = st.LastError
+			}
+		}
+		// Behind: the generations after the replica's; the lag runs from
+		// the first of them.
+		for _, g := range gens {
+			if g.ID > rs.Generation {
+				if rs.Behind == 0 {
+					rs.LagSeconds = now.Sub(g.Time).Seconds()
+				}
+				rs.Behind++
+			}
+		}
+		if rs.Behind == 0 && newest > rs.Generation {
+			rs.Behind = int(newest - rs.Generation) // pruned in between
+		}
+		out = append(out, rs)
+	}
+	return newest, out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/remote"
+	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
@@ -38,6 +39,7 @@ var DefaultExcludes = exclude.RootDefaults
 // Limits on values.
 const (
 	maxStreams = 64
+	maxFanout  = 1024
 	maxName    = 64
 	maxFile    = 1 << 20 // a config file larger than this is refused
 )
@@ -141,6 +143,51 @@ type Image struct {
 	// Timeout fails a golden node that sends nothing for this long; zero
 	// means the protocol's default.
 	Timeout time.Duration
+	// Replicas are the image's replica image servers ([[image.replica]]),
+	// in file order: each gets every generation of the image, pushed by
+	// the primary (this server) after its pull, and serves the nodes
+	// assigned to it (see Replica.Nodes and cluster.AssignReplicas).
+	Replicas []Replica
+	// Fanout bounds the replicas updated at once; zero means twice the
+	// primary's cores.
+	Fanout int
+	// Line is where the entry starts in the file.
+	Line int
+}
+
+// Replica is one [[image.replica]] entry: another image server holding a
+// copy of the image, fed by the primary, and serving its nodes' boot
+// files, image and snapshots.
+type Replica struct {
+	// Name names the replica: unique within its image, letters, digits,
+	// '.', '_' and '-'.
+	Name string
+	// SSH is where the primary reaches the replica: [user@]host, through
+	// Rsh.
+	SSH string
+	// Rsh is the remote shell command; default the image's rsh.
+	Rsh string
+	// Path is the image directory on the replica; default the primary's
+	// root.
+	Path string
+	// StateDir is the replica's state dir for the image; empty means the
+	// receiver's default (beside Path, as for a pull).
+	StateDir string
+	// Address is what the replica's nodes use for next-server, NFS, TFTP
+	// and HTTP; default the host part of SSH.
+	Address string
+	// SnapshotDir is the replica's snapshot dir for every OS of the image;
+	// empty means the OS's own (the same path as on the primary).
+	SnapshotDir string
+	// TFTPBoot is the replica's TFTP root; empty means the cluster's.
+	TFTPBoot string
+	// Receiver is the goldsync binary on the replica; default "goldsync"
+	// (found on the replica's $PATH).
+	Receiver string
+	// Nodes are shell patterns on host names (as OS.Nodes): the nodes this
+	// replica serves. nil means the replica takes its share of the nodes
+	// no replica lists, spread evenly (cluster.AssignReplicas).
+	Nodes []string
 	// Line is where the entry starts in the file.
 	Line int
 }
@@ -258,6 +305,22 @@ type rawImage struct {
 	Timeout         string   `toml:"timeout"`
 	OS              string   `toml:"os"`
 	Kernel          string   `toml:"kernel"`
+	Fanout          int      `toml:"fanout"`
+
+	Replica []rawReplica `toml:"replica"`
+}
+
+type rawReplica struct {
+	Name        string   `toml:"name"`
+	SSH         string   `toml:"ssh"`
+	Rsh         string   `toml:"rsh"`
+	Path        string   `toml:"path"`
+	StateDir    string   `toml:"state_dir"`
+	Address     string   `toml:"address"`
+	SnapshotDir string   `toml:"snapshot_dir"`
+	TFTPBoot    string   `toml:"tftpboot"`
+	Receiver    string   `toml:"receiver"`
+	Nodes       []string `toml:"nodes"`
 }
 
 type rawNetboot struct {
@@ -393,6 +456,8 @@ var keysOf = map[string][]string{
 	"netboot": tomlKeys(reflect.TypeFor[rawNetboot]()),
 	"os":      tomlKeys(reflect.TypeFor[rawOS]()),
 	"export":  tomlKeys(reflect.TypeFor[rawExport]()),
+	// [[image.replica]]
+	"image.replica": tomlKeys(reflect.TypeFor[rawReplica]()),
 }
 
 func tomlKeys(t reflect.Type) []string {
@@ -411,17 +476,17 @@ func unknownKey(k toml.Key) error {
 	full := strings.Join(k, ".")
 	table := ""
 	if len(k) > 1 {
-		table = k[0]
+		table = strings.Join(k[:len(k)-1], ".")
 	}
 	where := "at the top level"
 	if table != "" {
 		where = "in [" + table + "]"
-		if table == "image" || table == "os" {
+		if table == "image" || table == "os" || table == "image.replica" {
 			where = "in [[" + table + "]]"
 		}
 	}
 	msg := fmt.Sprintf("unknown key %s %s", k[len(k)-1], where)
-	if known, ok := keysOf[table]; ok && len(k) <= 2 {
+	if known, ok := keysOf[table]; ok {
 		if s := closest(k[len(k)-1], known); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", s)
 		}
@@ -724,7 +789,115 @@ func (v *checker) image(at string, ri rawImage) Image {
 	if ri.AgentPath != "" && !path.IsAbs(ri.AgentPath) {
 		v.add(at+".agent_path", "image %s: agent_path %q is relative: write its absolute path on the golden node", ri.Name, ri.AgentPath)
 	}
+	if ri.Fanout < 0 || ri.Fanout > maxFanout {
+		v.add(at+".fanout", "image %s: fanout %d: want 1 to %d replicas at once, or leave it out (twice the cores)", ri.Name, ri.Fanout, maxFanout)
+	}
+	img.Fanout = ri.Fanout
+	v.replicas(at, &img, ri.Replica)
+	if len(ri.Replica) > 0 && img.KeepGenerations < 0 {
+		v.add(at+".keep_generations", "image %s: keep_generations = -1 records no generations, and replicas are fed by them: keep at least the newest (0 or more)", ri.Name)
+	}
 	return img
+}
+
+// replicas checks an image's [[image.replica]] entries and fills in their
+// defaults.
+func (v *checker) replicas(at string, img *Image, raw []rawReplica) {
+	seen := map[string]string{}  // name -> where
+	dests := map[string]string{} // ssh + path -> name
+	for i, rr := range raw {
+		rat := fmt.Sprintf("%s.replica[%d]", at, i)
+		r := Replica{Name: rr.Name, SSH: rr.SSH, Rsh: orDefault(rr.Rsh, img.Rsh), Path: orDefault(rr.Path, img.Root),
+			StateDir: rr.StateDir, Address: rr.Address, SnapshotDir: rr.SnapshotDir, TFTPBoot: rr.TFTPBoot,
+			Receiver: orDefault(rr.Receiver, "goldsync"), Nodes: rr.Nodes, Line: v.pos.line(rat)}
+		who := "image " + img.Name + " replica " + rr.Name
+		if err := checkName(rr.Name); err != nil {
+			v.add(rat+".name", "image %s: replica name %q: %v", img.Name, rr.Name, err)
+		} else if prev, ok := seen[rr.Name]; ok {
+			v.add(rat+".name", "image %s: replica %s defined twice (first at %s)", img.Name, rr.Name, prev)
+		} else {
+			seen[rr.Name] = v.where(rat + ".name")
+		}
+		host, err := sshHost(rr.SSH)
+		if err != nil {
+			v.add(rat+".ssh", "%s: ssh %q: %v", who, rr.SSH, err)
+		}
+		if r.Address == "" {
+			r.Address = host
+		}
+		if r.Address != "" || rr.Address != "" {
+			if err := netboot.CheckServer(r.Address); err != nil {
+				key := ".address"
+				if rr.Address == "" {
+					key = ".ssh"
+				}
+				v.add(rat+key, "%s: address (what its nodes boot and mount from) %v", who, err)
+			}
+		}
+		if rr.Path != "" {
+			v.absPath(rat+".path", "replica path", rr.Path)
+		}
+		if rr.StateDir != "" && v.absPath(rat+".state_dir", "replica state_dir", rr.StateDir) && within(rr.StateDir, r.Path) {
+			v.add(rat+".state_dir", "%s: state_dir %s is inside its image %s: put it outside the exported tree", who, rr.StateDir, r.Path)
+		}
+		if rr.SnapshotDir != "" && v.absPath(rat+".snapshot_dir", "replica snapshot_dir", rr.SnapshotDir) && within(rr.SnapshotDir, r.Path) {
+			v.add(rat+".snapshot_dir", "%s: snapshot_dir %s is inside its image %s: a push would delete it", who, rr.SnapshotDir, r.Path)
+		}
+		if rr.TFTPBoot != "" {
+			v.absPath(rat+".tftpboot", "replica tftpboot", rr.TFTPBoot)
+		}
+		if strings.TrimSpace(r.Rsh) == "" || strings.ContainsFunc(r.Rsh, isControl) {
+			v.add(rat+".rsh", "%s: rsh %q: want a command such as \"ssh -p 2222\"", who, rr.Rsh)
+		}
+		if strings.TrimSpace(r.Receiver) == "" || strings.ContainsFunc(r.Receiver, isControl) {
+			v.add(rat+".receiver", "%s: receiver %q: want the goldsync binary on the replica", who, rr.Receiver)
+		}
+		for j, pat := range rr.Nodes {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" || strings.ContainsAny(pat, "/ \t") {
+				v.add(fmt.Sprintf("%s.nodes[%d]", rat, j), "%s: bad node pattern %q: want a host name or a shell pattern like rack1-*", who, pat)
+			}
+		}
+		if rr.Nodes != nil && len(rr.Nodes) == 0 {
+			v.add(rat+".nodes", "%s: nodes = [] serves no node: list patterns, or leave nodes out to take a share of the unlisted nodes", who)
+		}
+		if host != "" {
+			key := host + ":" + r.Path
+			if prev, ok := dests[key]; ok {
+				v.add(rat+".path", "%s: %s on %s is also replica %s's image", who, r.Path, host, prev)
+			}
+			dests[key] = rr.Name
+		}
+		img.Replicas = append(img.Replicas, r)
+	}
+}
+
+// sshHost checks a replica's ssh destination, [user@]host, and returns the
+// host.
+func sshHost(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("not set: want [user@]host")
+	}
+	user, host, ok := strings.Cut(s, "@")
+	if !ok {
+		host, user = user, ""
+	}
+	switch {
+	case ok && user == "":
+		return "", errors.New("empty user before @")
+	case strings.ContainsAny(user, "@:/ \t'\"\\$`;|&<>(){}") || strings.ContainsFunc(user, isControl):
+		return "", fmt.Errorf("bad user %q", user)
+	case strings.Contains(host, ":"):
+		return "", errors.New("want [user@]host without a path or port (set the port in rsh: \"ssh -p 2222\")")
+	case host == "" || strings.HasPrefix(host, "-"):
+		return "", errors.New("want [user@]host")
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return host, nil
+	}
+	if err := snapshot.CheckHostname(host); err != nil {
+		return "", err
+	}
+	return host, nil
 }
 
 // netboot applies a table's netboot keys over base and checks the result.
@@ -981,4 +1154,26 @@ func (v *checker) export(re rawExport) Export {
 func isRootSource(src string) bool {
 	sp, err := remote.ParseSpec(src)
 	return err == nil && exclude.IsRoot(sp.Path)
+}
+
+// Replica returns the image's replica of that name.
+func (img *Image) Replica(name string) (*Replica, bool) {
+	for i := range img.Replicas {
+		if img.Replicas[i].Name == name {
+			return &img.Replicas[i], true
+		}
+	}
+	return nil, false
+}
+
+// Matches reports whether one of the replica's node patterns matches the
+// host name. A replica without patterns matches nothing here: it takes a
+// share of the nodes no replica lists (see cluster.AssignReplicas).
+func (r Replica) Matches(host string) bool {
+	for _, pat := range r.Nodes {
+		if ok, _ := path.Match(pat, host); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -28,6 +28,9 @@ type DirSourceOptions struct {
 	// CacheFile, when set, persists the hash cache there between runs so
 	// an unchanged file is never read again. It must live outside the tree.
 	CacheFile string
+	// ReadOnlyCache uses CacheFile without ever writing it: an image's own
+	// manifest, when the image is the source of a replica push.
+	ReadOnlyCache bool
 	// Workers bounds parallel walking and reading; zero means a default.
 	Workers int
 	// Changes, when set, answers ScanRequest.Since with a scan of only
@@ -208,7 +211,9 @@ func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.
 		wo.Previous = prev.lookup
 	}
 	var rec *recorder
-	if s.opts.CacheFile != "" {
+	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache {
+		// (A read-only cache is an image's manifest: nothing is written
+		// beside it; fetches then stat their files.)
 		var err error
 		if rec, err = newRecorder(s.opts.CacheFile); err != nil {
 			s.log.Warn("hash cache: cannot record this scan", "err", err)
@@ -757,7 +762,7 @@ func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
 func (s *DirSource) Close() error {
 	var err error
 	s.mu.Lock()
-	if s.opts.CacheFile != "" && s.dirty {
+	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache && s.dirty {
 		err = s.saveCache()
 	}
 	s.prev.Close()

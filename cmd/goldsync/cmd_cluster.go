@@ -17,6 +17,7 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -161,6 +162,13 @@ as "goldsync snapshot build" does, from SNAPSHOT-DIR/files and files.custom
 Netboot: copy the OS's kernel and initrd from the image into the TFTP tree
 (the configured kernel, or the newest) and rewrite the pxelinux, GRUB and
 iPXE files of its nodes.
+
+An image with replicas ([[image.replica]], see goldsync.toml(5)) has each
+replica brought to the new generation after the pull, before the snapshots:
+the paths changed since the generation it holds are pushed to it, and it
+builds its own nodes' snapshots and boot files; the nodes' boot files here
+name their replica, or this server while it is down. A replica that fails
+makes the run partial (exit 23); the others are updated.
 
 A failed pull skips the image's other steps (a partial one does not); the
 other images go on. After each run a status record is written in the
@@ -318,7 +326,7 @@ func printSyncReport(r *cluster.ImageReport, toErr bool) {
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
 	if s := r.Pull; s != nil {
 		p("  pull: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), received %s\n",
-			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, human(s.BytesReceived))
+			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, units.Bytes(s.BytesReceived))
 		for _, pr := range s.Problems {
 			p("  not applied: %s\n", pr)
 		}
@@ -342,6 +350,13 @@ func printSyncReport(r *cluster.ImageReport, toErr bool) {
 		}
 		for _, w := range n.Warnings {
 			p("  warning: %s\n", w)
+		}
+	}
+	for _, rr := range r.Replicas {
+		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (full compare: %v) in %.2fs\n",
+			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), rr.Full, rr.Seconds)
+		if rr.Error != "" {
+			p("    %s; its nodes boot from this server until a sync reaches it\n", firstLine(rr.Error))
 		}
 	}
 	for _, n := range r.Notes {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -25,7 +26,9 @@ image's nodes have a snapshot older than the image's last change (or none):
 "behind". A sync running now is shown with its PID. Below the table come
 the last run's snapshot conflicts (a node's own change kept over the
 image's) and the last error, with when it happened, even when later runs
-succeeded.
+succeeded, then a line per replica image server: the image's generation it
+holds, how many generations and how long it is behind, and whether it is
+down (its nodes then boot from the primary).
 
 A node counts as current when goldsync sync built its snapshot after the
 image last changed, or when its snapshot record (written by any build) is
@@ -95,7 +98,7 @@ func printStatus(reports []cluster.StatusReport) {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tLAST SYNC\tAGE\tRESULT\tLAST CHANGES\tSNAPSHOTS\tGENERATIONS")
 	for _, r := range reports {
-		gens := fmt.Sprintf("%d, %s", r.Generations, human(r.GenerationBytes))
+		gens := fmt.Sprintf("%d, %s", r.Generations, units.Bytes(r.GenerationBytes))
 		if !r.Synced {
 			fmt.Fprintf(tw, "%s\tnever\t-\t-\t-\t%s\t%s\n", r.Image, snapshotsCell(r), gens)
 			continue
@@ -125,6 +128,9 @@ func printStatus(reports []cluster.StatusReport) {
 			printf("%s: last error (%s, %s ago): %s\n", r.Image, r.LastFailure.Local().Format("2006-01-02 15:04:05"),
 				age(time.Since(r.LastFailure)), firstLine(r.LastError))
 		}
+		for _, rs := range r.Replicas {
+			printf("%s: %s\n", r.Image, replicaLine(rs))
+		}
 		if r.Note != "" {
 			printf("%s: %s\n", r.Image, r.Note)
 		}
@@ -132,6 +138,23 @@ func printStatus(reports []cluster.StatusReport) {
 			printf("%s: warning: %s\n", r.Image, w.Message)
 		}
 	}
+}
+
+// replicaLine is a replica's status: its generation, lag and health.
+func replicaLine(rs cluster.ReplicaStatus) string {
+	s := fmt.Sprintf("replica %s (%s): generation %d", rs.Replica, rs.Address, rs.Generation)
+	if rs.Behind > 0 {
+		s += fmt.Sprintf(", %d behind for %s", rs.Behind, age(time.Duration(rs.LagSeconds*float64(time.Second))))
+	} else if rs.Generation > 0 {
+		s += ", up to date"
+	}
+	if rs.Down {
+		s += "; down: its nodes boot from the primary"
+	}
+	if rs.LastResult != "" && rs.LastResult != cluster.ResultOK && rs.LastError != "" {
+		s += "; last error: " + firstLine(rs.LastError)
+	}
+	return s
 }
 
 func snapshotsCell(r cluster.StatusReport) string {
@@ -153,7 +176,7 @@ func changesCell(c cluster.Changes) string {
 	if c.MetaOnly > 0 {
 		s += fmt.Sprintf(" meta %d", c.MetaOnly)
 	}
-	s += ", " + human(c.BytesReceived)
+	s += ", " + units.Bytes(c.BytesReceived)
 	if c.NotApplied > 0 {
 		s += fmt.Sprintf(", %d not applied", c.NotApplied)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 type verifyFlags struct {
@@ -98,7 +99,7 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 		}
 		if !g.quiet {
 			if rep.Clean {
-				printf("goldsync: %s is clean: %d entries match the manifest (%s re-read)\n", name, rep.Checked, human(rep.HashedBytes))
+				printf("goldsync: %s is clean: %d entries match the manifest (%s re-read)\n", name, rep.Checked, units.Bytes(rep.HashedBytes))
 			} else {
 				printf("goldsync: %s drifted: %s\n", name, cluster.CountsText(rep.Counts))
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
@@ -105,7 +106,7 @@ func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
 			return res, err
 		}
 		printf("  %-17s %d entries, %d created, %d updated, %d deleted, %s received, %.2fs\n", label,
-			res.Entries, res.Created, res.Updated, res.Deleted, human(res.BytesReceived), res.Duration.Seconds())
+			res.Entries, res.Created, res.Updated, res.Deleted, units.Bytes(res.BytesReceived), res.Duration.Seconds())
 		return res, nil
 	}
 	if _, err := pull("pull (full)"); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 // genFlags are the generation flags of pull and receive.
@@ -174,7 +175,7 @@ VERSION]"), which a rollback to it installs again.`,
 						src += fmt.Sprintf(" [%s boots %s]", b.OS, b.Kernel)
 					}
 					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, age(now.Sub(gen.Time)),
-						gen.Created, gen.Updated, gen.Deleted, human(gen.Held+gen.ManifestBytes), pin, src)
+						gen.Created, gen.Updated, gen.Deleted, units.Bytes(gen.Held+gen.ManifestBytes), pin, src)
 				}
 			}
 			return nil
@@ -242,14 +243,14 @@ rollback is to stay.`,
 						n, bytes = len(res.Plan.Actions), res.Plan.FetchBytes
 					}
 					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
-						ref.root, id, n, human(bytes))
+						ref.root, id, n, units.Bytes(bytes))
 				} else {
 					what := "rolled back"
 					if err != nil {
 						what = "stopped rolling back"
 					}
 					fmt.Fprintf(os.Stderr, "goldsync rollback: %s %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
-						what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
+						what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
 				}
 				if res.Generation != 0 {
 					fmt.Fprintf(os.Stderr, "; recorded as generation %d", res.Generation)
@@ -375,7 +376,7 @@ format: the changes a rollback from the second to the first would undo.`,
 				if len(removed) == 0 {
 					printf("%s: no generation to remove\n", ref.root)
 				} else {
-					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, human(freed))
+					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, units.Bytes(freed))
 				}
 			}
 			return nil

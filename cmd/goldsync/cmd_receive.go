@@ -9,10 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/goldsync/goldsync/internal/stdio"
-
 	"github.com/goldsync/goldsync/imaging"
+
 	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/internal/stdio"
+	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/internal/version"
 )
 
@@ -99,7 +100,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	}
 	if res != nil && !g.quiet {
 		fmt.Fprintf(os.Stderr, "goldsync receive: %s: %d entries scanned, %d created, %d updated, %d metadata only, %d deleted, %s received, %.3fs\n",
-			dest, res.Entries, res.Created, res.Updated, res.MetaOnly, res.Deleted, human(res.BytesReceived), res.Duration.Seconds())
+			dest, res.Entries, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived), res.Duration.Seconds())
 	}
 	if err != nil {
 		return classifySync(err)

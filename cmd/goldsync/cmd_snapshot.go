@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/imaging/exposure"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -317,10 +316,8 @@ func (p *buildProgress) done() {
 // runBuild builds the nodes' snapshots and reports.
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir string, nodes []snapshot.Node) error {
 	// Check the image before writing anything (the default files list).
-	if fi, err := os.Stat(image); err != nil {
-		return withCode(exitSelect, fmt.Errorf("image: %w", err))
-	} else if !fi.IsDir() {
-		return withCode(exitSelect, fmt.Errorf("image %s: not a directory", image))
+	if err := snapshot.CheckImage(image); err != nil {
+		return withCode(exitSelect, err)
 	}
 	items, err := loadLists(g, f.lists, snapDir, f.dryRun)
 	if err != nil {
@@ -384,40 +381,9 @@ func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir strin
 	for _, n := range res.Notices {
 		notice(g, "%s", n)
 	}
-	for _, c := range res.Conflicts {
-		fmt.Fprintf(os.Stderr, "goldsync: conflict: %s %s: %s\n", c.Node, c.Path, c.Why)
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintf(os.Stderr, "goldsync: not applied: %s\n", p)
-	}
-	for _, n := range res.Nodes {
-		if n.Error != "" {
-			fmt.Fprintf(os.Stderr, "goldsync: %s: %s\n", n.Node, n.Error)
-		}
-	}
-	if g.quiet {
-		return
-	}
-	verb := "built"
-	if res.DryRun {
-		verb = "dry run of"
-	}
-	t := res.Totals
-	printf("goldsync: %s %d snapshots in %s from %s in %.2fs (%d image entries each)\n",
-		verb, len(res.Nodes), snapDir, image, res.Duration.Seconds(), res.ImageEntries)
-	if g.verbose > 0 {
-		for _, n := range res.Nodes {
-			printf("  %s: created %d, updated %d, kept %d, conflicts %d, failed %d, identity files %d\n", n.Node, n.Created, n.Updated, n.Kept, n.Conflicts, n.Failed, n.Identity)
-		}
-	}
-	printf("  created %d, updated %d, kept node changes %d, conflicts %d, listed paths not in the image %d, failed %d, copied %s\n",
-		t.Created, t.Updated, t.Kept, t.Conflicts, t.SkippedMissing, t.Failed, human(t.Bytes))
-	if t.Identity > 0 {
-		what := "created"
-		if res.DryRun {
-			what = "to create"
-		}
-		printf("  identity files %s %d (hostname, machine-id, fstab, ssh host keys)\n", what, t.Identity)
+	_ = res.WriteTrouble(os.Stderr, "goldsync: ")
+	if !g.quiet {
+		_ = res.WriteSummary(stdout, image, snapDir, g.verbose > 0)
 	}
 }
 
@@ -570,17 +536,8 @@ the layout of pxeos -l, or as a JSON array with --json.`,
 				}
 				return printJSON(list)
 			}
-			for i, o := range list {
-				if i > 0 {
-					printf("\n")
-				}
-				printf("Description: %s\nProtocol: NFS\nisDiskless: True\nLocation: %s\nNFS server: %s\nKernel: %s\nImage: %s\nSnapshots: %s\nBoot style: %s\n",
-					o.Name, o.Location, o.NFSServer, o.Kernel, o.ImageRoot, o.SnapshotDir, o.Style)
-				if o.Initramfs != "" {
-					printf("Initramfs: %s\nNFS options: %s\n", o.Initramfs, o.NFSOptions)
-				}
-			}
-			return nil
+			_, err = stdout.Write(netboot.FormatOSList(list))
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
@@ -602,13 +559,7 @@ remove or re-add those nodes. The image and the snapshots are not touched.`,
 				return classifyNetboot(err)
 			}
 			if cfgs, err := netboot.ListNodeConfigs(tftp); err == nil {
-				n := 0
-				for _, c := range cfgs {
-					if c.OS == args[0] {
-						n++
-					}
-				}
-				if n > 0 {
+				if n := netboot.NodesBooting(cfgs, args[0]); n > 0 {
 					notice(g, "%d node configs still boot %s", n, args[0])
 				}
 			}
@@ -771,81 +722,35 @@ the one of the OS the node boots, or --snapshot-dir.`,
   goldsync node remove --purge 10.8.226.73
   goldsync node remove --nodes retired-nodes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfgs, err := netboot.ListNodeConfigs(tftp)
-			if err != nil {
-				return classifyNetboot(err)
-			}
-			type target struct {
-				node snapshot.Node
-				os   string
-			}
-			var targets []target
-			if nodesFile != "" {
-				if len(args) > 0 {
-					return withCode(exitUsage, errors.New("give either --nodes FILE or nodes, not both"))
-				}
+			o := netboot.RemoveNodesOptions{TFTPBoot: tftp, Names: args, Purge: purge, SnapshotDir: snapDir, StateDir: stateDir}
+			switch {
+			case nodesFile != "" && len(args) > 0:
+				return withCode(exitUsage, errors.New("give either --nodes FILE or nodes, not both"))
+			case nodesFile != "":
 				nodes, err := readNodesFile(nodesFile)
 				if err != nil {
 					return err
 				}
-				for _, n := range nodes {
-					t := target{node: n}
-					for _, c := range cfgs {
-						if c.IP == n.IP {
-							t.os = c.OS
-						}
-					}
-					targets = append(targets, t)
-				}
-			} else {
-				if len(args) == 0 {
-					return withCode(exitUsage, errors.New("name the nodes to remove, or --nodes FILE"))
-				}
-				for _, a := range args {
-					ip, ipErr := netip.ParseAddr(a)
-					found := false
-					for _, c := range cfgs {
-						if (ipErr == nil && c.IP == ip) || (ipErr != nil && strings.EqualFold(c.Snapshot, a)) {
-							targets = append(targets, target{node: snapshot.Node{IP: c.IP, Host: c.Snapshot}, os: c.OS})
-							found = true
-						}
-					}
-					if !found {
-						return withCode(exitSelect, fmt.Errorf("node %s: no pxelinux config in %s names it", a, filepath.Join(tftp, netboot.PXELinuxDir)))
+				o.Nodes = nodes
+			case len(args) == 0:
+				return withCode(exitUsage, errors.New("name the nodes to remove, or --nodes FILE"))
+			}
+			removed, err := netboot.RemoveNodes(o)
+			if !g.quiet && !g.jsonOut {
+				for _, r := range removed {
+					printf("goldsync: removed the boot configs of %s (%s)\n", r.Node.Host, r.Node.IP)
+					if r.Snapshot != "" {
+						printf("goldsync: removed the snapshot %s\n", r.Snapshot)
 					}
 				}
 			}
-			nodes := make([]snapshot.Node, len(targets))
-			for i, t := range targets {
-				nodes[i] = t.node
+			switch {
+			case errors.Is(err, netboot.ErrNoSnapshotDir):
+				return withCode(exitUsage, fmt.Errorf("%w (--snapshot-dir)", err))
+			case errors.Is(err, netboot.ErrPurge):
+				return withCode(exitIO, err)
 			}
-			if err := netboot.RemoveNodeConfigs(tftp, nodes); err != nil {
-				return classifyNetboot(err)
-			}
-			for _, t := range targets {
-				if !g.quiet && !g.jsonOut {
-					printf("goldsync: removed the boot configs of %s (%s)\n", t.node.Host, t.node.IP)
-				}
-				if !purge {
-					continue
-				}
-				dir := snapDir
-				if dir == "" && t.os != "" {
-					if o, err := netboot.LoadOS(tftp, t.os); err == nil {
-						dir = o.SnapshotDir
-					}
-				}
-				if dir == "" {
-					return withCode(exitUsage, fmt.Errorf("%s: cannot tell its snapshot directory: give --snapshot-dir", t.node.Host))
-				}
-				if err := snapshot.RemoveSnapshot(dir, stateDir, t.node.Host); err != nil {
-					return withCode(exitIO, err)
-				}
-				if !g.quiet && !g.jsonOut {
-					printf("goldsync: removed the snapshot %s\n", filepath.Join(dir, t.node.Host))
-				}
-			}
-			return nil
+			return classifyNetboot(err)
 		},
 	}
 	fl := cmd.Flags()
@@ -881,10 +786,8 @@ rest as comments; --json prints objects.`,
 				}
 				return printJSON(cfgs)
 			}
-			for _, c := range cfgs {
-				printf("%-15s %-20s %-17s # os %s, %s\n", c.IP, c.Snapshot, c.MAC, c.OS, c.File)
-			}
-			return nil
+			_, err = stdout.Write(netboot.FormatNodeList(cfgs))
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
@@ -913,7 +816,12 @@ linux-install/grub/shimx64.efi, which loads GRUB beside it), the others
 (BIOS) --filename (default linux-install/pxelinux.0). "goldsync netboot
 install" puts both loaders there. When both names are the same, hosts get
 that one filename. If your dhcpd.conf already declares option 93 under
-another name, remove one of the two declarations.`,
+another name, remove one of the two declarations.
+
+With the nodes of the cluster config (no --nodes), a node of an image with
+replicas gets its replica's address as next-server, or the primary's
+nfs_server while that replica is down (see goldsync.toml(5)): render again
+after a sync that changed a replica's state.`,
 		Example: `  goldsync render dhcpd --nodes nodes --next-server 10.8.0.2 > /etc/dhcp/diskless-hosts.conf
   # then in dhcpd.conf, at the top level (after the subnet declarations):
   #   include "/etc/dhcp/diskless-hosts.conf";
@@ -923,9 +831,10 @@ another name, remove one of the two declarations.`,
   goldsync render dhcpd --nodes nodes --efi-filename linux-install/pxelinux.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *config.Config
 			if nodesFile == "" {
-				cfg, err := loadConfig(g)
-				if err != nil {
+				var err error
+				if cfg, err = loadConfig(g); err != nil {
 					return fmt.Errorf("%w (or give --nodes)", err)
 				}
 				nodesFile = cfg.Cluster.Nodes
@@ -934,15 +843,14 @@ another name, remove one of the two declarations.`,
 			if err != nil {
 				return err
 			}
-			if o.NextServer != "" {
-				if err := netboot.CheckServer(o.NextServer); err != nil {
-					return withCode(exitUsage, fmt.Errorf("--next-server: %w", err))
+			if cfg != nil {
+				// Nodes of an image with replicas: next-server is their route's.
+				if o.NextServers, err = cluster.DhcpdNextServers(cfg, nodes); err != nil {
+					return withCode(exitUsage, err)
 				}
 			}
-			for _, f := range []struct{ flag, val string }{{"--filename", o.BIOSFilename}, {"--efi-filename", o.EFIFilename}} {
-				if strings.ContainsAny(f.val, "\n\"\\;") {
-					return withCode(exitUsage, fmt.Errorf("%s %q: quotes, backslashes, ';' and newlines are not allowed", f.flag, f.val))
-				}
+			if err := o.Validate(); err != nil {
+				return withCode(exitUsage, err)
 			}
 			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
@@ -962,7 +870,7 @@ another name, remove one of the two declarations.`,
 
 // exportFlags are the flags of render exports and render ganesha.
 type exportFlags struct {
-	image, snapDir, clients, nodesFile, snapClients string
+	image, snapDir, clients, nodesFile, snapClients, replica string
 }
 
 func (f *exportFlags) register(cmd *cobra.Command) {
@@ -972,6 +880,7 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
 	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
 	fl.StringVar(&f.snapClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
+	fl.StringVar(&f.replica, "replica", "", "the exports of the config's replica `NAME` (its image dir and its nodes' snapshots), to install on that replica")
 }
 
 // options checks the flags and reads the nodes file. Without --image and
@@ -979,10 +888,8 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 // and its nodes' snapshots one by one (the nodes file of the config, or
 // --nodes, assigned to the OSes as sync does).
 func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
-	for _, c := range strings.Fields(f.clients + " " + f.snapClients) {
-		if strings.ContainsAny(c, "()#\"\\,;{}=") {
-			return nil, withCode(exitUsage, fmt.Errorf("client %q: a client may not hold ( ) # \" \\ , ; { } =", c))
-		}
+	if err := netboot.CheckClients(f.clients + " " + f.snapClients); err != nil {
+		return nil, withCode(exitUsage, err)
 	}
 	var nodes []snapshot.Node
 	if f.nodesFile != "" {
@@ -992,7 +899,24 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 		}
 	}
 	if f.image == "" && f.snapDir == "" {
-		return f.fromConfig(g, nodes)
+		cfg, err := loadConfig(g)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
+		}
+		list, err := cluster.Exports(cfg, nodes, f.clients, f.snapClients)
+		if f.replica != "" {
+			list, err = cluster.ReplicaExports(cfg, nodes, f.replica, f.clients, f.snapClients)
+		}
+		switch {
+		case errors.Is(err, cluster.ErrNoExports):
+			return nil, withCode(exitUsage, fmt.Errorf("%w (or give --image and --snapshot-dir)", err))
+		case err != nil && !errors.Is(err, snapshot.ErrNodes) && errors.Is(err, fs.ErrNotExist):
+			return nil, withCode(exitSelect, err)
+		}
+		return list, withCode(exitUsage, err)
+	}
+	if f.replica != "" {
+		return nil, withCode(exitUsage, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
 	}
 	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
 		if !filepath.IsAbs(p.val) {
@@ -1000,34 +924,6 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 		}
 	}
 	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes, SnapshotClients: f.snapClients}}, nil
-}
-
-func (f *exportFlags) fromConfig(g *globalFlags, nodes []snapshot.Node) ([]netboot.ExportsOptions, error) {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
-	}
-	if nodes == nil {
-		if nodes, err = readNodesFile(cfg.Cluster.Nodes); err != nil {
-			return nil, err
-		}
-	}
-	byOS, _, err := cluster.AssignNodes(cfg, nodes)
-	if err != nil {
-		return nil, withCode(exitUsage, err)
-	}
-	var out []netboot.ExportsOptions
-	for _, o := range cfg.OS {
-		img, ok := cfg.Image(o.Image)
-		if !ok || o.SnapshotDir == "" {
-			continue
-		}
-		out = append(out, netboot.ExportsOptions{ImageRoot: img.Root, SnapshotDir: o.SnapshotDir, Clients: f.clients, Nodes: byOS[o.Name], SnapshotClients: f.snapClients})
-	}
-	if len(out) == 0 {
-		return nil, withCode(exitUsage, fmt.Errorf("%s: no OS to export (or give --image and --snapshot-dir)", cfg.Path))
-	}
-	return out, nil
 }
 
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
@@ -1081,7 +977,7 @@ expires (10 s by default, see "goldsync os add --help"). For nfs-ganesha, see
 				out = append(out, netboot.RenderExports(o)...)
 				dirs = append(dirs, o.ImageRoot, o.SnapshotDir)
 			}
-			warnings := exposureWarnings(dirs...)
+			warnings := cluster.ExposureWarnings(dirs...)
 			if g.jsonOut {
 				return printJSON(map[string]any{"exports": string(out), "warnings": warnings})
 			}
@@ -1155,11 +1051,4 @@ each image in one ganesha config its own range.`,
 	f.register(cmd)
 	cmd.Flags().IntVar(&firstID, "first-export-id", 1, "Export_Id of the image, the snapshots' follow (`N`, 1-65535)")
 	return cmd
-}
-
-// exposureWarnings checks image and snapshot dirs for setuid binaries and
-// device nodes a local user of this server could use (exposure.Check);
-// a dir that cannot be checked gets a warning saying so.
-func exposureWarnings(dirs ...string) []exposure.Warning {
-	return cluster.ExposureWarnings(dirs...)
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 // progressDisplay shows a run's progress on stderr. On a terminal it draws
@@ -75,7 +76,7 @@ func (p *progressDisplay) draw(now time.Time) {
 		if rate > 0 && c.TotalBytes > c.Bytes {
 			eta = (time.Duration(float64(c.TotalBytes-c.Bytes)/rate) * time.Second).Round(time.Second).String()
 		}
-		line += fmt.Sprintf(" files %d/%d  %s/%s  %s/s  ETA %s", c.Files, c.TotalFiles, human(c.Bytes), human(c.TotalBytes), human(int64(rate)), eta)
+		line += fmt.Sprintf(" files %d/%d  %s/%s  %s/s  ETA %s", c.Files, c.TotalFiles, units.Bytes(c.Bytes), units.Bytes(c.TotalBytes), units.Bytes(int64(rate)), eta)
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 	p.drawn = true

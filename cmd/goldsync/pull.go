@@ -24,6 +24,7 @@ import (
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/remote"
 )
 
@@ -429,9 +430,9 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 		printf("  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n",
 			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete)
 		printf("  content received %s, reused from the old image %s, copied locally %s, verified unchanged %d\n",
-			human(s.BytesReceived), human(s.BytesReused), human(s.BytesCopied), s.Unchanged)
+			units.Bytes(s.BytesReceived), units.Bytes(s.BytesReused), units.Bytes(s.BytesCopied), s.Unchanged)
 		if s.WireBytesIn > 0 {
-			printf("  bytes on the wire: in %s, out %s\n", human(s.WireBytesIn), human(s.WireBytesOut))
+			printf("  bytes on the wire: in %s, out %s\n", units.Bytes(s.WireBytesIn), units.Bytes(s.WireBytesOut))
 		}
 	case progressShown:
 		// The progress line cleared itself: one line says how it ended.
@@ -440,19 +441,6 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 			state = "failed pull of"
 		}
 		fmt.Fprintf(os.Stderr, "goldsync: %s %s -> %s in %.2fs: %d created, %d updated, %d metadata only, %d deleted, %s received\n",
-			state, src, dest, s.Seconds, s.Created, s.Updated, s.MetaOnly, s.Deleted, human(s.BytesReceived))
+			state, src, dest, s.Seconds, s.Created, s.Updated, s.MetaOnly, s.Deleted, units.Bytes(s.BytesReceived))
 	}
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -22,6 +22,10 @@ const DefaultEFIFilename = GrubDir + "/shimx64.efi"
 type DhcpdOptions struct {
 	// NextServer is the TFTP server, next-server; empty leaves it out.
 	NextServer string
+	// NextServers, when set, give some hosts (by host name) their own
+	// next-server instead of NextServer: the replica image server that
+	// serves them.
+	NextServers map[string]string
 	// BIOSFilename is the boot file of BIOS (and other non-EFI) clients;
 	// empty means DefaultDHCPFilename.
 	BIOSFilename string
@@ -92,8 +96,12 @@ func RenderDhcpd(nodes []snapshot.Node, opts DhcpdOptions) []byte {
 			fmt.Fprintf(&b, "\t\tfilename %s;\n", dhcpdQuote(bios))
 			b.WriteString("\t}\n")
 		}
-		if opts.NextServer != "" {
-			fmt.Fprintf(&b, "\tnext-server %s;\n", opts.NextServer)
+		next := opts.NextServer
+		if s, ok := opts.NextServers[n.Host]; ok {
+			next = s
+		}
+		if next != "" {
+			fmt.Fprintf(&b, "\tnext-server %s;\n", next)
 		}
 		b.WriteString("}\n")
 	}
