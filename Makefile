@@ -11,6 +11,11 @@ STATICCHECK := $(GOBIN)/staticcheck
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 20s
 BIN       := bin
+# The binaries carry the commit they were built from (goldsync --version):
+# the go command's VCS stamp, asked for here even when GOFLAGS says
+# -buildvcs=false. Outside a git checkout (a release tarball) there is none
+# and --version shows the executable's hash instead.
+BUILDFLAGS ?= -buildvcs=auto
 
 .DEFAULT_GOAL := help
 
@@ -28,7 +33,7 @@ toolchain: ## Check that the Go in use is the one go.mod needs (and say how to g
 
 .PHONY: build
 build: toolchain ## Build bin/goldsync and bin/goldsync-agent
-	$(GO) build -o $(BIN)/ ./cmd/goldsync ./cmd/goldsync-agent
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/goldsync ./cmd/goldsync-agent
 
 .PHONY: demo
 demo: build ## Run the whole flow on an embedded sample in a temp dir

@@ -161,7 +161,7 @@ func BenchmarkApply(b *testing.B) {
 				}
 				plan := imaging.MakePlan(entries, nil, imaging.PlanOptions{})
 				b.StartTimer()
-				if _, err := imaging.Apply(ctx, src, dst, plan, entries, imaging.Options{}); err != nil {
+				if _, err := imaging.Apply(ctx, src, dst, plan, entries, imaging.ApplyOptions{}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

@@ -42,3 +42,19 @@ func TestExports(t *testing.T) {
 		t.Errorf("Exports with a missing nodes file: %v (step %q), want cluster.StepNodes", err, cluster.StepOf(err))
 	}
 }
+
+func TestServeOptions(t *testing.T) {
+	s := newSite(t, golden)
+	cfg := s.config(t, false, "")
+	o, err := cluster.ServeOptions(cfg, nil)
+	if err != nil || len(o.Images) != 1 || o.Images[0].Name != "rhel9" || o.Images[0].Root != s.root || o.MaxConnections != 0 || o.Allow != nil {
+		t.Errorf("ServeOptions: %+v, %v; want image rhel9 at %s, the export's defaults", o, err, s.root)
+	}
+	cfg.Export.MaxPerIP, cfg.Export.ServeRootOnly = 3, true
+	if o, err = cluster.ServeOptions(cfg, []string{"rhel9"}); err != nil || o.MaxPerIP != 3 || !o.ServeRootOnly {
+		t.Errorf("ServeOptions with [export]: %+v, %v", o, err)
+	}
+	if _, err := cluster.ServeOptions(cfg, []string{"nope"}); !errors.Is(err, cluster.ErrNoImage) {
+		t.Errorf("ServeOptions of an unknown image: %v, want ErrNoImage", err)
+	}
+}

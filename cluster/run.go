@@ -462,8 +462,10 @@ func (j *job) result(src string, res *imaging.Result, source imaging.Source, err
 	r.Pull = &s
 	if res.Plan != nil {
 		r.Planned = map[string]int{}
-		for _, a := range res.Plan.Actions {
-			r.Planned[a.Op.String()]++
+		for op := imaging.OpMkdir; op <= imaging.OpDirMeta; op++ {
+			if n := res.Plan.Count(op); n > 0 {
+				r.Planned[op.String()] = n
+			}
 		}
 	}
 	r.changed = !j.o.DryRun && res.Created+res.Updated+res.MetaOnly+res.Linked+res.Deleted > 0
@@ -548,6 +550,20 @@ func (j *job) snapshots(ctx context.Context, sys config.OS, nodes []snapshot.Nod
 func (j *job) netboot(ctx context.Context, sys config.OS, nodes []snapshot.Node) error {
 	nr := NetbootReport{OS: sys.Name, Nodes: len(nodes), Kernel: sys.Kernel}
 	defer func() { j.r.Netboot = append(j.r.Netboot, nr) }()
+	if j.o.DryRun && j.o.RollbackTo != 0 {
+		opts := AddOSOptions(j.cfg, sys)
+		if k := j.rollbackGen.BootKernel(sys.Name); k != "" {
+			opts.Kernel = k
+		}
+		rec, warnings, err := j.checkBoot(ctx, opts)
+		nr.Warnings = warnings
+		if err != nil {
+			nr.Error = err.Error()
+			return stepErr(StepNetboot, fmt.Errorf("OS %s: %w", sys.Name, err))
+		}
+		nr.Kernel = rec.Kernel
+		return nil
+	}
 	if j.o.DryRun {
 		return nil
 	}

@@ -39,7 +39,7 @@ func SummarizePull(src, dest string, dryRun bool, res *imaging.Result, source im
 		BytesReused: res.BytesReused, BytesCopied: res.BytesCopied, SourceProblems: res.SourceProblems,
 		Problems: res.Problems, DeletesSkipped: res.DeletesSkipped}
 	if res.Plan != nil {
-		s.Actions = len(res.Plan.Actions)
+		s.Actions = res.Plan.Len()
 		s.WouldDelete = res.Plan.Deletes
 	}
 	if err != nil {

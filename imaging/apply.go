@@ -27,24 +27,24 @@ import (
 type applier struct {
 	root  *fsx.Root
 	src   Source
-	plan  *Plan
-	srcs  []*tree.Entry // the source entries, in tree.Compare order (see srcEntry)
+	plan  *Plan         // for its counts
+	acts  actionSource  // its actions, a phase at a time
+	srcs  []*tree.Entry // the source entries, in tree.Compare order, when held (see srcEntry)
 	opts  *Options
 	log   *slog.Logger
 	ret   *retainer
 	owner bool // we may chown (running as root)
 
 	mu       sync.Mutex
-	done     map[string]outcome // what this run did to each path it changed
-	dirs     map[string]bool    // directories whose entries changed
-	failed   map[string]bool    // paths left as they were
+	out      outcomeStore    // what this run did to each source path it changed
+	dirs     map[string]bool // directories whose entries changed
+	failed   map[string]bool // paths left as they were
 	problems []string
 
-	excl       *exclude.Matcher       // the receiver's excludes (nil: none)
-	made       map[string]*tree.Entry // directories this run created: their identity
-	walkedDirs map[string]*tree.Entry // directories of the destination walk (nil: unknown)
+	excl       *exclude.Matcher           // the receiver's excludes (nil: none)
+	walkedDir  func(p string) *tree.Entry // a directory of the destination walk (nil: unknown)
 	groupsOnce sync.Once
-	groups     map[string]uint64 // hard-link group leaders: members beside the leader
+	groups     map[string]uint64 // hard-link group leaders: members beside the leader (nil: count srcs)
 
 	stats *Stats
 	count counters
@@ -54,7 +54,7 @@ type applier struct {
 // srcEntry returns the source entry at path p, or nil: a binary search of
 // the sorted list rather than a map of every path, which cost a receiver
 // about 30 bytes per entry for a few lookups of directories and hard-link
-// leaders.
+// leaders. A streamed plan holds no list (nil).
 func (a *applier) srcEntry(p string) *tree.Entry {
 	return findEntry(a.srcs, p)
 }
@@ -65,9 +65,10 @@ func newTempName() string {
 	return TempPrefix + hex.EncodeToString(b[:])
 }
 
-// outcome is what the applier did to one path, as newManifest needs it:
+// outcome is what the applier did to one path, as the manifest needs it:
 // one compact value per changed path (the whole lstat record of every
-// placed file was 144 bytes, in a third map beside two others).
+// placed file was 144 bytes, in a third map beside two others). dev and
+// ino are also the identity of a directory the run created (outMade).
 type outcome struct {
 	hash         uint64
 	dev, ino     uint64
@@ -82,24 +83,42 @@ const (
 	outTouched outcomeFlags = 1 << iota // the object was created or changed
 	outHashed                           // hash is the content written
 	outPlaced                           // a regular file written: dev..nlink are its lstat once in place
+	outMade                             // a directory created: dev and ino are its identity
 )
 
-// outcomeOf returns what the run did to p (the zero value: nothing).
-// Callers hold no lock; it is used once the applier is done.
-func (a *applier) outcomeOf(p string) outcome { return a.done[p] }
+// outcomeOf returns what the run did to source path p, with ord 1 + its
+// index in the source's list (the zero value: nothing). Callers hold no
+// lock; it is used once the applier is done.
+func (a *applier) outcomeOf(p string, ord int32) outcome { return a.out.get(p, ord) }
 
 // touched reports whether the run created or changed the object at p.
-func (a *applier) touched(p string) bool { return a.done[p].flags&outTouched != 0 }
+func (a *applier) touched(p string) bool { return a.out.get(p, 0).flags&outTouched != 0 }
 
-func (a *applier) touch(p string, dirChanged bool) {
+// touch records that the run created or changed the object of act (and,
+// with dirChanged, the entries of its directory).
+func (a *applier) touch(act *Action, dirChanged bool) {
 	a.mu.Lock()
-	o := a.done[p]
-	o.flags |= outTouched
-	a.done[p] = o
-	if dirChanged && p != tree.Root {
-		a.dirs[tree.Dir(p)] = true
+	a.out.update(act.Path, act.ord, func(o *outcome) { o.flags |= outTouched })
+	if dirChanged {
+		a.dirChanged(act.Path)
 	}
 	a.mu.Unlock()
+}
+
+// touchPath is touch for a path known by name only (a hard-link leader
+// whose link count changed).
+func (a *applier) touchPath(p string) {
+	a.mu.Lock()
+	a.out.update(p, 0, func(o *outcome) { o.flags |= outTouched })
+	a.mu.Unlock()
+}
+
+// dirChanged records that the entries of p's directory changed. Callers
+// hold a.mu.
+func (a *applier) dirChanged(p string) {
+	if p != tree.Root {
+		a.dirs[tree.Dir(p)] = true
+	}
 }
 
 func (a *applier) fail(p string, err error) {
@@ -125,7 +144,7 @@ func (a *applier) progress(ph Phase, path string, bytes int64) {
 	if a.opts.Progress == nil {
 		return
 	}
-	a.opts.Progress(Progress{Phase: ph, Path: path, Files: a.count.filesDone.Add(1), TotalFiles: int64(len(a.plan.Actions)),
+	a.opts.Progress(Progress{Phase: ph, Path: path, Files: a.count.filesDone.Add(1), TotalFiles: int64(a.plan.Len()),
 		Bytes: a.count.bytesDone.Add(bytes), TotalBytes: a.plan.FetchBytes})
 }
 
@@ -133,36 +152,48 @@ func (a *applier) progress(ph Phase, path string, bytes int64) {
 // the run goes on; an error return means the run as a whole broke.
 func (a *applier) run(ctx context.Context, temps []string) error {
 	a.cleanTemps(temps)
-	acts := a.plan.Actions
-	by := func(op Op) []*Action {
-		var out []*Action
-		for i := range acts {
-			if acts[i].Op == op {
-				out = append(out, &acts[i])
+	each := func(ph int, fn func(*Action)) error {
+		return a.acts.each(ph, func(act *Action) error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-		}
-		return out
+			fn(act)
+			return nil
+		})
 	}
 	// 1. Directories, top-down.
-	for _, act := range by(OpMkdir) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a.mkdir(act)
+	if err := each(phMkdir, a.mkdir); err != nil {
+		return err
 	}
 	// 2. Content: local copies first (their sources may be replaced
-	// later), then the source's.
-	fetches := by(OpFetch)
-	for _, act := range by(OpCopy) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	// later), then the source's, fetchChunk files at a time.
+	var fallback []*Action // copies that found no good local content
+	if err := each(phCopy, func(act *Action) {
 		if !a.copyLocal(act) {
-			act.Op = OpFetch
-			fetches = append(fetches, act)
+			fallback = append(fallback, act)
 		}
+	}); err != nil {
+		return err
 	}
-	err := a.fetch(ctx, fetches)
+	var chunk []*Action
+	flush := func() error {
+		err := a.fetch(ctx, chunk)
+		chunk = chunk[:0]
+		return err
+	}
+	err := a.acts.each(phFetch, func(act *Action) error {
+		if chunk = append(chunk, act); len(chunk) == fetchChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		chunk = append(chunk, fallback...)
+		err = flush()
+	}
+	for _, act := range fallback {
+		act.Op = OpFetch
+	}
 	a.stats.BytesReceived = a.count.received.Load()
 	a.stats.BytesReused = a.count.reused.Load()
 	a.stats.Unchanged = int(a.count.unchanged.Load())
@@ -170,36 +201,47 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 		return err
 	}
 	// 3. Other objects and in-place metadata, in path order.
-	for i := range acts {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		switch act := &acts[i]; act.Op {
+	if err := each(phOther, func(act *Action) {
+		switch act.Op {
 		case OpSymlink, OpSpecial:
 			a.makeNode(act)
 		case OpMeta:
 			a.meta(act)
 		}
+	}); err != nil {
+		return err
 	}
 	// 4. Hard links, now that their leaders exist.
-	for _, act := range by(OpLink) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a.link(act)
+	if err := each(phLink, a.link); err != nil {
+		return err
 	}
 	// 5. Deletes, deepest first.
-	for k := len(acts) - 1; k >= 0; k-- {
-		if acts[k].Op == OpDelete {
-			a.remove(&acts[k])
-		}
+	if err := a.acts.each(phDelete, func(act *Action) error { a.remove(act); return nil }); err != nil {
+		return err
 	}
 	// 6. Directory metadata, deepest first; also every directory whose
-	// entries changed, so its mtime ends up as the source's.
+	// entries changed, so its mtime ends up as the source's. (A streamed
+	// plan has a conditional action for each such directory in its place;
+	// a plan held whole has none, and the directories are looked up.)
 	done := make(map[string]bool)
-	for _, act := range by(OpDirMeta) {
-		a.dirMeta(act.Path, act.Src, act.Dst)
-		done[act.Path] = true
+	if err := a.acts.each(phDirMeta, func(act *Action) error {
+		if act.cond {
+			a.mu.Lock()
+			changed := a.dirs[act.Path]
+			a.mu.Unlock()
+			if !changed {
+				return nil
+			}
+		} else if !a.acts.streamed() {
+			done[act.Path] = true
+		}
+		a.dirMeta(act)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if a.acts.streamed() {
+		return nil
 	}
 	var rest []string
 	for d := range a.dirs {
@@ -210,7 +252,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	slices.SortFunc(rest, func(x, y string) int { return -tree.Compare(x, y) })
 	for _, d := range rest {
 		if s := a.srcEntry(d); s != nil && s.Type == tree.TypeDir {
-			a.dirMeta(d, s, nil)
+			a.dirMeta(&Action{Op: OpDirMeta, Path: d, Src: s})
 		}
 	}
 	return nil
@@ -224,7 +266,9 @@ func (a *applier) cleanTemps(temps []string) {
 		}
 		if err := d.RemoveAll(name, nil); err == nil {
 			a.stats.TempsRemoved++
-			a.touch(t, true)
+			a.mu.Lock()
+			a.dirChanged(t)
+			a.mu.Unlock()
 		}
 		d.Close()
 	}
@@ -288,16 +332,18 @@ func (a *applier) mkdir(act *Action) {
 	// Its identity, so that its metadata (set last) goes to this
 	// directory and not to one swapped in by whoever owns the parent.
 	var st unix.Stat_t
-	if d.Lstat(name, &st) == nil {
-		a.mu.Lock()
-		if a.made == nil {
-			a.made = map[string]*tree.Entry{}
+	made := d.Lstat(name, &st) == nil
+	a.mu.Lock()
+	a.out.update(act.Path, act.ord, func(o *outcome) {
+		o.flags |= outTouched
+		if made {
+			o.dev, o.ino = st.Dev, st.Ino
+			o.flags |= outMade
 		}
-		a.made[act.Path] = &tree.Entry{Path: act.Path, Type: tree.TypeDir, Dev: st.Dev, Ino: st.Ino}
-		a.mu.Unlock()
-	}
+	})
+	a.dirChanged(act.Path)
+	a.mu.Unlock()
 	a.stats.Created++
-	a.touch(act.Path, true)
 }
 
 // setMeta sets owner, mode, xattrs and mtime on d/name, in that order: chown
@@ -439,6 +485,9 @@ func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
 // the size of its hard-link group.
 func (a *applier) linksFor(s *tree.Entry) uint64 {
 	a.groupsOnce.Do(func() {
+		if a.groups != nil {
+			return // counted by the scan
+		}
 		a.groups = map[string]uint64{}
 		for _, e := range a.srcs {
 			if e.LinkTo != "" {
@@ -505,7 +554,8 @@ func (a *applier) setFileMeta(f *os.File, s *tree.Entry, have *unix.Stat_t) erro
 
 // placeTemp renames a finished temp object over name, retaining the old
 // object's inode for live readers.
-func (a *applier) placeTemp(d *fsx.Dir, tmp, name string, p string, dst *tree.Entry) error {
+func (a *applier) placeTemp(d *fsx.Dir, tmp, name string, act *Action) error {
+	dst := act.Dst
 	if dst != nil {
 		if dst.Type == tree.TypeDir {
 			if err := a.removeExisting(d, name); err != nil {
@@ -516,7 +566,7 @@ func (a *applier) placeTemp(d *fsx.Dir, tmp, name string, p string, dst *tree.En
 			if d.Lstat(tmp, &tst) == nil && d.Lstat(name, &nst) == nil && tst.Ino == nst.Ino && tst.Dev == nst.Dev {
 				// Already the same inode (a hard link that holds):
 				// rename(2) would do nothing and leave tmp behind.
-				a.touch(p, true)
+				a.touch(act, true)
 				return d.Unlink(tmp)
 			}
 			a.ret.keep(d, name)
@@ -525,7 +575,7 @@ func (a *applier) placeTemp(d *fsx.Dir, tmp, name string, p string, dst *tree.En
 	if err := d.Rename(tmp, d, name); err != nil {
 		return err
 	}
-	a.touch(p, true)
+	a.touch(act, true)
 	return nil
 }
 
@@ -585,24 +635,24 @@ func (a *applier) copyLocal(act *Action) bool {
 		a.fail(act.Path, err)
 		return true
 	}
-	if err := a.placeTemp(d, tmp, name, act.Path, act.Dst); err != nil {
+	if err := a.placeTemp(d, tmp, name, act); err != nil {
 		a.fail(act.Path, err)
 		return true
 	}
 	ok = true
 	a.stats.BytesCopied += s.Size
 	a.stats.Files++
-	a.record(act.Path, h)
+	a.record(act, h)
 	a.progress(PhaseTransfer, act.Path, s.Size)
 	return true
 }
 
-func (a *applier) record(p string, h uint64) {
+func (a *applier) record(act *Action, h uint64) {
 	a.mu.Lock()
-	o := a.done[p]
-	o.hash = h
-	o.flags |= outHashed
-	a.done[p] = o
+	a.out.update(act.Path, act.ord, func(o *outcome) {
+		o.hash = h
+		o.flags |= outHashed
+	})
 	a.mu.Unlock()
 }
 
@@ -989,9 +1039,9 @@ func (s *fileSink) Finish(res FetchResult) error {
 			return fmt.Errorf("%q: source claims unchanged content the destination does not have", act.Path)
 		}
 		a.count.unchanged.Add(1)
-		a.record(act.Path, res.Hash)
+		a.record(act, res.Hash)
 		if !tree.SameMeta(final, d) {
-			a.meta(&Action{Op: OpMeta, Path: act.Path, Src: final, Dst: d})
+			a.meta(&Action{Op: OpMeta, Path: act.Path, Src: final, Dst: d, ord: act.ord})
 		}
 		a.progress(PhaseTransfer, act.Path, src.Size)
 		return nil
@@ -1065,7 +1115,7 @@ func (s *fileSink) finishFile(res FetchResult) error {
 	}
 	s.f = nil
 	if err == nil {
-		err = a.placeTemp(s.d, s.tmp, s.name, act.Path, act.Dst)
+		err = a.placeTemp(s.d, s.tmp, s.name, act)
 	}
 	if err != nil {
 		s.d.Unlink(s.tmp)
@@ -1082,15 +1132,15 @@ func (s *fileSink) finishFile(res FetchResult) error {
 	okPlaced := s.d.Lstat(s.name, &placed) == nil
 	s.cleanup()
 	a.mu.Lock()
-	o := a.done[act.Path]
-	o.hash = res.Hash
-	o.flags |= outHashed
-	if okPlaced {
-		o.dev, o.ino, o.nlink = placed.Dev, placed.Ino, uint32(placed.Nlink)
-		o.ctime, o.mtime = fsx.StatCtime(&placed), fsx.StatMtime(&placed)
-		o.flags |= outPlaced
-	}
-	a.done[act.Path] = o
+	a.out.update(act.Path, act.ord, func(o *outcome) {
+		o.hash = res.Hash
+		o.flags |= outHashed
+		if okPlaced {
+			o.dev, o.ino, o.nlink = placed.Dev, placed.Ino, uint32(placed.Nlink)
+			o.ctime, o.mtime = fsx.StatCtime(&placed), fsx.StatMtime(&placed)
+			o.flags |= outPlaced
+		}
+	})
 	a.stats.Files++
 	if act.Dst == nil {
 		a.stats.Created++
@@ -1120,7 +1170,7 @@ func (a *applier) meta(act *Action) {
 	a.mu.Lock()
 	a.stats.MetaOnly++
 	a.mu.Unlock()
-	a.touch(act.Path, false)
+	a.touch(act, false)
 }
 
 func (a *applier) makeNode(act *Action) {
@@ -1148,7 +1198,7 @@ func (a *applier) makeNode(act *Action) {
 		err = a.setMeta(d, tmp, s, nil, a.openOurs(s.Type))
 	}
 	if err == nil {
-		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
+		err = a.placeTemp(d, tmp, name, act)
 	}
 	if err != nil {
 		d.Unlink(tmp)
@@ -1193,12 +1243,12 @@ func (a *applier) link(act *Action) {
 		a.fail(act.Path, err)
 		return
 	}
-	if err := a.placeTemp(d, tmp, name, act.Path, act.Dst); err != nil {
+	if err := a.placeTemp(d, tmp, name, act); err != nil {
 		d.Unlink(tmp)
 		a.fail(act.Path, err)
 		return
 	}
-	a.touch(s.LinkTo, false) // its link count changed
+	a.touchPath(s.LinkTo) // its link count changed
 	a.stats.Linked++
 }
 
@@ -1223,10 +1273,16 @@ func (a *applier) linkFallback(act *Action, ld *fsx.Dir, lname string, d *fsx.Di
 	fsx.PutBuf(bp)
 	f.Close()
 	if err == nil {
-		err = a.setMeta(d, tmp, a.srcEntry(act.Src.LinkTo), nil, a.openOurs(tree.TypeRegular))
+		// The leader's metadata: the member's own entry when the source's
+		// list is not held (one inode, one set of attributes).
+		le := a.srcEntry(act.Src.LinkTo)
+		if le == nil {
+			le = act.Src
+		}
+		err = a.setMeta(d, tmp, le, nil, a.openOurs(tree.TypeRegular))
 	}
 	if err == nil {
-		err = a.placeTemp(d, tmp, name, act.Path, act.Dst)
+		err = a.placeTemp(d, tmp, name, act)
 	}
 	if err != nil {
 		d.Unlink(tmp)
@@ -1275,10 +1331,13 @@ func (a *applier) remove(act *Action) {
 		return
 	}
 	a.stats.Deleted++
-	a.touch(act.Path, true)
+	a.mu.Lock()
+	a.dirChanged(act.Path)
+	a.mu.Unlock()
 }
 
-func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
+func (a *applier) dirMeta(act *Action) {
+	p, s, dst := act.Path, act.Src, act.Dst
 	var have []tree.Xattr
 	if dst != nil {
 		have = dst.Xattrs
@@ -1299,17 +1358,19 @@ func (a *applier) dirMeta(p string, s, dst *tree.Entry) {
 	walked := dst
 	if walked == nil {
 		a.mu.Lock()
-		walked = a.made[p]
+		if o := a.out.get(p, act.ord); o.flags&outMade != 0 {
+			walked = &tree.Entry{Path: p, Type: tree.TypeDir, Dev: o.dev, Ino: o.ino}
+		}
 		a.mu.Unlock()
 	}
-	if walked == nil {
-		walked = a.walkedDirs[p] // a directory whose entries changed
+	if walked == nil && a.walkedDir != nil {
+		walked = a.walkedDir(p) // a directory whose entries changed
 	}
 	if err := a.setMeta(d, name, s, have, a.openWalked(p, s, walked)); err != nil {
 		a.fail(p, err)
 		return
 	}
-	a.touch(p, false)
+	a.touch(act, false)
 }
 
 // Stats count what a sync did.

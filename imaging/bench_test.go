@@ -204,8 +204,8 @@ func BenchmarkSyncNoChange(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if res := run(); len(res.Plan.Actions) != 0 {
-			b.Fatalf("%d actions", len(res.Plan.Actions))
+		if res := run(); res.Plan.Len() != 0 {
+			b.Fatalf("%d actions", res.Plan.Len())
 		}
 	}
 }

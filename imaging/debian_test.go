@@ -76,7 +76,7 @@ func TestSyncRealRootMatchesSourceAndRsync(t *testing.T) {
 	treetest.Equal(t, treetest.Scan(t, ref), got, treetest.DiffOptions{})
 	// And a second run has nothing to do.
 	res = syncDirs(t, src, dst, imagingOptions())
-	if n := len(res.Plan.Actions); n != 0 {
+	if n := res.Plan.Len(); n != 0 {
 		t.Errorf("second run over the real root planned %d actions", n)
 	}
 }

@@ -37,7 +37,7 @@ func ExampleSync() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Printf("run %d: %d actions, %d files written\n", run, len(res.Plan.Actions), res.Files)
+		fmt.Printf("run %d: %d actions, %d files written\n", run, res.Plan.Len(), res.Files)
 	}
 	// Output:
 	//   .d..t...... ./

@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"bufio"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
@@ -354,25 +355,31 @@ func listObjects(stateDir string) map[contentKey]bool {
 	return objs
 }
 
-func writeKeys(path string, entries []*tree.Entry) error {
+// writeKeyList writes a generation's keys file: keys (sorted in place)
+// without duplicates, 16 bytes each.
+func writeKeyList(path string, keys []contentKey) error {
 	// Sorted, then duplicates dropped: a map of 225k keys cost five times
 	// as much.
-	keys := make([]contentKey, 0, len(entries))
-	for _, e := range entries {
-		if needsContent(e) && e.Hashed() {
-			keys = append(keys, entryKey(e))
-		}
-	}
 	slices.SortFunc(keys, func(a, b contentKey) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.size, b.size))
 	})
 	keys = slices.Compact(keys)
-	buf := make([]byte, 0, 16*len(keys))
-	for _, k := range keys {
-		buf = binary.LittleEndian.AppendUint64(buf, k.hash)
-		buf = binary.LittleEndian.AppendUint64(buf, uint64(k.size))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
 	}
-	return os.WriteFile(path, buf, 0o600)
+	w := bufio.NewWriter(f)
+	var b [16]byte
+	for _, k := range keys {
+		binary.LittleEndian.PutUint64(b[:], k.hash)
+		binary.LittleEndian.PutUint64(b[8:], uint64(k.size))
+		w.Write(b[:])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func readKeys(stateDir string, id int64) ([]contentKey, error) {
@@ -484,6 +491,9 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 				cands[ident{d.Dev, d.Ino}] = d
 			}
 		}
+		for _, d := range plan.replaced {
+			cands[ident{d.Dev, d.Ino}] = d
+		}
 	}
 	ents, err := os.ReadDir(sp.Retention)
 	if errors.Is(err, os.ErrNotExist) {
@@ -574,8 +584,17 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 
 // recordGeneration writes a new generation from the manifest just saved.
 func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (int64, error) {
-	m, err := LoadManifest(sp.Manifest)
-	if err != nil {
+	// The manifest block by block: the content keys (16 bytes a file)
+	// and the count are all a generation takes from it here.
+	var keys []contentKey
+	entries := 0
+	if err := eachManifestEntry(sp.Manifest, func(e *tree.Entry) error {
+		entries++
+		if needsContent(e) && e.Hashed() {
+			keys = append(keys, entryKey(e))
+		}
+		return nil
+	}); err != nil {
 		return 0, err
 	}
 	id := int64(1)
@@ -593,7 +612,7 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	defer os.RemoveAll(tmp)
 	g := Generation{
 		ID: id, Time: time.Now().UTC(), Source: opts.Generations.Source, RollbackOf: opts.rollbackOf,
-		Excludes: opts.Excludes, Entries: len(m.Entries), ManifestIdent: manifestIdent(sp.Manifest),
+		Excludes: opts.Excludes, Entries: entries, ManifestIdent: manifestIdent(sp.Manifest),
 	}
 	if res != nil {
 		g.Created, g.Updated, g.MetaOnly, g.Deleted = res.Created, res.Updated, res.MetaOnly, res.Deleted
@@ -621,7 +640,7 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 	if err := copyFile(LogPath(sp.Manifest), LogPath(mto)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
-	if err := writeKeys(filepath.Join(tmp, "keys"), m.Entries); err != nil {
+	if err := writeKeyList(filepath.Join(tmp, "keys"), keys); err != nil {
 		return 0, err
 	}
 	if err := os.Rename(tmp, genDir(sp.Dir, id)); err != nil {

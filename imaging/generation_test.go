@@ -351,8 +351,8 @@ func TestGenerationAfterUnrecordedRun(t *testing.T) {
 		t.Fatalf("a run without a policy recorded generation %d", res.Generation)
 	}
 	res := syncDirs(t, src, dst, genOpts(state))
-	if res.Generation == 0 || len(res.Plan.Actions) != 0 {
-		t.Fatalf("the next run (%d actions) recorded generation %d, want a new one", len(res.Plan.Actions), res.Generation)
+	if res.Generation == 0 || res.Plan.Len() != 0 {
+		t.Fatalf("the next run (%d actions) recorded generation %d, want a new one", res.Plan.Len(), res.Generation)
 	}
 	if again := syncDirs(t, src, dst, genOpts(state)); again.Generation != 0 {
 		t.Errorf("a run with nothing new recorded generation %d", again.Generation)

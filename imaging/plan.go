@@ -40,7 +40,15 @@ type Action struct {
 	// is removed or replaced by the action. (Beside Op: 8 bytes an action
 	// less than after Dst.)
 	Replace bool
-	Path    string
+	// cond marks an OpDirMeta a streamed plan adds for every source
+	// directory without one: applied only when the run changed the
+	// directory's entries (not counted, not itemized).
+	cond bool
+	// ord is 1 + the index of Src in the source's scan (0: unknown), the
+	// key of what the applier records about it (in the padding after
+	// Replace: it costs no byte).
+	ord  int32
+	Path string
 	// Src is the source entry (nil for deletes).
 	Src *tree.Entry
 	// Dst is what the destination has at Path now (nil if nothing).
@@ -51,6 +59,10 @@ type Action struct {
 
 // Plan is the ordered list of what a sync does.
 type Plan struct {
+	// Actions are the steps, in the order the applier's phases take them.
+	// MakePlan fills it; Sync streams its plan from scan to apply without
+	// holding it, and its Result.Plan has the counts only (Len, Count; the
+	// actions themselves reach Options.Itemize).
 	Actions []Action
 	// Deletes counts the destination entries removed, subtrees included.
 	Deletes int
@@ -60,6 +72,40 @@ type Plan struct {
 	// Unknown counts fetches whose content may turn out unchanged (the
 	// source had no hash for them).
 	Unknown int
+	counts  [len(opNames)]int // actions per Op, when Actions is not kept
+	// replaced are the destination's hashed regular files a streamed
+	// plan replaces or deletes (the generations' harvest looks for their
+	// retained inodes), when Actions is not kept.
+	replaced []*tree.Entry
+}
+
+// Len returns the number of actions of the plan.
+func (p *Plan) Len() int {
+	if p.Actions != nil {
+		return len(p.Actions)
+	}
+	n := 0
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}
+
+// Count returns the number of actions of the plan with the operation op.
+func (p *Plan) Count(op Op) int {
+	if p.Actions != nil {
+		n := 0
+		for _, a := range p.Actions {
+			if a.Op == op {
+				n++
+			}
+		}
+		return n
+	}
+	if int(op) < len(p.counts) {
+		return p.counts[op]
+	}
+	return 0
 }
 
 // PlanOptions tune MakePlan. The zero value mirrors everything.
@@ -76,157 +122,23 @@ type PlanOptions struct {
 // and returns the actions that make the destination equal to the source. It
 // is a pure function: it touches no disk.
 func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
-	scope := opts.Scope
-	if scope == nil {
-		scope = tree.FullScope
-	}
-	scopeSet := tree.NewScopeSet(scope)
-	p := &Plan{}
-
-	// Hard-link bookkeeping: which destination paths share an inode, and
-	// each source path's group leader.
-	type ino struct{ dev, ino uint64 }
-	dstByIno := make(map[ino][]string)
-	byHash := make(map[uint64]*tree.Entry)
-	for _, d := range dst {
-		if d.Type == tree.TypeRegular {
-			if d.Nlink > 1 {
-				k := ino{d.Dev, d.Ino}
-				dstByIno[k] = append(dstByIno[k], d.Path)
-			}
-			if d.Hashed() && d.Size > 0 {
-				if _, ok := byHash[d.Hash]; !ok {
-					byHash[d.Hash] = d
-				}
-			}
-		}
-	}
-	// Lookups by path are binary searches of the sorted lists: a map of
-	// every path of each side cost the planner about 60 bytes per entry
-	// for lookups that only hard links make.
-	srcByPath := func(p string) *tree.Entry { return findEntry(src, p) }
-	dstByPath := func(p string) *tree.Entry { return findEntry(dst, p) }
-	// Only the inodes of hard-link leaders are asked about.
 	leaders := map[string]bool{}
 	for _, s := range src {
 		if s.LinkTo != "" {
 			leaders[s.LinkTo] = true
 		}
 	}
-	leader := func(s *tree.Entry) string {
-		if s.LinkTo != "" {
-			return s.LinkTo
-		}
-		return s.Path
-	}
-	// sharesWrongly: d's inode is shared with other destination paths, and
-	// the path that keeps the inode (the first of them still a regular file
-	// in the source) belongs to another source link group than s: s needs
-	// an inode of its own.
-	sharesWrongly := func(s, d *tree.Entry) bool {
-		if d.Nlink < 2 {
-			return false
-		}
-		for _, other := range dstByIno[ino{d.Dev, d.Ino}] {
-			if other == d.Path {
-				return false // s is the owner
-			}
-			if os := srcByPath(other); os != nil && os.Type == tree.TypeRegular {
-				return leader(os) != leader(s)
-			}
-		}
-		return false
-	}
-	newInode := newInodeSet{leaders: leaders, set: map[string]bool{}} // source paths whose inode the plan replaces
-
-	// Problems in a source directory make its subtree unknown: never delete
-	// beneath it.
-	var problemDirs []string
-	keep := func(path string) bool {
-		for _, d := range problemDirs {
-			if tree.IsWithin(path, d) && path != d {
-				return true
-			}
-		}
-		return false
-	}
-
+	pl := newPlanner(leaders, func(p string) *tree.Entry { return findEntry(src, p) }, opts)
+	pl.setDst(dst)
+	p := pl.p
 	var dirMeta []Action
+	ord := int32(0)
 	for s, d := range tree.Merge(src, dst) {
-		if s == nil {
-			if opts.NoDelete || !scopeSet.Covers(d.Path) || keep(d.Path) {
-				continue
-			}
-			p.Actions = append(p.Actions, Action{Op: OpDelete, Path: d.Path, Dst: d})
-			p.Deletes++
-			continue
+		if s != nil {
+			ord++
 		}
-		if s.Type == tree.TypeDir && s.Problem != "" {
-			problemDirs = append(problemDirs, s.Path)
-		}
-		if d != nil && d.Type != s.Type {
-			// Kind changes: the old object goes (with its subtree, whose
-			// entries also show up as deletes below).
-			p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
-			if s.Type == tree.TypeDir {
-				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s})
-			}
-			continue
-		}
-		if d == nil {
-			p.Actions = append(p.Actions, p.create(s, nil, false, byHash, newInode)...)
-			if s.Type == tree.TypeDir {
-				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s})
-			}
-			continue
-		}
-		switch s.Type {
-		case tree.TypeDir:
-			if !tree.SameMeta(s, d) {
-				dirMeta = append(dirMeta, Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d})
-			}
-		case tree.TypeRegular:
-			if s.LinkTo != "" {
-				// Already the same inode as its leader, and the leader
-				// keeps its inode?
-				l := dstByPath(s.LinkTo)
-				if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !newInode.has(s.LinkTo) {
-					continue // metadata comes with the leader's
-				}
-				p.Actions = append(p.Actions, Action{Op: OpLink, Path: s.Path, Src: s, Dst: d, Replace: true})
-				newInode.add(s.Path)
-				continue
-			}
-			if sharesWrongly(s, d) {
-				p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
-				continue
-			}
-			if tree.SameContent(s, d) {
-				if !tree.SameMeta(s, d) {
-					p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
-				}
-				continue
-			}
-			if s.Hashed() && d.Hashed() && s.Size == d.Size && s.Hash == d.Hash {
-				continue
-			}
-			if !s.Hashed() && s.Size == d.Size {
-				p.Unknown++
-			}
-			p.Actions = append(p.Actions, Action{Op: OpFetch, Path: s.Path, Src: s, Dst: d})
-			p.FetchBytes += s.Size
-			newInode.add(s.Path)
-		case tree.TypeSymlink, tree.TypeCharDev, tree.TypeBlockDev:
-			if s.Target != d.Target || s.Rdev != d.Rdev {
-				p.Actions = append(p.Actions, p.create(s, d, true, byHash, newInode)...)
-			} else if !tree.SameMeta(s, d) {
-				p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
-			}
-		default: // fifo, socket
-			if !tree.SameMeta(s, d) {
-				p.Actions = append(p.Actions, Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
-			}
-		}
+		pl.step(s, d, ord, func(a Action) { p.Actions = append(p.Actions, a) },
+			func(a Action) { dirMeta = append(dirMeta, a) })
 	}
 	// Directory metadata last, deepest first, so creating and deleting
 	// children does not disturb a directory's mtime afterwards.
@@ -236,30 +148,260 @@ func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
 	return p
 }
 
+type inoKey struct{ dev, ino uint64 }
+
+// planner is the state of a plan made one merged pair at a time (step): it
+// holds the destination's list (for copies and hard links) and, of the
+// source, only its hard-link leaders and the entries at the paths of
+// multiply-linked destination inodes. MakePlan runs it over two slices;
+// Sync over the source's stream, without holding the source's list.
+type planner struct {
+	p        *Plan
+	opts     PlanOptions
+	scopeSet *tree.ScopeSet
+	// dstByIno lists the destination's paths of each multiply-linked inode.
+	dstByIno map[inoKey][]string
+	// dstAt returns the destination's entry at a source hard-link leader's
+	// path (it is asked about nothing else).
+	dstAt func(string) *tree.Entry
+	// hashes returns the destination's regular files by content hash (the
+	// sources of local copies); asked once, the first time a new file
+	// could be a copy, so a plan that creates nothing never builds it.
+	hashes   func() map[uint64]hashSrc
+	byHash   map[uint64]hashSrc
+	srcAt    func(string) *tree.Entry // asked only for paths of multiply-linked destination inodes
+	newInode newInodeSet              // source paths whose inode the plan replaces
+	// Problems in a source directory make its subtree unknown: never
+	// delete beneath it.
+	problemDirs []string
+}
+
+// hashSrc is a destination file a local copy can take content from.
+type hashSrc struct {
+	path string
+	size int64
+}
+
+// addHash records d as a copy source for its content hash (the first one
+// seen wins).
+func addHash(m map[uint64]hashSrc, d *tree.Entry) {
+	if d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
+		if _, ok := m[d.Hash]; !ok {
+			m[d.Hash] = hashSrc{path: d.Path, size: d.Size}
+		}
+	}
+}
+
+// newPlanner starts a plan. leaders are the source's hard-link leaders
+// (the LinkTo of its entries); srcAt returns the source's entry at a path
+// (it is asked only about paths that share a destination inode). The
+// destination is given by setDst, or by setting dstByIno, dstAt and
+// hashes.
+func newPlanner(leaders map[string]bool, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
+	scope := opts.Scope
+	if scope == nil {
+		scope = tree.FullScope
+	}
+	return &planner{p: &Plan{}, opts: opts, scopeSet: tree.NewScopeSet(scope), srcAt: srcAt,
+		dstByIno: make(map[inoKey][]string), dstAt: func(string) *tree.Entry { return nil },
+		hashes:   func() map[uint64]hashSrc { return nil },
+		newInode: newInodeSet{leaders: leaders, set: map[string]bool{}}}
+}
+
+// setDst gives the planner the destination's whole list (sorted).
+func (pl *planner) setDst(dst []*tree.Entry) {
+	for _, d := range dst {
+		if d.Type == tree.TypeRegular && d.Nlink > 1 {
+			k := inoKey{d.Dev, d.Ino}
+			pl.dstByIno[k] = append(pl.dstByIno[k], d.Path)
+		}
+	}
+	pl.dstAt = func(p string) *tree.Entry { return findEntry(dst, p) }
+	pl.hashes = func() map[uint64]hashSrc {
+		m := map[uint64]hashSrc{}
+		for _, d := range dst {
+			addHash(m, d)
+		}
+		return m
+	}
+}
+
+// linkedPaths returns the destination paths that share an inode with
+// another: the only paths a planner asks srcAt about.
+func (pl *planner) linkedPaths() map[string]bool {
+	out := map[string]bool{}
+	for _, ps := range pl.dstByIno {
+		for _, p := range ps {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+func planLeader(s *tree.Entry) string {
+	if s.LinkTo != "" {
+		return s.LinkTo
+	}
+	return s.Path
+}
+
+// sharesWrongly: d's inode is shared with other destination paths, and the
+// path that keeps the inode (the first of them still a regular file in the
+// source) belongs to another source link group than s: s needs an inode of
+// its own.
+func (pl *planner) sharesWrongly(s, d *tree.Entry) bool {
+	if d.Nlink < 2 {
+		return false
+	}
+	for _, other := range pl.dstByIno[inoKey{d.Dev, d.Ino}] {
+		if other == d.Path {
+			return false // s is the owner
+		}
+		if os := pl.srcAt(other); os != nil && os.Type == tree.TypeRegular {
+			return planLeader(os) != planLeader(s)
+		}
+	}
+	return false
+}
+
+func (pl *planner) keep(path string) bool {
+	for _, d := range pl.problemDirs {
+		if tree.IsWithin(path, d) && path != d {
+			return true
+		}
+	}
+	return false
+}
+
+// step plans one path of the merge: s and d are the source's and the
+// destination's entries there (either may be nil), ord is 1 + the index of
+// s in the source's list. Actions go to emit in plan order; directory
+// metadata goes to emitDir in path order (it is applied last, deepest
+// first: in the reverse order).
+func (pl *planner) step(s, d *tree.Entry, ord int32, emit, emitDir func(Action)) {
+	p := pl.p
+	add := func(a Action) {
+		if a.Op != OpDelete {
+			a.ord = ord
+		}
+		if int(a.Op) < len(p.counts) {
+			p.counts[a.Op]++
+		}
+		if a.Op == OpDirMeta {
+			emitDir(a)
+			return
+		}
+		emit(a)
+	}
+	if s == nil {
+		if pl.opts.NoDelete || !pl.scopeSet.Covers(d.Path) || pl.keep(d.Path) {
+			return
+		}
+		add(Action{Op: OpDelete, Path: d.Path, Dst: d})
+		p.Deletes++
+		return
+	}
+	if s.Type == tree.TypeDir && s.Problem != "" {
+		pl.problemDirs = append(pl.problemDirs, s.Path)
+	}
+	if d != nil && d.Type != s.Type {
+		// Kind changes: the old object goes (with its subtree, whose
+		// entries also show up as deletes below).
+		add(pl.create(s, d, true))
+		if s.Type == tree.TypeDir {
+			add(Action{Op: OpDirMeta, Path: s.Path, Src: s})
+		}
+		return
+	}
+	if d == nil {
+		add(pl.create(s, nil, false))
+		if s.Type == tree.TypeDir {
+			add(Action{Op: OpDirMeta, Path: s.Path, Src: s})
+		}
+		return
+	}
+	switch s.Type {
+	case tree.TypeDir:
+		if !tree.SameMeta(s, d) {
+			add(Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d})
+		}
+	case tree.TypeRegular:
+		if s.LinkTo != "" {
+			// Already the same inode as its leader, and the leader
+			// keeps its inode?
+			l := pl.dstAt(s.LinkTo)
+			if l != nil && l.Type == tree.TypeRegular && l.Dev == d.Dev && l.Ino == d.Ino && !pl.newInode.has(s.LinkTo) {
+				return // metadata comes with the leader's
+			}
+			add(Action{Op: OpLink, Path: s.Path, Src: s, Dst: d, Replace: true})
+			pl.newInode.add(s.Path)
+			return
+		}
+		if pl.sharesWrongly(s, d) {
+			add(pl.create(s, d, true))
+			return
+		}
+		if tree.SameContent(s, d) {
+			if !tree.SameMeta(s, d) {
+				add(Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+			}
+			return
+		}
+		if s.Hashed() && d.Hashed() && s.Size == d.Size && s.Hash == d.Hash {
+			return
+		}
+		if !s.Hashed() && s.Size == d.Size {
+			p.Unknown++
+		}
+		add(Action{Op: OpFetch, Path: s.Path, Src: s, Dst: d})
+		p.FetchBytes += s.Size
+		pl.newInode.add(s.Path)
+	case tree.TypeSymlink, tree.TypeCharDev, tree.TypeBlockDev:
+		if s.Target != d.Target || s.Rdev != d.Rdev {
+			add(pl.create(s, d, true))
+		} else if !tree.SameMeta(s, d) {
+			add(Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+		}
+	default: // fifo, socket
+		if !tree.SameMeta(s, d) {
+			add(Action{Op: OpMeta, Path: s.Path, Src: s, Dst: d})
+		}
+	}
+}
+
 // create returns the action that makes s exist where d (maybe nil) is.
-func (p *Plan) create(s, d *tree.Entry, replace bool, byHash map[uint64]*tree.Entry, newInode newInodeSet) []Action {
+func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 	a := Action{Path: s.Path, Src: s, Dst: d, Replace: replace}
 	switch s.Type {
 	case tree.TypeDir:
 		a.Op = OpMkdir
 	case tree.TypeRegular:
-		newInode.add(s.Path)
+		pl.newInode.add(s.Path)
+		var h hashSrc
+		if s.LinkTo == "" && s.Hashed() {
+			if pl.byHash == nil {
+				if pl.byHash = pl.hashes(); pl.byHash == nil {
+					pl.byHash = map[uint64]hashSrc{}
+				}
+			}
+			h = pl.byHash[s.Hash]
+		}
 		switch {
 		case s.LinkTo != "":
 			a.Op = OpLink
-		case s.Hashed() && byHash[s.Hash] != nil && byHash[s.Hash].Size == s.Size:
+		case s.Hashed() && h.path != "" && h.size == s.Size:
 			a.Op = OpCopy
-			a.From = byHash[s.Hash].Path
+			a.From = h.path
 		default:
 			a.Op = OpFetch
-			p.FetchBytes += s.Size
+			pl.p.FetchBytes += s.Size
 		}
 	case tree.TypeSymlink:
 		a.Op = OpSymlink
 	default:
 		a.Op = OpSpecial
 	}
-	return []Action{a}
+	return a
 }
 
 // newInodeSet records the source paths whose inode a plan replaces, for

@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,14 +75,7 @@ type Options struct {
 	// (see Rollback) and prunes by the policy. Content that existing
 	// generations need is kept whether or not it is set.
 	Generations *GenerationPolicy
-	// Walked, for Apply, are dest's entries as the caller walked them
-	// before planning (the snapshot builder's walk of a node's
-	// snapshot). A directory whose metadata is set again only because
-	// its entries changed is then checked, as in Sync, to be the inode
-	// the walk found, and left alone (a problem) when it was replaced
-	// since. Sync walks dest itself and ignores it.
-	Walked     []*tree.Entry
-	rollbackOf int64 // set by Rollback, recorded in the generation
+	rollbackOf  int64 // set by Rollback, recorded in the generation
 	// checkDest, set by Rollback, sees the destination's walk and the
 	// manifest that served as its cache, before anything is planned; an
 	// error stops the run (the drift guard, without a second walk).
@@ -131,17 +125,42 @@ type Result struct {
 	Generation int64
 }
 
+// ApplyOptions configure Apply. The zero value applies with retention
+// off (no state dir), no excludes and no output.
+type ApplyOptions struct {
+	// StateDir, when set, holds the retention links of replaced and
+	// deleted files (see Options.StateDir); Apply keeps no manifest.
+	StateDir string
+	// Retention is as Options.Retention.
+	Retention time.Duration
+	// Excludes protect what the receiver leaves out (see Options.Excludes).
+	Excludes []string
+	// Fsync flushes each file before it is renamed into place.
+	Fsync bool
+	// Logger receives warnings and debug messages; nil is silent.
+	Logger *slog.Logger
+	// Progress is as Options.Progress.
+	Progress func(Progress)
+	// Walked are dest's entries as the caller walked them before planning
+	// (the snapshot builder's walk of a node's snapshot), in tree.Compare
+	// order. A directory whose metadata is set again only because its
+	// entries changed is then checked, as in Sync, to be the inode the
+	// walk found, and left alone (a problem) when it was replaced since.
+	Walked []*tree.Entry
+}
+
 // Apply carries out a plan made by MakePlan beneath dest, reading content
-// from src (scanned already; srcEntries are its entries). It is the second
-// half of Sync, for callers that plan themselves (the snapshot builder).
-// Retention works as in Sync when opts.StateDir is set; Apply keeps no
-// manifest.
-func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries []*tree.Entry, opts Options) (*Result, error) {
+// from src (scanned already; srcEntries are its entries). It is the apply
+// phase of Sync, for callers that plan themselves (the snapshot builder),
+// with the plan held whole.
+func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries []*tree.Entry, ao ApplyOptions) (*Result, error) {
 	start := time.Now()
-	log := opts.Logger
+	log := ao.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	opts := Options{StateDir: ao.StateDir, Retention: ao.Retention, Excludes: ao.Excludes, Fsync: ao.Fsync,
+		Logger: log, Progress: ao.Progress}
 	root, err := fsx.OpenRoot(dest)
 	if err != nil {
 		return nil, fmt.Errorf("open destination: %w", err)
@@ -153,10 +172,26 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 	}
 	res := &Result{Plan: plan}
 	res.Entries = len(srcEntries)
-	a, err := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, retDir, nil, &res.Stats,
+	byPath := func(x, y *tree.Entry) int { return tree.Compare(x.Path, y.Path) }
+	if !slices.IsSortedFunc(srcEntries, byPath) {
+		srcEntries = slices.Clone(srcEntries)
+		slices.SortFunc(srcEntries, byPath)
+	}
+	walked := ao.Walked
+	if walked != nil && !slices.IsSortedFunc(walked, byPath) {
+		walked = slices.Clone(walked)
+		slices.SortFunc(walked, byPath)
+	}
+	a, err := applyPlan(ctx, src, root, plan, memActions{plan}, srcEntries, &opts, log, retDir, nil, &res.Stats,
 		func(a *applier) {
-			if opts.Walked != nil {
-				a.walkedDirs = dirsOf(opts.Walked)
+			a.out = mapOutcomes{}
+			if walked != nil {
+				a.walkedDir = func(p string) *tree.Entry {
+					if e := findEntry(walked, p); e != nil && e.Type == tree.TypeDir {
+						return e
+					}
+					return nil
+				}
 			}
 		})
 	if a == nil {
@@ -175,40 +210,25 @@ func Apply(ctx context.Context, src Source, dest string, plan *Plan, srcEntries 
 	return res, nil
 }
 
-// applyPlan runs an applier. A nil applier means it could not start.
-func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats, setup ...func(*applier)) (*applier, error) {
+// applyPlan runs an applier over acts (the actions of plan); srcEntries
+// are the source's entries when held (sorted), else nil. A nil applier
+// means it could not start.
+func applyPlan(ctx context.Context, src Source, root *fsx.Root, plan *Plan, acts actionSource, srcEntries []*tree.Entry, opts *Options, log *slog.Logger, retDir string, temps []string, stats *Stats, setup ...func(*applier)) (*applier, error) {
 	ret, err := openRetainer(retDir, retention(opts.Retention), log)
 	if err != nil {
 		return nil, err
 	}
 	defer ret.close()
-	byPath := func(x, y *tree.Entry) int { return tree.Compare(x.Path, y.Path) }
-	if !slices.IsSortedFunc(srcEntries, byPath) {
-		srcEntries = slices.Clone(srcEntries)
-		slices.SortFunc(srcEntries, byPath)
-	}
 	excl, err := exclude.New(opts.Excludes)
 	if err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
 	}
-	a := &applier{root: root, src: src, plan: plan, srcs: srcEntries, opts: opts, log: log, ret: ret, excl: excl,
-		owner: os.Geteuid() == 0, done: map[string]outcome{}, dirs: map[string]bool{},
-		failed: map[string]bool{}, stats: stats}
+	a := &applier{root: root, src: src, plan: plan, acts: acts, srcs: srcEntries, opts: opts, log: log, ret: ret, excl: excl,
+		owner: os.Geteuid() == 0, dirs: map[string]bool{}, failed: map[string]bool{}, stats: stats}
 	for _, f := range setup {
 		f(a)
 	}
 	return a, a.run(ctx, temps)
-}
-
-// dirsOf indexes the directories of a walk by path.
-func dirsOf(es []*tree.Entry) map[string]*tree.Entry {
-	m := map[string]*tree.Entry{}
-	for _, e := range es {
-		if e.Type == tree.TypeDir {
-			m[e.Path] = e
-		}
-	}
-	return m
 }
 
 func isFull(scope []tree.Scope) bool { return tree.IsFull(scope) }
@@ -290,16 +310,89 @@ func LockStateFile(stateDir, name string) (*os.File, error) {
 // beneath dest only, save the manifest. Every file appears whole or not at
 // all. Paths that could not be applied are listed in the result and the
 // error wraps ErrPartial; a refused run wraps ErrGuard and changes nothing.
+//
+// The source's entries and the plan are streamed through temp files in the
+// state dir (see spool), not held: what stays on the heap is the
+// destination's walk and what the run must know across the whole tree (its
+// hard-link groups, counts). Result.Plan has the plan's counts; its
+// actions reach Options.Itemize.
 func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, error) {
-	start := time.Now()
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	r, err := startRun(src, dest, opts)
+	if err != nil {
+		return nil, err
 	}
-	progress := func(ph Phase) {
-		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: ph})
-		}
+	defer r.close()
+	r.progress(PhaseScan)
+	if err := r.scan(ctx); err != nil {
+		return nil, err
+	}
+	r.progress(PhasePlan)
+	if err := r.plan(); err != nil {
+		return nil, err
+	}
+	if err := r.guard(); err != nil {
+		return r.res, err
+	}
+	if err := r.itemize(); err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		r.res.Duration = time.Since(r.start)
+		return r.res, nil
+	}
+	r.progress(PhaseTransfer)
+	runErr := r.apply(ctx)
+	if r.a == nil {
+		return nil, runErr
+	}
+	r.progress(PhaseFinish)
+	return r.record(runErr)
+}
+
+// syncRun is one Sync, phase by phase: scan, plan, guard, apply, record.
+type syncRun struct {
+	src   Source
+	dest  string
+	opts  Options
+	log   *slog.Logger
+	sp    StatePaths
+	excl  *exclude.Matcher
+	root  *fsx.Root // nil: dest does not exist (a dry run)
+	start time.Time
+	res   *Result
+	done  []func() // run by close
+
+	// scan
+	srcs    *entrySpool       // the source's entries, in tree.Compare order
+	srcN    int               // how many
+	leaders map[string]uint64 // the source's hard-link leaders: members beside each
+	scanRes ScanResult
+	scope   []tree.Scope
+	dsts    *entrySpool // the destination's walk, in tree.Compare order
+	dstN    int         // how many
+	// dstByIno lists the destination's paths of each multiply-linked
+	// inode (what the planner needs of the destination's hard links).
+	dstByIno map[inoKey][]string
+	temps    []string // engine temp files the walk found
+	reread   int64    // entries the walk read afresh
+	// prevLen is how many entries the manifest held; imageTotal the
+	// entries of the whole image as last recorded (0: unknown).
+	prevLen, imageTotal int
+
+	// plan
+	acts    *spoolActions
+	itemz   *spool // the actions to itemize, in path order (Options.Itemize)
+	planned *Plan
+
+	// apply
+	a *applier
+}
+
+// startRun checks the state dir, takes its lock and opens dest.
+func startRun(src Source, dest string, opts Options) (*syncRun, error) {
+	r := &syncRun{src: src, dest: dest, opts: opts, log: opts.Logger, start: time.Now()}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
 	}
 	stateDir := opts.StateDir
 	if stateDir == "" {
@@ -308,6 +401,12 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	if err := checkStateDir(stateDir, dest); err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.close()
+		}
+	}()
 	if !opts.DryRun {
 		if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("create destination: %w", err)
@@ -316,233 +415,493 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		if err != nil {
 			return nil, err
 		}
-		defer unlock()
+		r.done = append(r.done, unlock)
 		removeStaleManifestTemps(stateDir)
 	}
-	sp := State(stateDir)
+	r.sp = State(stateDir)
 	if opts.Incremental && opts.Since == "" {
-		if b, err := os.ReadFile(sp.Token); err == nil {
-			opts.Since = strings.TrimSpace(string(b))
+		if b, err := os.ReadFile(r.sp.Token); err == nil {
+			r.opts.Since = strings.TrimSpace(string(b))
 		}
 	}
-	excl, err := exclude.New(opts.Excludes)
-	if err != nil {
+	var err error
+	if r.excl, err = exclude.New(opts.Excludes); err != nil {
 		return nil, fmt.Errorf("excludes: %w", err)
 	}
-
-	// 1. Scan both sides at once.
-	progress(PhaseScan)
-	// The manifest is loaded for the scopes the destination walk covers:
-	// all of it, or (incremental) only the changed parts.
-	var (
-		prev       *Manifest
-		prevLen    int // entries the manifest held (prev itself is dropped after the walk)
-		imageTotal int // entries of the whole image as last recorded (0: unknown)
-	)
-	loadPrev := func(scopes []tree.Scope) {
-		var err error
-		if isFull(scopes) {
-			prev, err = LoadManifest(sp.Manifest)
-		} else {
-			prev, err = LoadManifestScoped(sp.Manifest, scopes)
-		}
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			prev = &Manifest{}
-		case err != nil:
-			log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
-			prev = &Manifest{}
-		}
-		imageTotal = max(imageTotal, prev.total, len(prev.Entries))
-	}
-	var (
-		srcEntries []*tree.Entry
-		scan       ScanResult
-		dstWalk    *WalkResult
-		temps      []string
-		root       *fsx.Root
-	)
-	if r, err := fsx.OpenRoot(dest); err == nil {
-		root = r
-		defer root.Close()
+	if root, err := fsx.OpenRoot(dest); err == nil {
+		r.root = root
+		r.done = append(r.done, func() { root.Close() })
 	} else if !opts.DryRun || !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open destination: %w", err)
 	}
-	scanSource := func(ctx context.Context) error {
-		chk := tree.Checker{MaxBytes: opts.MaxListBytes, Partial: opts.Since != "" || len(opts.Scopes) > 0}
-		eg := &excludeGuard{m: excl}
-		var err error
-		scan, err = src.Scan(ctx, ScanRequest{Excludes: opts.Excludes, Since: opts.Since, Scopes: opts.Scopes}, func(e *tree.Entry) error {
-			if err := chk.Add(e); err != nil {
-				return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
-			}
-			if eg.refuses(e) {
-				// The source was asked to leave it out: the receiver's
-				// excludes are its own policy, never the sender's.
-				return fmt.Errorf("%w: source sent %q, which the receiver's excludes leave out", ErrBadSource, e.Path)
-			}
-			srcEntries = append(srcEntries, e)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("scan source: %w", err)
-		}
-		if len(scan.Scope) == 0 {
-			scan.Scope = tree.FullScope
-		}
-		set := tree.NewScopeSet(scan.Scope)
-		for _, e := range srcEntries {
-			if !set.Covers(e.Path) {
-				return fmt.Errorf("%w: source sent %q outside the scope it declared", ErrBadSource, e.Path)
-			}
-		}
-		return nil
+	ok = true
+	return r, nil
+}
+
+// close releases what the run holds (spools, the root, the lock: last).
+func (r *syncRun) close() {
+	if r.srcs != nil {
+		r.srcs.close()
 	}
-	walkDest := func(ctx context.Context, scopes []tree.Scope) error {
-		loadPrev(scopes)
-		if root == nil {
-			dstWalk = &WalkResult{}
-			return nil
-		}
-		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log,
-			Previous: prev.finder(),
-			Temps:    func(p string) { temps = append(temps, p) }}
-		if !isFull(scopes) {
-			wo.Scopes = scopes
-		}
-		if excl != nil {
-			wo.Exclude = excl
-		}
-		var err error
-		dstWalk, err = Walk(ctx, root, wo)
-		if err == nil && opts.checkDest != nil {
-			if err := opts.checkDest(dstWalk.Entries, prev); err != nil {
-				return err
-			}
-		}
-		// The manifest has done its work (the walk's cache): let it go
-		// before the transfer, it is a third of the heap of a full run.
-		prevLen, prev = len(prev.Entries), nil
-		if err != nil {
-			return fmt.Errorf("scan destination: %w", err)
-		}
-		return nil
+	if r.dsts != nil {
+		r.dsts.close()
 	}
-	if opts.Since != "" {
-		// The source decides the scope: walk the destination after.
-		if err := scanSource(ctx); err != nil {
-			return nil, err
+	if r.acts != nil {
+		r.acts.close()
+	}
+	r.itemz.close()
+	if r.a != nil {
+		r.a.out.close()
+	}
+	for k := len(r.done) - 1; k >= 0; k-- {
+		r.done[k]()
+	}
+}
+
+func (r *syncRun) progress(ph Phase) {
+	if r.opts.Progress != nil {
+		r.opts.Progress(Progress{Phase: ph})
+	}
+}
+
+// spoolDir is where the run's spools go: the state dir (the runner's own,
+// locked), or the system's temp dir in a dry run, which takes no lock.
+func (r *syncRun) spoolDir() string {
+	if r.opts.DryRun {
+		return ""
+	}
+	return r.sp.Dir
+}
+
+// scan lists the source into a spool and walks the destination, at once
+// (or, for a journal-driven run, one after the other: the source decides
+// the scope).
+func (r *syncRun) scan(ctx context.Context) error {
+	sp, err := newSpool(r.spoolDir(), false)
+	if err != nil {
+		return err
+	}
+	r.srcs = &entrySpool{spool: sp}
+	if sp, err = newSpool(r.spoolDir(), false); err != nil {
+		return err
+	}
+	r.dsts = &entrySpool{spool: sp}
+	r.dstByIno = map[inoKey][]string{}
+	if r.opts.Since != "" {
+		if err := r.scanSource(ctx); err != nil {
+			return err
 		}
-		if err := walkDest(ctx, scan.Scope); err != nil {
-			return nil, err
+		if err := r.walkDest(ctx, r.scanRes.Scope); err != nil {
+			return err
 		}
 	} else {
 		scopes := tree.FullScope
-		if len(opts.Scopes) > 0 {
-			scopes = opts.Scopes
+		if len(r.opts.Scopes) > 0 {
+			scopes = r.opts.Scopes
 		}
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return scanSource(gctx) })
-		g.Go(func() error { return walkDest(gctx, scopes) })
+		g.Go(func() error { return r.scanSource(gctx) })
+		g.Go(func() error { return r.walkDest(gctx, scopes) })
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if isFull(scan.Scope) && (len(srcEntries) == 0 || srcEntries[0].Path != tree.Root) {
-		return nil, fmt.Errorf("%w: the source sent no root entry", ErrGuard)
+	r.scope = r.scanRes.Scope
+	if len(r.scope) == 0 {
+		r.scope = tree.FullScope
 	}
-	scope := scan.Scope
-	if len(scope) == 0 {
-		scope = tree.FullScope
+	if isFull(r.scope) {
+		return nil
 	}
-	// A scope {dir, Tree: false} whose directory the source no longer has
-	// as a directory removes the destination's whole subtree there: walk
-	// it, so that every entry removed is planned, counted by the guard and
-	// dropped from the manifest one by one.
-	if deeper := vanishedDirs(scope, srcEntries, dstWalk.Entries); len(deeper) > 0 && root != nil {
-		wo := WalkOptions{Hash: true, Workers: opts.Workers, Logger: log, Scopes: deeper,
-			Temps: func(p string) { temps = append(temps, p) }}
-		loadPrev(deeper)
-		wo.Previous = prev.finder()
-		if excl != nil {
-			wo.Exclude = excl
+	// A scoped scan: every entry must lie in the scope the source
+	// declared. A scope {dir, Tree: false} whose directory the source no
+	// longer has as a directory removes the destination's whole subtree
+	// there: walk it, so that every entry removed is planned, counted by
+	// the guard and dropped from the manifest one by one.
+	set := tree.NewScopeSet(r.scope)
+	want := map[string]bool{}
+	for _, sc := range r.scope {
+		if !sc.Tree && sc.Path != tree.Root {
+			want[sc.Path] = true
 		}
-		sub, err := Walk(ctx, root, wo)
-		prev = nil
+	}
+	srcDir := map[string]bool{}
+	var rerr error
+	for e := range r.srcs.entries(&rerr) {
+		if !set.Covers(e.Path) {
+			return fmt.Errorf("%w: source sent %q outside the scope it declared", ErrBadSource, e.Path)
+		}
+		if want[e.Path] && e.Type == tree.TypeDir {
+			srcDir[e.Path] = true
+		}
+	}
+	if rerr != nil {
+		return rerr
+	}
+	var derr error
+	deeper := vanishedDirs(r.scope, want, srcDir, r.dsts.entries(&derr))
+	if derr != nil {
+		return derr
+	}
+	if len(deeper) == 0 || r.root == nil {
+		return nil
+	}
+	prev := r.loadPrev(deeper)
+	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log, Scopes: deeper,
+		Previous: prev.finder(), Temps: func(p string) { r.temps = append(r.temps, p) }}
+	if r.excl != nil {
+		wo.Exclude = r.excl
+	}
+	sub, err := Walk(ctx, r.root, wo)
+	if err != nil {
+		return fmt.Errorf("scan destination: %w", err)
+	}
+	// The subtrees' entries join the walk's, in order, in a new spool.
+	sp, err = newSpool(r.spoolDir(), false)
+	if err != nil {
+		return err
+	}
+	merged := &entrySpool{spool: sp}
+	old, n := r.dsts, 0
+	r.dstByIno = map[inoKey][]string{}
+	for x, y := range tree.MergeSeq(old.entries(&derr), slices.Values(sub.Entries)) {
+		if x == nil {
+			x = y
+		}
+		if err := r.addDst(merged, x); err != nil {
+			merged.close()
+			return err
+		}
+		n++
+	}
+	if derr != nil {
+		merged.close()
+		return derr
+	}
+	old.close()
+	r.dsts, r.dstN = merged, n
+	r.reread += sub.Reread
+	r.scope = deepenScopes(r.scope, deeper)
+	return nil
+}
+
+// scanSource lists the source through the stream checker and the
+// receiver's excludes into the run's spool, keeping only the counts and
+// the hard-link leaders.
+func (r *syncRun) scanSource(ctx context.Context) error {
+	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0}
+	eg := &excludeGuard{m: r.excl}
+	r.leaders = map[string]uint64{}
+	rootSeen := false
+	var err error
+	r.scanRes, err = r.src.Scan(ctx, ScanRequest{Excludes: r.opts.Excludes, Since: r.opts.Since, Scopes: r.opts.Scopes}, func(e *tree.Entry) error {
+		if err := chk.Add(e); err != nil {
+			return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
+		}
+		if eg.refuses(e) {
+			// The source was asked to leave it out: the receiver's
+			// excludes are its own policy, never the sender's.
+			return fmt.Errorf("%w: source sent %q, which the receiver's excludes leave out", ErrBadSource, e.Path)
+		}
+		if r.srcN == 0 {
+			rootSeen = e.Path == tree.Root
+		}
+		if e.LinkTo != "" {
+			r.leaders[e.LinkTo]++
+		}
+		r.srcN++
+		return r.srcs.add(e)
+	})
+	if err != nil {
+		return fmt.Errorf("scan source: %w", err)
+	}
+	if len(r.scanRes.Scope) == 0 {
+		r.scanRes.Scope = tree.FullScope
+	}
+	if isFull(r.scanRes.Scope) && !rootSeen {
+		return fmt.Errorf("%w: the source sent no root entry", ErrGuard)
+	}
+	return nil
+}
+
+// loadPrev reads the manifest for the scopes a destination walk covers:
+// all of it, or (incremental) only the changed parts.
+func (r *syncRun) loadPrev(scopes []tree.Scope) *Manifest {
+	var (
+		prev *Manifest
+		err  error
+	)
+	if isFull(scopes) {
+		prev, err = LoadManifest(r.sp.Manifest)
+	} else {
+		prev, err = LoadManifestScoped(r.sp.Manifest, scopes)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		prev = &Manifest{}
+	case err != nil:
+		r.log.Warn("manifest unreadable; the destination will be re-read in full", "err", err)
+		prev = &Manifest{}
+	}
+	r.imageTotal = max(r.imageTotal, prev.total, len(prev.Entries))
+	return prev
+}
+
+// walkDest walks the destination with its manifest as the cache.
+//
+// A full walk looks the manifest up on disk, block by block (see
+// manifestFinder); a scoped one loads the scopes' part; the rollback's
+// drift check gets the manifest whole.
+func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
+	var (
+		prev     *Manifest
+		previous func(string) *tree.Entry
+	)
+	if isFull(scopes) && r.opts.checkDest == nil {
+		mf, err := openManifestFinder(r.sp.Manifest, r.log)
+		if err == nil {
+			defer mf.close()
+			previous = mf.find
+			r.prevLen = mf.total
+			r.imageTotal = max(r.imageTotal, mf.total)
+		}
+	}
+	if previous == nil {
+		prev = r.loadPrev(scopes)
+		r.prevLen = len(prev.Entries)
+		previous = prev.finder()
+	}
+	if r.root == nil {
+		return nil
+	}
+	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log,
+		Previous: previous,
+		Temps:    func(p string) { r.temps = append(r.temps, p) }}
+	if !isFull(scopes) {
+		wo.Scopes = scopes
+	}
+	if r.excl != nil {
+		wo.Exclude = r.excl
+	}
+	add := func(e *tree.Entry) error {
+		r.dstN++
+		return r.addDst(r.dsts, e)
+	}
+	if r.opts.checkDest != nil {
+		// The rollback's drift check looks at the whole walk.
+		w, err := Walk(ctx, r.root, wo)
 		if err != nil {
-			return nil, fmt.Errorf("scan destination: %w", err)
+			return fmt.Errorf("scan destination: %w", err)
 		}
-		dstWalk.Entries = mergeEntries(dstWalk.Entries, sub.Entries)
-		dstWalk.Reread += sub.Reread
-		scope = deepenScopes(scope, deeper)
-	}
-
-	// 2. Plan, and check it against the guards.
-	progress(PhasePlan)
-	res := &Result{Token: scan.Token, SourceProblems: scan.Problems}
-	res.Entries = len(srcEntries)
-	noDelete := opts.NoDelete
-	if scan.Problems > 0 && !noDelete {
-		noDelete = true
-		res.DeletesSkipped = true
-		log.Warn("the source reported unreadable entries: deletions skipped", "problems", scan.Problems)
-	}
-	plan := MakePlan(srcEntries, dstWalk.Entries, PlanOptions{Scope: scope, NoDelete: noDelete})
-	res.Plan = plan
-	if err := guard(plan, srcEntries, dstWalk.Entries, scope, opts.MaxDelete, imageTotal); err != nil {
-		return res, err
-	}
-	if opts.Itemize != nil {
-		// In path order, as rsync prints them (directory attributes
-		// appear where the directory is, though they are set last).
-		var acts []Action
-		for _, a := range plan.Actions {
-			if a.Op == OpDirMeta && a.Dst == nil {
-				continue // itemized at its mkdir
+		if err := r.opts.checkDest(w.Entries, prev); err != nil {
+			return err
+		}
+		for _, e := range w.Entries {
+			if err := add(e); err != nil {
+				return err
 			}
-			acts = append(acts, a)
 		}
-		slices.SortStableFunc(acts, func(x, y Action) int { return tree.Compare(x.Path, y.Path) })
-		for _, a := range acts {
-			opts.Itemize(Itemize(a))
+		r.reread = w.Reread
+		return nil
+	}
+	w, err := WalkEach(ctx, r.root, wo, add)
+	if err != nil {
+		return fmt.Errorf("scan destination: %w", err)
+	}
+	r.reread = w.Reread
+	return nil
+}
+
+// addDst spools a destination entry, noting its inode when it has more
+// than one link.
+func (r *syncRun) addDst(sp *entrySpool, e *tree.Entry) error {
+	if e.Type == tree.TypeRegular && e.Nlink > 1 {
+		k := inoKey{e.Dev, e.Ino}
+		r.dstByIno[k] = append(r.dstByIno[k], e.Path)
+	}
+	return sp.add(e)
+}
+
+// plan merges the source's spooled entries with the destination's walk
+// into a spool of actions by applier phase (and one in path order for
+// Itemize), keeping the counts.
+func (r *syncRun) plan() error {
+	r.res = &Result{Token: r.scanRes.Token, SourceProblems: r.scanRes.Problems}
+	r.res.Entries = r.srcN
+	noDelete := r.opts.NoDelete
+	if r.scanRes.Problems > 0 && !noDelete {
+		noDelete = true
+		r.res.DeletesSkipped = true
+		r.log.Warn("the source reported unreadable entries: deletions skipped", "problems", r.scanRes.Problems)
+	}
+	var err error
+	if r.acts, err = newSpoolActions(r.spoolDir()); err != nil {
+		return err
+	}
+	if r.opts.Itemize != nil {
+		if r.itemz, err = newSpool(r.spoolDir(), false); err != nil {
+			return err
 		}
 	}
-	if opts.DryRun {
-		res.Duration = time.Since(start)
-		return res, nil
+	leaders := make(map[string]bool, len(r.leaders))
+	for l := range r.leaders {
+		leaders[l] = true
 	}
-
-	// 3. Apply.
-	progress(PhaseTransfer)
-	a, runErr := applyPlan(ctx, src, root, plan, srcEntries, &opts, log, sp.Retention, temps, &res.Stats,
-		func(a *applier) { a.walkedDirs = dirsOf(dstWalk.Entries) })
-	if a == nil {
-		return nil, runErr
+	// The source's entries at the paths of multiply-linked destination
+	// inodes: the only ones the planner looks up.
+	linkedSrc := map[string]*tree.Entry{}
+	pl := newPlanner(leaders, func(p string) *tree.Entry { return linkedSrc[p] },
+		PlanOptions{Scope: r.scope, NoDelete: noDelete})
+	pl.dstByIno = r.dstByIno
+	// Of the destination: its entries at the source's hard-link leaders'
+	// paths, and (only if a new file could be a copy) its files by hash,
+	// each from a pass over its spool.
+	if len(leaders) > 0 {
+		dstLeaders := map[string]*tree.Entry{}
+		var derr error
+		for e := range r.dsts.entries(&derr) {
+			if leaders[e.Path] {
+				dstLeaders[e.Path] = e
+			}
+		}
+		if derr != nil {
+			return derr
+		}
+		pl.dstAt = func(p string) *tree.Entry { return dstLeaders[p] }
 	}
+	var herr error
+	pl.hashes = func() map[uint64]hashSrc {
+		m := map[uint64]hashSrc{}
+		for e := range r.dsts.entries(&herr) {
+			addHash(m, e)
+		}
+		return m
+	}
+	if want := pl.linkedPaths(); len(want) > 0 {
+		var rerr error
+		for e := range r.srcs.entries(&rerr) {
+			if want[e.Path] {
+				linkedSrc[e.Path] = e
+			}
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	p := pl.p
+	var (
+		werr    error
+		buf     []byte
+		dirDone bool
+	)
+	keep := func(a *Action) {
+		if werr != nil {
+			return
+		}
+		if err := r.acts.add(a); err != nil {
+			werr = err
+			return
+		}
+		if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
+			p.replaced = append(p.replaced, d) // for the generations' harvest
+		}
+		if r.itemz != nil && !a.cond && (a.Op != OpDirMeta || a.Dst != nil) {
+			if buf, werr = appendAction(buf[:0], a); werr == nil {
+				werr = r.itemz.add(buf)
+			}
+		}
+	}
+	emit := func(a Action) { keep(&a) }
+	emitDir := func(a Action) { dirDone = true; keep(&a) }
+	var rerr error
+	ord := int32(0)
+	var derr error
+	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
+		if s != nil {
+			ord++
+		}
+		dirDone = false
+		pl.step(s, d, ord, emit, emitDir)
+		if s != nil && s.Type == tree.TypeDir && !dirDone {
+			keep(&Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d, cond: true, ord: ord})
+		}
+	}
+	if err := cmp.Or(rerr, derr, herr, werr); err != nil {
+		return err
+	}
+	r.planned = p
+	r.res.Plan = p
+	return nil
+}
 
-	// 4. Record what the destination now holds, even after a failure, so
-	// the next run starts from the truth.
-	progress(PhaseFinish)
-	unchanged := runErr == nil && len(plan.Actions) == 0 && len(temps) == 0 && dstWalk.Reread == 0 &&
-		prevLen == len(dstWalk.Entries) && isFull(scope) && !res.DeletesSkipped
+// guard refuses a plan that looks like a mistake.
+func (r *syncRun) guard() error {
+	return guard(r.planned, r.srcN, r.dstN, r.scope, r.opts.MaxDelete, r.imageTotal)
+}
+
+// itemize hands the plan's changes to Options.Itemize in path order, as
+// rsync prints them (directory attributes appear where the directory is,
+// though they are set last).
+func (r *syncRun) itemize() error {
+	if r.itemz == nil {
+		return nil
+	}
+	return r.itemz.each(func(rec []byte) error {
+		a, err := decodeAction(rec)
+		if err != nil {
+			return err
+		}
+		r.opts.Itemize(Itemize(*a))
+		return nil
+	})
+}
+
+// apply carries out the spooled plan. A nil r.a after it means the applier
+// could not start.
+func (r *syncRun) apply(ctx context.Context) error {
+	out, err := newFileOutcomes(r.spoolDir())
+	if err != nil {
+		return err
+	}
+	// (No walkedDir: the plan's conditional directory actions carry the
+	// walk's entry.)
+	r.a, err = applyPlan(ctx, r.src, r.root, r.planned, r.acts, nil, &r.opts, r.log, r.sp.Retention, r.temps, &r.res.Stats,
+		func(a *applier) {
+			a.out = out
+			a.groups = r.leaders
+		})
+	if r.a == nil {
+		out.close()
+	}
+	return err
+}
+
+// record saves what the destination now holds (even after a failure, so
+// the next run starts from the truth), the journal token and the
+// generation, and sorts out the result.
+func (r *syncRun) record(runErr error) (*Result, error) {
+	res, a, sp, log := r.res, r.a, r.sp, r.log
+	unchanged := runErr == nil && r.planned.Len() == 0 && len(r.temps) == 0 && r.reread == 0 &&
+		r.prevLen == r.dstN && isFull(r.scope) && !res.DeletesSkipped
 	if unchanged {
 		// Nothing was done and the walk found everything as recorded:
 		// the manifest on disk is still the truth.
-		res.Duration = time.Since(start)
-		res.Generation = afterSync(sp, &opts, res, start, true, log)
-		if err := saveToken(sp.Token, scan.Token); err != nil {
+		res.Duration = time.Since(r.start)
+		res.Generation = afterSync(sp, &r.opts, res, r.start, true, log)
+		if err := saveToken(sp.Token, r.scanRes.Token); err != nil {
 			log.Warn("journal token not saved: the next sync scans everything", "err", err)
 		}
 		return res, nil
 	}
-	recorded := manifestSeq(root, srcEntries, dstWalk.Entries, a)
+	var rerr, derr error
+	recorded := manifestSeq(r.root, r.srcs.entries(&rerr), r.dsts.entries(&derr), a, r.leaders)
 	var serr error
-	if isFull(scope) {
+	if isFull(r.scope) {
 		serr = saveManifestSeq(sp.Manifest, recorded)
 	} else {
 		// A scoped run saw only part of the destination: record that part
 		// (in time proportional to it); the rest stays as recorded.
-		set := tree.NewScopeSet(scope)
+		set := tree.NewScopeSet(r.scope)
 		var in []*tree.Entry
 		for e := range recorded {
 			if set.Covers(e.Path) {
@@ -550,7 +909,15 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 				in = append(in, &c)
 			}
 		}
-		serr = UpdateManifest(sp.Manifest, scope, in)
+		if rerr == nil && derr == nil {
+			serr = UpdateManifest(sp.Manifest, r.scope, in)
+		}
+	}
+	if serr == nil {
+		serr = cmp.Or(rerr, derr)
+	}
+	if fo, ok := a.out.(*fileOutcomes); ok && serr == nil && fo.err != nil {
+		serr = fmt.Errorf("record outcomes: %w", fo.err)
 	}
 	if serr != nil && runErr == nil {
 		runErr = serr
@@ -558,8 +925,8 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	res.Problems = a.problems
 	res.Failed = a.failedPaths()
 	res.Stats.Problems = len(a.problems)
-	res.Generation = afterSync(sp, &opts, res, start, runErr == nil && len(a.problems) == 0 && !res.DeletesSkipped, log)
-	res.Duration = time.Since(start)
+	res.Generation = afterSync(sp, &r.opts, res, r.start, runErr == nil && len(a.problems) == 0 && !res.DeletesSkipped, log)
+	res.Duration = time.Since(r.start)
 	if runErr != nil {
 		os.Remove(sp.Token) // what failed must be scanned again
 		return res, runErr
@@ -568,7 +935,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		os.Remove(sp.Token) // what failed must be scanned again
 		return res, fmt.Errorf("%w: %d paths not applied%s", ErrPartial, len(a.problems), skippedNote(res))
 	}
-	if err := saveToken(sp.Token, scan.Token); err != nil {
+	if err := saveToken(sp.Token, r.scanRes.Token); err != nil {
 		log.Warn("journal token not saved: the next sync scans everything", "err", err)
 	}
 	return res, nil
@@ -631,11 +998,11 @@ func checkStateDir(stateDir, dest string) error {
 // the whole destination held as last recorded (a scoped run walks only part
 // of it); the default delete limit is half of the larger of it and what was
 // walked.
-func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete, image int) error {
-	if isFull(scope) && len(src) == 1 && len(dst) > 1 {
-		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, len(dst)-1)
+func guard(p *Plan, nsrc, ndst int, scope []tree.Scope, maxDelete, image int) error {
+	if isFull(scope) && nsrc == 1 && ndst > 1 {
+		return fmt.Errorf("%w: the source is empty but the destination holds %d entries; is the source path right?", ErrGuard, ndst-1)
 	}
-	total := len(dst)
+	total := ndst
 	if !isFull(scope) {
 		total = max(total, image)
 	}
@@ -649,32 +1016,18 @@ func guard(p *Plan, src, dst []*tree.Entry, scope []tree.Scope, maxDelete, image
 	return nil
 }
 
-// vanishedDirs returns, as tree scopes, the scopes {p, Tree: false} where
-// the destination has a directory and the source sent no directory: the
-// source says everything beneath p is gone, which the destination walk of
-// p alone did not list.
-func vanishedDirs(scope []tree.Scope, src, dst []*tree.Entry) []tree.Scope {
-	if isFull(scope) {
-		return nil
-	}
-	want := map[string]bool{}
-	for _, sc := range scope {
-		if !sc.Tree && sc.Path != tree.Root {
-			want[sc.Path] = true
-		}
-	}
-	if len(want) == 0 {
+// vanishedDirs returns, as tree scopes, the scopes {p, Tree: false} (want)
+// where the destination has a directory and the source sent no directory
+// (srcDir: the paths of want the source sent as directories): the source
+// says everything beneath p is gone, which the destination walk of p alone
+// did not list.
+func vanishedDirs(scope []tree.Scope, want, srcDir map[string]bool, dst iter.Seq[*tree.Entry]) []tree.Scope {
+	if isFull(scope) || len(want) == 0 {
 		return nil
 	}
 	trees := tree.NewScopeSet(treeScopes(scope))
-	srcDir := map[string]bool{}
-	for _, e := range src {
-		if want[e.Path] && e.Type == tree.TypeDir {
-			srcDir[e.Path] = true
-		}
-	}
 	var out []tree.Scope
-	for _, d := range dst {
+	for d := range dst {
 		if want[d.Path] && d.Type == tree.TypeDir && !srcDir[d.Path] && !trees.Covers(d.Path) {
 			out = append(out, tree.Scope{Path: d.Path, Tree: true})
 		}
@@ -708,19 +1061,6 @@ func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
 	return out
 }
 
-// mergeEntries merges two sorted entry lists, keeping a's entry where both
-// have a path.
-func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
-	out := make([]*tree.Entry, 0, len(a)+len(b))
-	for x, y := range tree.Merge(a, b) {
-		if x == nil {
-			x = y
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
 // manifestSeq yields the destination's manifest after an apply, in
 // tree.Compare order: source entries for what was applied (with the
 // destination's identity), the old destination entries for what failed or
@@ -735,14 +1075,16 @@ func mergeEntries(a, b []*tree.Entry) []*tree.Entry {
 // hard-link table holds multiply-linked inodes only; a group leader
 // recorded without a hash is not given a member's (ResolveHardLinks does),
 // which costs the next walk one re-read, never a wrong file.
-func manifestSeq(root *fsx.Root, src, dst []*tree.Entry, a *applier) iter.Seq[*tree.Entry] {
+//
+// src is the source's stream (entries it yields are not changed); linked
+// are the leaders of its hard-link groups. Outcomes are looked up by the
+// entry's place in src.
+func manifestSeq(root *fsx.Root, src, dst iter.Seq[*tree.Entry], a *applier, linked map[string]uint64) iter.Seq[*tree.Entry] {
 	return func(yield func(*tree.Entry) bool) {
-		linked := map[string]bool{} // leaders of the source's hard-link groups
-		for _, s := range src {
-			if s.LinkTo != "" {
-				linked[s.LinkTo] = true
-			}
-		}
+		// Whether each hard-link leader was touched by the run, as its
+		// members are reached (leaders sort first).
+		leaderTouched := map[string]bool{}
+		touched := func(p string) bool { return leaderTouched[p] || a.touched(p) }
 		type key struct{ dev, ino uint64 }
 		type leader struct {
 			path   string
@@ -752,8 +1094,12 @@ func manifestSeq(root *fsx.Root, src, dst []*tree.Entry, a *applier) iter.Seq[*t
 		leaders := map[key]leader{}
 		var scratch [2]tree.Entry
 		k := 0
-		for s, d := range tree.Merge(src, dst) {
+		ord := int32(0)
+		for s, d := range tree.MergeSeq(src, dst) {
 			e := &scratch[k]
+			if s != nil {
+				ord++
+			}
 			if s == nil {
 				// Kept (outside the scope, deletes skipped, or a delete failed)?
 				st, ok := lstat(root, d.Path)
@@ -761,8 +1107,14 @@ func manifestSeq(root *fsx.Root, src, dst []*tree.Entry, a *applier) iter.Seq[*t
 					continue
 				}
 				*e = *d
-			} else if !manifestEntry(e, root, s, d, a, linked) {
-				continue
+			} else {
+				o := a.outcomeOf(s.Path, ord)
+				if _, ok := linked[s.Path]; ok {
+					leaderTouched[s.Path] = o.flags&outTouched != 0
+				}
+				if !manifestEntry(e, root, s, d, a, o, linked, touched) {
+					continue
+				}
 			}
 			k ^= 1
 			e.LinkTo = ""
@@ -787,7 +1139,7 @@ func manifestSeq(root *fsx.Root, src, dst []*tree.Entry, a *applier) iter.Seq[*t
 // with d the destination's entry at its path before the run (or nil): s
 // with the destination's identity, or d when the run failed there. It
 // returns false when nothing can be vouched for.
-func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, linked map[string]bool) bool {
+func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, o outcome, linked map[string]uint64, touched func(string) bool) bool {
 	if a.failed[s.Path] {
 		if d == nil {
 			return false
@@ -796,7 +1148,6 @@ func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, 
 		return true
 	}
 	*e = *s // shallow: xattrs are never changed in place
-	o := a.outcomeOf(s.Path)
 	if o.flags&outHashed != 0 {
 		e.SetHash(o.hash)
 	} else if e.Type == tree.TypeRegular && !e.Hashed() && d != nil && d.Hashed() && d.Size == e.Size {
@@ -805,7 +1156,7 @@ func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, 
 		e.SetHash(d.Hash)
 	}
 	switch {
-	case o.flags&outTouched == 0 && d != nil && d.Type == s.Type && !(s.LinkTo != "" && a.touched(s.LinkTo)):
+	case o.flags&outTouched == 0 && d != nil && d.Type == s.Type && !(s.LinkTo != "" && touched(s.LinkTo)):
 		e.Dev, e.Ino, e.Ctime, e.Nlink = d.Dev, d.Ino, d.Ctime, d.Nlink
 		if !tree.SameMeta(s, d) || s.Size != d.Size || e.Hash != d.Hash {
 			// Planned but not done (the run stopped first): this
@@ -814,7 +1165,7 @@ func manifestEntry(e *tree.Entry, root *fsx.Root, s, d *tree.Entry, a *applier, 
 			// them and the change would never be made.
 			e.Ctime = 0
 		}
-	case o.flags&outPlaced != 0 && s.LinkTo == "" && !linked[s.Path]:
+	case o.flags&outPlaced != 0 && s.LinkTo == "" && linked[s.Path] == 0:
 		// Written by this run and no hard link made to it since: its
 		// lstat was taken when it was put in place.
 		e.Dev, e.Ino, e.Ctime, e.Nlink = o.dev, o.ino, o.ctime, o.nlink

@@ -77,10 +77,11 @@ func TestSyncNoChangeWritesNothing(t *testing.T) {
 	treetest.MakeTricky(t, src, treetest.TrickyOptions{})
 	syncDirs(t, src, dst, imaging.Options{})
 	before := treetest.Scan(t, dst)
-	res := syncDirs(t, src, dst, imaging.Options{})
-	if n := len(res.Plan.Actions); n != 0 {
-		for _, a := range res.Plan.Actions {
-			t.Logf("unexpected action: %v %s", a.Op, imaging.Itemize(a))
+	var changes []imaging.Change
+	res := syncDirs(t, src, dst, imaging.Options{Itemize: func(c imaging.Change) { changes = append(changes, c) }})
+	if n := res.Plan.Len(); n != 0 || len(changes) != 0 {
+		for _, c := range changes {
+			t.Logf("unexpected action: %s", c)
 		}
 		t.Fatalf("second run planned %d actions, want 0", n)
 	}
@@ -178,9 +179,9 @@ func TestSyncIncrementalConverges(t *testing.T) {
 			syncDirs(t, src, dst, imaging.Options{})
 			treetest.Equal(t, treetest.Scan(t, src), treetest.Scan(t, dst), exact)
 			// And the run after converges to no work at all.
-			res := syncDirs(t, src, dst, imaging.Options{})
-			for _, a := range res.Plan.Actions {
-				t.Errorf("not converged: %s", imaging.Itemize(a))
+			res := syncDirs(t, src, dst, imaging.Options{Itemize: func(c imaging.Change) { t.Errorf("not converged: %s", c) }})
+			if n := res.Plan.Len(); n != 0 {
+				t.Errorf("not converged: %d actions", n)
 			}
 		})
 	}

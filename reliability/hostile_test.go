@@ -1097,7 +1097,8 @@ func TestCreatedDirMetadataStaysOurs(t *testing.T) {
 // must stay (the replacement is refused), as they would against a delete.
 func TestExcludedSurviveTypeChange(t *testing.T) {
 	base := t.TempDir()
-	pl := hostilePull(t, base, "ssh-symlink", "--exclude", "/etc/ssh/ssh_host_*")
+	// --delete: the image holds files before its first pull.
+	pl := hostilePull(t, base, "ssh-symlink", "--delete", "--exclude", "/etc/ssh/ssh_host_*")
 	writeFile(t, pl.dest, "etc/ssh/ssh_host_ed25519_key", "real key\n", 0o600)
 	writeFile(t, pl.dest, "etc/ssh/sshd_config", "Port 22\n", 0o644)
 	code, stderr := pl.run(t)

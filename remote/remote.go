@@ -12,7 +12,6 @@
 package remote
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,21 +21,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/version"
+	"github.com/goldsync/goldsync/remote/rsh"
 )
 
 // Errors callers branch on (the CLI maps them to exit codes).
 var (
 	// ErrSSH: the remote shell failed (unreachable host, authentication,
-	// host key verification).
-	ErrSSH = errors.New("remote shell failed")
+	// host key verification); it is rsh.ErrSSH.
+	ErrSSH = rsh.ErrSSH
 	// ErrVersion: the agent is of another version and could not be
 	// replaced.
 	ErrVersion = errors.New("agent version mismatch")
@@ -89,41 +87,33 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Spec is a parsed source: Host is empty for a local path.
-type Spec struct {
-	User, Host, Path string
+// Names of package rsh, kept here for callers of this package.
+type (
+	// Spec is a parsed source: Host is empty for a local path (rsh.Spec).
+	Spec = rsh.Spec
+	// Process is a remote command's stdio stream (rsh.Process).
+	Process = rsh.Process
+)
+
+// ParseSpec splits an rsync-style source (rsh.ParseSpec).
+func ParseSpec(s string) (Spec, error) { return rsh.ParseSpec(s) }
+
+// SplitRsh splits a remote shell command like rsync's -e (rsh.SplitRsh).
+func SplitRsh(s string) ([]string, error) { return rsh.SplitRsh(s) }
+
+// ShellQuote quotes s for a remote POSIX shell (rsh.ShellQuote).
+func ShellQuote(s string) string { return rsh.ShellQuote(s) }
+
+// Command runs command on the host of spec through the remote shell
+// (rsh.Command).
+func Command(ctx context.Context, rshCmd string, spec Spec, command string, log *slog.Logger) (*Process, error) {
+	return rsh.Command(ctx, rshCmd, spec, command, log)
 }
 
-// ParseSpec splits an rsync-style source: "host:path" and "user@host:path"
-// are remote (a colon before any slash); anything else is a local path.
-func ParseSpec(s string) (Spec, error) {
-	colon := strings.IndexByte(s, ':')
-	slash := strings.IndexByte(s, '/')
-	if colon <= 0 || (slash >= 0 && slash < colon) {
-		if s == "" {
-			return Spec{}, errors.New("empty source")
-		}
-		return Spec{Path: s}, nil
-	}
-	host, path := s[:colon], s[colon+1:]
-	sp := Spec{Host: host, Path: path}
-	if at := strings.LastIndexByte(host, '@'); at >= 0 {
-		sp.User, sp.Host = host[:at], host[at+1:]
-	}
-	if sp.Host == "" || strings.ContainsAny(sp.Host, " \t\n'\"`$;&|<>") || strings.HasPrefix(sp.Host, "-") {
-		return Spec{}, fmt.Errorf("bad host in %q", s)
-	}
-	if sp.Path == "" {
-		sp.Path = "."
-	}
-	return sp, nil
-}
-
-func (s Spec) dest() string {
-	if s.User != "" {
-		return s.User + "@" + s.Host
-	}
-	return s.Host
+// ShareConnection turns on OpenSSH connection sharing in a remote shell
+// command (rsh.ShareConnection).
+func ShareConnection(rshCmd, dir string, persist time.Duration) (string, error) {
+	return rsh.ShareConnection(rshCmd, dir, persist)
 }
 
 // Open connects to the source named by spec.
@@ -195,7 +185,7 @@ func openLocal(ctx context.Context, path string, opts Options) (imaging.Source, 
 			if opts.StateDir != "" {
 				args = append(args, "--state-dir", opts.StateDir)
 			}
-			p, err := startProcess(ctx, bin, args, opts.Logger)
+			p, err := rsh.Start(ctx, bin, args, opts.Logger)
 			if err != nil {
 				c.closeAll()
 				return nil, err
@@ -257,114 +247,15 @@ func findLocalAgent(explicit string) string {
 	return ""
 }
 
-// process is a child whose stdin and stdout form the stream.
-type process struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout io.ReadCloser
-	stderr *tailBuffer
-	once   sync.Once
-	err    error
-	done   chan struct{} // closed when the child has been waited for
-	state  *os.ProcessState
-}
-
-func startProcess(ctx context.Context, bin string, args []string, log *slog.Logger) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	if p.stdout, err = cmd.StdoutPipe(); err != nil {
-		return nil, err
-	}
-	cmd.Stderr = p.stderr
-	// An ssh ControlPersist master started by this command may keep its
-	// stderr open for minutes (older OpenSSH, or -v): stop waiting for that
-	// pipe soon after the command itself exits.
-	cmd.WaitDelay = 2 * time.Second
-	log.Debug("starting", "cmd", cmd.String())
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	stop := context.AfterFunc(ctx, func() { p.kill() })
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-		stop()
-	}()
-	return p, nil
-}
-
-func (p *process) Read(b []byte) (int, error)  { return p.stdout.Read(b) }
-func (p *process) Write(b []byte) (int, error) { return p.stdin.Write(b) }
-
-func (p *process) kill() {
-	if p.cmd.Process != nil {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
-// Close closes the child's stdin and waits a moment for it to exit, then
-// kills it.
-func (p *process) Close() error {
-	p.once.Do(func() {
-		p.stdin.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			p.kill()
-			<-p.done
-		}
-	})
-	return p.err
-}
-
-// exitCode waits briefly for the child to exit and returns its code, or -1.
-func (p *process) exitCode() int {
-	select {
-	case <-p.done:
-		return p.state.ExitCode()
-	case <-time.After(2 * time.Second):
-		return -1
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
-}
-
 // classify turns a handshake failure into one of the package's errors,
 // adding what the remote printed on stderr.
 func classify(err error, rwc io.ReadWriteCloser) error {
-	p, _ := rwc.(*process)
+	p, _ := rwc.(*rsh.Process)
 	stderr := ""
 	code := -1
 	if p != nil {
-		code = p.exitCode()
-		stderr = wire.InertLines(p.stderr.String())
+		code = p.ExitCode()
+		stderr = wire.InertLines(p.Stderr())
 	}
 	msg := err.Error()
 	if stderr != "" {

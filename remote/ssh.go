@@ -18,61 +18,13 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/version"
+	"github.com/goldsync/goldsync/remote/rsh"
 )
 
 // CacheDir is where uploaded agents live on a golden node, relative to the
 // login user's home: one file per release and build hash, so several image
 // servers of different versions never overwrite each other's agent.
 const CacheDir = ".cache/goldsync"
-
-// SplitRsh splits a remote shell command like rsync's -e: on blanks, with
-// single and double quotes grouping words.
-func SplitRsh(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '\'' || c == '"':
-			quote, inWord = c, true
-		case c == ' ' || c == '\t' || c == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if quote != 0 {
-		return nil, fmt.Errorf("remote shell %q: unterminated quote", s)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	if len(words) == 0 {
-		return nil, errors.New("empty remote shell command")
-	}
-	return words, nil
-}
-
-// shellQuote quotes s for the remote POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+:,@") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 // agentBinary is the local agent to upload and the version it reports.
 type agentBinary struct {
@@ -96,11 +48,11 @@ func (b *agentBinary) remoteName() string {
 }
 
 func openSSH(ctx context.Context, sp Spec, opts Options) (imaging.Source, error) {
-	rsh := opts.Rsh
-	if rsh == "" {
-		rsh = "ssh"
+	rshCmd := opts.Rsh
+	if rshCmd == "" {
+		rshCmd = "ssh"
 	}
-	words, err := SplitRsh(rsh)
+	words, err := rsh.SplitRsh(rshCmd)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +65,7 @@ func openSSH(ctx context.Context, sp Spec, opts Options) (imaging.Source, error)
 	agentCmd := func(explicit string) string {
 		tail := " serve --stdio"
 		if explicit != "" {
-			return shellQuote(explicit) + tail
+			return rsh.ShellQuote(explicit) + tail
 		}
 		if bin != nil {
 			// Run the cached upload only if it is still exactly what
@@ -125,9 +77,9 @@ func openSSH(ctx context.Context, sp Spec, opts Options) (imaging.Source, error)
 		}
 		return "goldsync-agent" + tail
 	}
-	start := func(cmd string) (*process, error) {
-		args := append(append([]string(nil), words[1:]...), sp.dest(), cmd)
-		return startProcess(ctx, words[0], args, opts.Logger)
+	start := func(cmd string) (*rsh.Process, error) {
+		args := append(append([]string(nil), words[1:]...), sp.Dest(), cmd)
+		return rsh.Start(ctx, words[0], args, opts.Logger)
 	}
 	connect := func(cmd string, explicit string) (*client, error) {
 		c := &client{}
@@ -187,19 +139,19 @@ func agentMatches(c *client, bin *agentBinary, explicit string) bool {
 // per-user cache, verifies it by reading it back and comparing SHA-256, and
 // returns its path ("~"-relative paths are resolved by sftp's home dir).
 func upload(ctx context.Context, words []string, sp Spec, bin *agentBinary, opts Options) (string, error) {
-	args := append(append([]string(nil), words[1:]...), "-s", sp.dest(), "sftp")
-	p, err := startProcess(ctx, words[0], args, opts.Logger)
+	args := append(append([]string(nil), words[1:]...), "-s", sp.Dest(), "sftp")
+	p, err := rsh.Start(ctx, words[0], args, opts.Logger)
 	if err != nil {
 		return "", fmt.Errorf("%w: start sftp: %v", ErrSSH, err)
 	}
 	defer p.Close()
-	cl, err := sftp.NewClientPipe(p.stdout, p.stdin)
+	cl, err := sftp.NewClientPipe(p, p)
 	if err != nil {
-		code := p.exitCode()
+		code := p.ExitCode()
 		if code == 255 {
-			return "", fmt.Errorf("%w: sftp: %v; %s", ErrSSH, err, wire.InertLines(p.stderr.String()))
+			return "", fmt.Errorf("%w: sftp: %v; %s", ErrSSH, err, wire.InertLines(p.Stderr()))
 		}
-		return "", fmt.Errorf("sftp to %s: %w (remote printed something before the sftp protocol? %s)", sp.Host, err, wire.InertLines(p.stderr.String()))
+		return "", fmt.Errorf("sftp to %s: %w (remote printed something before the sftp protocol? %s)", sp.Host, err, wire.InertLines(p.Stderr()))
 	}
 	defer cl.Close()
 	home, err := cl.Getwd()
@@ -283,48 +235,3 @@ func pruneAgents(cl *sftp.Client, dir, keep string, now time.Time, log *slog.Log
 		log.Info("agent cache: removed an older build", "file", path.Join(dir, name))
 	}
 }
-
-// Command runs command on the host of spec through the remote shell rsh
-// ("ssh" when empty) and returns its stdin and stdout as one stream. Close
-// ends it; Stderr says what it printed there (the last 8 KiB).
-func Command(ctx context.Context, rsh string, spec Spec, command string, log *slog.Logger) (*Process, error) {
-	if rsh == "" {
-		rsh = "ssh"
-	}
-	words, err := SplitRsh(rsh)
-	if err != nil {
-		return nil, err
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	args := append(append([]string(nil), words[1:]...), spec.dest(), command)
-	p, err := startProcess(ctx, words[0], args, log)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSSH, err)
-	}
-	return &Process{p}, nil
-}
-
-// Process is a remote command's stdio stream.
-type Process struct{ p *process }
-
-// Read reads the command's stdout.
-func (p *Process) Read(b []byte) (int, error) { return p.p.Read(b) }
-
-// Write writes the command's stdin.
-func (p *Process) Write(b []byte) (int, error) { return p.p.Write(b) }
-
-// Close closes the command's stdin and waits for it to end (killing it
-// after a grace period).
-func (p *Process) Close() error { return p.p.Close() }
-
-// Stderr returns the end of what the command printed on stderr.
-func (p *Process) Stderr() string { return p.p.stderr.String() }
-
-// ExitCode waits briefly for the command to end and returns its exit code,
-// or -1.
-func (p *Process) ExitCode() int { return p.p.exitCode() }
-
-// ShellQuote quotes s for a remote POSIX shell.
-func ShellQuote(s string) string { return shellQuote(s) }

@@ -493,7 +493,7 @@ func (b *builder) buildNode(ctx context.Context, host string) (out nodeOut) {
 			testHookBeforeApply(host)
 		}
 		dest := procPath(root)
-		ar, err := imaging.Apply(ctx, b.src, dest, ref.Plan, ref.Final, imaging.Options{StateDir: b.stateDir, Logger: b.log, Walked: node})
+		ar, err := imaging.Apply(ctx, b.src, dest, ref.Plan, ref.Final, imaging.ApplyOptions{StateDir: b.stateDir, Logger: b.log, Walked: node})
 		if ar != nil {
 			for _, p := range ar.Failed {
 				failed[p] = true

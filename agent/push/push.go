@@ -17,7 +17,7 @@ import (
 
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/imaging/wire"
-	"github.com/goldsync/goldsync/remote"
+	"github.com/goldsync/goldsync/remote/rsh"
 )
 
 // Options configure Push. Zero values: root "/", the agent's default state
@@ -37,7 +37,7 @@ type Options struct {
 	// --state-dir or --exclude).
 	ReceiveArgs []string
 	// Persist, when positive, shares one ssh connection between pushes
-	// (OpenSSH ControlMaster, see remote.ShareConnection): the master stays
+	// (OpenSSH ControlMaster, see rsh.ShareConnection): the master stays
 	// up this long after a push, and the next push within that time skips
 	// the login. Ignored when Rsh is not OpenSSH's ssh or sets its own
 	// ControlPath.
@@ -72,29 +72,29 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sp, err := remote.ParseSpec(opts.To)
+	sp, err := rsh.ParseSpec(opts.To)
 	if err != nil {
 		return nil, fmt.Errorf("push destination: %w", err)
 	}
 	if sp.Host == "" {
 		return nil, fmt.Errorf("push destination %q: want [user@]host:/path", opts.To)
 	}
-	rsh := opts.Rsh
+	rshCmd := opts.Rsh
 	if opts.Persist > 0 {
 		sd := opts.StateDir
 		if sd == "" {
 			sd = agent.DefaultStateDir()
 		}
-		if rsh, err = remote.ShareConnection(rsh, filepath.Join(sd, "ssh"), opts.Persist); err != nil {
+		if rshCmd, err = rsh.ShareConnection(rshCmd, filepath.Join(sd, "ssh"), opts.Persist); err != nil {
 			return nil, err
 		}
 	}
-	args := []string{remote.ShellQuote(opts.ReceiverPath), "receive", "--stdio"}
+	args := []string{rsh.ShellQuote(opts.ReceiverPath), "receive", "--stdio"}
 	for _, a := range opts.ReceiveArgs {
-		args = append(args, remote.ShellQuote(a))
+		args = append(args, rsh.ShellQuote(a))
 	}
-	args = append(args, remote.ShellQuote(sp.Path))
-	p, err := remote.Command(ctx, rsh, sp, strings.Join(args, " "), log)
+	args = append(args, rsh.ShellQuote(sp.Path))
+	p, err := rsh.Command(ctx, rshCmd, sp, strings.Join(args, " "), log)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	if code := p.ExitCode(); code != 0 {
 		msg := wire.InertLines(strings.TrimSpace(res.Stderr))
 		if code == 255 {
-			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+			return res, fmt.Errorf("%w: %s", rsh.ErrSSH, msg)
 		}
 		return res, fmt.Errorf("%w (exit %d): %s", ErrReceiver, code, msg)
 	}

@@ -93,7 +93,7 @@ func TestPushLeavesProcOut(t *testing.T) {
 // TestAgentVersion: goldsync-agent --version answers in goldsync's form.
 func TestAgentVersion(t *testing.T) {
 	out, _, err := runAgent(t, "--version")
-	if err != nil || !regexp.MustCompile(`^goldsync-agent \d+\.\d+\.\d+\S*\n$`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`^goldsync-agent \d+\.\d+\.\d+\S* \(.+\)\n$`).MatchString(out) {
 		t.Errorf("goldsync-agent --version: %q, %v", out, err)
 	}
 }

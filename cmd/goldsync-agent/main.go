@@ -65,7 +65,7 @@ It never writes into the tree it serves. Its state lives in --state-dir
 (default /var/lib/goldsync as root).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version.Build(),
+		Version:       version.Describe(),
 	}
 	root.SetVersionTemplate("goldsync-agent {{.Version}}\n")
 	pf := root.PersistentFlags()

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/version"
 )
 
 // agentManSections are the EXIT STATUS and FILES sections of the agent's
@@ -41,7 +42,7 @@ func newManCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := cmd.Root()
 			return manpage.WriteTree(root, args[0], manpage.Options{
-				Source: "goldsync-agent " + root.Version, Manual: "goldsync manual", Sections: agentManSections,
+				Source: "goldsync-agent " + version.Version, Manual: "goldsync manual", Sections: agentManSections,
 				SeeAlso: []string{"goldsync(1)", "goldsync-receive(1)", "goldsync.toml(5)"},
 			})
 		},

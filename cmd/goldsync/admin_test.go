@@ -246,7 +246,7 @@ func TestPullRsyncMuscleMemory(t *testing.T) {
 		}
 	}
 	out, _ := mustRun(t, "--version")
-	if !regexp.MustCompile(`^goldsync \d+\.\d+\.\d+\S*\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^goldsync \d+\.\d+\.\d+\S* \(.+\)\n$`).MatchString(out) {
 		t.Errorf("goldsync --version: %q", out)
 	}
 }
@@ -491,5 +491,107 @@ func TestPullJSONOnFailure(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.OK || r.Error == "" || r.ExitCode != tt.code || code != tt.code {
 			t.Errorf("pull --json %v: exit %d, stdout %q (%v); want a result object with exit_code %d", tt.args, code, out, err, tt.code)
 		}
+	}
+}
+
+// TestVersionIsTheCommit: --version of a binary built in a git checkout
+// names the commit (the go command's VCS stamp), and says "modified" when
+// the tree had uncommitted changes; not the executable's hash. The
+// checkout is a copy of this tree's files, committed in a temp repo.
+func TestVersionIsTheCommit(t *testing.T) {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	files, err := exec.Command("git", "-C", strings.TrimSpace(string(top)), "ls-files", "-z", "-co", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	for _, f := range strings.Split(strings.TrimRight(string(files), "\x00"), "\x00") {
+		from := filepath.Join(strings.TrimSpace(string(top)), f)
+		st, err := os.Lstat(from)
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the work tree, or a symlink
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, from, filepath.Join(repo, f), st.Mode().Perm())
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	git("add", "-A")
+	git("commit", "-q", "-m", "t")
+	rev := git("rev-parse", "HEAD")
+	version := func() string {
+		t.Helper()
+		bin := filepath.Join(t.TempDir(), "goldsync")
+		build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/goldsync")
+		build.Dir = repo
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := version(); !strings.HasPrefix(got, "goldsync ") || !strings.HasSuffix(got, " (commit "+rev+")\n") {
+		t.Errorf("--version = %q, want commit %s", got, rev)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "README.md"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(); !strings.HasSuffix(got, " (commit "+rev+", modified)\n") {
+		t.Errorf("--version of a modified tree = %q, want commit %s, modified", got, rev)
+	}
+}
+
+// TestPullIntoForeignDirRefused: a first pull into a directory that holds
+// files but was never pulled into (no state dir) would delete them all;
+// it is refused (exit 25, nothing changed, no state dir made) unless
+// --delete says so, as rsync. -n goes on and warns. Once the directory is
+// an image, pulls delete as usual.
+func TestPullIntoForeignDirRefused(t *testing.T) {
+	base := t.TempDir()
+	src, dest := filepath.Join(base, "golden"), filepath.Join(base, "home")
+	put(t, filepath.Join(src, "etc/hostname"), "golden\n")
+	put(t, filepath.Join(dest, "precious/thesis.tex"), "years of work\n")
+	state := filepath.Join(base, ".home.goldsync")
+
+	_, errs, code := run(t, "pull", src, dest)
+	if code != exitMaxDelete || !strings.Contains(errs, "--delete") || !strings.Contains(errs, "precious") {
+		t.Errorf("pull into a foreign dir: exit %d, want %d and a message naming --delete and what is there:\n%s", code, exitMaxDelete, errs)
+	}
+	if get(t, filepath.Join(dest, "precious/thesis.tex")) != "years of work\n" {
+		t.Error("the refused pull changed the directory")
+	}
+	if _, err := os.Lstat(state); err == nil {
+		t.Error("the refused pull made a state dir")
+	}
+
+	out, errs, code := run(t, "pull", "-n", src, dest)
+	if code != 0 || !strings.Contains(errs, "needs --delete") || !strings.Contains(out, "precious") {
+		t.Errorf("pull -n: exit %d; want 0, a warning and the planned deletes:\n%s\n%s", code, out, errs)
+	}
+
+	mustRun(t, "pull", "--delete", src, dest)
+	if _, err := os.Lstat(filepath.Join(dest, "precious")); err == nil {
+		t.Error("pull --delete kept what the source lacks")
+	}
+	put(t, filepath.Join(dest, "stray"), "x")
+	mustRun(t, "pull", src, dest)
+	if _, err := os.Lstat(filepath.Join(dest, "stray")); err == nil {
+		t.Error("a pull into an image kept what the source lacks")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
-	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -41,12 +39,6 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 		return nil, withCode(exitUsage, err)
 	}
 	return c, nil
-}
-
-// selectImages returns the named images, or all of them.
-func selectImages(c *config.Config, names []string) ([]*config.Image, error) {
-	imgs, err := cluster.SelectImages(c, names)
-	return imgs, withCode(exitUsage, err)
 }
 
 // clusterExitCode maps an error of the cluster package to an exit code:
@@ -104,6 +96,8 @@ func clusterExitCode(ctx context.Context, err error) int {
 		return exitIO
 	case cluster.StepExcludes:
 		return exitUsage
+	case cluster.StepReplica:
+		return code(e) // partial: the image is synced, a replica is not
 	}
 	return exitIO // boot files, metrics
 }
@@ -243,8 +237,13 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 			}
 		},
 		ImageDone: func(r *cluster.ImageReport) {
-			if !g.jsonOut && r.Result != cluster.ResultLocked && (talk || f.dryRun || r.Err != nil || hasConflicts(r)) {
-				printSyncReport(r, r.Err != nil && !talk && !f.dryRun)
+			if !g.jsonOut && r.Result != cluster.ResultLocked && (talk || f.dryRun || r.Err != nil || r.HasConflicts()) {
+				// A failure under cron goes to stderr.
+				w := stdout
+				if r.Err != nil && !talk && !f.dryRun {
+					w = os.Stderr
+				}
+				_ = r.WriteText(w)
 			}
 		},
 		PullProgress: func(string) (func(imaging.Progress), func()) {
@@ -292,74 +291,4 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 		code = clusterExitCode(ctx, err)
 	}
 	return withCode(code, err)
-}
-
-// hasConflicts reports whether a node's snapshot kept changes of its own
-// over the image's in this run.
-func hasConflicts(r *cluster.ImageReport) bool {
-	for _, s := range r.Snapshots {
-		if s.Conflicts > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// printSyncReport prints what a sync did to an image; toErr sends it to
-// stderr (a failure under cron).
-func printSyncReport(r *cluster.ImageReport, toErr bool) {
-	w := stdout
-	if toErr {
-		w = os.Stderr
-	}
-	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	verb := "sync of"
-	if r.DryRun {
-		verb = "dry run of"
-	}
-	if r.Rollback > 0 {
-		verb = fmt.Sprintf("rollback to generation %d of", r.Rollback)
-		if r.DryRun {
-			verb = "dry run of " + verb
-		}
-	}
-	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
-	if s := r.Pull; s != nil {
-		p("  pull: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), received %s\n",
-			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, units.Bytes(s.BytesReceived))
-		for _, pr := range s.Problems {
-			p("  not applied: %s\n", pr)
-		}
-	}
-	for _, s := range r.Snapshots {
-		t := s.Totals
-		p("  snapshots of OS %s (%d nodes): created %d, updated %d, kept node changes %d, conflicts %d, failed %d\n",
-			s.OS, s.Nodes, t.Created, t.Updated, t.Kept, s.Conflicts, t.Failed)
-		for _, c := range s.ConflictList {
-			p("    conflict (the node's version is kept): %s\n", c)
-		}
-		if len(s.Failed) > 0 {
-			p("    nodes not fully built: %s\n", strings.Join(s.Failed, " "))
-		}
-	}
-	for _, n := range r.Netboot {
-		if r.DryRun {
-			p("  netboot: would install OS %s's kernel and write the boot files of %d nodes\n", n.OS, n.Nodes)
-		} else if n.Error == "" {
-			p("  netboot: OS %s, kernel %s, boot files of %d nodes\n", n.OS, n.Kernel, n.Nodes)
-		}
-		for _, w := range n.Warnings {
-			p("  warning: %s\n", w)
-		}
-	}
-	for _, rr := range r.Replicas {
-		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (full compare: %v) in %.2fs\n",
-			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), rr.Full, rr.Seconds)
-		if rr.Error != "" {
-			p("    %s; its nodes boot from this server until a sync reaches it\n", firstLine(rr.Error))
-		}
-	}
-	for _, n := range r.Notes {
-		p("  note: %s\n", n)
-	}
 }

@@ -240,7 +240,7 @@ rollback is to stay.`,
 				if dryRun {
 					n, bytes := 0, int64(0)
 					if res.Plan != nil {
-						n, bytes = len(res.Plan.Actions), res.Plan.FetchBytes
+						n, bytes = res.Plan.Len(), res.Plan.FetchBytes
 					}
 					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
 						ref.root, id, n, units.Bytes(bytes))

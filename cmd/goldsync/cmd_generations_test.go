@@ -214,3 +214,38 @@ func TestRollbackConfigImageRecordedKernel(t *testing.T) {
 	}
 	bootIs("after the rollback forward to 2 (image named by its directory)", newKernel)
 }
+
+// TestRollbackDryRunChecksNetboot: rollback -n runs the netboot step's
+// checks on the image as the rollback would leave it, so it fails where
+// the real rollback does. Generation 1 comes from a plain pull (no boot
+// record) before a kernel update; the config then names the new kernel,
+// which generation 1 lacks: the real rollback cannot install it, and the
+// dry run says so too (it used to report success).
+func TestRollbackDryRunChecksNetboot(t *testing.T) {
+	needRootForCluster(t)
+	c := newCluster(t, false)
+	mustRun(t, "pull", "--no-progress", "--exclude", "/home/*", "--exclude", "/proc/*", "--exclude", "/tmp/*", c.golden, c.root)
+	const newKernel = "5.14.0-503.el9"
+	writeFile(t, filepath.Join(c.golden, "boot/vmlinuz-"+newKernel), "kernel "+newKernel)
+	writeFile(t, filepath.Join(c.golden, "boot/initramfs-"+newKernel+".img"), "initramfs "+newKernel)
+	c.writeConfig(t, fmt.Sprintf("kernel = %q\n", newKernel))
+	c.sync(t)
+	if gens := listGens(t, c.root); len(gens) != 2 || gens[0].BootKernel("rhel9compute") != "" {
+		t.Fatalf("want generation 1 without a boot record, 2 with one: %+v", gens)
+	}
+
+	out, errs, dryCode := gs(t, "--config", c.config, "rollback", "-n", "rhel9", "1")
+	if dryCode == 0 || !strings.Contains(out+errs, "no kernel "+newKernel) {
+		t.Errorf("rollback -n: exit %d, want a failure naming the missing kernel %s:\n%s%s", dryCode, newKernel, out, errs)
+	}
+	if strings.Contains(out+errs, "goldsync-bootcheck") {
+		t.Errorf("rollback -n names its scratch dir instead of the image:\n%s%s", out, errs)
+	}
+	if got := readFile(t, filepath.Join(c.root, "boot/vmlinuz-"+newKernel)); got != "kernel "+newKernel {
+		t.Errorf("the dry run changed the image: %q", got)
+	}
+	out, errs, code := gs(t, "--config", c.config, "rollback", "rhel9", "1")
+	if code != dryCode || !strings.Contains(out+errs, "no kernel "+newKernel) {
+		t.Errorf("rollback: exit %d (the dry run's: %d), want the same failure:\n%s%s", code, dryCode, out, errs)
+	}
+}

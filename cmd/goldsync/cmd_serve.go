@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/goldsync/goldsync/config"
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/export"
 )
 
@@ -114,27 +113,39 @@ func newRsyncChildCmd() *cobra.Command {
 
 func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string) error {
 	ctx := cmd.Context()
-	log := g.logger(os.Stderr)
 	if f.rsyncListen == "" {
 		return withCode(exitUsage, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
 	}
-	images, ec, err := serveImages(g, f, names)
-	if err != nil {
-		return err
-	}
-	opts := export.Options{
-		Images: images, ChildArgs: []string{rsyncChildCmd}, Unconfined: f.unconfined,
-		MaxConnections: f.maxConnections, MaxPerIP: f.maxPerIP, IdleTimeout: f.timeout, Logger: log,
-		Allow: ec.Allow, ServeRootOnly: f.serveRootOnly || ec.ServeRootOnly,
+	// The --image pairs, or the config's images and [export] settings;
+	// flags given win.
+	var opts export.Options
+	switch images, err := export.ParseImages(f.images); {
+	case err != nil:
+		return withCode(exitUsage, fmt.Errorf("--%w", err))
+	case len(images) > 0 && len(names) > 0:
+		return withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
+	case len(images) > 0:
+		opts.Images = images
+	default:
+		cfg, err := loadConfig(g)
+		if err != nil {
+			return err
+		}
+		if opts, err = cluster.ServeOptions(cfg, names); err != nil {
+			return withCode(exitUsage, err)
+		}
 	}
 	fl := cmd.Flags()
-	if !fl.Changed("max-connections") && ec.MaxConnections > 0 {
-		opts.MaxConnections = ec.MaxConnections
+	opts.ChildArgs, opts.Unconfined, opts.IdleTimeout, opts.Logger = []string{rsyncChildCmd}, f.unconfined, f.timeout, g.logger(os.Stderr)
+	opts.ServeRootOnly = opts.ServeRootOnly || f.serveRootOnly
+	if fl.Changed("max-connections") || opts.MaxConnections == 0 {
+		opts.MaxConnections = f.maxConnections
 	}
-	if !fl.Changed("max-per-ip") && ec.MaxPerIP > 0 {
-		opts.MaxPerIP = ec.MaxPerIP
+	if fl.Changed("max-per-ip") || opts.MaxPerIP == 0 {
+		opts.MaxPerIP = f.maxPerIP
 	}
 	if fl.Changed("allow") {
+		var err error
 		if opts.Allow, err = export.ParseAllow(f.allow); err != nil {
 			return withCode(exitUsage, fmt.Errorf("--allow: %w", err))
 		}
@@ -176,41 +187,4 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 		return withCode(exitIO, err)
 	}
 	return nil
-}
-
-// serveImages returns the --image pairs, or the config's images (the
-// named ones, or all), and the config's [export] settings (zero with
-// --image: no config is read then).
-func serveImages(g *globalFlags, f *serveFlags, names []string) ([]export.Image, config.Export, error) {
-	if len(f.images) > 0 {
-		if len(names) > 0 {
-			return nil, config.Export{}, withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
-		}
-		var out []export.Image
-		for _, spec := range f.images {
-			name, path, ok := strings.Cut(spec, "=")
-			if !ok || name == "" || path == "" {
-				return nil, config.Export{}, withCode(exitUsage, fmt.Errorf("--image %q: want NAME=PATH", spec))
-			}
-			abs, err := filepath.Abs(path)
-			if err != nil {
-				return nil, config.Export{}, withCode(exitUsage, fmt.Errorf("--image %q: %w", spec, err))
-			}
-			out = append(out, export.Image{Name: name, Root: abs})
-		}
-		return out, config.Export{}, nil
-	}
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, config.Export{}, err
-	}
-	imgs, err := selectImages(cfg, names)
-	if err != nil {
-		return nil, config.Export{}, err
-	}
-	var out []export.Image
-	for _, img := range imgs {
-		out = append(out, export.Image{Name: img.Name, Root: img.Root})
-	}
-	return out, cfg.Export, nil
 }

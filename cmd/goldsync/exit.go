@@ -47,7 +47,7 @@ var exitTable = []struct {
 	{exitLocked, "another run on the same image holds its lock (goldsync-specific)"},
 	{exitSignal, "interrupted by SIGINT or SIGTERM"},
 	{exitPartial, "partial transfer: some paths could not be applied, or deletions were skipped"},
-	{exitMaxDelete, "the delete guard refused the run (--max-delete, empty source); nothing changed"},
+	{exitMaxDelete, "the delete guard refused the run (--max-delete, empty source, a non-empty DEST never pulled into without --delete); nothing changed"},
 	{exitTimeout, "timeout: the peer sent nothing for --timeout, only keepalives for --progress-timeout, or --deadline passed"},
 	{exitDrift, "verify found drift (goldsync-specific)"},
 	{exitConnection, "ssh failed (host unreachable, authentication, host key)"},

@@ -51,7 +51,7 @@ var rsyncNoOps = []struct{ name, short, usage string }{
 	{"xattrs", "X", "accepted for rsync compatibility: xattrs are always kept"},
 	{"sparse", "S", "accepted for rsync compatibility: holes are always kept"},
 	{"numeric-ids", "", "accepted for rsync compatibility: owners are always kept as numbers"},
-	{"delete", "", "accepted for rsync compatibility: a pull always deletes what the source no longer has (see --no-delete, --max-delete)"},
+	{"delete", "", "delete what the source no longer has: always done, except into a non-empty DEST goldsync never pulled into (no state dir), which needs --delete, as rsync (see --no-delete, --max-delete)"},
 }
 
 // registerRsyncNoOps adds rsyncNoOps to fl.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/version"
 )
 
 // manFiles is the FILES section of goldsync's man pages.
@@ -31,7 +32,7 @@ func newManCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := cmd.Root()
 			err := manpage.WriteTree(root, args[0], manpage.Options{
-				Source: "goldsync " + root.Version, Manual: "goldsync manual", Sections: manSections(),
+				Source: "goldsync " + version.Version, Manual: "goldsync manual", Sections: manSections(),
 				SeeAlso: []string{"goldsync.toml(5)", "goldsync-agent(1)", "rsync(1)"},
 			})
 			if err != nil {

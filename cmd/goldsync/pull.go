@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +23,6 @@ import (
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
-	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/remote"
 )
 
@@ -38,6 +36,7 @@ type pullFlags struct {
 	itemize           bool
 	maxDelete         int
 	maxDeleteSet      bool // --max-delete given: 0 means no deletes, as rsync
+	deleteSet         bool // --delete given: a first pull may empty a non-empty DEST
 	noDelete          bool
 	stateDir          string
 	retention         time.Duration
@@ -98,6 +97,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 func (f *pullFlags) settle(cmd *cobra.Command) error {
 	fl := cmd.Flags()
 	f.maxDeleteSet = fl.Changed("max-delete")
+	f.deleteSet = fl.Changed("delete")
 	if f.noDelete && fl.Changed("delete") {
 		return withCode(exitUsage, errors.New("--delete and --no-delete contradict each other"))
 	}
@@ -130,66 +130,20 @@ func (f *pullFlags) options(excludes []string, root bool, log *slog.Logger) imag
 	return opts
 }
 
-// pattern is an exclude pattern with where it came from, for errors.
-type pattern struct {
-	text, from string
-}
-
-// readPatterns reads --exclude-from files: one pattern a line, blank lines
-// and lines starting with # or ; skipped, as rsync.
-func readPatterns(files []string) ([]pattern, error) {
-	var out []pattern
-	for _, name := range files {
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
-		}
-		sc := bufio.NewScanner(fh)
-		for n := 1; sc.Scan(); n++ {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
-				continue
-			}
-			out = append(out, pattern{text: line, from: fmt.Sprintf("%s:%d", name, n)})
-		}
-		fh.Close()
-		if err := sc.Err(); err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("exclude-from %s: %w", name, err))
-		}
-	}
-	return out, nil
-}
-
 // excludePatterns checks --exclude and --exclude-from patterns one by one
 // and returns them; a bad one is a usage error naming the flag, or the
 // file and line it came from.
 func (f *pullFlags) excludePatterns() ([]string, error) {
-	var all []pattern
+	var all []exclude.Pattern
 	for i, p := range f.excludes {
-		all = append(all, pattern{text: p, from: fmt.Sprintf("--exclude #%d", i+1)})
+		all = append(all, exclude.Pattern{Text: p, From: fmt.Sprintf("--exclude #%d", i+1)})
 	}
-	from, err := readPatterns(f.excludeFrom)
+	from, err := exclude.ReadFiles(f.excludeFrom)
 	if err != nil {
-		return nil, err
+		return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
 	}
-	all = append(all, from...)
-	var out []string
-	for _, p := range all {
-		if _, err := exclude.New([]string{p.text}); err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("%s: bad exclude pattern %q: %v", p.from, p.text, unwrapPattern(err)))
-		}
-		out = append(out, p.text)
-	}
-	return out, nil
-}
-
-// unwrapPattern drops exclude.New's own "exclude pattern 1 ..." prefix.
-func unwrapPattern(err error) error {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "\": "); i >= 0 {
-		return errors.New(msg[i+3:])
-	}
-	return err
+	out, err := exclude.Check(append(all, from...))
+	return out, withCode(exitUsage, err)
 }
 
 // checkDest refuses a DEST that cannot be an image directory before
@@ -209,6 +163,27 @@ func checkDest(dest string) error {
 		return withCode(exitSelect, fmt.Errorf("destination %s: its parent: %w", dest, err))
 	} else if !st.IsDir() {
 		return withCode(exitSelect, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
+	}
+	return nil
+}
+
+// checkFirstPull refuses a pull that would delete the contents of a
+// directory goldsync never pulled into (imaging.CheckImageDest) unless
+// --delete says so, as rsync deletes only when told. A dry run, or a run
+// that deletes nothing, goes on; the dry run says what the real run needs.
+func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
+	if f.deleteSet || opts.NoDelete {
+		return nil
+	}
+	err := imaging.CheckImageDest(dest, f.stateDir)
+	switch {
+	case errors.Is(err, imaging.ErrNotImage) && f.dryRun:
+		fmt.Fprintf(os.Stderr, "goldsync: warning: %v; the real pull needs --delete\n", err)
+		return nil
+	case errors.Is(err, imaging.ErrNotImage):
+		return withCode(exitMaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
+	case err != nil:
+		return withCode(exitSelect, err)
 	}
 	return nil
 }
@@ -264,6 +239,12 @@ image's entries, and never less than 100. --max-delete=0 deletes nothing and
 warns that entries the source no longer has are kept, as rsync; -1 turns the
 guard off.
 
+A first pull into a directory that already holds files but was never
+pulled into by goldsync (it has no state dir) is refused (exit 25) unless
+--delete is given, as rsync deletes only when told: the pull would delete
+whatever SRC lacks, the contents of a directory named by mistake or an
+image another tool made. -n shows what it would delete.
+
 Exit status: see "goldsync help exit-codes".`,
 		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
   goldsync pull node004:/ /diskless/i386/RHEL5-AS/root
@@ -306,6 +287,9 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	}
 	opts := f.options(excludes, root, nil)
 	if err := checkOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+		return err
+	}
+	if err := f.checkFirstPull(dest, opts); err != nil {
 		return err
 	}
 	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
@@ -419,28 +403,12 @@ func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result,
 	if g.quiet {
 		return
 	}
-	verb := "pulled"
-	if f.dryRun {
-		verb = "dry run of"
-	}
 	switch {
 	case f.stats || g.verbose > 0 || f.dryRun:
 		// After the itemized lines, on the same stream, as rsync.
-		printf("goldsync: %s %s -> %s in %.2fs\n", verb, src, dest, s.Seconds)
-		printf("  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n",
-			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete)
-		printf("  content received %s, reused from the old image %s, copied locally %s, verified unchanged %d\n",
-			units.Bytes(s.BytesReceived), units.Bytes(s.BytesReused), units.Bytes(s.BytesCopied), s.Unchanged)
-		if s.WireBytesIn > 0 {
-			printf("  bytes on the wire: in %s, out %s\n", units.Bytes(s.WireBytesIn), units.Bytes(s.WireBytesOut))
-		}
+		_ = s.WriteText(stdout)
 	case progressShown:
 		// The progress line cleared itself: one line says how it ended.
-		state := "pulled"
-		if err != nil {
-			state = "failed pull of"
-		}
-		fmt.Fprintf(os.Stderr, "goldsync: %s %s -> %s in %.2fs: %d created, %d updated, %d metadata only, %d deleted, %s received\n",
-			state, src, dest, s.Seconds, s.Created, s.Updated, s.MetaOnly, s.Deleted, units.Bytes(s.BytesReceived))
+		fmt.Fprintln(os.Stderr, s.Line())
 	}
 }

@@ -43,7 +43,7 @@ Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
 ` + exitStatusText(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version.Build(),
+		Version:       version.Describe(),
 	}
 	root.SetVersionTemplate("goldsync {{.Version}}\n")
 	pf := root.PersistentFlags()

@@ -77,32 +77,19 @@ func (g *genSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, ope
 
 func (g *genSource) Close() error { return nil }
 
-// TestReceiverMemoryPerEntry pulls a 200k-entry synthetic tree over
-// net.Pipe into a fresh image and checks the receiver's live heap per
-// entry: after a full collection at each phase boundary of the sync and
-// every 200 ms between them (the sampler can only raise the peak seen,
-// never lower it). It is a memory bound, not a timing test: the source
-// generates its entries and holds none, so the heap above the baseline is
-// the receiver's (client, scan, plan, applier, manifest).
-//
-// Measured on this tree: 826 B per entry on the old code (f8ea05d), 647 B
-// once the applier's three path maps were one compact outcome, and about
-// 430 B once the manifest was streamed to disk from a merge instead of
-// copied, indexed and encoded whole and the planner's maps of every path
-// became binary searches (bench/README.md). rsync holds about 100 B per
-// file. The receiver still holds the source's whole entry list and the
-// plan (issue #14): this bound keeps what was won.
-func TestReceiverMemoryPerEntry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates 200k files")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("root only: the applier sets owners")
-	}
-	// tmpfs: the files cost no disk time, only the engine's.
+// receiverPeak pulls a synthetic tree of dirs×perDir files over net.Pipe
+// into a fresh image on tmpfs and returns the receiver's peak live heap
+// above the baseline, where it was, and the tree's entry count: after a
+// full collection at each phase boundary of the sync and every 200 ms
+// between them (the sampler can only raise the peak seen, never lower
+// it). It is a memory bound, not a timing test: the source generates its
+// entries and holds none, so the heap above the baseline is the
+// receiver's (client, scan, plan, applier, manifest).
+func receiverPeak(t *testing.T, dirs, perDir int) (grown uint64, at string, entries int) {
+	t.Helper()
 	base := heaptest.ScratchDir(t, "goldsync-mem-")
-	src := &genSource{dirs: 2000, perDir: 100}
-	entries := 3 + src.dirs*(1+src.perDir)
+	src := &genSource{dirs: dirs, perDir: perDir}
+	entries = 3 + src.dirs*(1+src.perDir)
 
 	cli, srv := Pipe()
 	done := make(chan error, 1)
@@ -134,18 +121,66 @@ func TestReceiverMemoryPerEntry(t *testing.T) {
 		t.Fatalf("synced %d entries, want %d", res.Entries, entries)
 	}
 	heap.Sample("done")
-	grown, at := heap.Stop()
+	grown, at = heap.Stop()
 	runtime.KeepAlive(res)
 	c.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	perEntry := float64(grown) / float64(entries)
 	t.Logf("%d entries: live heap peaked at %.1f MiB above the baseline (%s), %.0f B per entry",
-		entries, float64(grown)/(1<<20), at, perEntry)
-	// Between today's ~430 B and the old 826 B per entry.
-	const maxPerEntry = 520
+		entries, float64(grown)/(1<<20), at, float64(grown)/float64(entries))
+	return grown, at, entries
+}
+
+// TestReceiverMemoryPerEntry pulls a 200k-entry synthetic tree over
+// net.Pipe into a fresh image and checks the receiver's live heap per
+// entry (see receiverPeak).
+//
+// Measured on this tree: 826 B per entry on the old code (f8ea05d), 647 B
+// once the applier's three path maps were one compact outcome, about 430 B
+// once the manifest was streamed to disk from a merge and the planner's
+// maps of every path became binary searches, and about 60 B once the
+// source's entries, the plan and the applier's outcomes went through
+// spool files instead of the heap, and 25-45 B once the stream
+// checkers' sets of regular files were sorted runs instead of maps
+// (bench/README.md). rsync holds about 100 B per file.
+func TestReceiverMemoryPerEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 200k files")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("root only: the applier sets owners")
+	}
+	grown, at, entries := receiverPeak(t, 2000, 100)
+	perEntry := float64(grown) / float64(entries)
+	// Above today's 25-45 B (with room for the fixed few MiB of buffers
+	// and the sampler's timing), far below the 430 B of the code that
+	// held the source's list.
+	const maxPerEntry = 80
 	if perEntry > maxPerEntry {
 		t.Errorf("the receiver held %.0f B per entry (peak at %s), more than %d B", perEntry, at, maxPerEntry)
+	}
+}
+
+// TestReceiverMemoryFlat pulls trees of 50k and 200k entries and bounds
+// what each entry added beyond the first 50k costs the receiver's peak
+// live heap: a receiver whose memory grows with the tree (the old code:
+// ~430 B per entry, all of it growth) fails; one whose working set is a
+// window of the tree passes.
+func TestReceiverMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 250k files")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("root only: the applier sets owners")
+	}
+	small, _, nSmall := receiverPeak(t, 500, 100)
+	large, at, nLarge := receiverPeak(t, 2000, 100)
+	growth := (float64(large) - float64(small)) / float64(nLarge-nSmall)
+	t.Logf("growth: %.0f B per added entry", growth)
+	const maxGrowth = 80
+	if growth > maxGrowth {
+		t.Errorf("the receiver's peak grew by %.0f B per added entry (50k: %.1f MiB, 200k: %.1f MiB at %s), more than %d B",
+			growth, float64(small)/(1<<20), float64(large)/(1<<20), at, maxGrowth)
 	}
 }

@@ -63,12 +63,28 @@ type Options struct {
 	// harness's defaults, so they override them (sshd keeps the first value of
 	// a keyword); from the first "Match" line on they are written at the end.
 	ExtraConfig []string
+
+	// Address is the IPv4 address sshd listens on; default 127.0.0.1. The
+	// caller must be able to reach it (the readiness probe connects to it).
+	Address string
+
+	// Port is the TCP port sshd listens on; 0 picks a free one (on Address,
+	// in the caller's network namespace). Required with NetNS.
+	Port int
+
+	// NetNS, if set, is a network namespace file (/proc/PID/ns/net,
+	// /run/netns/NAME) that sshd runs in: it is started through nsenter(1),
+	// which needs root.
+	NetNS string
 }
 
 // Server is a running sshd. Its fields are read-only.
 type Server struct {
-	// Port is the TCP port sshd listens on at 127.0.0.1.
+	// Port is the TCP port sshd listens on.
 	Port int
+	// Address is the IPv4 address sshd listens on: Options.Address, or
+	// 127.0.0.1.
+	Address string
 	// Dir is the server's private directory: keys, config, known_hosts, log.
 	Dir string
 	// User is the account clients log in as: the user running the test.
@@ -80,6 +96,7 @@ type Server struct {
 	logFile        string
 
 	wrapped bool     // the ForceCommand wrapper is installed
+	netns   string   // Options.NetNS
 	proc    *process // the running sshd, nil before start
 }
 
@@ -143,12 +160,13 @@ func (s *Server) RshCommand() string {
 	return strings.Join(quoted, " ")
 }
 
-// UserHost returns the ssh destination of the server, "user@127.0.0.1".
+// UserHost returns the ssh destination of the server, "user@address"
+// ("user@127.0.0.1" by default).
 func (s *Server) UserHost() string {
-	return s.User + "@127.0.0.1"
+	return s.User + "@" + s.Address
 }
 
-// Target returns "user@127.0.0.1:path", the remote path syntax of rsync and
+// Target returns "user@address:path", the remote path syntax of rsync and
 // scp.
 func (s *Server) Target(path string) string {
 	return s.UserHost() + ":" + path
@@ -221,9 +239,9 @@ func genKey(keygen, path string) error {
 	return nil
 }
 
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+// freePort returns a TCP port of addr that was free a moment ago.
+func freePort(addr string) (int, error) {
+	l, err := net.Listen("tcp4", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find free port: %w", err)
 	}
@@ -232,6 +250,7 @@ func freePort() (int, error) {
 }
 
 type configParams struct {
+	address        string
 	port           int
 	dir            string
 	hostKey        string
@@ -257,7 +276,7 @@ func sshdConfig(p configParams) string {
 		sftp = sftpServerPath
 	}
 	fmt.Fprintf(&b, `# Written by goldsync's internal/sshtest.
-ListenAddress 127.0.0.1
+ListenAddress %s
 AddressFamily inet
 Port %d
 HostKey %s
@@ -282,7 +301,7 @@ MaxStartups 100
 # Classic ECDH: the post-quantum default costs ~100 ms of CPU per connection,
 # which adds up over a test suite; nothing above the transport changes.
 KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
-`, p.port, q(p.hostKey), q(filepath.Join(p.dir, "sshd.pid")), q(p.authorizedKeys), q(sftp))
+`, p.address, p.port, q(p.hostKey), q(filepath.Join(p.dir, "sshd.pid")), q(p.authorizedKeys), q(sftp))
 	if p.forceCommand != "" {
 		// ForceCommand takes the rest of the line and hands it to the
 		// login shell, so it is shell-quoted, not config-quoted.
@@ -337,6 +356,11 @@ func (s *Server) start(cfgFile string) error {
 	}
 	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(SSHDPath, "-D", "-e", "-f", cfgFile)
+	if s.netns != "" {
+		// nsenter joins the namespace and execs sshd in the same process
+		// (by its absolute path, as sshd wants).
+		cmd = exec.Command("nsenter", "--net="+s.netns, SSHDPath, "-D", "-e", "-f", cfgFile)
+	}
 	cmd.Dir = s.Dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -375,7 +399,7 @@ func (s *Server) exited() (bool, error) {
 
 // waitListening waits until the port accepts connections.
 func (s *Server) waitListening() error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	addr := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
 	deadline := time.Now().Add(listenTimeout)
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		if done, err := s.exited(); done {
@@ -436,6 +460,15 @@ func (s *Server) stop() {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		<-s.proc.done
 	}
+}
+
+// knownHostsName is how known_hosts names addr:port: the bare address for
+// port 22, "[addr]:port" otherwise, as ssh looks it up.
+func knownHostsName(addr string, port int) string {
+	if port == 22 {
+		return addr
+	}
+	return fmt.Sprintf("[%s]:%d", addr, port)
 }
 
 // childPIDs lists the processes whose parent is pid, from /proc.

@@ -3,6 +3,7 @@
 package sshtest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +18,8 @@ import (
 var ErrNotInstalled = errors.New("openssh not installed")
 
 // StartServer is Start for programs that are not tests (the benchmark
-// runner): it starts an sshd on a free port of 127.0.0.1 with its keys,
+// runner): it starts an sshd on a free port of 127.0.0.1 (or where opts
+// say) with its keys,
 // config and log in dir (created if missing; it should be empty or hold only
 // a previous StartServer's files), waits until an ssh round-trip works, and
 // returns the server and a function that stops it. The caller must call stop;
@@ -38,6 +40,9 @@ func StartServer(dir string, opts Options) (s *Server, stop func(), err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("current user: %w", err)
 	}
+	if opts.NetNS != "" && opts.Port == 0 {
+		return nil, nil, errors.New("sshtest: Options.NetNS needs Options.Port")
+	}
 	if err := ensurePrivsepDir(); err != nil {
 		return nil, nil, err
 	}
@@ -55,6 +60,8 @@ func StartServer(dir string, opts Options) (s *Server, stop func(), err error) {
 		clientKey:      filepath.Join(dir, "id_ed25519"),
 		knownHostsFile: filepath.Join(dir, "known_hosts"),
 		logFile:        filepath.Join(dir, "sshd.log"),
+		Address:        cmp.Or(opts.Address, "127.0.0.1"),
+		netns:          opts.NetNS,
 	}
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
 	for _, key := range []string{hostKey, s.clientKey} {
@@ -87,12 +94,15 @@ func StartServer(dir string, opts Options) (s *Server, stop func(), err error) {
 		s.wrapped = true
 	}
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, nil, err
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(s.Address); err != nil {
+				return nil, nil, err
+			}
 		}
 		s.Port = port
 		cfg := sshdConfig(configParams{
+			address:        s.Address,
 			port:           port,
 			dir:            dir,
 			hostKey:        hostKey,
@@ -104,7 +114,7 @@ func StartServer(dir string, opts Options) (s *Server, stop func(), err error) {
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 			return nil, nil, fmt.Errorf("write sshd_config: %w", err)
 		}
-		kh := fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub)
+		kh := knownHostsName(s.Address, port) + " " + string(hostPub)
 		if err := os.WriteFile(s.knownHostsFile, []byte(kh), 0o600); err != nil {
 			return nil, nil, fmt.Errorf("write known_hosts: %w", err)
 		}
@@ -116,7 +126,7 @@ func StartServer(dir string, opts Options) (s *Server, stop func(), err error) {
 			break
 		}
 		s.stop()
-		if attempt < startAttempts && strings.Contains(s.Log(), "Address already in use") {
+		if attempt < startAttempts && opts.Port == 0 && strings.Contains(s.Log(), "Address already in use") {
 			continue
 		}
 		return nil, nil, fmt.Errorf("start sshd: %w\nsshd log (%s):\n%s", err, s.logFile, s.Log())

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 )
 
@@ -56,4 +57,37 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Describe says which build this is, for --version: the release and the
+// commit the go command stamped into the binary (vcs.revision, with
+// "modified" when the tree had uncommitted changes, vcs.modified). A
+// binary without a stamp (built with -buildvcs=false, outside a git
+// checkout, or by go test) gets Build's executable hash instead.
+func Describe() string {
+	info, _ := debug.ReadBuildInfo()
+	return describe(info, Build)
+}
+
+// describe is Describe over the given build info; build gives the
+// fallback.
+func describe(info *debug.BuildInfo, build func() string) string {
+	var rev, modified string
+	if info != nil {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+	}
+	if rev == "" {
+		return build() + " (no commit stamp: executable hash)"
+	}
+	if modified == "true" {
+		return Version + " (commit " + rev + ", modified)"
+	}
+	return Version + " (commit " + rev + ")"
 }

@@ -191,6 +191,10 @@ type AddOSOptions struct {
 	// NFSOptions are the root's NFS mount options in the nfsroot style;
 	// empty means DefaultNFSOptions of the generator.
 	NFSOptions string
+	// DryRun makes AddOS check all it would do (the options, the style,
+	// the kernel and initrd it would copy, which it opens) and write
+	// nothing: the TFTP root is not touched.
+	DryRun bool
 }
 
 func kernelDest(name string) string { return InstallDir + "/" + name + "/vmlinuz" }
@@ -308,6 +312,9 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, []string, error) {
 	}
 	if w := staleInitrdWarning(img, o, srcs[1], k.Initrd); w != "" {
 		warnings = append(warnings, w)
+	}
+	if opts.DryRun {
+		return o, warnings, nil
 	}
 
 	tftp, err := openTFTP(opts.TFTPBoot)

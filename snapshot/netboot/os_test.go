@@ -539,3 +539,25 @@ func TestCheckServer(t *testing.T) {
 		}
 	}
 }
+
+// TestAddOSDryRun: a dry run makes the checks of a real one (a missing
+// kernel is the same error) and writes nothing, not even the TFTP root.
+func TestAddOSDryRun(t *testing.T) {
+	root := image(t, rhelBoot, nil)
+	tftp := filepath.Join(t.TempDir(), "tftpboot")
+	opts := AddOSOptions{TFTPBoot: tftp, Name: "rhel5compute", ImageRoot: root, NFSServer: "10.8.0.2", Style: StyleDisklessrc, DryRun: true}
+	o, _, err := AddOS(context.Background(), opts)
+	if err != nil || o.Kernel != "4.18.0-10" {
+		t.Fatalf("AddOS dry run: %+v, %v; want kernel 4.18.0-10", o, err)
+	}
+	if _, err := os.Lstat(tftp); !os.IsNotExist(err) {
+		t.Errorf("a dry run made the TFTP root: %v", err)
+	}
+	opts.Kernel = "9.9.9"
+	_, _, dryErr := AddOS(context.Background(), opts)
+	opts.DryRun = false
+	_, _, realErr := AddOS(context.Background(), opts)
+	if dryErr == nil || realErr == nil || dryErr.Error() != realErr.Error() {
+		t.Errorf("a missing kernel: dry run %v, real run %v; want the same error", dryErr, realErr)
+	}
+}

@@ -184,6 +184,20 @@ func ClientPiecePaths(initramfs string) []string {
 	return append([]string(nil), clientPiece[initramfs]...)
 }
 
+// ProbePaths returns the paths of an image, besides boot/ and its entries,
+// that AddOS looks at: the programs that tell the initramfs generator
+// (DetectStyle) and every generator's client piece (ClientPiecePaths).
+func ProbePaths() []string {
+	var out []string
+	for _, g := range generators {
+		out = append(out, g.path)
+	}
+	for _, g := range []string{InitramfsTools, Dracut} {
+		out = append(out, clientPiece[g]...)
+	}
+	return out
+}
+
 // generators says which program marks which initramfs generator, in the
 // order tried.
 var generators = []struct{ initramfs, path string }{

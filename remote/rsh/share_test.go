@@ -1,4 +1,4 @@
-package remote
+package rsh
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package remote
+package rsh
 
 import (
 	"crypto/sha256"

@@ -1,0 +1,165 @@
+#!/bin/bash
+# Replicas: how long a yum-size change on the golden node takes to reach one
+# replica image server and all 8, with stock rsync from the primary (a loop,
+# and 8 in parallel) and with goldsync's fan-out (when the cluster config has
+# replicas). Everything runs in the network lab of bench/cmd/replab: the
+# golden node 10.77.0.10, the primary 10.77.0.1 (this script) and replicas
+# 10.77.0.11-18, each host its own network namespace and sshd on a bridge,
+# all on this machine's disk and CPUs. Each figure is taken ROUNDS times
+# (the change forth, then back); the load average is printed beside each
+# (the machine is shared: compare CPU seconds, not only wall time).
+#
+#   make build && (cd bench && go build -o ../bin/ ./cmd/replab ./cmd/gentree ./cmd/rusage ./cmd/fanout)
+#   bash bench/replicas.sh     # as root; N=20000 files, ROUNDS=2, FANOUT=8
+#
+# GOLDSYNC=0 leaves out goldsync's rounds (bench/cmd/fanout: cluster.Replicate
+# with the lab's cluster config); RSYNC=0 leaves out rsync's.
+#
+# After every step each replica is compared with the golden tree by
+# `rsync -aHAXSn --numeric-ids --delete -i` (must list nothing).
+set -e
+N=${N:-20000}
+ROUNDS=${ROUNDS:-2}
+LAB=${LAB:-/var/tmp/gs-replab}
+BIN=${BIN:-$PWD/bin}
+BIN=$(cd "$BIN" && pwd)
+if [ -z "$LAB_RSH" ]; then
+  exec "$BIN/replab" -replicas 8 -dir "$LAB" -- bash "$0" "$@"
+fi
+GS=$BIN/goldsync
+GOLD=$LAB_GOLDEN_DIR/tree-$N
+IMG=$LAB_PRIMARY_DIR/image-$N
+J=$LAB_PRIMARY_DIR/journal-$N
+read -r -a R <<< "$LAB_REPLICAS"
+read -r -a RD <<< "$LAB_REPLICA_DIRS"
+RIMG=()
+for d in "${RD[@]}"; do RIMG+=("$d/image-$N"); done
+
+# T LABEL COMMAND...: time a command (or function), with its children's CPU.
+T() { echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"; local TIMEFORMAT="$1: %Rs (user %Us sys %Ss)"; time "${@:2}"; }
+# The replicas' side runs under rusage, which appends its CPU to $RU:
+# remote_cpu prints (and forgets) what was appended since the last call.
+RU=$LAB_PRIMARY_DIR/remote-usage.jsonl
+: > "$RU"
+rs() { rsync -aHAXS --numeric-ids --delete -e "$LAB_RSH" --rsync-path "$BIN/rusage -o $RU -tag rsync -- rsync" "$@"; }
+remote_cpu() {
+  echo "  replicas' side: $(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9 | tostring + "s CPU"' -r "$RU"), $(wc -l < "$RU") receivers"
+  : > "$RU"
+}
+
+# The golden node's agent keeps its state in the golden host's directory.
+AGENT=$LAB_GOLDEN_DIR/goldsync-agent
+printf '#!/bin/sh\nexec %s --state-dir %s "$@"\n' "$BIN/goldsync-agent" "$LAB_GOLDEN_DIR/agent-state" > "$AGENT"
+chmod +x "$AGENT"
+PULL=("$GS" pull --no-progress -e "$LAB_RSH" --agent-path "$AGENT" "$LAB_GOLDEN:$GOLD" "$IMG")
+
+# Every replica equals the golden tree.
+check() {
+  local bad=0
+  for i in "${!R[@]}"; do
+    n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "${RIMG[$i]}/" | wc -l)
+    [ "$n" = 0 ] || { echo "  r$((i+1)) differs from the golden tree: $n lines"; bad=1; }
+  done
+  [ $bad = 0 ] && echo "  all ${#R[@]} replicas equal the golden tree"
+}
+
+if [ ! -d "$GOLD" ]; then
+  echo "== making the golden tree ($N files)"
+  "$BIN/gentree" tree -n "$N" "$GOLD" > /dev/null
+  rm -rf "$IMG" "$J" "${RIMG[@]}"
+fi
+echo "entries: $(find "$GOLD" | wc -l), size: $(du -sh "$GOLD" | cut -f1)"
+[ -d "$J" ] && "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
+echo "== seeding: primary pull, rsync to the replicas (not timed)"
+"${PULL[@]}" > /dev/null
+for i in "${!R[@]}"; do rs "$IMG/" "${R[$i]}:${RIMG[$i]}/" & done
+wait
+: > "$RU"
+check
+
+# change flips the golden tree (a yum-size change forth, then back) and
+# pulls it into the primary.
+change() {
+  if [ -d "$J" ]; then
+    "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
+    echo "-- golden: yum-size change reverted"
+  else
+    "$BIN/gentree" mutate -change yum -journal "$J" "$GOLD" > /dev/null
+    echo "-- golden: yum-size change"
+  fi
+  T "primary pull" "${PULL[@]}" > /dev/null
+}
+
+# Every figure is taken for the change forth and for the change back.
+for round in $(seq "$ROUNDS"); do
+  [ "$RSYNC" = 0 ] && break
+  for dir in forth back; do
+    echo "== round $round: rsync loop, one replica after the other (r1's is the one-replica figure)"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    TIMEFORMAT="rsync loop to ${#R[@]} replicas: %Rs (user %Us sys %Ss)"
+    time for i in "${!R[@]}"; do
+      T "rsync to r$((i+1))" rs "$IMG/" "${R[$i]}:${RIMG[$i]}/"
+    done
+    remote_cpu
+    check || true
+  done
+  for dir in forth back; do
+    echo "== round $round: rsync to ${#R[@]} replicas in parallel"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    TIMEFORMAT="rsync to ${#R[@]} replicas in parallel: %Rs (user %Us sys %Ss)"
+    time {
+      for i in "${!R[@]}"; do rs "$IMG/" "${R[$i]}:${RIMG[$i]}/" & done
+      wait
+    }
+    remote_cpu
+    check || true
+  done
+done
+
+[ "$GOLDSYNC" = 0 ] && exit 0
+
+# goldsync: the lab's cluster config, an image with 8 replicas and no OS
+# (only the image is pushed: fanout sets NoBuild). Each receiver runs under
+# rusage through a wrapper, since a replica's receiver is one command.
+CFG=$LAB_PRIMARY_DIR/goldsync-$N.toml
+RECV=$LAB_PRIMARY_DIR/goldsync-receiver
+printf '#!/bin/sh\nexec %s -o %s -tag goldsync -- %s "$@"\n' "$BIN/rusage" "$RU" "$GS" > "$RECV"
+chmod +x "$RECV"
+: > "$LAB_PRIMARY_DIR/nodes"
+{
+  printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
+  printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\nfanout = %d\n' \
+    "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT" "${FANOUT:-8}"
+  for i in "${!R[@]}"; do
+    printf '\n[[image.replica]]\nname = "r%d"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' $((i+1)) "${R[$i]}" "${RIMG[$i]}" "$RECV"
+  done
+} > "$CFG"
+FANOUT_CMD=("$BIN/fanout" -config "$CFG")
+echo "== goldsync: first fan-out to every replica (a full compare each; not timed)"
+"${FANOUT_CMD[@]}" | tail -1
+: > "$RU"
+check || true
+others=$(seq -s, -f 'r%g' 2 "${#R[@]}")
+for round in $(seq "$ROUNDS"); do
+  for dir in forth back; do
+    echo "== round $round: goldsync fan-out to r1 alone (fanout ${FANOUT:-8})"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "${FANOUT_CMD[@]}" -replicas r1
+    remote_cpu
+    echo "-- the others catch up (not timed)"
+    "${FANOUT_CMD[@]}" -replicas "$others" | tail -1
+    : > "$RU"
+    check || true
+  done
+  for dir in forth back; do
+    echo "== round $round: goldsync fan-out to all ${#R[@]} replicas (fanout ${FANOUT:-8})"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "${FANOUT_CMD[@]}"
+    remote_cpu
+    check || true
+  done
+done

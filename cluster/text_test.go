@@ -1,0 +1,55 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/goldsync/goldsync/snapshot"
+)
+
+func TestImageReportText(t *testing.T) {
+	r := &ImageReport{Image: "rhel9", Result: ResultOK, DryRun: true, Rollback: 3, Seconds: 1.5,
+		Pull: &PullSummary{Entries: 10, Created: 2, BytesReceived: 2048},
+		Snapshots: []SnapshotReport{{OS: "rhel9compute", Nodes: 2, Conflicts: 1, Totals: snapshot.Counts{Kept: 1},
+			ConflictList: []string{"node001: /etc/motd: both changed"}}},
+		Netboot: []NetbootReport{{OS: "rhel9compute", Nodes: 2, Kernel: "5.14.0-427.el9", Warnings: []string{"no client piece"}}},
+		Notes:   []string{"OS other: no node boots it"},
+	}
+	if !r.HasConflicts() {
+		t.Error("HasConflicts = false")
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"goldsync: dry run of rollback to generation 3 of rhel9: ok in 1.50s\n",
+		"  pull: entries 10, created 2,",
+		"received 2.0 KiB\n",
+		"    conflict (the node's version is kept): node001: /etc/motd: both changed\n",
+		"  netboot: would install OS rhel9compute's kernel 5.14.0-427.el9 and write the boot files of 2 nodes\n",
+		"  warning: no client piece\n",
+		"  note: OS other: no node boots it\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestPullSummaryText(t *testing.T) {
+	s := PullSummary{Source: "node004:/", Dest: "/img", DryRun: true, OK: true, Seconds: 2, Entries: 5, Deleted: 1, WireBytesIn: 4096, WireBytesOut: 10}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"goldsync: dry run of node004:/ -> /img in 2.00s\n", "deleted 1 (planned deletes 0)", "  bytes on the wire: in 4.0 KiB, out 10 B\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	s.OK = false
+	if got := s.Line(); !strings.HasPrefix(got, "goldsync: failed pull of node004:/ -> /img in 2.00s: 0 created") {
+		t.Errorf("Line = %q", got)
+	}
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestAgentDeps guards the agent's dependency list: it runs on every
+// golden node (uploaded over SFTP when missing), so it links what pushing
+// and serving need and nothing of the image server's side. The bound is
+// today's count (162) plus a little room; when a change crosses it, say
+// why in ARCHITECTURE.md or find a cheaper way.
+func TestAgentDeps(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	const max = 170
+	if len(deps) > max {
+		t.Errorf("goldsync-agent links %d packages, more than %d", len(deps), max)
+	}
+	// The image server's side: SFTP upload, config, the cluster job, the
+	// rsync export.
+	for _, p := range []string{
+		"github.com/pkg/sftp", "golang.org/x/crypto/ssh",
+		"github.com/goldsync/goldsync/remote", "github.com/goldsync/goldsync/config",
+		"github.com/goldsync/goldsync/cluster", "github.com/goldsync/goldsync/export",
+		"github.com/goldsync/goldsync/snapshot",
+	} {
+		if slices.Contains(deps, p) {
+			t.Errorf("goldsync-agent links %s", p)
+		}
+	}
+}

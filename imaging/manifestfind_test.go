@@ -1,0 +1,102 @@
+package imaging
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/goldsync/goldsync/imaging/tree"
+)
+
+// TestManifestFinderMatchesLoad: the block-by-block lookups a full
+// destination walk uses answer what LoadManifest's entries hold, through
+// scoped updates left in the log, and count the same entries; a path never
+// recorded finds nothing. (Its memory is its index, the folded log and
+// finderBlocks decoded blocks, whatever the manifest's size.)
+func TestManifestFinderMatchesLoad(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	path := filepath.Join(t.TempDir(), "manifest")
+	model := genTree(r, 20000, "base") // ~80 blocks: more than the finder keeps
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := openManifestFinder(path, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.close()
+		if f.total != len(m.Entries) {
+			t.Errorf("%s: finder counts %d entries, LoadManifest %d", what, f.total, len(m.Entries))
+		}
+		// Every path in order (as a sorted walk asks), then some at
+		// random (as a parallel walk's workers do).
+		for k := range len(m.Entries) + 2000 {
+			if k >= len(m.Entries) {
+				k = r.IntN(len(m.Entries))
+			}
+			w := m.Entries[k]
+			got := f.find(w.Path)
+			if got == nil {
+				t.Fatalf("%s: %q not found", what, w.Path)
+			}
+			if got.Path != w.Path || got.Ino != w.Ino || got.Ctime != w.Ctime || got.Hash != w.Hash || got.Size != w.Size {
+				t.Fatalf("%s: %q: finder gives %+v, LoadManifest %+v", what, w.Path, got, w)
+			}
+		}
+		// And the block-by-block stream recordGeneration reads.
+		k := 0
+		if err := eachManifestEntry(path, func(e *tree.Entry) error {
+			if k >= len(m.Entries) {
+				return fmt.Errorf("extra entry %q", e.Path)
+			}
+			w := m.Entries[k]
+			if e.Path != w.Path || e.LinkTo != w.LinkTo || e.Ino != w.Ino || e.Hash != w.Hash || e.Size != w.Size {
+				return fmt.Errorf("entry %d: stream gives %+v, LoadManifest %+v", k, e, w)
+			}
+			k++
+			return nil
+		}); err != nil || k != len(m.Entries) {
+			t.Fatalf("%s: stream: %v after %d of %d entries", what, err, k, len(m.Entries))
+		}
+		for _, p := range []string{"no/such/path", "zzzz", "0"} {
+			if got := f.find(p); got != nil {
+				t.Fatalf("%s: %q was never recorded but is found: %+v", what, p, got)
+			}
+		}
+	}
+	check("base")
+	for i := range 6 {
+		sc := randomScopes(r, model)
+		repl := rewriteCovered(r, model, sc, i)
+		if err := UpdateManifest(path, sc, repl); err != nil {
+			t.Fatal(err)
+		}
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model = m.Entries
+		check(fmt.Sprintf("update %d", i))
+	}
+	if recs, _ := readLog(LogPath(path), mustGen(t, path)); len(recs) == 0 {
+		t.Fatal("the updates left no log to replay")
+	}
+}
+
+func mustGen(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := openManifestFinder(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	return f.idx.gen
+}

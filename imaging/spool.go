@@ -1,0 +1,252 @@
+package imaging
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+
+	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/imaging/wire"
+)
+
+// spool is a sequence of records in a temp file, unlinked as soon as it is
+// created (a killed run leaves nothing behind): what a sync needs in full
+// more than once (the source's entries, the plan) is written here in the
+// order it is made and read back as a stream, so the heap holds a record
+// at a time whatever the size of the tree. Records are length-prefixed;
+// a spool made with reverse keeps each record's offset (8 bytes) so that it
+// can also be read backwards.
+type spool struct {
+	f       *os.File
+	w       *bufio.Writer
+	off     int64
+	n       int
+	offs    []int64
+	reverse bool
+	scratch []byte
+}
+
+// newSpool creates a spool in dir (the state dir: a sync's temp data stays
+// with its state, on the image's filesystem side, not in /tmp).
+func newSpool(dir string, reverse bool) (*spool, error) {
+	f, err := os.CreateTemp(dir, ".spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	os.Remove(f.Name())
+	return &spool{f: f, w: bufio.NewWriterSize(f, 64<<10), reverse: reverse}, nil
+}
+
+// add appends one record.
+func (s *spool) add(rec []byte) error {
+	if s.reverse {
+		s.offs = append(s.offs, s.off)
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(hdr[:], uint64(len(rec)))
+	if _, err := s.w.Write(hdr[:h]); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if _, err := s.w.Write(rec); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.off += int64(h + len(rec))
+	s.n++
+	return nil
+}
+
+// Len returns the number of records.
+func (s *spool) Len() int { return s.n }
+
+// close removes the spool.
+func (s *spool) close() {
+	if s != nil && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// each calls fn with every record in order (rec is valid during the call
+// only). Records may still be added after it returns.
+func (s *spool) each(fn func(rec []byte) error) error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.off), 64<<10)
+	var buf []byte
+	for range s.n {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if err := fn(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachReverse is each from the last record to the first (for a spool
+// made with reverse).
+func (s *spool) eachReverse(fn func(rec []byte) error) error {
+	if !s.reverse {
+		return errors.New("spool: not made for reading backwards")
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	end := s.off
+	for k := len(s.offs) - 1; k >= 0; k-- {
+		n := int(end - s.offs[k])
+		if cap(s.scratch) < n {
+			s.scratch = make([]byte, n)
+		}
+		b := s.scratch[:n]
+		if _, err := s.f.ReadAt(b, s.offs[k]); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		l, h := binary.Uvarint(b)
+		if h <= 0 || int(l) != n-h {
+			return errors.New("spool: damaged record")
+		}
+		if err := fn(b[h:]); err != nil {
+			return err
+		}
+		end = s.offs[k]
+	}
+	return nil
+}
+
+// entrySpool holds a list of entries in a spool, in the order added (the
+// source's scan: tree.Compare order).
+type entrySpool struct {
+	*spool
+	buf []byte
+}
+
+func (s *entrySpool) add(e *tree.Entry) error {
+	var err error
+	if s.buf, err = wire.AppendEntryLocal(s.buf[:0], nil, e); err != nil {
+		return fmt.Errorf("spool %q: %w", e.Path, err)
+	}
+	return s.spool.add(s.buf)
+}
+
+// entries yields the spooled entries, each a new value the caller may
+// keep. A read error ends the sequence and is stored in *errp.
+func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
+	return func(yield func(*tree.Entry) bool) {
+		stop := errors.New("stop")
+		err := s.each(func(rec []byte) error {
+			e := new(tree.Entry)
+			if _, err := wire.DecodeEntryLocal(rec, nil, e); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+			if !yield(e) {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && err != stop && *errp == nil {
+			*errp = err
+		}
+	}
+}
+
+// Action records in a spool: op, flags, ord, path, from, then the source and
+// destination entries when present.
+const (
+	actReplace = 1 << iota
+	actSrc
+	actDst
+	actCond
+)
+
+func appendAction(b []byte, a *Action) ([]byte, error) {
+	flags := byte(0)
+	if a.Replace {
+		flags |= actReplace
+	}
+	if a.Src != nil {
+		flags |= actSrc
+	}
+	if a.Dst != nil {
+		flags |= actDst
+	}
+	if a.cond {
+		flags |= actCond
+	}
+	b = append(b, byte(a.Op), flags)
+	b = binary.AppendUvarint(b, uint64(a.ord))
+	b = binary.AppendUvarint(b, uint64(len(a.Path)))
+	b = append(b, a.Path...)
+	b = binary.AppendUvarint(b, uint64(len(a.From)))
+	b = append(b, a.From...)
+	for _, e := range []*tree.Entry{a.Src, a.Dst} {
+		if e == nil {
+			continue
+		}
+		var err error
+		if b, err = wire.AppendEntryLocal(b, nil, e); err != nil {
+			return nil, fmt.Errorf("spool %q: %w", a.Path, err)
+		}
+	}
+	return b, nil
+}
+
+var errBadAction = errors.New("spool: damaged action")
+
+func decodeAction(b []byte) (*Action, error) {
+	if len(b) < 2 {
+		return nil, errBadAction
+	}
+	a := &Action{Op: Op(b[0])}
+	flags := b[1]
+	b = b[2:]
+	a.Replace, a.cond = flags&actReplace != 0, flags&actCond != 0
+	ord, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errBadAction
+	}
+	a.ord, b = int32(ord), b[n:]
+	str := func() (string, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return "", false
+		}
+		s := string(b[n : n+int(l)])
+		b = b[n+int(l):]
+		return s, true
+	}
+	var ok1, ok2 bool
+	a.Path, ok1 = str()
+	a.From, ok2 = str()
+	if !ok1 || !ok2 {
+		return nil, errBadAction
+	}
+	var err error
+	if flags&actSrc != 0 {
+		a.Src = new(tree.Entry)
+		if b, err = wire.DecodeEntryLocal(b, nil, a.Src); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	if flags&actDst != 0 {
+		a.Dst = new(tree.Entry)
+		if _, err = wire.DecodeEntryLocal(b, nil, a.Dst); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	return a, nil
+}

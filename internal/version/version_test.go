@@ -1,0 +1,35 @@
+package version
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+func TestDescribe(t *testing.T) {
+	build := func() string { return Version + "+0123456789ab" }
+	stamp := func(kv ...string) *debug.BuildInfo {
+		info := &debug.BuildInfo{}
+		for i := 0; i < len(kv); i += 2 {
+			info.Settings = append(info.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return info
+	}
+	const rev = "0c86dc78ef17f45b87e5822c89819007c9e7531a"
+	tests := []struct {
+		name string
+		info *debug.BuildInfo
+		want string
+	}{
+		{name: "no build info", info: nil, want: Version + "+0123456789ab (no commit stamp: executable hash)"},
+		{name: "no vcs stamp", info: stamp("-buildmode", "exe"), want: Version + "+0123456789ab (no commit stamp: executable hash)"},
+		{name: "clean", info: stamp("vcs", "git", "vcs.revision", rev, "vcs.modified", "false"), want: Version + " (commit " + rev + ")"},
+		{name: "modified", info: stamp("vcs.revision", rev, "vcs.modified", "true"), want: Version + " (commit " + rev + ", modified)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := describe(tt.info, build); got != tt.want {
+				t.Errorf("describe = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
