@@ -1,12 +1,15 @@
 package imaging
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -39,21 +42,50 @@ type DirSourceOptions struct {
 
 // DirSource is a Source reading a local directory. The agent serves one over
 // the wire; local pulls and tests use it directly.
+//
+// A full scan holds only a window of the tree (issue #14): the walk hands
+// its entries out in Compare order as it lists them (WalkEach), merged
+// against the hash cache on disk a block at a time (manifestReader), and
+// records them, as they go, into a new cache base beside the cache file.
+// Fetches look their files up in that record; Close makes it the cache,
+// with the hashes the fetches learned.
 type DirSource struct {
 	root *fsx.Root
 	opts DirSourceOptions
 	log  *slog.Logger
 
-	mu         sync.Mutex
-	scanned    scannedSet               // from the last Scan, with local identity
-	cache      func(string) *tree.Entry // lookup in the hash cache loaded from CacheFile (nil: none)
-	cacheLen   int                      // entries in the cache
-	cacheScope []tree.Scope             // what cache holds: nil for all of it
-	cacheDone  bool                     // cache was loaded (or there is none)
-	dirty      bool
-	didScan    bool         // a full scan was made
-	scopes     []tree.Scope // the scopes of the scoped scans made
+	mu       sync.Mutex
+	prev     *manifestReader // the cache file as it was (nil: none or not opened yet)
+	prevDone bool            // prev was opened (or there is none)
+	prevID   fileID          // the cache file and its log when prev was opened
+
+	// The last full scan's record: a base file in the cache's directory,
+	// not yet the cache, and a reader of it for fetches.
+	record     string
+	recorded   *manifestReader
+	recordDone bool // the record is complete (the scan finished)
+
+	extra   map[string]*tree.Entry // scoped scans' entries, by path
+	learned learnedSet             // hashes fetches computed
+	dirty   bool
+	didScan bool         // a full scan was made
+	scopes  []tree.Scope // the scopes of the scoped scans made
 }
+
+// fileID says whether the cache file (and its log) changed: another
+// source of the same tree (a pull's extra stream) may record hashes in it
+// while this one runs.
+type fileID struct{ base, log [3]int64 }
+
+func statID(p string) [3]int64 {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
+		return [3]int64{}
+	}
+	return [3]int64{int64(st.Ino), st.Size, st.Mtim.Nano()}
+}
+
+func cacheID(path string) fileID { return fileID{statID(path), statID(LogPath(path))} }
 
 // OpenDirSource opens the directory at path as a Source.
 func OpenDirSource(path string, opts DirSourceOptions) (*DirSource, error) {
@@ -68,35 +100,23 @@ func OpenDirSource(path string, opts DirSourceOptions) (*DirSource, error) {
 	return s, nil
 }
 
-// loadCache loads the hash cache, all of it or (scopes set) only what the
-// scopes cover, so that a scan of a few changed paths reads in proportion
-// to them. Called with s.mu held or before any concurrent use.
-func (s *DirSource) loadCache(scopes []tree.Scope) {
-	if s.opts.CacheFile == "" || (s.cacheDone && s.cacheScope == nil) {
-		s.cacheDone = true
-		return
+// prevCache opens the hash cache for lookups, once. Called with s.mu held.
+func (s *DirSource) prevCache() *manifestReader {
+	if s.prevDone || s.opts.CacheFile == "" {
+		s.prevDone = true
+		return s.prev
 	}
-	var err error
-	if scopes != nil {
-		var m *Manifest
-		if m, err = LoadManifestScoped(s.opts.CacheFile, scopes); err == nil {
-			s.cache, s.cacheLen = m.finder(), len(m.Entries)
-		}
-	} else {
-		// A full walk: the compact form, built block by block (a
-		// decoded manifest was the largest part of the golden node's
-		// heap).
-		var c *hashCache
-		if c, err = loadHashCache(s.opts.CacheFile); err == nil {
-			s.cache, s.cacheLen = c.lookup, c.n
-		}
-	}
-	s.cacheDone, s.cacheScope = true, scopes
+	s.prevDone = true
+	s.prevID = cacheID(s.opts.CacheFile)
+	r, err := openManifestReader(s.opts.CacheFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
+	default:
+		s.prev = r
 	}
+	return s.prev
 }
 
 // Scan walks the directory. Files the hash cache vouches for carry their
@@ -123,55 +143,198 @@ func (s *DirSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 	if m != nil {
 		wo.Exclude = m
 	}
-	s.mu.Lock()
+	var res *WalkResult
 	if len(req.Scopes) > 0 {
-		s.loadCache(req.Scopes)
+		res, err = s.scanScoped(ctx, wo, fn)
 	} else {
-		s.loadCache(nil)
+		res, err = s.scanFull(ctx, wo, fn)
 	}
-	s.mu.Unlock()
-	if s.cache != nil {
-		wo.Previous = s.cache
-	}
-	res, err := Walk(ctx, s.root, wo)
 	if err != nil {
 		return ScanResult{}, err
-	}
-	s.mu.Lock()
-	// The walk has taken what it needed from the cache; the scanned
-	// entries carry the hashes now. Drop it before the transfer (a third
-	// of the heap of a full pull); saving reads the file again anyway.
-	cacheLen := s.cacheLen
-	s.cache, s.cacheLen, s.cacheDone = nil, 0, false // a later scan loads it again
-	if res.Reread > 0 || res.HashedFiles > 0 || len(res.Entries) != cacheLen {
-		s.dirty = true
-	}
-	s.didScan = s.didScan || len(req.Scopes) == 0
-	if len(req.Scopes) > 0 {
-		s.scopes = append(s.scopes, req.Scopes...)
-	}
-	if len(req.Scopes) == 0 {
-		s.scanned.reset(res.Entries)
-	} else {
-		if s.scanned.extra == nil {
-			// Even an empty scoped scan is recorded (Close saves it).
-			s.scanned.extra = make(map[string]*tree.Entry, len(res.Entries))
-		}
-		for _, e := range res.Entries {
-			s.scanned.put(e)
-		}
-	}
-	s.mu.Unlock()
-	for _, e := range res.Entries {
-		if err := fn(e); err != nil {
-			return ScanResult{}, err
-		}
 	}
 	scope := tree.FullScope
 	if len(req.Scopes) > 0 {
 		scope = req.Scopes
 	}
-	return ScanResult{Scope: scope, Problems: res.Problems, Entries: len(res.Entries), Token: token}, nil
+	return ScanResult{Scope: scope, Problems: res.Problems, Entries: res.Listed, Token: token}, nil
+}
+
+// scanScoped walks a few changed parts of the tree (a journal-driven
+// push): the cache is read only where the scopes are, and the entries are
+// kept for fetches and the cache update, all in proportion to the change.
+func (s *DirSource) scanScoped(ctx context.Context, wo WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
+	if s.opts.CacheFile != "" {
+		if cm, err := LoadManifestScoped(s.opts.CacheFile, wo.Scopes); err == nil {
+			wo.Previous = cm.finder()
+		} else if !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
+		}
+	}
+	var entries []*tree.Entry
+	res, err := WalkEach(ctx, s.root, wo, func(e *tree.Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ResolveHardLinks(entries)
+	s.mu.Lock()
+	if res.Reread > 0 || res.HashedFiles > 0 {
+		s.dirty = true
+	}
+	s.scopes = append(s.scopes, wo.Scopes...)
+	if s.extra == nil {
+		// Even an empty scoped scan is recorded (Close saves it).
+		s.extra = make(map[string]*tree.Entry, len(entries))
+	}
+	for _, e := range entries {
+		s.extra[e.Path] = e
+	}
+	s.mu.Unlock()
+	for _, e := range entries {
+		if err := fn(e); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// scanFull walks the whole tree, handing each entry to fn as it is listed
+// and recording it into a new cache base.
+func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
+	s.mu.Lock()
+	prev := s.prevCache()
+	s.dropRecord()
+	s.mu.Unlock()
+	if prev != nil {
+		wo.Previous = prev.lookup
+	}
+	var rec *recorder
+	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache {
+		// (A read-only cache is an image's manifest: nothing is written
+		// beside it; fetches then stat their files.)
+		var err error
+		if rec, err = newRecorder(s.opts.CacheFile); err != nil {
+			s.log.Warn("hash cache: cannot record this scan", "err", err)
+		}
+	}
+	recorded := 0
+	res, err := WalkEach(ctx, s.root, wo, func(e *tree.Entry) error {
+		if rec != nil && e.Problem == "" {
+			rec.add(e)
+			recorded++
+		}
+		return fn(e)
+	})
+	if rec != nil {
+		path, rerr := rec.finish(err == nil)
+		if err == nil && rerr != nil {
+			s.log.Warn("hash cache: cannot record this scan", "err", rerr)
+		}
+		if err == nil && rerr == nil {
+			r, oerr := openManifestReader(path)
+			s.mu.Lock()
+			s.record, s.recordDone = path, true
+			if oerr == nil {
+				s.recorded = r
+			}
+			s.mu.Unlock()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.didScan = true
+	if res.Reread > 0 || res.HashedFiles > 0 || prev == nil || prev.hasLog() || recorded != prev.total() {
+		s.dirty = true
+	}
+	s.mu.Unlock()
+	return res, nil
+}
+
+// dropRecord removes the record of an earlier scan. Called with s.mu held.
+func (s *DirSource) dropRecord() {
+	if s.recorded != nil {
+		s.recorded.Close()
+	}
+	if s.record != "" {
+		os.Remove(s.record)
+	}
+	s.record, s.recorded, s.recordDone = "", nil, false
+}
+
+// recorder writes a scan's entries, as the walk hands them out, into a new
+// base file beside the cache (not yet the cache): one block of entries is
+// encoded at a time, on its own goroutine.
+type recorder struct {
+	f     *os.File
+	ch    chan []tree.Entry
+	batch []tree.Entry
+	done  chan error
+}
+
+func newRecorder(cache string) (*recorder, error) {
+	f, err := os.CreateTemp(filepath.Dir(cache), filepath.Base(cache)+".scan-*")
+	if err != nil {
+		return nil, err
+	}
+	r := &recorder{f: f, ch: make(chan []tree.Entry, 4), done: make(chan error, 1)}
+	go func() {
+		bw := bufio.NewWriterSize(f, 256<<10)
+		err := writeBase(bw, func(yield func(*tree.Entry) bool) {
+			for b := range r.ch {
+				for i := range b {
+					if !yield(&b[i]) {
+						for range r.ch { // drain: the walk goes on
+						}
+						return
+					}
+				}
+			}
+		}, newGeneration())
+		if err == nil {
+			err = bw.Flush()
+		}
+		for range r.ch {
+		}
+		r.done <- err
+	}()
+	return r, nil
+}
+
+// add records a copy of e (the receiver may change the entry it is given).
+func (r *recorder) add(e *tree.Entry) {
+	if r.batch == nil {
+		r.batch = make([]tree.Entry, 0, manifestBlock)
+	}
+	r.batch = append(r.batch, *e)
+	if len(r.batch) == manifestBlock {
+		r.ch <- r.batch
+		r.batch = nil
+	}
+}
+
+// finish completes the file and returns its path; without ok (the scan
+// failed) it removes it.
+func (r *recorder) finish(ok bool) (string, error) {
+	if len(r.batch) > 0 {
+		r.ch <- r.batch
+	}
+	close(r.ch)
+	err := <-r.done
+	if err == nil && ok {
+		err = r.f.Sync()
+	}
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || !ok {
+		os.Remove(r.f.Name())
+		return "", err
+	}
+	return r.f.Name(), nil
 }
 
 // changeScopes turns a journal's dirty scopes into scan scopes: each
@@ -337,26 +500,30 @@ type sinkError struct{ err error }
 
 func (e sinkError) Error() string { return e.err.Error() }
 
-// lookup finds the scanned entry for a request. A stream that did not scan
-// (an extra transfer stream of a pull) stats the file instead; it must be a
-// regular file with the size and mtime the receiver was told.
+// lookup finds the scanned entry for a request: in the last full scan's
+// record, or among a scoped scan's entries. A stream that did not scan (an
+// extra transfer stream of a pull) stats the file instead; it must be a
+// regular file with the size and mtime the receiver was told, and takes
+// its hash from the cache when the cache vouches for it.
 //
-// It returns a copy, taken under the lock, that the caller may read freely
-// while other fetches of the same path record hashes (see remember).
+// It returns a copy the caller may read freely.
 func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	s.mu.Lock()
-	scanned := s.scanned.get(want.Path)
-	var snap tree.Entry
-	if scanned != nil {
-		snap = *scanned
+	var found *tree.Entry
+	if e := s.extra[want.Path]; e != nil {
+		found = e
+	} else if s.recorded != nil {
+		found = s.recorded.lookup(want.Path)
 	}
-	s.mu.Unlock()
-	if scanned != nil {
+	if found != nil {
+		snap := *found
+		s.mu.Unlock()
 		if snap.Type != tree.TypeRegular {
 			return nil, errors.New("not a regular file of the last scan")
 		}
 		return &snap, nil
 	}
+	s.mu.Unlock()
 	if err := tree.ValidatePath(want.Path); err != nil || want.Path == tree.Root {
 		return nil, fmt.Errorf("bad path: %v", err)
 	}
@@ -374,21 +541,15 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 		return nil, fmt.Errorf("%w: not the file that was scanned", ErrChanged)
 	}
 	s.mu.Lock()
-	if !s.cacheDone {
-		// A stream that only fetches (a pull's extra connection).
-		s.loadCache(nil)
-	}
 	var prev *tree.Entry
-	if s.cache != nil {
-		prev = s.cache(want.Path)
+	if c := s.prevCache(); c != nil {
+		prev = c.lookup(want.Path)
 	}
+	s.mu.Unlock()
 	if Unchanged(prev, e) && prev.Hashed() {
 		e.SetHash(prev.Hash)
 	}
-	s.scanned.put(e)
-	cp := *e
-	s.mu.Unlock()
-	return &cp, nil
+	return e, nil
 }
 
 // sendOnce reads the file once. sent reports whether any Data or Reuse
@@ -518,15 +679,81 @@ func (s *DirSource) sendOnce(scanned *tree.Entry, basis *Basis, sink ContentSink
 	return FetchResult{Size: size, Hash: h, Mtime: cur.Mtime}, sent, nil
 }
 
-// remember records a freshly computed hash for the cache, on the shared
-// scanned entry (snap is the caller's copy of it, from lookup).
+// remember records a freshly computed hash for the cache: on a scoped
+// scan's entry, or compactly for Close to merge in.
 func (s *DirSource) remember(snap, cur *tree.Entry) {
+	if !Unchanged(snap, cur) {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if shared := s.scanned.get(snap.Path); shared != nil && Unchanged(shared, cur) {
-		shared.SetHash(cur.Hash)
-		s.dirty = true
+	if e := s.extra[snap.Path]; e != nil {
+		if Unchanged(e, cur) {
+			e.SetHash(cur.Hash)
+			s.dirty = true
+		}
+		return
 	}
+	s.learned.add(cur)
+	s.dirty = true
+}
+
+// learnedSet holds the hashes fetches computed, about 60 bytes a file:
+// the identity and hash under a 64-bit key of the path (the paths too while
+// there are few, for a small log update instead of a new base).
+type learnedSet struct {
+	recs    []learnedRec
+	paths   []string // the paths of recs, unless noPaths
+	noPaths bool     // too many to keep, or recs was sorted
+	sorted  bool
+}
+
+type learnedRec struct {
+	key, dev, ino, hash uint64
+	size, mtime, ctime  int64
+}
+
+// maxLearnedPaths is how many learned hashes a source without a full scan
+// records as a log update; beyond it, it writes a new base.
+const maxLearnedPaths = 4096
+
+func pathKey(p string) uint64 { return xxhash.Sum64String(p) }
+
+func (l *learnedSet) add(e *tree.Entry) {
+	l.recs = append(l.recs, learnedRec{key: pathKey(e.Path), dev: e.Dev, ino: e.Ino, hash: e.Hash, size: e.Size, mtime: e.Mtime, ctime: e.Ctime})
+	l.sorted = false
+	if len(l.recs) > maxLearnedPaths {
+		l.noPaths = true
+	}
+	if l.noPaths {
+		l.paths = nil
+	} else {
+		l.paths = append(l.paths, e.Path)
+	}
+}
+
+func (l *learnedSet) len() int { return len(l.recs) }
+
+// hashFor returns the hash learned for e's path while the file is the
+// object it was learned from (two paths with one key: both records are
+// checked against e's identity, so neither lends the other its hash).
+func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
+	if len(l.recs) == 0 || e.Type != tree.TypeRegular {
+		return 0, false
+	}
+	if !l.sorted {
+		slices.SortFunc(l.recs, func(a, b learnedRec) int { return cmp.Compare(a.key, b.key) })
+		l.paths, l.noPaths, l.sorted = nil, true, true
+	}
+	k := pathKey(e.Path)
+	i, _ := slices.BinarySearchFunc(l.recs, k, func(r learnedRec, k uint64) int { return cmp.Compare(r.key, k) })
+	for ; i < len(l.recs) && l.recs[i].key == k; i++ {
+		r := l.recs[i]
+		if r.dev == e.Dev && r.ino == e.Ino && r.size == e.Size && r.mtime == e.Mtime && r.ctime == e.Ctime {
+			return r.hash, true
+		}
+	}
+	return 0, false
 }
 
 // Close saves the hash cache and releases the root. Several DirSources of
@@ -535,9 +762,12 @@ func (s *DirSource) remember(snap, cur *tree.Entry) {
 func (s *DirSource) Close() error {
 	var err error
 	s.mu.Lock()
-	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache && s.dirty && !s.scanned.empty() {
+	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache && s.dirty {
 		err = s.saveCache()
 	}
+	s.prev.Close()
+	s.prev, s.prevDone = nil, false
+	s.dropRecord()
 	s.mu.Unlock()
 	if cerr := s.root.Close(); err == nil {
 		err = cerr
@@ -556,6 +786,9 @@ func (s *DirSource) saveCache() error {
 	}
 	switch {
 	case s.didScan:
+		if s.recorded == nil {
+			return nil // the scan could not be recorded (logged then)
+		}
 		return s.saveFullCache()
 	case len(s.scopes) > 0:
 		// Only changed parts were scanned: record them, in time
@@ -566,7 +799,7 @@ func (s *DirSource) saveCache() error {
 			onDisk = m.index()
 		}
 		var entries []*tree.Entry
-		for e := range s.scanned.all() {
+		for _, e := range s.extra {
 			if e.Problem != "" || !set.Covers(e.Path) {
 				continue
 			}
@@ -577,18 +810,15 @@ func (s *DirSource) saveCache() error {
 		}
 		sortEntries(entries)
 		return UpdateManifest(s.opts.CacheFile, s.scopes, entries)
-	default:
-		// Only hashes travel from a fetch-only source: its entries come
-		// from a bare lstat (no xattrs, no link target) and must never
-		// replace what a scan recorded.
-		var scopes []tree.Scope
-		for e := range s.scanned.all() {
-			if e.Hashed() {
-				scopes = append(scopes, tree.Scope{Path: e.Path})
-			}
-		}
-		if len(scopes) == 0 {
-			return nil
+	case s.learned.len() == 0:
+		return nil
+	case !s.learned.noPaths:
+		// A few hashes from a fetch-only source: its entries came from a
+		// bare lstat (no xattrs, no link target) and must never replace
+		// what a scan recorded, so only hashes travel, as a log update.
+		scopes := make([]tree.Scope, len(s.learned.paths))
+		for i, p := range s.learned.paths {
+			scopes[i] = tree.Scope{Path: p}
 		}
 		m, err := LoadManifestScoped(s.opts.CacheFile, scopes)
 		if err != nil {
@@ -596,8 +826,8 @@ func (s *DirSource) saveCache() error {
 		}
 		learned := false
 		for _, d := range m.Entries {
-			if e := s.scanned.get(d.Path); e != nil && e.Hashed() && !d.Hashed() && Unchanged(d, e) {
-				d.SetHash(e.Hash)
+			if h, ok := s.learned.hashFor(d); ok && !d.Hashed() {
+				d.SetHash(h)
 				learned = true
 			}
 		}
@@ -605,76 +835,81 @@ func (s *DirSource) saveCache() error {
 			return nil // nothing the cache did not know
 		}
 		return UpdateManifest(s.opts.CacheFile, scopes, m.Entries)
+	default:
+		// Many hashes from a fetch-only source: a new base, the cache as
+		// it is now with the hashes merged in, a block at a time.
+		cur, err := openManifestReader(s.opts.CacheFile)
+		if err != nil {
+			return nil
+		}
+		defer cur.Close()
+		return s.rewriteCache(cur.all(), nil)
 	}
 }
 
-// saveFullCache writes the whole listing of a full scan, keeping hashes
-// that another source of the same tree recorded meanwhile.
+// saveFullCache makes the last full scan's record the cache, with the
+// hashes fetches learned and those another source of the same tree
+// recorded meanwhile merged in. When there are none, the record becomes
+// the cache as it is.
 func (s *DirSource) saveFullCache() error {
-	// What is on disk now, in the compact form (not decoded whole).
-	onDisk := func(string) *tree.Entry { return nil }
-	if c, err := loadHashCache(s.opts.CacheFile); err == nil {
-		onDisk = c.lookup
-	}
-	m := &Manifest{}
-	for e := range s.scanned.all() {
-		if e.Problem != "" {
-			continue
+	if s.learned.len() == 0 && cacheID(s.opts.CacheFile) == s.prevID {
+		s.recorded.Close()
+		s.recorded = nil
+		if err := os.Rename(s.record, s.opts.CacheFile); err != nil {
+			return fmt.Errorf("save hash cache: %w", err)
 		}
-		if !e.Hashed() {
-			if d := onDisk(e.Path); d != nil && d.Hashed() && Unchanged(d, e) {
-				e.SetHash(d.Hash)
+		s.record = ""
+		if err := os.Remove(LogPath(s.opts.CacheFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("save hash cache: %w", err)
+		}
+		syncDir(filepath.Dir(s.opts.CacheFile))
+		return nil
+	}
+	// What is on disk now (another stream may have added hashes).
+	var onDisk *manifestReader
+	if cacheID(s.opts.CacheFile) != s.prevID {
+		if r, err := openManifestReader(s.opts.CacheFile); err == nil {
+			onDisk = r
+			defer r.Close()
+		}
+	} else {
+		onDisk = s.prev
+	}
+	return s.rewriteCache(s.recorded.all(), onDisk)
+}
+
+// rewriteCache writes entries (in Compare order) as the new cache base,
+// giving an unhashed file the hash a fetch learned or onDisk recorded
+// while the file is still the object they saw.
+func (s *DirSource) rewriteCache(entries iter.Seq2[*tree.Entry, error], onDisk *manifestReader) error {
+	var rerr error
+	seq := func(yield func(*tree.Entry) bool) {
+		for e, err := range entries {
+			if err != nil {
+				rerr = err
+				return
 			}
-		}
-		m.Entries = append(m.Entries, e)
-	}
-	m.sort()
-	return m.Save(s.opts.CacheFile)
-}
-
-// scannedSet holds a source's scanned entries by path: the last full
-// scan's list as the walk returned it (sorted, found by binary search, no
-// map of every path), and a map of what scoped scans and fetch-only
-// lookups added since, which takes precedence.
-type scannedSet struct {
-	list  []*tree.Entry // tree.Compare order
-	extra map[string]*tree.Entry
-}
-
-// reset makes a full scan's sorted entries the set.
-func (ss *scannedSet) reset(list []*tree.Entry) { ss.list, ss.extra = list, nil }
-
-func (ss *scannedSet) put(e *tree.Entry) {
-	if ss.extra == nil {
-		ss.extra = make(map[string]*tree.Entry)
-	}
-	ss.extra[e.Path] = e
-}
-
-func (ss *scannedSet) get(p string) *tree.Entry {
-	if e := ss.extra[p]; e != nil {
-		return e
-	}
-	return findEntry(ss.list, p)
-}
-
-func (ss *scannedSet) empty() bool { return ss.list == nil && ss.extra == nil }
-
-// all yields every entry once (in no particular order).
-func (ss *scannedSet) all() iter.Seq[*tree.Entry] {
-	return func(yield func(*tree.Entry) bool) {
-		for _, e := range ss.list {
-			if _, ok := ss.extra[e.Path]; ok {
-				continue
+			if e.Type == tree.TypeRegular && !e.Hashed() {
+				if h, ok := s.learned.hashFor(e); ok {
+					e.SetHash(h)
+				} else if onDisk != nil {
+					if d := onDisk.lookup(e.Path); d != nil && d.Hashed() && Unchanged(d, e) {
+						e.SetHash(d.Hash)
+					}
+				}
 			}
 			if !yield(e) {
 				return
 			}
 		}
-		for _, e := range ss.extra {
-			if !yield(e) {
-				return
-			}
-		}
 	}
+	if err := saveManifestSeq(s.opts.CacheFile, seq); err != nil {
+		return err
+	}
+	if rerr != nil {
+		// A damaged record: what was written is a short cache, which
+		// costs re-reads, never a wrong hash.
+		s.log.Warn("hash cache: record damaged", "err", rerr)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package imaging_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -69,5 +70,81 @@ func TestHashCacheMergeKeepsXattrs(t *testing.T) {
 	}
 	if !f.Hashed() {
 		t.Errorf("the hash learned by the fetching stream was not cached")
+	}
+}
+
+// Hashes that fetches compute reach the cache, however many: from the
+// stream that scanned (merged into its record at Close), and from a
+// fetch-only stream that learned more than a log update holds (a new base
+// written a block at a time). The next scan then finds every file vouched
+// for, as a no-change pull needs.
+func TestSourceRecordsLearnedHashes(t *testing.T) {
+	src := t.TempDir()
+	const files = 5000 // more than maxLearnedPaths (4096)
+	for i := range files {
+		d := filepath.Join(src, fmt.Sprintf("d%02d", i%50))
+		if i < 50 {
+			mkdir(t, d)
+		}
+		write(t, filepath.Join(d, fmt.Sprintf("f%04d", i)), fmt.Sprint(i))
+	}
+	fetchAll := func(s *imaging.DirSource, scanned map[string]*tree.Entry) {
+		t.Helper()
+		var reqs []*imaging.FetchRequest
+		for _, e := range scanned {
+			if e.Type == tree.TypeRegular {
+				reqs = append(reqs, &imaging.FetchRequest{Entry: e})
+			}
+		}
+		if err := s.Fetch(context.Background(), reqs, func(*imaging.FetchRequest) (imaging.ContentSink, error) { return discard{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hashed := func(cache string) int {
+		t.Helper()
+		s, err := imaging.OpenDirSource(src, imaging.DirSourceOptions{CacheFile: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		n := 0
+		for _, e := range scanAll(t, s) {
+			if e.Type == tree.TypeRegular && e.Hashed() {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name      string
+		fetchOnly bool
+	}{{name: "scanning stream"}, {name: "fetch-only stream", fetchOnly: true}} {
+		t.Run(c.name, func(t *testing.T) {
+			cache := filepath.Join(t.TempDir(), "cache")
+			s, err := imaging.OpenDirSource(src, imaging.DirSourceOptions{CacheFile: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scanned := scanAll(t, s)
+			fetcher := s
+			if c.fetchOnly {
+				if err := s.Close(); err != nil { // records the scan, no hashes
+					t.Fatal(err)
+				}
+				if n := hashed(cache); n != 0 {
+					t.Fatalf("%d files hashed before any fetch", n)
+				}
+				if fetcher, err = imaging.OpenDirSource(src, imaging.DirSourceOptions{CacheFile: cache}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fetchAll(fetcher, scanned)
+			if err := fetcher.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := hashed(cache); n != files {
+				t.Errorf("the next scan found %d of %d files hashed", n, files)
+			}
+		})
 	}
 }

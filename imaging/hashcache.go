@@ -4,173 +4,202 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"iter"
 	"os"
-	"slices"
-
-	"github.com/cespare/xxhash/v2"
+	"sort"
+	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
 
-// hashCache is a source's hash cache held for a full walk: what Unchanged
-// and the walk's reuse need of each recorded entry (identity, size, times,
-// hash; xattrs and link target only where there are any), keyed by a
-// 64-bit hash of the path, in one sorted slice. It holds about 64 bytes an
-// entry where the decoded manifest held a tree.Entry, its path and a
-// pointer (about 250), and it is built block by block from the file, never
-// holding the decoded manifest whole (issue #14).
+// manifestReader answers lookups by path in a manifest file (base and
+// log) without decoding it whole: it holds the base's block index (a path
+// and a few numbers per 256 entries), the log's folded record and a few
+// decoded blocks, and preads the block a lookup needs. A walk asks about
+// paths in nearly Compare order, so the blocks it needs are mostly those
+// it just used. It is what a full walk merges against instead of the
+// manifest or hash cache decoded whole (issue #14), and it is safe for
+// concurrent use.
 //
-// Two paths with the same key are both left out (a re-read, never a wrong
-// hash). A lookup's answer is trusted only through Unchanged, which also
-// compares dev and inode, so even an undetected collision could not lend
-// one file another's hash.
-type hashCache struct {
-	recs   []cacheRec
-	extras []cacheExtra
-	n      int // entries recorded, including those left out
+// A block that fails its checksum answers nothing (the manifest is a
+// cache: a miss costs a re-read).
+type manifestReader struct {
+	f      *os.File
+	bf     baseFile
+	bi     *baseIndex
+	v1     []*tree.Entry // a version-1 base, decoded whole (no blocks)
+	logSet *tree.ScopeSet
+	logged []*tree.Entry // the log's folded entries, sorted; they replace what logSet covers
+
+	mu    sync.Mutex
+	cache []readerBlock
+	tick  uint64
 }
 
-type cacheRec struct {
-	key          uint64
-	dev, ino     uint64
-	size         int64
-	mtime, ctime int64
-	hash         uint64
-	typ          tree.Type
-	flags        tree.Flags
-	extra        int32 // index in extras, -1 for none
+type readerBlock struct {
+	i       int
+	entries []*tree.Entry
+	used    uint64
 }
 
-type cacheExtra struct {
-	target string
-	xattrs []tree.Xattr
-}
+// readerBlocks is how many decoded blocks a reader keeps: the workers of
+// a walk each read a directory, and a directory's children can be a few
+// blocks apart.
+const readerBlocks = 32
 
-func pathKey(p string) uint64 { return xxhash.Sum64String(p) }
-
-func (c *hashCache) add(e *tree.Entry) {
-	c.n++
-	if e.Problem != "" {
-		return // never Unchanged: nothing to reuse
-	}
-	r := cacheRec{key: pathKey(e.Path), dev: e.Dev, ino: e.Ino, size: e.Size, mtime: e.Mtime, ctime: e.Ctime,
-		hash: e.Hash, typ: e.Type, flags: e.Flags, extra: -1}
-	if e.Target != "" || len(e.Xattrs) > 0 {
-		r.extra = int32(len(c.extras))
-		c.extras = append(c.extras, cacheExtra{target: e.Target, xattrs: e.Xattrs})
-	}
-	c.recs = append(c.recs, r)
-}
-
-// finish sorts the records and drops colliding keys.
-func (c *hashCache) finish() {
-	slices.SortFunc(c.recs, func(a, b cacheRec) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
-	out := c.recs[:0]
-	for i := 0; i < len(c.recs); {
-		j := i + 1
-		for j < len(c.recs) && c.recs[j].key == c.recs[i].key {
-			j++
-		}
-		if j == i+1 {
-			out = append(out, c.recs[i])
-		}
-		i = j
-	}
-	c.recs = slices.Clip(out)
-}
-
-// lookup returns a fresh entry for the record of path p, or nil.
-func (c *hashCache) lookup(p string) *tree.Entry {
-	k := pathKey(p)
-	i, ok := slices.BinarySearchFunc(c.recs, k, func(r cacheRec, k uint64) int {
-		switch {
-		case r.key < k:
-			return -1
-		case r.key > k:
-			return 1
-		}
-		return 0
-	})
-	if !ok {
-		return nil
-	}
-	r := &c.recs[i]
-	e := &tree.Entry{Path: p, Type: r.typ, Dev: r.dev, Ino: r.ino, Size: r.size, Mtime: r.mtime, Ctime: r.ctime,
-		Hash: r.hash, Flags: r.flags}
-	if r.extra >= 0 {
-		x := c.extras[r.extra]
-		e.Target, e.Xattrs = x.target, x.xattrs
-	}
-	return e
-}
-
-// loadHashCache reads the whole manifest at path (base and log) into a
-// hashCache, one base block at a time. Errors are as LoadManifest's.
-func loadHashCache(path string) (*hashCache, error) {
+// openManifestReader opens the manifest at path for lookups. Errors are as
+// LoadManifest's (os.ErrNotExist when there is none).
+func openManifestReader(path string) (*manifestReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)
 	}
-	defer f.Close()
+	r := &manifestReader{f: f}
 	var hdr [len("GSMANIF\x01")]byte
 	if _, err := io.ReadFull(f, hdr[:]); err == nil && bytes.Equal(hdr[:], manifestMagicV1) {
-		// The first format has no blocks: decode it whole, once.
+		f.Close()
 		m, err := LoadManifest(path)
 		if err != nil {
 			return nil, err
 		}
-		c := &hashCache{recs: make([]cacheRec, 0, len(m.Entries))}
-		for _, e := range m.Entries {
-			c.add(e)
-		}
-		c.finish()
-		return c, nil
+		return &manifestReader{v1: m.Entries}, nil
 	}
-	bf, err := fileBase(f)
+	if r.bf, err = fileBase(f); err == nil {
+		r.bi, err = readIndex(r.bf)
+	}
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("load manifest %s: %w", path, err)
 	}
-	bi, err := readIndex(bf)
+	if recs, _ := readLog(LogPath(path), r.bi.gen); len(recs) > 0 {
+		logged := foldRecords(recs)
+		r.logSet, r.logged = tree.NewScopeSet(logged.scopes), logged.entries
+	}
+	return r, nil
+}
+
+// Close releases the file.
+func (r *manifestReader) Close() error {
+	if r == nil || r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
+
+// total is the number of entries in the base (the log may add or remove
+// some).
+func (r *manifestReader) total() int {
+	if r.bi == nil {
+		return len(r.v1)
+	}
+	return r.bi.total
+}
+
+// hasLog reports whether the log changes the base.
+func (r *manifestReader) hasLog() bool { return r.logSet != nil }
+
+// lookup returns the recorded entry of path p, or nil. The entry is shared:
+// callers must not modify it.
+func (r *manifestReader) lookup(p string) *tree.Entry {
+	if r.bi == nil {
+		return findEntry(r.v1, p)
+	}
+	if r.logSet != nil && r.logSet.Covers(p) {
+		return findEntry(r.logged, p)
+	}
+	// The last block whose first path is at or before p holds it, if any.
+	i := sort.Search(len(r.bi.blocks), func(i int) bool { return tree.Compare(r.bi.blocks[i].first, p) > 0 }) - 1
+	if i < 0 {
+		return nil
+	}
+	return findEntry(r.block(i), p)
+}
+
+// block returns block i decoded, from the reader's few kept blocks when it
+// is there; nil when it is damaged.
+func (r *manifestReader) block(i int) []*tree.Entry {
+	r.mu.Lock()
+	r.tick++
+	for k := range r.cache {
+		if r.cache[k].i == i {
+			r.cache[k].used = r.tick
+			es := r.cache[k].entries
+			r.mu.Unlock()
+			return es
+		}
+	}
+	r.mu.Unlock()
+	es, err := decodeBlock(r.bf, r.bi.blocks[i])
 	if err != nil {
-		return nil, fmt.Errorf("load manifest %s: %w", path, err)
+		es = nil
 	}
-	// The log's folded record replaces what its scopes cover.
-	var logged logRecord
-	var set *tree.ScopeSet
-	if recs, _ := readLog(LogPath(path), bi.gen); len(recs) > 0 {
-		logged = foldRecords(recs)
-		set = tree.NewScopeSet(logged.scopes)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.cache) < readerBlocks {
+		r.cache = append(r.cache, readerBlock{i: i, entries: es, used: r.tick})
+		return es
 	}
-	c := &hashCache{recs: make([]cacheRec, 0, bi.total+len(logged.entries))}
-	last := ""
-	for i, b := range bi.blocks {
-		es, err := decodeBlock(bf, b)
-		if err != nil {
-			return nil, fmt.Errorf("load manifest %s: %w", path, err)
+	old := 0
+	for k := range r.cache {
+		if r.cache[k].used < r.cache[old].used {
+			old = k
 		}
-		if i > 0 && len(es) > 0 && tree.Compare(last, es[0].Path) >= 0 {
-			return nil, fmt.Errorf("load manifest %s: %w: entry %q out of order", path, ErrCorruptManifest, es[0].Path)
+	}
+	r.cache[old] = readerBlock{i: i, entries: es, used: r.tick}
+	return es
+}
+
+// all yields the manifest's entries in Compare order, the log applied,
+// decoding one block at a time; a damaged block ends it with an error.
+// The entries are fresh: the caller may keep or change them.
+func (r *manifestReader) all() iter.Seq2[*tree.Entry, error] {
+	return func(yield func(*tree.Entry, error) bool) {
+		if r.bi == nil {
+			for _, e := range r.v1 {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			return
 		}
-		for _, e := range es {
-			if set == nil || !set.Covers(e.Path) {
-				c.add(e)
+		logged := r.logged
+		// emitLogged yields the log's entries before p ("" for all).
+		emitLogged := func(p string) bool {
+			for len(logged) > 0 && (p == "" || tree.Compare(logged[0].Path, p) < 0) {
+				e := logged[0]
+				logged = logged[1:]
+				if !yield(e, nil) {
+					return false
+				}
+			}
+			return true
+		}
+		last := ""
+		for i, b := range r.bi.blocks {
+			es, err := decodeBlock(r.bf, b)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if i > 0 && len(es) > 0 && tree.Compare(last, es[0].Path) >= 0 {
+				yield(nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, es[0].Path))
+				return
+			}
+			for _, e := range es {
+				if !emitLogged(e.Path) {
+					return
+				}
+				if r.logSet != nil && r.logSet.Covers(e.Path) {
+					continue
+				}
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(es) > 0 {
+				last = es[len(es)-1].Path
 			}
 		}
-		if len(es) > 0 {
-			last = es[len(es)-1].Path
-		}
+		emitLogged("")
 	}
-	for _, e := range logged.entries {
-		c.add(e)
-	}
-	c.finish()
-	return c, nil
 }

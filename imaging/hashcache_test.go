@@ -13,46 +13,57 @@ import (
 	"github.com/goldsync/goldsync/imaging/tree"
 )
 
-// sameCached checks that the compact cache answers, for every entry of
-// want, what Unchanged and the walk's reuse read of the entry itself.
-func sameCached(t *testing.T, what string, c *hashCache, want []*tree.Entry) {
+// sameRead checks that the reader answers, for every entry of want, the
+// entry itself, that all lists exactly want, and that a path never
+// recorded is not answered.
+func sameRead(t *testing.T, what string, r *manifestReader, want []*tree.Entry) {
 	t.Helper()
-	if c.n != len(want) {
-		t.Fatalf("%s: cache counted %d entries, want %d", what, c.n, len(want))
+	same := func(got, w *tree.Entry) bool {
+		return got.Path == w.Path && got.Type == w.Type && got.Dev == w.Dev && got.Ino == w.Ino && got.Size == w.Size &&
+			got.Mtime == w.Mtime && got.Ctime == w.Ctime && got.Hashed() == w.Hashed() && got.Hash == w.Hash &&
+			got.Problem == w.Problem && got.Target == w.Target &&
+			slices.EqualFunc(got.Xattrs, w.Xattrs, func(a, b tree.Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
 	}
-	for _, w := range want {
-		got := c.lookup(w.Path)
-		if w.Problem != "" {
-			if got != nil {
-				t.Fatalf("%s: %q has a problem but the cache answers it", what, w.Path)
-			}
-			continue
-		}
+	// Looked up in a shuffled order: the reader keeps only a few blocks.
+	order := rand.New(rand.NewPCG(1, uint64(len(want)))).Perm(len(want))
+	for _, i := range order {
+		w := want[i]
+		got := r.lookup(w.Path)
 		if got == nil {
-			t.Fatalf("%s: %q missing from the cache", what, w.Path)
+			t.Fatalf("%s: %q missing from the reader", what, w.Path)
 		}
-		if got.Path != w.Path || got.Type != w.Type || got.Dev != w.Dev || got.Ino != w.Ino || got.Size != w.Size ||
-			got.Mtime != w.Mtime || got.Ctime != w.Ctime || got.Hashed() != w.Hashed() || got.Hash != w.Hash ||
-			got.Target != w.Target || !slices.EqualFunc(got.Xattrs, w.Xattrs, func(a, b tree.Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) }) {
-			t.Fatalf("%s: %q: cache gives %+v, manifest %+v", what, w.Path, got, w)
-		}
-		if !Unchanged(got, w) {
-			t.Fatalf("%s: %q: the cached entry is not Unchanged against the manifest's", what, w.Path)
+		if !same(got, w) {
+			t.Fatalf("%s: %q: reader gives %+v, manifest %+v", what, w.Path, got, w)
 		}
 	}
-	if got := c.lookup("no/such/path"); got != nil {
-		t.Fatalf("%s: a path never recorded is answered: %+v", what, got)
+	for _, p := range []string{"no/such/path", "", "zzzz/after/everything"} {
+		if got := r.lookup(p); got != nil {
+			t.Fatalf("%s: a path never recorded (%q) is answered: %+v", what, p, got)
+		}
+	}
+	i := 0
+	for got, err := range r.all() {
+		if err != nil {
+			t.Fatalf("%s: all: %v", what, err)
+		}
+		if i >= len(want) || !same(got, want[i]) {
+			t.Fatalf("%s: all gives %q at %d", what, got.Path, i)
+		}
+		i++
+	}
+	if i != len(want) {
+		t.Fatalf("%s: all gave %d entries, want %d", what, i, len(want))
 	}
 }
 
-// TestHashCacheMatchesManifest: the compact cache a full walk uses, built
-// block by block with the log replayed, answers what LoadManifest's
-// entries hold, through scoped updates that stay in the log and across
-// compactions.
+// TestHashCacheMatchesManifest: the reader a full walk looks the hash
+// cache up in, a block at a time with the log replayed, answers what
+// LoadManifest's entries hold, through scoped updates that stay in the log
+// and across compactions; a damaged block answers nothing.
 func TestHashCacheMatchesManifest(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	path := filepath.Join(t.TempDir(), "cache")
-	if _, err := loadHashCache(path); !errors.Is(err, os.ErrNotExist) {
+	if _, err := openManifestReader(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing cache: %v, want os.ErrNotExist", err)
 	}
 	model := genTree(r, 3000, "base")
@@ -67,11 +78,12 @@ func TestHashCacheMatchesManifest(t *testing.T) {
 	if err := (&Manifest{Entries: model}).Save(path); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadHashCache(path)
+	c, err := openManifestReader(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameCached(t, "base", c, model)
+	sameRead(t, "base", c, model)
+	c.Close()
 	for i := range 12 {
 		sc := randomScopes(r, model)
 		repl := rewriteCovered(r, model, sc, i)
@@ -83,45 +95,46 @@ func TestHashCacheMatchesManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 		model = m.Entries
-		c, err := loadHashCache(path)
+		c, err := openManifestReader(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameCached(t, fmt.Sprintf("update %d", i), c, model)
+		sameRead(t, fmt.Sprintf("update %d", i), c, model)
+		c.Close()
 	}
 	if _, err := os.Stat(LogPath(path)); err != nil {
 		t.Fatalf("the updates left no log to replay: %v", err)
 	}
 
+	// A damaged block: the reader opens (the index is intact), answers
+	// nothing from that block, and all stops with the error.
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
 	good, _ := os.ReadFile(path)
 	bad := slices.Clone(good)
-	bad[len(bad)/2] ^= 0x10
+	bad[manifestHeader+10] ^= 0x10
 	if err := os.WriteFile(path, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadHashCache(path); !errors.Is(err, ErrCorruptManifest) {
-		t.Fatalf("damaged base: %v, want ErrCorruptManifest", err)
+	c, err = openManifestReader(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// TestHashCacheCollision: two paths whose keys collide are both left out
-// (a re-read), never answered with each other's record.
-func TestHashCacheCollision(t *testing.T) {
-	c := &hashCache{}
-	for _, p := range []string{"a", "b", "c"} {
-		e := &tree.Entry{Path: p, Type: tree.TypeRegular, Ino: uint64(len(c.recs) + 1)}
-		e.SetHash(uint64(len(c.recs)))
-		c.add(e)
+	defer c.Close()
+	if got := c.lookup(model[1].Path); got != nil {
+		t.Errorf("damaged block answered %q", got.Path)
 	}
-	c.recs[1].key = c.recs[0].key // "b" collides with "a"
-	c.finish()
-	if e := c.lookup("a"); e != nil {
-		t.Errorf("colliding path answered: %+v", e)
+	if got := c.lookup(model[len(model)-1].Path); got == nil {
+		t.Errorf("an intact block did not answer %q", model[len(model)-1].Path)
 	}
-	if e := c.lookup("c"); e == nil || e.Ino != 3 || e.Hash != 2 {
-		t.Errorf("c: %+v, want its own record", e)
+	for _, err := range c.all() {
+		if err != nil {
+			if !errors.Is(err, ErrCorruptManifest) {
+				t.Errorf("all: %v, want ErrCorruptManifest", err)
+			}
+			return
+		}
 	}
-	if len(c.recs) != 1 {
-		t.Errorf("%d records kept, want 1", len(c.recs))
-	}
+	t.Error("all went through a damaged block without an error")
 }

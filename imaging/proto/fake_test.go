@@ -42,6 +42,8 @@ type fakeSource struct {
 	block bool
 	// delay, when set, makes Scan think that long before the first entry.
 	delay time.Duration
+	// closeDelay, when set, makes Close take that long (a hash cache save).
+	closeDelay time.Duration
 }
 
 func mkfile(p string, content []byte) *tree.Entry {
@@ -191,6 +193,7 @@ func (f *fakeSource) fetchOne(ctx context.Context, r *imaging.FetchRequest, sink
 }
 
 func (f *fakeSource) Close() error {
+	time.Sleep(f.closeDelay)
 	f.closed.Store(true)
 	return nil
 }

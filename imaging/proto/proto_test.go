@@ -570,3 +570,25 @@ func TestFetchRequestRefused(t *testing.T) {
 	}
 	k.checkSettled()
 }
+
+// The server closes its source (the agent's DirSource saves its hash
+// cache then) before it answers the client's goodbye: once Close returns
+// on the client, the source is closed, however long that took. (The
+// client gives a local or ssh agent only moments to exit after Done; a
+// cache save cut short costs the next pull a re-read of every file.)
+func TestSourceClosedBeforeGoodbye(t *testing.T) {
+	ss := newSession(t, 2, ClientOptions{}, ServeOptions{})
+	for _, src := range ss.sources {
+		src.closeDelay = 300 * time.Millisecond
+	}
+	scanAll(t, ss.client, imaging.ScanRequest{})
+	if err := ss.client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, src := range ss.sources {
+		if !src.closed.Load() {
+			t.Errorf("stream %d: the client heard goodbye before the source was closed", i)
+		}
+	}
+	ss.close()
+}

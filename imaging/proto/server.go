@@ -85,6 +85,9 @@ func Serve(ctx context.Context, rw io.ReadWriter, open func(ctx context.Context,
 			err = fmt.Errorf("close source: %w", cerr)
 		}
 	}
+	if err == nil {
+		err = srv.closeErr
+	}
 	return err
 }
 
@@ -103,6 +106,8 @@ type server struct {
 	scanCancel context.CancelFunc
 	scanDone   chan struct{}
 	scanEnded  atomic.Bool // the running scan's ScanEnd is on its way
+
+	closeErr error // the source's, closed at goodbye
 
 	fetchOnly bool
 	lastID    uint64
@@ -254,6 +259,15 @@ func (s *server) goodbye(ctx context.Context, fetchDone chan struct{}) error {
 	close(s.queue)
 	<-fetchDone
 	stats := &wire.Stats{Counters: s.counters()}
+	// Close the source (a DirSource saves its hash cache) before the
+	// client hears Done: it waits for Done as long as keepalives come,
+	// but gives the process only moments to exit after it, and a cache
+	// cut short is a full re-read on the next pull.
+	src := s.src
+	s.src = nil
+	if err := src.Close(); err != nil {
+		s.closeErr = fmt.Errorf("close source: %w", err)
+	}
 	if err := s.out.send(stats); err != nil {
 		return err
 	}

@@ -626,7 +626,7 @@ func writePlot(path string, sums []summary) error {
 	p.X.Label.Text = "entries in the tree"
 	p.Y.Label.Text = "wall time, median (s)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = ticks125{}, ticks125{}
+	p.X.Tick.Marker, p.Y.Tick.Marker = ticks125{si: true}, ticks125{}
 	p.Legend.Top = true
 	p.Legend.Left = true
 	colors := map[string]color.Color{
@@ -684,20 +684,31 @@ func writePlot(path string, sums []summary) error {
 }
 
 // ticks125 labels a log axis at 1, 2 and 5 times the powers of ten, so a
-// range within one decade still gets labels.
-type ticks125 struct{}
+// range within one decade still gets labels. With si, 1000 and up are
+// written 10k, 200k, 1M (not 1e+06).
+type ticks125 struct{ si bool }
 
-func (ticks125) Ticks(lo, hi float64) []plot.Tick {
+func (t ticks125) Ticks(lo, hi float64) []plot.Tick {
 	var ts []plot.Tick
 	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
 		for _, m := range []float64{1, 2, 5} {
 			v := m * math.Pow(10, e)
 			if v >= lo && v <= hi {
-				ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+				ts = append(ts, plot.Tick{Value: v, Label: t.label(v)})
 			}
 		}
 	}
 	return ts
+}
+
+func (t ticks125) label(v float64) string {
+	switch {
+	case t.si && v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'g', -1, 64) + "M"
+	case t.si && v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'g', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 // writeRSSPlot draws peak RSS against entry count, warm runs of the
@@ -710,12 +721,13 @@ func writeRSSPlot(path string, sums []summary) error {
 	p.X.Label.Text = "entries in the tree"
 	p.Y.Label.Text = "peak RSS (MiB)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = ticks125{}, ticks125{}
+	p.X.Tick.Marker, p.Y.Tick.Marker = ticks125{si: true}, ticks125{}
 	p.Legend.Top = true
 	p.Legend.Left = true
 	palette := []color.Color{
 		color.RGBA{R: 30, G: 90, B: 200, A: 255}, color.RGBA{R: 40, G: 160, B: 90, A: 255}, color.RGBA{R: 120, G: 60, B: 180, A: 255},
 		color.RGBA{R: 200, G: 40, B: 40, A: 255}, color.RGBA{R: 240, G: 140, B: 40, A: 255}, color.RGBA{R: 120, G: 120, B: 120, A: 255},
+		color.RGBA{A: 255}, // tar: one color a series, none shared
 	}
 	type series struct {
 		tool, sc string
