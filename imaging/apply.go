@@ -457,7 +457,9 @@ func (a *applier) openWalked(p string, src, dst *tree.Entry) func(*fsx.Dir, stri
 // grants reports whether setting s's metadata on an inode with stat st (and
 // dst's xattrs) would give it what its owner could not give it alone: another
 // owner or group, set-id bits, or xattrs outside the user namespace
-// (capabilities, SELinux labels).
+// (capabilities, SELinux labels) that it does not already have with the
+// same value. Taking away (set-id bits dropped, a capability removed) is
+// not a grant: revoking must reach an image file whatever links it has.
 func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
 	if a.owner && (st.Uid != s.UID || st.Gid != s.GID) {
 		return true
@@ -469,16 +471,22 @@ func (a *applier) grants(st *unix.Stat_t, s, dst *tree.Entry) bool {
 	if dst != nil {
 		have = dst.Xattrs
 	}
-	privileged := func(xs []tree.Xattr) []tree.Xattr {
-		var out []tree.Xattr
-		for _, x := range xs {
-			if !strings.HasPrefix(x.Name, "user.") {
-				out = append(out, x)
+	for _, x := range s.Xattrs {
+		if strings.HasPrefix(x.Name, "user.") {
+			continue
+		}
+		held := false
+		for _, h := range have {
+			if h.Name == x.Name && string(h.Value) == string(x.Value) {
+				held = true
+				break
 			}
 		}
-		return out
+		if !held {
+			return true
+		}
 	}
-	return !tree.XattrsEqual(privileged(have), privileged(s.Xattrs))
+	return false
 }
 
 // linksFor returns how many links the inode of source entry s should have:
