@@ -221,8 +221,9 @@ goldsync-agent runs there; if it is missing or of another version it is
 uploaded over SFTP into ~/.cache/goldsync/ and verified by hash first.
 A trailing slash on SRC does not matter: an image is a whole root.
 
-The pull keeps everything rsync -aHAXS --numeric-ids keeps (those flags and
---delete are accepted and change nothing), decides changes by content hash,
+The pull keeps everything rsync -aHAXS --numeric-ids keeps (those flags are
+accepted and change nothing; --delete matters only for a first pull, below),
+decides changes by content hash,
 writes every file to a temp name and renames it into place (clients reading
 the image see whole files only), deletes what the source no longer has, and
 keeps replaced files linked in the state dir's retention area for NFS
