@@ -462,6 +462,20 @@ func TestGenerationsOfMissingImage(t *testing.T) {
 	}
 }
 
+// TestGenerationsOfPlainDirectory: a directory goldsync never pulled into
+// is "not an image", not an empty table or "no such generation".
+func TestGenerationsOfPlainDirectory(t *testing.T) {
+	plain := t.TempDir()
+	for _, args := range [][]string{{"generations", plain}, {"rollback", plain, "1"}, {"diff", plain, "1"}} {
+		if _, errs, code := run(t, args...); code != exitSelect || !strings.Contains(errs, "is not an image") {
+			t.Errorf("goldsync %s: exit %d, want %d and \"is not an image\":\n%s", strings.Join(args, " "), code, exitSelect, errs)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(plain)); len(ents) != 1 {
+		t.Errorf("left behind beside the directory: %v", ents)
+	}
+}
+
 // TestRsyncLineWithoutCommand: an rsync line with only the command renamed
 // is told to put pull first.
 func TestRsyncLineWithoutCommand(t *testing.T) {

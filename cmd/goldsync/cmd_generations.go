@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -58,6 +59,11 @@ func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
 		return imageRef{}, withCode(exitSelect, fmt.Errorf("image: %w", err))
 	} else if !st.IsDir() {
 		return imageRef{}, withCode(exitSelect, fmt.Errorf("image %s is not a directory", arg))
+	}
+	if stateDir == "" {
+		if _, err := os.Stat(imaging.DefaultStateDir(arg)); errors.Is(err, fs.ErrNotExist) {
+			return imageRef{}, withCode(exitSelect, fmt.Errorf("%s is not an image: it has no state dir %s (goldsync never pulled into it; give --state-dir if its state is elsewhere)", arg, imaging.DefaultStateDir(arg)))
+		}
 	}
 	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
 }
