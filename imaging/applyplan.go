@@ -170,11 +170,10 @@ type fileOutcomes struct {
 const outcomeSize = 48
 
 func newFileOutcomes(dir string) (*fileOutcomes, error) {
-	f, err := os.CreateTemp(dir, ".spool-*")
+	f, err := spoolFile(dir)
 	if err != nil {
 		return nil, err
 	}
-	os.Remove(f.Name())
 	return &fileOutcomes{f: f, byPath: mapOutcomes{}}, nil
 }
 

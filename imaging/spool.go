@@ -8,6 +8,9 @@ import (
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
@@ -32,14 +35,36 @@ type spool struct {
 
 // newSpool creates a spool in dir (the state dir: a sync's temp data stays
 // with its state, on the image's filesystem side, not in /tmp).
+//
+// The file has no name (O_TMPFILE), so a killed run leaves nothing behind;
+// where the filesystem cannot do that it is a ".spool-*" file unlinked at
+// once, and a sync that takes the state dir's lock removes any such name
+// a kill left between the two (removeStaleManifestTemps).
 func newSpool(dir string, reverse bool) (*spool, error) {
-	f, err := os.CreateTemp(dir, ".spool-*")
+	f, err := spoolFile(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	os.Remove(f.Name())
 	return &spool{f: f, w: bufio.NewWriterSize(f, 64<<10), reverse: reverse}, nil
 }
+
+// spoolFile opens a new nameless file in dir for a spool or the applier's
+// outcomes.
+func spoolFile(dir string) (*os.File, error) {
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "(spool)")), nil
+	}
+	f, err := os.CreateTemp(dir, spoolPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// spoolPrefix names a spool file on a filesystem without O_TMPFILE, for
+// the moment between its creation and its unlinking.
+const spoolPrefix = ".spool-"
 
 // add appends one record.
 func (s *spool) add(rec []byte) error {

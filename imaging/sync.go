@@ -955,11 +955,15 @@ func saveToken(path, token string) error {
 
 // removeStaleManifestTemps removes the temp files of manifests whose save
 // was interrupted (Manifest.Save names them ".manifest-*" beside the
-// manifest). Only a sync holding the state dir's lock saves there, so with
-// the lock held every such file is stale.
+// manifest), and spool names a kill left before their unlinking. Only a
+// sync holding the state dir's lock saves there, so with the lock held
+// every such file is stale (a dry run's spool name lives for one syscall,
+// and its file stays open when the name goes).
 func removeStaleManifestTemps(stateDir string) {
 	stale, _ := filepath.Glob(filepath.Join(stateDir, ".manifest-*"))
 	temps, _ := filepath.Glob(filepath.Join(stateDir, fsx.AtomicTempPrefix+"*"))
+	spools, _ := filepath.Glob(filepath.Join(stateDir, spoolPrefix+"*"))
+	stale = append(stale, spools...)
 	for _, p := range append(stale, temps...) {
 		os.Remove(p)
 	}
