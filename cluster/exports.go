@@ -21,16 +21,7 @@ var ErrNoExports = fmt.Errorf("no OS to export: %w", ErrNoImage)
 // checked with netboot.CheckClients. Errors are StepNodes errors (the
 // nodes file, or nodes two OSes claim) or StepConfig ones.
 func Exports(cfg *config.Config, nodes []snapshot.Node, clients, snapshotClients string) ([]netboot.ExportsOptions, error) {
-	if err := netboot.CheckClients(clients + " " + snapshotClients); err != nil {
-		return nil, stepErr(StepConfig, err)
-	}
-	var byOS map[string][]snapshot.Node
-	var err error
-	if nodes == nil {
-		byOS, _, err = Nodes(cfg)
-	} else if byOS, _, err = AssignNodes(cfg, nodes); err != nil {
-		err = stepErr(StepNodes, kindError{snapshot.ErrNodes, err})
-	}
+	byOS, err := exportNodes(cfg, nodes, clients, snapshotClients)
 	if err != nil {
 		return nil, err
 	}
@@ -47,4 +38,21 @@ func Exports(cfg *config.Config, nodes []snapshot.Node, clients, snapshotClients
 		return nil, &StepError{Step: StepConfig, Err: kindError{ErrNoExports, fmt.Errorf("%s: no OS to export", cfg.Path)}}
 	}
 	return out, nil
+}
+
+// exportNodes checks the client lists and returns the nodes per OS: the
+// config's nodes file when nodes is nil, else nodes assigned to the OSes.
+func exportNodes(cfg *config.Config, nodes []snapshot.Node, clients, snapClients string) (map[string][]snapshot.Node, error) {
+	if err := netboot.CheckClients(clients + " " + snapClients); err != nil {
+		return nil, stepErr(StepConfig, err)
+	}
+	if nodes == nil {
+		byOS, _, err := Nodes(cfg)
+		return byOS, err
+	}
+	byOS, _, err := AssignNodes(cfg, nodes)
+	if err != nil {
+		return nil, stepErr(StepNodes, kindError{snapshot.ErrNodes, err})
+	}
+	return byOS, nil
 }

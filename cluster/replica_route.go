@@ -108,16 +108,7 @@ func DhcpdNextServers(cfg *config.Config, nodes []snapshot.Node) (map[string]str
 // snapClients are as in Exports. An unknown replica is a StepConfig error
 // wrapping ErrNoExports.
 func ReplicaExports(cfg *config.Config, nodes []snapshot.Node, name, clients, snapClients string) ([]netboot.ExportsOptions, error) {
-	if err := netboot.CheckClients(clients + " " + snapClients); err != nil {
-		return nil, stepErr(StepConfig, err)
-	}
-	var byOS map[string][]snapshot.Node
-	var err error
-	if nodes == nil {
-		byOS, _, err = Nodes(cfg)
-	} else if byOS, _, err = AssignNodes(cfg, nodes); err != nil {
-		err = stepErr(StepNodes, kindError{snapshot.ErrNodes, err})
-	}
+	byOS, err := exportNodes(cfg, nodes, clients, snapClients)
 	if err != nil {
 		return nil, err
 	}
