@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,8 +77,12 @@ type ReplicaReport struct {
 	// paths that changed since it.
 	Generation int64 `json:"generation"`
 	Full       bool  `json:"full_compare"`
-	// Entries, Files and Bytes count what the primary sent: entries
-	// listed, files whose content was asked for, content bytes sent.
+	// Via is the replica that fed this one (tree fan-out, config.Replica.From),
+	// empty for the primary.
+	Via string `json:"via,omitempty"`
+	// Entries, Files and Bytes count what the feeder (the primary, or
+	// Via) sent: entries listed, files whose content was asked for,
+	// content bytes sent.
 	Entries int64 `json:"entries_sent"`
 	Files   int64 `json:"files_sent"`
 	Bytes   int64 `json:"bytes_sent"`
@@ -236,27 +239,15 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 	}
 	o.changes = &imaging.ChangeCache{}
 	reports := make([]*ReplicaReport, len(reps))
-	sem := make(chan struct{}, fanout)
-	var wg sync.WaitGroup
 	for i, rep := range reps {
 		reports[i] = &ReplicaReport{Replica: rep.Name, Address: rep.Address}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				reports[i].fail(ctx.Err())
-				return
-			}
-			defer func() { <-sem }()
-			updateReplica(ctx, img, rep, jobs[rep.Name], o, reports[i])
-			if o.ReplicaDone != nil {
-				o.ReplicaDone(reports[i])
-			}
-		}()
 	}
-	wg.Wait()
+	fanTree(ctx, img, reps, fanout, func(rep, via *config.Replica, r *ReplicaReport, pushed func(bool)) {
+		updateReplica(ctx, img, rep, via, jobs[rep.Name], o, r, pushed)
+		if o.ReplicaDone != nil {
+			o.ReplicaDone(r)
+		}
+	}, reports)
 	var errs []error
 	for _, r := range reports {
 		if r.Err != nil {
@@ -275,7 +266,7 @@ func (r *ReplicaReport) fail(err error) {
 
 // updateReplica pushes the image to one replica and has it build its
 // nodes' snapshots and boot files, and records the outcome.
-func updateReplica(ctx context.Context, img *config.Image, rep *config.Replica, job *ReplicaJob, o ReplicateOptions, r *ReplicaReport) {
+func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Replica, job *ReplicaJob, o ReplicateOptions, r *ReplicaReport, pushed func(ok bool)) {
 	start := time.Now()
 	deadline := o.Deadline
 	if deadline <= 0 {
@@ -297,7 +288,12 @@ func updateReplica(ctx context.Context, img *config.Image, rep *config.Replica, 
 	if serr := saveReplicaState(img.StateDir, &st); serr != nil {
 		o.Logger.Warn("replica state not saved", "image", img.Name, "replica", rep.Name, "err", serr)
 	}
-	err = pushReplica(ctx, img, rep, o, full, r)
+	if via == nil {
+		err = pushReplica(ctx, img, rep, o, full, r)
+	} else {
+		err = relayReplica(ctx, img, via, rep, o, full, prev, r)
+	}
+	pushed(err == nil)
 	if err == nil && job != nil {
 		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
 	}
@@ -368,33 +364,81 @@ func receiveArgs(img *config.Image, rep *config.Replica, o ReplicateOptions) []s
 
 // replicaSpec is the replica's ssh destination.
 func replicaSpec(rep *config.Replica, path string) remote.Spec {
-	user, host, ok := strings.Cut(rep.SSH, "@")
+	return sshSpec(rep.SSH, path)
+}
+
+// sshSpec is the ssh destination [user@]host, for path.
+func sshSpec(dest, path string) remote.Spec {
+	user, host, ok := strings.Cut(dest, "@")
 	if !ok {
-		user, host = "", rep.SSH
+		user, host = "", dest
 	}
 	return remote.Spec{User: user, Host: host, Path: path}
 }
 
 var receivedRE = regexp.MustCompile(`goldsync receive: [^\n]*`)
 
+// PushTarget is a receiver a replica push starts: Args ("goldsync receive
+// --stdio ... PATH", the binary first) run on SSH ([user@]host) through
+// Rsh. A relay gets it from the primary (RelayRequest).
+type PushTarget struct {
+	Rsh  string   `json:"rsh"`
+	SSH  string   `json:"ssh"`
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+}
+
+// PushResult is what one replica push did: the generation the receiver confirmed
+// (0: none), whether the scan was full, and what was sent.
+type PushResult struct {
+	Generation int64  `json:"generation"`
+	Full       bool   `json:"full_compare"`
+	Entries    int64  `json:"entries_sent"`
+	Files      int64  `json:"files_sent"`
+	Bytes      int64  `json:"bytes_sent"`
+	Receiver   string `json:"receiver,omitempty"`
+}
+
 // pushReplica runs the replica's receiver through ssh and serves it the
-// image: the changes since the generation it holds.
+// primary's image: the changes since the generation it holds.
 func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o ReplicateOptions, full bool, r *ReplicaReport) error {
+	t := PushTarget{Rsh: rep.Rsh, SSH: rep.SSH, Path: rep.Path, Args: receiveArgs(img, rep, o)}
+	src := imaging.DirSourceOptions{
+		Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
+		CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true,
+	}
+	res, err := push(ctx, t, img.Root, src, o.Logger)
+	r.setPush(res)
+	return err
+}
+
+// setPush copies a push's result into the report.
+func (r *ReplicaReport) setPush(res PushResult) {
+	r.Generation, r.Full = res.Generation, res.Full
+	r.Entries, r.Files, r.Bytes, r.Receiver = res.Entries, res.Files, res.Bytes, res.Receiver
+}
+
+// push runs a receiver through ssh (t) and serves it a DirSource of root
+// with opts: the one push of a replica update, from the primary or from a
+// replica feeding another (ServeReplicaRelay).
+func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSourceOptions, log *slog.Logger) (PushResult, error) {
+	var res PushResult
+	if len(t.Args) == 0 {
+		return res, errors.New("no receiver command")
+	}
 	var quoted []string
-	for _, a := range receiveArgs(img, rep, o) {
+	for _, a := range t.Args {
 		quoted = append(quoted, remote.ShellQuote(a))
 	}
-	p, err := remote.Command(ctx, rep.Rsh, replicaSpec(rep, rep.Path), strings.Join(quoted, " "), o.Logger)
+	p, err := remote.Command(ctx, t.Rsh, sshSpec(t.SSH, t.Path), strings.Join(quoted, " "), log)
 	if err != nil {
-		return fmt.Errorf("start the receiver: %w", err)
+		return res, fmt.Errorf("start the receiver: %w", err)
 	}
 	defer p.Close()
+	opts.Logger = log
 	var src *countingSource
 	open := func(ctx context.Context, _ string) (imaging.Source, error) {
-		ds, err := imaging.OpenDirSource(img.Root, imaging.DirSourceOptions{
-			Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
-			CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true, Logger: o.Logger,
-		})
+		ds, err := imaging.OpenDirSource(root, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -403,34 +447,34 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	}
 	onAck := func(ctx context.Context, token string) error {
 		if id, _, ok := imaging.ParseGenerationToken(token); ok {
-			r.Generation = id
+			res.Generation = id
 		}
 		return nil
 	}
-	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: agent.Software(), OnAck: onAck, Logger: o.Logger})
+	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: agent.Software(), OnAck: onAck, Logger: log})
 	p.Close()
 	if src != nil {
-		r.Entries, r.Files, r.Bytes = src.entries.Load(), src.files.Load(), src.bytes.Load()
-		r.Full = src.full.Load()
+		res.Entries, res.Files, res.Bytes = src.entries.Load(), src.files.Load(), src.bytes.Load()
+		res.Full = src.full.Load()
 	}
 	stderr := strings.TrimSpace(p.Stderr())
 	if m := receivedRE.FindString(stderr); m != "" {
-		r.Receiver = m
+		res.Receiver = m
 	}
 	if code := p.ExitCode(); code != 0 {
 		msg := wire.InertLines(stderr)
 		if code == 255 {
-			return fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
 		}
-		return fmt.Errorf("receiver on %s failed (exit %d): %s", rep.SSH, code, msg)
+		return res, fmt.Errorf("receiver on %s failed (exit %d): %s", t.SSH, code, msg)
 	}
 	if serr != nil {
-		return fmt.Errorf("push: %w", serr)
+		return res, fmt.Errorf("push: %w", serr)
 	}
-	if r.Generation == 0 {
-		return errors.New("the image is at no recorded generation (a partial or failed pull, or keep_generations = -1): the replica got it but holds no generation")
+	if res.Generation == 0 {
+		return res, errors.New("the image is at no recorded generation (a partial or failed pull, or keep_generations = -1): the replica got it but holds no generation")
 	}
-	return nil
+	return res, nil
 }
 
 // countingSource counts what a replica push sends.

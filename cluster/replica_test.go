@@ -37,6 +37,8 @@ type replicaSite struct {
 	names []string
 	srv   map[string]*sshtest.Server
 	stop  map[string]func()
+	// from maps a replica to the one that feeds it (tree fan-out).
+	from map[string]string
 }
 
 func newReplicaSite(t *testing.T, names ...string) *replicaSite {
@@ -93,6 +95,9 @@ func (s *replicaSite) config(t *testing.T) *config.Config {
 		fmt.Fprintf(&extra, "\n[[image.replica]]\nname = %q\nssh = %q\nrsh = %q\npath = %q\naddress = \"10.77.0.%d\"\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
 			n, srv.UserHost(), strings.Join(srv.SSHArgs(), " "), s.replicaDir(n, "root"), 11+i,
 			s.replicaDir(n, "snapshot"), s.replicaDir(n, "tftpboot"), filepath.Join(bin, "goldsync"))
+		if f := s.from[n]; f != "" {
+			fmt.Fprintf(&extra, "from = %q\n", f)
+		}
 	}
 	return s.site.config(t, false, extra.String())
 }

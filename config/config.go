@@ -148,7 +148,8 @@ type Image struct {
 	// the primary (this server) after its pull, and serves the nodes
 	// assigned to it (see Replica.Nodes and cluster.AssignReplicas).
 	Replicas []Replica
-	// Fanout bounds the replicas updated at once; zero means twice the
+	// Fanout bounds the replicas each server (the primary, or a replica
+	// feeding others: Replica.From) updates at once; zero means twice the
 	// primary's cores.
 	Fanout int
 	// Line is where the entry starts in the file.
@@ -188,6 +189,11 @@ type Replica struct {
 	// replica serves. nil means the replica takes its share of the nodes
 	// no replica lists, spread evenly (cluster.AssignReplicas).
 	Nodes []string
+	// From names the replica that feeds this one (tree fan-out): once
+	// From holds the new generation, it pushes it here from its own copy
+	// through this replica's Rsh, run on From. Empty means the primary
+	// feeds it. Parents form a tree: no replica is its own ancestor.
+	From string
 	// Line is where the entry starts in the file.
 	Line int
 }
@@ -321,6 +327,7 @@ type rawReplica struct {
 	TFTPBoot    string   `toml:"tftpboot"`
 	Receiver    string   `toml:"receiver"`
 	Nodes       []string `toml:"nodes"`
+	From        string   `toml:"from"`
 }
 
 type rawNetboot struct {
@@ -809,7 +816,7 @@ func (v *checker) replicas(at string, img *Image, raw []rawReplica) {
 		rat := fmt.Sprintf("%s.replica[%d]", at, i)
 		r := Replica{Name: rr.Name, SSH: rr.SSH, Rsh: orDefault(rr.Rsh, img.Rsh), Path: orDefault(rr.Path, img.Root),
 			StateDir: rr.StateDir, Address: rr.Address, SnapshotDir: rr.SnapshotDir, TFTPBoot: rr.TFTPBoot,
-			Receiver: orDefault(rr.Receiver, "goldsync"), Nodes: rr.Nodes, Line: v.pos.line(rat)}
+			Receiver: orDefault(rr.Receiver, "goldsync"), Nodes: rr.Nodes, From: rr.From, Line: v.pos.line(rat)}
 		who := "image " + img.Name + " replica " + rr.Name
 		if err := checkName(rr.Name); err != nil {
 			v.add(rat+".name", "image %s: replica name %q: %v", img.Name, rr.Name, err)
@@ -869,6 +876,71 @@ func (v *checker) replicas(at string, img *Image, raw []rawReplica) {
 		}
 		img.Replicas = append(img.Replicas, r)
 	}
+	v.replicaTree(at, img, raw)
+}
+
+// replicaTree checks the replicas' from keys: each names another replica
+// of the image, and following them never comes back (a tree, rooted at the
+// primary).
+func (v *checker) replicaTree(at string, img *Image, raw []rawReplica) {
+	index := map[string]int{}
+	for i, rr := range raw {
+		if _, dup := index[rr.Name]; !dup {
+			index[rr.Name] = i
+		}
+	}
+	for i, rr := range raw {
+		if rr.From == "" {
+			continue
+		}
+		key := fmt.Sprintf("%s.replica[%d].from", at, i)
+		who := "image " + img.Name + " replica " + rr.Name
+		if rr.From == rr.Name {
+			v.add(key, "%s: from %q: a replica cannot feed itself (leave from out: the primary feeds it)", who, rr.From)
+			continue
+		}
+		if _, ok := index[rr.From]; !ok {
+			var names []string
+			for _, r := range raw {
+				names = append(names, r.Name)
+			}
+			v.add(key, "%s: from %q: no such replica of image %s (replicas: %s)", who, rr.From, img.Name, strings.Join(names, ", "))
+			continue
+		}
+		// Follow the parents; coming back to i is a cycle, reported at
+		// the replica of the cycle that comes first in the file.
+		seen := map[int]bool{i: true}
+		path := []string{rr.Name}
+		for j := index[rr.From]; ; {
+			path = append(path, raw[j].Name)
+			if j == i {
+				if lowest(seen) == i {
+					v.add(key, "%s: from %q: the replicas feed each other in a cycle (%s): one of them must be fed by the primary", who, rr.From, strings.Join(path, " <- "))
+				}
+				break
+			}
+			if seen[j] || raw[j].From == "" {
+				break
+			}
+			seen[j] = true
+			next, ok := index[raw[j].From]
+			if !ok || raw[j].From == raw[j].Name {
+				break
+			}
+			j = next
+		}
+	}
+}
+
+// lowest is the smallest key of a set.
+func lowest(set map[int]bool) int {
+	m := -1
+	for k := range set {
+		if m < 0 || k < m {
+			m = k
+		}
+	}
+	return m
 }
 
 // sshHost checks a replica's ssh destination, [user@]host, and returns the

@@ -36,6 +36,11 @@ tftpboot = "/srv/tftp"
 receiver = "/usr/local/bin/goldsync"
 rsh = "ssh -p 2222"
 nodes = ["rack2-*"]
+
+[[image.replica]]
+name = "r3"
+ssh = "10.77.0.13"
+from = "r1"
 `
 	c, err := Parse("g.toml", []byte(doc))
 	if err != nil {
@@ -48,6 +53,8 @@ nodes = ["rack2-*"]
 		{Name: "r2", SSH: "img2.example.org", Rsh: "ssh -p 2222", Path: "/data/rhel", StateDir: "/var/lib/goldsync/rhel",
 			Address: "10.77.0.12", SnapshotDir: "/data/snapshot", TFTPBoot: "/srv/tftp", Receiver: "/usr/local/bin/goldsync",
 			Nodes: []string{"rack2-*"}, Line: 16},
+		{Name: "r3", SSH: "10.77.0.13", Rsh: "ssh -o BatchMode=yes", Path: "/srv/images/rhel",
+			Address: "10.77.0.13", Receiver: "goldsync", From: "r1", Line: 28},
 	}
 	if diff := cmp.Diff(want, img.Replicas); diff != "" {
 		t.Errorf("replicas (-want +got):\n%s", diff)
@@ -107,6 +114,15 @@ func TestParseReplicaErrors(t *testing.T) {
 			want: []string{"g.toml:10: image rhel: fanout -1"}},
 		{name: "replicas without generations", doc: strings.Replace(rep(`name = "r1"`, `ssh = "r1"`), "os = \"rhelc\"\n", "os = \"rhelc\"\nkeep_generations = -1\n", 1),
 			want: []string{"g.toml:10: image rhel: keep_generations = -1 records no generations, and replicas are fed by them"}},
+		{name: "from an unknown replica", doc: rep(`name = "r1"`, `ssh = "r1"`, `from = "r9"`),
+			want: []string{`g.toml:14: image rhel replica r1: from "r9": no such replica of image rhel (replicas: r1)`}},
+		{name: "from itself", doc: rep(`name = "r1"`, `ssh = "r1"`, `from = "r1"`),
+			want: []string{`g.toml:14: image rhel replica r1: from "r1": a replica cannot feed itself`}},
+		{name: "a cycle", doc: rep(`name = "r1"`, `ssh = "h1"`, `from = "r3"`) +
+			"[[image.replica]]\nname = \"r2\"\nssh = \"h2\"\nfrom = \"r1\"\n" +
+			"[[image.replica]]\nname = \"r3\"\nssh = \"h3\"\nfrom = \"r2\"\n" +
+			"[[image.replica]]\nname = \"r4\"\nssh = \"h4\"\nfrom = \"r3\"\n",
+			want: []string{`g.toml:14: image rhel replica r1: from "r3": the replicas feed each other in a cycle (r1 <- r3 <- r2 <- r1)`}},
 		{name: "unknown key", doc: rep(`name = "r1"`, `ssh = "r1"`, `adress = "10.0.0.1"`),
 			want: []string{"g.toml:14: unknown key adress in [[image.replica]] (did you mean address?)"}},
 	}
@@ -115,6 +131,9 @@ func TestParseReplicaErrors(t *testing.T) {
 			c, err := Parse("g.toml", []byte(tt.doc))
 			if err == nil {
 				t.Fatalf("Parse succeeded: %+v", c.Images[0].Replicas)
+			}
+			if n := strings.Count(err.Error(), "cycle"); n > 1 {
+				t.Errorf("the cycle is reported %d times, want once:\n%v", n, err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

@@ -57,7 +57,7 @@ Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
 	root.AddCommand(newClusterCmds(g)...)
 	root.AddCommand(newServeCmds(g)...)
 	root.AddCommand(newDemoCmd(g))
-	root.AddCommand(newReceiveCmd(g), newReplicaBuildCmd(g))
+	root.AddCommand(newReceiveCmd(g), newReplicaBuildCmd(g), newReplicaRelayCmd(g))
 	root.AddCommand(newGenerationCmds(g)...)
 	root.AddCommand(exitCodesHelp())
 	return root
