@@ -13,7 +13,12 @@
 #   bash bench/replicas.sh     # as root; N=20000 files, ROUNDS=2, FANOUT=8
 #
 # GOLDSYNC=0 leaves out goldsync's rounds (bench/cmd/fanout: cluster.Replicate
-# with the lab's cluster config); RSYNC=0 leaves out rsync's.
+# with the lab's cluster config); RSYNC=0 leaves out rsync's; TREE=0 leaves
+# out goldsync's tree rounds (the same 8 replicas fed as a tree of degree 2:
+# the primary feeds r1 and r2, r1 feeds r3 and r4, r2 feeds r5 and r6, r3
+# feeds r7 and r8). Each goldsync round prints what the primary sent on the
+# lab's bridge (its tx bytes in /proc/net/dev: not what the bridge forwards
+# between replicas).
 #
 # After every step each replica is compared with the golden tree by
 # `rsync -aHAXSn --numeric-ids --delete -i` (must list nothing).
@@ -35,6 +40,8 @@ read -r -a RD <<< "$LAB_REPLICA_DIRS"
 RIMG=()
 for d in "${RD[@]}"; do RIMG+=("$d/image-$N"); done
 
+# sent: the primary's bytes sent on the lab's bridge so far.
+sent() { awk '$1 == "lab0:" { print $10 }' /proc/net/dev; }
 # T LABEL COMMAND...: time a command (or function), with its children's CPU.
 T() { echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"; local TIMEFORMAT="$1: %Rs (user %Us sys %Ss)"; time "${@:2}"; }
 # The replicas' side runs under rusage, which appends its CPU to $RU:
@@ -137,6 +144,20 @@ chmod +x "$RECV"
   done
 } > "$CFG"
 FANOUT_CMD=("$BIN/fanout" -config "$CFG")
+# The tree: the same config, with each replica's parent.
+CFG_TREE=$LAB_PRIMARY_DIR/goldsync-tree-$N.toml
+declare -A PARENT=([r3]=r1 [r4]=r1 [r5]=r2 [r6]=r2 [r7]=r3 [r8]=r3)
+awk -v parents="$(for k in "${!PARENT[@]}"; do printf '%s=%s ' "$k" "${PARENT[$k]}"; done)" '
+  BEGIN { n = split(parents, a, " "); for (i = 1; i <= n; i++) { split(a[i], kv, "="); p[kv[1]] = kv[2] } }
+  { print }
+  /^name = "r[0-9]+"$/ { name = $3; gsub(/"/, "", name); if (name in p) print "from = \"" p[name] "\"" }
+' "$CFG" > "$CFG_TREE"
+# fan: run bin/fanout with the arguments and say what the primary sent.
+fan() {
+  local s0; s0=$(sent)
+  "${FANOUT_CMD[@]}" "$@"
+  echo "  primary sent on the bridge: $(( $(sent) - s0 )) bytes"
+}
 echo "== goldsync: first fan-out to every replica (a full compare each; not timed)"
 "${FANOUT_CMD[@]}" | tail -1
 : > "$RU"
@@ -158,7 +179,16 @@ for round in $(seq "$ROUNDS"); do
     echo "== round $round: goldsync fan-out to all ${#R[@]} replicas (fanout ${FANOUT:-8})"
     change
     echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    "${FANOUT_CMD[@]}"
+    fan
+    remote_cpu
+    check || true
+  done
+  [ "$TREE" = 0 ] && continue
+  for dir in forth back; do
+    echo "== round $round: goldsync tree fan-out to all ${#R[@]} replicas (degree 2, fanout ${FANOUT:-8})"
+    change
+    echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    fan -config "$CFG_TREE"
     remote_cpu
     check || true
   done

@@ -223,6 +223,13 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 		}
 		reps = append(reps, r)
 	}
+	var imageNodes []snapshot.Node
+	for _, sys := range cfg.OSOf(img.Name) {
+		imageNodes = append(imageNodes, byOS[sys.Name]...)
+	}
+	for _, w := range UnmatchedReplicas(cfg, img, imageNodes) {
+		o.Logger.Warn(w)
+	}
 	var jobs map[string]*ReplicaJob
 	if !o.NoBuild {
 		var err error

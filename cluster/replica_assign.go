@@ -79,3 +79,30 @@ func Rendezvous(names []string, key string) string {
 	}
 	return best
 }
+
+// UnmatchedReplicas returns a warning, at the replica's file:line, for each
+// replica of img whose nodes patterns match none of nodes (the nodes that
+// boot the image): such a replica serves no node, which is most often a
+// mistyped pattern. It is a warning, not an error: the nodes file changes
+// apart from the config (a rack emptied for a while), and the image must
+// still reach every replica.
+func UnmatchedReplicas(cfg *config.Config, img *config.Image, nodes []snapshot.Node) []string {
+	var out []string
+	for _, r := range img.Replicas {
+		if len(r.Nodes) == 0 {
+			continue
+		}
+		matched := false
+		for _, n := range nodes {
+			if r.Matches(n.Host) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			out = append(out, fmt.Sprintf("%s:%d: image %s replica %s: nodes %s match none of the image's %d nodes (nodes file %s): it serves no node",
+				cfg.Path, r.Line, img.Name, r.Name, strings.Join(r.Nodes, ", "), len(nodes), cfg.Cluster.Nodes))
+		}
+	}
+	return out
+}

@@ -118,3 +118,21 @@ func TestAssignReplicasExplicit(t *testing.T) {
 		})
 	}
 }
+
+func TestUnmatchedReplicas(t *testing.T) {
+	cfg := &config.Config{Path: "/etc/goldsync.toml", Cluster: config.Cluster{Nodes: "/etc/nodes"}}
+	img := imageWith(
+		config.Replica{Name: "r1", Nodes: []string{"rack1-*"}, Line: 12},
+		config.Replica{Name: "r2", Nodes: []string{"rakc2-*", "rack3-0?"}, Line: 18},
+		config.Replica{Name: "r3", Line: 24},
+	)
+	nodes := []snapshot.Node{{Host: "rack1-01"}, {Host: "rack2-01"}, {Host: "rack3-10"}}
+	got := UnmatchedReplicas(cfg, img, nodes)
+	want := []string{"/etc/goldsync.toml:18: image img replica r2: nodes rakc2-*, rack3-0? match none of the image's 3 nodes (nodes file /etc/nodes): it serves no node"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("UnmatchedReplicas:\n got %q\nwant %q", got, want)
+	}
+	if got := UnmatchedReplicas(cfg, img, append(nodes, snapshot.Node{Host: "rack3-01"})); len(got) != 0 {
+		t.Errorf("every replica matches a node: %q", got)
+	}
+}

@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
 // ReplicaJob is what a replica builds after a push, from its own copy of
@@ -36,6 +39,10 @@ type ReplicaJob struct {
 	// OS are the operating systems booting the image that have nodes on
 	// the replica.
 	OS []ReplicaOS `json:"os"`
+	// ImageOS names every operating system booting the image: the boot
+	// files the replica holds for a node of one of them that is not in OS
+	// (it moved to another server) are removed.
+	ImageOS []string `json:"image_os,omitempty"`
 }
 
 // ReplicaOS is one OS of a ReplicaJob.
@@ -58,7 +65,11 @@ type ReplicaOS struct {
 type ReplicaBuildReport struct {
 	Snapshots []SnapshotReport `json:"snapshots,omitempty"`
 	Netboot   []NetbootReport  `json:"netboot,omitempty"`
-	Error     string           `json:"error,omitempty"`
+	// Removed are the nodes (host names as their pxelinux configs name
+	// them) whose boot files the replica removed: they boot from another
+	// server now. Their snapshots stay.
+	Removed []string `json:"removed,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Bounds of a job.
@@ -101,9 +112,22 @@ func replicaStateDir(rep *config.Replica) string {
 }
 
 // replicaJobs builds each replica's job: its nodes of each OS of the
-// image, with the primary's lists. A replica without nodes gets no job.
+// image, with the primary's lists. A replica without nodes gets a job
+// too, without OS: it removes the boot files of nodes that moved away.
 func replicaJobs(cfg *config.Config, img *config.Image, byOS map[string][]snapshot.Node, kernels map[string]string) (map[string]*ReplicaJob, error) {
 	jobs := map[string]*ReplicaJob{}
+	var imageOS []string
+	for _, sys := range cfg.OSOf(img.Name) {
+		imageOS = append(imageOS, sys.Name)
+	}
+	for i := range img.Replicas {
+		rep := &img.Replicas[i]
+		tftp := rep.TFTPBoot
+		if tftp == "" {
+			tftp = cfg.Cluster.TFTPBoot
+		}
+		jobs[rep.Name] = &ReplicaJob{Image: img.Name, Root: rep.Path, StateDir: replicaStateDir(rep), TFTPBoot: tftp, ImageOS: imageOS}
+	}
 	for _, sys := range cfg.OSOf(img.Name) {
 		nodes := byOS[sys.Name]
 		assign, err := AssignReplicas(img, nodes)
@@ -126,14 +150,6 @@ func replicaJobs(cfg *config.Config, img *config.Image, byOS map[string][]snapsh
 				continue
 			}
 			j := jobs[rep.Name]
-			if j == nil {
-				tftp := rep.TFTPBoot
-				if tftp == "" {
-					tftp = cfg.Cluster.TFTPBoot
-				}
-				j = &ReplicaJob{Image: img.Name, Root: rep.Path, StateDir: replicaStateDir(rep), TFTPBoot: tftp}
-				jobs[rep.Name] = j
-			}
 			j.OS = append(j.OS, ReplicaOS{OS: replicaOS(sys, img, rep), Kernel: kernels[sys.Name], Nodes: mine, Lists: lists})
 		}
 	}
@@ -277,7 +293,54 @@ func BuildReplica(ctx context.Context, j *ReplicaJob, log *slog.Logger) (*Replic
 			errs = append(errs, err)
 		}
 	}
-	return &ReplicaBuildReport{Snapshots: jb.r.Snapshots, Netboot: jb.r.Netboot}, errors.Join(errs...)
+	removed, err := removeMovedNodes(j)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return &ReplicaBuildReport{Snapshots: jb.r.Snapshots, Netboot: jb.r.Netboot, Removed: removed}, errors.Join(errs...)
+}
+
+// removeMovedNodes removes the boot files (pxelinux, GRUB, iPXE) of the
+// nodes of the job's image that the replica no longer serves: configs in
+// its TFTP root whose OS boots the image (ImageOS) and whose address is
+// none of the job's nodes'. Configs of other images' OSes are left alone.
+func removeMovedNodes(j *ReplicaJob) ([]string, error) {
+	if len(j.ImageOS) == 0 {
+		return nil, nil
+	}
+	if _, err := os.Stat(j.TFTPBoot); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	cfgs, err := netboot.ListNodeConfigs(j.TFTPBoot)
+	if err != nil {
+		return nil, fmt.Errorf("replica build: %w", err)
+	}
+	mine := map[netip.Addr]bool{}
+	for _, ro := range j.OS {
+		for _, n := range ro.Nodes {
+			mine[n.IP.Unmap()] = true
+		}
+	}
+	var gone []snapshot.Node
+	var names []string
+	for _, c := range cfgs {
+		if !slices.Contains(j.ImageOS, c.OS) || mine[c.IP.Unmap()] {
+			continue
+		}
+		name := c.Snapshot
+		if name == "" {
+			name = c.IP.String()
+		}
+		gone = append(gone, snapshot.Node{Host: name, IP: c.IP})
+		names = append(names, name)
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	if err := netboot.RemoveNodeConfigs(j.TFTPBoot, gone); err != nil {
+		return nil, fmt.Errorf("replica build: boot files of nodes that moved away: %w", err)
+	}
+	return names, nil
 }
 
 // writeLists writes the primary's lists into a snapshot dir where they

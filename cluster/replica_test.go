@@ -39,6 +39,8 @@ type replicaSite struct {
 	stop  map[string]func()
 	// from maps a replica to the one that feeds it (tree fan-out).
 	from map[string]string
+	// patterns are a replica's node patterns.
+	patterns map[string][]string
 }
 
 func newReplicaSite(t *testing.T, names ...string) *replicaSite {
@@ -97,6 +99,9 @@ func (s *replicaSite) config(t *testing.T) *config.Config {
 			s.replicaDir(n, "snapshot"), s.replicaDir(n, "tftpboot"), filepath.Join(bin, "goldsync"))
 		if f := s.from[n]; f != "" {
 			fmt.Fprintf(&extra, "from = %q\n", f)
+		}
+		if ns := s.patterns[n]; ns != nil {
+			fmt.Fprintf(&extra, "nodes = [%q]\n", strings.Join(ns, `", "`))
 		}
 	}
 	return s.site.config(t, false, extra.String())

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
 // TestReplicaTree feeds a chain of replicas (r2 from r1, r3 from r2): each
@@ -99,6 +103,56 @@ func TestReplicaTree(t *testing.T) {
 		}
 	}
 	s.exact(t, s.names...)
+
+	// 5. Nodes move: r1 now serves node001 only, so its other nodes go to
+	// r2 and r3. Each node's boot files are on its replica alone: the
+	// replicas a node left removed theirs (their snapshots stay).
+	before, _ := cluster.Routes(s.config(t), mustNodes(t, s.config(t)))
+	s.patterns = map[string][]string{"r1": {"node001"}}
+	cfg := s.config(t)
+	rep, err = cluster.Run(ctx, cfg, cluster.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	byOS := mustNodes(t, cfg)
+	routes, err := cluster.Routes(cfg, byOS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	removed := map[string][]string{}
+	for _, r := range rep.Images[0].Replicas {
+		if r.Build != nil {
+			removed[r.Replica] = r.Build.Removed
+		}
+	}
+	for _, n := range byOS["rhel9compute"] {
+		assigned := routes[n.Host].Assigned
+		if was := before[n.Host].Assigned; was != assigned {
+			moved++
+			if !slices.Contains(removed[was], n.Host) {
+				t.Errorf("node %s moved from %s to %s: %s's build removed %v", n.Host, was, assigned, was, removed[was])
+			}
+		}
+		for _, name := range s.names {
+			_, err := os.Stat(filepath.Join(s.replicaDir(name, "tftpboot"), netboot.PXELinuxDir, snapshot.HexIP(n.IP)))
+			if has := err == nil; has != (name == assigned) {
+				t.Errorf("node %s (on %s): a pxelinux config on %s: %v", n.Host, assigned, name, has)
+			}
+		}
+	}
+	if routes["node001"].Assigned != "r1" || moved == 0 {
+		t.Errorf("node001 on %q, %d nodes moved: the patterns were not applied", routes["node001"].Assigned, moved)
+	}
+}
+
+func mustNodes(t *testing.T, cfg *config.Config) map[string][]snapshot.Node {
+	t.Helper()
+	byOS, _, err := cluster.Nodes(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return byOS
 }
 
 // TestReplicaRelayRefusesOtherGeneration: a relay whose replica does not

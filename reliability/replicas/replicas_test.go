@@ -94,21 +94,37 @@ func newSite(t *testing.T) *site {
 	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "[cluster]\ntftpboot = %q\nnodes = %q\nnfs_server = %q\n\n", s.tftp, s.nodes, netlab.PrimaryAddr)
-	fmt.Fprintf(&cfg, "[[image]]\nname = \"rhel9\"\nsource = %q\nroot = %q\nrsh = %q\nagent_path = %q\nos = \"rhel9compute\"\n",
-		l.Golden.Target(s.golden), s.root, l.Rsh(), agent)
 	for _, r := range l.Replicas {
 		// The replica's admin makes the image's parent, as for a pull.
 		if err := os.MkdirAll(filepath.Join(r.Root, "images/rhel9"), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	s.writeConfig(t, nil)
+	return s
+}
+
+// writeConfig writes the site's config: the image and its 8 replicas,
+// each fed by the replica from names (tree fan-out), else by the primary.
+// Every host of the lab shares the lab's key files, so the ssh command the
+// primary uses for a replica works on its parent too.
+func (s *site) writeConfig(t *testing.T, from map[string]string) {
+	t.Helper()
+	l := s.lab
+	agent := filepath.Join(l.Golden.Root, "goldsync-agent")
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "[cluster]\ntftpboot = %q\nnodes = %q\nnfs_server = %q\n\n", s.tftp, s.nodes, netlab.PrimaryAddr)
+	fmt.Fprintf(&cfg, "[[image]]\nname = \"rhel9\"\nsource = %q\nroot = %q\nrsh = %q\nagent_path = %q\nos = \"rhel9compute\"\n",
+		l.Golden.Target(s.golden), s.root, l.Rsh(), agent)
+	for _, r := range l.Replicas {
 		fmt.Fprintf(&cfg, "\n[[image.replica]]\nname = %q\nssh = %q\npath = %q\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
 			r.Name, r.UserHost(), replicaRoot(r), filepath.Join(r.Root, "images/rhel9/snapshot"), filepath.Join(r.Root, "tftpboot"),
 			filepath.Join(bin, "goldsync"))
+		if f := from[r.Name]; f != "" {
+			fmt.Fprintf(&cfg, "from = %q\n", f)
+		}
 	}
 	put(t, s.config, cfg.String())
-	return s
 }
 
 // replicaRoot is the image on replica r.

@@ -4,8 +4,8 @@
 //
 //	fanout -config FILE [-image NAME] [-replicas r1,r2] [-fanout N]
 //
-// It prints one line per replica (seconds, full compare or not, files and
-// bytes sent) and a total line with the wall time and the CPU this process
+// It prints one line per replica (seconds, who fed it, full compare or
+// not, files and bytes sent) and a total line with the wall time and the CPU this process
 // and its children (the ssh clients) used. Node snapshots and boot files
 // are not built (cluster.ReplicateOptions.NoBuild): only the image is
 // pushed, as rsync would. It exits 1 when a replica failed.
@@ -67,8 +67,12 @@ func run(ctx context.Context, cfgPath, image, replicas string, fanout int) error
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &afterKids)
 	for _, r := range reports {
-		line := fmt.Sprintf("  %s: %s in %.2fs, generation %d, full compare %v, entries %d, files %d, bytes %d",
-			r.Replica, r.Result, r.Seconds, r.Generation, r.Full, r.Entries, r.Files, r.Bytes)
+		via := r.Via
+		if via == "" {
+			via = "primary"
+		}
+		line := fmt.Sprintf("  %s: %s in %.2fs from %s, generation %d, full compare %v, entries %d, files %d, bytes %d",
+			r.Replica, r.Result, r.Seconds, via, r.Generation, r.Full, r.Entries, r.Files, r.Bytes)
 		if r.Error != "" {
 			line += ": " + r.Error
 		}
