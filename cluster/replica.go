@@ -118,6 +118,9 @@ type ReplicaState struct {
 	// Started is when the last update started; after LastAttempt, that
 	// update never ended (the primary's run was killed).
 	Started time.Time `json:"started,omitzero"`
+	// Via is the replica that fed the last update (tree fan-out), empty
+	// for the primary.
+	Via string `json:"via,omitempty"`
 }
 
 // Down reports whether the replica cannot serve its nodes: it never
@@ -286,7 +289,7 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 		prev = &ReplicaState{}
 	}
 	st := *prev
-	st.Replica, st.Address = rep.Name, rep.Address
+	st.Replica, st.Address, st.Via = rep.Name, rep.Address, r.Via
 	// After a failed update (cut off, killed, unreachable), or one that
 	// never ended, the replica compares everything once: what a cut-off
 	// run left half done lies outside the paths of any change set.

@@ -213,6 +213,9 @@ type ReplicaStatus struct {
 	LastResult  string    `json:"last_result,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Via is the replica that fed it last (tree fan-out), empty for the
+	// primary.
+	Via string `json:"via,omitempty"`
 }
 
 // Healthy reports whether the image's last run ended ok and is not stale.
@@ -344,7 +347,7 @@ func replicaStatus(img *config.Image, now time.Time) (int64, []ReplicaStatus) {
 		}
 		if st != nil {
 			rs.Generation, rs.Down = st.Generation, st.Down()
-			rs.LastAttempt, rs.LastResult, rs.LastSuccess = st.LastAttempt, st.LastResult, st.LastSuccess
+			rs.LastAttempt, rs.LastResult, rs.LastSuccess, rs.Via = st.LastAttempt, st.LastResult, st.LastSuccess, st.Via
 			if rs.LastError == "" {
 				rs.LastError = st.LastError
 			}

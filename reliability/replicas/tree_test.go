@@ -164,8 +164,8 @@ func TestReplicaTreeInTheLab(t *testing.T) {
 			}
 			s.exact(t, reps...)
 			for _, rs := range s.status(t).Replicas {
-				if rs.Down || rs.Behind != 0 {
-					t.Errorf("status of %s: %+v", rs.Replica, rs)
+				if rs.Down || rs.Behind != 0 || rs.Via != degree2[rs.Replica] {
+					t.Errorf("status of %s: %+v, want up to date, fed via %q", rs.Replica, rs, degree2[rs.Replica])
 				}
 			}
 		}},
