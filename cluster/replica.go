@@ -38,8 +38,9 @@ var ErrReplica = errors.New("replica not updated")
 type ReplicateOptions struct {
 	// Replicas names the replicas to update; none means all of them.
 	Replicas []string
-	// Fanout bounds the replicas updated at once; zero means the image's
-	// fanout, else twice the cores.
+	// Fanout bounds the pushes each feeder (the primary, or a replica
+	// feeding others) runs at once; zero means the image's fanout, else
+	// twice the cores.
 	Fanout int
 	// Deadline gives up on one replica after this long; zero or negative
 	// means DefaultDeadline.
@@ -178,8 +179,12 @@ func saveReplicaState(stateDir string, st *ReplicaState) error {
 // (imaging.GenerationChanges), or a full compare when that generation is
 // unknown or pruned, or the replica's last update failed; then, unless NoBuild, it builds its nodes' snapshots
 // and boot files from its own copy ("goldsync replica-build --stdio", see
-// ServeReplicaBuild). Replicas are updated in parallel, at most Fanout at
-// once; one that fails does not stop the others.
+// ServeReplicaBuild). A replica with a parent (config.Replica.From) is fed
+// by that parent's copy once the parent holds the newest generation
+// ("goldsync replica-relay --stdio" on the parent, see ServeReplicaRelay),
+// or by the nearest ancestor that does, else by the primary. Replicas are
+// updated in parallel, at most Fanout at once per feeder; one that fails
+// does not stop the others.
 //
 // It returns a report per replica, in config order, and the failed
 // replicas' errors joined (each wraps ErrReplica and imaging.ErrPartial).
