@@ -117,8 +117,8 @@ func check(dir, mountinfo string) ([]Warning, error) {
 	}
 	if open {
 		out = append(out, Warning{Dir: dir, Problem: ProblemTraversable, Message: fmt.Sprintf(
-			"%s: every directory above it is searchable by others, so any local user reaches its setuid binaries and device nodes; chmod o-x one of them (e.g. %s)",
-			dir, suggestParent(real))})
+			"%s: every directory above it is searchable by others, so any local user reaches its setuid binaries and device nodes; %s",
+			dir, fixTraversable(real))})
 	}
 	return out, nil
 }
@@ -140,14 +140,29 @@ func traversable(dir string) (bool, error) {
 	}
 }
 
-// suggestParent names the directory right below "/" on dir's way, the
-// usual place to close (/diskless).
-func suggestParent(dir string) string {
-	first, _, _ := strings.Cut(strings.TrimPrefix(dir, "/"), "/")
-	if first == "" || "/"+first == dir {
-		return filepath.Dir(dir)
+// fixTraversable says how to close the way to dir: the search bit off
+// its parent when that parent is the image's own, or a directory of its
+// own when the parent is shared (/tmp, /srv, a sticky or world-writable
+// one), whose search bit other users need.
+func fixTraversable(dir string) string {
+	parent := filepath.Dir(dir)
+	var st unix.Stat_t
+	shared := sharedDirs[parent] || unix.Stat(parent, &st) != nil || st.Mode&(unix.S_ISVTX|0o002) != 0
+	if shared {
+		// Taking the search bit off /tmp, /srv or / would break every
+		// other user of it: the image wants a directory of its own.
+		return fmt.Sprintf("move it into a directory of its own that others cannot search (e.g. install -d -m 0700 %s; the NFS server and goldsync run as root); do not chmod o-x %s",
+			filepath.Join(parent, "goldsync"), parent)
 	}
-	return "/" + first
+	return fmt.Sprintf("chmod o-x %s (its parent; the NFS server and goldsync run as root and do not need it)", parent)
+}
+
+// sharedDirs are directories other users and programs need to search:
+// never the place to take the search bit off.
+var sharedDirs = map[string]bool{
+	"/": true, "/tmp": true, "/var": true, "/var/tmp": true, "/var/lib": true, "/srv": true,
+	"/home": true, "/usr": true, "/usr/local": true, "/opt": true, "/mnt": true, "/media": true,
+	"/run": true, "/dev/shm": true, "/export": true, "/exports": true,
 }
 
 // MountOf returns the mount that dir (an absolute path, symlinks

@@ -191,3 +191,31 @@ func TestParseMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestFixTraversableNeverSharedDirs: the hint takes the search bit off the
+// image's own parent, never off /tmp, /srv or a sticky directory every
+// other user needs (a newcomer followed "chmod o-x /tmp" literally).
+func TestFixTraversableNeverSharedDirs(t *testing.T) {
+	base := openTree(t)
+	own := filepath.Join(base, "diskless")
+	sticky := filepath.Join(base, "shared")
+	for _, d := range []string{filepath.Join(own, "rhel9"), filepath.Join(sticky, "img")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(sticky, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, want, not string }{
+		{"/tmp/img", "install -d -m 0700 /tmp/goldsync", "chmod o-x /tmp "},
+		{"/srv/rhel9", "install -d -m 0700 /srv/goldsync", "chmod o-x /srv "},
+		{filepath.Join(sticky, "img"), "install -d -m 0700 " + filepath.Join(sticky, "goldsync"), "chmod o-x " + sticky + " "},
+		{filepath.Join(own, "rhel9"), "chmod o-x " + own + " ", "install -d"},
+	} {
+		got := fixTraversable(tc.dir)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("fixTraversable(%s) = %q; want it to contain %q and not %q", tc.dir, got, tc.want, tc.not)
+		}
+	}
+}
