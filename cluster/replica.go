@@ -324,7 +324,7 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	if err != nil {
 		r.fail(DeadlineErr(ctx, err))
 		st.LastResult, st.LastError = ResultFailed, r.Error
-		o.Logger.Warn("replica not updated: its nodes boot from the primary until it is", "image", img.Name, "replica", rep.Name, "err", err)
+		o.Logger.Info("replica not updated (in the report and the error): its nodes boot from the primary until it is", "image", img.Name, "replica", rep.Name, "err", err)
 	} else {
 		r.Result = ResultOK
 		st.LastResult, st.LastError, st.LastSuccess = ResultOK, "", now
@@ -480,6 +480,9 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 		msg := wire.InertLines(stderr)
 		if code == 255 {
 			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+		}
+		if msg == "" {
+			msg = "it printed nothing on stderr (check the replica's rsh and receiver command, and that goldsync runs there)"
 		}
 		return res, fmt.Errorf("receiver on %s failed (exit %d): %s", t.SSH, code, msg)
 	}
