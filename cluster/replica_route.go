@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/snapshot"
@@ -145,7 +146,7 @@ func ReplicaExports(cfg *config.Config, nodes []snapshot.Node, name, clients, sn
 				}
 			}
 		}
-		return nil, &StepError{Step: StepConfig, Err: kindError{ErrNoExports, fmt.Errorf("%s: no image has a replica %q (replicas: %v)", cfg.Path, name, names)}}
+		return nil, &StepError{Step: StepConfig, Err: kindError{ErrNoExports, fmt.Errorf("%s: no image has a replica %q (replicas: %s)", cfg.Path, name, strings.Join(names, ", "))}}
 	}
 	return out, nil
 }

@@ -306,6 +306,9 @@ func LoadOS(tftpboot, name string) (OS, error) {
 
 func loadOS(root *os.Root, name string) (OS, error) {
 	data, err := root.ReadFile(recordPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return OS{}, fmt.Errorf("no OS %q in %s (goldsync os list shows them, goldsync os add makes one): %w", name, root.Name(), err)
+	}
 	if err != nil {
 		return OS{}, fmt.Errorf("load OS %s: %w", name, err)
 	}
