@@ -143,50 +143,6 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync [flags] [IMAGE]...",
 		Short: "the nightly job: pull each image, refresh its node snapshots and netboot files",
-		Long: `Sync does three things for each image of the config file (or for those
-named), in this order.
-
-Pull: mirror the image's golden node into its root, as "goldsync pull" does,
-with the image's settings (excludes, max_delete, retention, rsh, streams).
-
-Snapshots: refresh the read-write snapshot of every node booting the image,
-as "goldsync snapshot build" does, from SNAPSHOT-DIR/files and files.custom
-(the default list is written when files is missing).
-
-Netboot: copy the OS's kernel and initrd from the image into the TFTP tree
-(the configured kernel, or the newest) and rewrite the pxelinux, GRUB and
-iPXE files of its nodes.
-
-An image with replicas ([[image.replica]], see goldsync.toml(5)) has each
-replica brought to the new generation after the pull, before the snapshots:
-the paths changed since the generation it holds are pushed to it, and it
-builds its own nodes' snapshots and boot files; the nodes' boot files here
-name their replica, or this server while it is down. A replica that fails
-makes the run partial (exit 23); the others are updated.
-
-A failed pull skips the image's other steps (a partial one does not); the
-other images go on. After each run a status record is written in the
-image's state dir for "goldsync status".
-
-Runs of the same image exclude each other: a second run finds the image's
-lock taken, says which process holds it, and exits with status 16.
-
-Made for cron and systemd timers: when standard output is not a terminal,
-a successful run prints nothing unless a node's snapshot kept a change of
-its own over the image's (a conflict: listed), and warnings are printed
-only if the run fails, so cron mails only what needs a look. -v prints them
-anyway; --json prints a summary on standard output, also on failure.
-
-The config file is /etc/goldsync/goldsync.toml unless --config names
-another; see goldsync.toml.example.`,
-		Example: `  # what cron runs
-  goldsync sync
-
-  # one image, showing what would change
-  goldsync sync --dry-run rhel5
-
-  # with metrics for node_exporter's textfile collector
-  goldsync sync --metrics-file /var/lib/prometheus/node-exporter/goldsync.prom`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSync(cmd.Context(), g, f, args)
 		},

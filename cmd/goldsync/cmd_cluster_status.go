@@ -18,29 +18,6 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [IMAGE]...",
 		Short: "show each image's last sync and how many node snapshots are behind it",
-		Long: `Status reads the status record "goldsync sync" leaves in each image's state
-dir and prints, per image: when it was last synced and how long ago, the
-result (ok, partial, failed), what the last run changed (+created ~updated
--deleted, metadata-only changes, bytes received), and how many of the
-image's nodes have a snapshot older than the image's last change (or none):
-"behind". A sync running now is shown with its PID. Below the table come
-the last run's snapshot conflicts (a node's own change kept over the
-image's) and the last error, with when it happened, even when later runs
-succeeded, then a line per replica image server: the image's generation it
-holds, how many generations and how long it is behind, and whether it is
-down (its nodes then boot from the primary).
-
-A node counts as current when goldsync sync built its snapshot after the
-image last changed, or when its snapshot record (written by any build) is
-newer than that.
-
-For monitoring, status exits with the exit code of the last run when an
-image's last run did not end ok (23 when it was partial), and with 30 when
---max-age is set and an image was last synced longer ago than that, or
-never.`,
-		Example: `  # a check for cron or a monitoring agent: fails when a run failed or
-  # none ended in the last 26 hours
-  goldsync status --max-age 26h`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return jsonFailure(g, cmd.Context(), runStatus(cmd.Context(), g, args, maxAge))
 		},

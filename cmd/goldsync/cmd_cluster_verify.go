@@ -25,25 +25,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [flags] IMAGE",
 		Short: "re-read an image and list what drifted from its manifest",
-		Long: `Verify re-reads every file of an image and compares it with the manifest the
-last sync recorded in the state dir: content (re-hashed, nothing is taken
-from the hash cache), type, symlink targets, devices, mode, owner, mtime,
-xattrs, ACLs and hard links. It lists every path that drifted (content,
-metadata, missing, extra) and exits with status 40 when there is any, 0
-when the image is exactly what goldsync wrote.
-
-IMAGE is an image name of the config file (its state dir and excludes are
-used) or an image root directory; for a directory the state dir is
---state-dir, else the default beside the image.
-
---against SRC also compares the image with the golden node (or any source
-pull accepts), as a dry-run pull: every difference is listed as "golden".
-
-Nothing is written, neither in the image nor in the state dir.`,
-		Example: `  goldsync verify rhel5
-  goldsync verify --state-dir /var/lib/goldsync/rhel5 /diskless/i386/RHEL5-AS/root
-  goldsync verify --against root@node004:/ rhel5`,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return jsonFailure(g, cmd.Context(), runVerify(cmd.Context(), g, f, args[0]))
 		},

@@ -130,13 +130,6 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 	list := &cobra.Command{
 		Use:   "generations [IMAGE...]",
 		Short: "list an image's generations",
-		Long: `Generations lists the recorded generations of each image: one per
-successful pull, receive, sync or rollback. IMAGE is an image directory or
-the name of an [[image]] of the cluster config (default: every image of the
-config). +/~/- count created, updated and deleted objects; HELD is the kept
-content the generation needs beyond the live image; a generation a cluster
-sync recorded also names the kernel each OS entry booted ("[OS boots
-VERSION]"), which a rollback to it installs again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				cfg, err := loadConfig(g)
@@ -198,30 +191,7 @@ VERSION]"), which a rollback to it installs again.`,
 	rollback := &cobra.Command{
 		Use:   "rollback IMAGE GEN",
 		Short: "make the live image equal to one of its generations",
-		Long: `Rollback makes the live image equal to generation GEN, live: through the
-same applier as a pull (clients see whole files; retention keeps what the
-rollback replaces), from the content kept in the state dir, with no golden
-node. Run it with -n -i first to see what would change. The rollback is
-recorded as a new generation, so it can be undone the same way. It refuses,
-naming the paths, when content of GEN is no longer kept; and, unless
---force, when the image was changed in ways its manifest does not know (by
-hand, or by another tool: see goldsync verify) or when the filesystem lacks
-the space for the files to write. A rollback that was stopped converges when
-run again.
-
-IMAGE is an image directory or the name of an [[image]] of the cluster
-config; for an image of the config (by name or by its root directory, and
-without --state-dir), the snapshots and netboot files of the OS entries
-booting the image are refreshed afterwards, as "goldsync sync" does after a
-pull, so the nodes boot the rolled-back kernel and initrd.
-
-The next pull from the golden node scans it in full and brings the image
-back to the golden node's state: stop pushes and nightly syncs first if the
-rollback is to stay.`,
-		Example: `  goldsync generations /diskless/rhel9/root
-  goldsync rollback -n -i /diskless/rhel9/root 41
-  goldsync rollback /diskless/rhel9/root 41`,
-		Args: cobra.ExactArgs(2),
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseGen(args[1])
 			if err != nil {
@@ -293,10 +263,7 @@ rollback is to stay.`,
 	diff := &cobra.Command{
 		Use:   "diff IMAGE GEN [GEN]",
 		Short: "itemize the changes between two generations, or a generation and the live image",
-		Long: `Diff prints what changes from generation GEN to the second GEN (or to the
-live image, as its manifest records it), in rsync's --itemize-changes
-format: the changes a rollback from the second to the first would undo.`,
-		Args: cobra.RangeArgs(2, 3),
+		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {

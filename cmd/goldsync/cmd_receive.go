@@ -24,25 +24,7 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "receive --stdio (--image NAME | [flags] DEST)",
 		Short: "apply a push from a golden node's agent (started by goldsync-agent push through ssh)",
-		Long: `Receive is the image server's side of a push. goldsync-agent push on the
-golden node runs "goldsync receive --stdio DEST" here through ssh and serves
-its tree over that stream; receive drives it exactly like a pull — it asks
-for the changes since the journal token it applied last (a full scan when the
-agent cannot vouch for them), applies them through the same live-safe engine,
-records the new token, and only then confirms to the agent, which clears its
-journal up to that point.
-
-With --image NAME, receive is restricted to one image of the config file:
-its root, excludes, state dir, delete limit and retention all come from the
-image server's config, no DEST or other flag is accepted, and whatever
-command the client asked ssh for (SSH_ORIGINAL_COMMAND) is ignored. This is
-the mode for the golden node's key in root's authorized_keys, so that a
-golden node can push to its image and do nothing else:
-
-  restrict,command="goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden
-
-stdout carries the protocol; the summary and errors go to stderr.`,
-		Args: cobra.MaximumNArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
 				return withCode(exitUsage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))

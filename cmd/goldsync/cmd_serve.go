@@ -40,43 +40,6 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --rsync-listen ADDR [--image NAME=PATH]... [IMAGE...]",
 		Short: "export images read-only over the rsync daemon protocol",
-		Long: `Serve exports images read-only to stock rsync clients and replica image
-servers: each image is an rsync module, rsync://HOST:PORT/IMAGE/.
-
-The images are the config file's [[image]] entries (all of them, or the
-IMAGE names given), or only the --image NAME=PATH pairs when any is given.
-
-The protocol is rsync 27 as github.com/gokrazy/rsync v0.2.2 speaks it, so
-a pull keeps types, contents, modes (set-id bits too), numeric owners,
-symlinks, devices, fifos, sockets and hard links (-H), but neither xattrs
-and ACLs (file capabilities included) nor sub-second mtimes; see
-docs/RSYNC-EXPORT.md. Pull with rsync -aH --numeric-ids.
-
-Nothing can be uploaded. Each connection is served by a new process
-confined to its image: Landlock lets it read nothing else, and as root it
-runs as nobody (able to read every file of the image), chrooted into the
-image, in a mount namespace where the image is read-only and nodev. A
-self-test proves the confinement before the first client is accepted.
-Without Landlock (Linux < 5.13, or disabled) serve refuses to start unless
---unconfined is given.
-
-Only clients from the allow-list's networks are served (--allow, or the
-config's [export] allow; by default loopback and the private ranges
-10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7, fe80::/10), at most
---max-connections at once, handshakes included, and --max-per-ip from one
-address. The contents of root-only files (regular files owned by root
-that others may not read: /etc/shadow, ssh host keys) are withheld: the
-client gets their names and modes, an error naming them and exit status
-23, and skips --delete. A replica image server that must be complete
-needs --serve-root-only (or serve_root_only = true). See docs/SECURITY.md.`,
-		Example: `  # every image of /etc/goldsync/goldsync.toml on the rsync port
-  goldsync serve --rsync-listen :873
-
-  # one directory, for a test
-  goldsync serve --rsync-listen 127.0.0.1:8730 --image rhel9=/diskless/x86_64/rhel9/root
-
-  # on a replica image server
-  rsync -aH --numeric-ids --delete rsync://imageserver/rhel9/ /diskless/x86_64/rhel9/root/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd, g, f, args)
 		},

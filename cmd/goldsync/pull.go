@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -213,49 +212,7 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull [flags] SRC DEST",
 		Short: "mirror a golden node's tree into an image",
-		Long: `Pull mirrors SRC into the image directory DEST.
-
-SRC is a local directory or [user@]host:/path on a golden node reached with
-ssh (-e/--rsh, so ssh_config, keys, jump hosts and Kerberos work as usual).
-goldsync-agent runs there; if it is missing or of another version it is
-uploaded over SFTP into ~/.cache/goldsync/ and verified by hash first.
-A trailing slash on SRC does not matter: an image is a whole root.
-
-The pull keeps everything rsync -aHAXS --numeric-ids keeps (those flags are
-accepted and change nothing; --delete matters only for a first pull, below),
-decides changes by content hash,
-writes every file to a temp name and renames it into place (clients reading
-the image see whole files only), deletes what the source no longer has, and
-keeps replaced files linked in the state dir's retention area for NFS
-clients still running them.
-
-When SRC is a whole root ("/", "node004:/"), the pseudo and volatile
-filesystems of a running system are left out unless --no-default-excludes:
-` + "  " + strings.Join(exclude.RootDefaults, " ") + `
-(their directories are kept, so clients can mount over them).
-
-Deletes are guarded: a run that would delete more than --max-delete entries
-is refused and changes nothing (exit 25). The default limit is half of the
-image's entries, and never less than 100. --max-delete=0 deletes nothing and
-warns that entries the source no longer has are kept, as rsync; -1 turns the
-guard off.
-
-A first pull into a directory that already holds files but was never
-pulled into by goldsync (it has no state dir) is refused (exit 25) unless
---delete is given, as rsync deletes only when told: the pull would delete
-whatever SRC lacks, the contents of a directory named by mistake or an
-image another tool made. -n shows what it would delete.
-
-Exit status: see "goldsync help exit-codes".`,
-		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
-  goldsync pull node004:/ /diskless/i386/RHEL5-AS/root
-
-  # the seed's rsync line works as it is, after renaming the command
-  goldsync pull -a -e ssh --exclude='/proc/*' --exclude='/sys/*' node004:/ /diskless/i386/RHEL5-AS/root/
-
-  # what would change, rsync-style
-  goldsync pull -n -i node004:/ /diskless/i386/RHEL5-AS/root`,
-		Args: cobra.ExactArgs(2),
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := runPull(cmd, g, f, args[0], args[1])
 			if err != nil && !f.reported {
