@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,8 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -33,92 +34,23 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 	}
 	c, err := config.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withCode(exitUsage, fmt.Errorf("no config file %s: write one (see goldsync.toml.example) or name it with --config", path))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("no config file %s: write one (see goldsync.toml.example) or name it with --config", path))
 	}
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return c, nil
-}
-
-// clusterExitCode maps an error of the cluster package to an exit code:
-// by the step it comes from, then by the library's own error.
-func clusterExitCode(ctx context.Context, err error) int {
-	var ee *exitError
-	var se *cluster.StepError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, cluster.ErrDeadline):
-		return exitTimeout
-	case !errors.As(err, &se):
-		return exitCode(ctx, err)
-	}
-	code := func(e error) int { return exitCode(ctx, e) }
-	switch e := se.Err; se.Step {
-	case cluster.StepConfig:
-		return exitUsage
-	case cluster.StepNodes, cluster.StepLists:
-		if errors.Is(e, snapshot.ErrNodes) || errors.Is(e, snapshot.ErrLists) {
-			return exitUsage
-		}
-		if isNoSpace(e) {
-			return exitIO
-		}
-		return exitSelect
-	case cluster.StepLock:
-		if errors.Is(e, imaging.ErrLocked) {
-			return exitLocked
-		}
-		return exitIO
-	case cluster.StepConnect:
-		return code(classifyConnect(e))
-	case cluster.StepPull:
-		return code(classifySync(e))
-	case cluster.StepRollback:
-		switch {
-		case errors.Is(e, imaging.ErrIncomplete), errors.Is(e, imaging.ErrNoGeneration):
-			return exitSelect
-		case errors.Is(e, imaging.ErrDrift):
-			return exitDrift
-		}
-		return code(classifySync(e))
-	case cluster.StepSnapshots:
-		return code(classifyBuild(e))
-	case cluster.StepNetboot, cluster.StepImage:
-		return exitSelect
-	case cluster.StepManifest:
-		if errors.Is(e, cluster.ErrNoManifest) {
-			return exitSelect
-		}
-		return exitIO
-	case cluster.StepExcludes:
-		return exitUsage
-	case cluster.StepReplica:
-		return code(e) // partial: the image is synced, a replica is not
-	}
-	return exitIO // boot files, metrics
-}
-
-// clusterErr gives a cluster error its exit code.
-func clusterErr(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	return withCode(clusterExitCode(ctx, err), err)
 }
 
 // jsonFailure prints the --json result object of a command that failed
 // before it printed a report of its own (a silent error has), so a script
 // reading stdout always gets one.
 func jsonFailure(g *globalFlags, ctx context.Context, err error) error {
-	var ee *exitError
-	if err == nil || !g.jsonOut || (errors.As(err, &ee) && ee.silent) {
+	var ee *exitcode.Error
+	if err == nil || !g.jsonOut || (errors.As(err, &ee) && ee.Silent) {
 		return err
 	}
-	code := exitCode(ctx, err)
+	code := exitcode.Of(ctx, err)
 	printJSON(map[string]any{"ok": false, "error": err.Error(), "exit_code": code})
 	return err
 }
@@ -150,22 +82,10 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
-	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
+	fl.DurationVar(&f.deadline, "deadline", cluster.DefaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
 	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail an image whose golden node sends only keepalives for this long (default 10m; negative: never)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics of every image to `FILE` (node_exporter textfile collector)")
 	return cmd
-}
-
-// lockedWriter is an io.Writer safe for the logger's concurrent use.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) error {
@@ -175,18 +95,18 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	}
 	// On a terminal, or when asked, talk; under cron keep warnings until
 	// the run is known to have failed.
-	interactive := isTerminal(os.Stdout) || g.verbose > 0
+	interactive := term.IsTerminal(os.Stdout) || g.verbose > 0
 	var held bytes.Buffer
 	logTo := io.Writer(os.Stderr)
 	if !interactive {
-		logTo = &lockedWriter{w: &held}
+		logTo = &term.LockedWriter{W: &held}
 	}
 	talk := interactive && !g.quiet && !g.jsonOut
 	showItems := f.itemize || (f.dryRun && !g.jsonOut)
 	o := cluster.Options{
 		Images: names, DryRun: f.dryRun, Deadline: f.deadline, ProgressTimeout: f.progressTO,
 		RollbackTo: f.rollbackTo, Force: f.force, MetricsFile: f.metricsFile, Logger: g.logger(logTo),
-		ExitCode: func(err error) int { return clusterExitCode(ctx, err) },
+		ExitCode: func(err error) int { return exitcode.Cluster(ctx, err) },
 		ImageStart: func(img *config.Image) {
 			if talk || (f.dryRun && !g.jsonOut) {
 				printf("== image %s: %s -> %s\n", img.Name, img.Source, img.Root)
@@ -203,12 +123,11 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 			}
 		},
 		PullProgress: func(string) (func(imaging.Progress), func()) {
-			prog := newProgressDisplay(os.Stderr, false, !talk)
-			return prog.update, prog.done
+			prog := term.NewProgress(os.Stderr, false, !talk)
+			return prog.Update, prog.Done
 		},
 		BuildProgress: func(string) (func(snapshot.BuildProgress), func()) {
-			prog := &buildProgress{on: talk && isTerminal(os.Stderr)}
-			return prog.update, prog.done
+			return buildCounter(talk && term.IsTerminal(os.Stderr))
 		},
 		Notice: func(msg string) {
 			if talk {
@@ -222,7 +141,7 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	}
 	rep, err := cluster.Run(ctx, cfg, o)
 	if rep == nil {
-		return jsonFailure(g, ctx, clusterErr(ctx, err))
+		return jsonFailure(g, ctx, exitcode.ClusterErr(ctx, err))
 	}
 	if g.jsonOut {
 		printJSON(rep)
@@ -233,7 +152,7 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	if held.Len() > 0 {
 		os.Stderr.Write(held.Bytes())
 	}
-	code := exitOK
+	code := exitcode.OK
 	for _, r := range rep.Images {
 		if r.Err != nil {
 			code = r.ExitCode
@@ -241,10 +160,10 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 		}
 	}
 	if ctx.Err() != nil {
-		code = exitSignal
+		code = exitcode.Signal
 	}
-	if code == exitOK {
-		code = clusterExitCode(ctx, err)
+	if code == exitcode.OK {
+		code = exitcode.Cluster(ctx, err)
 	}
-	return withCode(code, err)
+	return exitcode.With(code, err)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/units"
 )
 
@@ -33,7 +34,7 @@ func runStatus(ctx context.Context, g *globalFlags, names []string, maxAge time.
 	}
 	reports, err := cluster.Status(cfg, cluster.StatusOptions{Images: names, MaxAge: maxAge})
 	if err != nil {
-		return clusterErr(ctx, err)
+		return exitcode.ClusterErr(ctx, err)
 	}
 	if g.jsonOut {
 		if err := printJSON(reports); err != nil {
@@ -46,7 +47,7 @@ func runStatus(ctx context.Context, g *globalFlags, names []string, maxAge time.
 }
 
 // statusVerdict is status's exit: the code of the first image whose last
-// run did not end ok, else exitTimeout for a stale one.
+// run did not end ok, else exitcode.Timeout for a stale one.
 func statusVerdict(g *globalFlags, reports []cluster.StatusReport, maxAge time.Duration) error {
 	silent := g.jsonOut // the JSON said it
 	var stale []string
@@ -54,19 +55,19 @@ func statusVerdict(g *globalFlags, reports []cluster.StatusReport, maxAge time.D
 		if r.Synced && r.Result != cluster.ResultOK {
 			code := r.ExitCode
 			if code == 0 {
-				code = exitPartial
+				code = exitcode.Partial
 				if r.Result == cluster.ResultFailed {
-					code = exitIO
+					code = exitcode.IO
 				}
 			}
-			return &exitError{code: code, err: fmt.Errorf("image %s: last run %s: %s", r.Image, r.Result, firstLine(r.Error)), silent: silent}
+			return &exitcode.Error{Code: code, Err: fmt.Errorf("image %s: last run %s: %s", r.Image, r.Result, firstLine(r.Error)), Silent: silent}
 		}
 		if r.Stale {
 			stale = append(stale, r.Image)
 		}
 	}
 	if len(stale) > 0 {
-		return &exitError{code: exitTimeout, err: fmt.Errorf("no sync ended in the last %v: %s", maxAge, strings.Join(stale, ", ")), silent: silent}
+		return &exitcode.Error{Code: exitcode.Timeout, Err: fmt.Errorf("no sync ended in the last %v: %s", maxAge, strings.Join(stale, ", ")), Silent: silent}
 	}
 	return nil
 }

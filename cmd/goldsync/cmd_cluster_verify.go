@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/units"
 )
 
@@ -48,20 +49,20 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 		}
 		img, ok := cfg.Image(arg)
 		if !ok {
-			return withCode(exitUsage, fmt.Errorf("no image %q in %s (images: %s); write a path with a / for an image directory",
+			return exitcode.With(exitcode.Usage, fmt.Errorf("no image %q in %s (images: %s); write a path with a / for an image directory",
 				arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
 		}
 		o.Image = img
 	} else {
 		root, err := filepath.Abs(arg)
 		if err != nil {
-			return withCode(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 		o.Root = root
 	}
 	rep, err := cluster.Verify(ctx, o)
 	if err != nil {
-		return clusterErr(ctx, err)
+		return exitcode.ClusterErr(ctx, err)
 	}
 	name := rep.Root
 	if rep.Image != "" {
@@ -88,7 +89,7 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 		}
 	}
 	if !rep.Clean {
-		return &exitError{code: exitDrift, err: fmt.Errorf("%s drifted: %s", name, cluster.CountsText(rep.Counts)), silent: g.jsonOut || !g.quiet}
+		return &exitcode.Error{Code: exitcode.Drift, Err: fmt.Errorf("%s drifted: %s", name, cluster.CountsText(rep.Counts)), Silent: g.jsonOut || !g.quiet}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/units"
 )
 
@@ -50,19 +51,19 @@ func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
 			}
 			img, ok := cfg.Image(arg)
 			if !ok {
-				return imageRef{}, withCode(exitUsage, fmt.Errorf("%s is neither an image directory nor an image of %s (images: %s)", arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
+				return imageRef{}, exitcode.With(exitcode.Usage, fmt.Errorf("%s is neither an image directory nor an image of %s (images: %s)", arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
 			}
 			return imageRef{root: img.Root, stateDir: orStr(stateDir, img.StateDir)}, nil
 		}
 	}
 	if st, err := os.Stat(arg); err != nil {
-		return imageRef{}, withCode(exitSelect, fmt.Errorf("image: %w", err))
+		return imageRef{}, exitcode.With(exitcode.Select, fmt.Errorf("image: %w", err))
 	} else if !st.IsDir() {
-		return imageRef{}, withCode(exitSelect, fmt.Errorf("image %s is not a directory", arg))
+		return imageRef{}, exitcode.With(exitcode.Select, fmt.Errorf("image %s is not a directory", arg))
 	}
 	if stateDir == "" {
 		if _, err := os.Stat(imaging.DefaultStateDir(arg)); errors.Is(err, fs.ErrNotExist) {
-			return imageRef{}, withCode(exitSelect, fmt.Errorf("%s is not an image: it has no state dir %s (goldsync never pulled into it; give --state-dir if its state is elsewhere)", arg, imaging.DefaultStateDir(arg)))
+			return imageRef{}, exitcode.With(exitcode.Select, fmt.Errorf("%s is not an image: it has no state dir %s (goldsync never pulled into it; give --state-dir if its state is elsewhere)", arg, imaging.DefaultStateDir(arg)))
 		}
 	}
 	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
@@ -116,7 +117,7 @@ func orStr(a, b string) string {
 func parseGen(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, withCode(exitUsage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
+		return 0, exitcode.With(exitcode.Usage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
 	}
 	return id, nil
 }
@@ -150,7 +151,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				}
 				gens, err := imaging.ListGenerations(ref.stateDir)
 				if err != nil {
-					return withCode(exitIO, err)
+					return exitcode.With(exitcode.IO, err)
 				}
 				all = append(all, imageGens{Image: ref.root, Generations: gens})
 			}
@@ -240,13 +241,10 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				}
 			}
 			if err != nil {
-				if errors.Is(err, imaging.ErrIncomplete) || errors.Is(err, imaging.ErrNoGeneration) {
-					return withCode(exitSelect, err)
-				}
 				if errors.Is(err, imaging.ErrDrift) {
-					return withCode(exitDrift, fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err))
+					err = fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err)
 				}
-				return classifySync(err)
+				return exitcode.Rollback(err)
 			}
 			return nil
 		},
@@ -282,9 +280,9 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			changes, err := imaging.DiffGenerations(ref.stateDir, from, to)
 			if err != nil {
 				if errors.Is(err, imaging.ErrNoGeneration) {
-					return withCode(exitSelect, err)
+					return exitcode.With(exitcode.Select, err)
 				}
-				return withCode(exitIO, err)
+				return exitcode.With(exitcode.IO, err)
 			}
 			if g.jsonOut {
 				return printJSON(changes)
@@ -313,7 +311,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 						return err
 					}
 					if err := imaging.PinGeneration(ref.stateDir, id, on); err != nil {
-						return withCode(exitSelect, err)
+						return exitcode.With(exitcode.Select, err)
 					}
 				}
 				return nil
@@ -335,12 +333,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			}
 			unlock, err := imaging.Lock(ref.stateDir)
 			if err != nil {
-				return classifySync(err)
+				return exitcode.Sync(err)
 			}
 			defer unlock()
 			removed, freed, err := imaging.PruneGenerations(ref.stateDir, *pf.policy(""), time.Now())
 			if err != nil {
-				return withCode(exitIO, err)
+				return exitcode.With(exitcode.IO, err)
 			}
 			if g.jsonOut {
 				return printJSON(map[string]any{"image": ref.root, "removed": removed, "freed_bytes": freed})

@@ -9,9 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 
 	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/stdio"
 	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/internal/version"
@@ -27,7 +29,7 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
-				return withCode(exitUsage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
+				return exitcode.With(exitcode.Usage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
 			}
 			if image != "" {
 				if err := restrictedReceive(cmd, g, f, image, args); err != nil {
@@ -36,7 +38,7 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 				return runReceive(cmd, g, f, f.dest, true)
 			}
 			if len(args) != 1 {
-				return withCode(exitUsage, errors.New("receive needs DEST, or --image NAME"))
+				return exitcode.With(exitcode.Usage, errors.New("receive needs DEST, or --image NAME"))
 			}
 			return runReceive(cmd, g, f, args[0], false)
 		},
@@ -58,14 +60,14 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	if err := checkDest(dest); err != nil {
 		return err
 	}
-	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	ctx, cancel := cluster.WithDeadline(cmd.Context(), f.deadline)
 	defer cancel()
-	defer func() { err = deadlineErr(ctx, err) }()
+	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	rw := stdio.New()
 	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
-		return withCode(exitStart, err)
+		return exitcode.With(exitcode.Start, err)
 	}
 	defer client.Close()
 	// A push serves a golden node's root: the default excludes apply
@@ -85,7 +87,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 			dest, res.Entries, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived), res.Duration.Seconds())
 	}
 	if err != nil {
-		return classifySync(err)
+		return exitcode.Sync(err)
 	}
 	return nil
 }
@@ -97,7 +99,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 // never read for anything but a debug line.
 func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name string, args []string) error {
 	if len(args) > 0 {
-		return withCode(exitUsage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
 	}
 	var extra []string
 	cmd.LocalFlags().Visit(func(fl *pflag.Flag) {
@@ -106,7 +108,7 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 		}
 	})
 	if len(extra) > 0 {
-		return withCode(exitUsage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {
@@ -114,13 +116,13 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 	}
 	img, ok := cfg.Image(name)
 	if !ok {
-		return withCode(exitUsage, fmt.Errorf("no image %q in %s", name, cfg.Path))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no image %q in %s", name, cfg.Path))
 	}
 	if orig := os.Getenv("SSH_ORIGINAL_COMMAND"); orig != "" {
 		g.logger(os.Stderr).Debug("restricted receive: the client's command is ignored", "image", name, "asked", orig)
 	}
 	*f = pullFlags{dest: img.Root, excludes: img.Excludes, stateDir: img.StateDir, maxDelete: img.MaxDelete,
-		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: defaultDeadline}
+		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: cluster.DefaultDeadline}
 	if f.retention == 0 {
 		f.retention = defaultRetention // the config's zero is the default
 	}

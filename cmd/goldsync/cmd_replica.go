@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 // newReplicaBuildCmd is the replica's side of a replica update's second
@@ -21,7 +22,7 @@ func newReplicaBuildCmd(g *globalFlags) *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
-				return withCode(exitUsage, errors.New("replica-build needs --stdio (goldsync sync on the primary starts it)"))
+				return exitcode.With(exitcode.Usage, errors.New("replica-build needs --stdio (goldsync sync on the primary starts it)"))
 			}
 			return cluster.ServeReplicaBuild(cmd.Context(), os.Stdin, os.Stdout, g.logger(os.Stderr))
 		},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/export"
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 // rsyncChildCmd is the hidden subcommand the export starts, one process
@@ -66,7 +67,7 @@ func newRsyncChildCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !export.IsChild() {
-				return withCode(exitUsage, errors.New(rsyncChildCmd+" is started by goldsync serve, not by hand"))
+				return exitcode.With(exitcode.Usage, errors.New(rsyncChildCmd+" is started by goldsync serve, not by hand"))
 			}
 			export.ChildMain(cmd.Context())
 			return nil
@@ -77,16 +78,16 @@ func newRsyncChildCmd() *cobra.Command {
 func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string) error {
 	ctx := cmd.Context()
 	if f.rsyncListen == "" {
-		return withCode(exitUsage, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
+		return exitcode.With(exitcode.Usage, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
 	}
 	// The --image pairs, or the config's images and [export] settings;
 	// flags given win.
 	var opts export.Options
 	switch images, err := export.ParseImages(f.images); {
 	case err != nil:
-		return withCode(exitUsage, fmt.Errorf("--%w", err))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("--%w", err))
 	case len(images) > 0 && len(names) > 0:
-		return withCode(exitUsage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
+		return exitcode.With(exitcode.Usage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
 	case len(images) > 0:
 		opts.Images = images
 	default:
@@ -95,7 +96,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 			return err
 		}
 		if opts, err = cluster.ServeOptions(cfg, names); err != nil {
-			return withCode(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 	}
 	fl := cmd.Flags()
@@ -110,19 +111,19 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 	if fl.Changed("allow") {
 		var err error
 		if opts.Allow, err = export.ParseAllow(f.allow); err != nil {
-			return withCode(exitUsage, fmt.Errorf("--allow: %w", err))
+			return exitcode.With(exitcode.Usage, fmt.Errorf("--allow: %w", err))
 		}
 	}
 	srv, err := export.New(opts)
 	if errors.Is(err, export.ErrNoLandlock) {
-		return withCode(exitUsage, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))
 	}
 	if err != nil {
-		return withCode(exitSelect, err)
+		return exitcode.With(exitcode.Select, err)
 	}
 	ln, err := net.Listen("tcp", f.rsyncListen)
 	if err != nil {
-		return withCode(exitStart, fmt.Errorf("rsync listener: %w", err))
+		return exitcode.With(exitcode.Start, fmt.Errorf("rsync listener: %w", err))
 	}
 	if f.unconfined && !strings.HasPrefix(srv.Confinement(), "Landlock") {
 		fmt.Fprintf(os.Stderr, "goldsync serve: WARNING: serving WITHOUT Landlock: %s\n", srv.Confinement())
@@ -145,9 +146,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		if errors.Is(err, export.ErrConfinement) {
-			return withCode(exitStart, err)
+			return exitcode.With(exitcode.Start, err)
 		}
-		return withCode(exitIO, err)
+		return exitcode.With(exitcode.IO, err)
 	}
 	return nil
 }

@@ -8,14 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -97,9 +97,9 @@ func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.L
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return res, withCode(exitSelect, err)
+			return res, exitcode.With(exitcode.Select, err)
 		}
-		return res, withCode(exitIO, err)
+		return res, exitcode.With(exitcode.IO, err)
 	}
 	return res, nil
 }
@@ -165,13 +165,7 @@ func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
 // readNodesFile parses a nodes file; errors are file:line.
 func readNodesFile(name string) ([]snapshot.Node, error) {
 	nodes, err := snapshot.ReadNodesFile(name)
-	switch {
-	case errors.Is(err, snapshot.ErrNodes):
-		return nil, withCode(exitUsage, err)
-	case err != nil:
-		return nil, withCode(exitSelect, err)
-	}
-	return nodes, nil
+	return nodes, exitcode.Lists(err)
 }
 
 // loadLists reads the lists of paths (snapshot.LoadLists); notices go to
@@ -179,15 +173,7 @@ func readNodesFile(name string) ([]snapshot.Node, error) {
 func loadLists(g *globalFlags, f listFlags, snapDir string, dryRun bool) ([]snapshot.Item, error) {
 	items, err := snapshot.LoadLists(snapshot.LoadOptions{SnapshotDir: snapDir, Files: f.files, Rwtabs: f.rwtabs,
 		Statetabs: f.statetabs, DryRun: dryRun, Notice: func(msg string) { notice(g, "%s", msg) }})
-	switch {
-	case errors.Is(err, snapshot.ErrLists):
-		return nil, withCode(exitUsage, err)
-	case isNoSpace(err):
-		return nil, withCode(exitIO, err)
-	case err != nil:
-		return nil, withCode(exitSelect, err)
-	}
-	return items, nil
+	return items, exitcode.Lists(err)
 }
 
 func notice(g *globalFlags, format string, a ...any) {
@@ -196,38 +182,19 @@ func notice(g *globalFlags, format string, a ...any) {
 	}
 }
 
-// buildProgress draws "snapshot N/M nodes" on a terminal.
-type buildProgress struct {
-	on    bool
-	mu    sync.Mutex
-	last  time.Time
-	drawn bool
-}
-
-func (p *buildProgress) update(bp snapshot.BuildProgress) {
-	if !p.on {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || bp.NodesDone == bp.Nodes {
-		p.last = now
-		fmt.Fprintf(os.Stderr, "\r\033[Ksnapshot %d/%d nodes (%d image entries)", bp.NodesDone, bp.Nodes, bp.ImageEntries)
-		p.drawn = true
-	}
-}
-
-func (p *buildProgress) done() {
-	if p.drawn {
-		fmt.Fprintln(os.Stderr)
-	}
+// buildCounter draws "snapshot N/M nodes" on stderr when on.
+func buildCounter(on bool) (update func(snapshot.BuildProgress), done func()) {
+	c := term.NewCounter(os.Stderr, on)
+	return func(bp snapshot.BuildProgress) {
+		c.Update(fmt.Sprintf("snapshot %d/%d nodes (%d image entries)", bp.NodesDone, bp.Nodes, bp.ImageEntries), bp.NodesDone == bp.Nodes)
+	}, c.Done
 }
 
 // runBuild builds the nodes' snapshots and reports.
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir string, nodes []snapshot.Node) error {
 	// Check the image before writing anything (the default files list).
 	if err := snapshot.CheckImage(image); err != nil {
-		return withCode(exitSelect, err)
+		return exitcode.With(exitcode.Select, err)
 	}
 	items, err := loadLists(g, f.lists, snapDir, f.dryRun)
 	if err != nil {
@@ -240,31 +207,17 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir 
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
 	}
-	prog := &buildProgress{on: !g.quiet && !g.jsonOut && isTerminal(os.Stderr)}
-	opts.Progress = prog.update
+	var done func()
+	opts.Progress, done = buildCounter(!g.quiet && !g.jsonOut && term.IsTerminal(os.Stderr))
 	res, err := snapshot.Build(cmd.Context(), opts)
-	prog.done()
+	done()
 	if res != nil {
 		reportBuild(g, res, image, snapDir, err)
 	}
 	if err != nil {
-		return classifyBuild(err)
+		return exitcode.Build(err)
 	}
 	return nil
-}
-
-func classifyBuild(err error) error {
-	switch {
-	case errors.Is(err, imaging.ErrLocked):
-		return withCode(exitLocked, err)
-	case isNoSpace(err):
-		return withCode(exitIO, err)
-	case errors.Is(err, imaging.ErrPartial):
-		return withCode(exitPartial, err)
-	case errors.Is(err, fs.ErrNotExist):
-		return withCode(exitSelect, err)
-	}
-	return err
 }
 
 // buildReport is the --json output of a build.
@@ -319,7 +272,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 			}
 			got, warnings, err := netboot.AddOS(cmd.Context(), o)
 			if err != nil {
-				return classifyNetboot(err)
+				return exitcode.Netboot(err)
 			}
 			for _, w := range warnings {
 				fmt.Fprintf(os.Stderr, "goldsync: warning: %s\n", w)
@@ -330,7 +283,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 			if g.jsonOut {
 				if !noLoaders {
 					if _, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: o.TFTPBoot}); err != nil {
-						return withCode(exitIO, err)
+						return exitcode.With(exitcode.IO, err)
 					}
 				}
 				return printJSON(got)
@@ -375,7 +328,7 @@ func newOSListCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			list, err := netboot.ListOS(tftp)
 			if err != nil {
-				return classifyNetboot(err)
+				return exitcode.Netboot(err)
 			}
 			if g.jsonOut {
 				if list == nil {
@@ -399,7 +352,7 @@ func newOSRemoveCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := netboot.RemoveOS(tftp, args[0]); err != nil {
-				return classifyNetboot(err)
+				return exitcode.Netboot(err)
 			}
 			if cfgs, err := netboot.ListNodeConfigs(tftp); err == nil {
 				if n := netboot.NodesBooting(cfgs, args[0]); n > 0 {
@@ -416,13 +369,6 @@ func newOSRemoveCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func classifyNetboot(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitSelect, err)
-	}
-	return withCode(exitUsage, err)
-}
-
 func printJSON(v any) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -436,17 +382,17 @@ func printJSON(v any) error {
 func nodeArgs(nodesFile string, args []string) ([]snapshot.Node, error) {
 	switch {
 	case nodesFile != "" && len(args) > 0:
-		return nil, withCode(exitUsage, errors.New("give either --nodes FILE or IP HOSTNAME, not both"))
+		return nil, exitcode.With(exitcode.Usage, errors.New("give either --nodes FILE or IP HOSTNAME, not both"))
 	case nodesFile != "":
 		return readNodesFile(nodesFile)
 	case len(args) == 2 || len(args) == 3:
 		nodes, err := snapshot.ParseNodes("command line", strings.NewReader(strings.Join(args, " ")))
 		if err != nil {
-			return nil, withCode(exitUsage, err)
+			return nil, exitcode.With(exitcode.Usage, err)
 		}
 		return nodes, nil
 	}
-	return nil, withCode(exitUsage, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]"))
+	return nil, exitcode.With(exitcode.Usage, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]"))
 }
 
 func newNodeAddCmd(g *globalFlags) *cobra.Command {
@@ -466,7 +412,7 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 			}
 			o, err := netboot.LoadOS(tftp, osName)
 			if err != nil {
-				return classifyNetboot(err)
+				return exitcode.Netboot(err)
 			}
 			if snapDir == "" {
 				snapDir = o.SnapshotDir
@@ -480,7 +426,7 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 			}
 			if !f.dryRun {
 				if err := netboot.WriteNodeConfigs(tftp, o, nodes, nb); err != nil {
-					return classifyNetboot(err)
+					return exitcode.Netboot(err)
 				}
 				if !g.quiet && !g.jsonOut {
 					printf("goldsync: wrote the boot configs of %d nodes in %s\n", len(nodes), filepath.Join(tftp, netboot.PXELinuxDir))
@@ -519,7 +465,7 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 			o := netboot.RemoveNodesOptions{TFTPBoot: tftp, Names: args, Purge: purge, SnapshotDir: snapDir, StateDir: stateDir}
 			switch {
 			case nodesFile != "" && len(args) > 0:
-				return withCode(exitUsage, errors.New("give either --nodes FILE or nodes, not both"))
+				return exitcode.With(exitcode.Usage, errors.New("give either --nodes FILE or nodes, not both"))
 			case nodesFile != "":
 				nodes, err := readNodesFile(nodesFile)
 				if err != nil {
@@ -527,7 +473,7 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 				}
 				o.Nodes = nodes
 			case len(args) == 0:
-				return withCode(exitUsage, errors.New("name the nodes to remove, or --nodes FILE"))
+				return exitcode.With(exitcode.Usage, errors.New("name the nodes to remove, or --nodes FILE"))
 			}
 			removed, err := netboot.RemoveNodes(o)
 			if !g.quiet && !g.jsonOut {
@@ -540,11 +486,11 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 			}
 			switch {
 			case errors.Is(err, netboot.ErrNoSnapshotDir):
-				return withCode(exitUsage, fmt.Errorf("%w (--snapshot-dir)", err))
+				return exitcode.With(exitcode.Usage, fmt.Errorf("%w (--snapshot-dir)", err))
 			case errors.Is(err, netboot.ErrPurge):
-				return withCode(exitIO, err)
+				return exitcode.With(exitcode.IO, err)
 			}
-			return classifyNetboot(err)
+			return exitcode.Netboot(err)
 		},
 	}
 	fl := cmd.Flags()
@@ -565,7 +511,7 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfgs, err := netboot.ListNodeConfigs(tftp)
 			if err != nil {
-				return classifyNetboot(err)
+				return exitcode.Netboot(err)
 			}
 			if g.jsonOut {
 				if cfgs == nil {
@@ -606,11 +552,11 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 			if cfg != nil {
 				// Nodes of an image with replicas: next-server is their route's.
 				if o.NextServers, err = cluster.DhcpdNextServers(cfg, nodes); err != nil {
-					return withCode(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 			}
 			if err := o.Validate(); err != nil {
-				return withCode(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
@@ -649,7 +595,7 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 // --nodes, assigned to the OSes as sync does).
 func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
 	if err := netboot.CheckClients(f.clients + " " + f.snapClients); err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	var nodes []snapshot.Node
 	if f.nodesFile != "" {
@@ -669,18 +615,18 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 		}
 		switch {
 		case errors.Is(err, cluster.ErrNoExports):
-			return nil, withCode(exitUsage, fmt.Errorf("%w (or give --image and --snapshot-dir)", err))
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w (or give --image and --snapshot-dir)", err))
 		case err != nil && !errors.Is(err, snapshot.ErrNodes) && errors.Is(err, fs.ErrNotExist):
-			return nil, withCode(exitSelect, err)
+			return nil, exitcode.With(exitcode.Select, err)
 		}
-		return list, withCode(exitUsage, err)
+		return list, exitcode.With(exitcode.Usage, err)
 	}
 	if f.replica != "" {
-		return nil, withCode(exitUsage, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
+		return nil, exitcode.With(exitcode.Usage, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
 	}
 	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
 		if !filepath.IsAbs(p.val) {
-			return nil, withCode(exitUsage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
 		}
 	}
 	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes, SnapshotClients: f.snapClients}}, nil
@@ -727,7 +673,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if firstID < 1 || firstID > 65535 {
-				return withCode(exitUsage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
+				return exitcode.With(exitcode.Usage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
 			}
 			list, err := f.options(g)
 			if err != nil {
@@ -735,7 +681,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 			}
 			out, err := netboot.RenderGanesha(netboot.GaneshaOptions{Exports: list, FirstExportID: firstID})
 			if err != nil {
-				return withCode(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			if g.jsonOut {
 				return printJSON(map[string]string{"ganesha": string(out)})

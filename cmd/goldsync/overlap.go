@@ -10,6 +10,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/remote"
 )
 
@@ -32,7 +33,7 @@ func checkOverlap(src, dest, stateDir string, excludes []string) error {
 	}
 	m, err := exclude.New(excludes)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	}
 	for _, p := range []struct{ what, path string }{{"DEST", dest}, {"the state dir", stateDir}} {
 		d, err := realPath(p.path)
@@ -41,13 +42,13 @@ func checkOverlap(src, dest, stateDir string, excludes []string) error {
 		}
 		switch {
 		case d == s:
-			return withCode(exitSelect, fmt.Errorf("%s %s is SRC itself", p.what, p.path))
+			return exitcode.With(exitcode.Select, fmt.Errorf("%s %s is SRC itself", p.what, p.path))
 		case within(s, d) && p.what == "DEST":
-			return withCode(exitSelect, fmt.Errorf("SRC %s is inside DEST %s: the pull would delete it", src, dest))
+			return exitcode.With(exitcode.Select, fmt.Errorf("SRC %s is inside DEST %s: the pull would delete it", src, dest))
 		case within(d, s):
 			rel, _ := filepath.Rel(s, d)
 			if !excludedTree(m, filepath.ToSlash(rel)) {
-				return withCode(exitSelect, fmt.Errorf("%s %s is inside SRC %s: the pull would copy the image into itself (exclude it with --exclude /%s, or put the image elsewhere)",
+				return exitcode.With(exitcode.Select, fmt.Errorf("%s %s is inside SRC %s: the pull would copy the image into itself (exclude it with --exclude /%s, or put the image elsewhere)",
 					p.what, p.path, src, filepath.ToSlash(rel)))
 			}
 		}

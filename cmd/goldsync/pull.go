@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,8 +16,9 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/remote"
 )
 
@@ -85,7 +82,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
 	secondsVar(fl, &f.progressTO, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
-	secondsVar(fl, &f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
+	secondsVar(fl, &f.deadline, "deadline", cluster.DefaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
 	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 1 GiB, about 3 million entries)")
 	registerRsyncNoOps(fl)
 	f.gen.register(cmd, 10)
@@ -98,10 +95,10 @@ func (f *pullFlags) settle(cmd *cobra.Command) error {
 	f.maxDeleteSet = fl.Changed("max-delete")
 	f.deleteSet = fl.Changed("delete")
 	if f.noDelete && fl.Changed("delete") {
-		return withCode(exitUsage, errors.New("--delete and --no-delete contradict each other"))
+		return exitcode.With(exitcode.Usage, errors.New("--delete and --no-delete contradict each other"))
 	}
 	if f.maxDelete < -1 {
-		return withCode(exitUsage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
 	}
 	return nil
 }
@@ -139,10 +136,10 @@ func (f *pullFlags) excludePatterns() ([]string, error) {
 	}
 	from, err := exclude.ReadFiles(f.excludeFrom)
 	if err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("exclude-from: %w", err))
 	}
 	out, err := exclude.Check(append(all, from...))
-	return out, withCode(exitUsage, err)
+	return out, exitcode.With(exitcode.Usage, err)
 }
 
 // checkDest refuses a DEST that cannot be an image directory before
@@ -151,17 +148,17 @@ func checkDest(dest string) error {
 	st, err := os.Lstat(dest)
 	switch {
 	case err == nil && !st.IsDir():
-		return withCode(exitSelect, fmt.Errorf("destination %s is not a directory", dest))
+		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s is not a directory", dest))
 	case err == nil:
 		return nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return withCode(exitSelect, fmt.Errorf("destination: %w", err))
+		return exitcode.With(exitcode.Select, fmt.Errorf("destination: %w", err))
 	}
 	parent := filepath.Dir(filepath.Clean(dest))
 	if st, err := os.Stat(parent); err != nil {
-		return withCode(exitSelect, fmt.Errorf("destination %s: its parent: %w", dest, err))
+		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s: its parent: %w", dest, err))
 	} else if !st.IsDir() {
-		return withCode(exitSelect, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
+		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
 	}
 	return nil
 }
@@ -180,9 +177,9 @@ func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
 		fmt.Fprintf(os.Stderr, "goldsync: warning: %v; the real pull needs --delete\n", err)
 		return nil
 	case errors.Is(err, imaging.ErrNotImage):
-		return withCode(exitMaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
+		return exitcode.With(exitcode.MaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
 	case err != nil:
-		return withCode(exitSelect, err)
+		return exitcode.With(exitcode.Select, err)
 	}
 	return nil
 }
@@ -193,15 +190,15 @@ func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
 func checkSource(src string) (root bool, err error) {
 	sp, err := remote.ParseSpec(src)
 	if err != nil {
-		return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
+		return false, exitcode.With(exitcode.Select, fmt.Errorf("source: %w", err))
 	}
 	if sp.Host == "" {
 		st, err := os.Stat(sp.Path)
 		if err != nil {
-			return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
+			return false, exitcode.With(exitcode.Select, fmt.Errorf("source: %w", err))
 		}
 		if !st.IsDir() {
-			return false, withCode(exitSelect, fmt.Errorf("source %s is not a directory", sp.Path))
+			return false, exitcode.With(exitcode.Select, fmt.Errorf("source %s is not a directory", sp.Path))
 		}
 	}
 	return exclude.IsRoot(sp.Path), nil
@@ -250,16 +247,16 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if err := f.checkFirstPull(dest, opts); err != nil {
 		return err
 	}
-	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	ctx, cancel := cluster.WithDeadline(cmd.Context(), f.deadline)
 	defer cancel()
-	defer func() { err = deadlineErr(ctx, err) }()
+	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	source, err := remote.Open(ctx, src, remote.Options{Serve: agent.InProcess,
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
-		return classifyConnect(err)
+		return exitcode.Connect(err)
 	}
 	defer source.Close()
 	opts.Logger = log
@@ -268,12 +265,12 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 	}
-	prog := newProgressDisplay(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
-	opts.Progress = prog.update
+	prog := term.NewProgress(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
+	opts.Progress = prog.Update
 	res, err := imaging.Sync(ctx, source, dest, opts)
-	prog.done()
+	prog.Done()
 	if res != nil {
-		report(g, f, src, dest, res, source, err, prog.shown())
+		report(g, f, src, dest, res, source, err, prog.Shown())
 		f.reported = true
 	}
 	if f.metricsFile != "" {
@@ -282,66 +279,9 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 		}
 	}
 	if err != nil {
-		return classifySync(err)
+		return exitcode.Sync(err)
 	}
 	return nil
-}
-
-// classifySync maps a sync error to rsync-style exit codes.
-func classifySync(err error) error {
-	switch {
-	case errors.Is(err, imaging.ErrGuard):
-		return withCode(exitMaxDelete, err)
-	case errors.Is(err, imaging.ErrLocked):
-		return withCode(exitLocked, err)
-	case errors.Is(err, imaging.ErrUnsafeStateDir):
-		return withCode(exitSelect, err)
-	case errors.Is(err, imaging.ErrPartial):
-		return withCode(exitPartial, err)
-	case errors.Is(err, proto.ErrStalled):
-		return withCode(exitTimeout, err)
-	case errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
-		errors.Is(err, proto.ErrRemote), errors.Is(err, proto.ErrClosed):
-		return withCode(exitStream, err)
-	case isNoSpace(err):
-		return withCode(exitIO, err)
-	case isLostConnection(err):
-		// The ssh process or the agent died mid-stream: rsync says 12 too.
-		return withCode(exitStream, fmt.Errorf("connection to the source lost: %w", err))
-	}
-	return err
-}
-
-// isLostConnection recognizes the errors a dead peer leaves behind.
-func isLostConnection(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrClosed) || errors.Is(err, context.Canceled)
-}
-
-func classifyConnect(err error) error {
-	var refused *proto.RefusedError
-	switch {
-	case errors.As(err, &refused):
-		// The agent could not open the source's path: a selection
-		// error, told as such.
-		msg := refused.Msg
-		if u, err := strconv.Unquote(msg); err == nil {
-			msg = u // main makes the whole message inert
-		}
-		return withCode(exitSelect, fmt.Errorf("source: %s", msg))
-	case errors.Is(err, remote.ErrVersion):
-		return withCode(exitProtocol, err)
-	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
-		// Silent through the handshake: a timeout, as rsync's 30.
-		return withCode(exitTimeout, err)
-	case errors.Is(err, remote.ErrSSH):
-		return withCode(exitConnection, err)
-	case errors.Is(err, remote.ErrProtocol):
-		return withCode(exitStart, err)
-	case errors.Is(err, os.ErrNotExist):
-		return withCode(exitSelect, err)
-	}
-	return withCode(exitStart, err)
 }
 
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/snapshot/netboot"
 )
@@ -63,7 +65,7 @@ var helpFiles embed.FS
 
 // helpVars fills the help texts' placeholders with what the code knows.
 func helpVars() *strings.Replacer {
-	return strings.NewReplacer("{{exit-status}}", exitStatusText(),
+	return strings.NewReplacer("{{exit-status}}", exitcode.Text(),
 		"{{root-excludes}}", strings.Join(exclude.RootDefaults, " "),
 		"{{initramfs-tools-nfs-options}}", netboot.DefaultInitramfsToolsNFSOptions,
 		"{{dracut-nfs-options}}", netboot.DefaultDracutNFSOptions)
@@ -83,7 +85,7 @@ func (g *globalFlags) logger(w io.Writer) *slog.Logger {
 	if g.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(newCLIHandler(w, "goldsync", level))
+	return slog.New(term.NewHandler(w, "goldsync", level))
 }
 
 func exitCodesHelp() *cobra.Command {

@@ -1,4 +1,4 @@
-package main
+package term
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 	"github.com/goldsync/goldsync/imaging/wire"
 )
 
-// cliHandler prints the libraries' log records in the CLI's own format,
+// Handler prints the libraries' log records in the CLI's own format,
 // one line each:
 //
 //	goldsync: warning: MESSAGE (key=value, ...)
 //
 // instead of slog's time=... level=... lines. --log-format=json keeps
 // slog's JSON for machines.
-type cliHandler struct {
+type Handler struct {
 	mu     *sync.Mutex
 	w      io.Writer
 	level  slog.Leveler
@@ -27,13 +27,18 @@ type cliHandler struct {
 	group  string
 }
 
-func newCLIHandler(w io.Writer, prefix string, level slog.Leveler) *cliHandler {
-	return &cliHandler{mu: &sync.Mutex{}, w: w, level: level, prefix: prefix}
+// NewHandler returns a Handler writing to w, each line starting with
+// prefix ("goldsync"), for records of level and above.
+func NewHandler(w io.Writer, prefix string, level slog.Leveler) *Handler {
+	return &Handler{mu: &sync.Mutex{}, w: w, level: level, prefix: prefix}
 }
 
-func (h *cliHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+// Enabled reports whether l is at the handler's level or above.
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
-func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
+// Handle writes r as one line, made inert: what it carries may come
+// from a peer.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(h.prefix)
 	b.WriteString(": ")
@@ -77,13 +82,15 @@ func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
 	return err
 }
 
-func (h *cliHandler) WithAttrs(as []slog.Attr) slog.Handler {
+// WithAttrs returns a handler adding as to every line.
+func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h
 	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
 	return &c
 }
 
-func (h *cliHandler) WithGroup(name string) slog.Handler {
+// WithGroup returns a handler prefixing keys with name.
+func (h *Handler) WithGroup(name string) slog.Handler {
 	c := *h
 	if c.group != "" {
 		name = c.group + "." + name
