@@ -174,7 +174,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 					for _, b := range gen.Boot {
 						src += fmt.Sprintf(" [%s boots %s]", b.OS, b.Kernel)
 					}
-					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, age(now.Sub(gen.Time)),
+					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, units.Age(now.Sub(gen.Time)),
 						gen.Created, gen.Updated, gen.Deleted, units.Bytes(gen.Held+gen.ManifestBytes), pin, src)
 				}
 			}

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
@@ -317,4 +318,36 @@ func Deadline(ctx context.Context, err error) error {
 		return With(Timeout, e)
 	}
 	return err
+}
+
+// Status is the verdict of goldsync status on reports: the code of the
+// first image whose last run did not end ok (its run's code; partial 23
+// and failed 11 when the record has none), else Timeout when an image
+// is stale (maxAge passed since its last sync, or it never ended one).
+// Silent says the reports were printed as JSON, which says it all.
+func Status(reports []cluster.StatusReport, maxAge time.Duration, silent bool) error {
+	var stale []string
+	for _, r := range reports {
+		if r.Synced && r.Result != cluster.ResultOK {
+			code := r.ExitCode
+			if code == 0 {
+				code = Partial
+				if r.Result == cluster.ResultFailed {
+					code = IO
+				}
+			}
+			msg := r.Error
+			if i := strings.IndexByte(msg, '\n'); i >= 0 {
+				msg = msg[:i] + " ..."
+			}
+			return &Error{Code: code, Err: fmt.Errorf("image %s: last run %s: %s", r.Image, r.Result, msg), Silent: silent}
+		}
+		if r.Stale {
+			stale = append(stale, r.Image)
+		}
+	}
+	if len(stale) > 0 {
+		return &Error{Code: Timeout, Err: fmt.Errorf("no sync ended in the last %v: %s", maxAge, strings.Join(stale, ", ")), Silent: silent}
+	}
+	return nil
 }
