@@ -57,7 +57,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	if err != nil {
 		return err
 	}
-	if err := checkDest(dest); err != nil {
+	if err := cluster.CheckDest(dest); err != nil {
 		return err
 	}
 	ctx, cancel := cluster.WithDeadline(cmd.Context(), f.deadline)

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,41 +124,11 @@ func (f *pullFlags) options(excludes []string, root bool, log *slog.Logger) imag
 	return opts
 }
 
-// excludePatterns checks --exclude and --exclude-from patterns one by one
-// and returns them; a bad one is a usage error naming the flag, or the
-// file and line it came from.
+// excludePatterns are the checked patterns of --exclude and
+// --exclude-from (exclude.Gather): a bad one is a usage error.
 func (f *pullFlags) excludePatterns() ([]string, error) {
-	var all []exclude.Pattern
-	for i, p := range f.excludes {
-		all = append(all, exclude.Pattern{Text: p, From: fmt.Sprintf("--exclude #%d", i+1)})
-	}
-	from, err := exclude.ReadFiles(f.excludeFrom)
-	if err != nil {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("exclude-from: %w", err))
-	}
-	out, err := exclude.Check(append(all, from...))
+	out, err := exclude.Gather(f.excludes, f.excludeFrom)
 	return out, exitcode.With(exitcode.Usage, err)
-}
-
-// checkDest refuses a DEST that cannot be an image directory before
-// anything is created: a file, or a path whose parent is missing.
-func checkDest(dest string) error {
-	st, err := os.Lstat(dest)
-	switch {
-	case err == nil && !st.IsDir():
-		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s is not a directory", dest))
-	case err == nil:
-		return nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return exitcode.With(exitcode.Select, fmt.Errorf("destination: %w", err))
-	}
-	parent := filepath.Dir(filepath.Clean(dest))
-	if st, err := os.Stat(parent); err != nil {
-		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s: its parent: %w", dest, err))
-	} else if !st.IsDir() {
-		return exitcode.With(exitcode.Select, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
-	}
-	return nil
 }
 
 // checkFirstPull refuses a pull that would delete the contents of a
@@ -182,26 +150,6 @@ func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
 		return exitcode.With(exitcode.Select, err)
 	}
 	return nil
-}
-
-// checkSource refuses a local SRC that is missing or not a directory (a
-// remote one is the agent's to check), and says whether SRC is a whole
-// root.
-func checkSource(src string) (root bool, err error) {
-	sp, err := remote.ParseSpec(src)
-	if err != nil {
-		return false, exitcode.With(exitcode.Select, fmt.Errorf("source: %w", err))
-	}
-	if sp.Host == "" {
-		st, err := os.Stat(sp.Path)
-		if err != nil {
-			return false, exitcode.With(exitcode.Select, fmt.Errorf("source: %w", err))
-		}
-		if !st.IsDir() {
-			return false, exitcode.With(exitcode.Select, fmt.Errorf("source %s is not a directory", sp.Path))
-		}
-	}
-	return exclude.IsRoot(sp.Path), nil
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -233,15 +181,15 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if err != nil {
 		return err
 	}
-	root, err := checkSource(src)
+	root, err := cluster.CheckSource(src)
 	if err != nil {
 		return err
 	}
-	if err := checkDest(dest); err != nil {
+	if err := cluster.CheckDest(dest); err != nil {
 		return err
 	}
 	opts := f.options(excludes, root, nil)
-	if err := checkOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+	if err := cluster.CheckOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
 		return err
 	}
 	if err := f.checkFirstPull(dest, opts); err != nil {

@@ -134,6 +134,8 @@ func Of(ctx context.Context, err error) int {
 		return MaxDelete
 	case errors.Is(err, imaging.ErrPartial):
 		return Partial
+	case errors.Is(err, cluster.ErrSelection):
+		return Select
 	}
 	return Usage
 }

@@ -32,6 +32,7 @@ func TestCodes(t *testing.T) {
 		{name: "locked", got: Of(ctx, wrap(imaging.ErrLocked)), want: 16},
 		{name: "guard", got: Of(ctx, wrap(imaging.ErrGuard)), want: 25},
 		{name: "partial", got: Of(ctx, wrap(imaging.ErrPartial)), want: 23},
+		{name: "selection", got: Of(ctx, cluster.CheckDest("/nonexistent/dir/dest")), want: 3},
 		{name: "sync: unsafe state dir", got: Of(ctx, Sync(wrap(imaging.ErrUnsafeStateDir))), want: 3},
 		{name: "sync: stalled", got: Of(ctx, Sync(wrap(proto.ErrStalled))), want: 30},
 		{name: "sync: bad source", got: Of(ctx, Sync(wrap(imaging.ErrBadSource))), want: 12},
