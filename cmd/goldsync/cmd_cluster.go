@@ -152,18 +152,5 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	if held.Len() > 0 {
 		os.Stderr.Write(held.Bytes())
 	}
-	code := exitcode.OK
-	for _, r := range rep.Images {
-		if r.Err != nil {
-			code = r.ExitCode
-			break
-		}
-	}
-	if ctx.Err() != nil {
-		code = exitcode.Signal
-	}
-	if code == exitcode.OK {
-		code = exitcode.Cluster(ctx, err)
-	}
-	return exitcode.With(code, err)
+	return exitcode.Run(ctx, rep, err)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/internal/exitcode"
-	"github.com/goldsync/goldsync/internal/units"
 )
 
 type verifyFlags struct {
@@ -64,32 +63,15 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 	if err != nil {
 		return exitcode.ClusterErr(ctx, err)
 	}
-	name := rep.Root
-	if rep.Image != "" {
-		name = rep.Image
-	}
 	if g.jsonOut {
 		if err := printJSON(rep); err != nil {
 			return err
 		}
-	} else {
-		for _, d := range rep.Drift {
-			line := fmt.Sprintf("%-9s %s", d.Kind, d.Path)
-			if d.Detail != "" {
-				line += "  (" + d.Detail + ")"
-			}
-			printf("%s\n", line)
-		}
-		if !g.quiet {
-			if rep.Clean {
-				printf("goldsync: %s is clean: %d entries match the manifest (%s re-read)\n", name, rep.Checked, units.Bytes(rep.HashedBytes))
-			} else {
-				printf("goldsync: %s drifted: %s\n", name, cluster.CountsText(rep.Counts))
-			}
-		}
+	} else if err := rep.WriteText(stdout, g.quiet); err != nil {
+		return err
 	}
 	if !rep.Clean {
-		return &exitcode.Error{Code: exitcode.Drift, Err: fmt.Errorf("%s drifted: %s", name, cluster.CountsText(rep.Counts)), Silent: g.jsonOut || !g.quiet}
+		return &exitcode.Error{Code: exitcode.Drift, Err: fmt.Errorf("%s drifted: %s", rep.Name(), cluster.CountsText(rep.Counts)), Silent: g.jsonOut || !g.quiet}
 	}
 	return nil
 }

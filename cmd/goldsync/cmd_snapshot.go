@@ -87,12 +87,7 @@ func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.L
 			notice(g, "%s", n)
 		}
 		if !g.quiet {
-			printf("goldsync: boot loaders in %s: %d installed, %d up to date\n", filepath.Join(tftp, netboot.InstallDir), len(res.Installed), len(res.Unchanged))
-			if g.verbose > 0 {
-				for _, p := range res.Installed {
-					printf("  installed %s\n", p)
-				}
-			}
+			_ = res.WriteText(stdout, tftp, g.verbose > 0)
 		}
 	}
 	if err != nil {
@@ -220,25 +215,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir 
 	return nil
 }
 
-// buildReport is the --json output of a build.
-type buildReport struct {
-	Image       string  `json:"image"`
-	SnapshotDir string  `json:"snapshot_dir"`
-	OK          bool    `json:"ok"`
-	Error       string  `json:"error,omitempty"`
-	Seconds     float64 `json:"seconds"`
-	*snapshot.BuildResult
-}
-
 func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir string, err error) {
 	if g.jsonOut {
-		r := buildReport{Image: image, SnapshotDir: snapDir, OK: err == nil, Seconds: res.Duration.Seconds(), BuildResult: res}
-		if err != nil {
-			r.Error = err.Error()
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
+		_ = printJSON(res.Report(image, snapDir, err))
 		return
 	}
 	for _, n := range res.Notices {
@@ -261,15 +240,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
-			// Paths as the admin typed them: relative to here, a trailing
-			// slash from tab completion allowed. Records hold them absolute.
-			for _, p := range []*string{&o.ImageRoot, &o.Location, &o.SnapshotDir, &o.TFTPBoot} {
-				if *p != "" {
-					if a, err := filepath.Abs(*p); err == nil {
-						*p = a
-					}
-				}
-			}
+			o.MakeAbs()
 			got, warnings, err := netboot.AddOS(cmd.Context(), o)
 			if err != nil {
 				return exitcode.Netboot(err)
@@ -289,11 +260,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 				return printJSON(got)
 			}
 			if !g.quiet {
-				style := got.Style
-				if got.Initramfs != "" {
-					style += ", " + got.Initramfs + ", NFS options " + got.NFSOptions
-				}
-				printf("goldsync: added OS %s (boot style %s): %s/%s, %s/%s\n", got.Name, style, netboot.InstallDir, got.KernelFile, netboot.InstallDir, got.InitrdFile)
+				printf("%s\n", got.Summary())
 			}
 			if !noLoaders {
 				if _, err := installLoaders(cmd, g, o.TFTPBoot); err != nil {
@@ -477,12 +444,7 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 			}
 			removed, err := netboot.RemoveNodes(o)
 			if !g.quiet && !g.jsonOut {
-				for _, r := range removed {
-					printf("goldsync: removed the boot configs of %s (%s)\n", r.Node.Host, r.Node.IP)
-					if r.Snapshot != "" {
-						printf("goldsync: removed the snapshot %s\n", r.Snapshot)
-					}
-				}
+				_ = netboot.WriteRemoved(stdout, removed)
 			}
 			switch {
 			case errors.Is(err, netboot.ErrNoSnapshotDir):

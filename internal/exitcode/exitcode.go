@@ -353,3 +353,28 @@ func Status(reports []cluster.StatusReport, maxAge time.Duration, silent bool) e
 	}
 	return nil
 }
+
+// Run is the error of goldsync sync for the report and error of
+// cluster.Run: the code of the first image that failed (the report
+// holds it), Signal when a signal stopped the run, else the code of err.
+func Run(ctx context.Context, rep *cluster.Report, err error) error {
+	if err == nil {
+		return nil
+	}
+	code := OK
+	if rep != nil {
+		for _, r := range rep.Images {
+			if r.Err != nil {
+				code = r.ExitCode
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		code = Signal
+	}
+	if code == OK {
+		code = Cluster(ctx, err)
+	}
+	return With(code, err)
+}
