@@ -76,3 +76,27 @@ func or(a, b string) string {
 	}
 	return b
 }
+
+// ImageNames returns the names of the config's images args name, each an
+// image name or the root directory of one of cfg's images (ResolveImage),
+// for Status and Run. A directory of no image of cfg is a StepImage error
+// wrapping imaging.ErrNotImage.
+func ImageNames(cfg *config.Config, args []string) ([]string, error) {
+	var names []string
+	for _, a := range args {
+		if _, ok := cfg.Image(a); ok {
+			names = append(names, a)
+			continue
+		}
+		ref, err := ResolveImage(a, "", func() (*config.Config, error) { return cfg, nil })
+		if err != nil {
+			return nil, err
+		}
+		if ref.Name == "" {
+			return nil, stepErr(StepImage, kindError{imaging.ErrNotImage, fmt.Errorf("%s is not an image of %s (its images: %s); goldsync generations %s lists its own generations",
+				a, cfg.Path, strings.Join(cfg.ImageNames(), ", "), a)})
+		}
+		names = append(names, ref.Name)
+	}
+	return names, nil
+}

@@ -20,7 +20,7 @@ func WriteStatus(w io.Writer, reports []StatusReport, now time.Time) error {
 	for _, r := range reports {
 		gens := fmt.Sprintf("%d, %s", r.Generations, units.Bytes(r.GenerationBytes))
 		if !r.Synced {
-			fmt.Fprintf(tw, "%s\tnever\t-\t-\t-\t%s\t%s\n", r.Image, snapshotsCell(r), gens)
+			fmt.Fprintf(tw, "%s\tnever\t-\tnever synced\t-\t%s\t%s\n", r.Image, snapshotsCell(r), gens)
 			continue
 		}
 		res := r.Result

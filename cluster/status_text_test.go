@@ -22,8 +22,8 @@ func TestWriteStatus(t *testing.T) {
 	}
 	for _, want := range []string{
 		"IMAGE     LAST SYNC",
-		"  3h0m  partial  +2 ~1 -0, 2.0 KiB  4 nodes, 1 behind (node004), 3 conflicts  5, 1.0 MiB\n",
-		"debian12  never",
+		"  3h0m  partial ", "  +2 ~1 -0, 2.0 KiB  ", "  4 nodes, 1 behind (node004), 3 conflicts  ", "  5, 1.0 MiB\n",
+		"debian12  never                -     never synced  -  ",
 		"rhel9: snapshot conflict (the node's version is kept): node001: /etc/motd: both changed\n",
 		"rhel9: and 2 more snapshot conflicts\n",
 		"rhel9: last error: 2 paths not applied ...\n",

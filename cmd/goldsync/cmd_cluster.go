@@ -26,6 +26,10 @@ func newClusterCmds(g *globalFlags) []*cobra.Command {
 	return []*cobra.Command{newSyncCmd(g), newStatusCmd(g), newVerifyCmd(g), newManCmd()}
 }
 
+// errNoConfig is wrapped by loadConfig's error when the config file does
+// not exist: only then do commands hint at the flags that replace it.
+var errNoConfig = errors.New("no config file")
+
 // loadConfig loads the --config file, or the default one.
 func loadConfig(g *globalFlags) (*config.Config, error) {
 	path := g.config
@@ -34,7 +38,7 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 	}
 	c, err := config.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("no config file %s: write one (see goldsync.toml.example) or name it with --config", path))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w %s: write one (see goldsync.toml.example) or name it with --config", errNoConfig, path))
 	}
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, err)

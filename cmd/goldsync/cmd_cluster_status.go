@@ -19,7 +19,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			return jsonFailure(g, cmd.Context(), runStatus(cmd.Context(), g, args, maxAge))
 		},
 	}
-	cmd.Flags().DurationVar(&maxAge, "max-age", 0, "exit 30 when an image's last sync finished longer ago than `DURATION` (or never); 0: no limit")
+	cmd.Flags().DurationVar(&maxAge, "max-age", 0, "exit 30 when an image's last sync finished longer ago than `DURATION`; 0: no limit (an image never synced exits 30 anyway)")
 	return cmd
 }
 
@@ -27,6 +27,9 @@ func runStatus(ctx context.Context, g *globalFlags, names []string, maxAge time.
 	cfg, err := loadConfig(g)
 	if err != nil {
 		return err
+	}
+	if names, err = cluster.ImageNames(cfg, names); err != nil {
+		return exitcode.ClusterErr(ctx, err)
 	}
 	reports, err := cluster.Status(cfg, cluster.StatusOptions{Images: names, MaxAge: maxAge})
 	if err != nil {

@@ -110,7 +110,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 	rollback := &cobra.Command{
 		Use:   "rollback IMAGE GEN",
 		Short: "make the live image equal to one of its generations",
-		Args:  cobra.ExactArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return exitcode.With(exitcode.Usage, fmt.Errorf("rollback %s: which generation? give GEN (goldsync generations %s lists them)", args[0], args[0]))
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseGen(args[1])
 			if err != nil {

@@ -502,8 +502,10 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 			var cfg *config.Config
 			if nodesFile == "" {
 				var err error
-				if cfg, err = loadConfig(g); err != nil {
+				if cfg, err = loadConfig(g); errors.Is(err, errNoConfig) {
 					return fmt.Errorf("%w (or give --nodes)", err)
+				} else if err != nil {
+					return err
 				}
 				nodesFile = cfg.Cluster.Nodes
 			}
@@ -568,8 +570,10 @@ func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) 
 	}
 	if f.image == "" && f.snapDir == "" {
 		cfg, err := loadConfig(g)
-		if err != nil {
+		if errors.Is(err, errNoConfig) && f.replica == "" {
 			return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
+		} else if err != nil {
+			return nil, err
 		}
 		list, err := cluster.Exports(cfg, nodes, f.clients, f.snapClients)
 		if f.replica != "" {

@@ -65,7 +65,7 @@ var Table = []struct {
 	{Signal, "interrupted by SIGINT or SIGTERM"},
 	{Partial, "partial transfer: some paths could not be applied, or deletions were skipped"},
 	{MaxDelete, "the delete guard refused the run (--max-delete, empty source, a non-empty DEST never pulled into without --delete); nothing changed"},
-	{Timeout, "timeout: the peer sent nothing for --timeout, only keepalives for --progress-timeout, or --deadline passed"},
+	{Timeout, "timeout: the peer sent nothing for --timeout, only keepalives for --progress-timeout, or --deadline passed; for status, an image never synced or not within --max-age"},
 	{Drift, "verify found drift (goldsync-specific)"},
 	{Connection, "ssh failed (host unreachable, authentication, host key)"},
 }
@@ -325,10 +325,11 @@ func Deadline(ctx context.Context, err error) error {
 // Status is the verdict of goldsync status on reports: the code of the
 // first image whose last run did not end ok (its run's code; partial 23
 // and failed 11 when the record has none), else Timeout when an image
-// is stale (maxAge passed since its last sync, or it never ended one).
+// is stale (maxAge passed since its last sync, or it never ended one) or,
+// without maxAge, was never synced.
 // Silent says the reports were printed as JSON, which says it all.
 func Status(reports []cluster.StatusReport, maxAge time.Duration, silent bool) error {
-	var stale []string
+	var stale, never []string
 	for _, r := range reports {
 		if r.Synced && r.Result != cluster.ResultOK {
 			code := r.ExitCode
@@ -344,12 +345,18 @@ func Status(reports []cluster.StatusReport, maxAge time.Duration, silent bool) e
 			}
 			return &Error{Code: code, Err: fmt.Errorf("image %s: last run %s: %s", r.Image, r.Result, msg), Silent: silent}
 		}
-		if r.Stale {
+		switch {
+		case r.Stale:
 			stale = append(stale, r.Image)
+		case !r.Synced:
+			never = append(never, r.Image)
 		}
 	}
-	if len(stale) > 0 {
+	switch {
+	case len(stale) > 0:
 		return &Error{Code: Timeout, Err: fmt.Errorf("no sync ended in the last %v: %s", maxAge, strings.Join(stale, ", ")), Silent: silent}
+	case len(never) > 0:
+		return &Error{Code: Timeout, Err: fmt.Errorf("never synced: %s (no goldsync sync of it has ended)", strings.Join(never, ", ")), Silent: silent}
 	}
 	return nil
 }
