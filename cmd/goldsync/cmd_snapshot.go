@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -553,49 +554,31 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.replica, "replica", "", "the exports of the config's replica `NAME` (its image dir and its nodes' snapshots), to install on that replica")
 }
 
-// options checks the flags and reads the nodes file. Without --image and
-// --snapshot-dir, every OS of the cluster config is exported: its image,
-// and its nodes' snapshots one by one (the nodes file of the config, or
-// --nodes, assigned to the OSes as sync does).
-func (f *exportFlags) options(g *globalFlags) ([]netboot.ExportsOptions, error) {
-	if err := netboot.CheckClients(f.clients + " " + f.snapClients); err != nil {
-		return nil, exitcode.With(exitcode.Usage, err)
-	}
-	var nodes []snapshot.Node
+// options are the exports the flags ask for (cluster.ExportsRequest),
+// with the nodes of --nodes; without --image and --snapshot-dir, those of
+// the cluster config.
+func (f *exportFlags) options(ctx context.Context, g *globalFlags) ([]netboot.ExportsOptions, error) {
+	req := cluster.ExportsRequest{ImageRoot: f.image, SnapshotDir: f.snapDir, Replica: f.replica, Clients: f.clients, SnapshotClients: f.snapClients}
 	if f.nodesFile != "" {
 		var err error
-		if nodes, err = readNodesFile(f.nodesFile); err != nil {
+		if req.Nodes, err = readNodesFile(f.nodesFile); err != nil {
 			return nil, err
 		}
 	}
-	if f.image == "" && f.snapDir == "" {
-		cfg, err := loadConfig(g)
-		if errors.Is(err, errNoConfig) && f.replica == "" {
+	var cfg *config.Config
+	if req.UsesConfig() {
+		var err error
+		if cfg, err = loadConfig(g); errors.Is(err, errNoConfig) && f.replica == "" {
 			return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
 		} else if err != nil {
 			return nil, err
 		}
-		list, err := cluster.Exports(cfg, nodes, f.clients, f.snapClients)
-		if f.replica != "" {
-			list, err = cluster.ReplicaExports(cfg, nodes, f.replica, f.clients, f.snapClients)
-		}
-		switch {
-		case errors.Is(err, cluster.ErrNoExports):
-			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w (or give --image and --snapshot-dir)", err))
-		case err != nil && !errors.Is(err, snapshot.ErrNodes) && errors.Is(err, fs.ErrNotExist):
-			return nil, exitcode.With(exitcode.Select, err)
-		}
-		return list, exitcode.With(exitcode.Usage, err)
 	}
-	if f.replica != "" {
-		return nil, exitcode.With(exitcode.Usage, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
+	list, err := req.Exports(cfg)
+	if errors.Is(err, cluster.ErrNoExports) && f.replica == "" {
+		err = fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
 	}
-	for _, p := range []struct{ flag, val string }{{"--image", f.image}, {"--snapshot-dir", f.snapDir}} {
-		if !filepath.IsAbs(p.val) {
-			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
-		}
-	}
-	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(f.image), SnapshotDir: filepath.Clean(f.snapDir), Clients: f.clients, Nodes: nodes, SnapshotClients: f.snapClients}}, nil
+	return list, exitcode.ClusterErr(ctx, err)
 }
 
 func newRenderExportsCmd(g *globalFlags) *cobra.Command {
@@ -605,17 +588,11 @@ func newRenderExportsCmd(g *globalFlags) *cobra.Command {
 		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			list, err := f.options(g)
+			list, err := f.options(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			var out []byte
-			var dirs []string
-			for _, o := range list {
-				out = append(out, netboot.RenderExports(o)...)
-				dirs = append(dirs, o.ImageRoot, o.SnapshotDir)
-			}
-			warnings := cluster.ExposureWarnings(dirs...)
+			out, warnings := cluster.RenderExports(list)
 			if g.jsonOut {
 				return printJSON(map[string]any{"exports": string(out), "warnings": warnings})
 			}
@@ -641,7 +618,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 			if firstID < 1 || firstID > 65535 {
 				return exitcode.With(exitcode.Usage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
 			}
-			list, err := f.options(g)
+			list, err := f.options(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/remote"
@@ -235,26 +233,9 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {
 	s := cluster.SummarizePull(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(s)
+		_ = printJSON(s)
 		return
 	}
-	if f.maxDeleteSet && f.maxDelete == 0 && !g.quiet {
-		fmt.Fprintln(os.Stderr, "goldsync: warning: --max-delete=0: nothing deleted; entries the source no longer has are kept")
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
-	}
-	if g.quiet {
-		return
-	}
-	switch {
-	case f.stats || g.verbose > 0 || f.dryRun:
-		// After the itemized lines, on the same stream, as rsync.
-		_ = s.WriteText(stdout)
-	case progressShown:
-		// The progress line cleared itself: one line says how it ended.
-		fmt.Fprintln(os.Stderr, s.Line())
-	}
+	s.WriteReport(cluster.PullReport{Out: stdout, Err: os.Stderr, Quiet: g.quiet, Full: f.stats || g.verbose > 0 || f.dryRun,
+		ProgressShown: progressShown, KeptDeletes: f.maxDeleteSet && f.maxDelete == 0})
 }

@@ -73,19 +73,7 @@ func helpVars() *strings.Replacer {
 
 // logger builds the slog logger the libraries log through.
 func (g *globalFlags) logger(w io.Writer) *slog.Logger {
-	level := slog.LevelWarn
-	switch {
-	case g.quiet:
-		level = slog.LevelError
-	case g.verbose == 1:
-		level = slog.LevelInfo
-	case g.verbose >= 2:
-		level = slog.LevelDebug
-	}
-	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-	}
-	return slog.New(term.NewHandler(w, "goldsync", level))
+	return term.Logger(w, "goldsync", g.verbose, g.quiet, g.logFormat == "json")
 }
 
 func exitCodesHelp() *cobra.Command {

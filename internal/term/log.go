@@ -98,3 +98,23 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	c.group = name
 	return &c
 }
+
+// Logger is the logger a command gives the libraries: records at warning
+// and above (error only when quiet, info with verbose 1, debug from 2) on
+// w, in the CLI's format (Handler, each line starting with prefix) or,
+// with json, as slog's JSON lines.
+func Logger(w io.Writer, prefix string, verbose int, quiet, json bool) *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case quiet:
+		level = slog.LevelError
+	case verbose == 1:
+		level = slog.LevelInfo
+	case verbose >= 2:
+		level = slog.LevelDebug
+	}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(NewHandler(w, prefix, level))
+}
