@@ -128,21 +128,10 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 	if f.unconfined && !strings.HasPrefix(srv.Confinement(), "Landlock") {
 		fmt.Fprintf(os.Stderr, "goldsync serve: WARNING: serving WITHOUT Landlock: %s\n", srv.Confinement())
 	}
-	if !g.quiet {
-		var list []string
-		for _, img := range srv.Images() {
-			list = append(list, img.Name+"="+img.Root)
+	for _, line := range srv.Banner(ln.Addr()) {
+		if !g.quiet {
+			fmt.Fprintf(os.Stderr, "goldsync serve: %s\n", line)
 		}
-		fmt.Fprintf(os.Stderr, "goldsync serve: rsync://%s/ read-only: %s\n", ln.Addr(), strings.Join(list, " "))
-		allow := opts.Allow
-		if allow == nil {
-			allow = export.DefaultAllow
-		}
-		withheld := "withheld"
-		if opts.ServeRootOnly {
-			withheld = "SERVED"
-		}
-		fmt.Fprintf(os.Stderr, "goldsync serve: clients from %v; root-only files %s\n", allow, withheld)
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		if errors.Is(err, export.ErrConfinement) {
