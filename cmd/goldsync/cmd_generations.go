@@ -92,7 +92,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				if i > 0 {
 					printf("\n")
 				}
-				if err := imaging.WriteGenerations(stdout, ig.Image, ig.Generations, time.Now()); err != nil {
+				if err := cluster.WriteGenerations(stdout, ig.Image, ig.Generations, time.Now()); err != nil {
 					return err
 				}
 			}
@@ -137,7 +137,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			}
 			res, err := imaging.Rollback(cmd.Context(), ref.Root, id, imaging.RollbackOptions{Options: opts, Force: force})
 			if res != nil && !g.quiet && !g.jsonOut {
-				_ = imaging.WriteRollbackSummary(os.Stderr, ref.Root, id, dryRun, res, err)
+				_ = cluster.WriteRollbackSummary(os.Stderr, ref.Root, id, dryRun, res, err)
 			}
 			if g.jsonOut && res != nil {
 				if jerr := printJSON(map[string]any{"image": ref.Root, "generation": id, "dry_run": dryRun,

@@ -1,10 +1,11 @@
-package imaging
+package cluster
 
 import (
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/units"
 )
 
@@ -13,7 +14,7 @@ import (
 // age counted to now, objects created, updated and deleted, the kept
 // content it holds, pinned, and its source with the kernel each OS
 // entry booted).
-func WriteGenerations(w io.Writer, root string, gens []Generation, now time.Time) error {
+func WriteGenerations(w io.Writer, root string, gens []imaging.Generation, now time.Time) error {
 	var err error
 	p := func(format string, a ...any) {
 		if err == nil {
@@ -41,7 +42,7 @@ func WriteGenerations(w io.Writer, root string, gens []Generation, now time.Time
 // a rollback of root to generation gen would change (dryRun) or did,
 // and the generation it was recorded as. runErr is the rollback's error:
 // a rollback that failed "stopped rolling back".
-func WriteRollbackSummary(w io.Writer, root string, gen int64, dryRun bool, res *Result, runErr error) error {
+func WriteRollbackSummary(w io.Writer, root string, gen int64, dryRun bool, res *imaging.Result, runErr error) error {
 	var line string
 	if dryRun {
 		n, bytes := 0, int64(0)
