@@ -101,8 +101,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 # (/usr/local/lib/systemd/system by default), so /etc/systemd/system stays
 # the admin's for overrides; set UNITDIR=/etc/systemd/system to put them
 # there instead. Every unit's ExecStart names PREFIX/bin. The example config
-# goes to /etc/goldsync, where goldsync looks for goldsync.toml; an existing
-# goldsync.toml is never touched. The golden node's package-manager hooks
+# goes to SYSCONFDIR/goldsync: /etc/goldsync, where goldsync looks for
+# goldsync.toml, for the system's prefixes (/usr, /usr/local), else
+# PREFIX/etc/goldsync, as GNU's sysconfdir, so a PREFIX=/tmp/x trial
+# writes nothing outside DESTDIR and PREFIX; an existing goldsync.toml is
+# never touched. The golden node's package-manager hooks
 # (agent/hooks) are installed only when asked, on the golden node:
 # HOOKS=auto puts them where apt, dnf and yum read them, for the package
 # managers this machine has; HOOKS=all: every one; HOOKS=none (the
@@ -110,7 +113,12 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 DOCDIR    ?= $(PREFIX)/share/doc/goldsync
-CONFDIR   ?= /etc/goldsync
+ifneq ($(filter /usr /usr/local /usr/ /usr/local/,$(PREFIX)),)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+CONFDIR   ?= $(SYSCONFDIR)/goldsync
 UNITS     := dist/goldsync-sync.service dist/goldsync-sync.timer dist/goldsync-agent-watch.service \
              agent/hooks/systemd/goldsync-agent-push.service agent/hooks/systemd/goldsync-agent-push.path
 HOOKS     ?= none
@@ -145,10 +153,10 @@ install: build ## Install binaries, systemd units, package-manager hooks, man pa
 	install -m 0644 dist/goldsync.toml.example $(DESTDIR)$(CONFDIR)/goldsync.toml.example
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 dist/cron.example $(DESTDIR)$(DOCDIR)/cron.example
-	@echo "image server: edit $(CONFDIR)/goldsync.toml (from the example), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
+	@echo "image server: write /etc/goldsync/goldsync.toml (from $(CONFDIR)/goldsync.toml.example; or name another with --config), then systemctl daemon-reload && systemctl enable --now goldsync-sync.timer"
 	@echo "push: in root's authorized_keys on the image server, give each golden node's key only its image (see docs/SECURITY.md):"
 	@echo '  restrict,command="$(PREFIX)/bin/goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden'
-	@echo "golden node: put PUSH_TO=... in $(CONFDIR)/agent.env, then systemctl enable --now goldsync-agent-push.path goldsync-agent-watch.service"
+	@echo "golden node: put PUSH_TO=... in /etc/goldsync/agent.env (the units read it there), then systemctl enable --now goldsync-agent-push.path goldsync-agent-watch.service"
 
 .PHONY: clean
 clean: ## Remove build output

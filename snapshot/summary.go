@@ -83,3 +83,24 @@ func (e *errWriter) printf(format string, a ...any) {
 		_, e.err = fmt.Fprintf(e.w, format, a...)
 	}
 }
+
+// BuildReport is a build's result as goldsync's --json prints it: where
+// from and to, whether it ended ok, and the result's fields.
+type BuildReport struct {
+	Image       string  `json:"image"`
+	SnapshotDir string  `json:"snapshot_dir"`
+	OK          bool    `json:"ok"`
+	Error       string  `json:"error,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	*BuildResult
+}
+
+// Report is r as a BuildReport of a build from imageRoot into
+// snapshotDir that ended with runErr.
+func (r *BuildResult) Report(imageRoot, snapshotDir string, runErr error) BuildReport {
+	rep := BuildReport{Image: imageRoot, SnapshotDir: snapshotDir, OK: runErr == nil, Seconds: r.Duration.Seconds(), BuildResult: r}
+	if runErr != nil {
+		rep.Error = runErr.Error()
+	}
+	return rep
+}

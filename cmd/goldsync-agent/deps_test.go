@@ -29,6 +29,9 @@ func TestAgentDeps(t *testing.T) {
 		"github.com/goldsync/goldsync/remote", "github.com/goldsync/goldsync/config",
 		"github.com/goldsync/goldsync/cluster", "github.com/goldsync/goldsync/export",
 		"github.com/goldsync/goldsync/snapshot",
+		// The image server's CLI: its exit codes, terminal and text reports.
+		"github.com/goldsync/goldsync/internal/exitcode", "github.com/goldsync/goldsync/internal/term",
+		"github.com/goldsync/goldsync/internal/units",
 	} {
 		if slices.Contains(deps, p) {
 			t.Errorf("goldsync-agent links %s", p)

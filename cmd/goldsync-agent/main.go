@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"embed"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +18,7 @@ import (
 	stdiostream "github.com/goldsync/goldsync/internal/stdio"
 
 	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/internal/manpage"
 	"github.com/goldsync/goldsync/internal/version"
 
 	"github.com/goldsync/goldsync/internal/profile"
@@ -53,16 +56,8 @@ func (g *globalFlags) logger() *slog.Logger {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:   "goldsync-agent",
-		Short: "goldsync's agent on the golden node",
-		Long: `goldsync-agent runs on a golden node, the disk-installed machine whose root
-the diskless image is made from. The image server starts it through ssh
-("goldsync-agent serve --stdio") for every pull; it walks the root in
-parallel, hashes what changed (a hash cache in the state dir means an
-unchanged file is never read twice) and streams entries and contents.
-
-It never writes into the tree it serves. Its state lives in --state-dir
-(default /var/lib/goldsync as root).`,
+		Use:           "goldsync-agent",
+		Short:         "goldsync's agent on the golden node",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Describe(),
@@ -77,18 +72,23 @@ It never writes into the tree it serves. Its state lives in --state-dir
 	root.AddCommand(newWatchCmd(g))
 	root.AddCommand(newBootCmd(g))
 	root.AddCommand(newManCmd())
+	help, _ := fs.Sub(helpFiles, "help")
+	manpage.SetHelp(root, help, nil)
 	return root
 }
+
+// helpFiles are the commands' Long and Example texts (manpage.SetHelp),
+// read by --help and the man pages alike.
+//
+//go:embed help/*.txt
+var helpFiles embed.FS
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	var stdio bool
 	cmd := &cobra.Command{
 		Use:   "serve --stdio",
 		Short: "serve one pull on stdin/stdout (started by the image server through ssh)",
-		Long: `Serve speaks goldsync's protocol on stdin and stdout for one image server.
-The image server names the root to send; the agent refuses anything that is
-not an absolute directory. Log messages go to stderr, never stdout.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
 				return fmt.Errorf("serve needs --stdio (the only transport)")

@@ -61,26 +61,7 @@ func newPushCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "push --to [user@]server:/image",
 		Short: "send the changes since the last push to image servers (run after yum/dnf)",
-		Long: `Push sends the golden tree's changes to each image server: it runs
-"goldsync receive --stdio IMAGE" there through ssh and serves it. When a
-watcher (goldsync-agent watch) keeps the change journal, only the paths
-changed since the token that server applied last are scanned and sent; else
-the whole tree is compared, as a pull would. The journal is cleared only
-after the server confirms.
-
-The receiver leaves out what a running root holds but an image must not:
-/proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/*
-(their directories are kept), unless --no-default-excludes; a receiver
-restricted to a config image (receive --image) takes the image's excludes
-from the server's config.
-
-With --ssh-persist DURATION the ssh connection stays up that long after the
-push (OpenSSH ControlMaster, its socket in the state dir) and pushes within
-that time skip the login, which is most of the time of a small push.
-
-The package-manager hooks in agent/hooks call this after every transaction.`,
-		Example: `  goldsync-agent push --to root@node002:/diskless/i386/RHEL5-AS/root`,
-		Args:    cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(f.to) == 0 {
 				return fmt.Errorf("push needs --to [user@]server:/image")
@@ -105,18 +86,7 @@ func newWatchCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch [--push-to [user@]server:/image]...",
 		Short: "watch the golden tree and keep the change journal (and push when changes settle)",
-		Long: `Watch follows every change beneath --root (fanotify with a filesystem mark
-where the kernel allows, recursive inotify otherwise) and records the dirty
-paths in a persistent journal in the state dir. Pulls and pushes then scan
-only what changed. Anything the watcher cannot vouch for — a queue overflow,
-the time it was not running — marks "full rescan needed", never silent loss.
-
-With --push-to it also pushes to each image server once changes have been
-quiet for --quiet-period, over one ssh connection kept up between pushes
-(--ssh-persist, 10 minutes after the last push by default), so a push costs
-a new session, not a new login. Writes through mmap produce no events: keep the
-nightly full pull (goldsync sync) as the verification.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWatch(cmd.Context(), g, f, excludes, quiet, backend)
 		},

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/sshtest"
 )
 
@@ -158,21 +159,21 @@ func TestPullExitCodesAndNothingLeftBehind(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{name: "missing source", args: []string{filepath.Join(dir, "nope"), dest}, code: exitSelect, stderr: "no such file or directory"},
-		{name: "file as source", args: []string{filepath.Join(dir, "afile"), dest}, code: exitSelect, stderr: "is not a directory"},
-		{name: "file as DEST", args: []string{src, filepath.Join(dir, "afile")}, code: exitSelect, stderr: "destination " + filepath.Join(dir, "afile") + " is not a directory"},
-		{name: "DEST's parent missing", args: []string{src, filepath.Join(dir, "no/such/image")}, code: exitSelect, stderr: "no such file or directory"},
-		{name: "bad --exclude", args: []string{"--exclude", "/var/[x", src, dest}, code: exitUsage, stderr: `--exclude #1: bad exclude pattern "/var/[x"`},
-		{name: "bad --exclude-from line", args: []string{"--exclude-from", filepath.Join(dir, "excludes"), src, dest}, code: exitUsage,
+		{name: "missing source", args: []string{filepath.Join(dir, "nope"), dest}, code: exitcode.Select, stderr: "no such file or directory"},
+		{name: "file as source", args: []string{filepath.Join(dir, "afile"), dest}, code: exitcode.Select, stderr: "is not a directory"},
+		{name: "file as DEST", args: []string{src, filepath.Join(dir, "afile")}, code: exitcode.Select, stderr: "destination " + filepath.Join(dir, "afile") + " is not a directory"},
+		{name: "DEST's parent missing", args: []string{src, filepath.Join(dir, "no/such/image")}, code: exitcode.Select, stderr: "no such file or directory"},
+		{name: "bad --exclude", args: []string{"--exclude", "/var/[x", src, dest}, code: exitcode.Usage, stderr: `--exclude #1: bad exclude pattern "/var/[x"`},
+		{name: "bad --exclude-from line", args: []string{"--exclude-from", filepath.Join(dir, "excludes"), src, dest}, code: exitcode.Usage,
 			stderr: filepath.Join(dir, "excludes") + `:4: bad exclude pattern "/var/[cache"`},
-		{name: "bad --timeout", args: []string{"--timeout", "soon", src, dest}, code: exitUsage},
-		{name: "--delete with --no-delete", args: []string{"--delete", "--no-delete", src, dest}, code: exitUsage},
-		{name: "DEST inside SRC", args: []string{src, filepath.Join(src, "img")}, code: exitSelect, stderr: "is inside SRC " + src + ": the pull would copy the image into itself"},
-		{name: "SRC inside DEST", args: []string{src, dir}, code: exitSelect, stderr: "is inside DEST"},
-		{name: "SRC as DEST", args: []string{src + "/", src}, code: exitSelect, stderr: "is SRC itself"},
-		{name: "-c is not rsync's --checksum nor a config", args: []string{"-c", "-n", src, dest}, code: exitUsage, stderr: "unknown shorthand flag: 'c'"},
+		{name: "bad --timeout", args: []string{"--timeout", "soon", src, dest}, code: exitcode.Usage},
+		{name: "--delete with --no-delete", args: []string{"--delete", "--no-delete", src, dest}, code: exitcode.Usage},
+		{name: "DEST inside SRC", args: []string{src, filepath.Join(src, "img")}, code: exitcode.Select, stderr: "is inside SRC " + src + ": the pull would copy the image into itself"},
+		{name: "SRC inside DEST", args: []string{src, dir}, code: exitcode.Select, stderr: "is inside DEST"},
+		{name: "SRC as DEST", args: []string{src + "/", src}, code: exitcode.Select, stderr: "is SRC itself"},
+		{name: "-c is not rsync's --checksum nor a config", args: []string{"-c", "-n", src, dest}, code: exitcode.Usage, stderr: "unknown shorthand flag: 'c'"},
 		{name: "missing remote path", args: []string{"-e", fakeSSH(t), "--agent-path", agentBin(t), "golden:" + filepath.Join(dir, "nope"), dest},
-			code: exitSelect, stderr: "source: open " + filepath.Join(dir, "nope")},
+			code: exitcode.Select, stderr: "source: open " + filepath.Join(dir, "nope")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,8 +319,8 @@ func TestPullSIGTERMIsInterrupted(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitSignal {
-		t.Errorf("exit %v, want %d", err, exitSignal)
+	if !errors.As(err, &ee) || ee.ExitCode() != exitcode.Signal {
+		t.Errorf("exit %v, want %d", err, exitcode.Signal)
 	}
 	if got := errb.String(); got != "goldsync: interrupted by SIGTERM\n" {
 		t.Errorf("stderr %q, want the interruption only", got)
@@ -355,7 +356,7 @@ func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
 		t.Errorf("render exports --config:\n%s", out)
 	}
 	_, errs, code := run(t, "--config", c.config, "render", "ganesha", "--first-export-id", "0")
-	if code != exitUsage || !strings.Contains(errs, "--first-export-id 0: want 1 to 65535") {
+	if code != exitcode.Usage || !strings.Contains(errs, "--first-export-id 0: want 1 to 65535") {
 		t.Errorf("--first-export-id 0: exit %d, %s", code, errs)
 	}
 	cfg := get(t, c.config)
@@ -433,8 +434,8 @@ func TestPullDestInsideExcludedSrc(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(src, "srv/img")
-	if _, errs, code := run(t, "pull", "--exclude", "/srv/img", src, dest); code != exitSelect || !strings.Contains(errs, "the state dir") {
-		t.Errorf("image excluded but its state dir not: exit %d, want %d:\n%s", code, exitSelect, errs)
+	if _, errs, code := run(t, "pull", "--exclude", "/srv/img", src, dest); code != exitcode.Select || !strings.Contains(errs, "the state dir") {
+		t.Errorf("image excluded but its state dir not: exit %d, want %d:\n%s", code, exitcode.Select, errs)
 	}
 	mustRun(t, "pull", "--exclude", "/srv/*", src, dest)
 	if _, err := os.Stat(filepath.Join(dest, "etc/hostname")); err != nil {
@@ -450,8 +451,8 @@ func TestPullDestInsideExcludedSrc(t *testing.T) {
 func TestGenerationsOfMissingImage(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	for _, args := range [][]string{{"generations", missing}, {"rollback", missing, "1"}, {"diff", missing, "1"}} {
-		if _, errs, code := run(t, args...); code != exitSelect || !strings.Contains(errs, "no such file or directory") {
-			t.Errorf("goldsync %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, exitSelect, errs)
+		if _, errs, code := run(t, args...); code != exitcode.Select || !strings.Contains(errs, "no such file or directory") {
+			t.Errorf("goldsync %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, exitcode.Select, errs)
 		}
 	}
 	if _, err := os.Stat(filepath.Dir(missing)); err != nil {
@@ -467,8 +468,8 @@ func TestGenerationsOfMissingImage(t *testing.T) {
 func TestGenerationsOfPlainDirectory(t *testing.T) {
 	plain := t.TempDir()
 	for _, args := range [][]string{{"generations", plain}, {"rollback", plain, "1"}, {"diff", plain, "1"}} {
-		if _, errs, code := run(t, args...); code != exitSelect || !strings.Contains(errs, "is not an image") {
-			t.Errorf("goldsync %s: exit %d, want %d and \"is not an image\":\n%s", strings.Join(args, " "), code, exitSelect, errs)
+		if _, errs, code := run(t, args...); code != exitcode.Select || !strings.Contains(errs, "is not an image") {
+			t.Errorf("goldsync %s: exit %d, want %d and \"is not an image\":\n%s", strings.Join(args, " "), code, exitcode.Select, errs)
 		}
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(plain)); len(ents) != 1 {
@@ -480,8 +481,8 @@ func TestGenerationsOfPlainDirectory(t *testing.T) {
 // is told to put pull first.
 func TestRsyncLineWithoutCommand(t *testing.T) {
 	_, errs, code := run(t, "-aHAXS", "--numeric-ids", "--delete", "src/", "dst/")
-	if code != exitUsage || !strings.Contains(errs, "goldsync pull -aHAXS --numeric-ids --delete src/ dst/") {
-		t.Errorf("exit %d, want %d, and a hint to put pull first:\n%s", code, exitUsage, errs)
+	if code != exitcode.Usage || !strings.Contains(errs, "goldsync pull -aHAXS --numeric-ids --delete src/ dst/") {
+		t.Errorf("exit %d, want %d, and a hint to put pull first:\n%s", code, exitcode.Usage, errs)
 	}
 }
 
@@ -493,8 +494,8 @@ func TestPullJSONOnFailure(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{filepath.Join(dir, "nope"), filepath.Join(dir, "img")}, exitSelect},
-		{[]string{"--exclude", "/[x", dir, filepath.Join(dir, "img")}, exitUsage},
+		{[]string{filepath.Join(dir, "nope"), filepath.Join(dir, "img")}, exitcode.Select},
+		{[]string{"--exclude", "/[x", dir, filepath.Join(dir, "img")}, exitcode.Usage},
 	} {
 		out, _, code := run(t, append([]string{"pull", "--json"}, tt.args...)...)
 		var r struct {
@@ -584,8 +585,8 @@ func TestPullIntoForeignDirRefused(t *testing.T) {
 	state := filepath.Join(base, ".home.goldsync")
 
 	_, errs, code := run(t, "pull", src, dest)
-	if code != exitMaxDelete || !strings.Contains(errs, "--delete") || !strings.Contains(errs, "precious") {
-		t.Errorf("pull into a foreign dir: exit %d, want %d and a message naming --delete and what is there:\n%s", code, exitMaxDelete, errs)
+	if code != exitcode.MaxDelete || !strings.Contains(errs, "--delete") || !strings.Contains(errs, "precious") {
+		t.Errorf("pull into a foreign dir: exit %d, want %d and a message naming --delete and what is there:\n%s", code, exitcode.MaxDelete, errs)
 	}
 	if get(t, filepath.Join(dest, "precious/thesis.tex")) != "years of work\n" {
 		t.Error("the refused pull changed the directory")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,8 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -25,6 +26,10 @@ func newClusterCmds(g *globalFlags) []*cobra.Command {
 	return []*cobra.Command{newSyncCmd(g), newStatusCmd(g), newVerifyCmd(g), newManCmd()}
 }
 
+// errNoConfig is wrapped by loadConfig's error when the config file does
+// not exist: only then do commands hint at the flags that replace it.
+var errNoConfig = errors.New("no config file")
+
 // loadConfig loads the --config file, or the default one.
 func loadConfig(g *globalFlags) (*config.Config, error) {
 	path := g.config
@@ -33,92 +38,23 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 	}
 	c, err := config.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withCode(exitUsage, fmt.Errorf("no config file %s: write one (see goldsync.toml.example) or name it with --config", path))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w %s: write one (see goldsync.toml.example) or name it with --config", errNoConfig, path))
 	}
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return c, nil
-}
-
-// clusterExitCode maps an error of the cluster package to an exit code:
-// by the step it comes from, then by the library's own error.
-func clusterExitCode(ctx context.Context, err error) int {
-	var ee *exitError
-	var se *cluster.StepError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, cluster.ErrDeadline):
-		return exitTimeout
-	case !errors.As(err, &se):
-		return exitCode(ctx, err)
-	}
-	code := func(e error) int { return exitCode(ctx, e) }
-	switch e := se.Err; se.Step {
-	case cluster.StepConfig:
-		return exitUsage
-	case cluster.StepNodes, cluster.StepLists:
-		if errors.Is(e, snapshot.ErrNodes) || errors.Is(e, snapshot.ErrLists) {
-			return exitUsage
-		}
-		if isNoSpace(e) {
-			return exitIO
-		}
-		return exitSelect
-	case cluster.StepLock:
-		if errors.Is(e, imaging.ErrLocked) {
-			return exitLocked
-		}
-		return exitIO
-	case cluster.StepConnect:
-		return code(classifyConnect(e))
-	case cluster.StepPull:
-		return code(classifySync(e))
-	case cluster.StepRollback:
-		switch {
-		case errors.Is(e, imaging.ErrIncomplete), errors.Is(e, imaging.ErrNoGeneration):
-			return exitSelect
-		case errors.Is(e, imaging.ErrDrift):
-			return exitDrift
-		}
-		return code(classifySync(e))
-	case cluster.StepSnapshots:
-		return code(classifyBuild(e))
-	case cluster.StepNetboot, cluster.StepImage:
-		return exitSelect
-	case cluster.StepManifest:
-		if errors.Is(e, cluster.ErrNoManifest) {
-			return exitSelect
-		}
-		return exitIO
-	case cluster.StepExcludes:
-		return exitUsage
-	case cluster.StepReplica:
-		return code(e) // partial: the image is synced, a replica is not
-	}
-	return exitIO // boot files, metrics
-}
-
-// clusterErr gives a cluster error its exit code.
-func clusterErr(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	return withCode(clusterExitCode(ctx, err), err)
 }
 
 // jsonFailure prints the --json result object of a command that failed
 // before it printed a report of its own (a silent error has), so a script
 // reading stdout always gets one.
 func jsonFailure(g *globalFlags, ctx context.Context, err error) error {
-	var ee *exitError
-	if err == nil || !g.jsonOut || (errors.As(err, &ee) && ee.silent) {
+	var ee *exitcode.Error
+	if err == nil || !g.jsonOut || (errors.As(err, &ee) && ee.Silent) {
 		return err
 	}
-	code := exitCode(ctx, err)
+	code := exitcode.Of(ctx, err)
 	printJSON(map[string]any{"ok": false, "error": err.Error(), "exit_code": code})
 	return err
 }
@@ -143,50 +79,6 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync [flags] [IMAGE]...",
 		Short: "the nightly job: pull each image, refresh its node snapshots and netboot files",
-		Long: `Sync does three things for each image of the config file (or for those
-named), in this order.
-
-Pull: mirror the image's golden node into its root, as "goldsync pull" does,
-with the image's settings (excludes, max_delete, retention, rsh, streams).
-
-Snapshots: refresh the read-write snapshot of every node booting the image,
-as "goldsync snapshot build" does, from SNAPSHOT-DIR/files and files.custom
-(the default list is written when files is missing).
-
-Netboot: copy the OS's kernel and initrd from the image into the TFTP tree
-(the configured kernel, or the newest) and rewrite the pxelinux, GRUB and
-iPXE files of its nodes.
-
-An image with replicas ([[image.replica]], see goldsync.toml(5)) has each
-replica brought to the new generation after the pull, before the snapshots:
-the paths changed since the generation it holds are pushed to it, and it
-builds its own nodes' snapshots and boot files; the nodes' boot files here
-name their replica, or this server while it is down. A replica that fails
-makes the run partial (exit 23); the others are updated.
-
-A failed pull skips the image's other steps (a partial one does not); the
-other images go on. After each run a status record is written in the
-image's state dir for "goldsync status".
-
-Runs of the same image exclude each other: a second run finds the image's
-lock taken, says which process holds it, and exits with status 16.
-
-Made for cron and systemd timers: when standard output is not a terminal,
-a successful run prints nothing unless a node's snapshot kept a change of
-its own over the image's (a conflict: listed), and warnings are printed
-only if the run fails, so cron mails only what needs a look. -v prints them
-anyway; --json prints a summary on standard output, also on failure.
-
-The config file is /etc/goldsync/goldsync.toml unless --config names
-another; see goldsync.toml.example.`,
-		Example: `  # what cron runs
-  goldsync sync
-
-  # one image, showing what would change
-  goldsync sync --dry-run rhel5
-
-  # with metrics for node_exporter's textfile collector
-  goldsync sync --metrics-file /var/lib/prometheus/node-exporter/goldsync.prom`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSync(cmd.Context(), g, f, args)
 		},
@@ -194,22 +86,10 @@ another; see goldsync.toml.example.`,
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
-	fl.DurationVar(&f.deadline, "deadline", defaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
+	fl.DurationVar(&f.deadline, "deadline", cluster.DefaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
 	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail an image whose golden node sends only keepalives for this long (default 10m; negative: never)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics of every image to `FILE` (node_exporter textfile collector)")
 	return cmd
-}
-
-// lockedWriter is an io.Writer safe for the logger's concurrent use.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) error {
@@ -219,18 +99,18 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	}
 	// On a terminal, or when asked, talk; under cron keep warnings until
 	// the run is known to have failed.
-	interactive := isTerminal(os.Stdout) || g.verbose > 0
+	interactive := term.IsTerminal(os.Stdout) || g.verbose > 0
 	var held bytes.Buffer
 	logTo := io.Writer(os.Stderr)
 	if !interactive {
-		logTo = &lockedWriter{w: &held}
+		logTo = &term.LockedWriter{W: &held}
 	}
 	talk := interactive && !g.quiet && !g.jsonOut
 	showItems := f.itemize || (f.dryRun && !g.jsonOut)
 	o := cluster.Options{
 		Images: names, DryRun: f.dryRun, Deadline: f.deadline, ProgressTimeout: f.progressTO,
 		RollbackTo: f.rollbackTo, Force: f.force, MetricsFile: f.metricsFile, Logger: g.logger(logTo),
-		ExitCode: func(err error) int { return clusterExitCode(ctx, err) },
+		ExitCode: func(err error) int { return exitcode.Cluster(ctx, err) },
 		ImageStart: func(img *config.Image) {
 			if talk || (f.dryRun && !g.jsonOut) {
 				printf("== image %s: %s -> %s\n", img.Name, img.Source, img.Root)
@@ -247,12 +127,11 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 			}
 		},
 		PullProgress: func(string) (func(imaging.Progress), func()) {
-			prog := newProgressDisplay(os.Stderr, false, !talk)
-			return prog.update, prog.done
+			prog := term.NewProgress(os.Stderr, false, !talk)
+			return prog.Update, prog.Done
 		},
 		BuildProgress: func(string) (func(snapshot.BuildProgress), func()) {
-			prog := &buildProgress{on: talk && isTerminal(os.Stderr)}
-			return prog.update, prog.done
+			return buildCounter(talk && term.IsTerminal(os.Stderr))
 		},
 		Notice: func(msg string) {
 			if talk {
@@ -266,7 +145,7 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	}
 	rep, err := cluster.Run(ctx, cfg, o)
 	if rep == nil {
-		return jsonFailure(g, ctx, clusterErr(ctx, err))
+		return jsonFailure(g, ctx, exitcode.ClusterErr(ctx, err))
 	}
 	if g.jsonOut {
 		printJSON(rep)
@@ -277,18 +156,5 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	if held.Len() > 0 {
 		os.Stderr.Write(held.Bytes())
 	}
-	code := exitOK
-	for _, r := range rep.Images {
-		if r.Err != nil {
-			code = r.ExitCode
-			break
-		}
-	}
-	if ctx.Err() != nil {
-		code = exitSignal
-	}
-	if code == exitOK {
-		code = clusterExitCode(ctx, err)
-	}
-	return withCode(code, err)
+	return exitcode.Run(ctx, rep, err)
 }

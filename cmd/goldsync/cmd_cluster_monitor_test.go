@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 // The monitoring tests: what an admin's cron mail, status check and
@@ -67,15 +69,15 @@ func TestStatusExitAndLastError(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(c.golden, 0o755)
-	if _, _, code := gs(t, "--config", c.config, "sync"); code != exitMaxDelete {
-		t.Fatalf("sync of an empty source: exit %d, want %d", code, exitMaxDelete)
+	if _, _, code := gs(t, "--config", c.config, "sync"); code != exitcode.MaxDelete {
+		t.Fatalf("sync of an empty source: exit %d, want %d", code, exitcode.MaxDelete)
 	}
 	out, errs, code := gs(t, "--config", c.config, "status")
-	if code != exitMaxDelete || !strings.Contains(out, "last error: ") {
-		t.Errorf("status after a failed run: exit %d, want %d\n%s\n%s", code, exitMaxDelete, out, errs)
+	if code != exitcode.MaxDelete || !strings.Contains(out, "last error: ") {
+		t.Errorf("status after a failed run: exit %d, want %d\n%s\n%s", code, exitcode.MaxDelete, out, errs)
 	}
 	jout, _, code := gs(t, "--config", c.config, "--json", "status")
-	if code != exitMaxDelete || !strings.Contains(jout, `"result": "failed"`) {
+	if code != exitcode.MaxDelete || !strings.Contains(jout, `"result": "failed"`) {
 		t.Errorf("status --json after a failed run: exit %d\n%s", code, jout)
 	}
 
@@ -103,8 +105,8 @@ func TestStatusExitAndLastError(t *testing.T) {
 		t.Errorf("status --max-age 1h right after a sync: exit %d\n%s\n%s", code, out, errs)
 	}
 	out, errs, code = gs(t, "--config", c.config, "status", "--max-age", "1ns")
-	if code != exitTimeout || !strings.Contains(out, "ok (stale)") || !strings.Contains(errs, "no sync ended in the last 1ns: rhel9") {
-		t.Errorf("status --max-age 1ns: exit %d, want %d\n%s\n%s", code, exitTimeout, out, errs)
+	if code != exitcode.Timeout || !strings.Contains(out, "ok (stale)") || !strings.Contains(errs, "no sync ended in the last 1ns: rhel9") {
+		t.Errorf("status --max-age 1ns: exit %d, want %d\n%s\n%s", code, exitcode.Timeout, out, errs)
 	}
 }
 
@@ -122,7 +124,7 @@ func TestSyncMetricsKeepLastSuccess(t *testing.T) {
 	}
 	os.RemoveAll(c.golden)
 	os.MkdirAll(c.golden, 0o755)
-	if _, _, code := gs(t, "--config", c.config, "sync", "--metrics-file", prom); code != exitMaxDelete {
+	if _, _, code := gs(t, "--config", c.config, "sync", "--metrics-file", prom); code != exitcode.MaxDelete {
 		t.Fatalf("sync of an empty source: exit %d", code)
 	}
 	data := readFile(t, prom)
@@ -141,11 +143,11 @@ func TestJSONOnEveryFailure(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"sync of an unknown image", []string{"sync", "sles"}, exitUsage},
-		{"sync without its nodes file", []string{"sync"}, exitSelect},
-		{"status of an unknown image", []string{"status", "sles"}, exitUsage},
-		{"verify of an image never synced", []string{"verify", "rhel9"}, exitSelect},
-		{"sync without a config", []string{"--config", filepath.Join(c.base, "none.toml"), "sync"}, exitUsage},
+		{"sync of an unknown image", []string{"sync", "sles"}, exitcode.Usage},
+		{"sync without its nodes file", []string{"sync"}, exitcode.Select},
+		{"status of an unknown image", []string{"status", "sles"}, exitcode.Usage},
+		{"verify of an image never synced", []string{"verify", "rhel9"}, exitcode.Select},
+		{"sync without a config", []string{"--config", filepath.Join(c.base, "none.toml"), "sync"}, exitcode.Usage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
@@ -283,8 +284,8 @@ func TestSyncLocked(t *testing.T) {
 	}
 	defer unlock()
 	out, errs, code := gs(t, "--config", c.config, "sync")
-	if code != exitLocked {
-		t.Fatalf("sync with the image locked: exit %d, want %d\n%s\n%s", code, exitLocked, out, errs)
+	if code != exitcode.Locked {
+		t.Fatalf("sync with the image locked: exit %d, want %d\n%s\n%s", code, exitcode.Locked, out, errs)
 	}
 	for _, want := range []string{"image rhel9", imaging.State(c.stateDir).Lock, fmt.Sprintf("held by pid %d", os.Getpid()), "started "} {
 		if !strings.Contains(errs, want) {
@@ -361,8 +362,8 @@ root = %q
 	}
 	metrics := filepath.Join(c.base, "goldsync.prom")
 	out, errs, code := gs(t, "--config", c.config, "sync", "--metrics-file", metrics)
-	if code != exitSelect {
-		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitSelect, out, errs)
+	if code != exitcode.Select {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitcode.Select, out, errs)
 	}
 	if out != "" || !strings.Contains(errs, "image gone:") || strings.Contains(errs, "image rhel9:") {
 		t.Errorf("output:\nstdout %q\nstderr %q", out, errs)
@@ -371,7 +372,7 @@ root = %q
 		t.Errorf("the good image was not synced: %v", err)
 	}
 	st, err := cluster.LoadRecord(filepath.Join(other, ".root.goldsync"))
-	if err != nil || st == nil || st.Result != "failed" || st.ExitCode != exitSelect {
+	if err != nil || st == nil || st.Result != "failed" || st.ExitCode != exitcode.Select {
 		t.Errorf("status of the failed image: %+v, %v", st, err)
 	}
 	// Metrics: each family once, a sample per image.
@@ -452,8 +453,8 @@ func TestVerify(t *testing.T) {
 				}
 				return
 			}
-			if code != exitDrift || rep.Clean || rep.Counts[tt.kind] != 1 {
-				t.Fatalf("verify: exit %d, want %d\n%s\n%s", code, exitDrift, out, errs)
+			if code != exitcode.Drift || rep.Clean || rep.Counts[tt.kind] != 1 {
+				t.Fatalf("verify: exit %d, want %d\n%s\n%s", code, exitcode.Drift, out, errs)
 			}
 			found := false
 			for _, d := range rep.Drift {
@@ -466,7 +467,7 @@ func TestVerify(t *testing.T) {
 			}
 			// Text output, and the golden node sees the same path differ.
 			out, _, code = gs(t, "--config", c.config, "verify", "--against", c.golden, "rhel9")
-			if code != exitDrift || !strings.Contains(out, tt.kind) || !strings.Contains(out, "golden") || !strings.Contains(out, tt.path) {
+			if code != exitcode.Drift || !strings.Contains(out, tt.kind) || !strings.Contains(out, "golden") || !strings.Contains(out, tt.path) {
 				t.Errorf("verify --against: exit %d\n%s", code, out)
 			}
 		})
@@ -476,7 +477,7 @@ func TestVerify(t *testing.T) {
 func TestVerifyWithoutManifest(t *testing.T) {
 	dir := t.TempDir()
 	_, errs, code := gs(t, "verify", dir)
-	if code != exitSelect || !strings.Contains(errs, "no manifest in "+imaging.DefaultStateDir(dir)) {
+	if code != exitcode.Select || !strings.Contains(errs, "no manifest in "+imaging.DefaultStateDir(dir)) {
 		t.Errorf("verify of a never-synced dir: exit %d\n%s", code, errs)
 	}
 }
@@ -488,23 +489,23 @@ func TestConfigErrorsCLI(t *testing.T) {
 	c.writeConfig(t, "streamz = 2\nretention = \"1 day\"\n")
 	for _, cmd := range [][]string{{"sync"}, {"status"}, {"verify", "rhel9"}} {
 		_, errs, code := gs(t, append([]string{"--config", c.config}, cmd...)...)
-		if code != exitUsage || !strings.Contains(errs, c.config+":19: unknown key streamz in [[image]] (did you mean streams?)") {
+		if code != exitcode.Usage || !strings.Contains(errs, c.config+":19: unknown key streamz in [[image]] (did you mean streams?)") {
 			t.Errorf("%s with an unknown key: exit %d\n%s", cmd[0], code, errs)
 		}
 	}
 	c.writeConfig(t, "retention = \"1 day\"\nstate_dir = \"state\"\n")
 	_, errs, code := gs(t, "--config", c.config, "sync")
-	if code != exitUsage || !strings.Contains(errs, c.config+`:19: image rhel9: retention "1 day"`) ||
+	if code != exitcode.Usage || !strings.Contains(errs, c.config+`:19: image rhel9: retention "1 day"`) ||
 		!strings.Contains(errs, c.config+`:20: state_dir "state" is relative`) {
 		t.Errorf("bad values: exit %d\n%s", code, errs)
 	}
 	_, errs, code = gs(t, "--config", filepath.Join(c.base, "none.toml"), "sync")
-	if code != exitUsage || !strings.Contains(errs, "no config file") {
+	if code != exitcode.Usage || !strings.Contains(errs, "no config file") {
 		t.Errorf("missing config: exit %d\n%s", code, errs)
 	}
 	c.writeConfig(t, "")
 	_, errs, code = gs(t, "--config", c.config, "sync", "nosuch")
-	if code != exitUsage || !strings.Contains(errs, `no image "nosuch"`) {
+	if code != exitcode.Usage || !strings.Contains(errs, `no image "nosuch"`) {
 		t.Errorf("unknown image: exit %d\n%s", code, errs)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
-	"github.com/goldsync/goldsync/internal/units"
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 type verifyFlags struct {
@@ -25,25 +25,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [flags] IMAGE",
 		Short: "re-read an image and list what drifted from its manifest",
-		Long: `Verify re-reads every file of an image and compares it with the manifest the
-last sync recorded in the state dir: content (re-hashed, nothing is taken
-from the hash cache), type, symlink targets, devices, mode, owner, mtime,
-xattrs, ACLs and hard links. It lists every path that drifted (content,
-metadata, missing, extra) and exits with status 40 when there is any, 0
-when the image is exactly what goldsync wrote.
-
-IMAGE is an image name of the config file (its state dir and excludes are
-used) or an image root directory; for a directory the state dir is
---state-dir, else the default beside the image.
-
---against SRC also compares the image with the golden node (or any source
-pull accepts), as a dry-run pull: every difference is listed as "golden".
-
-Nothing is written, neither in the image nor in the state dir.`,
-		Example: `  goldsync verify rhel5
-  goldsync verify --state-dir /var/lib/goldsync/rhel5 /diskless/i386/RHEL5-AS/root
-  goldsync verify --against root@node004:/ rhel5`,
-		Args: cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return jsonFailure(g, cmd.Context(), runVerify(cmd.Context(), g, f, args[0]))
 		},
@@ -66,47 +48,30 @@ func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) 
 		}
 		img, ok := cfg.Image(arg)
 		if !ok {
-			return withCode(exitUsage, fmt.Errorf("no image %q in %s (images: %s); write a path with a / for an image directory",
+			return exitcode.With(exitcode.Usage, fmt.Errorf("no image %q in %s (images: %s); write a path with a / for an image directory",
 				arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
 		}
 		o.Image = img
 	} else {
 		root, err := filepath.Abs(arg)
 		if err != nil {
-			return withCode(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 		o.Root = root
 	}
 	rep, err := cluster.Verify(ctx, o)
 	if err != nil {
-		return clusterErr(ctx, err)
-	}
-	name := rep.Root
-	if rep.Image != "" {
-		name = rep.Image
+		return exitcode.ClusterErr(ctx, err)
 	}
 	if g.jsonOut {
 		if err := printJSON(rep); err != nil {
 			return err
 		}
-	} else {
-		for _, d := range rep.Drift {
-			line := fmt.Sprintf("%-9s %s", d.Kind, d.Path)
-			if d.Detail != "" {
-				line += "  (" + d.Detail + ")"
-			}
-			printf("%s\n", line)
-		}
-		if !g.quiet {
-			if rep.Clean {
-				printf("goldsync: %s is clean: %d entries match the manifest (%s re-read)\n", name, rep.Checked, units.Bytes(rep.HashedBytes))
-			} else {
-				printf("goldsync: %s drifted: %s\n", name, cluster.CountsText(rep.Counts))
-			}
-		}
+	} else if err := rep.WriteText(stdout, g.quiet); err != nil {
+		return err
 	}
 	if !rep.Clean {
-		return &exitError{code: exitDrift, err: fmt.Errorf("%s drifted: %s", name, cluster.CountsText(rep.Counts)), silent: g.jsonOut || !g.quiet}
+		return &exitcode.Error{Code: exitcode.Drift, Err: fmt.Errorf("%s drifted: %s", rep.Name(), cluster.CountsText(rep.Counts)), Silent: g.jsonOut || !g.quiet}
 	}
 	return nil
 }

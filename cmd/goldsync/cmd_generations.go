@@ -1,18 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/units"
 )
 
@@ -37,86 +38,16 @@ func (f *genFlags) policy(source string) *imaging.GenerationPolicy {
 	return &imaging.GenerationPolicy{Keep: f.keep, KeepFor: f.keepFor, Source: source}
 }
 
-// imageRef is an image given on the command line: a directory, or the
-// name of an [[image]] of the cluster config.
-type imageRef struct{ root, stateDir string }
-
-func resolveImage(g *globalFlags, arg, stateDir string) (imageRef, error) {
-	if !strings.Contains(arg, "/") && arg != "." {
-		if _, err := os.Stat(arg); err != nil {
-			cfg, err := loadConfig(g)
-			if err != nil {
-				return imageRef{}, err
-			}
-			img, ok := cfg.Image(arg)
-			if !ok {
-				return imageRef{}, withCode(exitUsage, fmt.Errorf("%s is neither an image directory nor an image of %s (images: %s)", arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
-			}
-			return imageRef{root: img.Root, stateDir: orStr(stateDir, img.StateDir)}, nil
-		}
-	}
-	if st, err := os.Stat(arg); err != nil {
-		return imageRef{}, withCode(exitSelect, fmt.Errorf("image: %w", err))
-	} else if !st.IsDir() {
-		return imageRef{}, withCode(exitSelect, fmt.Errorf("image %s is not a directory", arg))
-	}
-	if stateDir == "" {
-		if _, err := os.Stat(imaging.DefaultStateDir(arg)); errors.Is(err, fs.ErrNotExist) {
-			return imageRef{}, withCode(exitSelect, fmt.Errorf("%s is not an image: it has no state dir %s (goldsync never pulled into it; give --state-dir if its state is elsewhere)", arg, imaging.DefaultStateDir(arg)))
-		}
-	}
-	return imageRef{root: arg, stateDir: orStr(stateDir, imaging.DefaultStateDir(arg))}, nil
-}
-
-// isConfigImage says whether a command-line image is a name (of the
-// cluster config) rather than a directory.
-func isConfigImage(arg string) bool {
-	if strings.Contains(arg, "/") || arg == "." {
-		return false
-	}
-	_, err := os.Stat(arg)
-	return err != nil
-}
-
-// configImageName returns the name of the cluster config's image arg
-// names: arg itself when it is a name, or the image whose root is the
-// directory arg. It returns "" for a directory no image of the config has
-// as its root, or when there is no config to read.
-func configImageName(g *globalFlags, arg string) string {
-	if isConfigImage(arg) {
-		return arg
-	}
-	fi, err := os.Stat(arg)
-	if err != nil {
-		return ""
-	}
-	path := g.config
-	if path == "" {
-		path = config.DefaultPath
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return ""
-	}
-	for _, img := range cfg.Images {
-		if ri, err := os.Stat(img.Root); err == nil && os.SameFile(fi, ri) {
-			return img.Name
-		}
-	}
-	return ""
-}
-
-func orStr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+// resolveImage finds the image a command line names (cluster.ResolveImage).
+func resolveImage(g *globalFlags, arg, stateDir string) (cluster.ImageRef, error) {
+	ref, err := cluster.ResolveImage(arg, stateDir, func() (*config.Config, error) { return loadConfig(g) })
+	return ref, exitcode.ClusterErr(context.Background(), err)
 }
 
 func parseGen(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, withCode(exitUsage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
+		return 0, exitcode.With(exitcode.Usage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
 	}
 	return id, nil
 }
@@ -130,13 +61,6 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 	list := &cobra.Command{
 		Use:   "generations [IMAGE...]",
 		Short: "list an image's generations",
-		Long: `Generations lists the recorded generations of each image: one per
-successful pull, receive, sync or rollback. IMAGE is an image directory or
-the name of an [[image]] of the cluster config (default: every image of the
-config). +/~/- count created, updated and deleted objects; HELD is the kept
-content the generation needs beyond the live image; a generation a cluster
-sync recorded also names the kernel each OS entry booted ("[OS boots
-VERSION]"), which a rollback to it installs again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				cfg, err := loadConfig(g)
@@ -155,33 +79,21 @@ VERSION]"), which a rollback to it installs again.`,
 				if err != nil {
 					return err
 				}
-				gens, err := imaging.ListGenerations(ref.stateDir)
+				gens, err := imaging.ListGenerations(ref.StateDir)
 				if err != nil {
-					return withCode(exitIO, err)
+					return exitcode.With(exitcode.IO, err)
 				}
-				all = append(all, imageGens{Image: ref.root, Generations: gens})
+				all = append(all, imageGens{Image: ref.Root, Generations: gens})
 			}
 			if g.jsonOut {
 				return printJSON(all)
 			}
-			now := time.Now()
 			for i, ig := range all {
 				if i > 0 {
 					printf("\n")
 				}
-				printf("%s\n", ig.Image)
-				printf("%6s  %-8s  %7s %7s %7s  %10s  %-3s  %s\n", "GEN", "AGE", "+", "~", "-", "HELD", "PIN", "SOURCE")
-				for _, gen := range ig.Generations {
-					pin := ""
-					if gen.Pinned {
-						pin = "yes"
-					}
-					src := gen.Source
-					for _, b := range gen.Boot {
-						src += fmt.Sprintf(" [%s boots %s]", b.OS, b.Kernel)
-					}
-					printf("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, age(now.Sub(gen.Time)),
-						gen.Created, gen.Updated, gen.Deleted, units.Bytes(gen.Held+gen.ManifestBytes), pin, src)
+				if err := cluster.WriteGenerations(stdout, ig.Image, ig.Generations, time.Now()); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -198,85 +110,46 @@ VERSION]"), which a rollback to it installs again.`,
 	rollback := &cobra.Command{
 		Use:   "rollback IMAGE GEN",
 		Short: "make the live image equal to one of its generations",
-		Long: `Rollback makes the live image equal to generation GEN, live: through the
-same applier as a pull (clients see whole files; retention keeps what the
-rollback replaces), from the content kept in the state dir, with no golden
-node. Run it with -n -i first to see what would change. The rollback is
-recorded as a new generation, so it can be undone the same way. It refuses,
-naming the paths, when content of GEN is no longer kept; and, unless
---force, when the image was changed in ways its manifest does not know (by
-hand, or by another tool: see goldsync verify) or when the filesystem lacks
-the space for the files to write. A rollback that was stopped converges when
-run again.
-
-IMAGE is an image directory or the name of an [[image]] of the cluster
-config; for an image of the config (by name or by its root directory, and
-without --state-dir), the snapshots and netboot files of the OS entries
-booting the image are refreshed afterwards, as "goldsync sync" does after a
-pull, so the nodes boot the rolled-back kernel and initrd.
-
-The next pull from the golden node scans it in full and brings the image
-back to the golden node's state: stop pushes and nightly syncs first if the
-rollback is to stay.`,
-		Example: `  goldsync generations /diskless/rhel9/root
-  goldsync rollback -n -i /diskless/rhel9/root 41
-  goldsync rollback /diskless/rhel9/root 41`,
-		Args: cobra.ExactArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return exitcode.With(exitcode.Usage, fmt.Errorf("rollback %s: which generation? give GEN (goldsync generations %s lists them)", args[0], args[0]))
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseGen(args[1])
 			if err != nil {
 				return err
 			}
-			if name := configImageName(g, args[0]); name != "" && stateDir == "" {
-				// An image of the cluster config: its snapshots and
-				// netboot files follow, as after a sync.
-				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, []string{name})
-			}
 			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {
 				return err
 			}
-			opts := imaging.Options{StateDir: ref.stateDir, DryRun: dryRun, MaxDelete: maxDelete,
+			if ref.Name != "" && stateDir == "" {
+				// An image of the cluster config: its snapshots and
+				// netboot files follow, as after a sync.
+				return runSync(cmd.Context(), g, &syncFlags{dryRun: dryRun, itemize: itemize, rollbackTo: id, force: force}, []string{ref.Name})
+			}
+			opts := imaging.Options{StateDir: ref.StateDir, DryRun: dryRun, MaxDelete: maxDelete,
 				Logger: g.logger(os.Stderr), Generations: gf.policy("")}
 			if itemize || (dryRun && !g.jsonOut) {
 				opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 			}
-			res, err := imaging.Rollback(cmd.Context(), ref.root, id, imaging.RollbackOptions{Options: opts, Force: force})
+			res, err := imaging.Rollback(cmd.Context(), ref.Root, id, imaging.RollbackOptions{Options: opts, Force: force})
 			if res != nil && !g.quiet && !g.jsonOut {
-				if dryRun {
-					n, bytes := 0, int64(0)
-					if res.Plan != nil {
-						n, bytes = res.Plan.Len(), res.Plan.FetchBytes
-					}
-					fmt.Fprintf(os.Stderr, "goldsync rollback: would roll back %s to generation %d: %d changes, %s to restore from kept content",
-						ref.root, id, n, units.Bytes(bytes))
-				} else {
-					what := "rolled back"
-					if err != nil {
-						what = "stopped rolling back"
-					}
-					fmt.Fprintf(os.Stderr, "goldsync rollback: %s %s to generation %d: %d created, %d updated, %d metadata only, %d deleted, %s restored, %.3fs",
-						what, ref.root, id, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived+res.BytesCopied), res.Duration.Seconds())
-				}
-				if res.Generation != 0 {
-					fmt.Fprintf(os.Stderr, "; recorded as generation %d", res.Generation)
-				}
-				fmt.Fprintln(os.Stderr)
+				_ = cluster.WriteRollbackSummary(os.Stderr, ref.Root, id, dryRun, res, err)
 			}
 			if g.jsonOut && res != nil {
-				if jerr := printJSON(map[string]any{"image": ref.root, "generation": id, "dry_run": dryRun,
+				if jerr := printJSON(map[string]any{"image": ref.Root, "generation": id, "dry_run": dryRun,
 					"recorded": res.Generation, "stats": res.Stats, "failed": res.Failed}); jerr != nil {
 					return jerr
 				}
 			}
 			if err != nil {
-				if errors.Is(err, imaging.ErrIncomplete) || errors.Is(err, imaging.ErrNoGeneration) {
-					return withCode(exitSelect, err)
-				}
 				if errors.Is(err, imaging.ErrDrift) {
-					return withCode(exitDrift, fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err))
+					err = fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err)
 				}
-				return classifySync(err)
+				return exitcode.Rollback(err)
 			}
 			return nil
 		},
@@ -293,10 +166,7 @@ rollback is to stay.`,
 	diff := &cobra.Command{
 		Use:   "diff IMAGE GEN [GEN]",
 		Short: "itemize the changes between two generations, or a generation and the live image",
-		Long: `Diff prints what changes from generation GEN to the second GEN (or to the
-live image, as its manifest records it), in rsync's --itemize-changes
-format: the changes a rollback from the second to the first would undo.`,
-		Args: cobra.RangeArgs(2, 3),
+		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {
@@ -312,12 +182,12 @@ format: the changes a rollback from the second to the first would undo.`,
 					return err
 				}
 			}
-			changes, err := imaging.DiffGenerations(ref.stateDir, from, to)
+			changes, err := imaging.DiffGenerations(ref.StateDir, from, to)
 			if err != nil {
 				if errors.Is(err, imaging.ErrNoGeneration) {
-					return withCode(exitSelect, err)
+					return exitcode.With(exitcode.Select, err)
 				}
-				return withCode(exitIO, err)
+				return exitcode.With(exitcode.IO, err)
 			}
 			if g.jsonOut {
 				return printJSON(changes)
@@ -345,8 +215,8 @@ format: the changes a rollback from the second to the first would undo.`,
 					if err != nil {
 						return err
 					}
-					if err := imaging.PinGeneration(ref.stateDir, id, on); err != nil {
-						return withCode(exitSelect, err)
+					if err := imaging.PinGeneration(ref.StateDir, id, on); err != nil {
+						return exitcode.With(exitcode.Select, err)
 					}
 				}
 				return nil
@@ -366,23 +236,23 @@ format: the changes a rollback from the second to the first would undo.`,
 			if err != nil {
 				return err
 			}
-			unlock, err := imaging.Lock(ref.stateDir)
+			unlock, err := imaging.Lock(ref.StateDir)
 			if err != nil {
-				return classifySync(err)
+				return exitcode.Sync(err)
 			}
 			defer unlock()
-			removed, freed, err := imaging.PruneGenerations(ref.stateDir, *pf.policy(""), time.Now())
+			removed, freed, err := imaging.PruneGenerations(ref.StateDir, *pf.policy(""), time.Now())
 			if err != nil {
-				return withCode(exitIO, err)
+				return exitcode.With(exitcode.IO, err)
 			}
 			if g.jsonOut {
-				return printJSON(map[string]any{"image": ref.root, "removed": removed, "freed_bytes": freed})
+				return printJSON(map[string]any{"image": ref.Root, "removed": removed, "freed_bytes": freed})
 			}
 			if !g.quiet {
 				if len(removed) == 0 {
-					printf("%s: no generation to remove\n", ref.root)
+					printf("%s: no generation to remove\n", ref.Root)
 				} else {
-					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.root, len(removed), removed, units.Bytes(freed))
+					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.Root, len(removed), removed, units.Bytes(freed))
 				}
 			}
 			return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 func listGens(t *testing.T, image string) []imaging.Generation {
@@ -90,7 +91,7 @@ func TestGenerationsRollbackCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, errs, code := gs(t, "rollback", image, "2")
-	if code != exitSelect || !strings.Contains(errs, "usr/bin/a") {
+	if code != exitcode.Select || !strings.Contains(errs, "usr/bin/a") {
 		t.Errorf("rollback without kept content: exit %d, stderr %s", code, errs)
 	}
 	if err := os.RemoveAll(objs); err != nil {
@@ -114,7 +115,7 @@ func TestGenerationsRollbackCLI(t *testing.T) {
 	if len(gens) != 2 || gens[0].ID != 1 || !gens[0].Pinned || gens[1].ID != 4 {
 		t.Errorf("after prune: %+v", gens)
 	}
-	if _, errs, code := gs(t, "rollback", image, "2"); code != exitSelect {
+	if _, errs, code := gs(t, "rollback", image, "2"); code != exitcode.Select {
 		t.Errorf("rollback to a pruned generation: exit %d, %s", code, errs)
 	}
 	mustGS("rollback", image, "1")

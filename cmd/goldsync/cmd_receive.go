@@ -9,9 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 
 	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/stdio"
 	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/internal/version"
@@ -24,28 +26,10 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "receive --stdio (--image NAME | [flags] DEST)",
 		Short: "apply a push from a golden node's agent (started by goldsync-agent push through ssh)",
-		Long: `Receive is the image server's side of a push. goldsync-agent push on the
-golden node runs "goldsync receive --stdio DEST" here through ssh and serves
-its tree over that stream; receive drives it exactly like a pull — it asks
-for the changes since the journal token it applied last (a full scan when the
-agent cannot vouch for them), applies them through the same live-safe engine,
-records the new token, and only then confirms to the agent, which clears its
-journal up to that point.
-
-With --image NAME, receive is restricted to one image of the config file:
-its root, excludes, state dir, delete limit and retention all come from the
-image server's config, no DEST or other flag is accepted, and whatever
-command the client asked ssh for (SSH_ORIGINAL_COMMAND) is ignored. This is
-the mode for the golden node's key in root's authorized_keys, so that a
-golden node can push to its image and do nothing else:
-
-  restrict,command="goldsync receive --stdio --image NAME" ssh-ed25519 AAAA... root@golden
-
-stdout carries the protocol; the summary and errors go to stderr.`,
-		Args: cobra.MaximumNArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !stdio {
-				return withCode(exitUsage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
+				return exitcode.With(exitcode.Usage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
 			}
 			if image != "" {
 				if err := restrictedReceive(cmd, g, f, image, args); err != nil {
@@ -54,7 +38,7 @@ stdout carries the protocol; the summary and errors go to stderr.`,
 				return runReceive(cmd, g, f, f.dest, true)
 			}
 			if len(args) != 1 {
-				return withCode(exitUsage, errors.New("receive needs DEST, or --image NAME"))
+				return exitcode.With(exitcode.Usage, errors.New("receive needs DEST, or --image NAME"))
 			}
 			return runReceive(cmd, g, f, args[0], false)
 		},
@@ -73,17 +57,17 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	if err != nil {
 		return err
 	}
-	if err := checkDest(dest); err != nil {
+	if err := cluster.CheckDest(dest); err != nil {
 		return err
 	}
-	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	ctx, cancel := cluster.WithDeadline(cmd.Context(), f.deadline)
 	defer cancel()
-	defer func() { err = deadlineErr(ctx, err) }()
+	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	rw := stdio.New()
 	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
 	if err != nil {
-		return withCode(exitStart, err)
+		return exitcode.With(exitcode.Start, err)
 	}
 	defer client.Close()
 	// A push serves a golden node's root: the default excludes apply
@@ -103,7 +87,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 			dest, res.Entries, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived), res.Duration.Seconds())
 	}
 	if err != nil {
-		return classifySync(err)
+		return exitcode.Sync(err)
 	}
 	return nil
 }
@@ -115,7 +99,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 // never read for anything but a debug line.
 func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name string, args []string) error {
 	if len(args) > 0 {
-		return withCode(exitUsage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
 	}
 	var extra []string
 	cmd.LocalFlags().Visit(func(fl *pflag.Flag) {
@@ -124,7 +108,7 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 		}
 	})
 	if len(extra) > 0 {
-		return withCode(exitUsage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {
@@ -132,13 +116,13 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 	}
 	img, ok := cfg.Image(name)
 	if !ok {
-		return withCode(exitUsage, fmt.Errorf("no image %q in %s", name, cfg.Path))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no image %q in %s", name, cfg.Path))
 	}
 	if orig := os.Getenv("SSH_ORIGINAL_COMMAND"); orig != "" {
 		g.logger(os.Stderr).Debug("restricted receive: the client's command is ignored", "image", name, "asked", orig)
 	}
 	*f = pullFlags{dest: img.Root, excludes: img.Excludes, stateDir: img.StateDir, maxDelete: img.MaxDelete,
-		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: defaultDeadline}
+		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: cluster.DefaultDeadline}
 	if f.retention == 0 {
 		f.retention = defaultRetention // the config's zero is the default
 	}

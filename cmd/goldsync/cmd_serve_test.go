@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 // startServe starts "goldsync [global...] serve --rsync-listen
@@ -184,14 +186,14 @@ func TestServeUsage(t *testing.T) {
 		code int
 		say  string
 	}{
-		{name: "no listener", args: []string{"serve", "--image", "a=" + img}, code: exitUsage, say: "--rsync-listen"},
-		{name: "bad image flag", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", img}, code: exitUsage, say: "NAME=PATH"},
-		{name: "bad image name", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "-x=" + img}, code: exitSelect, say: "must not start"},
-		{name: "missing image dir", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img + "/nope"}, code: exitSelect, say: "no such file"},
-		{name: "no config", args: []string{"--config", missing, "serve", "--rsync-listen", "127.0.0.1:0"}, code: exitUsage, say: "no config file"},
-		{name: "both image kinds", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "b"}, code: exitUsage, say: "not both"},
-		{name: "bad allow", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "--allow", "10.0.0.1/8"}, code: exitUsage, say: "host bits"},
-		{name: "child by hand", args: []string{rsyncChildCmd}, code: exitUsage, say: "not by hand"},
+		{name: "no listener", args: []string{"serve", "--image", "a=" + img}, code: exitcode.Usage, say: "--rsync-listen"},
+		{name: "bad image flag", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", img}, code: exitcode.Usage, say: "NAME=PATH"},
+		{name: "bad image name", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "-x=" + img}, code: exitcode.Select, say: "must not start"},
+		{name: "missing image dir", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img + "/nope"}, code: exitcode.Select, say: "no such file"},
+		{name: "no config", args: []string{"--config", missing, "serve", "--rsync-listen", "127.0.0.1:0"}, code: exitcode.Usage, say: "no config file"},
+		{name: "both image kinds", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "b"}, code: exitcode.Usage, say: "not both"},
+		{name: "bad allow", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img, "--allow", "10.0.0.1/8"}, code: exitcode.Usage, say: "host bits"},
+		{name: "child by hand", args: []string{rsyncChildCmd}, code: exitcode.Usage, say: "not by hand"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs, code := run(t, tc.args...)

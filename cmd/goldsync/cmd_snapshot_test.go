@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
@@ -259,17 +260,17 @@ func TestCLIErrors(t *testing.T) {
 		stderr []string
 	}{
 		{name: "nodes errors as file:line", args: []string{"snapshot", "build", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", filepath.Join(s.dir, "bad-nodes")},
-			code: exitUsage, stderr: []string{"bad-nodes:2: bad host name \"node_2\"", "bad-nodes:3: IPv6 address fe80::1"}},
+			code: exitcode.Usage, stderr: []string{"bad-nodes:2: bad host name \"node_2\"", "bad-nodes:3: IPv6 address fe80::1"}},
 		{name: "list errors as file:line", args: append(build[:len(build):len(build)], "--files", filepath.Join(s.dir, "bad-files")),
-			code: exitUsage, stderr: []string{"bad-files:2: invalid path \"etc/relative\"", "bad-files:3:"}},
+			code: exitcode.Usage, stderr: []string{"bad-files:2: invalid path \"etc/relative\"", "bad-files:3:"}},
 		{name: "missing image", args: []string{"snapshot", "build", "--image", filepath.Join(s.dir, "nope"), "--snapshot-dir", s.snap, "--nodes", s.nodes},
-			code: exitSelect, stderr: []string{"no such file or directory"}},
+			code: exitcode.Select, stderr: []string{"no such file or directory"}},
 		{name: "missing nodes file", args: []string{"snapshot", "build", "--image", s.image, "--snapshot-dir", s.snap, "--nodes", filepath.Join(s.dir, "nope")},
-			code: exitSelect},
-		{name: "unknown OS", args: []string{"node", "add", "--os", "nope", "--tftpboot", s.tftp, "10.8.136.1", "node001"}, code: exitSelect},
-		{name: "both nodes forms", args: []string{"node", "add", "--os", "x", "--tftpboot", s.tftp, "--nodes", s.nodes, "10.8.136.1", "node001"}, code: exitUsage},
-		{name: "unknown node to remove", args: []string{"node", "remove", "--tftpboot", s.tftp, "node999"}, code: exitSelect, stderr: []string{"node node999: no pxelinux config"}},
-		{name: "relative exports path", args: []string{"render", "exports", "--image", "root", "--snapshot-dir", s.snap}, code: exitUsage},
+			code: exitcode.Select},
+		{name: "unknown OS", args: []string{"node", "add", "--os", "nope", "--tftpboot", s.tftp, "10.8.136.1", "node001"}, code: exitcode.Select},
+		{name: "both nodes forms", args: []string{"node", "add", "--os", "x", "--tftpboot", s.tftp, "--nodes", s.nodes, "10.8.136.1", "node001"}, code: exitcode.Usage},
+		{name: "unknown node to remove", args: []string{"node", "remove", "--tftpboot", s.tftp, "node999"}, code: exitcode.Select, stderr: []string{"node node999: no pxelinux config"}},
+		{name: "relative exports path", args: []string{"render", "exports", "--image", "root", "--snapshot-dir", s.snap}, code: exitcode.Usage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,8 +297,8 @@ func TestCLIBuildLockedAndPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, errs, code := run(t, args...); code != exitLocked {
-		t.Errorf("locked: exit %d, want %d\n%s", code, exitLocked, errs)
+	if _, errs, code := run(t, args...); code != exitcode.Locked {
+		t.Errorf("locked: exit %d, want %d\n%s", code, exitcode.Locked, errs)
 	}
 	unlock()
 	// node003's snapshot is a symlink: refused, node001 still built.
@@ -312,8 +313,8 @@ func TestCLIBuildLockedAndPartial(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, errs, code := run(t, args...)
-	if code != exitPartial || !strings.Contains(errs, "node003: snapshot of node003") {
-		t.Errorf("symlinked snapshot: exit %d, want %d\n%s", code, exitPartial, errs)
+	if code != exitcode.Partial || !strings.Contains(errs, "node003: snapshot of node003") {
+		t.Errorf("symlinked snapshot: exit %d, want %d\n%s", code, exitcode.Partial, errs)
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("wrote through a symlinked snapshot: %v", ents)

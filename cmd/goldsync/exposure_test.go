@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
 // tmpfsAt mounts a tmpfs at dir with flags and unmounts it at cleanup.
@@ -60,11 +62,15 @@ func TestExposureWarnings(t *testing.T) {
 	cfg := filepath.Join(base, "goldsync.toml")
 	put(t, cfg, fmt.Sprintf("[[image]]\nname = \"bad\"\nsource = \"golden:/\"\nroot = %q\n\n[[image]]\nname = \"good\"\nsource = \"golden:/\"\nroot = %q\n",
 		unsafe+"/root", safe+"/root"))
-	out, _ = mustRun(t, "--config", cfg, "status")
+	// Neither image was ever synced: status says so with exit 30.
+	out, errs, code := run(t, "--config", cfg, "status")
+	if code != exitcode.Timeout {
+		t.Errorf("status of images never synced: exit %d, want %d\n%s", code, exitcode.Timeout, errs)
+	}
 	if !strings.Contains(out, "bad: warning: "+unsafe+"/root is on "+unsafe+" (tmpfs) mounted without nosuid") || strings.Contains(out, "good: warning") {
 		t.Errorf("status: want warnings for image bad only:\n%s", out)
 	}
-	out, _ = mustRun(t, "--config", cfg, "--json", "status")
+	out, _, _ = run(t, "--config", cfg, "--json", "status")
 	var reports []struct {
 		Image    string
 		Warnings []struct{ Dir, Problem string } `json:"exposure_warnings"`

@@ -124,3 +124,30 @@ func TestMakeToolchainCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeInstallSysconfdir: the example config goes under PREFIX/etc
+// for a PREFIX of its own (a trial writes nothing outside DESTDIR+PREFIX),
+// to /etc for the system's prefixes, always beneath DESTDIR.
+func TestMakeInstallSysconfdir(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("needs make")
+	}
+	bin := t.TempDir()
+	for _, c := range []struct{ prefix, want, notWant string }{
+		{prefix: "/opt/gs", want: "opt/gs/etc/goldsync/goldsync.toml.example", notWant: "etc"},
+		{prefix: "/usr/local", want: "etc/goldsync/goldsync.toml.example", notWant: "usr/local/etc"},
+	} {
+		dest := t.TempDir()
+		cmd := exec.Command("make", "-C", repoRoot(t), "install", "DESTDIR="+dest, "BIN="+bin, "PREFIX="+c.prefix)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make install PREFIX=%s: %v\n%s", c.prefix, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dest, c.want)); err != nil {
+			t.Errorf("PREFIX=%s: example config not at DESTDIR/%s: %v", c.prefix, c.want, err)
+		}
+		if _, err := os.Stat(filepath.Join(dest, c.notWant)); err == nil {
+			t.Errorf("PREFIX=%s: installed DESTDIR/%s", c.prefix, c.notWant)
+		}
+	}
+}

@@ -12,13 +12,14 @@ import (
 // ARCHITECTURE.md's table).
 func TestLayers(t *testing.T) {
 	layer := map[string]int{
-		"cmd/goldsync": 10, "cmd/goldsync-agent": 10,
-		"cluster": 9, "internal/demo": 9,
+		"cmd/goldsync": 11, "cmd/goldsync-agent": 11,
+		"internal/exitcode": 10,
+		"cluster":           9, "internal/demo": 9,
 		"config": 8, "export": 8,
 		"agent/push": 7,
 		"remote":     6, "snapshot/netboot": 6,
 		"snapshot": 5, "agent": 5,
-		"agent/watch": 4, "imaging/proto": 4,
+		"agent/watch": 4, "imaging/proto": 4, "internal/term": 4,
 		"imaging":      3,
 		"imaging/wire": 2, "imaging/fsx": 2, "imaging/exclude": 2,
 		"imaging/tree": 1, "imaging/exposure": 1, "agent/boot": 1, "internal/netlab": 1,

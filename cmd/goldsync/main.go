@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/profile"
 )
 
@@ -22,7 +23,7 @@ func main() {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		sig := <-sigs
-		cancel(interruptedBy(sig))
+		cancel(exitcode.InterruptedBy(sig))
 		signal.Stop(sigs) // a second signal kills as usual
 	}()
 	stopProfile := profile.Start()
@@ -31,10 +32,10 @@ func main() {
 	if err == nil {
 		return
 	}
-	code := exitCode(ctx, err)
+	code := exitcode.Of(ctx, err)
 	msg := err.Error()
-	var ee *exitError
-	silent := errors.As(err, &ee) && ee.silent
+	var ee *exitcode.Error
+	silent := errors.As(err, &ee) && ee.Silent
 	if cause := context.Cause(ctx); cause != nil {
 		// A signal stopped the run: that is the cause, whatever the
 		// run's parts said about the connection they lost.

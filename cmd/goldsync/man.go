@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/manpage"
 	"github.com/goldsync/goldsync/internal/version"
 )
@@ -36,7 +37,7 @@ func newManCmd() *cobra.Command {
 				SeeAlso: []string{"goldsync.toml(5)", "goldsync-agent(1)", "rsync(1)"},
 			})
 			if err != nil {
-				return withCode(exitIO, fmt.Errorf("man pages: %w", err))
+				return exitcode.With(exitcode.IO, fmt.Errorf("man pages: %w", err))
 			}
 			return nil
 		},
@@ -47,8 +48,8 @@ func newManCmd() *cobra.Command {
 func manSections() []manpage.Section {
 	var exit, files strings.Builder
 	exit.WriteString("rsync's numbers where rsync has the cause (rsync(1) EXIT VALUES).\n")
-	for _, e := range exitTable {
-		fmt.Fprintf(&exit, ".TP\n\\fB%d\\fP\n%s\n", e.code, manpage.Escape(e.text))
+	for _, e := range exitcode.Table {
+		fmt.Fprintf(&exit, ".TP\n\\fB%d\\fP\n%s\n", e.Code, manpage.Escape(e.Text))
 	}
 	for _, f := range manFiles {
 		fmt.Fprintf(&files, ".TP\n\\fI%s\\fP\n%s\n", manpage.Escape(f.path), manpage.Escape(f.text))

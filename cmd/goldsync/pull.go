@@ -1,18 +1,10 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,8 +13,8 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
-	"github.com/goldsync/goldsync/imaging/proto"
-	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/remote"
 )
 
@@ -86,7 +78,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
 	secondsVar(fl, &f.progressTO, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
-	secondsVar(fl, &f.deadline, "deadline", defaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
+	secondsVar(fl, &f.deadline, "deadline", cluster.DefaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
 	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 1 GiB, about 3 million entries)")
 	registerRsyncNoOps(fl)
 	f.gen.register(cmd, 10)
@@ -99,10 +91,10 @@ func (f *pullFlags) settle(cmd *cobra.Command) error {
 	f.maxDeleteSet = fl.Changed("max-delete")
 	f.deleteSet = fl.Changed("delete")
 	if f.noDelete && fl.Changed("delete") {
-		return withCode(exitUsage, errors.New("--delete and --no-delete contradict each other"))
+		return exitcode.With(exitcode.Usage, errors.New("--delete and --no-delete contradict each other"))
 	}
 	if f.maxDelete < -1 {
-		return withCode(exitUsage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
 	}
 	return nil
 }
@@ -130,41 +122,11 @@ func (f *pullFlags) options(excludes []string, root bool, log *slog.Logger) imag
 	return opts
 }
 
-// excludePatterns checks --exclude and --exclude-from patterns one by one
-// and returns them; a bad one is a usage error naming the flag, or the
-// file and line it came from.
+// excludePatterns are the checked patterns of --exclude and
+// --exclude-from (exclude.Gather): a bad one is a usage error.
 func (f *pullFlags) excludePatterns() ([]string, error) {
-	var all []exclude.Pattern
-	for i, p := range f.excludes {
-		all = append(all, exclude.Pattern{Text: p, From: fmt.Sprintf("--exclude #%d", i+1)})
-	}
-	from, err := exclude.ReadFiles(f.excludeFrom)
-	if err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("exclude-from: %w", err))
-	}
-	out, err := exclude.Check(append(all, from...))
-	return out, withCode(exitUsage, err)
-}
-
-// checkDest refuses a DEST that cannot be an image directory before
-// anything is created: a file, or a path whose parent is missing.
-func checkDest(dest string) error {
-	st, err := os.Lstat(dest)
-	switch {
-	case err == nil && !st.IsDir():
-		return withCode(exitSelect, fmt.Errorf("destination %s is not a directory", dest))
-	case err == nil:
-		return nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return withCode(exitSelect, fmt.Errorf("destination: %w", err))
-	}
-	parent := filepath.Dir(filepath.Clean(dest))
-	if st, err := os.Stat(parent); err != nil {
-		return withCode(exitSelect, fmt.Errorf("destination %s: its parent: %w", dest, err))
-	} else if !st.IsDir() {
-		return withCode(exitSelect, fmt.Errorf("destination %s: its parent %s is not a directory", dest, parent))
-	}
-	return nil
+	out, err := exclude.Gather(f.excludes, f.excludeFrom)
+	return out, exitcode.With(exitcode.Usage, err)
 }
 
 // checkFirstPull refuses a pull that would delete the contents of a
@@ -181,31 +143,11 @@ func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
 		fmt.Fprintf(os.Stderr, "goldsync: warning: %v; the real pull needs --delete\n", err)
 		return nil
 	case errors.Is(err, imaging.ErrNotImage):
-		return withCode(exitMaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
+		return exitcode.With(exitcode.MaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
 	case err != nil:
-		return withCode(exitSelect, err)
+		return exitcode.With(exitcode.Select, err)
 	}
 	return nil
-}
-
-// checkSource refuses a local SRC that is missing or not a directory (a
-// remote one is the agent's to check), and says whether SRC is a whole
-// root.
-func checkSource(src string) (root bool, err error) {
-	sp, err := remote.ParseSpec(src)
-	if err != nil {
-		return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
-	}
-	if sp.Host == "" {
-		st, err := os.Stat(sp.Path)
-		if err != nil {
-			return false, withCode(exitSelect, fmt.Errorf("source: %w", err))
-		}
-		if !st.IsDir() {
-			return false, withCode(exitSelect, fmt.Errorf("source %s is not a directory", sp.Path))
-		}
-	}
-	return exclude.IsRoot(sp.Path), nil
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -213,49 +155,7 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull [flags] SRC DEST",
 		Short: "mirror a golden node's tree into an image",
-		Long: `Pull mirrors SRC into the image directory DEST.
-
-SRC is a local directory or [user@]host:/path on a golden node reached with
-ssh (-e/--rsh, so ssh_config, keys, jump hosts and Kerberos work as usual).
-goldsync-agent runs there; if it is missing or of another version it is
-uploaded over SFTP into ~/.cache/goldsync/ and verified by hash first.
-A trailing slash on SRC does not matter: an image is a whole root.
-
-The pull keeps everything rsync -aHAXS --numeric-ids keeps (those flags are
-accepted and change nothing; --delete matters only for a first pull, below),
-decides changes by content hash,
-writes every file to a temp name and renames it into place (clients reading
-the image see whole files only), deletes what the source no longer has, and
-keeps replaced files linked in the state dir's retention area for NFS
-clients still running them.
-
-When SRC is a whole root ("/", "node004:/"), the pseudo and volatile
-filesystems of a running system are left out unless --no-default-excludes:
-` + "  " + strings.Join(exclude.RootDefaults, " ") + `
-(their directories are kept, so clients can mount over them).
-
-Deletes are guarded: a run that would delete more than --max-delete entries
-is refused and changes nothing (exit 25). The default limit is half of the
-image's entries, and never less than 100. --max-delete=0 deletes nothing and
-warns that entries the source no longer has are kept, as rsync; -1 turns the
-guard off.
-
-A first pull into a directory that already holds files but was never
-pulled into by goldsync (it has no state dir) is refused (exit 25) unless
---delete is given, as rsync deletes only when told: the pull would delete
-whatever SRC lacks, the contents of a directory named by mistake or an
-image another tool made. -n shows what it would delete.
-
-Exit status: see "goldsync help exit-codes".`,
-		Example: `  # the seed procedure's pull (/proc/* and /sys/* are default excludes of a root)
-  goldsync pull node004:/ /diskless/i386/RHEL5-AS/root
-
-  # the seed's rsync line works as it is, after renaming the command
-  goldsync pull -a -e ssh --exclude='/proc/*' --exclude='/sys/*' node004:/ /diskless/i386/RHEL5-AS/root/
-
-  # what would change, rsync-style
-  goldsync pull -n -i node004:/ /diskless/i386/RHEL5-AS/root`,
-		Args: cobra.ExactArgs(2),
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := runPull(cmd, g, f, args[0], args[1])
 			if err != nil && !f.reported {
@@ -279,30 +179,30 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if err != nil {
 		return err
 	}
-	root, err := checkSource(src)
+	root, err := cluster.CheckSource(src)
 	if err != nil {
 		return err
 	}
-	if err := checkDest(dest); err != nil {
+	if err := cluster.CheckDest(dest); err != nil {
 		return err
 	}
 	opts := f.options(excludes, root, nil)
-	if err := checkOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+	if err := cluster.CheckOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
 		return err
 	}
 	if err := f.checkFirstPull(dest, opts); err != nil {
 		return err
 	}
-	ctx, cancel := withDeadline(cmd.Context(), f.deadline)
+	ctx, cancel := cluster.WithDeadline(cmd.Context(), f.deadline)
 	defer cancel()
-	defer func() { err = deadlineErr(ctx, err) }()
+	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	source, err := remote.Open(ctx, src, remote.Options{Serve: agent.InProcess,
 		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
 		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
-		return classifyConnect(err)
+		return exitcode.Connect(err)
 	}
 	defer source.Close()
 	opts.Logger = log
@@ -311,12 +211,12 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if f.itemize || (f.dryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 	}
-	prog := newProgressDisplay(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
-	opts.Progress = prog.update
+	prog := term.NewProgress(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
+	opts.Progress = prog.Update
 	res, err := imaging.Sync(ctx, source, dest, opts)
-	prog.done()
+	prog.Done()
 	if res != nil {
-		report(g, f, src, dest, res, source, err, prog.shown())
+		report(g, f, src, dest, res, source, err, prog.Shown())
 		f.reported = true
 	}
 	if f.metricsFile != "" {
@@ -325,91 +225,17 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 		}
 	}
 	if err != nil {
-		return classifySync(err)
+		return exitcode.Sync(err)
 	}
 	return nil
-}
-
-// classifySync maps a sync error to rsync-style exit codes.
-func classifySync(err error) error {
-	switch {
-	case errors.Is(err, imaging.ErrGuard):
-		return withCode(exitMaxDelete, err)
-	case errors.Is(err, imaging.ErrLocked):
-		return withCode(exitLocked, err)
-	case errors.Is(err, imaging.ErrUnsafeStateDir):
-		return withCode(exitSelect, err)
-	case errors.Is(err, imaging.ErrPartial):
-		return withCode(exitPartial, err)
-	case errors.Is(err, proto.ErrStalled):
-		return withCode(exitTimeout, err)
-	case errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),
-		errors.Is(err, proto.ErrRemote), errors.Is(err, proto.ErrClosed):
-		return withCode(exitStream, err)
-	case isNoSpace(err):
-		return withCode(exitIO, err)
-	case isLostConnection(err):
-		// The ssh process or the agent died mid-stream: rsync says 12 too.
-		return withCode(exitStream, fmt.Errorf("connection to the source lost: %w", err))
-	}
-	return err
-}
-
-// isLostConnection recognizes the errors a dead peer leaves behind.
-func isLostConnection(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrClosed) || errors.Is(err, context.Canceled)
-}
-
-func classifyConnect(err error) error {
-	var refused *proto.RefusedError
-	switch {
-	case errors.As(err, &refused):
-		// The agent could not open the source's path: a selection
-		// error, told as such.
-		msg := refused.Msg
-		if u, err := strconv.Unquote(msg); err == nil {
-			msg = u // main makes the whole message inert
-		}
-		return withCode(exitSelect, fmt.Errorf("source: %s", msg))
-	case errors.Is(err, remote.ErrVersion):
-		return withCode(exitProtocol, err)
-	case errors.Is(err, remote.ErrStalled), errors.Is(err, proto.ErrStalled):
-		// Silent through the handshake: a timeout, as rsync's 30.
-		return withCode(exitTimeout, err)
-	case errors.Is(err, remote.ErrSSH):
-		return withCode(exitConnection, err)
-	case errors.Is(err, remote.ErrProtocol):
-		return withCode(exitStart, err)
-	case errors.Is(err, os.ErrNotExist):
-		return withCode(exitSelect, err)
-	}
-	return withCode(exitStart, err)
 }
 
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {
 	s := cluster.SummarizePull(src, dest, f.dryRun, res, source, err)
 	if g.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(s)
+		_ = printJSON(s)
 		return
 	}
-	if f.maxDeleteSet && f.maxDelete == 0 && !g.quiet {
-		fmt.Fprintln(os.Stderr, "goldsync: warning: --max-delete=0: nothing deleted; entries the source no longer has are kept")
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintln(os.Stderr, "goldsync: not applied:", wire.InertLines(p))
-	}
-	if g.quiet {
-		return
-	}
-	switch {
-	case f.stats || g.verbose > 0 || f.dryRun:
-		// After the itemized lines, on the same stream, as rsync.
-		_ = s.WriteText(stdout)
-	case progressShown:
-		// The progress line cleared itself: one line says how it ended.
-		fmt.Fprintln(os.Stderr, s.Line())
-	}
+	s.WriteReport(cluster.PullReport{Out: stdout, Err: os.Stderr, Quiet: g.quiet, Full: f.stats || g.verbose > 0 || f.dryRun,
+		ProgressShown: progressShown, KeptDeletes: f.maxDeleteSet && f.maxDelete == 0})
 }

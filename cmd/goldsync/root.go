@@ -1,14 +1,22 @@
 package main
 
 import (
+	"embed"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/goldsync/goldsync/imaging/exclude"
+	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/internal/version"
+	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
 // globalFlags are shared by every subcommand.
@@ -23,24 +31,8 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:   "goldsync",
-		Short: "keep diskless-cluster images in sync with a golden node",
-		Long: `goldsync keeps the images of diskless Linux clusters in sync.
-
-A disk-installed golden node is configured by hand. goldsync pulls its whole
-root over ssh into an image directory exported read-only over NFS, with
-rsync -aHAXS --numeric-ids fidelity (hard links, ACLs, xattrs, file
-capabilities, devices, sparse files), mirror deletes guarded against
-mistakes, and atomic, live-safe writes: clients running on the image only
-ever see whole files. It then builds each node's read-write snapshot tree
-from the files and files.custom lists and writes the PXE netboot files.
-
-A config file describes a cluster (default /etc/goldsync/goldsync.toml), so
-the nightly cron job is just "goldsync sync".
-
-Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
-
-` + exitStatusText(),
+		Use:           "goldsync",
+		Short:         "keep diskless-cluster images in sync with a golden node",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Describe(),
@@ -60,31 +52,34 @@ Exit status (rsync's numbers where rsync has the cause; see rsync(1)):
 	root.AddCommand(newReceiveCmd(g), newReplicaBuildCmd(g), newReplicaRelayCmd(g))
 	root.AddCommand(newGenerationCmds(g)...)
 	root.AddCommand(exitCodesHelp())
+	help, _ := fs.Sub(helpFiles, "help")
+	manpage.SetHelp(root, help, helpVars())
 	return root
+}
+
+// helpFiles are the commands' Long and Example texts (manpage.SetHelp),
+// read by --help and the man pages alike.
+//
+//go:embed help/*.txt
+var helpFiles embed.FS
+
+// helpVars fills the help texts' placeholders with what the code knows.
+func helpVars() *strings.Replacer {
+	return strings.NewReplacer("{{exit-status}}", exitcode.Text(),
+		"{{root-excludes}}", strings.Join(exclude.RootDefaults, " "),
+		"{{initramfs-tools-nfs-options}}", netboot.DefaultInitramfsToolsNFSOptions,
+		"{{dracut-nfs-options}}", netboot.DefaultDracutNFSOptions)
 }
 
 // logger builds the slog logger the libraries log through.
 func (g *globalFlags) logger(w io.Writer) *slog.Logger {
-	level := slog.LevelWarn
-	switch {
-	case g.quiet:
-		level = slog.LevelError
-	case g.verbose == 1:
-		level = slog.LevelInfo
-	case g.verbose >= 2:
-		level = slog.LevelDebug
-	}
-	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-	}
-	return slog.New(newCLIHandler(w, "goldsync", level))
+	return term.Logger(w, "goldsync", g.verbose, g.quiet, g.logFormat == "json")
 }
 
 func exitCodesHelp() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exit-codes",
 		Short: "the exit codes goldsync uses",
-		Long:  "Exit codes: one per cause, rsync's number where rsync has the cause (rsync(1) EXIT VALUES):\n\n" + exitStatusText(),
 		Run:   func(cmd *cobra.Command, args []string) { cmd.Help() },
 	}
 }

@@ -57,3 +57,19 @@ func Check(ps []Pattern) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Gather checks the patterns of --exclude flags (each from "--exclude
+// #N") and of --exclude-from files (each from "name:line") one by one,
+// and returns them in that order; the error of a bad one names where it
+// came from.
+func Gather(patterns, files []string) ([]string, error) {
+	var all []Pattern
+	for i, p := range patterns {
+		all = append(all, Pattern{Text: p, From: fmt.Sprintf("--exclude #%d", i+1)})
+	}
+	from, err := ReadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("exclude-from: %w", err)
+	}
+	return Check(append(all, from...))
+}

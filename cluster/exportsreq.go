@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/goldsync/goldsync/config"
+	"github.com/goldsync/goldsync/imaging/exposure"
+	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
+)
+
+// ExportsRequest is what goldsync render exports and render ganesha are
+// asked for: one image and its snapshot directory, or (neither given)
+// every OS of the cluster config, or the exports of one of its replicas.
+type ExportsRequest struct {
+	// ImageRoot and SnapshotDir name one image's exports; both absolute.
+	ImageRoot, SnapshotDir string
+	// Replica asks for the exports of the config's replica of that name.
+	Replica string
+	// Clients and SnapshotClients go into every export
+	// (netboot.ExportsOptions).
+	Clients, SnapshotClients string
+	// Nodes export each node's snapshot to that node only; nil with the
+	// config means the config's nodes file.
+	Nodes []snapshot.Node
+}
+
+// UsesConfig says whether the exports come from the cluster config: no
+// ImageRoot or SnapshotDir given.
+func (r ExportsRequest) UsesConfig() bool { return r.ImageRoot == "" && r.SnapshotDir == "" }
+
+// Exports checks the request and returns its exports; cfg is read only
+// when UsesConfig. Wrong requests are StepConfig errors; the config's
+// are those of Exports and ReplicaExports.
+func (r ExportsRequest) Exports(cfg *config.Config) ([]netboot.ExportsOptions, error) {
+	if err := netboot.CheckClients(r.Clients + " " + r.SnapshotClients); err != nil {
+		return nil, stepErr(StepConfig, err)
+	}
+	switch {
+	case r.UsesConfig() && r.Replica != "":
+		return ReplicaExports(cfg, r.Nodes, r.Replica, r.Clients, r.SnapshotClients)
+	case r.UsesConfig():
+		return Exports(cfg, r.Nodes, r.Clients, r.SnapshotClients)
+	case r.Replica != "":
+		return nil, stepErr(StepConfig, errors.New("--replica takes its paths from the cluster config: give no --image or --snapshot-dir"))
+	}
+	for _, p := range []struct{ flag, val string }{{"--image", r.ImageRoot}, {"--snapshot-dir", r.SnapshotDir}} {
+		if !filepath.IsAbs(p.val) {
+			return nil, stepErr(StepConfig, fmt.Errorf("%s %q: exports need absolute paths (give --image and --snapshot-dir, or neither to use the cluster config)", p.flag, p.val))
+		}
+	}
+	return []netboot.ExportsOptions{{ImageRoot: filepath.Clean(r.ImageRoot), SnapshotDir: filepath.Clean(r.SnapshotDir),
+		Clients: r.Clients, Nodes: r.Nodes, SnapshotClients: r.SnapshotClients}}, nil
+}
+
+// RenderExports renders the exports(5) lines of list
+// (netboot.RenderExports) and the exposure warnings of their directories.
+func RenderExports(list []netboot.ExportsOptions) ([]byte, []exposure.Warning) {
+	var out []byte
+	var dirs []string
+	for _, o := range list {
+		out = append(out, netboot.RenderExports(o)...)
+		dirs = append(dirs, o.ImageRoot, o.SnapshotDir)
+	}
+	return out, ExposureWarnings(dirs...)
+}

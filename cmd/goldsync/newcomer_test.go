@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goldsync/goldsync/internal/exitcode"
+)
+
+// The newcomer trial's last findings, each through the built binary.
+
+// TestRollbackWithoutGen: rollback DIR without GEN names what is missing
+// and where to find it, with the usage code.
+func TestRollbackWithoutGen(t *testing.T) {
+	dir := t.TempDir()
+	_, errs, code := run(t, "rollback", dir)
+	if code != exitcode.Usage || !strings.Contains(errs, "GEN") || !strings.Contains(errs, "goldsync generations "+dir) {
+		t.Errorf("rollback DIR: exit %d, want %d, a message naming GEN and goldsync generations %s:\n%s", code, exitcode.Usage, dir, errs)
+	}
+}
+
+// TestStatusNeverSynced: an image no sync ever completed is "never
+// synced" in the table and fails the check, without --max-age too.
+func TestStatusNeverSynced(t *testing.T) {
+	c := newCluster(t, false)
+	out, errs, code := gs(t, "--config", c.config, "status")
+	if code != exitcode.Timeout || !strings.Contains(out, "never synced") || !strings.Contains(errs, "rhel9") {
+		t.Errorf("status of an image never synced: exit %d, want %d and \"never synced\"\nstdout:\n%s\nstderr:\n%s", code, exitcode.Timeout, out, errs)
+	}
+}
+
+// TestStatusOfDirectory: status DIR shows the config's image whose root
+// DIR is; a directory of no config image is told so, not looked up as a
+// name.
+func TestStatusOfDirectory(t *testing.T) {
+	c := newCluster(t, false)
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, _ := gs(t, "--config", c.config, "status", c.root)
+	if !strings.HasPrefix(strings.SplitN(out, "\n", 2)[min(1, strings.Count(out, "\n"))], "rhel9 ") {
+		t.Errorf("status %s: want the row of image rhel9\nstdout:\n%s\nstderr:\n%s", c.root, out, errs)
+	}
+	plain := t.TempDir()
+	_, errs, code := gs(t, "--config", c.config, "status", plain)
+	if code != exitcode.Select || !strings.Contains(errs, "is not an image") || strings.Contains(errs, "no image \""+plain) {
+		t.Errorf("status of a plain directory: exit %d, want %d and \"is not an image\":\n%s", code, exitcode.Select, errs)
+	}
+}
+
+// TestRenderHintsOnlyWhereTheyApply: render's "(or give --nodes)" and
+// "(or give --image ...)" come only when the config is missing, not when
+// it is wrong or --replica needs it.
+func TestRenderHintsOnlyWhereTheyApply(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.toml")
+	if err := os.WriteFile(broken, []byte("[cluster\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.toml")
+	for _, c := range []struct {
+		args []string
+		hint bool
+	}{
+		{args: []string{"--config", missing, "render", "dhcpd"}, hint: true},
+		{args: []string{"--config", broken, "render", "dhcpd"}},
+		{args: []string{"--config", missing, "render", "exports"}, hint: true},
+		{args: []string{"--config", broken, "render", "exports"}},
+		{args: []string{"--config", missing, "render", "exports", "--replica", "rack2"}},
+		{args: []string{"--config", broken, "render", "ganesha"}},
+	} {
+		_, errs, code := run(t, c.args...)
+		if code != exitcode.Usage || strings.Contains(errs, "(or give") != c.hint {
+			t.Errorf("goldsync %s: exit %d, want %d, hint %v:\n%s", strings.Join(c.args, " "), code, exitcode.Usage, c.hint, errs)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package exitcode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"testing"
+
+	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/remote"
+	"github.com/goldsync/goldsync/snapshot"
+)
+
+// TestCodes pins the code of each cause: the numbers are an interface
+// (cron, monitoring) and must not move.
+func TestCodes(t *testing.T) {
+	ctx := context.Background()
+	step := func(s cluster.Step, err error) error { return &cluster.StepError{Step: s, Err: err} }
+	wrap := func(err error) error { return fmt.Errorf("context: %w", err) }
+	for _, c := range []struct {
+		name string
+		got  int
+		want int
+	}{
+		{name: "nil", got: Of(ctx, nil), want: 0},
+		{name: "plain error", got: Of(ctx, errors.New("x")), want: 1},
+		{name: "With", got: Of(ctx, wrap(With(Drift, errors.New("x")))), want: 40},
+		{name: "locked", got: Of(ctx, wrap(imaging.ErrLocked)), want: 16},
+		{name: "guard", got: Of(ctx, wrap(imaging.ErrGuard)), want: 25},
+		{name: "partial", got: Of(ctx, wrap(imaging.ErrPartial)), want: 23},
+		{name: "selection", got: Of(ctx, cluster.CheckDest("/nonexistent/dir/dest")), want: 3},
+		{name: "sync: unsafe state dir", got: Of(ctx, Sync(wrap(imaging.ErrUnsafeStateDir))), want: 3},
+		{name: "sync: stalled", got: Of(ctx, Sync(wrap(proto.ErrStalled))), want: 30},
+		{name: "sync: bad source", got: Of(ctx, Sync(wrap(imaging.ErrBadSource))), want: 12},
+		{name: "sync: EOF", got: Of(ctx, Sync(wrap(io.ErrUnexpectedEOF))), want: 12},
+		{name: "sync: ENOSPC", got: Of(ctx, Sync(wrap(syscall.ENOSPC))), want: 11},
+		{name: "rollback: no generation", got: Of(ctx, Rollback(wrap(imaging.ErrNoGeneration))), want: 3},
+		{name: "rollback: drift", got: Of(ctx, Rollback(wrap(imaging.ErrDrift))), want: 40},
+		{name: "connect: refused", got: Of(ctx, Connect(&proto.RefusedError{Msg: `"no such dir"`})), want: 3},
+		{name: "connect: version", got: Of(ctx, Connect(wrap(remote.ErrVersion))), want: 2},
+		{name: "connect: ssh", got: Of(ctx, Connect(wrap(remote.ErrSSH))), want: 255},
+		{name: "connect: other", got: Of(ctx, Connect(errors.New("x"))), want: 5},
+		{name: "lists: bad line", got: Of(ctx, Lists(wrap(snapshot.ErrNodes))), want: 1},
+		{name: "lists: missing", got: Of(ctx, Lists(wrap(syscall.ENOENT))), want: 3},
+		{name: "cluster: config", got: Cluster(ctx, step(cluster.StepConfig, errors.New("x"))), want: 1},
+		{name: "cluster: lock held", got: Cluster(ctx, step(cluster.StepLock, imaging.ErrLocked)), want: 16},
+		{name: "cluster: lock other", got: Cluster(ctx, step(cluster.StepLock, errors.New("x"))), want: 11},
+		{name: "cluster: connect ssh", got: Cluster(ctx, step(cluster.StepConnect, remote.ErrSSH)), want: 255},
+		{name: "cluster: pull guard", got: Cluster(ctx, step(cluster.StepPull, imaging.ErrGuard)), want: 25},
+		{name: "cluster: snapshots partial", got: Cluster(ctx, step(cluster.StepSnapshots, imaging.ErrPartial)), want: 23},
+		{name: "cluster: no manifest", got: Cluster(ctx, step(cluster.StepManifest, cluster.ErrNoManifest)), want: 3},
+		{name: "cluster: deadline", got: Cluster(ctx, wrap(cluster.ErrDeadline)), want: 30},
+		{name: "cluster: metrics", got: Cluster(ctx, step(cluster.StepMetrics, errors.New("x"))), want: 11},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: code %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := Of(cancelled, With(Stream, io.EOF)); got != Signal {
+		t.Errorf("a cancelled run: code %d, want %d", got, Signal)
+	}
+}
+
+// TestTable checks that the table documents every code once, in order.
+func TestTable(t *testing.T) {
+	for i := 1; i < len(Table); i++ {
+		if Table[i].Code <= Table[i-1].Code {
+			t.Errorf("table: %d after %d", Table[i].Code, Table[i-1].Code)
+		}
+	}
+}
