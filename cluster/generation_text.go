@@ -11,9 +11,9 @@ import (
 
 // WriteGenerations writes an image's generations as goldsync generations
 // prints them: the image's root, a header, and a row a generation (id,
-// age counted to now, objects created, updated and deleted, the kept
-// content it holds, pinned, and its source with the kernel each OS
-// entry booted).
+// age counted to now, objects created, updated, changed in metadata only
+// and deleted, the kept content it holds, pinned, and its source with the
+// kernel each OS entry booted).
 func WriteGenerations(w io.Writer, root string, gens []imaging.Generation, now time.Time) error {
 	var err error
 	p := func(format string, a ...any) {
@@ -22,7 +22,7 @@ func WriteGenerations(w io.Writer, root string, gens []imaging.Generation, now t
 		}
 	}
 	p("%s\n", root)
-	p("%6s  %-8s  %7s %7s %7s  %10s  %-3s  %s\n", "GEN", "AGE", "+", "~", "-", "HELD", "PIN", "SOURCE")
+	p("%6s  %-8s  %7s %7s %7s %7s  %10s  %-3s  %s\n", "GEN", "AGE", "+", "~", "M", "-", "HELD", "PIN", "SOURCE")
 	for _, gen := range gens {
 		pin := ""
 		if gen.Pinned {
@@ -32,8 +32,8 @@ func WriteGenerations(w io.Writer, root string, gens []imaging.Generation, now t
 		for _, b := range gen.Boot {
 			src += fmt.Sprintf(" [%s boots %s]", b.OS, b.Kernel)
 		}
-		p("%6d  %-8s  %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, units.Age(now.Sub(gen.Time)),
-			gen.Created, gen.Updated, gen.Deleted, units.Bytes(gen.Held+gen.ManifestBytes), pin, src)
+		p("%6d  %-8s  %7d %7d %7d %7d  %10s  %-3s  %s\n", gen.ID, units.Age(now.Sub(gen.Time)),
+			gen.Created, gen.Updated, gen.MetaOnly, gen.Deleted, units.Bytes(gen.Held+gen.ManifestBytes), pin, src)
 	}
 	return err
 }

@@ -1378,6 +1378,13 @@ func (a *applier) dirMeta(act *Action) {
 		a.fail(p, err)
 		return
 	}
+	if act.Dst != nil && !act.cond {
+		// A directory that was there and whose own metadata changed
+		// (not one created here, nor one only touched by its entries).
+		a.mu.Lock()
+		a.stats.MetaOnly++
+		a.mu.Unlock()
+	}
 	a.touch(act, false)
 }
 
