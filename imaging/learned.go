@@ -26,8 +26,9 @@ import (
 // A run that cannot be written is dropped with the hashes in it: the cache
 // then lacks them, which costs a re-read next time, never a wrong hash.
 type learnedSet struct {
-	dir  string // where runs are spilled; "" keeps everything in memory
-	recs []learnedRec
+	dir     string // where runs are spilled; "" keeps everything in memory
+	recs    []learnedRec
+	inOrder bool // recs is in path order
 
 	f    *os.File // the runs, once there are any
 	w    *bufio.Writer
@@ -58,15 +59,24 @@ func compareLearned(a, b learnedRec) int { return tree.Compare(a.path, b.path) }
 
 func (l *learnedSet) add(e *tree.Entry) {
 	l.recs = append(l.recs, learnedRec{path: e.Path, dev: e.Dev, ino: e.Ino, hash: e.Hash, size: e.Size, mtime: e.Mtime, ctime: e.Ctime})
+	l.inOrder = false
 	l.n++
 	if len(l.recs) >= learnedSpillAt && l.dir != "" {
 		l.spill()
 	}
 }
 
+// sort puts the records held in memory in path order.
+func (l *learnedSet) sort() {
+	if !l.inOrder {
+		slices.SortFunc(l.recs, compareLearned)
+		l.inOrder = true
+	}
+}
+
 // spill writes the held records as one sorted run.
 func (l *learnedSet) spill() {
-	slices.SortFunc(l.recs, compareLearned)
+	l.sort()
 	recs := l.recs
 	l.recs = l.recs[:0]
 	if l.err != nil {
@@ -169,7 +179,7 @@ func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
 	if len(l.recs) == 0 || e.Type != tree.TypeRegular {
 		return 0, false
 	}
-	slices.SortFunc(l.recs, compareLearned)
+	l.sort()
 	i, _ := slices.BinarySearchFunc(l.recs, e.Path, func(r learnedRec, p string) int { return tree.Compare(r.path, p) })
 	for ; i < len(l.recs) && l.recs[i].path == e.Path; i++ {
 		if l.recs[i].matches(e) {
@@ -184,7 +194,7 @@ func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
 // damaged run ends the sequence and is stored in *errp.
 func (l *learnedSet) sorted(errp *error) iter.Seq[*learnedRec] {
 	return func(yield func(*learnedRec) bool) {
-		slices.SortFunc(l.recs, compareLearned)
+		l.sort()
 		if l.f != nil {
 			if err := l.w.Flush(); err != nil {
 				*errp = err
