@@ -2,7 +2,6 @@ package imaging
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -94,6 +93,9 @@ func OpenDirSource(path string, opts DirSourceOptions) (*DirSource, error) {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
 	s := &DirSource{root: r, opts: opts, log: opts.Logger}
+	if opts.CacheFile != "" {
+		s.learned.dir = filepath.Dir(opts.CacheFile)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -694,66 +696,11 @@ func (s *DirSource) remember(snap, cur *tree.Entry) {
 		}
 		return
 	}
+	if s.opts.CacheFile == "" || s.opts.ReadOnlyCache {
+		return // no cache to save it in
+	}
 	s.learned.add(cur)
 	s.dirty = true
-}
-
-// learnedSet holds the hashes fetches computed, about 60 bytes a file:
-// the identity and hash under a 64-bit key of the path (the paths too while
-// there are few, for a small log update instead of a new base).
-type learnedSet struct {
-	recs    []learnedRec
-	paths   []string // the paths of recs, unless noPaths
-	noPaths bool     // too many to keep, or recs was sorted
-	sorted  bool
-}
-
-type learnedRec struct {
-	key, dev, ino, hash uint64
-	size, mtime, ctime  int64
-}
-
-// maxLearnedPaths is how many learned hashes a source without a full scan
-// records as a log update; beyond it, it writes a new base.
-const maxLearnedPaths = 4096
-
-func pathKey(p string) uint64 { return xxhash.Sum64String(p) }
-
-func (l *learnedSet) add(e *tree.Entry) {
-	l.recs = append(l.recs, learnedRec{key: pathKey(e.Path), dev: e.Dev, ino: e.Ino, hash: e.Hash, size: e.Size, mtime: e.Mtime, ctime: e.Ctime})
-	l.sorted = false
-	if len(l.recs) > maxLearnedPaths {
-		l.noPaths = true
-	}
-	if l.noPaths {
-		l.paths = nil
-	} else {
-		l.paths = append(l.paths, e.Path)
-	}
-}
-
-func (l *learnedSet) len() int { return len(l.recs) }
-
-// hashFor returns the hash learned for e's path while the file is the
-// object it was learned from (two paths with one key: both records are
-// checked against e's identity, so neither lends the other its hash).
-func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
-	if len(l.recs) == 0 || e.Type != tree.TypeRegular {
-		return 0, false
-	}
-	if !l.sorted {
-		slices.SortFunc(l.recs, func(a, b learnedRec) int { return cmp.Compare(a.key, b.key) })
-		l.paths, l.noPaths, l.sorted = nil, true, true
-	}
-	k := pathKey(e.Path)
-	i, _ := slices.BinarySearchFunc(l.recs, k, func(r learnedRec, k uint64) int { return cmp.Compare(r.key, k) })
-	for ; i < len(l.recs) && l.recs[i].key == k; i++ {
-		r := l.recs[i]
-		if r.dev == e.Dev && r.ino == e.Ino && r.size == e.Size && r.mtime == e.Mtime && r.ctime == e.Ctime {
-			return r.hash, true
-		}
-	}
-	return 0, false
 }
 
 // Close saves the hash cache and releases the root. Several DirSources of
@@ -765,6 +712,10 @@ func (s *DirSource) Close() error {
 	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache && s.dirty {
 		err = s.saveCache()
 	}
+	if s.learned.err != nil {
+		s.log.Warn("hash cache: some learned hashes were not kept", "err", s.learned.err)
+	}
+	s.learned.close()
 	s.prev.Close()
 	s.prev, s.prevDone = nil, false
 	s.dropRecord()
@@ -812,12 +763,13 @@ func (s *DirSource) saveCache() error {
 		return UpdateManifest(s.opts.CacheFile, s.scopes, entries)
 	case s.learned.len() == 0:
 		return nil
-	case !s.learned.noPaths:
+	case !s.learned.spilled() && s.learned.len() <= maxLearnedPaths:
 		// A few hashes from a fetch-only source: its entries came from a
 		// bare lstat (no xattrs, no link target) and must never replace
 		// what a scan recorded, so only hashes travel, as a log update.
-		scopes := make([]tree.Scope, len(s.learned.paths))
-		for i, p := range s.learned.paths {
+		paths := s.learned.paths()
+		scopes := make([]tree.Scope, len(paths))
+		for i, p := range paths {
 			scopes[i] = tree.Scope{Path: p}
 		}
 		m, err := LoadManifestScoped(s.opts.CacheFile, scopes)
@@ -882,7 +834,24 @@ func (s *DirSource) saveFullCache() error {
 // giving an unhashed file the hash a fetch learned or onDisk recorded
 // while the file is still the object they saw.
 func (s *DirSource) rewriteCache(entries iter.Seq2[*tree.Entry, error], onDisk *manifestReader) error {
-	var rerr error
+	var rerr, lerr error
+	// The learned hashes, in the entries' order: merged as they go.
+	next, stop := iter.Pull(s.learned.sorted(&lerr))
+	defer stop()
+	cur, more := next()
+	learned := func(e *tree.Entry) (uint64, bool) {
+		for more && tree.Compare(cur.path, e.Path) < 0 {
+			cur, more = next()
+		}
+		h, ok := uint64(0), false
+		for more && cur.path == e.Path {
+			if !ok && cur.matches(e) {
+				h, ok = cur.hash, true
+			}
+			cur, more = next()
+		}
+		return h, ok
+	}
 	seq := func(yield func(*tree.Entry) bool) {
 		for e, err := range entries {
 			if err != nil {
@@ -890,7 +859,7 @@ func (s *DirSource) rewriteCache(entries iter.Seq2[*tree.Entry, error], onDisk *
 				return
 			}
 			if e.Type == tree.TypeRegular && !e.Hashed() {
-				if h, ok := s.learned.hashFor(e); ok {
+				if h, ok := learned(e); ok {
 					e.SetHash(h)
 				} else if onDisk != nil {
 					if d := onDisk.lookup(e.Path); d != nil && d.Hashed() && Unchanged(d, e) {
@@ -910,6 +879,9 @@ func (s *DirSource) rewriteCache(entries iter.Seq2[*tree.Entry, error], onDisk *
 		// A damaged record: what was written is a short cache, which
 		// costs re-reads, never a wrong hash.
 		s.log.Warn("hash cache: record damaged", "err", rerr)
+	}
+	if lerr != nil {
+		s.log.Warn("hash cache: learned hashes unreadable", "err", lerr)
 	}
 	return nil
 }

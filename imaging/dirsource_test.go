@@ -76,11 +76,12 @@ func TestHashCacheMergeKeepsXattrs(t *testing.T) {
 // Hashes that fetches compute reach the cache, however many: from the
 // stream that scanned (merged into its record at Close), and from a
 // fetch-only stream that learned more than a log update holds (a new base
-// written a block at a time). The next scan then finds every file vouched
-// for, as a no-change pull needs.
+// written a block at a time), more than the source holds in memory (the
+// rest spilled to sorted runs and merged back at Close). The next scan
+// then finds every file vouched for, as a no-change pull needs.
 func TestSourceRecordsLearnedHashes(t *testing.T) {
 	src := t.TempDir()
-	const files = 5000 // more than maxLearnedPaths (4096)
+	const files = 9000 // more than maxLearnedPaths (4096) and learnedSpillAt (8192)
 	for i := range files {
 		d := filepath.Join(src, fmt.Sprintf("d%02d", i%50))
 		if i < 50 {

@@ -317,7 +317,7 @@ func (w *walker) scopeEntry(p string) *tree.Entry {
 	}
 	w.fill(d, name, e, &st)
 	if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash {
-		w.hash(d, name, e, make([]byte, 256<<10))
+		w.hash(d, name, e)
 	}
 	return e
 }
@@ -543,7 +543,6 @@ func (w *walker) emit(e *tree.Entry) error {
 // work reads directories, the first in Compare order first, while the
 // read-ahead window has room or the emitter waits for that directory.
 func (w *walker) work(ctx context.Context) {
-	buf := make([]byte, 256<<10)
 	for {
 		w.mu.Lock()
 		for !w.stopped && ctx.Err() == nil && !(len(w.pending) > 0 && (w.buffered < w.window || w.pending[0] == w.want)) {
@@ -556,7 +555,7 @@ func (w *walker) work(ctx context.Context) {
 		n := w.pending.pop()
 		w.mu.Unlock()
 
-		kids := w.readDir(ctx, n.e, buf)
+		kids := w.readDir(ctx, n.e)
 
 		w.mu.Lock()
 		n.kids = kids
@@ -576,7 +575,7 @@ func (w *walker) work(ctx context.Context) {
 // with a node for each subdirectory to descend. A directory that cannot be
 // read gets a Problem, so a mirror keeps what the destination has beneath
 // it.
-func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []walkKid {
+func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 	rel := de.Path
 	d, err := w.root.OpenDir(rel)
 	if err != nil {
@@ -633,7 +632,7 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, buf []byte) []walk
 		}
 		w.fill(d, name, e, &st)
 		if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash && e.Problem == "" {
-			w.hash(d, name, e, buf)
+			w.hash(d, name, e)
 		}
 		k := walkKid{e: e}
 		if isDir {
@@ -698,7 +697,14 @@ func (w *walker) fill(d *fsx.Dir, name string, e *tree.Entry, st *unix.Stat_t) {
 	}
 }
 
-func (w *walker) hash(d *fsx.Dir, name string, e *tree.Entry, buf []byte) {
+// hash reads and hashes one file. Its buffer is pooled, not a worker's
+// own: most walks hash nothing (the cache vouches, or hashing is left to
+// fetches), and eight idle 256 KiB buffers were a third of the golden
+// node's live heap (issue #14).
+func (w *walker) hash(d *fsx.Dir, name string, e *tree.Entry) {
+	bp := fsx.GetBuf()
+	defer fsx.PutBuf(bp)
+	buf := *bp
 	f, err := d.OpenFile(name)
 	if err != nil {
 		e.Problem = err.Error()
