@@ -218,6 +218,10 @@ func (rs *replicaSite) checkFromReplica(v *vm, n node) {
 	if _, err := os.Stat(filepath.Join(rs.primary.snap, n.Host, "var/log/e2e-marker")); err == nil {
 		t.Errorf("%s: its write landed in the primary's snapshot too", n.Host)
 	}
+	if t.Failed() {
+		// A node on the primary's NFS server would hang once it stops.
+		t.FailNow()
+	}
 }
 
 // liveUpdateFromReplica changes the golden node while the node runs with
