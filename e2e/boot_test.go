@@ -165,15 +165,26 @@ func replace(t *testing.T, p, marker string) {
 }
 
 // TestBootDracut boots a node whose initramfs dracut built, with
-// goldsync's dracut module.
+// goldsync's dracut module, from a replica image server: a cluster config
+// with one replica, r1, which serves the node; goldsync sync pushes the
+// image to r1 over ssh and r1 builds the node's snapshot and boot files.
+// The node's root and snapshot are the replica's (its /proc/mounts), and
+// a change of the golden node reaches the running node through the
+// replica while the primary's NFS server is stopped.
 func TestBootDracut(t *testing.T) {
 	requireE2E(t)
 	// Beside the initramfs-tools test: its golden root builds while the
 	// other's nodes boot.
 	t.Parallel()
-	s := newSite(t, "dracut", "deb12dracut", []node{node1})
-	v := s.boot(node1, false)
-	s.checkNode(v, node1)
+	rs := newReplicaSite(t, "dracut", "deb12dracut", node1)
+	rs.checkRouting(node1)
+	// The node boots from the replica's TFTP tree (render dhcpd's
+	// next-server) and is checked against the replica's image and
+	// snapshot.
+	v := rs.replica.boot(node1, false)
+	rs.replica.checkNode(v, node1)
+	rs.checkFromReplica(v, node1)
+	rs.liveUpdateFromReplica(v)
 }
 
 // TestDisklessrcLine: the seed's RHEL 5 boot line is still written when
