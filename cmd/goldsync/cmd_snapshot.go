@@ -500,30 +500,16 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var cfg *config.Config
-			if nodesFile == "" {
-				var err error
-				if cfg, err = loadConfig(g); errors.Is(err, errNoConfig) {
-					return fmt.Errorf("%w (or give --nodes)", err)
-				} else if err != nil {
-					return err
+			out, err := cluster.DhcpdRequest{NodesFile: nodesFile, Options: o}.Render(func() (*config.Config, error) {
+				cfg, err := loadConfig(g)
+				if errors.Is(err, errNoConfig) {
+					err = fmt.Errorf("%w (or give --nodes)", err)
 				}
-				nodesFile = cfg.Cluster.Nodes
-			}
-			nodes, err := readNodesFile(nodesFile)
+				return cfg, err
+			})
 			if err != nil {
-				return err
+				return exitcode.ClusterErr(cmd.Context(), err)
 			}
-			if cfg != nil {
-				// Nodes of an image with replicas: next-server is their route's.
-				if o.NextServers, err = cluster.DhcpdNextServers(cfg, nodes); err != nil {
-					return exitcode.With(exitcode.Usage, err)
-				}
-			}
-			if err := o.Validate(); err != nil {
-				return exitcode.With(exitcode.Usage, err)
-			}
-			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"dhcpd": string(out)})
 			}
