@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -346,21 +345,10 @@ func printJSON(v any) error {
 // ---- node ---------------------------------------------------------------
 
 // nodeArgs resolves the nodes of a command: --nodes FILE, or IP HOSTNAME
-// [MAC] on the command line.
+// [MAC] on the command line (snapshot.NodesFromArgs).
 func nodeArgs(nodesFile string, args []string) ([]snapshot.Node, error) {
-	switch {
-	case nodesFile != "" && len(args) > 0:
-		return nil, exitcode.With(exitcode.Usage, errors.New("give either --nodes FILE or IP HOSTNAME, not both"))
-	case nodesFile != "":
-		return readNodesFile(nodesFile)
-	case len(args) == 2 || len(args) == 3:
-		nodes, err := snapshot.ParseNodes("command line", strings.NewReader(strings.Join(args, " ")))
-		if err != nil {
-			return nil, exitcode.With(exitcode.Usage, err)
-		}
-		return nodes, nil
-	}
-	return nil, exitcode.With(exitcode.Usage, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]"))
+	nodes, err := snapshot.NodesFromArgs(nodesFile, args)
+	return nodes, exitcode.Lists(err)
 }
 
 func newNodeAddCmd(g *globalFlags) *cobra.Command {
