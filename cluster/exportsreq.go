@@ -66,3 +66,44 @@ func RenderExports(list []netboot.ExportsOptions) ([]byte, []exposure.Warning) {
 	}
 	return out, ExposureWarnings(dirs...)
 }
+
+// DhcpdRequest is what goldsync render dhcpd is asked for: the host
+// declarations of the nodes of NodesFile, or (none given) of the cluster
+// config's nodes file.
+type DhcpdRequest struct {
+	// NodesFile names the nodes; "" means the config's.
+	NodesFile string
+	// Options are the declarations' options; their NextServers are
+	// filled from the config's replicas when the nodes come from it.
+	Options netboot.DhcpdOptions
+}
+
+// Render checks the request and renders the declarations
+// (netboot.RenderDhcpd); load reads the config, called only without a
+// NodesFile. An error reading the nodes file is a StepNodes error;
+// load's are returned as they are; others are the request's.
+func (r DhcpdRequest) Render(load func() (*config.Config, error)) ([]byte, error) {
+	o := r.Options
+	var cfg *config.Config
+	if r.NodesFile == "" {
+		var err error
+		if cfg, err = load(); err != nil {
+			return nil, err
+		}
+		r.NodesFile = cfg.Cluster.Nodes
+	}
+	nodes, err := snapshot.ReadNodesFile(r.NodesFile)
+	if err != nil {
+		return nil, stepErr(StepNodes, err)
+	}
+	if cfg != nil {
+		// Nodes of an image with replicas: next-server is their route's.
+		if o.NextServers, err = DhcpdNextServers(cfg, nodes); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return netboot.RenderDhcpd(nodes, o), nil
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -63,5 +64,74 @@ func WriteRollbackSummary(w io.Writer, root string, gen int64, dryRun bool, res 
 		line += fmt.Sprintf("; recorded as generation %d", res.Generation)
 	}
 	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// ImageGenerations are the generations of one image, as goldsync
+// generations lists them (and prints them with --json).
+type ImageGenerations struct {
+	Image       string               `json:"image"`
+	Generations []imaging.Generation `json:"generations"`
+}
+
+// WriteImageGenerations writes the generations of several images, each
+// as WriteGenerations does, a blank line between two images.
+func WriteImageGenerations(w io.Writer, all []ImageGenerations, now time.Time) error {
+	for i, ig := range all {
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if err := WriteGenerations(w, ig.Image, ig.Generations, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RollbackReport is what goldsync rollback --json prints: the image, the
+// generation it was rolled back to, and the rollback's result.
+type RollbackReport struct {
+	Image      string        `json:"image"`
+	Generation int64         `json:"generation"`
+	DryRun     bool          `json:"dry_run"`
+	Recorded   int64         `json:"recorded"`
+	Stats      imaging.Stats `json:"stats"`
+	Failed     []string      `json:"failed"`
+}
+
+// NewRollbackReport is the report of the rollback of root to generation
+// gen whose result is res.
+func NewRollbackReport(root string, gen int64, dryRun bool, res *imaging.Result) RollbackReport {
+	return RollbackReport{Image: root, Generation: gen, DryRun: dryRun, Recorded: res.Generation, Stats: res.Stats, Failed: res.Failed}
+}
+
+// RollbackHint adds to a rollback's error what to do next: a rollback
+// refused because the image drifted from its manifest names goldsync
+// verify and --force. Other errors are returned as they are.
+func RollbackHint(err error) error {
+	if errors.Is(err, imaging.ErrDrift) {
+		return fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err)
+	}
+	return err
+}
+
+// PruneReport is what goldsync prune did: the generations removed from
+// an image and the bytes of kept content that freed.
+type PruneReport struct {
+	Image      string  `json:"image"`
+	Removed    []int64 `json:"removed"`
+	FreedBytes int64   `json:"freed_bytes"`
+}
+
+// WriteText writes the report's line: the generations removed and the
+// space freed, or that there was none to remove.
+func (r PruneReport) WriteText(w io.Writer) error {
+	if len(r.Removed) == 0 {
+		_, err := fmt.Fprintf(w, "%s: no generation to remove\n", r.Image)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s: removed %d generations %v, freed %s of kept content\n", r.Image, len(r.Removed), r.Removed, units.Bytes(r.FreedBytes))
 	return err
 }

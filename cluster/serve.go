@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/export"
 )
@@ -25,4 +28,63 @@ func ServeOptions(cfg *config.Config, names []string) (export.Options, error) {
 		o.MaxPerIP = cfg.Export.MaxPerIP
 	}
 	return o, nil
+}
+
+// ServeRequest is what goldsync serve's command line asks for: the
+// images, as NAME=PATH pairs or as names of the config's, and settings
+// that win over the config's [export] ones.
+type ServeRequest struct {
+	// Pairs are NAME=PATH images (export.ParseImages); they replace the
+	// config's, which is then not read.
+	Pairs []string
+	// Names are images of the config to serve (SelectImages; none: all).
+	Names []string
+	// MaxConnections and MaxPerIP win over the config's when their Set
+	// field says they were given, and stand in for a config without them.
+	MaxConnections, MaxPerIP       int
+	MaxConnectionsSet, MaxPerIPSet bool
+	// Allow, when AllowSet, replaces the config's [export] allow
+	// (export.ParseAllow).
+	Allow    []string
+	AllowSet bool
+	// ServeRootOnly adds to the config's serve_root_only.
+	ServeRootOnly bool
+}
+
+// Options returns the export's options the request asks for; load reads
+// the config, called only when the images come from it. An error is the
+// request's (bad pairs, pairs and names both, an unknown name, a bad
+// network) or load's.
+func (r ServeRequest) Options(load func() (*config.Config, error)) (export.Options, error) {
+	var opts export.Options
+	switch images, err := export.ParseImages(r.Pairs); {
+	case err != nil:
+		return opts, fmt.Errorf("--%w", err)
+	case len(images) > 0 && len(r.Names) > 0:
+		return opts, errors.New("give images either as --image NAME=PATH or as names from the config, not both")
+	case len(images) > 0:
+		opts.Images = images
+	default:
+		cfg, err := load()
+		if err != nil {
+			return opts, err
+		}
+		if opts, err = ServeOptions(cfg, r.Names); err != nil {
+			return opts, err
+		}
+	}
+	opts.ServeRootOnly = opts.ServeRootOnly || r.ServeRootOnly
+	if r.MaxConnectionsSet || opts.MaxConnections == 0 {
+		opts.MaxConnections = r.MaxConnections
+	}
+	if r.MaxPerIPSet || opts.MaxPerIP == 0 {
+		opts.MaxPerIP = r.MaxPerIP
+	}
+	if r.AllowSet {
+		var err error
+		if opts.Allow, err = export.ParseAllow(r.Allow); err != nil {
+			return opts, fmt.Errorf("--allow: %w", err)
+		}
+	}
+	return opts, nil
 }

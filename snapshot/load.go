@@ -160,3 +160,22 @@ type kindError struct{ kind, err error }
 
 func (e kindError) Error() string   { return e.err.Error() }
 func (e kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// NodesFromArgs returns the nodes a command line names: those of the
+// nodes file file, or the one node of args (IP HOSTNAME [MAC]), not
+// both. Its errors are ReadNodesFile's; wrong arguments wrap ErrNodes.
+func NodesFromArgs(file string, args []string) ([]Node, error) {
+	switch {
+	case file != "" && len(args) > 0:
+		return nil, kindError{ErrNodes, errors.New("give either --nodes FILE or IP HOSTNAME, not both")}
+	case file != "":
+		return ReadNodesFile(file)
+	case len(args) == 2 || len(args) == 3:
+		nodes, err := ParseNodes("command line", strings.NewReader(strings.Join(args, " ")))
+		if err != nil {
+			return nil, kindError{ErrNodes, err}
+		}
+		return nodes, nil
+	}
+	return nil, kindError{ErrNodes, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]")}
+}

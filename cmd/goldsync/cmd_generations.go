@@ -14,7 +14,6 @@ import (
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/exitcode"
-	"github.com/goldsync/goldsync/internal/units"
 )
 
 // genFlags are the generation flags of pull and receive.
@@ -69,11 +68,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				}
 				args = cfg.ImageNames()
 			}
-			type imageGens struct {
-				Image       string               `json:"image"`
-				Generations []imaging.Generation `json:"generations"`
-			}
-			var all []imageGens
+			var all []cluster.ImageGenerations
 			for _, a := range args {
 				ref, err := resolveImage(g, a, stateDir)
 				if err != nil {
@@ -83,20 +78,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				if err != nil {
 					return exitcode.With(exitcode.IO, err)
 				}
-				all = append(all, imageGens{Image: ref.Root, Generations: gens})
+				all = append(all, cluster.ImageGenerations{Image: ref.Root, Generations: gens})
 			}
 			if g.jsonOut {
 				return printJSON(all)
 			}
-			for i, ig := range all {
-				if i > 0 {
-					printf("\n")
-				}
-				if err := cluster.WriteGenerations(stdout, ig.Image, ig.Generations, time.Now()); err != nil {
-					return err
-				}
-			}
-			return nil
+			return cluster.WriteImageGenerations(stdout, all, time.Now())
 		},
 	}
 	stateFlag(list)
@@ -140,18 +127,11 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				_ = cluster.WriteRollbackSummary(os.Stderr, ref.Root, id, dryRun, res, err)
 			}
 			if g.jsonOut && res != nil {
-				if jerr := printJSON(map[string]any{"image": ref.Root, "generation": id, "dry_run": dryRun,
-					"recorded": res.Generation, "stats": res.Stats, "failed": res.Failed}); jerr != nil {
+				if jerr := printJSON(cluster.NewRollbackReport(ref.Root, id, dryRun, res)); jerr != nil {
 					return jerr
 				}
 			}
-			if err != nil {
-				if errors.Is(err, imaging.ErrDrift) {
-					err = fmt.Errorf("%w\n(goldsync verify compares the image with its golden node; --force rolls back over these changes)", err)
-				}
-				return exitcode.Rollback(err)
-			}
-			return nil
+			return exitcode.Rollback(cluster.RollbackHint(err))
 		},
 	}
 	fl := rollback.Flags()
@@ -245,15 +225,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			if err != nil {
 				return exitcode.With(exitcode.IO, err)
 			}
+			rep := cluster.PruneReport{Image: ref.Root, Removed: removed, FreedBytes: freed}
 			if g.jsonOut {
-				return printJSON(map[string]any{"image": ref.Root, "removed": removed, "freed_bytes": freed})
+				return printJSON(rep)
 			}
 			if !g.quiet {
-				if len(removed) == 0 {
-					printf("%s: no generation to remove\n", ref.Root)
-				} else {
-					printf("%s: removed %d generations %v, freed %s of kept content\n", ref.Root, len(removed), removed, units.Bytes(freed))
-				}
+				return rep.WriteText(stdout)
 			}
 			return nil
 		},

@@ -65,7 +65,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.maxList, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.MaxListBytes, Logger: log})
 	if err != nil {
 		return exitcode.With(exitcode.Start, err)
 	}
@@ -73,11 +73,12 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	// A push serves a golden node's root: the default excludes apply
 	// unless turned off. In the restricted mode the image's config has
 	// them already (default_excludes).
-	opts := f.options(excludes, !restricted, log)
+	opts := f.Options(excludes, !restricted)
+	opts.Logger = log
 	opts.Incremental = true
 	opts.Generations = f.gen.policy("push")
 	res, err := imaging.Sync(ctx, client, dest, opts)
-	if err == nil && !f.dryRun {
+	if err == nil && !f.DryRun {
 		if aerr := client.Ack(ctx, res.Token); aerr != nil {
 			err = fmt.Errorf("confirm to the agent: %w", aerr)
 		}
@@ -121,10 +122,10 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, name st
 	if orig := os.Getenv("SSH_ORIGINAL_COMMAND"); orig != "" {
 		g.logger(os.Stderr).Debug("restricted receive: the client's command is ignored", "image", name, "asked", orig)
 	}
-	*f = pullFlags{dest: img.Root, excludes: img.Excludes, stateDir: img.StateDir, maxDelete: img.MaxDelete,
-		noDelete: img.NoDelete, retention: img.Retention, timeout: img.Timeout, deadline: cluster.DefaultDeadline}
-	if f.retention == 0 {
-		f.retention = defaultRetention // the config's zero is the default
+	*f = pullFlags{dest: img.Root, excludes: img.Excludes, timeout: img.Timeout, deadline: cluster.DefaultDeadline,
+		PullSettings: cluster.PullSettings{StateDir: img.StateDir, MaxDelete: img.MaxDelete, NoDelete: img.NoDelete, Retention: img.Retention}}
+	if f.Retention == 0 {
+		f.Retention = defaultRetention // the config's zero is the default
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/internal/exitcode"
 )
@@ -82,38 +83,15 @@ func runServe(cmd *cobra.Command, g *globalFlags, f *serveFlags, names []string)
 	}
 	// The --image pairs, or the config's images and [export] settings;
 	// flags given win.
-	var opts export.Options
-	switch images, err := export.ParseImages(f.images); {
-	case err != nil:
-		return exitcode.With(exitcode.Usage, fmt.Errorf("--%w", err))
-	case len(images) > 0 && len(names) > 0:
-		return exitcode.With(exitcode.Usage, errors.New("give images either as --image NAME=PATH or as names from the config, not both"))
-	case len(images) > 0:
-		opts.Images = images
-	default:
-		cfg, err := loadConfig(g)
-		if err != nil {
-			return err
-		}
-		if opts, err = cluster.ServeOptions(cfg, names); err != nil {
-			return exitcode.With(exitcode.Usage, err)
-		}
-	}
 	fl := cmd.Flags()
+	req := cluster.ServeRequest{Pairs: f.images, Names: names, MaxConnections: f.maxConnections, MaxPerIP: f.maxPerIP,
+		MaxConnectionsSet: fl.Changed("max-connections"), MaxPerIPSet: fl.Changed("max-per-ip"),
+		Allow: f.allow, AllowSet: fl.Changed("allow"), ServeRootOnly: f.serveRootOnly}
+	opts, err := req.Options(func() (*config.Config, error) { return loadConfig(g) })
+	if err != nil {
+		return exitcode.With(exitcode.Usage, err)
+	}
 	opts.ChildArgs, opts.Unconfined, opts.IdleTimeout, opts.Logger = []string{rsyncChildCmd}, f.unconfined, f.timeout, g.logger(os.Stderr)
-	opts.ServeRootOnly = opts.ServeRootOnly || f.serveRootOnly
-	if fl.Changed("max-connections") || opts.MaxConnections == 0 {
-		opts.MaxConnections = f.maxConnections
-	}
-	if fl.Changed("max-per-ip") || opts.MaxPerIP == 0 {
-		opts.MaxPerIP = f.maxPerIP
-	}
-	if fl.Changed("allow") {
-		var err error
-		if opts.Allow, err = export.ParseAllow(f.allow); err != nil {
-			return exitcode.With(exitcode.Usage, fmt.Errorf("--allow: %w", err))
-		}
-	}
 	srv, err := export.New(opts)
 	if errors.Is(err, export.ErrNoLandlock) {
 		return exitcode.With(exitcode.Usage, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))

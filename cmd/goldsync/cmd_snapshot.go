@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -346,21 +345,10 @@ func printJSON(v any) error {
 // ---- node ---------------------------------------------------------------
 
 // nodeArgs resolves the nodes of a command: --nodes FILE, or IP HOSTNAME
-// [MAC] on the command line.
+// [MAC] on the command line (snapshot.NodesFromArgs).
 func nodeArgs(nodesFile string, args []string) ([]snapshot.Node, error) {
-	switch {
-	case nodesFile != "" && len(args) > 0:
-		return nil, exitcode.With(exitcode.Usage, errors.New("give either --nodes FILE or IP HOSTNAME, not both"))
-	case nodesFile != "":
-		return readNodesFile(nodesFile)
-	case len(args) == 2 || len(args) == 3:
-		nodes, err := snapshot.ParseNodes("command line", strings.NewReader(strings.Join(args, " ")))
-		if err != nil {
-			return nil, exitcode.With(exitcode.Usage, err)
-		}
-		return nodes, nil
-	}
-	return nil, exitcode.With(exitcode.Usage, errors.New("want --nodes FILE, or IP HOSTNAME [MAC]"))
+	nodes, err := snapshot.NodesFromArgs(nodesFile, args)
+	return nodes, exitcode.Lists(err)
 }
 
 func newNodeAddCmd(g *globalFlags) *cobra.Command {
@@ -500,30 +488,16 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var cfg *config.Config
-			if nodesFile == "" {
-				var err error
-				if cfg, err = loadConfig(g); errors.Is(err, errNoConfig) {
-					return fmt.Errorf("%w (or give --nodes)", err)
-				} else if err != nil {
-					return err
+			out, err := cluster.DhcpdRequest{NodesFile: nodesFile, Options: o}.Render(func() (*config.Config, error) {
+				cfg, err := loadConfig(g)
+				if errors.Is(err, errNoConfig) {
+					err = fmt.Errorf("%w (or give --nodes)", err)
 				}
-				nodesFile = cfg.Cluster.Nodes
-			}
-			nodes, err := readNodesFile(nodesFile)
+				return cfg, err
+			})
 			if err != nil {
-				return err
+				return exitcode.ClusterErr(cmd.Context(), err)
 			}
-			if cfg != nil {
-				// Nodes of an image with replicas: next-server is their route's.
-				if o.NextServers, err = cluster.DhcpdNextServers(cfg, nodes); err != nil {
-					return exitcode.With(exitcode.Usage, err)
-				}
-			}
-			if err := o.Validate(); err != nil {
-				return exitcode.With(exitcode.Usage, err)
-			}
-			out := netboot.RenderDhcpd(nodes, o)
 			if g.jsonOut {
 				return printJSON(map[string]string{"dhcpd": string(out)})
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -20,33 +19,24 @@ import (
 
 // pullFlags are the rsync-like flags of a pull.
 type pullFlags struct {
-	excludes          []string
-	excludeFrom       []string
-	noDefaultExcludes bool
-	reported          bool // a result was printed
-	dryRun            bool
-	itemize           bool
-	maxDelete         int
-	maxDeleteSet      bool // --max-delete given: 0 means no deletes, as rsync
-	deleteSet         bool // --delete given: a first pull may empty a non-empty DEST
-	noDelete          bool
-	stateDir          string
-	retention         time.Duration
-	rsh               string
-	agentPath         string
-	streams           int
-	stats             bool
-	progress          bool
-	noProgress        bool
-	fsync             bool
-	timeout           time.Duration
-	metricsFile       string
-	fullScan          bool
-	maxList           int64
-	progressTO        time.Duration
-	deadline          time.Duration
-	dest              string // receive --image: the image's root, from the config
-	gen               genFlags
+	excludes    []string
+	excludeFrom []string
+	reported    bool // a result was printed
+	itemize     bool
+	rsh         string
+	agentPath   string
+	streams     int
+	stats       bool
+	progress    bool
+	noProgress  bool
+	timeout     time.Duration
+	metricsFile string
+	fullScan    bool
+	progressTO  time.Duration
+	deadline    time.Duration
+	dest        string // receive --image: the image's root, from the config
+	gen         genFlags
+	cluster.PullSettings
 }
 
 // Defaults of a pull's flags, shown as such in --help and the man page.
@@ -60,66 +50,35 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.excludes, "exclude", nil, "exclude paths matching `PATTERN` (rsync syntax; repeatable)")
 	fl.StringArrayVar(&f.excludeFrom, "exclude-from", nil, "read exclude patterns from `FILE`, one a line")
-	fl.BoolVar(&f.noDefaultExcludes, "no-default-excludes", false, "copy /proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/* too when the source is a root (\"/\")")
-	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.BoolVar(&f.NoDefaultExcludes, "no-default-excludes", false, "copy /proc/*, /sys/*, /dev/*, /run/*, /tmp/*, /var/tmp/*, /var/lib/goldsync/* too when the source is a root (\"/\")")
+	fl.BoolVarP(&f.DryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
-	fl.IntVar(&f.maxDelete, "max-delete", 0, "refuse a run deleting more than `N` entries (default: half the image's entries, at least 100; 0: delete nothing, warn only, as rsync; -1: no limit)")
-	fl.BoolVar(&f.noDelete, "no-delete", false, "keep image entries the golden node no longer has")
-	fl.StringVar(&f.stateDir, "state-dir", "", "manifest, lock and retention `DIR` (default: .<image>.goldsync beside the image)")
-	fl.DurationVar(&f.retention, "retention", defaultRetention, "keep replaced files linked for NFS clients this long (0 or negative: off)")
+	fl.IntVar(&f.MaxDelete, "max-delete", 0, "refuse a run deleting more than `N` entries (default: half the image's entries, at least 100; 0: delete nothing, warn only, as rsync; -1: no limit)")
+	fl.BoolVar(&f.NoDelete, "no-delete", false, "keep image entries the golden node no longer has")
+	fl.StringVar(&f.StateDir, "state-dir", "", "manifest, lock and retention `DIR` (default: .<image>.goldsync beside the image)")
+	fl.DurationVar(&f.Retention, "retention", defaultRetention, "keep replaced files linked for NFS clients this long (0 or negative: off)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND` to reach the golden node, as rsync's -e")
 	fl.StringVar(&f.agentPath, "agent-path", "", "goldsync-agent `PATH` on the golden node (default: look it up, upload if missing)")
 	fl.IntVar(&f.streams, "streams", 1, "parallel transfer streams (ssh connections)")
 	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics")
 	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal (one plain line a phase)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")
-	fl.BoolVar(&f.fsync, "fsync", false, "fsync each file before it is renamed into place")
+	fl.BoolVar(&f.Fsync, "fsync", false, "fsync each file before it is renamed into place")
 	secondsVar(fl, &f.timeout, "timeout", defaultTimeout, "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
 	secondsVar(fl, &f.progressTO, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
 	secondsVar(fl, &f.deadline, "deadline", cluster.DefaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
-	fl.Int64Var(&f.maxList, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 1 GiB, about 3 million entries)")
+	fl.Int64Var(&f.MaxListBytes, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 1 GiB, about 3 million entries)")
 	registerRsyncNoOps(fl)
 	f.gen.register(cmd, 10)
 }
 
 // settle reads what only the command line can say (whether --max-delete
-// was given) and checks flags that exclude each other.
+// and --delete were given) and checks flags that exclude each other.
 func (f *pullFlags) settle(cmd *cobra.Command) error {
-	fl := cmd.Flags()
-	f.maxDeleteSet = fl.Changed("max-delete")
-	f.deleteSet = fl.Changed("delete")
-	if f.noDelete && fl.Changed("delete") {
-		return exitcode.With(exitcode.Usage, errors.New("--delete and --no-delete contradict each other"))
-	}
-	if f.maxDelete < -1 {
-		return exitcode.With(exitcode.Usage, fmt.Errorf("--max-delete %d: want -1 (no limit), 0 (no deletes) or a positive limit", f.maxDelete))
-	}
-	return nil
-}
-
-// options are the engine options the flags say, for a run from source.
-// root says the source is a whole root, which brings the default
-// excludes unless --no-default-excludes; excludes are the patterns of
-// --exclude and --exclude-from, already checked.
-func (f *pullFlags) options(excludes []string, root bool, log *slog.Logger) imaging.Options {
-	if root && !f.noDefaultExcludes {
-		excludes = append(excludes, exclude.RootDefaults...)
-	}
-	retention := f.retention
-	if retention == 0 {
-		retention = -1 // off; the engine's zero is its default
-	}
-	opts := imaging.Options{
-		Excludes: excludes, DryRun: f.dryRun, NoDelete: f.noDelete, MaxDelete: f.maxDelete,
-		StateDir: f.stateDir, Retention: retention, Fsync: f.fsync, Logger: log, MaxListBytes: f.maxList,
-	}
-	if f.maxDeleteSet && f.maxDelete == 0 {
-		// rsync's --max-delete=0: delete nothing, say what is kept.
-		opts.NoDelete = true
-	}
-	return opts
+	f.MaxDeleteSet, f.DeleteSet = cmd.Flags().Changed("max-delete"), cmd.Flags().Changed("delete")
+	return exitcode.With(exitcode.Usage, f.Check())
 }
 
 // excludePatterns are the checked patterns of --exclude and
@@ -129,25 +88,17 @@ func (f *pullFlags) excludePatterns() ([]string, error) {
 	return out, exitcode.With(exitcode.Usage, err)
 }
 
-// checkFirstPull refuses a pull that would delete the contents of a
-// directory goldsync never pulled into (imaging.CheckImageDest) unless
-// --delete says so, as rsync deletes only when told. A dry run, or a run
-// that deletes nothing, goes on; the dry run says what the real run needs.
+// checkFirstPull refuses a first pull that would delete DEST's contents
+// without --delete (cluster.PullSettings.CheckFirstPull).
 func (f *pullFlags) checkFirstPull(dest string, opts imaging.Options) error {
-	if f.deleteSet || opts.NoDelete {
-		return nil
+	warning, err := f.CheckFirstPull(dest, opts)
+	if warning != "" {
+		fmt.Fprintf(os.Stderr, "goldsync: warning: %s\n", warning)
 	}
-	err := imaging.CheckImageDest(dest, f.stateDir)
-	switch {
-	case errors.Is(err, imaging.ErrNotImage) && f.dryRun:
-		fmt.Fprintf(os.Stderr, "goldsync: warning: %v; the real pull needs --delete\n", err)
-		return nil
-	case errors.Is(err, imaging.ErrNotImage):
-		return exitcode.With(exitcode.MaxDelete, fmt.Errorf("%w; give --delete to mirror into it (as rsync --delete), or pull into an empty or new directory", err))
-	case err != nil:
-		return exitcode.With(exitcode.Select, err)
+	if errors.Is(err, imaging.ErrNotImage) {
+		return exitcode.With(exitcode.MaxDelete, err)
 	}
-	return nil
+	return exitcode.With(exitcode.Select, err)
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
@@ -186,8 +137,8 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	if err := cluster.CheckDest(dest); err != nil {
 		return err
 	}
-	opts := f.options(excludes, root, nil)
-	if err := cluster.CheckOverlap(src, dest, f.stateDir, opts.Excludes); err != nil {
+	opts := f.Options(excludes, root)
+	if err := cluster.CheckOverlap(src, dest, f.StateDir, opts.Excludes); err != nil {
 		return err
 	}
 	if err := f.checkFirstPull(dest, opts); err != nil {
@@ -198,7 +149,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	source, err := remote.Open(ctx, src, remote.Options{Serve: agent.InProcess,
-		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.maxList,
+		Rsh: f.rsh, AgentPath: f.agentPath, Streams: f.streams, Logger: log, IdleTimeout: f.timeout, MaxListBytes: f.MaxListBytes,
 		ProgressTimeout: f.progressTO,
 	})
 	if err != nil {
@@ -208,7 +159,7 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 	opts.Logger = log
 	opts.Incremental = !f.fullScan
 	opts.Generations = f.gen.policy(src)
-	if f.itemize || (f.dryRun && !g.jsonOut) {
+	if f.itemize || (f.DryRun && !g.jsonOut) {
 		opts.Itemize = func(c imaging.Change) { printf("%s\n", c) }
 	}
 	prog := term.NewProgress(os.Stderr, f.progress, f.noProgress || g.quiet || g.jsonOut)
@@ -231,11 +182,11 @@ func runPull(cmd *cobra.Command, g *globalFlags, f *pullFlags, src, dest string)
 }
 
 func report(g *globalFlags, f *pullFlags, src, dest string, res *imaging.Result, source imaging.Source, err error, progressShown bool) {
-	s := cluster.SummarizePull(src, dest, f.dryRun, res, source, err)
+	s := cluster.SummarizePull(src, dest, f.DryRun, res, source, err)
 	if g.jsonOut {
 		_ = printJSON(s)
 		return
 	}
-	s.WriteReport(cluster.PullReport{Out: stdout, Err: os.Stderr, Quiet: g.quiet, Full: f.stats || g.verbose > 0 || f.dryRun,
-		ProgressShown: progressShown, KeptDeletes: f.maxDeleteSet && f.maxDelete == 0})
+	s.WriteReport(cluster.PullReport{Out: stdout, Err: os.Stderr, Quiet: g.quiet, Full: f.stats || g.verbose > 0 || f.DryRun,
+		ProgressShown: progressShown, KeptDeletes: f.KeepsDeletes()})
 }
