@@ -183,22 +183,9 @@ func buildReplica(ctx context.Context, rep *config.Replica, j *ReplicaJob, log *
 		return nil, fmt.Errorf("start the replica's build: %w", err)
 	}
 	defer p.Close()
-	data, err := json.Marshal(j)
+	rep2, code, rerr, err := exchange[ReplicaBuildReport](p, j, replicaBuildMarker)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := p.Write(append(data, '\n')); err != nil {
-		return nil, fmt.Errorf("send the replica's build job: %w: %s", err, wire.InertLines(p.Stderr()))
-	}
-	out, rerr := io.ReadAll(io.LimitReader(p, maxJobBytes))
-	p.Close()
-	code := p.ExitCode()
-	var rep2 *ReplicaBuildReport
-	if _, body, ok := bytes.Cut(out, []byte(replicaBuildMarker)); ok {
-		rep2 = &ReplicaBuildReport{}
-		if err := json.Unmarshal(body, rep2); err != nil {
-			rep2 = nil
-		}
+		return nil, fmt.Errorf("send the replica's build job: %w", err)
 	}
 	switch {
 	case code == 255:
@@ -213,6 +200,32 @@ func buildReplica(ctx context.Context, rep *config.Replica, j *ReplicaJob, log *
 		return rep2, fmt.Errorf("replica build exited %d: %s", code, wire.InertLines(strings.TrimSpace(p.Stderr())))
 	}
 	return rep2, nil
+}
+
+// exchange sends req (one JSON line) to a command started through ssh,
+// reads its output up to maxJobBytes, and decodes the report after
+// marker: nil when there is none or it does not decode. code is the
+// command's exit status; rerr the error reading its output; err the
+// error sending the request (with the command's stderr).
+func exchange[R any](p *remote.Process, req any, marker string) (rep *R, code int, rerr, err error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if _, err := p.Write(append(data, '\n')); err != nil {
+		return nil, 0, nil, fmt.Errorf("%w: %s", err, wire.InertLines(p.Stderr()))
+	}
+	// The command's stdin stays open until its answer is read: it takes
+	// an end of input for the primary gone, and stops.
+	out, rerr := io.ReadAll(io.LimitReader(p, maxJobBytes))
+	p.Close()
+	if _, body, ok := bytes.Cut(out, []byte(marker)); ok {
+		rep = new(R)
+		if json.Unmarshal(body, rep) != nil {
+			rep = nil
+		}
+	}
+	return rep, p.ExitCode(), rerr, nil
 }
 
 // ServeReplicaBuild is the replica's side of a build ("goldsync

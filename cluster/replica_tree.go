@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,24 +235,9 @@ func relayReplica(ctx context.Context, img *config.Image, via, rep *config.Repli
 		return fmt.Errorf("start the relay on %s: %w", via.Name, err)
 	}
 	defer p.Close()
-	data, err := json.Marshal(req)
+	rr, code, rerr, err := exchange[RelayReport](p, req, relayMarker)
 	if err != nil {
-		return err
-	}
-	if _, err := p.Write(append(data, '\n')); err != nil {
-		return fmt.Errorf("send the relay request to %s: %w: %s", via.Name, err, wire.InertLines(p.Stderr()))
-	}
-	// The relay's stdin stays open until its answer is read: it takes an
-	// end of input for the primary gone, and stops.
-	out, rerr := io.ReadAll(io.LimitReader(p, maxJobBytes))
-	p.Close()
-	code := p.ExitCode()
-	var rr *RelayReport
-	if _, body, ok := bytes.Cut(out, []byte(relayMarker)); ok {
-		rr = &RelayReport{}
-		if err := json.Unmarshal(body, rr); err != nil {
-			rr = nil
-		}
+		return fmt.Errorf("send the relay request to %s: %w", via.Name, err)
 	}
 	if rr != nil {
 		r.setPush(rr.PushResult)
