@@ -121,14 +121,23 @@ func TestKillSessionsKillsARunningCommand(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var sleeping bool
-	for _, p := range r1.Sessions() {
-		if p.Cmdline == "sleep 600" {
-			sleeping = true
+	// The marker exists once touch ran; the shell's exec of sleep comes
+	// after it: wait for it in the listing (a CI run looked too early).
+	for {
+		var sleeping bool
+		for _, p := range r1.Sessions() {
+			if p.Cmdline == "sleep 600" {
+				sleeping = true
+			}
 		}
-	}
-	if !sleeping {
-		t.Fatalf("sessions do not list the remote command: %+v", r1.Sessions())
+		if sleeping {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("sessions do not list the remote command: %+v", r1.Sessions())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if n := r1.KillSessions(); n == 0 {
 		t.Fatal("KillSessions killed nothing")
