@@ -77,3 +77,21 @@ func TestRenderHintsOnlyWhereTheyApply(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongArgumentCountShowsUsage: a missing or extra argument names the
+// command's usage line, not only cobra's "accepts 2 arg(s)" (newcomer
+// trial), and keeps the usage exit code.
+func TestWrongArgumentCountShowsUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pull", "/nonexistent"}, "usage: goldsync pull [flags] SRC DEST"},
+		{[]string{"verify", "a", "b"}, "usage: goldsync verify [flags] IMAGE"},
+	} {
+		_, errs, code := run(t, tc.args...)
+		if code != exitcode.Usage || !strings.Contains(errs, tc.want) {
+			t.Errorf("goldsync %s: exit %d, want %d and %q:\n%s", strings.Join(tc.args, " "), code, exitcode.Usage, tc.want, errs)
+		}
+	}
+}

@@ -54,7 +54,25 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(exitCodesHelp())
 	help, _ := fs.Sub(helpFiles, "help")
 	manpage.SetHelp(root, help, helpVars())
+	usageOnArgErrors(root)
 	return root
+}
+
+// usageOnArgErrors makes every command's wrong argument count say the
+// command's usage line, not only cobra's "accepts 2 arg(s), received 1";
+// the error keeps its exit code.
+func usageOnArgErrors(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return fmt.Errorf("%w; usage: %s (%s --help)", err, cmd.UseLine(), cmd.CommandPath())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageOnArgErrors(sub)
+	}
 }
 
 // helpFiles are the commands' Long and Example texts (manpage.SetHelp),
