@@ -95,3 +95,36 @@ func TestWrongArgumentCountShowsUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPullTimeoutZeroAndNegative: --timeout 0 means no timeout, as
+// rsync's (it silently meant the protocol's 60 s default), and a negative
+// one is a usage error before anything is made (it was accepted silently).
+func TestPullTimeoutZeroAndNegative(t *testing.T) {
+	dir := t.TempDir()
+	src, dest := filepath.Join(dir, "src"), filepath.Join(dir, "dest")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := run(t, "pull", "--timeout", "-5", src, dest)
+	if code != exitcode.Usage || !strings.Contains(errs, "--timeout") {
+		t.Errorf("--timeout -5: exit %d, want %d and a message naming --timeout:\n%s", code, exitcode.Usage, errs)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("--timeout -5 made %s: %v", dest, err)
+	}
+	if _, errs, code := run(t, "pull", "--no-progress", "--timeout", "0", src, dest); code != 0 {
+		t.Errorf("--timeout 0: exit %d:\n%s", code, errs)
+	}
+}
+
+// TestBadNumberFlag: a flag wanting a number says so, not strconv's
+// "parsing "abc": invalid syntax" (newcomer trial).
+func TestBadNumberFlag(t *testing.T) {
+	_, errs, code := run(t, "pull", "--max-delete", "abc", "/nonexistent/src", "/nonexistent/dest")
+	if code != exitcode.Usage || !strings.Contains(errs, `"--max-delete"`) || !strings.Contains(errs, "want a number") || strings.Contains(errs, "strconv") {
+		t.Errorf("--max-delete abc: exit %d, want %d and \"want a number\" without strconv:\n%s", code, exitcode.Usage, errs)
+	}
+}

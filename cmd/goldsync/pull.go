@@ -64,7 +64,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal (one plain line a phase)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")
 	fl.BoolVar(&f.Fsync, "fsync", false, "fsync each file before it is renamed into place")
-	secondsVar(fl, &f.timeout, "timeout", defaultTimeout, "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m)")
+	secondsVar(fl, &f.timeout, "timeout", defaultTimeout, "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m); 0: never, as rsync")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.fullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
 	secondsVar(fl, &f.progressTO, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
@@ -78,8 +78,18 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 // and --delete were given) and checks flags that exclude each other.
 func (f *pullFlags) settle(cmd *cobra.Command) error {
 	f.MaxDeleteSet, f.DeleteSet = cmd.Flags().Changed("max-delete"), cmd.Flags().Changed("delete")
+	switch {
+	case f.timeout < 0:
+		return exitcode.With(exitcode.Usage, fmt.Errorf("--timeout %s: want 0 (no timeout, as rsync) or more", f.timeout))
+	case f.timeout == 0:
+		f.timeout = noTimeout
+	}
 	return exitcode.With(exitcode.Usage, f.Check())
 }
+
+// noTimeout is --timeout 0: as rsync, no idle timeout (a century; the
+// protocol takes zero for its own default).
+const noTimeout = 100 * 365 * 24 * time.Hour
 
 // excludePatterns are the checked patterns of --exclude and
 // --exclude-from (exclude.Gather): a bad one is a usage error.

@@ -55,6 +55,14 @@ func newRootCmd() *cobra.Command {
 	help, _ := fs.Sub(helpFiles, "help")
 	manpage.SetHelp(root, help, helpVars())
 	usageOnArgErrors(root)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// pflag says `invalid argument "abc" for "--max-delete" flag:
+		// strconv.ParseInt: parsing "abc": invalid syntax`.
+		if head, _, ok := strings.Cut(err.Error(), ": strconv.Parse"); ok {
+			return exitcode.With(exitcode.Usage, fmt.Errorf("%s: want a number; usage: %s", head, cmd.UseLine()))
+		}
+		return exitcode.With(exitcode.Usage, err)
+	})
 	return root
 }
 
