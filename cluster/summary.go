@@ -18,6 +18,7 @@ type PullSummary struct {
 	Linked         int      `json:"hard_links"`
 	Deleted        int      `json:"deleted"`
 	WouldDelete    int      `json:"planned_deletes"`
+	WouldFetch     int64    `json:"planned_fetch_bytes"`
 	Unchanged      int      `json:"verified_unchanged"`
 	BytesReceived  int64    `json:"bytes_received"`
 	BytesReused    int64    `json:"bytes_reused"`
@@ -41,6 +42,7 @@ func SummarizePull(src, dest string, dryRun bool, res *imaging.Result, source im
 	if res.Plan != nil {
 		s.Actions = res.Plan.Len()
 		s.WouldDelete = res.Plan.Deletes
+		s.WouldFetch = res.Plan.FetchBytes
 	}
 	if err != nil {
 		s.Error = err.Error()

@@ -97,7 +97,12 @@ func (s PullSummary) WriteText(w io.Writer) error {
 		verb = "dry run of"
 	}
 	_, err := fmt.Fprintf(w, "goldsync: %s %s -> %s in %.2fs\n", verb, s.Source, s.Dest, s.Seconds)
-	if err == nil {
+	if err == nil && s.DryRun {
+		// Nothing was done: the counts of what was done would all be
+		// zero beside the itemized lines (a newcomer read them as wrong).
+		_, err = fmt.Fprintf(w, "  entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, %s of content to fetch\n",
+			s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch))
+	} else if err == nil {
 		_, err = fmt.Fprintf(w, "  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n"+
 			"  content received %s, reused from the old image %s, copied locally %s, verified unchanged %d\n",
 			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete,

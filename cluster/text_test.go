@@ -38,15 +38,30 @@ func TestImageReportText(t *testing.T) {
 }
 
 func TestPullSummaryText(t *testing.T) {
-	s := PullSummary{Source: "node004:/", Dest: "/img", DryRun: true, OK: true, Seconds: 2, Entries: 5, Deleted: 1, WireBytesIn: 4096, WireBytesOut: 10}
+	s := PullSummary{Source: "node004:/", Dest: "/img", OK: true, Seconds: 2, Entries: 5, Deleted: 1, WireBytesIn: 4096, WireBytesOut: 10}
 	var b strings.Builder
 	if err := s.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"goldsync: dry run of node004:/ -> /img in 2.00s\n", "deleted 1 (planned deletes 0)", "  bytes on the wire: in 4.0 KiB, out 10 B\n"} {
+	for _, want := range []string{"goldsync: pulled node004:/ -> /img in 2.00s\n", "deleted 1 (planned deletes 0)", "  bytes on the wire: in 4.0 KiB, out 10 B\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
+	}
+	// A dry run did nothing: no row of zero counts beside the itemized
+	// lines, but what the plan holds.
+	dry := PullSummary{Source: "node004:/", Dest: "/img", DryRun: true, OK: true, Seconds: 2, Entries: 5, Actions: 7, WouldDelete: 2, WouldFetch: 2048}
+	b.Reset()
+	if err := dry.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"goldsync: dry run of node004:/ -> /img in 2.00s\n", "nothing changed (dry run)", "2 of them deletes, 2.0 KiB of content to fetch"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("dry-run summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "created 0") {
+		t.Errorf("dry-run summary counts what was done (nothing):\n%s", b.String())
 	}
 	s.OK = false
 	if got := s.Line(); !strings.HasPrefix(got, "goldsync: failed pull of node004:/ -> /img in 2.00s: 0 created") {
