@@ -96,6 +96,12 @@ func TestCompareTrees(t *testing.T) {
 			e.Mode, e.UID = 0o600, 42
 			return g
 		}, want: []string{"metadata a: mode 0644 -> 0600, owner 0:0 -> 42:0"}},
+		{name: "content and mtime: one drift", change: func(g []*tree.Entry) []*tree.Entry {
+			e := at(g, "a")
+			e.SetHash(7)
+			e.Mtime++
+			return g
+		}, want: []string{"content a: content hash differs, mtime 2001-09-09T01:46:40Z -> 2001-09-09T01:46:40.000000001Z"}},
 		{name: "mtime", change: func(g []*tree.Entry) []*tree.Entry { at(g, "d").Mtime++; return g },
 			want: []string{"metadata d: mtime 2001-09-09T01:46:40Z -> 2001-09-09T01:46:40.000000001Z"}},
 		{name: "acl and xattr", change: func(g []*tree.Entry) []*tree.Entry {

@@ -243,9 +243,6 @@ func compareEntry(w, g *tree.Entry) []Drift {
 			content = append(content, fmt.Sprintf("device %#x -> %#x", w.Rdev, g.Rdev))
 		}
 	}
-	if len(content) > 0 {
-		out = append(out, Drift{Path: w.Path, Kind: DriftContent, Detail: strings.Join(content, ", ")})
-	}
 	var meta []string
 	if w.Type != tree.TypeSymlink && w.Mode != g.Mode {
 		meta = append(meta, fmt.Sprintf("mode %04o -> %04o", w.Mode, g.Mode))
@@ -268,7 +265,13 @@ func compareEntry(w, g *tree.Entry) []Drift {
 	if w.LinkTo != g.LinkTo {
 		meta = append(meta, fmt.Sprintf("hard link %q -> %q", w.LinkTo, g.LinkTo))
 	}
-	if len(meta) > 0 {
+	// One drift a path: a file whose content changed has its metadata
+	// (its mtime at least) changed too; both go in the content drift's
+	// detail, so verify counts and lists the path once.
+	switch {
+	case len(content) > 0:
+		out = append(out, Drift{Path: w.Path, Kind: DriftContent, Detail: strings.Join(append(content, meta...), ", ")})
+	case len(meta) > 0:
 		out = append(out, Drift{Path: w.Path, Kind: DriftMetadata, Detail: strings.Join(meta, ", ")})
 	}
 	return out
