@@ -14,6 +14,7 @@ const (
 	StepNodes     Step = "nodes"     // the nodes file: unreadable (fs errors) or wrong (snapshot.ErrNodes, two OSes claiming a node)
 	StepLock      Step = "lock"      // the image's run lock (imaging.ErrLocked when held)
 	StepConnect   Step = "connect"   // starting the source (remote.Open)
+	StepHandshake Step = "handshake" // PullRequest.Receive: the pushing agent's handshake
 	StepPull      Step = "pull"      // imaging.Sync
 	StepRollback  Step = "rollback"  // imaging.Rollback
 	StepLists     Step = "lists"     // the snapshot lists (snapshot.ErrLists when wrong)
@@ -23,7 +24,7 @@ const (
 	StepReplica   Step = "replica"   // updating a replica image server (ErrReplica)
 	StepMetrics   Step = "metrics"   // the metrics file
 	StepManifest  Step = "manifest"  // Verify: the image's manifest (ErrNoManifest when missing)
-	StepImage     Step = "image"     // Verify: opening or walking the image
+	StepImage     Step = "image"     // Verify: opening or walking the image; PullRequest: checking DEST
 	StepExcludes  Step = "excludes"  // Verify: the exclude patterns
 )
 

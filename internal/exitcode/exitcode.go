@@ -313,13 +313,29 @@ func ClusterErr(ctx context.Context, err error) error {
 	return With(Cluster(ctx, err), err)
 }
 
-// Deadline gives err the timeout code when the deadline of ctx (made by
-// cluster.WithDeadline) stopped the run, and says so in its message.
-func Deadline(ctx context.Context, err error) error {
-	if e := cluster.DeadlineErr(ctx, err); e != err {
-		return With(Timeout, e)
+// Pull gives an error of cluster.PullRequest (goldsync pull, receive) its
+// code: a passed deadline is Timeout; starting the source is Connect's,
+// a pushing agent's handshake Start, the run Sync's (with their
+// messages); the others as ClusterErr.
+func Pull(ctx context.Context, err error) error {
+	var se *cluster.StepError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrDeadline):
+		return With(Timeout, err)
+	case !errors.As(err, &se):
+		return ClusterErr(ctx, err)
 	}
-	return err
+	switch se.Step {
+	case cluster.StepConnect:
+		return Connect(se.Err)
+	case cluster.StepHandshake:
+		return With(Start, se.Err)
+	case cluster.StepPull:
+		return Sync(se.Err)
+	}
+	return ClusterErr(ctx, err)
 }
 
 // Status is the verdict of goldsync status on reports: the code of the

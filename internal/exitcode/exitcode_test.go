@@ -54,6 +54,13 @@ func TestCodes(t *testing.T) {
 		{name: "cluster: snapshots partial", got: Cluster(ctx, step(cluster.StepSnapshots, imaging.ErrPartial)), want: 23},
 		{name: "cluster: no manifest", got: Cluster(ctx, step(cluster.StepManifest, cluster.ErrNoManifest)), want: 3},
 		{name: "cluster: deadline", got: Cluster(ctx, wrap(cluster.ErrDeadline)), want: 30},
+		{name: "pull: usage", got: Of(ctx, Pull(ctx, step(cluster.StepExcludes, errors.New("x")))), want: 1},
+		{name: "pull: connect ssh", got: Of(ctx, Pull(ctx, step(cluster.StepConnect, wrap(remote.ErrSSH)))), want: 255},
+		{name: "pull: handshake", got: Of(ctx, Pull(ctx, step(cluster.StepHandshake, wrap(proto.ErrStalled)))), want: 5},
+		{name: "pull: lost connection", got: Of(ctx, Pull(ctx, step(cluster.StepPull, io.EOF))), want: 12},
+		{name: "pull: first pull refused", got: Of(ctx, Pull(ctx, wrap(imaging.ErrGuard))), want: 25},
+		{name: "pull: DEST", got: Of(ctx, Pull(ctx, step(cluster.StepImage, errors.New("x")))), want: 3},
+		{name: "pull: deadline", got: Of(ctx, Pull(ctx, fmt.Errorf("%w: %w", cluster.ErrDeadline, step(cluster.StepPull, io.EOF)))), want: 30},
 		{name: "cluster: metrics", got: Cluster(ctx, step(cluster.StepMetrics, errors.New("x"))), want: 11},
 	} {
 		if c.got != c.want {
