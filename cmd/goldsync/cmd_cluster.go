@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -14,10 +12,8 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
-	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/term"
-	"github.com/goldsync/goldsync/snapshot"
 )
 
 // newClusterCmds returns the config-driven commands: sync, status, verify,
@@ -99,50 +95,14 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	}
 	// On a terminal, or when asked, talk; under cron keep warnings until
 	// the run is known to have failed.
-	interactive := term.IsTerminal(os.Stdout) || g.verbose > 0
-	var held bytes.Buffer
-	logTo := io.Writer(os.Stderr)
-	if !interactive {
-		logTo = &term.LockedWriter{W: &held}
-	}
-	talk := interactive && !g.quiet && !g.jsonOut
-	showItems := f.itemize || (f.dryRun && !g.jsonOut)
+	c := &cluster.Console{Out: stdout, Err: os.Stderr, Interactive: term.IsTerminal(os.Stdout) || g.verbose > 0,
+		Quiet: g.quiet, JSON: g.jsonOut, DryRun: f.dryRun, Itemize: f.itemize}
 	o := cluster.Options{
 		Images: names, DryRun: f.dryRun, Deadline: f.deadline, ProgressTimeout: f.progressTO,
-		RollbackTo: f.rollbackTo, Force: f.force, MetricsFile: f.metricsFile, Logger: g.logger(logTo),
+		RollbackTo: f.rollbackTo, Force: f.force, MetricsFile: f.metricsFile, Logger: g.logger(c.Log()),
 		ExitCode: func(err error) int { return exitcode.Cluster(ctx, err) },
-		ImageStart: func(img *config.Image) {
-			if talk || (f.dryRun && !g.jsonOut) {
-				printf("== image %s: %s -> %s\n", img.Name, img.Source, img.Root)
-			}
-		},
-		ImageDone: func(r *cluster.ImageReport) {
-			if !g.jsonOut && r.Result != cluster.ResultLocked && (talk || f.dryRun || r.Err != nil || r.HasConflicts()) {
-				// A failure under cron goes to stderr.
-				w := stdout
-				if r.Err != nil && !talk && !f.dryRun {
-					w = os.Stderr
-				}
-				_ = r.WriteText(w)
-			}
-		},
-		PullProgress: func(string) (func(imaging.Progress), func()) {
-			prog := term.NewProgress(os.Stderr, false, !talk)
-			return prog.Update, prog.Done
-		},
-		BuildProgress: func(string) (func(snapshot.BuildProgress), func()) {
-			return buildCounter(talk && term.IsTerminal(os.Stderr))
-		},
-		Notice: func(msg string) {
-			if talk {
-				fmt.Fprintf(os.Stderr, "goldsync: notice: %s\n", msg)
-			}
-		},
 	}
-	if showItems {
-		o.Itemize = func(c imaging.Change) { printf("%s\n", c) }
-		o.ItemizeSnapshot = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
-	}
+	c.Hooks(&o)
 	rep, err := cluster.Run(ctx, cfg, o)
 	if rep == nil {
 		return jsonFailure(g, ctx, exitcode.ClusterErr(ctx, err))
@@ -153,8 +113,6 @@ func runSync(ctx context.Context, g *globalFlags, f *syncFlags, names []string) 
 	if err == nil {
 		return nil
 	}
-	if held.Len() > 0 {
-		os.Stderr.Write(held.Bytes())
-	}
+	c.Flush()
 	return exitcode.Run(ctx, rep, err)
 }

@@ -177,14 +177,6 @@ func notice(g *globalFlags, format string, a ...any) {
 	}
 }
 
-// buildCounter draws "snapshot N/M nodes" on stderr when on.
-func buildCounter(on bool) (update func(snapshot.BuildProgress), done func()) {
-	c := term.NewCounter(os.Stderr, on)
-	return func(bp snapshot.BuildProgress) {
-		c.Update(fmt.Sprintf("snapshot %d/%d nodes (%d image entries)", bp.NodesDone, bp.Nodes, bp.ImageEntries), bp.NodesDone == bp.Nodes)
-	}, c.Done
-}
-
 // runBuild builds the nodes' snapshots and reports.
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir string, nodes []snapshot.Node) error {
 	// Check the image before writing anything (the default files list).
@@ -203,7 +195,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir 
 		opts.Itemize = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
 	}
 	var done func()
-	opts.Progress, done = buildCounter(!g.quiet && !g.jsonOut && term.IsTerminal(os.Stderr))
+	opts.Progress, done = cluster.BuildCounter(os.Stderr, !g.quiet && !g.jsonOut && term.IsTerminal(os.Stderr))
 	res, err := snapshot.Build(cmd.Context(), opts)
 	done()
 	if res != nil {
