@@ -99,41 +99,27 @@ func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.L
 	return res, nil
 }
 
-// listFlags name the lists of paths a snapshot holds.
-type listFlags struct {
-	files     []string
-	rwtabs    []string
-	statetabs []string
-}
-
-func (f *listFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringArrayVar(&f.files, "files", nil, "read a files list from `FILE` (repeatable; default SNAPSHOT-DIR/files and SNAPSHOT-DIR/files.custom)")
-	fl.StringArrayVar(&f.rwtabs, "rwtab", nil, "also read a RHEL readonly-root rwtab `FILE` (repeatable)")
-	fl.StringArrayVar(&f.statetabs, "statetab", nil, "also read a RHEL readonly-root statetab `FILE` (repeatable)")
-}
-
-// buildFlags are the flags of every command that builds snapshots.
+// buildFlags are the flags of every command that builds snapshots: the
+// request they fill.
 type buildFlags struct {
-	lists    listFlags
-	dryRun   bool
-	itemize  bool
-	parallel int
-	stateDir string
+	cluster.BuildRequest
+	itemize bool
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
-	f.lists.register(cmd)
 	fl := cmd.Flags()
-	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.StringArrayVar(&f.Files, "files", nil, "read a files list from `FILE` (repeatable; default SNAPSHOT-DIR/files and SNAPSHOT-DIR/files.custom)")
+	fl.StringArrayVar(&f.Rwtabs, "rwtab", nil, "also read a RHEL readonly-root rwtab `FILE` (repeatable)")
+	fl.StringArrayVar(&f.Statetabs, "statetab", nil, "also read a RHEL readonly-root statetab `FILE` (repeatable)")
+	fl.BoolVarP(&f.DryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change, rsync-style, prefixed by the node")
-	fl.IntVar(&f.parallel, "parallel", 0, "build `N` nodes at once (default 2 × CPUs)")
-	fl.StringVar(&f.stateDir, "state-dir", "", "records and lock `DIR` (default: .<snapshot-dir>.goldsync beside SNAPSHOT-DIR)")
+	fl.IntVar(&f.Parallel, "parallel", 0, "build `N` nodes at once (default 2 × CPUs)")
+	fl.StringVar(&f.StateDir, "state-dir", "", "records and lock `DIR` (default: .<snapshot-dir>.goldsync beside SNAPSHOT-DIR)")
 }
 
 func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
 	f := &buildFlags{}
-	var image, snapDir, nodesFile string
+	var nodesFile string
 	cmd := &cobra.Command{
 		Use:   "build --image ROOT --snapshot-dir DIR --nodes FILE [flags]",
 		Short: "create or refresh every node's snapshot tree from the image",
@@ -143,12 +129,12 @@ func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runBuild(cmd, g, f, image, snapDir, nodes)
+			return runBuild(cmd, g, f, f.ImageRoot, f.SnapshotDir, nodes)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&image, "image", "", "image root `DIR` to copy from (required)")
-	fl.StringVar(&snapDir, "snapshot-dir", "", "`DIR` holding one snapshot per node (required)")
+	fl.StringVar(&f.ImageRoot, "image", "", "image root `DIR` to copy from (required)")
+	fl.StringVar(&f.SnapshotDir, "snapshot-dir", "", "`DIR` holding one snapshot per node (required)")
 	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname [MAC] a line (required)")
 	f.register(cmd)
 	for _, name := range []string{"image", "snapshot-dir", "nodes"} {
@@ -163,48 +149,29 @@ func readNodesFile(name string) ([]snapshot.Node, error) {
 	return nodes, exitcode.Lists(err)
 }
 
-// loadLists reads the lists of paths (snapshot.LoadLists); notices go to
-// stderr.
-func loadLists(g *globalFlags, f listFlags, snapDir string, dryRun bool) ([]snapshot.Item, error) {
-	items, err := snapshot.LoadLists(snapshot.LoadOptions{SnapshotDir: snapDir, Files: f.files, Rwtabs: f.rwtabs,
-		Statetabs: f.statetabs, DryRun: dryRun, Notice: func(msg string) { notice(g, "%s", msg) }})
-	return items, exitcode.Lists(err)
-}
-
 func notice(g *globalFlags, format string, a ...any) {
 	if !g.quiet && !g.jsonOut {
 		fmt.Fprintf(os.Stderr, "goldsync: notice: "+format+"\n", a...)
 	}
 }
 
-// runBuild builds the nodes' snapshots and reports.
+// runBuild builds the nodes' snapshots from image into snapDir
+// (cluster.BuildRequest) and reports.
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, image, snapDir string, nodes []snapshot.Node) error {
-	// Check the image before writing anything (the default files list).
-	if err := snapshot.CheckImage(image); err != nil {
-		return exitcode.With(exitcode.Select, err)
-	}
-	items, err := loadLists(g, f.lists, snapDir, f.dryRun)
-	if err != nil {
-		return err
-	}
-	opts := snapshot.BuildOptions{
-		ImageRoot: image, SnapshotDir: snapDir, StateDir: f.stateDir, Nodes: nodes, Items: items,
-		Parallel: f.parallel, DryRun: f.dryRun, Logger: g.logger(os.Stderr),
-	}
-	if f.itemize || (f.dryRun && !g.jsonOut) {
-		opts.Itemize = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
+	r := f.BuildRequest
+	r.ImageRoot, r.SnapshotDir, r.Nodes, r.Logger = image, snapDir, nodes, g.logger(os.Stderr)
+	r.Notice = func(msg string) { notice(g, "%s", msg) }
+	if f.itemize || (f.DryRun && !g.jsonOut) {
+		r.Itemize = func(node string, c imaging.Change) { printf("%s %s\n", node, c) }
 	}
 	var done func()
-	opts.Progress, done = cluster.BuildCounter(os.Stderr, !g.quiet && !g.jsonOut && term.IsTerminal(os.Stderr))
-	res, err := snapshot.Build(cmd.Context(), opts)
+	r.Progress, done = cluster.BuildCounter(os.Stderr, !g.quiet && !g.jsonOut && term.IsTerminal(os.Stderr))
+	res, err := r.Build(cmd.Context())
 	done()
 	if res != nil {
 		reportBuild(g, res, image, snapDir, err)
 	}
-	if err != nil {
-		return exitcode.Build(err)
-	}
-	return nil
+	return exitcode.ClusterErr(cmd.Context(), err)
 }
 
 func reportBuild(g *globalFlags, res *snapshot.BuildResult, image, snapDir string, err error) {
@@ -372,7 +339,7 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 					}
 				}
 			}
-			if !f.dryRun {
+			if !f.DryRun {
 				if err := netboot.WriteNodeConfigs(tftp, o, nodes, nb); err != nil {
 					return exitcode.Netboot(err)
 				}
