@@ -2,10 +2,14 @@ package cluster_test
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/snapshot"
 )
 
@@ -56,5 +60,44 @@ func TestServeOptions(t *testing.T) {
 	}
 	if _, err := cluster.ServeOptions(cfg, []string{"nope"}); !errors.Is(err, cluster.ErrNoImage) {
 		t.Errorf("ServeOptions of an unknown image: %v, want ErrNoImage", err)
+	}
+}
+
+// TestExportsRequestLoad checks the nodes file of a render request and the
+// hint of a missing config or one with nothing to export: the flags that
+// replace it, except for --replica, which needs the config.
+func TestExportsRequestLoad(t *testing.T) {
+	s := newSite(t, golden)
+	noFile := func() (*config.Config, error) { return nil, fmt.Errorf("%w x.toml", config.ErrNoFile) }
+	hint := "(or give --image and --snapshot-dir)"
+	for _, tc := range []struct {
+		name     string
+		r        cluster.ExportsRequest
+		load     func() (*config.Config, error)
+		wantHint bool
+		is       error
+		step     cluster.Step
+	}{
+		{name: "no config file", load: noFile, wantHint: true, is: config.ErrNoFile},
+		{name: "no config file, replica", r: cluster.ExportsRequest{Replica: "r1"}, load: noFile, is: config.ErrNoFile},
+		{name: "nothing to export", load: func() (*config.Config, error) { return s.config(t, false, ""), nil }, wantHint: true, is: cluster.ErrNoExports},
+		{name: "missing nodes file", r: cluster.ExportsRequest{NodesFile: s.nodes + ".missing"}, step: cluster.StepNodes, is: fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			list, err := tc.r.Load(tc.load)
+			if list != nil || !errors.Is(err, tc.is) || strings.Contains(fmt.Sprint(err), hint) != tc.wantHint {
+				t.Errorf("Load: %v, %v; want %v, hint %v", list, err, tc.is, tc.wantHint)
+			}
+			if tc.step != "" && cluster.StepOf(err) != tc.step {
+				t.Errorf("step %q, want %q", cluster.StepOf(err), tc.step)
+			}
+		})
+	}
+	list, err := cluster.ExportsRequest{NodesFile: s.nodes}.Load(func() (*config.Config, error) { return s.config(t, true, ""), nil })
+	if err != nil || len(list) != 1 || len(list[0].Nodes) != 2 {
+		t.Errorf("Load with the site's nodes file: %+v, %v; want one export of its 2 nodes", list, err)
+	}
+	if _, err := (cluster.DhcpdRequest{}).Render(noFile); !errors.Is(err, config.ErrNoFile) || !strings.Contains(err.Error(), "(or give --nodes)") {
+		t.Errorf("render dhcpd without a config: %v, want the --nodes hint", err)
 	}
 }

@@ -25,6 +25,38 @@ type ExportsRequest struct {
 	// Nodes export each node's snapshot to that node only; nil with the
 	// config means the config's nodes file.
 	Nodes []snapshot.Node
+	// NodesFile, when set, is read into Nodes by Load.
+	NodesFile string
+}
+
+// Load returns the request's exports (Exports): the nodes of NodesFile
+// (an error reading it is StepNodes's), from the config load returns
+// when UsesConfig. Without Replica, a missing config file (config.ErrNoFile)
+// or a config with nothing to export (ErrNoExports) says the flags that
+// replace the config.
+func (r ExportsRequest) Load(load func() (*config.Config, error)) ([]netboot.ExportsOptions, error) {
+	if r.NodesFile != "" {
+		nodes, err := snapshot.ReadNodesFile(r.NodesFile)
+		if err != nil {
+			return nil, stepErr(StepNodes, err)
+		}
+		r.Nodes = nodes
+	}
+	hint := func(err error) error {
+		if r.Replica == "" && (errors.Is(err, config.ErrNoFile) || errors.Is(err, ErrNoExports)) {
+			return fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
+		}
+		return err
+	}
+	var cfg *config.Config
+	if r.UsesConfig() {
+		var err error
+		if cfg, err = load(); err != nil {
+			return nil, hint(err)
+		}
+	}
+	list, err := r.Exports(cfg)
+	return list, hint(err)
 }
 
 // UsesConfig says whether the exports come from the cluster config: no
@@ -81,13 +113,16 @@ type DhcpdRequest struct {
 // Render checks the request and renders the declarations
 // (netboot.RenderDhcpd); load reads the config, called only without a
 // NodesFile. An error reading the nodes file is a StepNodes error;
-// load's are returned as they are; others are the request's.
+// load's are returned as they are, a missing file's (config.ErrNoFile)
+// saying that --nodes replaces it; others are the request's.
 func (r DhcpdRequest) Render(load func() (*config.Config, error)) ([]byte, error) {
 	o := r.Options
 	var cfg *config.Config
 	if r.NodesFile == "" {
 		var err error
-		if cfg, err = load(); err != nil {
+		if cfg, err = load(); errors.Is(err, config.ErrNoFile) {
+			return nil, fmt.Errorf("%w (or give --nodes)", err)
+		} else if err != nil {
 			return nil, err
 		}
 		r.NodesFile = cfg.Cluster.Nodes

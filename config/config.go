@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path"
@@ -351,15 +352,23 @@ type rawOS struct {
 	rawNetboot
 }
 
+// ErrNoFile is wrapped by Load's error when the config file does not
+// exist: only then do commands hint at the flags that replace it.
+var ErrNoFile = errors.New("no config file")
+
 // Load reads and checks the config file at path (DefaultPath when empty).
 // Every problem is reported, each as an *Error, joined; no Config is
-// returned when there is any. A file that others may write is refused:
-// goldsync runs the commands it names (rsh) as root.
+// returned when there is any. A missing file is an error wrapping
+// ErrNoFile. A file that others may write is refused: goldsync runs the
+// commands it names (rsh) as root.
 func Load(path string) (*Config, error) {
 	if path == "" {
 		path = DefaultPath
 	}
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %s: write one (see goldsync.toml.example) or name it with --config", ErrNoFile, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}

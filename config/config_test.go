@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -286,8 +285,8 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(good); err != nil || c.Path != good {
 		t.Errorf("Load(%s) = %v, %v", good, c, err)
 	}
-	if _, err := Load(filepath.Join(dir, "missing.toml")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Load of a missing file: %v, want fs.ErrNotExist", err)
+	if _, err := Load(filepath.Join(dir, "missing.toml")); !errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), "missing.toml: write one") {
+		t.Errorf("Load of a missing file: %v, want ErrNoFile and what to do", err)
 	}
 	open := write("open.toml", 0o666, minimal)
 	if _, err := Load(open); err == nil || !strings.Contains(err.Error(), open+": writable by everyone") {

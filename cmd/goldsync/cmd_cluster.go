@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"time"
 
@@ -22,24 +20,11 @@ func newClusterCmds(g *globalFlags) []*cobra.Command {
 	return []*cobra.Command{newSyncCmd(g), newStatusCmd(g), newVerifyCmd(g), newManCmd()}
 }
 
-// errNoConfig is wrapped by loadConfig's error when the config file does
-// not exist: only then do commands hint at the flags that replace it.
-var errNoConfig = errors.New("no config file")
-
-// loadConfig loads the --config file, or the default one.
+// loadConfig loads the --config file, or the default one; its errors
+// are usage errors.
 func loadConfig(g *globalFlags) (*config.Config, error) {
-	path := g.config
-	if path == "" {
-		path = config.DefaultPath
-	}
-	c, err := config.Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w %s: write one (see goldsync.toml.example) or name it with --config", errNoConfig, path))
-	}
-	if err != nil {
-		return nil, exitcode.With(exitcode.Usage, err)
-	}
-	return c, nil
+	c, err := config.Load(g.config)
+	return c, exitcode.With(exitcode.Usage, err)
 }
 
 // jsonFailure prints the --json result object of a command that failed

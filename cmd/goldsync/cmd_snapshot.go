@@ -377,28 +377,13 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 		Use:   "remove [--purge] (--nodes FILE | HOST|IP...)",
 		Short: "remove nodes' boot configs, and with --purge their snapshots (pxeboot -d)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := netboot.RemoveNodesOptions{TFTPBoot: tftp, Names: args, Purge: purge, SnapshotDir: snapDir, StateDir: stateDir}
-			switch {
-			case nodesFile != "" && len(args) > 0:
-				return exitcode.With(exitcode.Usage, errors.New("give either --nodes FILE or nodes, not both"))
-			case nodesFile != "":
-				nodes, err := readNodesFile(nodesFile)
-				if err != nil {
-					return err
-				}
-				o.Nodes = nodes
-			case len(args) == 0:
-				return exitcode.With(exitcode.Usage, errors.New("name the nodes to remove, or --nodes FILE"))
-			}
-			removed, err := netboot.RemoveNodes(o)
+			removed, err := netboot.RemoveNodes(netboot.RemoveNodesOptions{TFTPBoot: tftp, Names: args, NodesFile: nodesFile,
+				Purge: purge, SnapshotDir: snapDir, StateDir: stateDir})
 			if !g.quiet && !g.jsonOut {
 				_ = netboot.WriteRemoved(stdout, removed)
 			}
-			switch {
-			case errors.Is(err, netboot.ErrNoSnapshotDir):
-				return exitcode.With(exitcode.Usage, fmt.Errorf("%w (--snapshot-dir)", err))
-			case errors.Is(err, netboot.ErrPurge):
-				return exitcode.With(exitcode.IO, err)
+			if errors.Is(err, netboot.ErrNoSnapshotDir) {
+				err = fmt.Errorf("%w (--snapshot-dir)", err)
 			}
 			return exitcode.Netboot(err)
 		},
@@ -447,13 +432,7 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 		Short: "print ISC dhcpd host declarations for the nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := cluster.DhcpdRequest{NodesFile: nodesFile, Options: o}.Render(func() (*config.Config, error) {
-				cfg, err := loadConfig(g)
-				if errors.Is(err, errNoConfig) {
-					err = fmt.Errorf("%w (or give --nodes)", err)
-				}
-				return cfg, err
-			})
+			out, err := cluster.DhcpdRequest{NodesFile: nodesFile, Options: o}.Render(func() (*config.Config, error) { return loadConfig(g) })
 			if err != nil {
 				return exitcode.ClusterErr(cmd.Context(), err)
 			}
@@ -472,45 +451,25 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// exportFlags are the flags of render exports and render ganesha.
+// exportFlags are the flags of render exports and render ganesha: the
+// exports they ask for.
 type exportFlags struct {
-	image, snapDir, clients, nodesFile, snapClients, replica string
+	cluster.ExportsRequest
 }
 
 func (f *exportFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.image, "image", "", "image root `DIR`, exported read-only (default: every OS of the cluster config)")
-	fl.StringVar(&f.snapDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (with --image)")
-	fl.StringVar(&f.clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
-	fl.StringVar(&f.nodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
-	fl.StringVar(&f.snapClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
-	fl.StringVar(&f.replica, "replica", "", "the exports of the config's replica `NAME` (its image dir and its nodes' snapshots), to install on that replica")
+	fl.StringVar(&f.ImageRoot, "image", "", "image root `DIR`, exported read-only (default: every OS of the cluster config)")
+	fl.StringVar(&f.SnapshotDir, "snapshot-dir", "", "snapshot `DIR`, exported read-write (with --image)")
+	fl.StringVar(&f.Clients, "clients", "", "client `SPEC`s of the image (and snapshot dir), blank-separated (default: all)")
+	fl.StringVar(&f.NodesFile, "nodes", "", "nodes `FILE`: export each node's snapshot to that node only")
+	fl.StringVar(&f.SnapshotClients, "snapshot-clients", "", "client `SPEC`s also given each node's snapshot (an admin host; 127.0.0.1 behind QEMU's user network)")
+	fl.StringVar(&f.Replica, "replica", "", "the exports of the config's replica `NAME` (its image dir and its nodes' snapshots), to install on that replica")
 }
 
-// options are the exports the flags ask for (cluster.ExportsRequest),
-// with the nodes of --nodes; without --image and --snapshot-dir, those of
-// the cluster config.
-func (f *exportFlags) options(ctx context.Context, g *globalFlags) ([]netboot.ExportsOptions, error) {
-	req := cluster.ExportsRequest{ImageRoot: f.image, SnapshotDir: f.snapDir, Replica: f.replica, Clients: f.clients, SnapshotClients: f.snapClients}
-	if f.nodesFile != "" {
-		var err error
-		if req.Nodes, err = readNodesFile(f.nodesFile); err != nil {
-			return nil, err
-		}
-	}
-	var cfg *config.Config
-	if req.UsesConfig() {
-		var err error
-		if cfg, err = loadConfig(g); errors.Is(err, errNoConfig) && f.replica == "" {
-			return nil, fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	list, err := req.Exports(cfg)
-	if errors.Is(err, cluster.ErrNoExports) && f.replica == "" {
-		err = fmt.Errorf("%w (or give --image and --snapshot-dir)", err)
-	}
+// exports are the exports the flags ask for (cluster.ExportsRequest.Load).
+func (f *exportFlags) exports(ctx context.Context, g *globalFlags) ([]netboot.ExportsOptions, error) {
+	list, err := f.Load(func() (*config.Config, error) { return loadConfig(g) })
 	return list, exitcode.ClusterErr(ctx, err)
 }
 
@@ -521,7 +480,7 @@ func newRenderExportsCmd(g *globalFlags) *cobra.Command {
 		Short: "print the /etc/exports lines of an image and its snapshots (kernel nfsd)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			list, err := f.options(cmd.Context(), g)
+			list, err := f.exports(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -551,7 +510,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 			if firstID < 1 || firstID > 65535 {
 				return exitcode.With(exitcode.Usage, fmt.Errorf("--first-export-id %d: want 1 to 65535 (Export_Id 0 is ganesha's pseudo root)", firstID))
 			}
-			list, err := f.options(cmd.Context(), g)
+			list, err := f.exports(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

@@ -27,6 +27,7 @@ import (
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
 // The exit codes.
@@ -250,10 +251,14 @@ func Lists(err error) error {
 }
 
 // Netboot gives an error of the netboot package its code: a missing file
-// or record is a selection error, anything else a usage error.
+// or record is a selection error, a snapshot RemoveNodes could not purge
+// an I/O error, anything else (a wrong nodes file too) a usage error.
 func Netboot(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return With(Select, err)
+	case errors.Is(err, netboot.ErrPurge):
+		return With(IO, err)
 	}
 	return With(Usage, err)
 }

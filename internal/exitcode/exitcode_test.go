@@ -13,6 +13,7 @@ import (
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
+	"github.com/goldsync/goldsync/snapshot/netboot"
 )
 
 // TestCodes pins the code of each cause: the numbers are an interface
@@ -46,6 +47,9 @@ func TestCodes(t *testing.T) {
 		{name: "connect: other", got: Of(ctx, Connect(errors.New("x"))), want: 5},
 		{name: "lists: bad line", got: Of(ctx, Lists(wrap(snapshot.ErrNodes))), want: 1},
 		{name: "lists: missing", got: Of(ctx, Lists(wrap(syscall.ENOENT))), want: 3},
+		{name: "netboot: missing", got: Of(ctx, Netboot(wrap(syscall.ENOENT))), want: 3},
+		{name: "netboot: purge", got: Of(ctx, Netboot(fmt.Errorf("%w: %w", netboot.ErrPurge, syscall.EBUSY))), want: 11},
+		{name: "netboot: other", got: Of(ctx, Netboot(errors.New("x"))), want: 1},
 		{name: "cluster: config", got: Cluster(ctx, step(cluster.StepConfig, errors.New("x"))), want: 1},
 		{name: "cluster: lock held", got: Cluster(ctx, step(cluster.StepLock, imaging.ErrLocked)), want: 16},
 		{name: "cluster: lock other", got: Cluster(ctx, step(cluster.StepLock, errors.New("x"))), want: 11},

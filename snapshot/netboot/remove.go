@@ -27,6 +27,9 @@ type RemoveNodesOptions struct {
 	// Nodes are removed by address (a nodes file's nodes); their OS is
 	// the one their pxelinux config names, if any.
 	Nodes []snapshot.Node
+	// NodesFile names more Nodes (snapshot.ReadNodesFile); not with
+	// Names.
+	NodesFile string
 	// Names are host (snapshot) names or IPv4 addresses, looked up in the
 	// pxelinux configs; a name no config matches is an error wrapping
 	// fs.ErrNotExist, and nothing is removed.
@@ -55,8 +58,21 @@ type RemovedNode struct {
 // records (snapshot.RemoveSnapshot). Every node is resolved, and with
 // Purge its snapshot directory found, before anything is removed; a
 // snapshot directory nothing names is an error wrapping
-// ErrNoSnapshotDir.
+// ErrNoSnapshotDir. Names and NodesFile together, or no node at all, is
+// an error, as is a nodes file that cannot be read (ReadNodesFile's).
 func RemoveNodes(o RemoveNodesOptions) ([]RemovedNode, error) {
+	switch {
+	case o.NodesFile != "" && len(o.Names) > 0:
+		return nil, errors.New("give either --nodes FILE or nodes, not both")
+	case o.NodesFile != "":
+		nodes, err := snapshot.ReadNodesFile(o.NodesFile)
+		if err != nil {
+			return nil, err
+		}
+		o.Nodes = append(o.Nodes, nodes...)
+	case len(o.Names) == 0 && len(o.Nodes) == 0:
+		return nil, errors.New("name the nodes to remove, or --nodes FILE")
+	}
 	cfgs, err := ListNodeConfigs(o.TFTPBoot)
 	if err != nil {
 		return nil, err

@@ -49,10 +49,16 @@ func TestRemoveNodes(t *testing.T) {
 			wantHosts: []string{"node003"}, wantLeft: []string{"node001", "node003"}},
 		{name: "by address, purged", opts: RemoveNodesOptions{Names: []string{"10.8.136.1"}, Purge: true},
 			wantHosts: []string{"node001"}, wantLeft: []string{"node003"}},
-		{name: "nodes file, purged", opts: RemoveNodesOptions{Nodes: []snapshot.Node{node001, node003}, Purge: true},
+		{name: "nodes, purged", opts: RemoveNodesOptions{Nodes: []snapshot.Node{node001, node003}, Purge: true},
 			wantHosts: []string{"node001", "node003"}, wantLeft: nil},
 		{name: "unknown name removes nothing", opts: RemoveNodesOptions{Names: []string{"node003", "node999"}, Purge: true},
 			wantErr: fs.ErrNotExist, wantLeft: []string{"node001", "node003"}},
+		{name: "nodes file missing", opts: RemoveNodesOptions{NodesFile: "/nonexistent/nodes"},
+			wantErr: fs.ErrNotExist, wantLeft: []string{"node001", "node003"}},
+		{name: "nodes file wrong", opts: RemoveNodesOptions{NodesFile: "testdata-wrong"},
+			wantErr: snapshot.ErrNodes, wantLeft: []string{"node001", "node003"}},
+		{name: "nodes file, purged", opts: RemoveNodesOptions{NodesFile: "testdata-nodes", Purge: true},
+			wantHosts: []string{"node001", "node003"}, wantLeft: nil},
 		{name: "no config, no snapshot dir", opts: RemoveNodesOptions{Nodes: []snapshot.Node{{IP: node001.IP, Host: "other"}, {IP: netip.MustParseAddr("10.9.9.9"), Host: "lost"}}, Purge: true},
 			wantErr: ErrNoSnapshotDir, wantLeft: []string{"node001", "node003"}},
 	}
@@ -61,6 +67,13 @@ func TestRemoveNodes(t *testing.T) {
 			tftp, snapDir := removeSite(t)
 			o := tt.opts
 			o.TFTPBoot = tftp
+			if strings.HasPrefix(o.NodesFile, "testdata-") {
+				lines := map[string]string{"testdata-nodes": "10.8.136.1 node001\n10.8.226.73 node003\n", "testdata-wrong": "not-an-ip node001\n"}
+				o.NodesFile = filepath.Join(t.TempDir(), "nodes")
+				if err := os.WriteFile(o.NodesFile, []byte(lines[tt.opts.NodesFile]), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			got, err := RemoveNodes(o)
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Fatalf("RemoveNodes: %v, want %v", err, tt.wantErr)
@@ -99,6 +112,20 @@ func TestRemoveNodes(t *testing.T) {
 				t.Errorf("%d configs left after a refused removal, want 2", len(cfgs))
 			}
 		})
+	}
+}
+
+// TestRemoveNodesWhich checks that RemoveNodes refuses to guess which
+// nodes: names and a nodes file, or none.
+func TestRemoveNodesWhich(t *testing.T) {
+	tftp, _ := removeSite(t)
+	for _, o := range []RemoveNodesOptions{{TFTPBoot: tftp}, {TFTPBoot: tftp, Names: []string{"node001"}, NodesFile: "nodes"}} {
+		if got, err := RemoveNodes(o); err == nil || got != nil {
+			t.Errorf("RemoveNodes(%+v) = %v, %v; want an error", o, got, err)
+		}
+	}
+	if cfgs, _ := ListNodeConfigs(tftp); len(cfgs) != 2 {
+		t.Errorf("%d configs left, want 2", len(cfgs))
 	}
 }
 
