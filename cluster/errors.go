@@ -10,22 +10,23 @@ type Step string
 
 // The steps of a run, of Status and of Verify.
 const (
-	StepConfig    Step = "config"    // the config names no such image, or none
-	StepNodes     Step = "nodes"     // the nodes file: unreadable (fs errors) or wrong (snapshot.ErrNodes, two OSes claiming a node)
-	StepLock      Step = "lock"      // the image's run lock (imaging.ErrLocked when held)
-	StepConnect   Step = "connect"   // starting the source (remote.Open)
-	StepHandshake Step = "handshake" // PullRequest.Receive: the pushing agent's handshake
-	StepPull      Step = "pull"      // imaging.Sync
-	StepRollback  Step = "rollback"  // imaging.Rollback
-	StepLists     Step = "lists"     // the snapshot lists (snapshot.ErrLists when wrong)
-	StepSnapshots Step = "snapshots" // snapshot.Build
-	StepNetboot   Step = "netboot"   // netboot.AddOS: the OS's kernel and record
-	StepBootFiles Step = "bootfiles" // the TFTP tree and the nodes' boot files
-	StepReplica   Step = "replica"   // updating a replica image server (ErrReplica)
-	StepMetrics   Step = "metrics"   // the metrics file
-	StepManifest  Step = "manifest"  // Verify: the image's manifest (ErrNoManifest when missing)
-	StepImage     Step = "image"     // Verify: opening or walking the image; PullRequest: checking DEST
-	StepExcludes  Step = "excludes"  // Verify: the exclude patterns
+	StepConfig      Step = "config"      // the config names no such image, or none
+	StepNodes       Step = "nodes"       // the nodes file: unreadable (fs errors) or wrong (snapshot.ErrNodes, two OSes claiming a node)
+	StepLock        Step = "lock"        // the image's run lock (imaging.ErrLocked when held)
+	StepConnect     Step = "connect"     // starting the source (remote.Open)
+	StepHandshake   Step = "handshake"   // PullRequest.Receive: the pushing agent's handshake
+	StepPull        Step = "pull"        // imaging.Sync
+	StepRollback    Step = "rollback"    // imaging.Rollback
+	StepLists       Step = "lists"       // the snapshot lists (snapshot.ErrLists when wrong)
+	StepSnapshots   Step = "snapshots"   // snapshot.Build
+	StepNetboot     Step = "netboot"     // netboot.AddOS: the OS's kernel and record
+	StepBootFiles   Step = "bootfiles"   // the TFTP tree and the nodes' boot files
+	StepReplica     Step = "replica"     // updating a replica image server (ErrReplica)
+	StepMetrics     Step = "metrics"     // the metrics file
+	StepGenerations Step = "generations" // an image's generations: listing or pruning them
+	StepManifest    Step = "manifest"    // Verify: the image's manifest (ErrNoManifest when missing)
+	StepImage       Step = "image"       // Verify: opening or walking the image; PullRequest: checking DEST
+	StepExcludes    Step = "excludes"    // Verify: the exclude patterns
 )
 
 // StepError is an error of one step; its message is Err's.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,6 +55,31 @@ type VerifyOptions struct {
 	Rsh string
 	// Logger receives the libraries' logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Target sets the image arg names, as goldsync verify takes it: a word
+// without a "/" is an image of the config load returns (unless no config
+// was named, configNamed false, and a directory of that name exists);
+// anything else is an image directory. An unknown name is a StepConfig
+// error wrapping ErrNoImage; load's errors are returned as they are.
+func (o *VerifyOptions) Target(arg string, configNamed bool, load func() (*config.Config, error)) error {
+	isDir := func() bool { st, err := os.Stat(arg); return err == nil && st.IsDir() }
+	if !strings.Contains(arg, "/") && arg != "." && arg != ".." && (configNamed || !isDir()) {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		img, ok := cfg.Image(arg)
+		if !ok {
+			return noImage("no image %q in %s (images: %s); write a path with a / for an image directory",
+				arg, cfg.Path, strings.Join(cfg.ImageNames(), ", "))
+		}
+		o.Image = img
+		return nil
+	}
+	root, err := filepath.Abs(arg)
+	o.Root = root
+	return stepErr(StepConfig, err)
 }
 
 // VerifyReport is what Verify found.

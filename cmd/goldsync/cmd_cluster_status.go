@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,11 +36,7 @@ func runStatus(ctx context.Context, g *globalFlags, names []string, maxAge time.
 	if err != nil {
 		return exitcode.ClusterErr(ctx, err)
 	}
-	if g.jsonOut {
-		if err := printJSON(reports); err != nil {
-			return err
-		}
-	} else if err := cluster.WriteStatus(stdout, reports, time.Now()); err != nil {
+	if err := g.show(reports, func(w io.Writer) error { return cluster.WriteStatus(w, reports, time.Now()) }); err != nil {
 		return err
 	}
 	return exitcode.Status(reports, maxAge, g.jsonOut)

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/internal/exitcode"
 )
 
@@ -40,34 +40,14 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 
 func runVerify(ctx context.Context, g *globalFlags, f *verifyFlags, arg string) error {
 	o := cluster.VerifyOptions{StateDir: f.stateDir, Excludes: f.excludes, Against: f.against, Rsh: f.rsh, Logger: g.logger(os.Stderr)}
-	isDir := func() bool { st, err := os.Stat(arg); return err == nil && st.IsDir() }
-	if !strings.Contains(arg, "/") && arg != "." && arg != ".." && (g.config != "" || !isDir()) {
-		cfg, err := loadConfig(g)
-		if err != nil {
-			return err
-		}
-		img, ok := cfg.Image(arg)
-		if !ok {
-			return exitcode.With(exitcode.Usage, fmt.Errorf("no image %q in %s (images: %s); write a path with a / for an image directory",
-				arg, cfg.Path, strings.Join(cfg.ImageNames(), ", ")))
-		}
-		o.Image = img
-	} else {
-		root, err := filepath.Abs(arg)
-		if err != nil {
-			return exitcode.With(exitcode.Usage, err)
-		}
-		o.Root = root
+	if err := o.Target(arg, g.config != "", func() (*config.Config, error) { return loadConfig(g) }); err != nil {
+		return exitcode.ClusterErr(ctx, err)
 	}
 	rep, err := cluster.Verify(ctx, o)
 	if err != nil {
 		return exitcode.ClusterErr(ctx, err)
 	}
-	if g.jsonOut {
-		if err := printJSON(rep); err != nil {
-			return err
-		}
-	} else if err := rep.WriteText(stdout, g.quiet); err != nil {
+	if err := g.show(rep, func(w io.Writer) error { return rep.WriteText(w, g.quiet) }); err != nil {
 		return err
 	}
 	if !rep.Clean {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -61,29 +62,11 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 		Use:   "generations [IMAGE...]",
 		Short: "list an image's generations",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				cfg, err := loadConfig(g)
-				if err != nil {
-					return err
-				}
-				args = cfg.ImageNames()
+			all, err := cluster.ListImageGenerations(args, stateDir, func() (*config.Config, error) { return loadConfig(g) })
+			if err != nil {
+				return exitcode.ClusterErr(cmd.Context(), err)
 			}
-			var all []cluster.ImageGenerations
-			for _, a := range args {
-				ref, err := resolveImage(g, a, stateDir)
-				if err != nil {
-					return err
-				}
-				gens, err := imaging.ListGenerations(ref.StateDir)
-				if err != nil {
-					return exitcode.With(exitcode.IO, err)
-				}
-				all = append(all, cluster.ImageGenerations{Image: ref.Root, Generations: gens})
-			}
-			if g.jsonOut {
-				return printJSON(all)
-			}
-			return cluster.WriteImageGenerations(stdout, all, time.Now())
+			return g.show(all, func(w io.Writer) error { return cluster.WriteImageGenerations(w, all, time.Now()) })
 		},
 	}
 	stateFlag(list)
@@ -169,13 +152,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				}
 				return exitcode.With(exitcode.IO, err)
 			}
-			if g.jsonOut {
-				return printJSON(changes)
-			}
-			for _, c := range changes {
-				printf("%s\n", c)
-			}
-			return nil
+			return g.show(changes, func(w io.Writer) error {
+				for _, c := range changes {
+					fmt.Fprintf(w, "%s\n", c)
+				}
+				return nil
+			})
 		},
 	}
 	stateFlag(diff)
@@ -216,23 +198,14 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			unlock, err := imaging.Lock(ref.StateDir)
+			rep, err := cluster.Prune(ref, *pf.policy(""), time.Now())
 			if err != nil {
-				return exitcode.Sync(err)
+				return exitcode.ClusterErr(cmd.Context(), err)
 			}
-			defer unlock()
-			removed, freed, err := imaging.PruneGenerations(ref.StateDir, *pf.policy(""), time.Now())
-			if err != nil {
-				return exitcode.With(exitcode.IO, err)
+			if g.quiet && !g.jsonOut {
+				return nil
 			}
-			rep := cluster.PruneReport{Image: ref.Root, Removed: removed, FreedBytes: freed}
-			if g.jsonOut {
-				return printJSON(rep)
-			}
-			if !g.quiet {
-				return rep.WriteText(stdout)
-			}
-			return nil
+			return g.show(rep, rep.WriteText)
 		},
 	}
 	pf.register(prune, 10)

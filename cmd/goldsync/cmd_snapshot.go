@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -90,13 +89,7 @@ func installLoaders(cmd *cobra.Command, g *globalFlags, tftp string) (*netboot.L
 			_ = res.WriteText(stdout, tftp, g.verbose > 0)
 		}
 	}
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return res, exitcode.With(exitcode.Select, err)
-		}
-		return res, exitcode.With(exitcode.IO, err)
-	}
-	return res, nil
+	return res, exitcode.Loaders(err)
 }
 
 // buildFlags are the flags of every command that builds snapshots: the
@@ -207,24 +200,19 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 			for _, w := range warnings {
 				fmt.Fprintf(os.Stderr, "goldsync: warning: %s\n", w)
 			}
-			if o.Kernel == "" && !g.jsonOut && !g.quiet {
-				printf("Kernel not specified, using %s\n", got.Kernel)
-			}
-			if g.jsonOut {
-				if !noLoaders {
-					if _, err := netboot.InstallLoaders(cmd.Context(), netboot.LoaderOptions{TFTPBoot: o.TFTPBoot}); err != nil {
-						return exitcode.With(exitcode.IO, err)
-					}
+			if !g.jsonOut && !g.quiet {
+				if o.Kernel == "" {
+					printf("Kernel not specified, using %s\n", got.Kernel)
 				}
-				return printJSON(got)
-			}
-			if !g.quiet {
 				printf("%s\n", got.Summary())
 			}
 			if !noLoaders {
 				if _, err := installLoaders(cmd, g, o.TFTPBoot); err != nil {
 					return err
 				}
+			}
+			if g.jsonOut {
+				return printJSON(got)
 			}
 			return nil
 		},
@@ -256,14 +244,10 @@ func newOSListCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return exitcode.Netboot(err)
 			}
-			if g.jsonOut {
-				if list == nil {
-					list = []netboot.OS{}
-				}
-				return printJSON(list)
+			if list == nil {
+				list = []netboot.OS{} // [] in JSON
 			}
-			_, err = stdout.Write(netboot.FormatOSList(list))
-			return err
+			return g.show(list, writeBytes(netboot.FormatOSList(list)))
 		},
 	}
 	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
@@ -295,10 +279,9 @@ func newOSRemoveCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func printJSON(v any) error {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// writeBytes is the text of a result rendered already.
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := w.Write(b); return err }
 }
 
 // ---- node ---------------------------------------------------------------
@@ -408,14 +391,10 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return exitcode.Netboot(err)
 			}
-			if g.jsonOut {
-				if cfgs == nil {
-					cfgs = []netboot.NodeConfig{}
-				}
-				return printJSON(cfgs)
+			if cfgs == nil {
+				cfgs = []netboot.NodeConfig{} // [] in JSON
 			}
-			_, err = stdout.Write(netboot.FormatNodeList(cfgs))
-			return err
+			return g.show(cfgs, writeBytes(netboot.FormatNodeList(cfgs)))
 		},
 	}
 	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
@@ -436,11 +415,7 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return exitcode.ClusterErr(cmd.Context(), err)
 			}
-			if g.jsonOut {
-				return printJSON(map[string]string{"dhcpd": string(out)})
-			}
-			_, err = stdout.Write(out)
-			return err
+			return g.show(map[string]string{"dhcpd": string(out)}, writeBytes(out))
 		},
 	}
 	fl := cmd.Flags()
@@ -485,14 +460,12 @@ func newRenderExportsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			out, warnings := cluster.RenderExports(list)
-			if g.jsonOut {
-				return printJSON(map[string]any{"exports": string(out), "warnings": warnings})
-			}
 			for _, w := range warnings {
-				fmt.Fprintf(os.Stderr, "goldsync render exports: warning: %s\n", w.Message)
+				if !g.jsonOut {
+					fmt.Fprintf(os.Stderr, "goldsync render exports: warning: %s\n", w.Message)
+				}
 			}
-			_, err = stdout.Write(out)
-			return err
+			return g.show(map[string]any{"exports": string(out), "warnings": warnings}, writeBytes(out))
 		},
 	}
 	f.register(cmd)
@@ -518,11 +491,7 @@ func newRenderGaneshaCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
-			if g.jsonOut {
-				return printJSON(map[string]string{"ganesha": string(out)})
-			}
-			_, err = stdout.Write(out)
-			return err
+			return g.show(map[string]string{"ganesha": string(out)}, writeBytes(out))
 		},
 	}
 	f.register(cmd)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -108,6 +109,22 @@ func exitCodesHelp() *cobra.Command {
 		Short: "the exit codes goldsync uses",
 		Run:   func(cmd *cobra.Command, args []string) { cmd.Help() },
 	}
+}
+
+// show writes a command's result on stdout: v as JSON with --json, else
+// its text.
+func (g *globalFlags) show(v any, text func(io.Writer) error) error {
+	if g.jsonOut {
+		return printJSON(v)
+	}
+	return text(stdout)
+}
+
+// printJSON writes v on stdout as indented JSON.
+func printJSON(v any) error {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // stdout is where results go; a variable so tests can capture it.

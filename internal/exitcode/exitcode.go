@@ -263,6 +263,16 @@ func Netboot(err error) error {
 	return With(Usage, err)
 }
 
+// Loaders gives an error of netboot.InstallLoaders its code: a loader
+// the server's packages lack is a selection error, anything else an I/O
+// error.
+func Loaders(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return With(Select, err)
+	}
+	return With(IO, err)
+}
+
 // Cluster is the exit code of an error of the cluster package: by the
 // step it comes from, then by the library's own error.
 func Cluster(ctx context.Context, err error) int {
@@ -285,8 +295,11 @@ func Cluster(ctx context.Context, err error) int {
 	case cluster.StepNodes, cluster.StepLists:
 		return code(Lists(e))
 	case cluster.StepLock:
-		if errors.Is(e, imaging.ErrLocked) {
+		switch {
+		case errors.Is(e, imaging.ErrLocked):
 			return Locked
+		case errors.Is(e, imaging.ErrUnsafeStateDir):
+			return Select
 		}
 		return IO
 	case cluster.StepConnect:
@@ -307,7 +320,7 @@ func Cluster(ctx context.Context, err error) int {
 	case cluster.StepReplica:
 		return code(e) // partial: the image is synced, a replica is not
 	}
-	return IO // boot files, metrics
+	return IO // boot files, metrics, generations
 }
 
 // ClusterErr gives an error of the cluster package its code (Cluster).
