@@ -25,22 +25,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
+// runDemo runs the demo in dir, or a temp dir (demo.RunIn).
 func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "goldsync-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	if err := demo.Run(ctx, dir, stdout, g.logger(os.Stderr)); err != nil {
-		return err
-	}
-	if keep {
-		printf("\nkept: %s\n", dir)
-	}
-	return nil
+	return demo.RunIn(ctx, dir, keep, stdout, g.logger(os.Stderr))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/term"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 // pullFlags are the rsync-like flags of a pull and a receive: the
@@ -48,11 +49,11 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal (one plain line a phase)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")
 	fl.BoolVar(&f.Fsync, "fsync", false, "fsync each file before it is renamed into place")
-	secondsVar(fl, &f.Timeout, "timeout", defaultTimeout, "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m); 0: never, as rsync")
+	fl.Var(units.NewSeconds(&f.Timeout, defaultTimeout), "timeout", "fail when the peer sends nothing for this long: seconds as rsync (600) or a duration (10m); 0: never, as rsync")
 	fl.StringVar(&f.MetricsFile, "metrics-file", "", "write Prometheus text metrics to `FILE` (node_exporter textfile collector)")
 	fl.BoolVar(&f.FullScan, "full-scan", false, "scan the whole golden tree even when the agent's change journal could say what changed")
-	secondsVar(fl, &f.ProgressTimeout, "progress-timeout", defaultProgressTimeout, "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
-	secondsVar(fl, &f.Deadline, "deadline", cluster.DefaultDeadline, "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
+	fl.Var(units.NewSeconds(&f.ProgressTimeout, defaultProgressTimeout), "progress-timeout", "fail when the peer sends only keepalives for this long while it owes an answer: seconds or a duration (negative: never)")
+	fl.Var(units.NewSeconds(&f.Deadline, cluster.DefaultDeadline), "deadline", "give up on the whole run (and release the image's lock) after this long: seconds or a duration (0 or negative: never)")
 	fl.Int64Var(&f.MaxListBytes, "max-list-bytes", 0, "refuse a golden tree whose entry list would hold more than `N` bytes of paths, targets and xattrs (0: 1 GiB, about 3 million entries)")
 	registerRsyncNoOps(fl)
 	f.gen.register(cmd, 10)

@@ -36,6 +36,28 @@ const Nodes = `# IP          hostname  [MAC]
 10.8.136.4    node004   00:21:5e:40:63:c8
 `
 
+// RunIn runs the demo (Run) in dir, or in a new temp dir when dir is "",
+// and removes dir afterwards unless keep; a kept dir is named last in w.
+func RunIn(ctx context.Context, dir string, keep bool, w io.Writer, log *slog.Logger) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "goldsync-demo-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	if err := Run(ctx, dir, w, log); err != nil {
+		return err
+	}
+	if keep {
+		fmt.Fprintf(w, "\nkept: %s\n", dir)
+	}
+	return nil
+}
+
 // Run runs the demo in dir (which it fills: the golden root, the image,
 // its snapshots and the TFTP tree) and writes its summary to w; log (nil:
 // silent) gets the libraries' messages.

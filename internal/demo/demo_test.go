@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -36,6 +37,22 @@ func TestRun(t *testing.T) {
 		"(node004, boot style nfsroot)", "root=/dev/nfs", "goldsync.snapshot="} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("summary lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
+// TestRunIn checks that the demo's directory goes unless kept, and that a
+// kept one is named.
+func TestRunIn(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "demo")
+		var out bytes.Buffer
+		if err := RunIn(context.Background(), dir, keep, &out, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(dir)
+		if kept := err == nil; kept != keep || strings.Contains(out.String(), "kept: "+dir) != keep {
+			t.Errorf("keep %v: dir kept %v (%v), output %q", keep, kept, err, out.String())
 		}
 	}
 }

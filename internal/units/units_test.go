@@ -40,3 +40,30 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+func TestSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{in: "600", want: 10 * time.Minute},
+		{in: "0", want: 0},
+		{in: "-1", want: -time.Second},
+		{in: "10m", want: 10 * time.Minute},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "99999999999999999", err: true},
+		{in: "ten", err: true},
+	} {
+		var d time.Duration
+		s := NewSeconds(&d, time.Hour)
+		err := s.Set(tc.in)
+		if (err != nil) != tc.err || (err == nil && d != tc.want) {
+			t.Errorf("Set(%q): %v, %v; want %v, error %v", tc.in, d, err, tc.want, tc.err)
+		}
+	}
+	var d time.Duration
+	if s := NewSeconds(&d, time.Minute); d != time.Minute || s.String() != "1m0s" || s.Type() != "seconds|duration" {
+		t.Errorf("NewSeconds: %v, %q, %q", d, s.String(), s.Type())
+	}
+}
