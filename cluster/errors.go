@@ -8,7 +8,8 @@ import (
 // Step names the part of a run an error comes from.
 type Step string
 
-// The steps of a run, of Status and of Verify.
+// The steps of a run, of Status and of Verify, and of the requests of
+// the commands (PullRequest, BuildRequest, ServeRequest, Prune).
 const (
 	StepConfig      Step = "config"      // the config names no such image, or none
 	StepNodes       Step = "nodes"       // the nodes file: unreadable (fs errors) or wrong (snapshot.ErrNodes, two OSes claiming a node)
@@ -27,6 +28,8 @@ const (
 	StepManifest    Step = "manifest"    // Verify: the image's manifest (ErrNoManifest when missing)
 	StepImage       Step = "image"       // Verify: opening or walking the image; PullRequest: checking DEST
 	StepExcludes    Step = "excludes"    // Verify: the exclude patterns
+	StepListen      Step = "listen"      // ServeRequest.Serve: the rsync listener
+	StepServe       Step = "serve"       // ServeRequest.Serve: serving (export.ErrConfinement when its self-test failed)
 )
 
 // StepError is an error of one step; its message is Err's.

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -99,5 +100,32 @@ func TestExportsRequestLoad(t *testing.T) {
 	}
 	if _, err := (cluster.DhcpdRequest{}).Render(noFile); !errors.Is(err, config.ErrNoFile) || !strings.Contains(err.Error(), "(or give --nodes)") {
 		t.Errorf("render dhcpd without a config: %v, want the --nodes hint", err)
+	}
+}
+
+// TestServeRequestErrors checks the steps of the errors of a serve
+// request: the exit codes go by them.
+func TestServeRequestErrors(t *testing.T) {
+	img := t.TempDir()
+	noConfig := func() (*config.Config, error) { return nil, config.ErrNoFile }
+	for _, tc := range []struct {
+		name string
+		r    cluster.ServeRequest
+		step cluster.Step
+		is   error
+	}{
+		{name: "no listener", r: cluster.ServeRequest{Pairs: []string{"img=" + img}}, step: cluster.StepConfig},
+		{name: "bad pair", r: cluster.ServeRequest{Listen: "127.0.0.1:0", Pairs: []string{"img"}}, step: cluster.StepConfig},
+		{name: "pairs and names", r: cluster.ServeRequest{Listen: "127.0.0.1:0", Pairs: []string{"img=" + img}, Names: []string{"x"}}, step: cluster.StepConfig},
+		{name: "no config", r: cluster.ServeRequest{Listen: "127.0.0.1:0"}, is: config.ErrNoFile},
+		{name: "bad network", r: cluster.ServeRequest{Listen: "127.0.0.1:0", Pairs: []string{"img=" + img}, Allow: []string{"nonsense"}, AllowSet: true}, step: cluster.StepConfig},
+		{name: "bad listener", r: cluster.ServeRequest{Listen: "127.0.0.1:http-no-such-port", Pairs: []string{"img=" + img}, Unconfined: true}, step: cluster.StepListen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.r.Serve(context.Background(), noConfig)
+			if err == nil || (tc.step != "" && cluster.StepOf(err) != tc.step) || (tc.is != nil && !errors.Is(err, tc.is)) {
+				t.Errorf("Serve: %v (step %q), want step %q, %v", err, cluster.StepOf(err), tc.step, tc.is)
+			}
+		})
 	}
 }

@@ -1,8 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
 
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/export"
@@ -49,6 +54,55 @@ type ServeRequest struct {
 	AllowSet bool
 	// ServeRootOnly adds to the config's serve_root_only.
 	ServeRootOnly bool
+
+	// Listen is the rsync listener's address (host:port); required by
+	// Serve.
+	Listen string
+	// Unconfined, ChildArgs, IdleTimeout and Logger are export.Options'.
+	Unconfined  bool
+	ChildArgs   []string
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+	// Say, when set, is told the export's start-up lines
+	// (export.Server.Banner); Warn that Unconfined took effect.
+	Say, Warn func(line string)
+}
+
+// Serve runs the export the request asks for (Options) on Listen until
+// ctx ends. Its errors are *StepError: StepConfig for the request (a
+// kernel without Landlock, unless Unconfined, says what --unconfined
+// does), StepImage for an export that cannot start (export.New),
+// StepListen for the listener, StepServe for serving (wrapping
+// export.ErrConfinement when the confinement's self-test failed); load's
+// errors are returned as they are.
+func (r ServeRequest) Serve(ctx context.Context, load func() (*config.Config, error)) error {
+	if r.Listen == "" {
+		return stepErr(StepConfig, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
+	}
+	opts, err := r.Options(load)
+	if err != nil {
+		return stepErr(StepConfig, err)
+	}
+	opts.ChildArgs, opts.Unconfined, opts.IdleTimeout, opts.Logger = r.ChildArgs, r.Unconfined, r.IdleTimeout, r.Logger
+	srv, err := export.New(opts)
+	if errors.Is(err, export.ErrNoLandlock) {
+		return stepErr(StepConfig, fmt.Errorf("%w; --unconfined serves anyway, with only the handshake's path checks (and, as root, a chroot) between a symlink in an image and the rest of the filesystem", err))
+	} else if err != nil {
+		return stepErr(StepImage, err)
+	}
+	ln, err := net.Listen("tcp", r.Listen)
+	if err != nil {
+		return stepErr(StepListen, fmt.Errorf("rsync listener: %w", err))
+	}
+	if r.Unconfined && !strings.HasPrefix(srv.Confinement(), "Landlock") && r.Warn != nil {
+		r.Warn("serving WITHOUT Landlock: " + srv.Confinement())
+	}
+	for _, line := range srv.Banner(ln.Addr()) {
+		if r.Say != nil {
+			r.Say(line)
+		}
+	}
+	return stepErr(StepServe, srv.Serve(ctx, ln))
 }
 
 // Options returns the export's options the request asks for; load reads

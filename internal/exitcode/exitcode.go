@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/remote"
@@ -315,6 +316,13 @@ func Cluster(ctx context.Context, err error) int {
 	case cluster.StepManifest:
 		if errors.Is(e, cluster.ErrNoManifest) {
 			return Select
+		}
+		return IO
+	case cluster.StepListen:
+		return Start
+	case cluster.StepServe:
+		if errors.Is(e, export.ErrConfinement) {
+			return Start
 		}
 		return IO
 	case cluster.StepReplica:

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/remote"
@@ -69,6 +70,9 @@ func TestCodes(t *testing.T) {
 		{name: "pull: first pull refused", got: Of(ctx, Pull(ctx, wrap(imaging.ErrGuard))), want: 25},
 		{name: "pull: DEST", got: Of(ctx, Pull(ctx, step(cluster.StepImage, errors.New("x")))), want: 3},
 		{name: "pull: deadline", got: Of(ctx, Pull(ctx, fmt.Errorf("%w: %w", cluster.ErrDeadline, step(cluster.StepPull, io.EOF)))), want: 30},
+		{name: "cluster: listen", got: Cluster(ctx, step(cluster.StepListen, errors.New("x"))), want: 5},
+		{name: "cluster: serve confinement", got: Cluster(ctx, step(cluster.StepServe, wrap(export.ErrConfinement))), want: 5},
+		{name: "cluster: serve", got: Cluster(ctx, step(cluster.StepServe, errors.New("x"))), want: 11},
 		{name: "cluster: metrics", got: Cluster(ctx, step(cluster.StepMetrics, errors.New("x"))), want: 11},
 	} {
 		if c.got != c.want {
