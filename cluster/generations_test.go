@@ -99,3 +99,20 @@ func TestVerifyTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusByDirectory checks that Status takes an image by its root
+// directory, as by its name.
+func TestStatusByDirectory(t *testing.T) {
+	s := newSite(t, golden)
+	cfg := s.config(t, false, "")
+	if err := os.MkdirAll(s.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := cluster.Status(cfg, cluster.StatusOptions{Images: []string{s.root}})
+	if err != nil || len(reps) != 1 || reps[0].Image != "rhel9" {
+		t.Errorf("Status(%s) = %+v, %v; want image rhel9's", s.root, reps, err)
+	}
+	if _, err := cluster.Status(cfg, cluster.StatusOptions{Images: []string{t.TempDir()}}); !errors.Is(err, imaging.ErrNotImage) {
+		t.Errorf("Status of a directory of no image: %v, want ErrNotImage", err)
+	}
+}

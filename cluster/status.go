@@ -223,7 +223,8 @@ func (r StatusReport) Healthy() bool { return r.Synced && r.Result == "ok" && !r
 
 // StatusOptions configure Status.
 type StatusOptions struct {
-	// Images are the images to report, by name; none means all.
+	// Images are the images to report, by name or root directory
+	// (ImageNames); none means all.
 	Images []string
 	// MaxAge marks an image Stale when its last sync finished longer ago
 	// than this, or never happened; zero does not.
@@ -234,9 +235,14 @@ type StatusOptions struct {
 
 // Status reads the status records of the images and reports each one. A
 // nodes file that cannot be read is a note on every image, not an error;
-// errors are StepConfig ones (an unknown image).
+// errors are StepConfig ones (an unknown image) and ImageNames' (a
+// directory of no image).
 func Status(cfg *config.Config, o StatusOptions) ([]StatusReport, error) {
-	images, err := SelectImages(cfg, o.Images)
+	names, err := ImageNames(cfg, o.Images)
+	if err != nil {
+		return nil, err
+	}
+	images, err := SelectImages(cfg, names)
 	if err != nil {
 		return nil, err
 	}

@@ -29,9 +29,6 @@ func runStatus(ctx context.Context, g *globalFlags, names []string, maxAge time.
 	if err != nil {
 		return err
 	}
-	if names, err = cluster.ImageNames(cfg, names); err != nil {
-		return exitcode.ClusterErr(ctx, err)
-	}
 	reports, err := cluster.Status(cfg, cluster.StatusOptions{Images: names, MaxAge: maxAge})
 	if err != nil {
 		return exitcode.ClusterErr(ctx, err)

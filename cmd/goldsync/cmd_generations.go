@@ -44,12 +44,17 @@ func resolveImage(g *globalFlags, arg, stateDir string) (cluster.ImageRef, error
 	return ref, exitcode.ClusterErr(context.Background(), err)
 }
 
-func parseGen(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, exitcode.With(exitcode.Usage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
+// parseGens parses generation ids.
+func parseGens(args []string) ([]int64, error) {
+	ids := make([]int64, len(args))
+	for i, s := range args {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("generation %q: want a generation id (see goldsync generations)", s))
+		}
+		ids[i] = id
 	}
-	return id, nil
+	return ids, nil
 }
 
 func newGenerationCmds(g *globalFlags) []*cobra.Command {
@@ -87,10 +92,11 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			return cobra.ExactArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseGen(args[1])
+			ids, err := parseGens(args[1:])
 			if err != nil {
 				return err
 			}
+			id := ids[0]
 			ref, err := resolveImage(g, args[0], stateDir)
 			if err != nil {
 				return err
@@ -135,17 +141,12 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			from, err := parseGen(args[1])
+			ids, err := parseGens(args[1:])
 			if err != nil {
 				return err
 			}
-			var to int64
-			if len(args) == 3 {
-				if to, err = parseGen(args[2]); err != nil {
-					return err
-				}
-			}
-			changes, err := imaging.DiffGenerations(ref.StateDir, from, to)
+			ids = append(ids, 0) // no second GEN: the live image
+			changes, err := imaging.DiffGenerations(ref.StateDir, ids[0], ids[1])
 			if err != nil {
 				if errors.Is(err, imaging.ErrNoGeneration) {
 					return exitcode.With(exitcode.Select, err)
@@ -172,11 +173,11 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				for _, a := range args[1:] {
-					id, err := parseGen(a)
-					if err != nil {
-						return err
-					}
+				ids, err := parseGens(args[1:])
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
 					if err := imaging.PinGeneration(ref.StateDir, id, on); err != nil {
 						return exitcode.With(exitcode.Select, err)
 					}

@@ -118,9 +118,9 @@ func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
 		Short: "create or refresh every node's snapshot tree from the image",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nodes, err := readNodesFile(nodesFile)
+			nodes, err := snapshot.ReadNodesFile(nodesFile)
 			if err != nil {
-				return err
+				return exitcode.Lists(err) // file:line
 			}
 			return runBuild(cmd, g, f, f.ImageRoot, f.SnapshotDir, nodes)
 		},
@@ -134,12 +134,6 @@ func newSnapshotBuildCmd(g *globalFlags) *cobra.Command {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
-}
-
-// readNodesFile parses a nodes file; errors are file:line.
-func readNodesFile(name string) ([]snapshot.Node, error) {
-	nodes, err := snapshot.ReadNodesFile(name)
-	return nodes, exitcode.Lists(err)
 }
 
 func notice(g *globalFlags, format string, a ...any) {
@@ -286,13 +280,6 @@ func writeBytes(b []byte) func(io.Writer) error {
 
 // ---- node ---------------------------------------------------------------
 
-// nodeArgs resolves the nodes of a command: --nodes FILE, or IP HOSTNAME
-// [MAC] on the command line (snapshot.NodesFromArgs).
-func nodeArgs(nodesFile string, args []string) ([]snapshot.Node, error) {
-	nodes, err := snapshot.NodesFromArgs(nodesFile, args)
-	return nodes, exitcode.Lists(err)
-}
-
 func newNodeAddCmd(g *globalFlags) *cobra.Command {
 	f := &buildFlags{}
 	var (
@@ -304,9 +291,9 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 		Use:   "add --os NAME [flags] (--nodes FILE | IP HOSTNAME [MAC])",
 		Short: "add nodes: write their boot configs and build their snapshots (pxeboot -a)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nodes, err := nodeArgs(nodesFile, args)
+			nodes, err := snapshot.NodesFromArgs(nodesFile, args)
 			if err != nil {
-				return err
+				return exitcode.Lists(err)
 			}
 			o, err := netboot.LoadOS(tftp, osName)
 			if err != nil {

@@ -5,14 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/profile"
 )
@@ -32,19 +30,9 @@ func main() {
 	if err == nil {
 		return
 	}
-	code := exitcode.Of(ctx, err)
-	msg := err.Error()
-	var ee *exitcode.Error
-	silent := errors.As(err, &ee) && ee.Silent
-	if cause := context.Cause(ctx); cause != nil {
-		// A signal stopped the run: that is the cause, whatever the
-		// run's parts said about the connection they lost.
-		msg, silent = cause.Error(), false
-	}
-	if !silent {
-		// Errors can carry what a peer sent: nothing in them may drive
-		// the terminal.
-		fmt.Fprintln(os.Stderr, "goldsync:", wire.InertLines(msg))
+	msg, code := exitcode.Message(ctx, err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "goldsync:", msg)
 		if hint := rsyncLineHint(os.Args[1:], msg); hint != "" {
 			fmt.Fprintln(os.Stderr, "goldsync:", hint)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 	"github.com/goldsync/goldsync/snapshot/netboot"
@@ -140,6 +141,27 @@ func Of(ctx context.Context, err error) int {
 		return Select
 	}
 	return Usage
+}
+
+// Message is what a command that failed with err says on stderr, and its
+// exit code (Of). A signal that stopped the run is the cause, whatever
+// the run's parts said about the connection they lost; otherwise a
+// silent error says nothing (msg ""). The message is made inert: errors
+// can carry what a peer sent, and nothing in them may drive the terminal.
+func Message(ctx context.Context, err error) (msg string, code int) {
+	code = Of(ctx, err)
+	var ee *Error
+	switch {
+	case err == nil:
+		return "", code
+	case context.Cause(ctx) != nil:
+		msg = context.Cause(ctx).Error()
+	case errors.As(err, &ee) && ee.Silent:
+		return "", code
+	default:
+		msg = err.Error()
+	}
+	return wire.InertLines(msg), code
 }
 
 // IsNoSpace reports a full filesystem or quota.

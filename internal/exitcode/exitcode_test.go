@@ -94,3 +94,27 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestMessage checks what a failed command says: the error made inert,
+// nothing for a silent one, the signal's cause whatever the error.
+func TestMessage(t *testing.T) {
+	ctx := context.Background()
+	stopped, cancel := context.WithCancelCause(ctx)
+	cancel(InterruptedBy(syscall.SIGTERM))
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		msg  string
+		code int
+	}{
+		{name: "plain", ctx: ctx, err: With(Select, errors.New("no such dir")), msg: "no such dir", code: Select},
+		{name: "escape sequence", ctx: ctx, err: errors.New("peer says \x1b[2J"), msg: "peer says \\x1b[2J", code: Usage},
+		{name: "silent", ctx: ctx, err: &Error{Code: Drift, Err: errors.New("drifted"), Silent: true}, code: Drift},
+		{name: "signal", ctx: stopped, err: With(Stream, io.EOF), msg: "interrupted by SIGTERM", code: Signal},
+	} {
+		if msg, code := Message(tc.ctx, tc.err); msg != tc.msg || code != tc.code {
+			t.Errorf("%s: Message = %q, %d; want %q, %d", tc.name, msg, code, tc.msg, tc.code)
+		}
+	}
+}
