@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"time"
 
@@ -28,15 +27,12 @@ func loadConfig(g *globalFlags) (*config.Config, error) {
 }
 
 // jsonFailure prints the --json result object of a command that failed
-// before it printed a report of its own (a silent error has), so a script
-// reading stdout always gets one.
+// before it printed a report of its own (exitcode.FailureOf), so a
+// script reading stdout always gets one.
 func jsonFailure(g *globalFlags, ctx context.Context, err error) error {
-	var ee *exitcode.Error
-	if err == nil || !g.jsonOut || (errors.As(err, &ee) && ee.Silent) {
-		return err
+	if f := exitcode.FailureOf(ctx, err); f != nil && g.jsonOut {
+		_ = printJSON(f)
 	}
-	code := exitcode.Of(ctx, err)
-	printJSON(map[string]any{"ok": false, "error": err.Error(), "exit_code": code})
 	return err
 }
 

@@ -26,36 +26,20 @@ const defaultTFTPBoot = "/tftpboot"
 // work of Red Hat's system-config-netboot tools (pxeos, pxeboot,
 // updateDiskless) over the snapshot and snapshot/netboot packages.
 func newSnapshotCmds(g *globalFlags) []*cobra.Command {
-	snap := &cobra.Command{
-		Use:   "snapshot",
-		Short: "build the per-node read-write snapshot trees",
+	return []*cobra.Command{
+		group("snapshot", "build the per-node read-write snapshot trees", newSnapshotBuildCmd(g)),
+		group("os", "add, list and remove bootable OS images (pxeos)", newOSAddCmd(g), newOSListCmd(g), newOSRemoveCmd(g)),
+		group("node", "add, list and remove diskless nodes (pxeboot)", newNodeAddCmd(g), newNodeRemoveCmd(g), newNodeListCmd(g)),
+		group("render", "print dhcpd.conf, /etc/exports and nfs-ganesha snippets", newRenderDhcpdCmd(g), newRenderExportsCmd(g), newRenderGaneshaCmd(g)),
+		group("netboot", "install the boot loaders into the TFTP tree", newNetbootInstallCmd(g)),
 	}
-	snap.AddCommand(newSnapshotBuildCmd(g))
+}
 
-	osCmd := &cobra.Command{
-		Use:   "os",
-		Short: "add, list and remove bootable OS images (pxeos)",
-	}
-	osCmd.AddCommand(newOSAddCmd(g), newOSListCmd(g), newOSRemoveCmd(g))
-
-	node := &cobra.Command{
-		Use:   "node",
-		Short: "add, list and remove diskless nodes (pxeboot)",
-	}
-	node.AddCommand(newNodeAddCmd(g), newNodeRemoveCmd(g), newNodeListCmd(g))
-
-	render := &cobra.Command{
-		Use:   "render",
-		Short: "print dhcpd.conf, /etc/exports and nfs-ganesha snippets",
-	}
-	render.AddCommand(newRenderDhcpdCmd(g), newRenderExportsCmd(g), newRenderGaneshaCmd(g))
-
-	nb := &cobra.Command{
-		Use:   "netboot",
-		Short: "install the boot loaders into the TFTP tree",
-	}
-	nb.AddCommand(newNetbootInstallCmd(g))
-	return []*cobra.Command{snap, osCmd, node, render, nb}
+// group is a command that only holds subcommands.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short}
+	c.AddCommand(subs...)
+	return c
 }
 
 func newNetbootInstallCmd(g *globalFlags) *cobra.Command {

@@ -164,6 +164,24 @@ func Message(ctx context.Context, err error) (msg string, code int) {
 	return wire.InertLines(msg), code
 }
 
+// Failure is the result object a command prints with --json when it
+// failed before its own report (its keys in the order they always had).
+type Failure struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+	OK       bool   `json:"ok"`
+}
+
+// FailureOf is the Failure of err; nil for no error, or a silent one
+// (the command has reported already).
+func FailureOf(ctx context.Context, err error) *Failure {
+	var ee *Error
+	if err == nil || (errors.As(err, &ee) && ee.Silent) {
+		return nil
+	}
+	return &Failure{Error: err.Error(), ExitCode: Of(ctx, err)}
+}
+
 // IsNoSpace reports a full filesystem or quota.
 func IsNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)

@@ -118,3 +118,15 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureOf checks the --json failure object: none for a silent
+// error, the code and message otherwise.
+func TestFailureOf(t *testing.T) {
+	ctx := context.Background()
+	if f := FailureOf(ctx, &Error{Code: Drift, Err: errors.New("x"), Silent: true}); f != nil {
+		t.Errorf("silent error: %+v, want none", f)
+	}
+	if f := FailureOf(ctx, With(Select, errors.New("no such dir"))); f == nil || f.OK || f.Error != "no such dir" || f.ExitCode != Select {
+		t.Errorf("FailureOf = %+v", f)
+	}
+}
