@@ -18,10 +18,10 @@ import (
 	"github.com/goldsync/goldsync/remote"
 )
 
-// NoTimeout is an idle timeout of zero asked for on a command line: as
+// noTimeout is an idle timeout of zero asked for on a command line: as
 // rsync's --timeout 0, none (a century; the protocol takes zero for its
 // own default).
-const NoTimeout = 100 * 365 * 24 * time.Hour
+const noTimeout = 100 * 365 * 24 * time.Hour
 
 // DefaultRetention is how long replaced files stay linked for NFS
 // clients when nothing says otherwise (a config's zero retention too).
@@ -86,7 +86,7 @@ func (r *PullRequest) settle() ([]string, error) {
 	case r.Timeout < 0:
 		return nil, stepErr(StepConfig, fmt.Errorf("--timeout %s: want 0 (no timeout, as rsync) or more", r.Timeout))
 	case r.Timeout == 0:
-		r.Timeout = NoTimeout
+		r.Timeout = noTimeout
 	}
 	if err := r.Check(); err != nil {
 		return nil, stepErr(StepConfig, err)

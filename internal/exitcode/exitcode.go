@@ -167,9 +167,12 @@ func Message(ctx context.Context, err error) (msg string, code int) {
 // Failure is the result object a command prints with --json when it
 // failed before its own report (its keys in the order they always had).
 type Failure struct {
-	Error    string `json:"error"`
-	ExitCode int    `json:"exit_code"`
-	OK       bool   `json:"ok"`
+	// Error is the error's message.
+	Error string `json:"error"`
+	// ExitCode is the code the command exits with (Of).
+	ExitCode int `json:"exit_code"`
+	// OK is false: the object says the command failed.
+	OK bool `json:"ok"`
 }
 
 // FailureOf is the Failure of err; nil for no error, or a silent one
