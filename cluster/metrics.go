@@ -19,8 +19,9 @@ type ImageMetrics struct {
 	Result *imaging.Result
 	// Err is the run's error; nil is a success.
 	Err error
-	// LastSuccess is when a run of the image last succeeded, for a failed
-	// run; zero means the value the file held before, if any.
+	// LastSuccess is when a run of the image last succeeded, as its status
+	// record says (this run's end for a success); zero means now for a
+	// success and the value the file held before, if any, for a failure.
 	LastSuccess time.Time
 }
 
@@ -75,7 +76,11 @@ func imageMetrics(r ImageMetrics, old map[string]string, now time.Time) []byte {
 	switch {
 	case r.Err == nil:
 		ok = 1
-		gauge("last_success_timestamp_seconds", successHelp, now.Unix())
+		at := now
+		if !r.LastSuccess.IsZero() {
+			at = r.LastSuccess // the status record's time, so both agree
+		}
+		gauge("last_success_timestamp_seconds", successHelp, at.Unix())
 	case !r.LastSuccess.IsZero():
 		gauge("last_success_timestamp_seconds", successHelp, r.LastSuccess.Unix())
 	case old[r.Image] != "":

@@ -253,7 +253,8 @@ func TestStatusAfterFailure(t *testing.T) {
 }
 
 // TestWriteMetricsKeepsLastSuccess: a failed run keeps the time of the
-// last success, from the status record or from the file it replaces.
+// last success, from the status record or from the file it replaces; a
+// successful one writes its status record's time.
 func TestWriteMetricsKeepsLastSuccess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "goldsync.prom")
 	t0 := time.Unix(1700000000, 0)
@@ -269,6 +270,10 @@ func TestWriteMetricsKeepsLastSuccess(t *testing.T) {
 		{runs: []cluster.ImageMetrics{{Image: "a", Err: fail}, {Image: "b", Err: fail, LastSuccess: time.Unix(1600000000, 0)}},
 			want: []string{`goldsync_last_success_timestamp_seconds{image="a"} 1700000000`, `goldsync_last_success_timestamp_seconds{image="b"} 1600000000`,
 				`goldsync_last_run_success{image="a"} 0`}},
+		// a success takes its status record's time, which may be a second
+		// before the file is written: the next failure must not move it
+		{runs: []cluster.ImageMetrics{{Image: "a", LastSuccess: time.Unix(1699999999, 0)}},
+			want: []string{`goldsync_last_success_timestamp_seconds{image="a"} 1699999999`, `goldsync_last_run_success{image="a"} 1`}},
 	}
 	for i, st := range steps {
 		if err := cluster.WriteMetrics(path, st.runs, t0.Add(time.Duration(i)*time.Hour*0)); err != nil {
