@@ -276,13 +276,15 @@ func TestRenderDhcpd(t *testing.T) {
 				"host node003 {\n\thardware ethernet 00:21:5E:40:64:5C;\n\tfixed-address 10.8.226.73;\n" +
 					"\tif option arch = 00:07 or option arch = 00:09 {\n\t\tfilename \"linux-install/grub/shimx64.efi\";\n" +
 					"\t} else {\n\t\tfilename \"linux-install/pxelinux.0\";\n\t}\n}\n",
+				"# 1 of them have no next-server (none given: --next-server IP)",
 			},
-			wantNot: []string{"next-server"},
+			wantNot: []string{"\tnext-server"},
 		},
 		{
-			name: "own file names",
-			opts: DhcpdOptions{BIOSFilename: "lpxelinux.0", EFIFilename: "linux-install/grub/grubx64.efi", NextServer: "10.8.0.2"},
-			want: []string{"\t\tfilename \"linux-install/grub/grubx64.efi\";\n\t} else {\n\t\tfilename \"lpxelinux.0\";\n\t}\n\tnext-server 10.8.0.2;\n}\n"},
+			name:    "own file names",
+			opts:    DhcpdOptions{BIOSFilename: "lpxelinux.0", EFIFilename: "linux-install/grub/grubx64.efi", NextServer: "10.8.0.2"},
+			want:    []string{"\t\tfilename \"linux-install/grub/grubx64.efi\";\n\t} else {\n\t\tfilename \"lpxelinux.0\";\n\t}\n\tnext-server 10.8.0.2;\n}\n"},
+			wantNot: []string{"no next-server"},
 		},
 		{
 			name:    "one file for all",

@@ -62,7 +62,8 @@ const ArchOptionDecl = "option arch code 93 = unsigned integer 16;"
 //	}
 //
 // When both file names are the same, the host gets that one filename
-// line. A node without a MAC gets a comment saying it was skipped. Nodes
+// line. A node without a MAC gets a comment saying it was skipped; a
+// header comment counts the hosts left without a next-server. Nodes
 // are assumed valid (snapshot.CheckNodes).
 func RenderDhcpd(nodes []snapshot.Node, opts DhcpdOptions) []byte {
 	bios, efi := opts.BIOSFilename, opts.EFIFilename
@@ -74,6 +75,9 @@ func RenderDhcpd(nodes []snapshot.Node, opts DhcpdOptions) []byte {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# dhcpd host declarations for %d diskless nodes, written by goldsync.\n", len(nodes))
+	if missing := noNextServer(nodes, opts); missing > 0 {
+		fmt.Fprintf(&b, "# %d of them have no next-server (none given: --next-server IP): their PXE ROMs ask the DHCP server itself for the boot file.\n", missing)
+	}
 	if bios != efi {
 		b.WriteString("# The client architecture (RFC 4578) picks the boot file: 00:07 and 00:09 are x86-64 UEFI.\n")
 		b.WriteString(ArchOptionDecl + "\n")
@@ -106,6 +110,21 @@ func RenderDhcpd(nodes []snapshot.Node, opts DhcpdOptions) []byte {
 		b.WriteString("}\n")
 	}
 	return b.Bytes()
+}
+
+// noNextServer counts the nodes with a MAC that RenderDhcpd gives no
+// next-server.
+func noNextServer(nodes []snapshot.Node, opts DhcpdOptions) int {
+	n := 0
+	for _, nd := range nodes {
+		if nd.MAC == nil || opts.NextServer != "" {
+			continue
+		}
+		if opts.NextServers[nd.Host] == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // dhcpdQuote quotes a dhcpd.conf string.
