@@ -20,8 +20,8 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			return runDemo(cmd.Context(), g, dir, keep)
 		},
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the demo directory")
-	cmd.Flags().StringVar(&dir, "dir", "", "use `DIR` instead of a new temp dir")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temp directory (a --dir is always kept)")
+	cmd.Flags().StringVar(&dir, "dir", "", "run in `DIR` (new or empty, kept) instead of a new temp dir")
 	return cmd
 }
 

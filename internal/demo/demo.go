@@ -9,8 +9,10 @@ package demo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -36,10 +38,17 @@ const Nodes = `# IP          hostname  [MAC]
 10.8.136.4    node004   00:21:5e:40:63:c8
 `
 
-// RunIn runs the demo (Run) in dir, or in a new temp dir when dir is "",
-// and removes dir afterwards unless keep; a kept dir is named last in w.
+// RunIn runs the demo (Run) in a new temp dir, removed afterwards unless
+// keep, or in dir: a directory the caller names must be new or empty and
+// is always kept (the demo never removes what it did not make). The
+// directory's fate is said last in w.
 func RunIn(ctx context.Context, dir string, keep bool, w io.Writer, log *slog.Logger) error {
-	if dir == "" {
+	if dir != "" {
+		if err := newOrEmpty(dir); err != nil {
+			return err
+		}
+		keep = true
+	} else {
 		d, err := os.MkdirTemp("", "goldsync-demo-")
 		if err != nil {
 			return err
@@ -54,6 +63,22 @@ func RunIn(ctx context.Context, dir string, keep bool, w io.Writer, log *slog.Lo
 	}
 	if keep {
 		fmt.Fprintf(w, "\nkept: %s\n", dir)
+	} else {
+		fmt.Fprintf(w, "\nremoved %s (--keep keeps it)\n", dir)
+	}
+	return nil
+}
+
+// newOrEmpty checks that dir does not exist or is an empty directory.
+func newOrEmpty(dir string) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("demo dir: %w", err)
+	case len(ents) > 0:
+		return fmt.Errorf("demo dir %s is not empty: name a new or empty directory", dir)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,18 +42,40 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestRunIn checks that the demo's directory goes unless kept, and that a
-// kept one is named.
+// TestRunIn checks that the demo's temp directory goes unless kept and
+// says so, that a directory the caller names is kept, and that a
+// non-empty one is refused and left as it was.
 func TestRunIn(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
 	for _, keep := range []bool{false, true} {
-		dir := filepath.Join(t.TempDir(), "demo")
 		var out bytes.Buffer
-		if err := RunIn(context.Background(), dir, keep, &out, nil); err != nil {
+		if err := RunIn(context.Background(), "", keep, &out, nil); err != nil {
 			t.Fatal(err)
 		}
+		dir := strings.TrimPrefix(strings.SplitN(out.String(), "\n", 2)[0], "goldsync demo in ")
 		_, err := os.Stat(dir)
-		if kept := err == nil; kept != keep || strings.Contains(out.String(), "kept: "+dir) != keep {
-			t.Errorf("keep %v: dir kept %v (%v), output %q", keep, kept, err, out.String())
+		if kept := err == nil; kept != keep || strings.Contains(out.String(), "kept: "+dir) != keep ||
+			strings.Contains(out.String(), "removed "+dir) == keep {
+			t.Errorf("temp dir, keep %v: dir %s kept %v (%v), output %q", keep, dir, kept, err, out.String())
 		}
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out bytes.Buffer
+	if err := RunIn(context.Background(), dir, false, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil || !strings.Contains(out.String(), "kept: "+dir) {
+		t.Errorf("named dir without --keep: %v, output %q; want it kept", err, out.String())
+	}
+	mine := t.TempDir()
+	precious := filepath.Join(mine, "precious")
+	if err := os.WriteFile(precious, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunIn(context.Background(), mine, false, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("non-empty dir: err %v, want refused", err)
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Errorf("non-empty dir lost its file: %v", err)
 	}
 }
