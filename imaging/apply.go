@@ -361,6 +361,9 @@ func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xa
 		if err := o.Chown(s.UID, s.GID); err != nil {
 			return err
 		}
+		// The kernel dropped the file's capability with the chown (even
+		// to the same owner): what it had is no longer there to keep.
+		have = withoutCapability(have)
 	}
 	if s.Type != tree.TypeSymlink {
 		if err := o.Chmod(s.Mode); err != nil {
@@ -376,6 +379,20 @@ func (a *applier) setMeta(d *fsx.Dir, name string, s *tree.Entry, have []tree.Xa
 		}
 	}
 	return o.SetMtime(s.Mtime)
+}
+
+// capabilityXattr holds a file's capabilities (setcap); a chown drops it.
+const capabilityXattr = "security.capability"
+
+// withoutCapability returns have without security.capability, in a new
+// slice when it had one.
+func withoutCapability(have []tree.Xattr) []tree.Xattr {
+	for i, x := range have {
+		if x.Name == capabilityXattr {
+			return append(append([]tree.Xattr(nil), have[:i]...), have[i+1:]...)
+		}
+	}
+	return have
 }
 
 // holdsExcluded returns the first entry beneath the directory name in d
