@@ -47,7 +47,11 @@ type Action struct {
 	// ord is 1 + the index of Src in the source's scan (0: unknown), the
 	// key of what the applier records about it (in the padding after
 	// Replace: it costs no byte).
-	ord  int32
+	ord int32
+	// pord is the ord of the source directory holding Path (0: unknown or
+	// none), where the applier marks that the directory's entries changed
+	// (outDirChanged) rather than in a set of every such directory.
+	pord int32
 	Path string
 	// Src is the source entry (nil for deletes).
 	Src *tree.Entry

@@ -189,7 +189,7 @@ func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
 	}
 }
 
-// Action records in a spool: op, flags, ord, path, from, then the source and
+// Action records in a spool: op, flags, ord, pord, path, from, then the source and
 // destination entries when present.
 const (
 	actReplace = 1 << iota
@@ -214,6 +214,7 @@ func appendAction(b []byte, a *Action) ([]byte, error) {
 	}
 	b = append(b, byte(a.Op), flags)
 	b = binary.AppendUvarint(b, uint64(a.ord))
+	b = binary.AppendUvarint(b, uint64(a.pord))
 	b = binary.AppendUvarint(b, uint64(len(a.Path)))
 	b = append(b, a.Path...)
 	b = binary.AppendUvarint(b, uint64(len(a.From)))
@@ -245,6 +246,11 @@ func decodeAction(b []byte) (*Action, error) {
 		return nil, errBadAction
 	}
 	a.ord, b = int32(ord), b[n:]
+	pord, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errBadAction
+	}
+	a.pord, b = int32(pord), b[n:]
 	str := func() (string, bool) {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {

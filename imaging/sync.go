@@ -589,12 +589,14 @@ func (r *syncRun) scan(ctx context.Context) error {
 // receiver's excludes into the run's spool, keeping only the counts and
 // the hard-link leaders.
 func (r *syncRun) scanSource(ctx context.Context) error {
-	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0}
+	// The hard-link targets are checked as the plan is made (linkCheck):
+	// a checker would hold 8 bytes for every regular file.
+	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0, DeferLinks: true}
 	eg := &excludeGuard{m: r.excl}
 	r.leaders = map[string]uint64{}
 	rootSeen := false
 	var err error
-	r.scanRes, err = r.src.Scan(ctx, ScanRequest{Excludes: r.opts.Excludes, Since: r.opts.Since, Scopes: r.opts.Scopes}, func(e *tree.Entry) error {
+	r.scanRes, err = r.src.Scan(ctx, ScanRequest{Excludes: r.opts.Excludes, Since: r.opts.Since, Scopes: r.opts.Scopes, LinksChecked: true}, func(e *tree.Entry) error {
 		if err := chk.Add(e); err != nil {
 			return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
 		}
@@ -794,9 +796,22 @@ func (r *syncRun) plan() error {
 		buf     []byte
 		dirDone bool
 	)
+	// The source directories open at the merge's path (ancestors first)
+	// with their ords: each action carries its parent's (Action.pord).
+	type openDir struct {
+		path string
+		ord  int32
+	}
+	var (
+		open []openDir
+		pord int32
+	)
 	keep := func(a *Action) {
 		if werr != nil {
 			return
+		}
+		if a.Op != OpDirMeta {
+			a.pord = pord
 		}
 		if err := r.acts.add(a); err != nil {
 			werr = err
@@ -816,9 +831,25 @@ func (r *syncRun) plan() error {
 	var rerr error
 	ord := int32(0)
 	var derr error
+	links := linkCheck{leaders: r.leaders}
 	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
 		if s != nil {
 			ord++
+			if err := links.add(s); err != nil {
+				werr = err
+				break
+			}
+		}
+		path := cmp.Or(s, d).Path
+		for len(open) > 0 && !tree.IsWithin(path, open[len(open)-1].path) {
+			open = open[:len(open)-1]
+		}
+		pord = 0
+		if k := len(open); k > 0 && open[k-1].path == tree.Dir(path) {
+			pord = open[k-1].ord
+		}
+		if s != nil && s.Type == tree.TypeDir {
+			open = append(open, openDir{s.Path, ord})
 		}
 		dirDone = false
 		pl.step(s, d, ord, emit, emitDir)
@@ -831,6 +862,32 @@ func (r *syncRun) plan() error {
 	}
 	r.planned = p
 	r.res.Plan = p
+	return nil
+}
+
+// linkCheck is the check of the source's hard links that scanSource's
+// checker leaves to the plan (tree.Checker.DeferLinks): each link's target
+// must be an earlier regular file of the stream. It holds the targets it
+// has met, never the stream's files.
+type linkCheck struct {
+	leaders map[string]uint64 // every LinkTo of the stream
+	seen    map[string]bool   // the leaders met as regular files so far
+}
+
+// add checks s, the next source entry in the stream's order.
+func (c *linkCheck) add(s *tree.Entry) error {
+	if len(c.leaders) == 0 {
+		return nil
+	}
+	if s.LinkTo != "" && !c.seen[s.LinkTo] {
+		return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
+	}
+	if s.Type == tree.TypeRegular && c.leaders[s.Path] > 0 {
+		if c.seen == nil {
+			c.seen = map[string]bool{}
+		}
+		c.seen[s.Path] = true
+	}
 	return nil
 }
 
