@@ -579,15 +579,22 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 	if len(unknown) == 0 {
 		return n, nil
 	}
-	m, err := LoadManifest(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"))
+	// The generation's manifest block by block, keeping only the
+	// entries of these inodes (held whole, it was ~150 MB at 1M entries).
+	need := make(map[ident]bool, len(unknown))
+	for _, r := range unknown {
+		need[ident{r.st.Dev, r.st.Ino}] = true
+	}
+	byIdent := map[ident]*tree.Entry{}
+	err = eachManifestEntry(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"), func(e *tree.Entry) error {
+		if k := (ident{e.Dev, e.Ino}); need[k] && needsContent(e) && e.Hashed() {
+			c := *e // not the block it was decoded in
+			byIdent[k] = &c
+		}
+		return nil
+	})
 	if err != nil {
 		return n, err
-	}
-	byIdent := make(map[ident]*tree.Entry, len(m.Entries))
-	for _, e := range m.Entries {
-		if needsContent(e) && e.Hashed() {
-			byIdent[ident{e.Dev, e.Ino}] = e
-		}
 	}
 	for _, r := range unknown {
 		keep(r, byIdent[ident{r.st.Dev, r.st.Ino}])
