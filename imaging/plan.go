@@ -80,7 +80,7 @@ type Plan struct {
 	// replaced are the destination's hashed regular files a streamed
 	// plan replaces or deletes (the generations' harvest looks for their
 	// retained inodes), when Actions is not kept.
-	replaced []*tree.Entry
+	replaced *replacedFiles
 }
 
 // Len returns the number of actions of the plan.
@@ -171,8 +171,8 @@ type planner struct {
 	// hashes returns the destination's regular files by content hash (the
 	// sources of local copies); asked once, the first time a new file
 	// could be a copy, so a plan that creates nothing never builds it.
-	hashes   func() map[uint64]hashSrc
-	byHash   map[uint64]hashSrc
+	hashes   func() func(uint64) hashSrc
+	byHash   func(uint64) hashSrc
 	srcAt    func(string) *tree.Entry // asked only for paths of multiply-linked destination inodes
 	newInode newInodeSet              // source paths whose inode the plan replaces
 	// Problems in a source directory make its subtree unknown: never
@@ -208,7 +208,7 @@ func newPlanner(leaders map[string]bool, srcAt func(string) *tree.Entry, opts Pl
 	}
 	return &planner{p: &Plan{}, opts: opts, scopeSet: tree.NewScopeSet(scope), srcAt: srcAt,
 		dstByIno: make(map[inoKey][]string), dstAt: func(string) *tree.Entry { return nil },
-		hashes:   func() map[uint64]hashSrc { return nil },
+		hashes:   func() func(uint64) hashSrc { return nil },
 		newInode: newInodeSet{leaders: leaders, set: map[string]bool{}}}
 }
 
@@ -221,12 +221,12 @@ func (pl *planner) setDst(dst []*tree.Entry) {
 		}
 	}
 	pl.dstAt = func(p string) *tree.Entry { return findEntry(dst, p) }
-	pl.hashes = func() map[uint64]hashSrc {
+	pl.hashes = func() func(uint64) hashSrc {
 		m := map[uint64]hashSrc{}
 		for _, d := range dst {
 			addHash(m, d)
 		}
-		return m
+		return func(h uint64) hashSrc { return m[h] }
 	}
 }
 
@@ -385,10 +385,10 @@ func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 		if s.LinkTo == "" && s.Hashed() {
 			if pl.byHash == nil {
 				if pl.byHash = pl.hashes(); pl.byHash == nil {
-					pl.byHash = map[uint64]hashSrc{}
+					pl.byHash = func(uint64) hashSrc { return hashSrc{} }
 				}
 			}
-			h = pl.byHash[s.Hash]
+			h = pl.byHash(s.Hash)
 		}
 		switch {
 		case s.LinkTo != "":

@@ -22,12 +22,16 @@ import (
 // grows in a test is the receiver's.
 type genSource struct {
 	dirs, perDir int
+	// content, when set, is every file's content (else files are
+	// empty); unhashed sends the files without hashes, as an agent
+	// without its hash cache does, and answers each fetch with a basis
+	// "unchanged".
+	content  []byte
+	unhashed bool
 	// atEnd, when set, is called once every entry is sent, before Scan
 	// returns: the receiver's stream checkers have seen the whole list.
 	atEnd func()
 }
-
-var emptyHash = xxhash.Sum64(nil)
 
 func (g *genSource) dir(i int) string { return fmt.Sprintf("usr/share/package-%06d", i) }
 
@@ -51,18 +55,25 @@ func (g *genSource) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*
 			return imaging.ScanResult{}, err
 		}
 		for j := range g.perDir {
-			e := &tree.Entry{Path: fmt.Sprintf("%s/file-%05d.conf", d, j), Type: tree.TypeRegular, Mode: 0o644,
-				Mtime: 1700000000_000000000 + int64(j)}
-			e.SetHash(emptyHash)
-			if err := emit(e); err != nil {
+			if err := emit(g.file(fmt.Sprintf("%s/file-%05d.conf", d, j), j)); err != nil {
 				return imaging.ScanResult{}, err
 			}
 		}
 	}
+
 	if g.atEnd != nil {
 		g.atEnd()
 	}
 	return imaging.ScanResult{Scope: tree.FullScope, Entries: n}, nil
+}
+
+func (g *genSource) file(p string, j int) *tree.Entry {
+	c := g.content
+	e := &tree.Entry{Path: p, Type: tree.TypeRegular, Mode: 0o644, Mtime: 1700000000_000000000 + int64(j), Size: int64(len(c))}
+	if !g.unhashed {
+		e.SetHash(xxhash.Sum64(c))
+	}
+	return e
 }
 
 func (g *genSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, open func(*imaging.FetchRequest) (imaging.ContentSink, error)) error {
@@ -74,7 +85,20 @@ func (g *genSource) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, ope
 		if err != nil {
 			return err
 		}
-		if err := s.Finish(imaging.FetchResult{Hash: emptyHash, Mtime: r.Entry.Mtime}); err != nil {
+		content := g.content
+		h := xxhash.Sum64(content)
+		if r.Basis != nil && r.Basis.Hashed && r.Basis.Hash == h && r.Basis.Size == int64(len(content)) {
+			if err := s.Finish(imaging.FetchResult{Size: r.Basis.Size, Hash: h, Unchanged: true, Mtime: r.Entry.Mtime}); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(content) > 0 {
+			if err := s.Data(0, content); err != nil {
+				return err
+			}
+		}
+		if err := s.Finish(imaging.FetchResult{Size: int64(len(content)), Hash: h, Mtime: r.Entry.Mtime}); err != nil {
 			return err
 		}
 	}
@@ -88,6 +112,7 @@ type receiverMem struct {
 	peak    uint64 // the peak live heap above the baseline
 	at      string // where the peak was taken
 	scanEnd uint64 // the live heap above the baseline once the whole list is sent
+	planned uint64 // ... once the plan is made (PhaseTransfer)
 	applied uint64 // ... once the applier is done (PhaseFinish), before the manifest
 	entries int    // the tree's entries
 }
@@ -105,8 +130,13 @@ type receiverMem struct {
 // still held.
 func receiverPeak(t *testing.T, dirs, perDir int) receiverMem {
 	t.Helper()
-	base := heaptest.ScratchDir(t, "goldsync-mem-")
-	src := &genSource{dirs: dirs, perDir: perDir}
+	return receiverPull(t, &genSource{dirs: dirs, perDir: perDir}, heaptest.ScratchDir(t, "goldsync-mem-"))
+}
+
+// receiverPull is receiverPeak's pull of src into base/image (state in
+// base/state), which may hold an earlier pull's image.
+func receiverPull(t *testing.T, src *genSource, base string) receiverMem {
+	t.Helper()
 	m := receiverMem{entries: 3 + src.dirs*(1+src.perDir)}
 	entries := m.entries
 	var baseline uint64
@@ -139,7 +169,10 @@ func receiverPeak(t *testing.T, dirs, perDir int) receiverMem {
 				return // per-file progress; the phase boundaries are enough
 			}
 			heap.Sample(string(p.Phase))
-			if p.Phase == imaging.PhaseFinish {
+			switch p.Phase {
+			case imaging.PhaseTransfer:
+				m.planned = above()
+			case imaging.PhaseFinish:
 				m.applied = above()
 			}
 		},
@@ -250,5 +283,36 @@ func TestReceiverMemoryPerDirectory(t *testing.T) {
 	if perDir > maxPerDir {
 		t.Errorf("once applied the receiver held %.1f B more per added directory (10k dirs: %.1f MiB, 50k: %.1f MiB), more than %d B",
 			perDir, float64(sm.applied)/(1<<20), float64(lg.applied)/(1<<20), maxPerDir)
+	}
+}
+
+// TestReceiverMemoryColdSource pulls a tree into an image, then again
+// from a source that sends no hashes (an agent without its hash cache):
+// every file is planned as a fetch with a basis, answered "unchanged".
+// Such a plan replaced the whole destination list, and the generations'
+// harvest got every replaced entry held on the heap (~250 B a file); they
+// are now 40-byte records in a file. Bounds the live heap's growth per
+// added entry once the plan is made.
+func TestReceiverMemoryColdSource(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 250k files")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("root only: the applier sets owners")
+	}
+	cold := func(dirs int) receiverMem {
+		base := heaptest.ScratchDir(t, "goldsync-mem-")
+		src := &genSource{dirs: dirs, perDir: 100, content: []byte("x")}
+		receiverPull(t, src, base)
+		src.unhashed = true
+		return receiverPull(t, src, base)
+	}
+	sm, lg := cold(500), cold(2000)
+	growth := (float64(lg.planned) - float64(sm.planned)) / float64(lg.entries-sm.entries)
+	t.Logf("once planned: %.1f B per added entry", growth)
+	const maxGrowth = 16
+	if growth > maxGrowth {
+		t.Errorf("once planned the receiver held %.1f B more per added entry (50k: %.1f MiB, 200k: %.1f MiB), more than %d B",
+			growth, float64(sm.planned)/(1<<20), float64(lg.planned)/(1<<20), maxGrowth)
 	}
 }
