@@ -232,11 +232,13 @@ func (pl *planner) setDst(dst []*tree.Entry) {
 
 // linkedPaths returns the destination paths that share an inode with
 // another: the only paths a planner asks srcAt about.
-func (pl *planner) linkedPaths() map[string]bool {
-	out := map[string]bool{}
+// Each maps to itself: the planner's own copy of the string, which a
+// caller keeps instead of one it decoded.
+func (pl *planner) linkedPaths() map[string]string {
+	out := map[string]string{}
 	for _, ps := range pl.dstByIno {
 		for _, p := range ps {
-			out[p] = true
+			out[p] = p
 		}
 	}
 	return out

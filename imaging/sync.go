@@ -805,8 +805,14 @@ func (r *syncRun) plan() error {
 	if want := pl.linkedPaths(); len(want) > 0 {
 		var rerr error
 		for e := range r.srcs.entries(&rerr) {
-			if want[e.Path] {
-				linkedSrc[e.Path] = srcLink{e.Type, e.LinkTo}
+			if p, ok := want[e.Path]; ok {
+				// The strings held are the planner's own: the
+				// decoded ones would be a second copy of each path.
+				l := srcLink{typ: e.Type, linkTo: e.LinkTo}
+				if to, ok := want[e.LinkTo]; ok {
+					l.linkTo = to
+				}
+				linkedSrc[p] = l
 			}
 		}
 		if rerr != nil {
