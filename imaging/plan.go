@@ -126,10 +126,10 @@ type PlanOptions struct {
 // and returns the actions that make the destination equal to the source. It
 // is a pure function: it touches no disk.
 func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
-	leaders := map[string]bool{}
+	leaders := map[string]string{}
 	for _, s := range src {
 		if s.LinkTo != "" {
-			leaders[s.LinkTo] = true
+			leaders[s.LinkTo] = s.LinkTo
 		}
 	}
 	pl := newPlanner(leaders, func(p string) *tree.Entry { return findEntry(src, p) }, opts)
@@ -201,7 +201,7 @@ func addHash(m map[uint64]hashSrc, d *tree.Entry) {
 // (it is asked only about paths that share a destination inode). The
 // destination is given by setDst, or by setting dstByIno, dstAt and
 // hashes.
-func newPlanner(leaders map[string]bool, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
+func newPlanner(leaders map[string]string, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
 	scope := opts.Scope
 	if scope == nil {
 		scope = tree.FullScope
@@ -413,12 +413,13 @@ func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 // newInodeSet records the source paths whose inode a plan replaces, for
 // the hard-link leaders only (nothing else is asked).
 type newInodeSet struct {
-	leaders, set map[string]bool
+	leaders map[string]string // each leader's path to itself
+	set     map[string]bool
 }
 
 func (n newInodeSet) add(p string) {
-	if n.leaders[p] {
-		n.set[p] = true
+	if l, ok := n.leaders[p]; ok {
+		n.set[l] = true
 	}
 }
 

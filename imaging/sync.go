@@ -745,9 +745,11 @@ func (r *syncRun) plan() error {
 			return err
 		}
 	}
-	leaders := make(map[string]bool, len(r.leaders))
+	// Each leader's path to itself: the one copy of it the plan's maps
+	// keep (the decoded entries' would be one more a map).
+	leaders := make(map[string]string, len(r.leaders))
 	for l := range r.leaders {
-		leaders[l] = true
+		leaders[l] = l
 	}
 	// Of the source's entries at the paths of multiply-linked destination
 	// inodes (the only ones the planner looks up), what the planner asks:
@@ -777,8 +779,8 @@ func (r *syncRun) plan() error {
 		dstLeaders := map[string]dstLeader{}
 		var derr error
 		for e := range r.dsts.entries(&derr) {
-			if leaders[e.Path] {
-				dstLeaders[e.Path] = dstLeader{e.Type, e.Dev, e.Ino}
+			if l, ok := leaders[e.Path]; ok {
+				dstLeaders[l] = dstLeader{e.Type, e.Dev, e.Ino}
 			}
 		}
 		if derr != nil {
@@ -862,7 +864,7 @@ func (r *syncRun) plan() error {
 	var rerr error
 	ord := int32(0)
 	var derr error
-	links := linkCheck{leaders: r.leaders}
+	links := linkCheck{leaders: leaders}
 	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
 		if s != nil {
 			ord++
@@ -901,7 +903,7 @@ func (r *syncRun) plan() error {
 // must be an earlier regular file of the stream. It holds the targets it
 // has met, never the stream's files.
 type linkCheck struct {
-	leaders map[string]uint64 // every LinkTo of the stream
+	leaders map[string]string // every LinkTo of the stream, to itself
 	seen    map[string]bool   // the leaders met as regular files so far
 }
 
@@ -913,11 +915,11 @@ func (c *linkCheck) add(s *tree.Entry) error {
 	if s.LinkTo != "" && !c.seen[s.LinkTo] {
 		return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
 	}
-	if s.Type == tree.TypeRegular && c.leaders[s.Path] > 0 {
+	if l, ok := c.leaders[s.Path]; ok && s.Type == tree.TypeRegular {
 		if c.seen == nil {
 			c.seen = map[string]bool{}
 		}
-		c.seen[s.Path] = true
+		c.seen[l] = true
 	}
 	return nil
 }
