@@ -35,9 +35,13 @@ type applier struct {
 	ret   *retainer
 	owner bool // we may chown (running as root)
 
-	mu       sync.Mutex
-	out      outcomeStore    // what this run did to each source path it changed
-	dirs     map[string]bool // directories whose entries changed
+	mu  sync.Mutex
+	out outcomeStore // what this run did to each source path it changed
+	// dirs are directories whose entries changed, known by path only
+	// (a removed temp, an action without pord); the others are marked in
+	// out (outDirChanged), lastDir the one marked last.
+	dirs     map[string]bool
+	lastDir  int32
 	failed   map[string]bool // paths left as they were
 	problems []string
 
@@ -80,10 +84,11 @@ type outcome struct {
 type outcomeFlags uint8
 
 const (
-	outTouched outcomeFlags = 1 << iota // the object was created or changed
-	outHashed                           // hash is the content written
-	outPlaced                           // a regular file written: dev..nlink are its lstat once in place
-	outMade                             // a directory created: dev and ino are its identity
+	outTouched    outcomeFlags = 1 << iota // the object was created or changed
+	outHashed                              // hash is the content written
+	outPlaced                              // a regular file written: dev..nlink are its lstat once in place
+	outMade                                // a directory created: dev and ino are its identity
+	outDirChanged                          // a directory whose entries the run changed
 )
 
 // outcomeOf returns what the run did to source path p, with ord 1 + its
@@ -100,7 +105,7 @@ func (a *applier) touch(act *Action, dirChanged bool) {
 	a.mu.Lock()
 	a.out.update(act.Path, act.ord, func(o *outcome) { o.flags |= outTouched })
 	if dirChanged {
-		a.dirChanged(act.Path)
+		a.dirChanged(act.Path, act.pord)
 	}
 	a.mu.Unlock()
 }
@@ -113,12 +118,27 @@ func (a *applier) touchPath(p string) {
 	a.mu.Unlock()
 }
 
-// dirChanged records that the entries of p's directory changed. Callers
-// hold a.mu.
-func (a *applier) dirChanged(p string) {
-	if p != tree.Root {
+// dirChanged records that the entries of p's directory changed: in the
+// outcome of the directory when its ord (pord) is known, else by path.
+// Callers hold a.mu.
+func (a *applier) dirChanged(p string, pord int32) {
+	switch {
+	case p == tree.Root:
+	case pord > 0:
+		if pord != a.lastDir { // a directory's entries come one after another
+			a.out.update(tree.Dir(p), pord, func(o *outcome) { o.flags |= outDirChanged })
+			a.lastDir = pord
+		}
+	default:
 		a.dirs[tree.Dir(p)] = true
 	}
+}
+
+// entriesChanged reports whether the run changed the entries of the
+// directory at p (ord: 1 + its index in the source's list, 0 if unknown).
+// Callers hold a.mu.
+func (a *applier) entriesChanged(p string, ord int32) bool {
+	return a.dirs[p] || (ord > 0 && a.out.get(p, ord).flags&outDirChanged != 0)
 }
 
 func (a *applier) fail(p string, err error) {
@@ -227,7 +247,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	if err := a.acts.each(phDirMeta, func(act *Action) error {
 		if act.cond {
 			a.mu.Lock()
-			changed := a.dirs[act.Path]
+			changed := a.entriesChanged(act.Path, act.ord)
 			a.mu.Unlock()
 			if !changed {
 				return nil
@@ -267,7 +287,7 @@ func (a *applier) cleanTemps(temps []string) {
 		if err := d.RemoveAll(name, nil); err == nil {
 			a.stats.TempsRemoved++
 			a.mu.Lock()
-			a.dirChanged(t)
+			a.dirChanged(t, 0)
 			a.mu.Unlock()
 		}
 		d.Close()
@@ -341,7 +361,7 @@ func (a *applier) mkdir(act *Action) {
 			o.flags |= outMade
 		}
 	})
-	a.dirChanged(act.Path)
+	a.dirChanged(act.Path, act.pord)
 	a.mu.Unlock()
 	a.stats.Created++
 }
@@ -1357,7 +1377,7 @@ func (a *applier) remove(act *Action) {
 	}
 	a.stats.Deleted++
 	a.mu.Lock()
-	a.dirChanged(act.Path)
+	a.dirChanged(act.Path, act.pord)
 	a.mu.Unlock()
 }
 

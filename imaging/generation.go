@@ -496,18 +496,7 @@ func liveDiffers(sp StatePaths, g *Generation) bool {
 // replaced, matched against that generation's manifest (loaded only when
 // a retained inode is neither this run's nor kept already).
 func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log *slog.Logger) (int, error) {
-	type ident struct{ dev, ino uint64 }
-	cands := map[ident]*tree.Entry{}
-	if plan != nil {
-		for _, a := range plan.Actions {
-			if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
-				cands[ident{d.Dev, d.Ino}] = d
-			}
-		}
-		for _, d := range plan.replaced {
-			cands[ident{d.Dev, d.Ino}] = d
-		}
-	}
+	type ident = inoKey
 	ents, err := os.ReadDir(sp.Retention)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -528,6 +517,41 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 		path string
 		st   unix.Stat_t
 	}
+	var recent []retained
+	wanted := map[ident]bool{}
+	for _, de := range ents {
+		ts, _, _ := strings.Cut(de.Name(), ".")
+		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
+			continue
+		}
+		r := retained{path: filepath.Join(sp.Retention, de.Name())}
+		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		recent = append(recent, r)
+		wanted[ident{r.st.Dev, r.st.Ino}] = true
+	}
+	if len(recent) == 0 {
+		return 0, nil
+	}
+	// What the plan replaced, of the retained inodes only (a plan that
+	// fetched every file with a basis replaced the whole image's list).
+	cands := map[ident]*tree.Entry{}
+	if plan != nil {
+		for _, a := range plan.Actions {
+			if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 && wanted[ident{d.Dev, d.Ino}] {
+				cands[ident{d.Dev, d.Ino}] = d
+			}
+		}
+		err := plan.replaced.each(func(k inoKey, d *tree.Entry) {
+			if wanted[k] {
+				cands[k] = d
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
 	var rest []retained
 	n := 0
 	keep := func(r retained, e *tree.Entry) bool {
@@ -540,19 +564,11 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 			n++
 		case errors.Is(err, unix.EEXIST):
 		default:
-			log.Debug("generations: keep", "path", e.Path, "err", err)
+			log.Debug("generations: keep", "retained", r.path, "err", err)
 		}
 		return true
 	}
-	for _, de := range ents {
-		ts, _, _ := strings.Cut(de.Name(), ".")
-		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
-			continue
-		}
-		r := retained{path: filepath.Join(sp.Retention, de.Name())}
-		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
+	for _, r := range recent {
 		if !keep(r, cands[ident{r.st.Dev, r.st.Ino}]) {
 			rest = append(rest, r)
 		}
@@ -579,15 +595,22 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 	if len(unknown) == 0 {
 		return n, nil
 	}
-	m, err := LoadManifest(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"))
+	// The generation's manifest block by block, keeping only the
+	// entries of these inodes (held whole, it was ~150 MB at 1M entries).
+	need := make(map[ident]bool, len(unknown))
+	for _, r := range unknown {
+		need[ident{r.st.Dev, r.st.Ino}] = true
+	}
+	byIdent := map[ident]*tree.Entry{}
+	err = eachManifestEntry(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"), func(e *tree.Entry) error {
+		if k := (ident{e.Dev, e.Ino}); need[k] && needsContent(e) && e.Hashed() {
+			c := *e // not the block it was decoded in
+			byIdent[k] = &c
+		}
+		return nil
+	})
 	if err != nil {
 		return n, err
-	}
-	byIdent := make(map[ident]*tree.Entry, len(m.Entries))
-	for _, e := range m.Entries {
-		if needsContent(e) && e.Hashed() {
-			byIdent[ident{e.Dev, e.Ino}] = e
-		}
 	}
 	for _, r := range unknown {
 		keep(r, byIdent[ident{r.st.Dev, r.st.Ino}])

@@ -100,6 +100,9 @@ func TestHostileSender(t *testing.T) {
 		// wantErr: the sync must fail (else it may succeed but must not
 		// touch anything outside).
 		wantErr bool
+		// untouched: refused before anything is applied (the image is as
+		// it was, not only "keep").
+		untouched bool
 	}{
 		{name: "absolute name", wantErr: true, build: func(s *setup) {
 			s.h.entries = []*tree.Entry{dirE("."), fileE("/etc/passwd", "x")}
@@ -143,22 +146,27 @@ func TestHostileSender(t *testing.T) {
 			s.h.entries = []*tree.Entry{fileE("a", "x"), fileE("keep", "new")}
 			s.h.scope = []tree.Scope{{Path: "a"}}
 		}},
-		{name: "hard link to an undeclared target", wantErr: true, build: func(s *setup) {
+		{name: "hard link to an undeclared target", wantErr: true, untouched: true, build: func(s *setup) {
 			l := fileE("b", "x")
 			l.LinkTo = "nothere"
 			s.h.entries = []*tree.Entry{dirE("."), l}
 		}},
-		{name: "hard link to a later entry", wantErr: true, build: func(s *setup) {
+		{name: "hard link to a later entry", wantErr: true, untouched: true, build: func(s *setup) {
 			l := fileE("a", "x")
 			l.LinkTo = "z"
 			s.h.entries = []*tree.Entry{dirE("."), l, fileE("z", "x")}
 		}},
-		{name: "hard link to a directory", wantErr: true, build: func(s *setup) {
+		{name: "hard link to a directory", wantErr: true, untouched: true, build: func(s *setup) {
 			l := fileE("b", "x")
 			l.LinkTo = "a"
 			s.h.entries = []*tree.Entry{dirE("."), dirE("a"), l}
 		}},
-		{name: "hard link outside", wantErr: true, build: func(s *setup) {
+		{name: "hard link to a symlink", wantErr: true, untouched: true, build: func(s *setup) {
+			l := fileE("b", "x")
+			l.LinkTo = "a"
+			s.h.entries = []*tree.Entry{dirE("."), {Path: "a", Type: tree.TypeSymlink, Target: "keep", Mtime: 1}, l, fileE("c", "x")}
+		}},
+		{name: "hard link outside", wantErr: true, untouched: true, build: func(s *setup) {
 			l := fileE("b", "x")
 			l.LinkTo = "../outside/canary"
 			s.h.entries = []*tree.Entry{dirE("."), l}
@@ -216,7 +224,8 @@ func TestHostileSender(t *testing.T) {
 				t.Fatal(err)
 			}
 			beforeOutside := treetest.Scan(t, outside)
-			beforeKeep := treetest.Scan(t, image)["keep"]
+			beforeImage := treetest.Scan(t, image)
+			beforeKeep := beforeImage["keep"]
 			s := &setup{h: &hostile{content: map[string][]byte{}}, image: image}
 			tc.build(s)
 			_, err := imaging.Sync(context.Background(), s.h, image, imaging.Options{StateDir: filepath.Join(base, "state")})
@@ -227,6 +236,9 @@ func TestHostileSender(t *testing.T) {
 				t.Logf("error (as it should read to an admin): %v", err)
 			}
 			treetest.Equal(t, beforeOutside, treetest.Scan(t, outside), treetest.DiffOptions{})
+			if tc.untouched {
+				treetest.Equal(t, beforeImage, treetest.Scan(t, image), treetest.DiffOptions{})
+			}
 			if tc.wantErr && !errors.Is(err, imaging.ErrPartial) {
 				if got := treetest.Scan(t, image)["keep"]; got.Hash != beforeKeep.Hash {
 					t.Errorf("keep was changed by a refused run")

@@ -47,7 +47,11 @@ type Action struct {
 	// ord is 1 + the index of Src in the source's scan (0: unknown), the
 	// key of what the applier records about it (in the padding after
 	// Replace: it costs no byte).
-	ord  int32
+	ord int32
+	// pord is the ord of the source directory holding Path (0: unknown or
+	// none), where the applier marks that the directory's entries changed
+	// (outDirChanged) rather than in a set of every such directory.
+	pord int32
 	Path string
 	// Src is the source entry (nil for deletes).
 	Src *tree.Entry
@@ -76,7 +80,7 @@ type Plan struct {
 	// replaced are the destination's hashed regular files a streamed
 	// plan replaces or deletes (the generations' harvest looks for their
 	// retained inodes), when Actions is not kept.
-	replaced []*tree.Entry
+	replaced *replacedFiles
 }
 
 // Len returns the number of actions of the plan.
@@ -122,10 +126,10 @@ type PlanOptions struct {
 // and returns the actions that make the destination equal to the source. It
 // is a pure function: it touches no disk.
 func MakePlan(src, dst []*tree.Entry, opts PlanOptions) *Plan {
-	leaders := map[string]bool{}
+	leaders := map[string]string{}
 	for _, s := range src {
 		if s.LinkTo != "" {
-			leaders[s.LinkTo] = true
+			leaders[s.LinkTo] = s.LinkTo
 		}
 	}
 	pl := newPlanner(leaders, func(p string) *tree.Entry { return findEntry(src, p) }, opts)
@@ -167,8 +171,8 @@ type planner struct {
 	// hashes returns the destination's regular files by content hash (the
 	// sources of local copies); asked once, the first time a new file
 	// could be a copy, so a plan that creates nothing never builds it.
-	hashes   func() map[uint64]hashSrc
-	byHash   map[uint64]hashSrc
+	hashes   func() func(uint64) hashSrc
+	byHash   func(uint64) hashSrc
 	srcAt    func(string) *tree.Entry // asked only for paths of multiply-linked destination inodes
 	newInode newInodeSet              // source paths whose inode the plan replaces
 	// Problems in a source directory make its subtree unknown: never
@@ -197,14 +201,14 @@ func addHash(m map[uint64]hashSrc, d *tree.Entry) {
 // (it is asked only about paths that share a destination inode). The
 // destination is given by setDst, or by setting dstByIno, dstAt and
 // hashes.
-func newPlanner(leaders map[string]bool, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
+func newPlanner(leaders map[string]string, srcAt func(string) *tree.Entry, opts PlanOptions) *planner {
 	scope := opts.Scope
 	if scope == nil {
 		scope = tree.FullScope
 	}
 	return &planner{p: &Plan{}, opts: opts, scopeSet: tree.NewScopeSet(scope), srcAt: srcAt,
 		dstByIno: make(map[inoKey][]string), dstAt: func(string) *tree.Entry { return nil },
-		hashes:   func() map[uint64]hashSrc { return nil },
+		hashes:   func() func(uint64) hashSrc { return nil },
 		newInode: newInodeSet{leaders: leaders, set: map[string]bool{}}}
 }
 
@@ -217,22 +221,24 @@ func (pl *planner) setDst(dst []*tree.Entry) {
 		}
 	}
 	pl.dstAt = func(p string) *tree.Entry { return findEntry(dst, p) }
-	pl.hashes = func() map[uint64]hashSrc {
+	pl.hashes = func() func(uint64) hashSrc {
 		m := map[uint64]hashSrc{}
 		for _, d := range dst {
 			addHash(m, d)
 		}
-		return m
+		return func(h uint64) hashSrc { return m[h] }
 	}
 }
 
 // linkedPaths returns the destination paths that share an inode with
 // another: the only paths a planner asks srcAt about.
-func (pl *planner) linkedPaths() map[string]bool {
-	out := map[string]bool{}
+// Each maps to itself: the planner's own copy of the string, which a
+// caller keeps instead of one it decoded.
+func (pl *planner) linkedPaths() map[string]string {
+	out := map[string]string{}
 	for _, ps := range pl.dstByIno {
 		for _, p := range ps {
-			out[p] = true
+			out[p] = p
 		}
 	}
 	return out
@@ -381,10 +387,10 @@ func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 		if s.LinkTo == "" && s.Hashed() {
 			if pl.byHash == nil {
 				if pl.byHash = pl.hashes(); pl.byHash == nil {
-					pl.byHash = map[uint64]hashSrc{}
+					pl.byHash = func(uint64) hashSrc { return hashSrc{} }
 				}
 			}
-			h = pl.byHash[s.Hash]
+			h = pl.byHash(s.Hash)
 		}
 		switch {
 		case s.LinkTo != "":
@@ -407,12 +413,13 @@ func (pl *planner) create(s, d *tree.Entry, replace bool) Action {
 // newInodeSet records the source paths whose inode a plan replaces, for
 // the hard-link leaders only (nothing else is asked).
 type newInodeSet struct {
-	leaders, set map[string]bool
+	leaders map[string]string // each leader's path to itself
+	set     map[string]bool
 }
 
 func (n newInodeSet) add(p string) {
-	if n.leaders[p] {
-		n.set[p] = true
+	if l, ok := n.leaders[p]; ok {
+		n.set[l] = true
 	}
 }
 

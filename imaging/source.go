@@ -49,6 +49,13 @@ type ScanRequest struct {
 	// Scopes, when set, limit the scan to these parts of the tree (see
 	// tree.Scope); the result's Scope says what was covered.
 	Scopes []tree.Scope
+	// LinksChecked says the caller checks, before it acts on the entries,
+	// that every hard link's target (Entry.LinkTo) is an earlier regular
+	// file of the stream (Sync does, as it plans). A source that checks a
+	// peer's stream (proto.Client) may then leave that check out, and
+	// with it the set of every regular file it would hold. It is not sent
+	// to the peer.
+	LinksChecked bool
 }
 
 // ScanResult describes a finished scan.

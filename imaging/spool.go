@@ -189,7 +189,7 @@ func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
 	}
 }
 
-// Action records in a spool: op, flags, ord, path, from, then the source and
+// Action records in a spool: op, flags, ord, pord, path, from, then the source and
 // destination entries when present.
 const (
 	actReplace = 1 << iota
@@ -214,6 +214,7 @@ func appendAction(b []byte, a *Action) ([]byte, error) {
 	}
 	b = append(b, byte(a.Op), flags)
 	b = binary.AppendUvarint(b, uint64(a.ord))
+	b = binary.AppendUvarint(b, uint64(a.pord))
 	b = binary.AppendUvarint(b, uint64(len(a.Path)))
 	b = append(b, a.Path...)
 	b = binary.AppendUvarint(b, uint64(len(a.From)))
@@ -245,6 +246,11 @@ func decodeAction(b []byte) (*Action, error) {
 		return nil, errBadAction
 	}
 	a.ord, b = int32(ord), b[n:]
+	pord, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errBadAction
+	}
+	a.pord, b = int32(pord), b[n:]
 	str := func() (string, bool) {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {
@@ -274,4 +280,77 @@ func decodeAction(b []byte) (*Action, error) {
 		}
 	}
 	return a, nil
+}
+
+// replacedFiles are the destination's hashed regular files a streamed
+// plan replaces or deletes, for the generations' harvest, which looks up
+// the few that retention kept: fixed-size records (identity, content key,
+// mtime) in a nameless file, as a plan that fetches every file with a
+// basis (an agent without its hash cache) replaces the whole list. The
+// zero value and nil hold nothing.
+type replacedFiles struct {
+	dir string // where the file goes, made at the first add
+	f   *os.File
+	w   *bufio.Writer
+	n   int
+	err error // the first write that failed
+}
+
+const replacedSize = 40
+
+func newReplacedFiles(dir string) *replacedFiles { return &replacedFiles{dir: dir} }
+
+// add records d (its path is not kept).
+func (r *replacedFiles) add(d *tree.Entry) {
+	if r.err != nil {
+		return
+	}
+	if r.f == nil {
+		if r.f, r.err = spoolFile(r.dir); r.err != nil {
+			return
+		}
+		r.w = bufio.NewWriterSize(r.f, 16<<10)
+	}
+	var b [replacedSize]byte
+	binary.LittleEndian.PutUint64(b[0:], d.Dev)
+	binary.LittleEndian.PutUint64(b[8:], d.Ino)
+	binary.LittleEndian.PutUint64(b[16:], d.Hash)
+	binary.LittleEndian.PutUint64(b[24:], uint64(d.Size))
+	binary.LittleEndian.PutUint64(b[32:], uint64(d.Mtime))
+	if _, r.err = r.w.Write(b[:]); r.err == nil {
+		r.n++
+	}
+}
+
+// each calls fn with each recorded file's identity and an entry holding
+// its content key and mtime, in the order added.
+func (r *replacedFiles) each(fn func(inoKey, *tree.Entry)) error {
+	if r == nil || r.f == nil {
+		return nil
+	}
+	if r.err != nil {
+		return fmt.Errorf("replaced files: %w", r.err)
+	}
+	if err := r.w.Flush(); err != nil {
+		return fmt.Errorf("replaced files: %w", err)
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(r.f, 0, int64(r.n)*replacedSize), 16<<10)
+	var b [replacedSize]byte
+	for range r.n {
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return fmt.Errorf("replaced files: %w", err)
+		}
+		e := &tree.Entry{Type: tree.TypeRegular, Size: int64(binary.LittleEndian.Uint64(b[24:])),
+			Mtime: int64(binary.LittleEndian.Uint64(b[32:]))}
+		e.SetHash(binary.LittleEndian.Uint64(b[16:]))
+		fn(inoKey{binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:])}, e)
+	}
+	return nil
+}
+
+func (r *replacedFiles) close() {
+	if r != nil && r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
 }

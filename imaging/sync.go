@@ -589,12 +589,14 @@ func (r *syncRun) scan(ctx context.Context) error {
 // receiver's excludes into the run's spool, keeping only the counts and
 // the hard-link leaders.
 func (r *syncRun) scanSource(ctx context.Context) error {
-	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0}
+	// The hard-link targets are checked as the plan is made (linkCheck):
+	// a checker would hold 8 bytes for every regular file.
+	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0, DeferLinks: true}
 	eg := &excludeGuard{m: r.excl}
 	r.leaders = map[string]uint64{}
 	rootSeen := false
 	var err error
-	r.scanRes, err = r.src.Scan(ctx, ScanRequest{Excludes: r.opts.Excludes, Since: r.opts.Since, Scopes: r.opts.Scopes}, func(e *tree.Entry) error {
+	r.scanRes, err = r.src.Scan(ctx, ScanRequest{Excludes: r.opts.Excludes, Since: r.opts.Since, Scopes: r.opts.Scopes, LinksChecked: true}, func(e *tree.Entry) error {
 		if err := chk.Add(e); err != nil {
 			return fmt.Errorf("%w: source sent a bad entry: %w", ErrBadSource, err)
 		}
@@ -743,45 +745,76 @@ func (r *syncRun) plan() error {
 			return err
 		}
 	}
-	leaders := make(map[string]bool, len(r.leaders))
+	// Each leader's path to itself: the one copy of it the plan's maps
+	// keep (the decoded entries' would be one more a map).
+	leaders := make(map[string]string, len(r.leaders))
 	for l := range r.leaders {
-		leaders[l] = true
+		leaders[l] = l
 	}
-	// The source's entries at the paths of multiply-linked destination
-	// inodes: the only ones the planner looks up.
-	linkedSrc := map[string]*tree.Entry{}
-	pl := newPlanner(leaders, func(p string) *tree.Entry { return linkedSrc[p] },
-		PlanOptions{Scope: r.scope, NoDelete: noDelete})
+	// Of the source's entries at the paths of multiply-linked destination
+	// inodes (the only ones the planner looks up), what the planner asks:
+	// kind and leader. Held whole, they were ~250 B a link more.
+	type srcLink struct {
+		typ    tree.Type
+		linkTo string
+	}
+	linkedSrc := map[string]srcLink{}
+	pl := newPlanner(leaders, func(p string) *tree.Entry {
+		l, ok := linkedSrc[p]
+		if !ok {
+			return nil
+		}
+		return &tree.Entry{Path: p, Type: l.typ, LinkTo: l.linkTo}
+	}, PlanOptions{Scope: r.scope, NoDelete: noDelete})
 	pl.dstByIno = r.dstByIno
 	// Of the destination: its entries at the source's hard-link leaders'
 	// paths, and (only if a new file could be a copy) its files by hash,
 	// each from a pass over its spool.
 	if len(leaders) > 0 {
-		dstLeaders := map[string]*tree.Entry{}
+		// Kind and inode: what the planner asks of them.
+		type dstLeader struct {
+			typ      tree.Type
+			dev, ino uint64
+		}
+		dstLeaders := map[string]dstLeader{}
 		var derr error
 		for e := range r.dsts.entries(&derr) {
-			if leaders[e.Path] {
-				dstLeaders[e.Path] = e
+			if l, ok := leaders[e.Path]; ok {
+				dstLeaders[l] = dstLeader{e.Type, e.Dev, e.Ino}
 			}
 		}
 		if derr != nil {
 			return derr
 		}
-		pl.dstAt = func(p string) *tree.Entry { return dstLeaders[p] }
+		pl.dstAt = func(p string) *tree.Entry {
+			l, ok := dstLeaders[p]
+			if !ok {
+				return nil
+			}
+			return &tree.Entry{Path: p, Type: l.typ, Dev: l.dev, Ino: l.ino}
+		}
 	}
 	var herr error
-	pl.hashes = func() map[uint64]hashSrc {
-		m := map[uint64]hashSrc{}
-		for e := range r.dsts.entries(&herr) {
-			addHash(m, e)
+	pl.hashes = func() func(uint64) hashSrc {
+		cs, err := buildCopySources(r.spoolDir(), r.dsts.entries(&herr))
+		if err != nil {
+			herr = cmp.Or(herr, err)
+			return nil
 		}
-		return m
+		r.done = append(r.done, cs.close)
+		return cs.lookup
 	}
 	if want := pl.linkedPaths(); len(want) > 0 {
 		var rerr error
 		for e := range r.srcs.entries(&rerr) {
-			if want[e.Path] {
-				linkedSrc[e.Path] = e
+			if p, ok := want[e.Path]; ok {
+				// The strings held are the planner's own: the
+				// decoded ones would be a second copy of each path.
+				l := srcLink{typ: e.Type, linkTo: e.LinkTo}
+				if to, ok := want[e.LinkTo]; ok {
+					l.linkTo = to
+				}
+				linkedSrc[p] = l
 			}
 		}
 		if rerr != nil {
@@ -789,21 +822,36 @@ func (r *syncRun) plan() error {
 		}
 	}
 	p := pl.p
+	p.replaced = newReplacedFiles(r.spoolDir())
+	r.done = append(r.done, p.replaced.close)
 	var (
 		werr    error
 		buf     []byte
 		dirDone bool
 	)
+	// The source directories open at the merge's path (ancestors first)
+	// with their ords: each action carries its parent's (Action.pord).
+	type openDir struct {
+		path string
+		ord  int32
+	}
+	var (
+		open []openDir
+		pord int32
+	)
 	keep := func(a *Action) {
 		if werr != nil {
 			return
+		}
+		if a.Op != OpDirMeta {
+			a.pord = pord
 		}
 		if err := r.acts.add(a); err != nil {
 			werr = err
 			return
 		}
 		if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
-			p.replaced = append(p.replaced, d) // for the generations' harvest
+			p.replaced.add(d) // for the generations' harvest
 		}
 		if r.itemz != nil && !a.cond && (a.Op != OpDirMeta || a.Dst != nil) {
 			if buf, werr = appendAction(buf[:0], a); werr == nil {
@@ -816,9 +864,25 @@ func (r *syncRun) plan() error {
 	var rerr error
 	ord := int32(0)
 	var derr error
+	links := linkCheck{leaders: leaders}
 	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
 		if s != nil {
 			ord++
+			if err := links.add(s); err != nil {
+				werr = err
+				break
+			}
+		}
+		path := cmp.Or(s, d).Path
+		for len(open) > 0 && !tree.IsWithin(path, open[len(open)-1].path) {
+			open = open[:len(open)-1]
+		}
+		pord = 0
+		if k := len(open); k > 0 && open[k-1].path == tree.Dir(path) {
+			pord = open[k-1].ord
+		}
+		if s != nil && s.Type == tree.TypeDir {
+			open = append(open, openDir{s.Path, ord})
 		}
 		dirDone = false
 		pl.step(s, d, ord, emit, emitDir)
@@ -831,6 +895,32 @@ func (r *syncRun) plan() error {
 	}
 	r.planned = p
 	r.res.Plan = p
+	return nil
+}
+
+// linkCheck is the check of the source's hard links that scanSource's
+// checker leaves to the plan (tree.Checker.DeferLinks): each link's target
+// must be an earlier regular file of the stream. It holds the targets it
+// has met, never the stream's files.
+type linkCheck struct {
+	leaders map[string]string // every LinkTo of the stream, to itself
+	seen    map[string]bool   // the leaders met as regular files so far
+}
+
+// add checks s, the next source entry in the stream's order.
+func (c *linkCheck) add(s *tree.Entry) error {
+	if len(c.leaders) == 0 {
+		return nil
+	}
+	if s.LinkTo != "" && !c.seen[s.LinkTo] {
+		return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
+	}
+	if l, ok := c.leaders[s.Path]; ok && s.Type == tree.TypeRegular {
+		if c.seen == nil {
+			c.seen = map[string]bool{}
+		}
+		c.seen[l] = true
+	}
 	return nil
 }
 

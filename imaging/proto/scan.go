@@ -52,10 +52,11 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 		return imaging.ScanResult{}, s.err
 	}
 	sc := &scanState{
-		req:     req,
-		ch:      make(chan scanEvent, 4),
-		quit:    make(chan struct{}),
-		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, MaxBytes: c.opts.MaxListBytes, Partial: req.Since != ""},
+		req:  req,
+		ch:   make(chan scanEvent, 4),
+		quit: make(chan struct{}),
+		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, MaxBytes: c.opts.MaxListBytes, Partial: req.Since != "",
+			DeferLinks: req.LinksChecked},
 	}
 	s.scan.Store(sc)
 	s.expect.Add(1)

@@ -338,6 +338,13 @@ type Checker struct {
 	// Partial allows entries whose parents were not sent (a scoped change
 	// set). Parents that were sent must still be directories.
 	Partial bool
+	// DeferLinks leaves the check that a hard link's target (LinkTo) is
+	// an earlier regular file of the stream to the caller, which must make
+	// it before it acts on the stream (imaging.Sync does, as it plans:
+	// the targets are few, the stream's files many). Add still checks
+	// that the target sorts before the link, and the checker then holds
+	// nothing per file.
+	DeferLinks bool
 
 	n     int
 	bytes int64
@@ -429,12 +436,12 @@ func (c *Checker) Add(e *Entry) error {
 	} else if c.n > 0 {
 		return fmt.Errorf("root entry not first")
 	}
-	if e.LinkTo != "" {
+	if e.LinkTo != "" && !c.DeferLinks {
 		if !c.regular.has(maphash.String(c.seed, e.LinkTo)) {
 			return fmt.Errorf("entry %q: hard link to %q, which is not an earlier regular file", truncate(e.Path), truncate(e.LinkTo))
 		}
 	}
-	if e.Type == TypeRegular {
+	if e.Type == TypeRegular && !c.DeferLinks {
 		c.regular.add(maphash.String(c.seed, e.Path))
 	}
 	c.open = append(c.open, openEntry{path: e.Path, typ: e.Type})
