@@ -1,0 +1,31 @@
+package main
+
+import "testing"
+
+// TestCommandFirstHint: a flag or an rsync line before the command gets a
+// corrected line; a command given later is moved first rather than put
+// after "pull" (newcomer trial: "goldsync -n pull SRC DEST" was told to
+// run "goldsync pull -n pull SRC DEST").
+func TestCommandFirstHint(t *testing.T) {
+	cmds := commandNames()
+	tests := []struct {
+		args []string
+		msg  string
+		want string
+	}{
+		{[]string{"-n", "pull", "/s", "/d"}, `unknown command "/s" for "goldsync"`,
+			"the command comes first, as in: goldsync pull -n /s /d (see goldsync pull --help)"},
+		{[]string{"-c", "F", "status", "rhel5"}, "unknown shorthand flag: 'c' in -c",
+			"the command comes first, as in: goldsync status -c F rhel5 (see goldsync status --help)"},
+		{[]string{"-aHAXS", "golden:/", "/img/"}, "unknown shorthand flag: 'a' in -aHAXS",
+			"the command comes first, as in: goldsync pull -aHAXS golden:/ /img/ (see goldsync --help)"},
+		{[]string{"pull", "-Q", "/s", "/d"}, "unknown shorthand flag: 'Q' in -Q", ""},
+		{[]string{"statsu"}, `unknown command "statsu" for "goldsync"`, ""},
+		{[]string{"-n", "pull"}, "some other error", ""},
+	}
+	for _, tt := range tests {
+		if got := commandFirstHint(tt.args, tt.msg, cmds); got != tt.want {
+			t.Errorf("commandFirstHint(%q, %q) = %q, want %q", tt.args, tt.msg, got, tt.want)
+		}
+	}
+}
