@@ -45,7 +45,8 @@ type PullRequest struct {
 	// Excludes are patterns, ExcludeFrom files of more, one a line
 	// (exclude.Gather).
 	Excludes, ExcludeFrom []string
-	// Rsh, AgentPath and Streams reach the source (remote.Options).
+	// Rsh, AgentPath and Streams reach the source (remote.Options);
+	// Streams is 1 to config.MaxStreams, 0 meaning 1.
 	Rsh, AgentPath string
 	Streams        int
 	// Timeout fails a run whose peer sends nothing for this long; zero
@@ -139,6 +140,9 @@ func (r PullRequest) Pull(ctx context.Context) (*PullSummary, error) {
 
 // check runs Pull's checks in order and returns the engine's options.
 func (r *PullRequest) check() (imaging.Options, error) {
+	if r.Streams < 0 || r.Streams > config.MaxStreams {
+		return imaging.Options{}, stepErr(StepConfig, fmt.Errorf("--streams %d: want 1 to %d", r.Streams, config.MaxStreams))
+	}
 	excludes, err := r.settle()
 	if err != nil {
 		return imaging.Options{}, err

@@ -73,8 +73,12 @@ func (r *ImageReport) WriteText(w io.Writer) error {
 		}
 	}
 	for _, rr := range r.Replicas {
-		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (full compare: %v) in %.2fs\n",
-			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), rr.Full, rr.Seconds)
+		how := "the changes only"
+		if rr.Full {
+			how = "full compare"
+		}
+		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (%s) in %.2fs\n",
+			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), how, rr.Seconds)
 		if rr.Error != "" {
 			msg := rr.Error
 			if i := strings.IndexByte(msg, '\n'); i >= 0 {
@@ -100,7 +104,7 @@ func (s PullSummary) WriteText(w io.Writer) error {
 	if err == nil && s.DryRun {
 		// Nothing was done: the counts of what was done would all be
 		// zero beside the itemized lines (a newcomer read them as wrong).
-		_, err = fmt.Fprintf(w, "  entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, %s of content to fetch\n",
+		_, err = fmt.Fprintf(w, "  entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, at most %s of content to fetch\n",
 			s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch))
 	} else if err == nil {
 		_, err = fmt.Fprintf(w, "  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n"+

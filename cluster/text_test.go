@@ -55,7 +55,7 @@ func TestPullSummaryText(t *testing.T) {
 	if err := dry.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"goldsync: dry run of node004:/ -> /img in 2.00s\n", "nothing changed (dry run)", "2 of them deletes, 2.0 KiB of content to fetch"} {
+	for _, want := range []string{"goldsync: dry run of node004:/ -> /img in 2.00s\n", "nothing changed (dry run)", "2 of them deletes, at most 2.0 KiB of content to fetch"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("dry-run summary lacks %q:\n%s", want, b.String())
 		}

@@ -37,12 +37,14 @@ const (
 // default_excludes = true): exclude.RootDefaults, see there why.
 var DefaultExcludes = exclude.RootDefaults
 
+// MaxStreams is the most parallel transfer streams a pull may open.
+const MaxStreams = 64
+
 // Limits on values.
 const (
-	maxStreams = 64
-	maxFanout  = 1024
-	maxName    = 64
-	maxFile    = 1 << 20 // a config file larger than this is refused
+	maxFanout = 1024
+	maxName   = 64
+	maxFile   = 1 << 20 // a config file larger than this is refused
 )
 
 // Config is a loaded, checked cluster config with every default filled
@@ -789,8 +791,8 @@ func (v *checker) image(at string, ri rawImage) Image {
 	switch {
 	case ri.Streams == 0:
 		img.Streams = 1
-	case ri.Streams < 0 || ri.Streams > maxStreams:
-		v.add(at+".streams", "image %s: streams %d: want 1 to %d", ri.Name, ri.Streams, maxStreams)
+	case ri.Streams < 0 || ri.Streams > MaxStreams:
+		v.add(at+".streams", "image %s: streams %d: want 1 to %d", ri.Name, ri.Streams, MaxStreams)
 	}
 	if ri.Timeout != "" {
 		d, err := time.ParseDuration(ri.Timeout)

@@ -98,7 +98,8 @@ func TestWrongArgumentCountShowsUsage(t *testing.T) {
 
 // TestPullTimeoutZeroAndNegative: --timeout 0 means no timeout, as
 // rsync's (it silently meant the protocol's 60 s default), and a negative
-// one is a usage error before anything is made (it was accepted silently).
+// one is a usage error before anything is made (it was accepted silently),
+// as is a --streams out of 0 (1) to 64.
 func TestPullTimeoutZeroAndNegative(t *testing.T) {
 	dir := t.TempDir()
 	src, dest := filepath.Join(dir, "src"), filepath.Join(dir, "dest")
@@ -114,6 +115,15 @@ func TestPullTimeoutZeroAndNegative(t *testing.T) {
 	}
 	if _, err := os.Stat(dest); !os.IsNotExist(err) {
 		t.Errorf("--timeout -5 made %s: %v", dest, err)
+	}
+	for _, n := range []string{"-1", "65"} { // were accepted silently
+		_, errs, code := run(t, "pull", "--streams", n, src, dest)
+		if code != exitcode.Usage || !strings.Contains(errs, "--streams "+n+": want 1 to 64") {
+			t.Errorf("--streams %s: exit %d, want %d and a message naming --streams:\n%s", n, code, exitcode.Usage, errs)
+		}
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("a bad --streams made %s: %v", dest, err)
 	}
 	if _, errs, code := run(t, "pull", "--no-progress", "--timeout", "0", src, dest); code != 0 {
 		t.Errorf("--timeout 0: exit %d:\n%s", code, errs)

@@ -44,7 +44,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.Retention, "retention", cluster.DefaultRetention, "keep replaced files linked for NFS clients this long (0 or negative: off)")
 	fl.StringVarP(&f.Rsh, "rsh", "e", "ssh", "remote shell `COMMAND` to reach the golden node, as rsync's -e")
 	fl.StringVar(&f.AgentPath, "agent-path", "", "goldsync-agent `PATH` on the golden node (default: look it up, upload if missing)")
-	fl.IntVar(&f.Streams, "streams", 1, "parallel transfer streams (ssh connections)")
+	fl.IntVar(&f.Streams, "streams", 1, "parallel transfer streams (ssh connections), 1 to 64")
 	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics")
 	fl.BoolVar(&f.progress, "progress", false, "show progress even when stderr is not a terminal (one plain line a phase)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show progress")

@@ -103,12 +103,16 @@ func (g *globalFlags) logger(w io.Writer) *slog.Logger {
 	return term.Logger(w, "goldsync", g.verbose, g.quiet, g.logFormat == "json")
 }
 
+// exitCodesHelp is the help topic "goldsync help exit-codes": the table
+// alone, with no usage block (a topic has no flags of its own).
 func exitCodesHelp() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "exit-codes",
 		Short: "the exit codes goldsync uses",
 		Run:   func(cmd *cobra.Command, args []string) { cmd.Help() },
 	}
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), strings.TrimRight(c.Long, "\n")) })
+	return cmd
 }
 
 // show writes a command's result on stdout: v as JSON with --json, else
