@@ -41,7 +41,11 @@ func (r *ImageReport) WriteText(w io.Writer) error {
 		}
 	}
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
-	if s := r.Pull; s != nil {
+	if s := r.Pull; s != nil && r.DryRun {
+		// as goldsync pull -n says it: zero counts read as nothing to do
+		p("  pull: entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, at most %s of content to fetch\n",
+			s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch))
+	} else if s != nil {
 		p("  pull: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), received %s\n",
 			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, units.Bytes(s.BytesReceived))
 		for _, pr := range s.Problems {

@@ -24,8 +24,7 @@ func TestImageReportText(t *testing.T) {
 	}
 	for _, want := range []string{
 		"goldsync: dry run of rollback to generation 3 of rhel9: ok in 1.50s\n",
-		"  pull: entries 10, created 2,",
-		"received 2.0 KiB\n",
+		"  pull: entries 10; nothing changed (dry run): the changes are the itemized lines",
 		"    conflict (the node's version is kept): node001: /etc/motd: both changed\n",
 		"  netboot: would install OS rhel9compute's kernel 5.14.0-427.el9 and write the boot files of 2 nodes\n",
 		"  warning: no client piece\n",
@@ -34,6 +33,20 @@ func TestImageReportText(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestImageReportPullCounts: a run that was not a dry run counts what
+// its pull did; a dry run says nothing was done (sync -n said "created 0"
+// beside the itemized lines, newcomer trial).
+func TestImageReportPullCounts(t *testing.T) {
+	r := &ImageReport{Image: "rhel9", Result: ResultOK, Seconds: 1.5, Pull: &PullSummary{Entries: 10, Created: 2, BytesReceived: 2048}}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "  pull: entries 10, created 2, updated 0, metadata only 0, hard links 0, deleted 0 (planned deletes 0), received 2.0 KiB\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
 
