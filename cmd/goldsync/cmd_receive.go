@@ -65,7 +65,7 @@ func runReceive(cmd *cobra.Command, g *globalFlags, f *pullFlags, dest string, r
 	defer func() { err = exitcode.Deadline(ctx, err) }()
 	log := g.logger(os.Stderr)
 	rw := stdio.New()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.MaxListBytes, Logger: log})
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Stamp(), IdleTimeout: f.timeout, ProgressTimeout: f.progressTO, MaxListBytes: f.MaxListBytes, Logger: log})
 	if err != nil {
 		return exitcode.With(exitcode.Start, err)
 	}
