@@ -42,7 +42,7 @@ import (
 //
 //	<id>/info.json   the Generation record
 //	<id>/manifest    the image's manifest after the run
-//	<id>/keys        sorted (hash, size) pairs, 16 bytes each
+//	<id>/keys        (hash, size) pairs, 16 bytes each, one per file with content
 //	<id>/pinned      present when pinned (pruning skips it)
 //	<id>/boot.json   the kernels its OS entries booted (SetGenerationBoot)
 //	objects/<hash>-<size>  hard links to kept content
