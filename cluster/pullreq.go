@@ -195,7 +195,7 @@ func (r PullRequest) Receive(ctx context.Context, rw io.ReadWriteCloser) (*imagi
 	}
 	ctx, cancel := WithDeadline(ctx, r.Deadline)
 	defer cancel()
-	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Build(),
+	client, err := proto.NewClient(ctx, rw, ".", proto.ClientOptions{Software: version.ServerPrefix + version.Stamp(),
 		IdleTimeout: r.Timeout, ProgressTimeout: r.ProgressTimeout, MaxListBytes: r.MaxListBytes, Logger: r.Logger})
 	if err != nil {
 		return nil, DeadlineErr(ctx, stepErr(StepHandshake, err))

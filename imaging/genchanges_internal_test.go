@@ -18,7 +18,7 @@ func BenchmarkChangedPaths225k(b *testing.B) {
 	sp := State(dir)
 	m := saveManifest225k(b, sp)
 	opts := &Options{Generations: &GenerationPolicy{Source: "bench"}}
-	if _, err := recordGeneration(sp, opts, &Result{}, nil); err != nil {
+	if _, err := recordGeneration(sp, opts, &Result{}, nil, nil); err != nil {
 		b.Fatal(err)
 	}
 	scopes := []tree.Scope{{Path: "usr/lib/pkgnew", Tree: true}}
@@ -45,7 +45,7 @@ func BenchmarkChangedPaths225k(b *testing.B) {
 	if err := UpdateManifest(sp.Manifest, uscopes, upd); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := recordGeneration(sp, opts, &Result{}, []int64{1}); err != nil {
+	if _, err := recordGeneration(sp, opts, &Result{}, []int64{1}, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()

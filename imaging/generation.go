@@ -42,7 +42,7 @@ import (
 //
 //	<id>/info.json   the Generation record
 //	<id>/manifest    the image's manifest after the run
-//	<id>/keys        sorted (hash, size) pairs, 16 bytes each
+//	<id>/keys        (hash, size) pairs, 16 bytes each, one per file with content
 //	<id>/pinned      present when pinned (pruning skips it)
 //	<id>/boot.json   the kernels its OS entries booted (SetGenerationBoot)
 //	objects/<hash>-<size>  hard links to kept content
@@ -83,6 +83,10 @@ type Generation struct {
 	// ManifestIdent identifies the live manifest files as this run left
 	// them (see liveDiffers).
 	ManifestIdent string `json:"manifest_ident,omitempty"`
+	// Retained is the retention stamp of the run that recorded it: its
+	// retained links were looked at then, and the next run's harvest
+	// skips them.
+	Retained string `json:"retained,omitempty"`
 	// Boot is what the OS entries booting the image pointed at when the
 	// generation was the newest (SetGenerationBoot): a rollback to it
 	// installs the same kernel and initrd. Stored in <id>/boot.json.
@@ -352,8 +356,9 @@ func listObjects(stateDir string) map[contentKey]bool {
 	return objs
 }
 
-// keyWriter writes a generation's keys file as the manifest is read, 16
-// bytes a key, in the manifest's order, a file's content as often as the
+// keyWriter writes a generation's keys file, 16 bytes a key, in no
+// particular order (the manifest's, or the previous generation's with a
+// scoped run's changes appended), a file's content as often as the
 // manifest names it (its readers ask only "which kept objects does this
 // generation need"). Sorting them to drop duplicates held every key, 16 MB
 // at 1M files and up to twice that while the slice grew (issue #14).
@@ -433,7 +438,7 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if len(ids) > 0 {
 		latest, _ = readGeneration(sp.Dir, ids[len(ids)-1])
 	}
-	if n, err := harvest(sp, res.Plan, latest, start, log); err != nil {
+	if n, err := harvest(sp, res.Plan, latest, start, res.run.stamp, log); err != nil {
 		log.Warn("generations: replaced content not kept", "err", err)
 	} else if n > 0 {
 		log.Debug("generations: kept replaced content", "objects", n)
@@ -445,7 +450,7 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if !changed && latest != nil && !liveDiffers(sp, latest) {
 		return 0 // nothing changed: the newest generation still describes the image
 	}
-	id, err := recordGeneration(sp, opts, res, ids)
+	id, err := recordGeneration(sp, opts, res, ids, latest)
 	if err != nil {
 		log.Warn("generation not recorded", "err", err)
 		return 0
@@ -495,7 +500,7 @@ func liveDiffers(sp StatePaths, g *Generation) bool {
 // the objects dir; and of what a run killed since the latest generation
 // replaced, matched against that generation's manifest (loaded only when
 // a retained inode is neither this run's nor kept already).
-func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log *slog.Logger) (int, error) {
+func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, stamp string, log *slog.Logger) (int, error) {
 	type ident = inoKey
 	ents, err := os.ReadDir(sp.Retention)
 	if errors.Is(err, os.ErrNotExist) {
@@ -505,10 +510,17 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 		return 0, err
 	}
 	// Retained links older than the latest generation were looked at when
-	// it was recorded.
+	// it was recorded, and so were those of the run that recorded it
+	// (named by its stamp: its second may be the generation's, and a
+	// file it replaced that already had an object, as content that comes
+	// back does, would be looked up in the whole manifest again).
 	since := start.Unix()
+	var seen string
 	if latest != nil {
 		since = latest.Time.Unix()
+		if latest.Retained != "" && latest.Retained != stamp {
+			seen = latest.Retained + "."
+		}
 	}
 	if err := os.MkdirAll(objectsDir(sp.Dir), 0o700); err != nil {
 		return 0, err
@@ -521,7 +533,7 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 	wanted := map[ident]bool{}
 	for _, de := range ents {
 		ts, _, _ := strings.Cut(de.Name(), ".")
-		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since {
+		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since || (seen != "" && strings.HasPrefix(de.Name(), seen)) {
 			continue
 		}
 		r := retained{path: filepath.Join(sp.Retention, de.Name())}
@@ -619,7 +631,11 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, log
 }
 
 // recordGeneration writes a new generation from the manifest just saved.
-func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (int64, error) {
+// After a scoped run that started from the latest generation (its
+// manifest as that generation recorded it), the content keys and the
+// count come from that generation's and the run's change (runDelta): the
+// work follows the change. Otherwise they are read from the manifest.
+func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64, latest *Generation) (int64, error) {
 	id := int64(1)
 	if len(ids) > 0 {
 		id = ids[len(ids)-1] + 1
@@ -633,29 +649,25 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	// The manifest block by block: the content keys (written as they
-	// come) and the count are all a generation takes from it here.
-	kw, err := createKeyList(filepath.Join(tmp, "keys"))
-	if err != nil {
-		return 0, err
+	var notes runNotes
+	if res != nil {
+		notes = res.run
 	}
-	entries := 0
-	err = eachManifestEntry(sp.Manifest, func(e *tree.Entry) error {
-		entries++
-		if needsContent(e) && e.Hashed() {
-			kw.add(entryKey(e))
+	entries := -1
+	if d := notes.delta; d != nil && latest != nil && latest.ManifestIdent != "" && latest.ManifestIdent == d.identBefore {
+		entries, err = keysFromDelta(sp.Dir, latest, d, filepath.Join(tmp, "keys"))
+		if err != nil {
+			entries = -1 // read them from the manifest
 		}
-		return nil
-	})
-	if cerr := kw.close(); err == nil {
-		err = cerr
 	}
-	if err != nil {
-		return 0, err
+	if entries < 0 {
+		if entries, err = keysFromManifest(sp.Manifest, filepath.Join(tmp, "keys")); err != nil {
+			return 0, err
+		}
 	}
 	g := Generation{
 		ID: id, Time: time.Now().UTC(), Source: opts.Generations.Source, RollbackOf: opts.rollbackOf,
-		Excludes: opts.Excludes, Entries: entries, ManifestIdent: manifestIdent(sp.Manifest),
+		Excludes: opts.Excludes, Entries: entries, ManifestIdent: manifestIdent(sp.Manifest), Retained: notes.stamp,
 	}
 	if res != nil {
 		g.Created, g.Updated, g.MetaOnly, g.Deleted = res.Created, res.Updated, res.MetaOnly, res.Deleted
@@ -687,6 +699,77 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64) (i
 		return 0, err
 	}
 	return id, nil
+}
+
+// keysFromManifest writes the content keys of the manifest at path to the
+// keys file to, block by block, and returns how many entries it holds.
+func keysFromManifest(path, to string) (int, error) {
+	kw, err := createKeyList(to)
+	if err != nil {
+		return 0, err
+	}
+	entries := 0
+	err = eachManifestEntry(path, func(e *tree.Entry) error {
+		entries++
+		if needsContent(e) && e.Hashed() {
+			kw.add(entryKey(e))
+		}
+		return nil
+	})
+	if cerr := kw.close(); err == nil {
+		err = cerr
+	}
+	return entries, err
+}
+
+// runDelta is what a scoped run changed in the manifest: within its
+// scopes, the entries recorded before (old) and after (new), and the
+// manifest's identity before the run saved it.
+type runDelta struct {
+	identBefore string
+	old, new    []*tree.Entry
+}
+
+// keysFromDelta writes the keys of generation latest's keys file less
+// the run's old entries' keys plus its new entries' (a multiset: a key
+// is listed once per file) to the keys file to, and returns the entry
+// count. It fails when an old key is not in latest's list: the delta does
+// not describe latest, and the caller reads the manifest instead.
+func keysFromDelta(stateDir string, latest *Generation, d *runDelta, to string) (int, error) {
+	drop := map[contentKey]int{}
+	for _, e := range d.old {
+		if needsContent(e) && e.Hashed() {
+			drop[entryKey(e)]++
+		}
+	}
+	kw, err := createKeyList(to)
+	if err != nil {
+		return 0, err
+	}
+	err = eachKey(stateDir, latest.ID, func(k contentKey) {
+		if drop[k] > 0 {
+			drop[k]--
+			return
+		}
+		kw.add(k)
+	})
+	for _, e := range d.new {
+		if needsContent(e) && e.Hashed() {
+			kw.add(entryKey(e))
+		}
+	}
+	if cerr := kw.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range drop {
+		if n > 0 {
+			return 0, errors.New("generation keys do not match the manifest")
+		}
+	}
+	return latest.Entries - len(d.old) + len(d.new), nil
 }
 
 // copyFile copies a state file (reflink or copy_file_range where the

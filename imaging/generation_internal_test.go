@@ -21,7 +21,7 @@ func BenchmarkRecordGeneration(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		ids, _ := generationIDs(dir)
-		if _, err := recordGeneration(sp, opts, &Result{}, ids); err != nil {
+		if _, err := recordGeneration(sp, opts, &Result{}, ids, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -87,7 +87,7 @@ func TestGenerationSharesManifestBase(t *testing.T) {
 	record := func() int64 {
 		t.Helper()
 		ids, _ := generationIDs(dir)
-		id, err := recordGeneration(sp, opts, &Result{}, ids)
+		id, err := recordGeneration(sp, opts, &Result{}, ids, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

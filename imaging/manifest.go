@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -75,6 +76,13 @@ const (
 // logSlack is how far a log may grow beyond a quarter of its base before
 // UpdateManifest compacts (a variable for tests).
 var logSlack int64 = 64 << 10
+
+// decodedEntries counts the manifest entries decoded, from base blocks and
+// log records: the tests that check that a scoped update's work follows
+// the change, not the image, read it.
+var decodedEntries atomic.Int64
+
+func countDecoded(n int) { decodedEntries.Add(int64(n)) }
 
 // ErrCorruptManifest is wrapped when a manifest fails its checksum or
 // cannot be decoded.
@@ -431,6 +439,7 @@ func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
 	if xxhash.Sum64(raw) != b.sum {
 		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
 	}
+	countDecoded(b.n)
 	out := make([]*tree.Entry, 0, b.n)
 	store := make([]tree.Entry, b.n)
 	var prev *tree.Entry
@@ -518,6 +527,7 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 }
 
 func decodeAll(data []byte) (*Manifest, uint64, error) {
+
 	if len(data) >= len(manifestMagicV1) && bytes.Equal(data[:len(manifestMagicV1)], manifestMagicV1) {
 		m, err := decodeV1(data)
 		return m, 0, err
@@ -581,6 +591,7 @@ func decodeV1(data []byte) (*Manifest, error) {
 	}
 	r = r[k:]
 	m := &Manifest{Entries: make([]*tree.Entry, 0, n)}
+	countDecoded(int(n))
 	var prev *tree.Entry
 	for i := uint64(0); i < n; i++ {
 		e := new(tree.Entry)
@@ -605,6 +616,7 @@ func decodeV1(data []byte) (*Manifest, error) {
 // the scopes cover, decoding the base's blocks that hold them and the log:
 // the cost follows the scopes, not the tree. Errors are as LoadManifest's.
 func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
+
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)
@@ -632,7 +644,7 @@ func LoadManifestScoped(path string, scopes []tree.Scope) (*Manifest, error) {
 		}
 	}
 	if gen != 0 {
-		if recs, _ := readLog(LogPath(path), gen); len(recs) > 0 {
+		if recs, _ := readLogWithin(LogPath(path), gen, newScopeIndex(scopes)); len(recs) > 0 {
 			r := foldRecords(recs)
 			set := tree.NewScopeSet(scopes)
 			var in []*tree.Entry
@@ -753,6 +765,15 @@ type logRecord struct {
 // generation gen, in order, and the length of the log's valid prefix. It
 // stops at the first damaged or torn record.
 func readLog(path string, gen uint64) ([]logRecord, int64) {
+	return readLogWithin(path, gen, nil)
+}
+
+// readLogWithin is readLog for a load that keeps only what the scopes in
+// want cover (nil: everything): a record whose scopes share no path with
+// them is checked and skipped without decoding its entries, since it
+// changes nothing there. A scoped load of a long log then decodes the
+// records of its own paths, not the whole log.
+func readLogWithin(path string, gen uint64, want *scopeIndex) ([]logRecord, int64) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0
@@ -760,16 +781,73 @@ func readLog(path string, gen uint64) ([]logRecord, int64) {
 	var recs []logRecord
 	off := 0
 	for {
-		r, n, err := decodeLogRecord(data[off:])
+		h, n, err := parseLogRecord(data[off:])
 		if err != nil || n == 0 {
 			break
 		}
-		if r.gen == gen {
+		if h.gen == gen && (want == nil || want.meets(h.scopes)) {
+			r, err := h.decode()
+			if err != nil {
+				break
+			}
 			recs = append(recs, logRecord{scopes: r.scopes, entries: r.entries})
 		}
 		off += n
 	}
 	return recs, int64(off)
+}
+
+// logValid returns the length of the valid prefix of the log at path (its
+// records whose length and checksum hold), reading no entry: what an
+// append needs to know.
+func logValid(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	off := 0
+	for {
+		_, n, err := parseLogRecord(data[off:])
+		if err != nil || n == 0 {
+			return int64(off)
+		}
+		off += n
+	}
+}
+
+// scopeIndex answers whether a log record's scopes share a path with a
+// load's scopes.
+type scopeIndex struct {
+	set   *tree.ScopeSet
+	paths []string // the scopes' paths in tree.Compare order
+}
+
+func newScopeIndex(scopes []tree.Scope) *scopeIndex {
+	x := &scopeIndex{set: tree.NewScopeSet(scopes)}
+	for _, sc := range scopes {
+		x.paths = append(x.paths, sc.Path)
+	}
+	slices.SortFunc(x.paths, tree.Compare)
+	return x
+}
+
+// meets reports whether some path is covered both by one of scopes and by
+// the index's scopes: one scope's path lies within the other (a tree).
+func (x *scopeIndex) meets(scopes []tree.Scope) bool {
+	for _, sc := range scopes {
+		if x.set.Covers(sc.Path) {
+			return true
+		}
+		if sc.Tree {
+			// The index's paths within sc.Path follow it in tree.Compare
+			// order: the first one at or after it tells.
+			i := sort.Search(len(x.paths), func(i int) bool { return tree.Compare(x.paths[i], sc.Path) >= 0 })
+			if i < len(x.paths) && tree.IsWithin(x.paths[i], sc.Path) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type decodedRecord struct {
@@ -778,9 +856,35 @@ type decodedRecord struct {
 	entries []*tree.Entry
 }
 
+// recordHead is a log record whose checksum, generation and scopes were
+// read; its entries are decoded on demand.
+type recordHead struct {
+	gen    uint64
+	scopes []tree.Scope
+	rest   []byte // the entry count and the entries
+}
+
 // decodeLogRecord decodes the record at the start of data and returns its
 // length; (nil, 0, nil) at the end of data.
 func decodeLogRecord(data []byte) (*decodedRecord, int, error) {
+	h, n, err := parseLogRecord(data)
+	if err != nil || n == 0 {
+		return nil, n, err
+	}
+	r, err := h.decode()
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, n, nil
+}
+
+func badRecord(what string) error {
+	return fmt.Errorf("%w: log record: %s", ErrCorruptManifest, what)
+}
+
+// parseLogRecord checks the record at the start of data and reads its
+// generation and scopes; (nil, 0, nil) at the end of data.
+func parseLogRecord(data []byte) (*recordHead, int, error) {
 	if len(data) == 0 {
 		return nil, 0, nil
 	}
@@ -795,36 +899,41 @@ func decodeLogRecord(data []byte) (*decodedRecord, int, error) {
 	if xxhash.Sum64(p) != binary.BigEndian.Uint64(data[4:12]) {
 		return nil, 0, fmt.Errorf("%w: log record checksum mismatch", ErrCorruptManifest)
 	}
-	bad := func(what string) (*decodedRecord, int, error) {
-		return nil, 0, fmt.Errorf("%w: log record: %s", ErrCorruptManifest, what)
-	}
 	if len(p) < 8 {
-		return bad("short")
+		return nil, 0, badRecord("short")
 	}
-	r := &decodedRecord{gen: binary.BigEndian.Uint64(p[:8])}
+	h := &recordHead{gen: binary.BigEndian.Uint64(p[:8])}
 	p = p[8:]
 	ns, k := binary.Uvarint(p)
 	if k <= 0 || ns > uint64(len(p)) {
-		return bad("scope count")
+		return nil, 0, badRecord("scope count")
 	}
 	p = p[k:]
 	for range ns {
 		l, k := binary.Uvarint(p)
 		if k <= 0 || l > tree.MaxPathLen || l+1 > uint64(len(p)-k) {
-			return bad("scope")
+			return nil, 0, badRecord("scope")
 		}
 		sc := tree.Scope{Path: string(p[k : k+int(l)]), Tree: p[k+int(l)] == 1}
 		if sc.Path != tree.Root {
 			if err := tree.ValidatePath(sc.Path); err != nil {
-				return bad(err.Error())
+				return nil, 0, badRecord(err.Error())
 			}
 		}
-		r.scopes = append(r.scopes, sc)
+		h.scopes = append(h.scopes, sc)
 		p = p[k+int(l)+1:]
 	}
+	h.rest = p
+	return h, 12 + int(n), nil
+}
+
+// decode decodes the record's entries.
+func (h *recordHead) decode() (*decodedRecord, error) {
+	r := &decodedRecord{gen: h.gen, scopes: h.scopes}
+	p := h.rest
 	ne, k := binary.Uvarint(p)
 	if k <= 0 || ne > uint64(len(p)) {
-		return bad("entry count")
+		return nil, badRecord("entry count")
 	}
 	p = p[k:]
 	set := tree.NewScopeSet(r.scopes)
@@ -834,21 +943,22 @@ func decodeLogRecord(data []byte) (*decodedRecord, int, error) {
 		var err error
 		p, err = wire.DecodeEntryLocal(p, prev, e)
 		if err != nil {
-			return bad(err.Error())
+			return nil, badRecord(err.Error())
 		}
+		countDecoded(1)
 		if prev != nil && tree.Compare(prev.Path, e.Path) >= 0 {
-			return bad("entries out of order")
+			return nil, badRecord("entries out of order")
 		}
 		if !set.Covers(e.Path) {
-			return bad("entry outside its scopes")
+			return nil, badRecord("entry outside its scopes")
 		}
 		r.entries = append(r.entries, e)
 		prev = e
 	}
 	if len(p) != 0 {
-		return bad("trailing bytes")
+		return nil, badRecord("trailing bytes")
 	}
-	return r, 12 + int(n), nil
+	return r, nil
 }
 
 func encodeLogRecord(gen uint64, scopes []tree.Scope, entries []*tree.Entry) ([]byte, error) {
@@ -901,7 +1011,7 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 		return m.Save(path)
 	}
 	lp := LogPath(path)
-	_, valid := readLog(lp, gen)
+	valid := logValid(lp)
 	rec, err := encodeLogRecord(gen, scopes, entries)
 	if err != nil {
 		return fail(err)

@@ -123,6 +123,19 @@ type Result struct {
 	DeletesSkipped bool
 	// Generation is the id of the generation this run recorded, or zero.
 	Generation int64
+
+	// run is what the generation hook needs of the run.
+	run runNotes
+}
+
+// runNotes are what a Sync's generation hook learns of the run beyond
+// its counts.
+type runNotes struct {
+	// stamp names the run's retained links (retainer.stamp).
+	stamp string
+	// delta is the change of a scoped run to the manifest, nil when
+	// unknown (see recordGeneration).
+	delta *runDelta
 }
 
 // ApplyOptions configure Apply. The zero value applies with retention
@@ -378,6 +391,10 @@ type syncRun struct {
 	// prevLen is how many entries the manifest held; imageTotal the
 	// entries of the whole image as last recorded (0: unknown).
 	prevLen, imageTotal int
+	// prevIn are the manifest's entries within prevScope, as a scoped
+	// walk loaded them (nil prevScope: not a scoped walk, or unknown).
+	prevIn    []*tree.Entry
+	prevScope []tree.Scope
 
 	// plan
 	acts    *spoolActions
@@ -547,6 +564,7 @@ func (r *syncRun) scan(ctx context.Context) error {
 		return nil
 	}
 	prev := r.loadPrev(deeper)
+	r.notePrev(deeper, prev.Entries)
 	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log, Scopes: deeper,
 		Previous: prev.finder(), Temps: func(p string) { r.temps = append(r.temps, p) }}
 	if r.excl != nil {
@@ -583,6 +601,23 @@ func (r *syncRun) scan(ctx context.Context) error {
 	r.reread += sub.Reread
 	r.scope = deepenScopes(r.scope, deeper)
 	return nil
+}
+
+// notePrev adds the manifest's entries within the deeper scopes that a
+// scoped run walks as well to prevIn.
+func (r *syncRun) notePrev(deeper []tree.Scope, es []*tree.Entry) {
+	if r.prevScope == nil || !slices.Equal(r.prevScope, r.scope) {
+		r.prevScope = nil
+		return
+	}
+	var all []*tree.Entry
+	for x, y := range tree.MergeSeq(slices.Values(r.prevIn), slices.Values(es)) {
+		if x == nil {
+			x = y
+		}
+		all = append(all, x)
+	}
+	r.prevIn, r.prevScope = all, deepenScopes(r.scope, deeper)
 }
 
 // scanSource lists the source through the stream checker and the
@@ -672,6 +707,9 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 		prev = r.loadPrev(scopes)
 		r.prevLen = len(prev.Entries)
 		previous = prev.finder()
+		if !isFull(scopes) {
+			r.prevIn, r.prevScope = prev.Entries, scopes
+		}
 	}
 	if r.root == nil {
 		return nil
@@ -971,6 +1009,9 @@ func (r *syncRun) apply(ctx context.Context) error {
 // generation, and sorts out the result.
 func (r *syncRun) record(runErr error) (*Result, error) {
 	res, a, sp, log := r.res, r.a, r.sp, r.log
+	if a.ret != nil {
+		res.run.stamp = a.ret.stamp
+	}
 	unchanged := runErr == nil && r.planned.Len() == 0 && len(r.temps) == 0 && r.reread == 0 &&
 		r.prevLen == r.dstN && isFull(r.scope) && !res.DeletesSkipped
 	if unchanged {
@@ -1000,7 +1041,11 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 			}
 		}
 		if rerr == nil && derr == nil {
+			before := manifestIdent(sp.Manifest)
 			serr = UpdateManifest(sp.Manifest, r.scope, in)
+			if serr == nil && r.prevScope != nil && slices.Equal(r.prevScope, r.scope) && simpleLinks(r.prevIn) && simpleLinks(in) {
+				res.run.delta = &runDelta{identBefore: before, old: r.prevIn, new: in}
+			}
 		}
 	}
 	if serr == nil {
@@ -1029,6 +1074,19 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 		log.Warn("journal token not saved: the next sync scans everything", "err", err)
 	}
 	return res, nil
+}
+
+// simpleLinks reports whether no entry of es is a regular file with more
+// than one link: a generation's content keys count a hard-link group
+// once, by a leader a full read of the manifest chooses across scopes,
+// so a change that touches a group is not applied as a delta.
+func simpleLinks(es []*tree.Entry) bool {
+	for _, e := range es {
+		if e.Type == tree.TypeRegular && (e.Nlink > 1 || e.LinkTo != "") {
+			return false
+		}
+	}
+	return true
 }
 
 // saveToken records the source's journal token for the next incremental

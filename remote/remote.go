@@ -135,7 +135,7 @@ func Open(ctx context.Context, spec string, opts Options) (imaging.Source, error
 }
 
 func clientOptions(opts Options) proto.ClientOptions {
-	return proto.ClientOptions{Software: version.ServerPrefix + version.Build(), IdleTimeout: opts.IdleTimeout, ProgressTimeout: opts.ProgressTimeout, MaxListBytes: opts.MaxListBytes, Logger: opts.Logger}
+	return proto.ClientOptions{Software: version.ServerPrefix + version.Stamp(), IdleTimeout: opts.IdleTimeout, ProgressTimeout: opts.ProgressTimeout, MaxListBytes: opts.MaxListBytes, Logger: opts.Logger}
 }
 
 // client wraps a proto.Client with the processes behind its streams.

@@ -36,9 +36,12 @@ func newRootCmd() *cobra.Command {
 		Short:         "keep diskless-cluster images in sync with a golden node",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version.Describe(),
+		// Asked for only by --version: Describe may hash the executable,
+		// which every start (a replica's receiver, each update) would pay.
+		Version: version.Version,
 	}
-	root.SetVersionTemplate("goldsync {{.Version}}\n")
+	cobra.AddTemplateFunc("describe", version.Describe)
+	root.SetVersionTemplate("goldsync {{describe}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", "", "cluster config file (default /etc/goldsync/goldsync.toml)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "say more (repeat for debug logs)")

@@ -33,3 +33,31 @@ func TestDescribe(t *testing.T) {
 		})
 	}
 }
+
+func TestStamp(t *testing.T) {
+	info := func(kv ...string) *debug.BuildInfo {
+		info := &debug.BuildInfo{}
+		for i := 0; i < len(kv); i += 2 {
+			info.Settings = append(info.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return info
+	}
+	const rev = "0c86dc78ef17f45b87e5822c89819007c9e7531a"
+	tests := []struct {
+		name string
+		info *debug.BuildInfo
+		want string
+	}{
+		{name: "no build info", info: nil, want: Version + "+dev"},
+		{name: "no vcs stamp", info: info("-buildmode", "exe"), want: Version + "+dev"},
+		{name: "clean", info: info("vcs.revision", rev, "vcs.modified", "false"), want: Version + "+0c86dc78ef17"},
+		{name: "modified", info: info("vcs.revision", rev, "vcs.modified", "true"), want: Version + "+0c86dc78ef17-modified"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stamp(tt.info); got != tt.want {
+				t.Errorf("stamp = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

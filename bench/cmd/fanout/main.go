@@ -8,7 +8,9 @@
 // not, files and bytes sent) and a total line with the wall time and the CPU this process
 // and its children (the ssh clients) used. Node snapshots and boot files
 // are not built (cluster.ReplicateOptions.NoBuild): only the image is
-// pushed, as rsync would. It exits 1 when a replica failed.
+// pushed, as rsync would. It exits 1 when a replica failed. With
+// GOLDSYNC_PROFILE set it writes Go CPU and heap profiles as goldsync does
+// (internal/profile).
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
+	"github.com/goldsync/goldsync/internal/profile"
 )
 
 func main() {
@@ -31,9 +34,12 @@ func main() {
 	replicas := flag.String("replicas", "", "comma-separated replica names (default: all)")
 	fanout := flag.Int("fanout", 0, "replicas updated at once (0: the config's, else twice the cores)")
 	flag.Parse()
+	stopProfile := profile.Start()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *cfgPath, *image, *replicas, *fanout); err != nil {
+	err := run(ctx, *cfgPath, *image, *replicas, *fanout)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fanout:", err)
 		os.Exit(1)
 	}
@@ -78,9 +84,12 @@ func run(ctx context.Context, cfgPath, image, replicas string, fanout int) error
 		}
 		fmt.Println(line)
 	}
+	selfCPU := tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
+	kidsCPU := tv(afterKids.Utime) - tv(beforeKids.Utime) + tv(afterKids.Stime) - tv(beforeKids.Stime)
 	user := tv(after.Utime) - tv(before.Utime) + tv(afterKids.Utime) - tv(beforeKids.Utime)
 	sys := tv(after.Stime) - tv(before.Stime) + tv(afterKids.Stime) - tv(beforeKids.Stime)
-	fmt.Printf("goldsync fan-out to %d replicas: %.3fs (primary user %.3fs sys %.3fs)\n", len(reports), wall.Seconds(), user.Seconds(), sys.Seconds())
+	fmt.Printf("goldsync fan-out to %d replicas: %.3fs (primary user %.3fs sys %.3fs; goldsync %.3fs, ssh clients %.3fs)\n",
+		len(reports), wall.Seconds(), user.Seconds(), sys.Seconds(), selfCPU.Seconds(), kidsCPU.Seconds())
 	return rerr
 }
 

@@ -1,0 +1,88 @@
+#!/bin/bash
+# Replica update CPU: what one journal-driven replica update costs in CPU
+# seconds (user + system), split by process, for a yum-size change of the
+# golden tree of bench/replicas.sh (same lab, tree and change). Load
+# independent: CPU seconds, not wall time.
+#
+#   bash bench/replica-cpu.sh   # as root; N=20000 files, ROUNDS=3 (forth, back, ...)
+#
+# Per update of r1 alone it prints the CPU of
+#   primary goldsync  the process running cluster.Replicate (bin/fanout)
+#   ssh client        its children (the ssh to the replica)
+#   sshd              the replica's sshd: the login, the session and the
+#                     shell, less the receiver (what its listener reaped,
+#                     cutime + cstime, includes the receiver)
+#   receiver          "goldsync receive --stdio" on the replica (rusage)
+# PROFILE=DIR writes Go CPU profiles of the primary (fanout.*.cpu) and of
+# each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE).
+set -e
+N=${N:-20000}
+ROUNDS=${ROUNDS:-3}
+LAB=${LAB:-/var/tmp/gs-replab}
+BIN=${BIN:-$PWD/bin}
+BIN=$(cd "$BIN" && pwd)
+if [ -z "$LAB_RSH" ]; then
+  exec "$BIN/replab" -replicas 1 -dir "$LAB" -- bash "$0" "$@"
+fi
+GS=$BIN/goldsync
+GOLD=$LAB_GOLDEN_DIR/tree-$N
+IMG=$LAB_PRIMARY_DIR/image-$N
+J=$LAB_PRIMARY_DIR/journal-$N
+read -r -a R <<< "$LAB_REPLICAS"
+read -r -a RD <<< "$LAB_REPLICA_DIRS"
+RIMG=${RD[0]}/image-$N
+SSHD_PID=$(cat "$(dirname "${RD[0]}")/sshd/sshd.pid")
+RU=$LAB_PRIMARY_DIR/remote-usage.jsonl
+AGENT=$LAB_GOLDEN_DIR/goldsync-agent
+printf '#!/bin/sh\nexec %s --state-dir %s "$@"\n' "$BIN/goldsync-agent" "$LAB_GOLDEN_DIR/agent-state" > "$AGENT"
+chmod +x "$AGENT"
+PULL=("$GS" pull --no-progress -e "$LAB_RSH" --agent-path "$AGENT" "$LAB_GOLDEN:$GOLD" "$IMG")
+PROF=()
+if [ -n "$PROFILE" ]; then
+  mkdir -p "$PROFILE"
+  PROF=(env "GOLDSYNC_PROFILE=$PROFILE/")
+fi
+RECV=$LAB_PRIMARY_DIR/goldsync-receiver
+printf '#!/bin/sh\nexec %s %s -o %s -tag goldsync -- %s "$@"\n' "${PROF[*]}" "$BIN/rusage" "$RU" "$GS" > "$RECV"
+chmod +x "$RECV"
+: > "$LAB_PRIMARY_DIR/nodes"
+CFG=$LAB_PRIMARY_DIR/goldsync-cpu-$N.toml
+{
+  printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
+  printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\n' \
+    "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT"
+  printf '\n[[image.replica]]\nname = "r1"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' "${R[0]}" "$RIMG" "$RECV"
+} > "$CFG"
+
+if [ ! -d "$GOLD" ]; then
+  echo "== making the golden tree ($N files)"
+  "$BIN/gentree" tree -n "$N" "$GOLD" > /dev/null
+  rm -rf "$IMG" "$J" "$RIMG"
+fi
+echo "entries: $(find "$GOLD" | wc -l)"
+[ -d "$J" ] && "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
+"${PULL[@]}" > /dev/null
+"$BIN/fanout" -config "$CFG" | tail -1
+
+# cputime PID: the CPU seconds of PID's reaped children (cutime + cstime).
+cputime() { awk '{ print ($16 + $17) / '"$(getconf CLK_TCK)"' }' "/proc/$1/stat"; }
+for round in $(seq "$ROUNDS"); do
+  if [ -d "$J" ]; then
+    "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
+    echo "== round $round: golden: yum-size change reverted"
+  else
+    "$BIN/gentree" mutate -change yum -journal "$J" "$GOLD" > /dev/null
+    echo "== round $round: golden: yum-size change"
+  fi
+  "${PULL[@]}" > /dev/null
+  : > "$RU"
+  s0=$(cputime "$SSHD_PID")
+  echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "${PROF[@]}" "$BIN/fanout" -config "$CFG"
+  s1=$(cputime "$SSHD_PID")
+  recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
+  echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
+  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s)"
+  n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "$RIMG/" | wc -l)
+  [ "$n" = 0 ] && echo "  r1 equals the golden tree" || echo "  r1 differs from the golden tree: $n lines"
+done
