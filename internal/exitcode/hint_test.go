@@ -1,4 +1,4 @@
-package main
+package exitcode
 
 import "testing"
 
@@ -7,7 +7,7 @@ import "testing"
 // after "pull" (newcomer trial: "goldsync -n pull SRC DEST" was told to
 // run "goldsync pull -n pull SRC DEST").
 func TestCommandFirstHint(t *testing.T) {
-	cmds := commandNames()
+	cmds := []string{"pull", "status", "sync", "verify"}
 	tests := []struct {
 		args []string
 		msg  string
@@ -24,8 +24,8 @@ func TestCommandFirstHint(t *testing.T) {
 		{[]string{"-n", "pull"}, "some other error", ""},
 	}
 	for _, tt := range tests {
-		if got := commandFirstHint(tt.args, tt.msg, cmds); got != tt.want {
-			t.Errorf("commandFirstHint(%q, %q) = %q, want %q", tt.args, tt.msg, got, tt.want)
+		if got := CommandFirstHint(tt.args, tt.msg, cmds); got != tt.want {
+			t.Errorf("CommandFirstHint(%q, %q) = %q, want %q", tt.args, tt.msg, got, tt.want)
 		}
 	}
 }
