@@ -69,8 +69,10 @@ func Stamp() string {
 	return stamp(info)
 }
 
-func stamp(info *debug.BuildInfo) string {
-	var rev, modified string
+// vcs returns the commit the go command stamped into info
+// (vcs.revision) and whether the tree had uncommitted changes
+// (vcs.modified, "true"); both "" without a stamp.
+func vcs(info *debug.BuildInfo) (rev, modified string) {
 	if info != nil {
 		for _, s := range info.Settings {
 			switch s.Key {
@@ -81,6 +83,12 @@ func stamp(info *debug.BuildInfo) string {
 			}
 		}
 	}
+	return rev, modified
+}
+
+// stamp is Stamp over the given build info.
+func stamp(info *debug.BuildInfo) string {
+	rev, modified := vcs(info)
 	switch {
 	case rev == "":
 		return Version + "+dev"
@@ -103,17 +111,7 @@ func Describe() string {
 // describe is Describe over the given build info; build gives the
 // fallback.
 func describe(info *debug.BuildInfo, build func() string) string {
-	var rev, modified string
-	if info != nil {
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				modified = s.Value
-			}
-		}
-	}
+	rev, modified := vcs(info)
 	if rev == "" {
 		return build() + " (no commit stamp: executable hash)"
 	}
