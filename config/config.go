@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -913,7 +914,9 @@ func (v *checker) replicaTree(at string, img *Image, raw []rawReplica) {
 		if _, ok := index[rr.From]; !ok {
 			var names []string
 			for _, r := range raw {
-				names = append(names, r.Name)
+				if !slices.Contains(names, r.Name) { // a name given twice is reported at its own line
+					names = append(names, r.Name)
+				}
 			}
 			v.add(key, "%s: from %q: no such replica of image %s (replicas: %s)", who, rr.From, img.Name, strings.Join(names, ", "))
 			continue

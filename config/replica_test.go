@@ -116,6 +116,8 @@ func TestParseReplicaErrors(t *testing.T) {
 			want: []string{"g.toml:10: image rhel: keep_generations = -1 records no generations, and replicas are fed by them"}},
 		{name: "from an unknown replica", doc: rep(`name = "r1"`, `ssh = "r1"`, `from = "r9"`),
 			want: []string{`g.toml:14: image rhel replica r1: from "r9": no such replica of image rhel (replicas: r1)`}},
+		{name: "from an unknown replica, a name twice", doc: rep(`name = "r1"`, `ssh = "h1"`, `from = "r9"`) + "[[image.replica]]\nname = \"r1\"\nssh = \"h2\"\n",
+			want: []string{`g.toml:14: image rhel replica r1: from "r9": no such replica of image rhel (replicas: r1)`}},
 		{name: "from itself", doc: rep(`name = "r1"`, `ssh = "r1"`, `from = "r1"`),
 			want: []string{`g.toml:14: image rhel replica r1: from "r1": a replica cannot feed itself`}},
 		{name: "a cycle", doc: rep(`name = "r1"`, `ssh = "h1"`, `from = "r3"`) +
