@@ -111,9 +111,11 @@ func (s PullSummary) WriteText(w io.Writer) error {
 		_, err = fmt.Fprintf(w, "  entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, at most %s of content to fetch\n",
 			s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch))
 	} else if err == nil {
-		_, err = fmt.Fprintf(w, "  entries %d, actions %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n"+
+		// Not the plan's step count (JSON actions): a new directory is two
+		// steps (made, then its metadata) and the total did not add up.
+		_, err = fmt.Fprintf(w, "  entries %d: created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d)\n"+
 			"  content received %s, reused from the old image %s, copied locally %s, verified unchanged %d\n",
-			s.Entries, s.Actions, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete,
+			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete,
 			units.Bytes(s.BytesReceived), units.Bytes(s.BytesReused), units.Bytes(s.BytesCopied), s.Unchanged)
 	}
 	if err == nil && s.WireBytesIn > 0 {
