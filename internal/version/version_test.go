@@ -5,15 +5,17 @@ import (
 	"testing"
 )
 
+// buildInfo is build info with the settings of kv (key, value, ...).
+func buildInfo(kv ...string) *debug.BuildInfo {
+	info := &debug.BuildInfo{}
+	for i := 0; i < len(kv); i += 2 {
+		info.Settings = append(info.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+	}
+	return info
+}
+
 func TestDescribe(t *testing.T) {
 	build := func() string { return Version + "+0123456789ab" }
-	stamp := func(kv ...string) *debug.BuildInfo {
-		info := &debug.BuildInfo{}
-		for i := 0; i < len(kv); i += 2 {
-			info.Settings = append(info.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
-		}
-		return info
-	}
 	const rev = "0c86dc78ef17f45b87e5822c89819007c9e7531a"
 	tests := []struct {
 		name string
@@ -21,9 +23,9 @@ func TestDescribe(t *testing.T) {
 		want string
 	}{
 		{name: "no build info", info: nil, want: Version + "+0123456789ab (no commit stamp: executable hash)"},
-		{name: "no vcs stamp", info: stamp("-buildmode", "exe"), want: Version + "+0123456789ab (no commit stamp: executable hash)"},
-		{name: "clean", info: stamp("vcs", "git", "vcs.revision", rev, "vcs.modified", "false"), want: Version + " (commit " + rev + ")"},
-		{name: "modified", info: stamp("vcs.revision", rev, "vcs.modified", "true"), want: Version + " (commit " + rev + ", modified)"},
+		{name: "no vcs stamp", info: buildInfo("-buildmode", "exe"), want: Version + "+0123456789ab (no commit stamp: executable hash)"},
+		{name: "clean", info: buildInfo("vcs", "git", "vcs.revision", rev, "vcs.modified", "false"), want: Version + " (commit " + rev + ")"},
+		{name: "modified", info: buildInfo("vcs.revision", rev, "vcs.modified", "true"), want: Version + " (commit " + rev + ", modified)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,13 +37,6 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestStamp(t *testing.T) {
-	info := func(kv ...string) *debug.BuildInfo {
-		info := &debug.BuildInfo{}
-		for i := 0; i < len(kv); i += 2 {
-			info.Settings = append(info.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
-		}
-		return info
-	}
 	const rev = "0c86dc78ef17f45b87e5822c89819007c9e7531a"
 	tests := []struct {
 		name string
@@ -49,9 +44,9 @@ func TestStamp(t *testing.T) {
 		want string
 	}{
 		{name: "no build info", info: nil, want: Version + "+dev"},
-		{name: "no vcs stamp", info: info("-buildmode", "exe"), want: Version + "+dev"},
-		{name: "clean", info: info("vcs.revision", rev, "vcs.modified", "false"), want: Version + "+0c86dc78ef17"},
-		{name: "modified", info: info("vcs.revision", rev, "vcs.modified", "true"), want: Version + "+0c86dc78ef17-modified"},
+		{name: "no vcs stamp", info: buildInfo("-buildmode", "exe"), want: Version + "+dev"},
+		{name: "clean", info: buildInfo("vcs.revision", rev, "vcs.modified", "false"), want: Version + "+0c86dc78ef17"},
+		{name: "modified", info: buildInfo("vcs.revision", rev, "vcs.modified", "true"), want: Version + "+0c86dc78ef17-modified"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
