@@ -161,7 +161,7 @@ func Message(ctx context.Context, err error) (msg string, code int) {
 	default:
 		msg = err.Error()
 	}
-	return wire.InertLines(msg), code
+	return wire.InertLines(closestFirst(msg)), code
 }
 
 // Failure is the result object a command prints with --json when it

@@ -26,3 +26,63 @@ func CommandFirstHint(args []string, msg string, commands []string) string {
 	}
 	return ""
 }
+
+// closestFirst reorders the "Did you mean this?" list of cobra's
+// unknown-command error so the closest name comes first: cobra lists
+// them in command order, which told `goldsync pul` "pin" before "pull".
+// Closest is the smallest edit distance to the typed name; a name the
+// typed one begins is closer than any other at the same distance, and
+// ties keep cobra's order. Any other msg is returned as it is.
+func closestFirst(msg string) string {
+	const head = "\n\nDid you mean this?\n"
+	typed, ok := strings.CutPrefix(msg, `unknown command "`)
+	if !ok {
+		return msg
+	}
+	typed, _, ok = strings.Cut(typed, `"`)
+	i := strings.Index(msg, head)
+	if !ok || i < 0 {
+		return msg
+	}
+	list := msg[i+len(head):]
+	tail := ""
+	if j := strings.Index(list, "\n\n"); j >= 0 {
+		list, tail = list[:j], list[j:]
+	}
+	names := strings.Split(strings.TrimRight(list, "\n"), "\n")
+	key := func(s string) int {
+		s = strings.TrimSpace(s)
+		d := 2 * editDistance(typed, s)
+		if !strings.HasPrefix(s, typed) {
+			d++
+		}
+		return d
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return key(a) - key(b) })
+	sep := ""
+	if strings.HasSuffix(list, "\n") {
+		sep = "\n"
+	}
+	return msg[:i+len(head)] + strings.Join(names, "\n") + sep + tail
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

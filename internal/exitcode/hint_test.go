@@ -29,3 +29,21 @@ func TestCommandFirstHint(t *testing.T) {
 		}
 	}
 }
+
+// TestClosestFirst: cobra lists its suggestions in command order, so
+// `goldsync pul` was offered "pin" before "pull" (newcomer trial).
+func TestClosestFirst(t *testing.T) {
+	tests := []struct{ msg, want string }{
+		{"unknown command \"pul\" for \"goldsync\"\n\nDid you mean this?\n\tpin\n\tpull\n",
+			"unknown command \"pul\" for \"goldsync\"\n\nDid you mean this?\n\tpull\n\tpin\n"},
+		{"unknown command \"stat\" for \"goldsync\"\n\nDid you mean this?\n\tsync\n\tstatus\n",
+			"unknown command \"stat\" for \"goldsync\"\n\nDid you mean this?\n\tstatus\n\tsync\n"},
+		{"unknown command \"x\" for \"goldsync\"", "unknown command \"x\" for \"goldsync\""},
+		{"some other error\n\nDid you mean this?\n\tb\n\ta\n", "some other error\n\nDid you mean this?\n\tb\n\ta\n"},
+	}
+	for _, tt := range tests {
+		if got := closestFirst(tt.msg); got != tt.want {
+			t.Errorf("closestFirst(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
