@@ -3,8 +3,8 @@
 // tree, a few decoded blocks, buffers) and allocate briskly around it; at
 // Go's default GOGC=100 the heap grows to twice the live heap before a
 // collection, and that headroom was the largest part of each side's peak
-// RSS after the binary itself (bench/README.md, "Both sides' GC
-// headroom"). Collections are cheap here (the marking of a heap of a few
+// RSS after the binary itself (bench/README.md, "Both sides at 1M,
+// round 3"). Collections are cheap here (the marking of a heap of a few
 // MB: ~1% of the agent's CPU at GOGC=100), so a lower target costs little.
 package gctune
 
