@@ -239,6 +239,7 @@ func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.
 			s.mu.Lock()
 			s.record, s.recordDone = path, true
 			if oerr == nil {
+				r.keep = fetchReaderBlocks
 				s.recorded = r
 			}
 			s.mu.Unlock()

@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"iter"
@@ -34,6 +35,8 @@ type manifestReader struct {
 	mu    sync.Mutex
 	cache []readerBlock
 	tick  uint64
+	// keep is how many decoded blocks the reader keeps (0: readerBlocks).
+	keep int
 }
 
 type readerBlock struct {
@@ -46,6 +49,13 @@ type readerBlock struct {
 // a walk each read a directory, and a directory's children can be a few
 // blocks apart.
 const readerBlocks = 32
+
+// fetchReaderBlocks is how many decoded blocks the reader of a scan's
+// record keeps. Its lookups are a pull's fetches, asked in the plan's
+// (Compare) order by a few workers, so they need the block at hand and
+// maybe the next; 32 kept blocks were ~5 MB, a third of the golden node's
+// live heap in a full pull.
+const fetchReaderBlocks = 4
 
 // openManifestReader opens the manifest at path for lookups. Errors are as
 // LoadManifest's (os.ErrNotExist when there is none).
@@ -135,7 +145,7 @@ func (r *manifestReader) block(i int) []*tree.Entry {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.cache) < readerBlocks {
+	if len(r.cache) < cmp.Or(r.keep, readerBlocks) {
 		r.cache = append(r.cache, readerBlock{i: i, entries: es, used: r.tick})
 		return es
 	}

@@ -902,7 +902,7 @@ func (r *syncRun) plan() error {
 	var rerr error
 	ord := int32(0)
 	var derr error
-	links := linkCheck{leaders: leaders}
+	links := linkCheck{leaders: r.leaders}
 	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
 		if s != nil {
 			ord++
@@ -941,8 +941,11 @@ func (r *syncRun) plan() error {
 // must be an earlier regular file of the stream. It holds the targets it
 // has met, never the stream's files.
 type linkCheck struct {
-	leaders map[string]string // every LinkTo of the stream, to itself
-	seen    map[string]bool   // the leaders met as regular files so far
+	leaders map[string]uint64 // every LinkTo of the stream, with its members
+	// open are the leaders met as regular files whose members are not
+	// all met yet, with how many are to come: a group leaves it at its
+	// last member, so it holds the groups open at the stream's place.
+	open map[string]uint64
 }
 
 // add checks s, the next source entry in the stream's order.
@@ -950,14 +953,22 @@ func (c *linkCheck) add(s *tree.Entry) error {
 	if len(c.leaders) == 0 {
 		return nil
 	}
-	if s.LinkTo != "" && !c.seen[s.LinkTo] {
-		return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
-	}
-	if l, ok := c.leaders[s.Path]; ok && s.Type == tree.TypeRegular {
-		if c.seen == nil {
-			c.seen = map[string]bool{}
+	if s.LinkTo != "" {
+		n := c.open[s.LinkTo]
+		if n == 0 {
+			return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
 		}
-		c.seen[l] = true
+		if n == 1 {
+			delete(c.open, s.LinkTo)
+		} else {
+			c.open[s.LinkTo] = n - 1
+		}
+	}
+	if n := c.leaders[s.Path]; n > 0 && s.Type == tree.TypeRegular {
+		if c.open == nil {
+			c.open = map[string]uint64{}
+		}
+		c.open[s.Path] = n
 	}
 	return nil
 }
@@ -1233,10 +1244,12 @@ func deepenScopes(scope, deeper []tree.Scope) []tree.Scope {
 // entry's place in src.
 func manifestSeq(root *fsx.Root, src, dst iter.Seq[*tree.Entry], a *applier, linked map[string]uint64) iter.Seq[*tree.Entry] {
 	return func(yield func(*tree.Entry) bool) {
-		// Whether each hard-link leader was touched by the run, as its
-		// members are reached (leaders sort first).
-		leaderTouched := map[string]bool{}
-		touched := func(p string) bool { return leaderTouched[p] || a.touched(p) }
+		// The hard-link leaders the run touched, with how many of their
+		// members are still to come (leaders sort first): a leader is
+		// dropped once its last member is recorded, so this holds the
+		// groups open at the merge's place, not every group of the image.
+		leaderTouched := map[string]uint64{}
+		touched := func(p string) bool { return leaderTouched[p] > 0 || a.touched(p) }
 		type key struct{ dev, ino uint64 }
 		type leader struct {
 			path   string
@@ -1261,10 +1274,16 @@ func manifestSeq(root *fsx.Root, src, dst iter.Seq[*tree.Entry], a *applier, lin
 				*e = *d
 			} else {
 				o := a.outcomeOf(s.Path, ord)
-				if _, ok := linked[s.Path]; ok {
-					leaderTouched[s.Path] = o.flags&outTouched != 0
+				if n := linked[s.Path]; n > 0 && o.flags&outTouched != 0 {
+					leaderTouched[s.Path] = n
 				}
-				if !manifestEntry(e, root, s, d, a, o, linked, touched) {
+				ok := manifestEntry(e, root, s, d, a, o, linked, touched)
+				if n := leaderTouched[s.LinkTo]; n > 1 {
+					leaderTouched[s.LinkTo] = n - 1
+				} else if n == 1 {
+					delete(leaderTouched, s.LinkTo)
+				}
+				if !ok {
 					continue
 				}
 			}

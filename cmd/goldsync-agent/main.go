@@ -21,10 +21,12 @@ import (
 	"github.com/goldsync/goldsync/internal/manpage"
 	"github.com/goldsync/goldsync/internal/version"
 
+	"github.com/goldsync/goldsync/internal/gctune"
 	"github.com/goldsync/goldsync/internal/profile"
 )
 
 func main() {
+	gctune.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile.Start()
 	err := newRootCmd().ExecuteContext(ctx)

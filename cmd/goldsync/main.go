@@ -11,10 +11,12 @@ import (
 	"syscall"
 
 	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/gctune"
 	"github.com/goldsync/goldsync/internal/profile"
 )
 
 func main() {
+	gctune.Apply()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
