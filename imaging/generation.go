@@ -554,8 +554,8 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, sta
 			continue
 		}
 		r := retained{path: filepath.Join(sp.Retention, de.Name())}
-		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
+		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG || r.st.Size == 0 {
+			continue // (an empty file needs no kept content: needsContent)
 		}
 		recent = append(recent, r)
 		wanted[ident{r.st.Dev, r.st.Ino}] = true
