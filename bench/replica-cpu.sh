@@ -10,9 +10,13 @@
 #   primary goldsync  the process running cluster.Replicate (bin/fanout)
 #   ssh client        its children (the ssh to the replica)
 #   sshd              the replica's sshd: the login, the session and the
-#                     shell, less the receiver (what its listener reaped,
-#                     cutime + cstime, includes the receiver)
+#                     shell, less the receiver (the CPU of its listener and
+#                     every process below it, reaped or alive: a connection
+#                     the primary keeps up across runs stays alive)
 #   receiver          "goldsync receive --stdio" on the replica (rusage)
+#   ssh master        the primary's shared ssh connection to the replica
+#                     (ControlPersist, see cluster.ReplicaSSHPersist): it
+#                     outlives the run, so it is not among the ssh clients
 # PROFILE=DIR writes Go CPU profiles of the primary (fanout.*.cpu) and of
 # each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE).
 set -e
@@ -64,8 +68,22 @@ echo "entries: $(find "$GOLD" | wc -l)"
 "${PULL[@]}" > /dev/null
 "$BIN/fanout" -config "$CFG" | tail -1
 
-# cputime PID: the CPU seconds of PID's reaped children (cutime + cstime).
-cputime() { awk '{ print ($16 + $17) / '"$(getconf CLK_TCK)"' }' "/proc/$1/stat"; }
+# treecpu PID: the CPU seconds of PID and every live process below it,
+# each with its reaped children (utime + stime + cutime + cstime).
+treecpu() {
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / x /' | awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
+    { pp[$1] = $4; c[$1] = $14 + $15 + $16 + $17 }
+    END { s = 0; for (p in pp) { q = p; while (q != root && q > 1) q = pp[q]; if (q == root) s += c[p] }; print s / hz }'
+}
+# The primary's ssh master to r1: its socket is named by a hash of the rsh
+# (remote/rsh.ShareConnection; the lab's rsh has no quoted words).
+# shellcheck disable=SC2086
+RSH_HASH=$(printf '%s\0' $LAB_RSH | head -c -1 | sha256sum | cut -c1-8)
+mastercpu() {
+  local pid
+  pid=$(pgrep -f "ssh-$RSH_HASH-.*\[mux\]" | head -1)
+  if [ -n "$pid" ]; then treecpu "$pid"; else echo 0; fi
+}
 for round in $(seq "$ROUNDS"); do
   if [ -d "$J" ]; then
     "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
@@ -76,10 +94,13 @@ for round in $(seq "$ROUNDS"); do
   fi
   "${PULL[@]}" > /dev/null
   : > "$RU"
-  s0=$(cputime "$SSHD_PID")
+  s0=$(treecpu "$SSHD_PID")
+  m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "${PROF[@]}" "$BIN/fanout" -config "$CFG"
-  s1=$(cputime "$SSHD_PID")
+  s1=$(treecpu "$SSHD_PID")
+  m1=$(mastercpu)
+  echo "  ssh master (primary, shared): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
   echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s)"

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,6 +44,9 @@ import (
 //	<id>/info.json   the Generation record
 //	<id>/manifest    the image's manifest after the run
 //	<id>/keys        (hash, size) pairs, 16 bytes each, one per file with content
+//	<id>/added       the keys the run added to generation id-1's (a scoped
+//	                 run recorded from it): keys ⊆ keys(id-1) ∪ added, so a
+//	                 sweep reads these instead of keys when id-1 is kept
 //	<id>/pinned      present when pinned (pruning skips it)
 //	<id>/boot.json   the kernels its OS entries booted (SetGenerationBoot)
 //	objects/<hash>-<size>  hard links to kept content
@@ -331,7 +335,7 @@ func GenerationsSize(stateDir string) (n int, bytes int64, err error) {
 	type ident struct{ dev, ino uint64 }
 	seen := map[ident]bool{} // generations may share a manifest base
 	for _, id := range ids {
-		for _, name := range []string{"manifest", "manifest.log", "keys"} {
+		for _, name := range []string{"manifest", "manifest.log", "keys", "added"} {
 			var st unix.Stat_t
 			if unix.Stat(filepath.Join(genDir(stateDir, id), name), &st) == nil && !seen[ident{st.Dev, st.Ino}] {
 				seen[ident{st.Dev, st.Ino}] = true
@@ -394,13 +398,21 @@ func (kw *keyWriter) close() error {
 // small buffer: a generation holds one key per file (16 MB at 1M files),
 // and what its callers need is only the keys of kept objects (issue #14).
 func eachKey(stateDir string, id int64, fn func(contentKey)) error {
-	f, err := os.Open(filepath.Join(genDir(stateDir, id), "keys"))
+	return eachKeyIn(stateDir, id, "keys", fn)
+}
+
+// eachKeyIn calls fn with each content key of the key list name ("keys"
+// or "added") of generation id.
+func eachKeyIn(stateDir string, id int64, name string, fn func(contentKey)) error {
+	f, err := os.Open(filepath.Join(genDir(stateDir, id), name))
 	if err != nil {
 		return fmt.Errorf("generation %d keys: %w", id, err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
 	var b [16]byte
+	n := int64(0)
+	defer func() { keysRead.Add(n) }()
 	for {
 		if _, err := io.ReadFull(r, b[:]); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -408,9 +420,14 @@ func eachKey(stateDir string, id int64, fn func(contentKey)) error {
 			}
 			return fmt.Errorf("generation %d keys: %w", id, err)
 		}
+		n++
 		fn(contentKey{binary.LittleEndian.Uint64(b[:]), int64(binary.LittleEndian.Uint64(b[8:]))})
 	}
 }
+
+// keysRead counts the content keys read from generations' key lists: the
+// test that checks that a prune's work follows the change reads it.
+var keysRead atomic.Int64
 
 // afterSync is Sync's generation hook, run with the state dir's lock held
 // after a run that may have changed the image. It keeps the content the
@@ -537,8 +554,8 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, sta
 			continue
 		}
 		r := retained{path: filepath.Join(sp.Retention, de.Name())}
-		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
+		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG || r.st.Size == 0 {
+			continue // (an empty file needs no kept content: needsContent)
 		}
 		recent = append(recent, r)
 		wanted[ident{r.st.Dev, r.st.Ino}] = true
@@ -654,10 +671,14 @@ func recordGeneration(sp StatePaths, opts *Options, res *Result, ids []int64, la
 		notes = res.run
 	}
 	entries := -1
-	if d := notes.delta; d != nil && latest != nil && latest.ManifestIdent != "" && latest.ManifestIdent == d.identBefore {
+	if d := notes.delta; d != nil && latest != nil && latest.ID == id-1 && latest.ManifestIdent != "" && latest.ManifestIdent == d.identBefore {
 		entries, err = keysFromDelta(sp.Dir, latest, d, filepath.Join(tmp, "keys"))
+		if err == nil {
+			err = writeAdded(d, filepath.Join(tmp, "added"))
+		}
 		if err != nil {
 			entries = -1 // read them from the manifest
+			os.Remove(filepath.Join(tmp, "added"))
 		}
 	}
 	if entries < 0 {
@@ -772,6 +793,22 @@ func keysFromDelta(stateDir string, latest *Generation, d *runDelta, to string) 
 	return latest.Entries - len(d.old) + len(d.new), nil
 }
 
+// writeAdded writes the keys of a scoped run's new entries to the added
+// list to: with the keys of the generation the run started from, a
+// superset of the new generation's keys (sweepObjects).
+func writeAdded(d *runDelta, to string) error {
+	kw, err := createKeyList(to)
+	if err != nil {
+		return err
+	}
+	for _, e := range d.new {
+		if needsContent(e) && e.Hashed() {
+			kw.add(entryKey(e))
+		}
+	}
+	return kw.close()
+}
+
 // copyFile copies a state file (reflink or copy_file_range where the
 // filesystem has them) and flushes it.
 func copyFile(from, to string) error {
@@ -844,6 +881,14 @@ func removeStaleGenerations(stateDir string) {
 // (the content runs replaced) and the keys of those still needed, never a
 // generation's keys: a set of every file's key was 30 MB of the image
 // server's 51 MB peak live heap in a 1M-entry pull (issue #14).
+//
+// It reads a generation's whole key list only when the generation before
+// it (id-1) is gone or it has no added list; otherwise its added list (the
+// keys of its run's new entries) is enough, since its keys are a subset of
+// id-1's and those: the keys read are a superset of every kept
+// generation's. A run recorded by a scoped update then costs the sweep a
+// few keys, not one per file of the image, and the sweep reads one whole
+// list per run of consecutive kept generations (issue #17).
 func sweepObjects(stateDir string) (int64, error) {
 	ids, err := generationIDs(stateDir)
 	if err != nil {
@@ -854,8 +899,12 @@ func sweepObjects(stateDir string) (int64, error) {
 		return 0, nil
 	}
 	need := map[contentKey]bool{}
-	for _, id := range ids {
-		if err := eachKey(stateDir, id, func(k contentKey) {
+	for i, id := range ids {
+		name := "keys"
+		if i > 0 && ids[i-1] == id-1 && fileExists(filepath.Join(genDir(stateDir, id), "added")) {
+			name = "added"
+		}
+		if err := eachKeyIn(stateDir, id, name, func(k contentKey) {
 			if objs[k] {
 				need[k] = true
 			}
@@ -873,4 +922,11 @@ func sweepObjects(stateDir string) (int64, error) {
 		}
 	}
 	return freed, nil
+}
+
+// fileExists reports whether path names something (not following a last
+// symlink).
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -20,7 +20,9 @@ import (
 // decodes at most twice as many. Before, recording the generation read the
 // whole manifest (its content keys and count), and so did the harvest of
 // retained files whenever content came back that had been replaced before
-// (a change forth and back). Counted: entries decoded from manifest blocks
+// (a change forth and back), and the harvest after a run that deleted an
+// empty file (no content to keep, but it was looked up in the newest
+// generation's whole manifest). Counted: entries decoded from manifest blocks
 // and log records, by every reader (the keys of kept generations that the
 // prune reads, 16 bytes a file without decoding, are not counted).
 //
@@ -85,7 +87,7 @@ func scopedUpdateDecoded(t *testing.T, dirs int) int64 {
 	// two directories; back restores the files as they were (content
 	// that comes back).
 	changed := []string{"d001/f001", "d001/f002", "d001/f003", "d001/new1", "d001/new2", "d001/new3", "d002/f010", "d002/f011"}
-	scopes := []tree.Scope{{Path: "d001"}, {Path: "d002"}}
+	scopes := []tree.Scope{{Path: "d001"}, {Path: "d002"}, {Path: "d001/empty"}}
 	for _, p := range changed {
 		scopes = append(scopes, tree.Scope{Path: p})
 	}
@@ -96,6 +98,7 @@ func scopedUpdateDecoded(t *testing.T, dirs int) int64 {
 		for _, p := range changed[3:6] {
 			writeFile(t, filepath.Join(src, p), "new "+p)
 		}
+		writeFile(t, filepath.Join(src, "d001/empty"), "") // (back deletes it: an empty file needs no kept content)
 		for _, p := range changed[6:] {
 			if err := os.Remove(filepath.Join(src, p)); err != nil {
 				t.Fatal(err)
@@ -113,7 +116,7 @@ func scopedUpdateDecoded(t *testing.T, dirs int) int64 {
 			fmt.Sscanf(p, "d%03d/f%03d", &d, &f)
 			writeFile(t, filepath.Join(src, p), fmt.Sprintf("file %d/%d\n", d, f))
 		}
-		for _, p := range slices.Concat(changed[3:6], []string{"d001/new1-link"}) {
+		for _, p := range slices.Concat(changed[3:6], []string{"d001/new1-link", "d001/empty"}) {
 			if err := os.Remove(filepath.Join(src, p)); err != nil && !os.IsNotExist(err) {
 				t.Fatal(err)
 			}
