@@ -691,14 +691,15 @@ func (r *syncRun) loadPrev(scopes []tree.Scope) *Manifest {
 // drift check gets the manifest whole.
 func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	var (
-		prev     *Manifest
-		previous func(string) *tree.Entry
+		prev        *Manifest
+		previous    func(string) *tree.Entry
+		previousDir func() func(string) *tree.Entry
 	)
 	if isFull(scopes) && r.opts.checkDest == nil {
 		mf, err := openManifestFinder(r.sp.Manifest, r.log)
 		if err == nil {
 			defer mf.close()
-			previous = mf.find
+			previous, previousDir = mf.find, mf.cursor
 			r.prevLen = mf.total
 			r.imageTotal = max(r.imageTotal, mf.total)
 		}
@@ -715,8 +716,8 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 		return nil
 	}
 	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log,
-		Previous: previous,
-		Temps:    func(p string) { r.temps = append(r.temps, p) }}
+		Previous: previous, previousDir: previousDir,
+		Temps: func(p string) { r.temps = append(r.temps, p) }}
 	if !isFull(scopes) {
 		wo.Scopes = scopes
 	}
