@@ -211,6 +211,7 @@ func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.
 	s.mu.Unlock()
 	if prev != nil {
 		wo.Previous = prev.lookup
+		wo.previousDir = prev.cursor
 	}
 	var rec *recorder
 	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache {

@@ -117,12 +117,40 @@ func (r *manifestReader) lookup(p string) *tree.Entry {
 	if r.logSet != nil && r.logSet.Covers(p) {
 		return findEntry(r.logged, p)
 	}
+	es, j, ok := r.locate(p)
+	if !ok {
+		return nil
+	}
+	return es[j]
+}
+
+// locate finds p in the base: the decoded block that would hold it and
+// p's index there (ok) or where it would go.
+func (r *manifestReader) locate(p string) ([]*tree.Entry, int, bool) {
 	// The last block whose first path is at or before p holds it, if any.
 	i := sort.Search(len(r.bi.blocks), func(i int) bool { return tree.Compare(r.bi.blocks[i].first, p) > 0 }) - 1
 	if i < 0 {
-		return nil
+		return nil, 0, false
 	}
-	return findEntry(r.block(i), p)
+	es := r.block(i)
+	j, ok := searchEntries(es, p)
+	return es, j, ok
+}
+
+// cursor returns a lookup for the children of one directory, asked in
+// Compare order from one goroutine (WalkOptions.previousDir); see
+// blockCursor.
+func (r *manifestReader) cursor() func(string) *tree.Entry {
+	if r.bi == nil {
+		return r.lookup
+	}
+	c := blockCursor{locate: r.locate}
+	return func(p string) *tree.Entry {
+		if r.logSet != nil && r.logSet.Covers(p) {
+			return findEntry(r.logged, p)
+		}
+		return c.lookup(p)
+	}
 }
 
 // block returns block i decoded, from the reader's few kept blocks when it

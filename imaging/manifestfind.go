@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 
@@ -99,17 +100,94 @@ func openManifestFinder(path string, log *slog.Logger) (*manifestFinder, error) 
 
 // find returns the manifest's entry at p, or nil. Safe for concurrent use.
 func (m *manifestFinder) find(p string) *tree.Entry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.logSet != nil && m.logSet.Covers(p) {
 		return findEntry(m.logEnts, p)
 	}
+	es, j, ok := m.locate(p)
+	if !ok {
+		return nil
+	}
+	return es[j]
+}
+
+// locate finds p in the base: the decoded block that would hold it and
+// p's index there (ok) or where it would go. Safe for concurrent use; the
+// block returned is never changed.
+func (m *manifestFinder) locate(p string) ([]*tree.Entry, int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	bs := m.idx.blocks
 	i := sort.Search(len(bs), func(i int) bool { return tree.Compare(bs[i].first, p) > 0 }) - 1
 	if i < 0 {
+		return nil, 0, false
+	}
+	es := m.block(i)
+	j, ok := searchEntries(es, p)
+	return es, j, ok
+}
+
+// cursor returns a lookup for the children of one directory, asked in
+// Compare order from one goroutine (WalkOptions.previousDir).
+func (m *manifestFinder) cursor() func(string) *tree.Entry {
+	c := blockCursor{locate: m.locate}
+	return func(p string) *tree.Entry {
+		if m.logSet != nil && m.logSet.Covers(p) {
+			return findEntry(m.logEnts, p)
+		}
+		return c.lookup(p)
+	}
+}
+
+// blockCursor answers lookups asked in increasing Compare order from the
+// decoded block it last used: a directory's files are consecutive in a
+// manifest, so most lookups are one comparison of the next entry's path,
+// without the index search, the lock and the binary search of a full
+// lookup (a no-change walk asks about every path). What it returns is
+// always the entry with exactly that path; a lookup out of order only
+// costs a full one (or, at worst, a miss: a re-read).
+type blockCursor struct {
+	locate func(p string) ([]*tree.Entry, int, bool)
+	es     []*tree.Entry // the block last used; nil: none
+	j      int           // the last entry of es before or at the last path asked
+}
+
+func (c *blockCursor) lookup(p string) *tree.Entry {
+	if es := c.es; len(es) > 0 && c.j+1 < len(es) {
+		k := c.j + 1
+		if es[k].Path == p {
+			c.j = k
+			return es[k]
+		}
+		if c.j >= 0 && tree.Compare(p, es[len(es)-1].Path) <= 0 && tree.Compare(es[c.j].Path, p) < 0 {
+			// Within the block, after the cursor: the block holds p or
+			// nothing does.
+			i, ok := searchEntries(es[k:], p)
+			if ok {
+				c.j = k + i
+				return es[c.j]
+			}
+			c.j = k + i - 1
+			return nil
+		}
+	}
+	es, j, ok := c.locate(p)
+	if es == nil {
+		c.es = nil
 		return nil
 	}
-	return findEntry(m.block(i), p)
+	c.es = es
+	if ok {
+		c.j = j
+		return es[j]
+	}
+	c.j = j - 1
+	return nil
+}
+
+// searchEntries binary-searches a list sorted in Compare order for p: its
+// index, or where it would go.
+func searchEntries(es []*tree.Entry, p string) (int, bool) {
+	return slices.BinarySearchFunc(es, p, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
 }
 
 // block returns block i decoded, from the cache or the file. Callers hold

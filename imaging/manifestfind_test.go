@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging/tree"
@@ -99,4 +100,100 @@ func mustGen(t *testing.T, path string) uint64 {
 	}
 	defer f.close()
 	return f.idx.gen
+}
+
+// TestManifestCursorMatchesFind: the per-directory cursors a walk uses
+// (WalkOptions.previousDir) answer every child asked in Compare order,
+// present or not, as the full lookups do, through scoped updates left in
+// the log, on the image server's finder and the golden node's reader;
+// and most of a directory's lookups need no index search.
+func TestManifestCursorMatchesFind(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	path := filepath.Join(t.TempDir(), "manifest")
+	model := genTree(r, 20000, "base")
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// Every name genTree can make, in byte order: what a directory
+	// listing asks, present or not.
+	var names []string
+	for i := range 50 {
+		names = append(names, fmt.Sprintf("n%d", i), fmt.Sprintf("n%d.x", i))
+	}
+	slices.Sort(names)
+	check := func(what string, withLog bool) {
+		t.Helper()
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byPath := map[string]*tree.Entry{}
+		var dirs []string
+		for _, e := range m.Entries {
+			byPath[e.Path] = e
+			if e.Type == tree.TypeDir {
+				dirs = append(dirs, e.Path)
+			}
+		}
+		f, err := openManifestFinder(path, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.close()
+		mr, err := openManifestReader(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mr.Close()
+		asked, located := 0, 0
+		for _, d := range dirs {
+			cf, cr := f.cursor(), mr.cursor()
+			counted := blockCursor{locate: func(p string) ([]*tree.Entry, int, bool) {
+				located++
+				return f.locate(p)
+			}}
+			for _, n := range names {
+				p := tree.Join(d, n)
+				want := byPath[p]
+				for side, got := range map[string]*tree.Entry{"finder": cf(p), "reader": cr(p)} {
+					switch {
+					case want == nil && got != nil:
+						t.Fatalf("%s: %s cursor finds %q, never recorded: %+v", what, side, p, got)
+					case want != nil && got == nil:
+						t.Fatalf("%s: %s cursor misses %q", what, side, p)
+					case want != nil && (got.Path != want.Path || got.Ino != want.Ino || got.Ctime != want.Ctime || got.Hash != want.Hash):
+						t.Fatalf("%s: %s cursor gives %+v for %q, LoadManifest %+v", what, side, got, p, want)
+					}
+				}
+				if !withLog {
+					asked++
+					if got := counted.lookup(p); (got == nil) != (want == nil) || (got != nil && got.Path != p) {
+						t.Fatalf("%s: counted cursor gives %+v for %q", what, got, p)
+					}
+				}
+			}
+		}
+		if !withLog {
+			// Each directory's first lookup, and one after each subtree
+			// or block boundary, search the index: far fewer than asked.
+			t.Logf("%s: %d lookups, %d index searches, %d directories", what, asked, located, len(dirs))
+			if located*4 > asked {
+				t.Errorf("%s: %d of %d cursor lookups searched the index", what, located, asked)
+			}
+		}
+	}
+	check("base", false)
+	for i := range 4 {
+		sc := randomScopes(r, model)
+		repl := rewriteCovered(r, model, sc, i)
+		if err := UpdateManifest(path, sc, repl); err != nil {
+			t.Fatal(err)
+		}
+		m, err := LoadManifest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model = m.Entries
+		check(fmt.Sprintf("after update %d", i+1), true)
+	}
 }

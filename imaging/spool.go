@@ -189,6 +189,58 @@ func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
 	}
 }
 
+// decodeAhead yields what seq yields, running seq in a goroutine of its
+// own up to aheadBatches batches of aheadBatch entries ahead of the
+// caller, so that decoding a spool (seq) and using its entries run on two
+// cores. Whatever seq stores (its error) is complete once the returned
+// sequence has ended, also when the caller stops early.
+func decodeAhead(seq iter.Seq[*tree.Entry]) iter.Seq[*tree.Entry] {
+	return func(yield func(*tree.Entry) bool) {
+		ch := make(chan []*tree.Entry, aheadBatches)
+		quit := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer close(ch)
+			batch := make([]*tree.Entry, 0, aheadBatch)
+			send := func() bool {
+				select {
+				case ch <- batch:
+					batch = make([]*tree.Entry, 0, aheadBatch)
+					return true
+				case <-quit:
+					return false
+				}
+			}
+			for e := range seq {
+				if batch = append(batch, e); len(batch) == aheadBatch && !send() {
+					return
+				}
+			}
+			if len(batch) > 0 {
+				send()
+			}
+		}()
+		defer func() {
+			close(quit)
+			<-done
+		}()
+		for b := range ch {
+			for _, e := range b {
+				if !yield(e) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// The read-ahead of decodeAhead: a few hundred KiB of entries.
+const (
+	aheadBatch   = 256
+	aheadBatches = 4
+)
+
 // Action records in a spool: op, flags, ord, pord, path, from, then the source and
 // destination entries when present.
 const (

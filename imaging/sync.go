@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -691,14 +692,15 @@ func (r *syncRun) loadPrev(scopes []tree.Scope) *Manifest {
 // drift check gets the manifest whole.
 func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	var (
-		prev     *Manifest
-		previous func(string) *tree.Entry
+		prev        *Manifest
+		previous    func(string) *tree.Entry
+		previousDir func() func(string) *tree.Entry
 	)
 	if isFull(scopes) && r.opts.checkDest == nil {
 		mf, err := openManifestFinder(r.sp.Manifest, r.log)
 		if err == nil {
 			defer mf.close()
-			previous = mf.find
+			previous, previousDir = mf.find, mf.cursor
 			r.prevLen = mf.total
 			r.imageTotal = max(r.imageTotal, mf.total)
 		}
@@ -715,8 +717,8 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 		return nil
 	}
 	wo := WalkOptions{Hash: true, Workers: r.opts.Workers, Logger: r.log,
-		Previous: previous,
-		Temps:    func(p string) { r.temps = append(r.temps, p) }}
+		Previous: previous, previousDir: previousDir,
+		Temps: func(p string) { r.temps = append(r.temps, p) }}
 	if !isFull(scopes) {
 		wo.Scopes = scopes
 	}
@@ -808,6 +810,9 @@ func (r *syncRun) plan() error {
 	// Of the destination: its entries at the source's hard-link leaders'
 	// paths, and (only if a new file could be a copy) its files by hash,
 	// each from a pass over its spool.
+	// The two passes below read different spools: each on its own core.
+	var passes sync.WaitGroup
+	var derr, rerr error
 	if len(leaders) > 0 {
 		// Kind and inode: what the planner asks of them.
 		type dstLeader struct {
@@ -815,15 +820,13 @@ func (r *syncRun) plan() error {
 			dev, ino uint64
 		}
 		dstLeaders := map[string]dstLeader{}
-		var derr error
-		for e := range r.dsts.entries(&derr) {
-			if l, ok := leaders[e.Path]; ok {
-				dstLeaders[l] = dstLeader{e.Type, e.Dev, e.Ino}
+		passes.Go(func() {
+			for e := range r.dsts.entries(&derr) {
+				if l, ok := leaders[e.Path]; ok {
+					dstLeaders[l] = dstLeader{e.Type, e.Dev, e.Ino}
+				}
 			}
-		}
-		if derr != nil {
-			return derr
-		}
+		})
 		pl.dstAt = func(p string) *tree.Entry {
 			l, ok := dstLeaders[p]
 			if !ok {
@@ -843,21 +846,23 @@ func (r *syncRun) plan() error {
 		return cs.lookup
 	}
 	if want := pl.linkedPaths(); len(want) > 0 {
-		var rerr error
-		for e := range r.srcs.entries(&rerr) {
-			if p, ok := want[e.Path]; ok {
-				// The strings held are the planner's own: the
-				// decoded ones would be a second copy of each path.
-				l := srcLink{typ: e.Type, linkTo: e.LinkTo}
-				if to, ok := want[e.LinkTo]; ok {
-					l.linkTo = to
+		passes.Go(func() {
+			for e := range r.srcs.entries(&rerr) {
+				if p, ok := want[e.Path]; ok {
+					// The strings held are the planner's own: the
+					// decoded ones would be a second copy of each path.
+					l := srcLink{typ: e.Type, linkTo: e.LinkTo}
+					if to, ok := want[e.LinkTo]; ok {
+						l.linkTo = to
+					}
+					linkedSrc[p] = l
 				}
-				linkedSrc[p] = l
 			}
-		}
-		if rerr != nil {
-			return rerr
-		}
+		})
+	}
+	passes.Wait()
+	if err := cmp.Or(derr, rerr); err != nil {
+		return err
 	}
 	p := pl.p
 	p.replaced = newReplacedFiles(r.spoolDir())
@@ -899,11 +904,12 @@ func (r *syncRun) plan() error {
 	}
 	emit := func(a Action) { keep(&a) }
 	emitDir := func(a Action) { dirDone = true; keep(&a) }
-	var rerr error
 	ord := int32(0)
-	var derr error
 	links := linkCheck{leaders: r.leaders}
-	for s, d := range tree.MergeSeq(r.srcs.entries(&rerr), r.dsts.entries(&derr)) {
+	// Both spools are decoded ahead, each on its own goroutine, while this
+	// one merges and plans: the plan of a large pull that changes little
+	// is mostly decoding (issue #14).
+	for s, d := range tree.MergeSeq(decodeAhead(r.srcs.entries(&rerr)), decodeAhead(r.dsts.entries(&derr))) {
 		if s != nil {
 			ord++
 			if err := links.add(s); err != nil {

@@ -57,6 +57,12 @@ type WalkOptions struct {
 	Scopes []tree.Scope
 	// Logger receives debug messages; nil is silent.
 	Logger *slog.Logger
+
+	// previousDir, when set, is used instead of Previous: the walk calls
+	// it once per directory it reads and asks the lookup it returns about
+	// that directory's children, from one goroutine, in Compare order, so
+	// the lookup may keep its place (a manifest cursor) between them.
+	previousDir func() func(path string) *tree.Entry
 }
 
 // WalkResult is what Walk found.
@@ -158,7 +164,7 @@ func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tr
 		return nil, fmt.Errorf("stat root %s: %w", root.Path(), err)
 	}
 	re := entryFromStat(tree.Root, &st)
-	w.fill(rootDir, ".", re, &st)
+	w.fill(rootDir, ".", re, &st, w.previous())
 	rootDir.Close()
 
 	w.cond = sync.NewCond(&w.mu)
@@ -315,7 +321,7 @@ func (w *walker) scopeEntry(p string) *tree.Entry {
 	if !e.Type.Valid() {
 		return nil
 	}
-	w.fill(d, name, e, &st)
+	w.fill(d, name, e, &st, w.previous())
 	if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash {
 		w.hash(d, name, e)
 	}
@@ -598,6 +604,7 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 	}
 	// Byte order of the names is Compare order of the siblings' paths.
 	slices.Sort(names)
+	previous := w.previous()
 	out := make([]walkKid, 0, len(names))
 	for _, name := range names {
 		if ctx.Err() != nil {
@@ -630,7 +637,7 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 			w.problem(p, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT))
 			continue
 		}
-		w.fill(d, name, e, &st)
+		w.fill(d, name, e, &st, previous)
 		if e.Type == tree.TypeRegular && !e.Hashed() && w.opts.Hash && e.Problem == "" {
 			w.hash(d, name, e)
 		}
@@ -668,11 +675,21 @@ func (w *walker) problem(p string, err error) {
 	w.mu.Unlock()
 }
 
-// fill completes an entry from stat: reuse from the previous walk when the
-// quick check passes, else read xattrs and the link target.
-func (w *walker) fill(d *fsx.Dir, name string, e *tree.Entry, st *unix.Stat_t) {
-	if w.opts.Previous != nil {
-		if prev := w.opts.Previous(e.Path); Unchanged(prev, e) {
+// previous returns the lookup of the previous walk's entries for the
+// children of one directory (nil: none).
+func (w *walker) previous() func(string) *tree.Entry {
+	if w.opts.previousDir != nil {
+		return w.opts.previousDir()
+	}
+	return w.opts.Previous
+}
+
+// fill completes an entry from stat: reuse from the previous walk (looked
+// up by previous) when the quick check passes, else read xattrs and the
+// link target.
+func (w *walker) fill(d *fsx.Dir, name string, e *tree.Entry, st *unix.Stat_t, previous func(string) *tree.Entry) {
+	if previous != nil {
+		if prev := previous(e.Path); Unchanged(prev, e) {
 			e.Xattrs = prev.Xattrs
 			e.Target = prev.Target
 			if prev.Hashed() {

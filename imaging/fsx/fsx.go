@@ -179,21 +179,33 @@ func (d *Dir) Lstat(name string, st *unix.Stat_t) error {
 }
 
 // Names lists the directory's children (not "." or ".."), unsorted.
+//
+// It reads the directory's own descriptor from the start with getdents64
+// into a pooled 256 KiB buffer (one call for a directory of a few
+// thousand names, and one to see the end), not through a dup'ed os.File:
+// that cost a dup, an fcntl, a seek and a close more per directory, and
+// 8 KiB reads (a walk lists every directory of the tree).
 func (d *Dir) Names() ([]string, error) {
-	fd, err := unix.Dup(d.FD)
-	if err != nil {
-		return nil, d.perr("dup", ".", err)
+	if _, err := unix.Seek(d.FD, 0, io.SeekStart); err != nil {
+		return nil, d.perr("seek", ".", err)
 	}
-	f := os.NewFile(uintptr(fd), d.root.full(d.Path))
-	defer f.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+	bp := GetBuf()
+	defer PutBuf(bp)
+	buf := *bp
+	var names []string
+	for {
+		n, err := unix.Getdents(d.FD, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read directory %s: %w", d.root.full(d.Path), &os.SyscallError{Syscall: "getdents64", Err: err})
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", d.root.full(d.Path), err)
-	}
-	return names, nil
 }
 
 // Readlink reads a symlink child.

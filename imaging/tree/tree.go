@@ -224,16 +224,24 @@ func ValidatePath(p string) error {
 	if p[0] == '/' {
 		return bad("absolute")
 	}
-	for comp := range strings.SplitSeq(p, "/") {
-		switch comp {
+	// One pass over the bytes (every entry of every stream is checked).
+	for start := 0; start <= len(p); {
+		end := strings.IndexByte(p[start:], '/')
+		if end < 0 {
+			end = len(p)
+		} else {
+			end += start
+		}
+		switch comp := p[start:end]; comp {
 		case "":
 			return bad("empty component")
 		case ".", "..":
 			return bad("contains " + comp + " component")
 		}
-		if len(comp) > MaxNameLen {
+		if end-start > MaxNameLen {
 			return bad(fmt.Sprintf("component longer than %d bytes", MaxNameLen))
 		}
+		start = end + 1
 	}
 	return nil
 }
