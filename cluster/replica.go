@@ -310,7 +310,7 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	}
 	pushed(err == nil)
 	if err == nil && job != nil {
-		r.Build, err = buildReplica(ctx, sharedRsh(img, rep.Rsh, o.Logger), rep, job, o.Logger)
+		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
 	}
 	r.Seconds = time.Since(start).Seconds()
 	now := time.Now().UTC()
@@ -417,7 +417,7 @@ type PushResult struct {
 // pushReplica runs the replica's receiver through ssh and serves it the
 // primary's image: the changes since the generation it holds.
 func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o ReplicateOptions, full bool, r *ReplicaReport) error {
-	t := PushTarget{Rsh: sharedRsh(img, rep.Rsh, o.Logger), SSH: rep.SSH, Path: rep.Path, Args: receiveArgs(img, rep, o)}
+	t := PushTarget{Rsh: rep.Rsh, SSH: rep.SSH, Path: rep.Path, Args: receiveArgs(img, rep, o)}
 	src := imaging.DirSourceOptions{
 		Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
 		CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true,
@@ -425,38 +425,6 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	res, err := push(ctx, t, img.Root, src, o.Logger)
 	r.setPush(res)
 	return err
-}
-
-// ReplicaSSHPersist is how long the primary keeps its ssh connection to a
-// replica up after the last session over it (OpenSSH ControlPersist): the
-// sessions of one sync and of the syncs within this time after it log in
-// once (an ssh login cost 0.168 s of CPU in the replica lab, a session
-// over a shared connection 0.078 s: issue #17).
-const ReplicaSSHPersist = 10 * time.Minute
-
-// sharedRsh is rsh (a replica's, the primary's sessions to it) with
-// OpenSSH connection sharing (remote.ShareConnection): the master's socket
-// in the image's state dir ("ssh", 0700; a private directory under the
-// temp dir when that path is too long for a socket), up for
-// ReplicaSSHPersist, with keepalives so a replica unplugged while its
-// master is up fails in about the rsh's ConnectTimeout. An rsh that is not
-// ssh, or sets ControlMaster or ControlPath ("-o ControlMaster=no" turns
-// sharing off), is used as it is; so is rsh when the socket's directory
-// cannot be made (logged).
-func sharedRsh(img *config.Image, rsh string, log *slog.Logger) string {
-	dir := "" // (the temp dir's)
-	if img.StateDir != "" {
-		dir = filepath.Join(img.StateDir, "ssh")
-	}
-	out, err := remote.ShareConnection(rsh, dir, ReplicaSSHPersist)
-	if err != nil {
-		log.Warn("ssh connection sharing off for the replicas", "image", img.Name, "err", err)
-		if rsh == "" {
-			return "ssh"
-		}
-		return rsh
-	}
-	return out
 }
 
 // setPush copies a push's result into the report.

@@ -175,10 +175,10 @@ func readLists(dir string) (map[string]string, error) {
 	return out, nil
 }
 
-// buildReplica runs the replica's build through ssh (rsh: the replica's).
-func buildReplica(ctx context.Context, rsh string, rep *config.Replica, j *ReplicaJob, log *slog.Logger) (*ReplicaBuildReport, error) {
+// buildReplica runs the replica's build through ssh.
+func buildReplica(ctx context.Context, rep *config.Replica, j *ReplicaJob, log *slog.Logger) (*ReplicaBuildReport, error) {
 	cmd := remote.ShellQuote(rep.Receiver) + " replica-build --stdio"
-	p, err := remote.Command(ctx, rsh, replicaSpec(rep, rep.Path), cmd, log)
+	p, err := remote.Command(ctx, rep.Rsh, replicaSpec(rep, rep.Path), cmd, log)
 	if err != nil {
 		return nil, fmt.Errorf("start the replica's build: %w", err)
 	}

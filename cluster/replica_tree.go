@@ -230,7 +230,7 @@ func relayReplica(ctx context.Context, img *config.Image, via, rep *config.Repli
 		req.Paths = append(req.Paths, s.Path)
 	}
 	cmd := remote.ShellQuote(via.Receiver) + " replica-relay --stdio"
-	p, err := remote.Command(ctx, sharedRsh(img, via.Rsh, o.Logger), replicaSpec(via, via.Path), cmd, o.Logger)
+	p, err := remote.Command(ctx, via.Rsh, replicaSpec(via, via.Path), cmd, o.Logger)
 	if err != nil {
 		return fmt.Errorf("start the relay on %s: %w", via.Name, err)
 	}

@@ -170,10 +170,7 @@ type Replica struct {
 	// SSH is where the primary reaches the replica: [user@]host, through
 	// Rsh.
 	SSH string
-	// Rsh is the remote shell command; default the image's rsh. When it
-	// is OpenSSH's ssh, the primary's sessions to the replica share one
-	// connection kept up for 10 minutes (ControlPersist, with keepalives);
-	// "-o ControlMaster=no" turns that off.
+	// Rsh is the remote shell command; default the image's rsh.
 	Rsh string
 	// Path is the image directory on the replica; default the primary's
 	// root.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,13 +24,6 @@ const maxSocketPath = 107
 // master's socket lives in dir (created 0700; a private directory under
 // the temp dir when dir's path is too long for a socket).
 //
-// The master sends keepalives (ServerAliveInterval, ServerAliveCountMax,
-// unless rsh sets them): a master kept up across runs whose host was
-// unplugged gives up within about rsh's ConnectTimeout (a third of it
-// between keepalives, three unanswered; 5 s between them without one),
-// and the sessions over it fail then, as a new login would, instead of
-// waiting for their deadline.
-//
 // rsh is returned as it is when it is not OpenSSH's ssh, when it already
 // sets ControlMaster or ControlPath, or when persist is not positive.
 func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
@@ -48,22 +40,10 @@ func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
 	if filepath.Base(words[0]) != "ssh" {
 		return rsh, nil
 	}
-	alive := true
-	interval := 5
-	for i, w := range words[1:] {
+	for _, w := range words[1:] {
 		lw := strings.ToLower(w)
 		if strings.Contains(lw, "controlmaster") || strings.Contains(lw, "controlpath") || w == "-S" || w == "-M" {
 			return rsh, nil
-		}
-		if strings.Contains(lw, "serveralive") {
-			alive = false
-		}
-		// -o ConnectTimeout=N, -oConnectTimeout=N, -o "ConnectTimeout N"
-		if _, v, ok := strings.Cut(lw, "connecttimeout"); ok && (words[i] == "-o" || strings.HasPrefix(lw, "-o")) { // (words[i] is the word before w)
-			v = strings.TrimLeft(v, "= \t")
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				interval = max(1, (n+2)/3)
-			}
 		}
 	}
 	// The socket's name: a hash of the whole rsh (so commands with other
@@ -84,9 +64,6 @@ func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
 		"-o", "ControlMaster=auto",
 		"-o", "ControlPath=" + filepath.Join(dir, name),
 		"-o", fmt.Sprintf("ControlPersist=%d", max(1, int(persist.Seconds()))),
-	}
-	if alive {
-		opts = append(opts, "-o", "ServerAliveInterval="+strconv.Itoa(interval), "-o", "ServerAliveCountMax=3")
 	}
 	all := append(append([]string{words[0]}, opts...), words[1:]...)
 	out, err := joinRsh(all)
