@@ -3,6 +3,8 @@ package exitcode
 import (
 	"slices"
 	"strings"
+
+	"github.com/goldsync/goldsync/config"
 )
 
 // CommandFirstHint is the hint after msg, the error of goldsync's
@@ -52,7 +54,7 @@ func closestFirst(msg string) string {
 	names := strings.Split(strings.TrimRight(list, "\n"), "\n")
 	key := func(s string) int {
 		s = strings.TrimSpace(s)
-		d := 2 * editDistance(typed, s)
+		d := 2 * config.EditDistance(typed, s)
 		if !strings.HasPrefix(s, typed) {
 			d++
 		}
@@ -64,25 +66,4 @@ func closestFirst(msg string) string {
 		sep = "\n"
 	}
 	return msg[:i+len(head)] + strings.Join(names, "\n") + sep + tail
-}
-
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
