@@ -119,6 +119,11 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 	}
 	// upToDate brings the tool's destination up to the source, untimed.
 	upToDate := func(tool string) error {
+		// A scenario run without "full" before it finds no destination
+		// dir yet: rsync does not make its parents.
+		if err := os.MkdirAll(filepath.Dir(b.dest(t, tool)), 0o755); err != nil {
+			return err
+		}
 		if r := b.runTool(ctx, t, tool, toolPush(tool)); !r.OK {
 			return fmt.Errorf("%s: bringing the destination up to date: %s", tool, r.Note)
 		}
