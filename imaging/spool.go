@@ -9,6 +9,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -98,15 +99,27 @@ func (s *spool) close() {
 // each calls fn with every record in order (rec is valid during the call
 // only). Records may still be added after it returns.
 func (s *spool) each(fn func(rec []byte) error) error {
+	return s.eachFrom(0, fn)
+}
+
+// eachFrom is each from the record at index k on: the records before it
+// are skipped unread.
+func (s *spool) eachFrom(k int, fn func(rec []byte) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.off), 64<<10)
 	var buf []byte
-	for range s.n {
+	for i := range s.n {
 		n, err := binary.ReadUvarint(r)
 		if err != nil {
 			return fmt.Errorf("spool: %w", err)
+		}
+		if i < k {
+			if _, err := r.Discard(int(n)); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+			continue
 		}
 		if uint64(cap(buf)) < n {
 			buf = make([]byte, n)
@@ -171,13 +184,22 @@ func (s *entrySpool) add(e *tree.Entry) error {
 // entries yields the spooled entries, each a new value the caller may
 // keep. A read error ends the sequence and is stored in *errp.
 func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
+	return s.entriesFrom(0, errp)
+}
+
+// entriesFrom is entries from the k-th on (the ones before are not
+// decoded).
+func (s *entrySpool) entriesFrom(k int, errp *error) iter.Seq[*tree.Entry] {
 	return func(yield func(*tree.Entry) bool) {
 		stop := errors.New("stop")
-		err := s.each(func(rec []byte) error {
+		n := int64(0)
+		defer func() { spoolDecoded.Add(n) }()
+		err := s.eachFrom(k, func(rec []byte) error {
 			e := new(tree.Entry)
 			if _, err := wire.DecodeEntryLocal(rec, nil, e); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
+			n++
 			if !yield(e) {
 				return stop
 			}
@@ -188,6 +210,10 @@ func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
 		}
 	}
 }
+
+// spoolDecoded counts the entries decoded from entry spools (a work count
+// for tests: a no-change pull plans without reading its spools back).
+var spoolDecoded atomic.Int64
 
 // decodeAhead yields what seq yields, running seq in a goroutine of its
 // own up to aheadBatches batches of aheadBatch entries ahead of the
