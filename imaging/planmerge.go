@@ -32,8 +32,11 @@ type planMerge struct {
 	pord    int32
 	ord     int32
 	dirDone bool
-	// nsrc and ndst count the entries of each list the merge has planned.
-	nsrc, ndst int
+	// nsrc and ndst count the entries of each list the merge has planned,
+	// lastSrc and lastDst are the last of them (what the spools' next
+	// records are encoded against).
+	nsrc, ndst       int
+	lastSrc, lastDst *tree.Entry
 
 	// Of the destination's regular files with more than one link (the
 	// only paths the planner asks about): kind and inode (dstAt), the
@@ -161,6 +164,7 @@ func (m *planMerge) step(s, d *tree.Entry) {
 	if s != nil {
 		m.ord++
 		m.nsrc++
+		m.lastSrc = s
 		if s.LinkTo != "" {
 			if l, ok := m.srcLinked[s.LinkTo]; !ok || l.typ != tree.TypeRegular {
 				if _, ok := m.unvouched[s.LinkTo]; !ok {
@@ -171,6 +175,7 @@ func (m *planMerge) step(s, d *tree.Entry) {
 	}
 	if d != nil {
 		m.ndst++
+		m.lastDst = d
 		if d.Type == tree.TypeRegular && d.Nlink > 1 {
 			// Learned before the step: the planner asks about this path
 			// only for later ones (and the step's own newInode record).

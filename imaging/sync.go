@@ -829,7 +829,7 @@ func (r *syncRun) plan() error {
 		var rerr, derr error
 		// Both spools are decoded ahead, each on its own goroutine, while
 		// this one merges and plans.
-		for s, d := range tree.MergeSeq(decodeAhead(r.srcs.entriesFrom(pm.nsrc, &rerr)), decodeAhead(r.dsts.entriesFrom(pm.ndst, &derr))) {
+		for s, d := range tree.MergeSeq(decodeAhead(r.srcs.entriesFrom(pm.nsrc, pm.lastSrc, &rerr)), decodeAhead(r.dsts.entriesFrom(pm.ndst, pm.lastDst, &derr))) {
 			pm.step(s, d)
 			if pm.werr != nil {
 				break
