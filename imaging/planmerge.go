@@ -45,12 +45,12 @@ type planMerge struct {
 	dstLinked map[string]inoKey
 	srcLinked map[string]srcLink
 	linked    map[string]string
-	// unvouched are the source's link targets not yet known to be earlier
-	// regular files of the stream, each with its first member (the
+	// unvouched counts the source's hard links whose targets the merge
+	// could not vouch for as earlier regular files of the stream (the
 	// source's own check of its links, tree.Checker.DeferLinks, is left
-	// to the plan): settled by a pass over the source's spool at the end,
-	// only if any are left.
-	unvouched map[string]string
+	// to the plan): if any, a linkCheck pass over the source's spool
+	// settles them at the end.
+	unvouched int
 }
 
 // openDir is a source directory open at the merge's path.
@@ -69,7 +69,7 @@ type srcLink struct {
 // newPlanMerge starts a plan: its action spools and an empty planner.
 func (r *syncRun) newPlanMerge(scope []tree.Scope, noDelete bool) (*planMerge, error) {
 	m := &planMerge{r: r, dstLinked: map[string]inoKey{}, srcLinked: map[string]srcLink{},
-		linked: map[string]string{}, unvouched: map[string]string{}}
+		linked: map[string]string{}}
 	var err error
 	if m.acts, err = newSpoolActions(r.spoolDir()); err != nil {
 		return nil, err
@@ -166,10 +166,10 @@ func (m *planMerge) step(s, d *tree.Entry) {
 		m.nsrc++
 		m.lastSrc = s
 		if s.LinkTo != "" {
+			// Vouched for: the leader was met (as the merge passed a
+			// multiply-linked destination file) as a regular file.
 			if l, ok := m.srcLinked[s.LinkTo]; !ok || l.typ != tree.TypeRegular {
-				if _, ok := m.unvouched[s.LinkTo]; !ok {
-					m.unvouched[s.LinkTo] = s.Path
-				}
+				m.unvouched++
 			}
 		}
 	}
@@ -209,29 +209,57 @@ func (m *planMerge) step(s, d *tree.Entry) {
 func (m *planMerge) emit(a Action)    { m.keep(&a) }
 func (m *planMerge) emitDir(a Action) { m.dirDone = true; m.keep(&a) }
 
-// vouch settles the link targets the merge could not: each must be a
-// regular file of the source's stream before its first member. One pass
-// over the source's spool, only when some are left.
+// vouch settles the links the merge could not vouch for: each link's
+// target must be an earlier regular file of the source's stream. One pass
+// over the source's spool, only when some are left (a first pull: the
+// image has no links yet).
 func (m *planMerge) vouch() error {
-	if len(m.unvouched) == 0 {
+	if m.unvouched == 0 {
 		return nil
 	}
+	links := linkCheck{leaders: m.r.leaders}
 	var rerr error
 	for e := range m.r.srcs.entries(&rerr) {
-		if first, ok := m.unvouched[e.Path]; ok {
-			if e.Type == tree.TypeRegular && tree.Compare(e.Path, first) < 0 {
-				delete(m.unvouched, e.Path)
-				if len(m.unvouched) == 0 {
-					break
-				}
-			}
+		if err := links.add(e); err != nil {
+			return err
 		}
 	}
-	if rerr != nil {
-		return rerr
+	return rerr
+}
+
+// linkCheck is the check of the source's hard links that scanSource's
+// checker leaves to the plan (tree.Checker.DeferLinks): each link's target
+// must be an earlier regular file of the stream. It holds the targets it
+// has met, never the stream's files.
+type linkCheck struct {
+	leaders map[string]uint64 // every LinkTo of the stream, with its members
+	// open are the leaders met as regular files whose members are not
+	// all met yet, with how many are to come: a group leaves it at its
+	// last member, so it holds the groups open at the stream's place.
+	open map[string]uint64
+}
+
+// add checks s, the next source entry in the stream's order.
+func (c *linkCheck) add(s *tree.Entry) error {
+	if len(c.leaders) == 0 {
+		return nil
 	}
-	for l, first := range m.unvouched {
-		return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, first, l)
+	if s.LinkTo != "" {
+		n := c.open[s.LinkTo]
+		if n == 0 {
+			return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
+		}
+		if n == 1 {
+			delete(c.open, s.LinkTo)
+		} else {
+			c.open[s.LinkTo] = n - 1
+		}
+	}
+	if n := c.leaders[s.Path]; n > 0 && s.Type == tree.TypeRegular {
+		if c.open == nil {
+			c.open = map[string]uint64{}
+		}
+		c.open[s.Path] = n
 	}
 	return nil
 }
