@@ -169,7 +169,9 @@ type planner struct {
 	// the one it is asked about).
 	dstByIno map[inoKey][]string
 	// dstAt returns the destination's entry at a source hard-link leader's
-	// path (it is asked about nothing else).
+	// path (it is asked about nothing else; a Sync's plan answers only for
+	// multiply-linked destination files: only such a leader can already
+	// share its member's inode).
 	dstAt func(string) *tree.Entry
 	// hashes returns the destination's regular files by content hash (the
 	// sources of local copies); asked once, the first time a new file
