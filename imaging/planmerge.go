@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -268,19 +270,28 @@ func (c *linkCheck) add(s *tree.Entry) error {
 // (as the stream checker passed them) and the destination's walk arrive
 // in batches, and the merge plans each pair as soon as both lists are past
 // it. It stops (and the plan resumes over the spools after the scan) at
-// the first pair that needs the whole destination list.
+// the first pair that needs the whole destination list, or once either
+// list has waited streamWait on the merge (abandon): the lists never wait
+// on each other for long (the source's stream then stays read, so the
+// protocol's stall clock never runs because the destination's walk is
+// slow somewhere).
 type streamPlan struct {
 	m        *planMerge
 	src, dst *batcher
 	done     chan struct{}
 	stopped  bool // stopped before the end of the lists
+	// abandon is set by a list that waited too long: it sends nothing
+	// more, and the merge stops before its next pair (a list it no longer
+	// gets whole must not look ended to it).
+	abandon atomic.Bool
 }
 
 // batcher sends one list's entries to the merge in batches.
 type batcher struct {
-	ch    chan []*tree.Entry
-	batch []*tree.Entry
-	ctx   context.Context
+	ch      chan []*tree.Entry
+	batch   []*tree.Entry
+	ctx     context.Context
+	abandon *atomic.Bool
 }
 
 // streamBatch and streamBatches bound what waits between a list and the
@@ -290,12 +301,19 @@ const (
 	streamBatches = 8
 )
 
-func newBatcher(ctx context.Context) *batcher {
-	return &batcher{ch: make(chan []*tree.Entry, streamBatches), ctx: ctx}
+// streamWait is how long a list waits for room before the streamed plan
+// is abandoned (a variable for tests).
+var streamWait = 2 * time.Second
+
+func newBatcher(ctx context.Context, abandon *atomic.Bool) *batcher {
+	return &batcher{ch: make(chan []*tree.Entry, streamBatches), ctx: ctx, abandon: abandon}
 }
 
 // add queues e (a value nobody changes any more).
 func (b *batcher) add(e *tree.Entry) error {
+	if b.abandon.Load() {
+		return nil
+	}
 	if b.batch = append(b.batch, e); len(b.batch) == streamBatch {
 		return b.flush()
 	}
@@ -303,12 +321,24 @@ func (b *batcher) add(e *tree.Entry) error {
 }
 
 func (b *batcher) flush() error {
-	if len(b.batch) == 0 {
+	if len(b.batch) == 0 || b.abandon.Load() {
 		return nil
 	}
 	select {
 	case b.ch <- b.batch:
 		b.batch = make([]*tree.Entry, 0, streamBatch)
+		return nil
+	default:
+	}
+	t := time.NewTimer(streamWait)
+	defer t.Stop()
+	select {
+	case b.ch <- b.batch:
+		b.batch = make([]*tree.Entry, 0, streamBatch)
+		return nil
+	case <-t.C:
+		b.abandon.Store(true) // before end closes the channel
+		b.batch = nil
 		return nil
 	case <-b.ctx.Done():
 		return b.ctx.Err()
@@ -341,15 +371,19 @@ func (r *syncRun) startStreamPlan(ctx context.Context, noDelete bool) (*streamPl
 	if err != nil {
 		return nil, err
 	}
-	sp := &streamPlan{m: m, src: newBatcher(ctx), dst: newBatcher(ctx), done: make(chan struct{})}
+	sp := &streamPlan{m: m, done: make(chan struct{})}
+	sp.src, sp.dst = newBatcher(ctx, &sp.abandon), newBatcher(ctx, &sp.abandon)
 	go func() {
 		defer close(sp.done)
 		for s, d := range tree.MergeSeq(sp.src.seq(), sp.dst.seq()) {
-			if m.werr != nil || m.needsAll(s, d) {
+			if sp.abandon.Load() || m.werr != nil || m.needsAll(s, d) {
 				sp.stopped = true
 				break
 			}
 			m.step(s, d)
+		}
+		if sp.abandon.Load() {
+			sp.stopped = true
 		}
 		// What the merge does not take is dropped, both lists at once
 		// (neither sender may wait on the other).

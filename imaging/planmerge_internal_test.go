@@ -1,12 +1,15 @@
 package imaging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -243,5 +246,65 @@ func TestEntrySpoolSharesPrefixes(t *testing.T) {
 		if rerr != nil || i != len(want) {
 			t.Errorf("from %d: %d entries read, err %v", k, i-k, rerr)
 		}
+	}
+}
+
+// TestBatcherAbandonsWhenFull: a list whose batches nobody takes waits at
+// most streamWait, then abandons the streamed plan and sends nothing more
+// (the source's stream is read on; the plan ends over the spools).
+func TestBatcherAbandonsWhenFull(t *testing.T) {
+	defer func(w time.Duration) { streamWait = w }(streamWait)
+	streamWait = time.Millisecond
+	var abandon atomic.Bool
+	b := newBatcher(context.Background(), &abandon)
+	for i := range streamBatch * (streamBatches + 3) {
+		if err := b.add(&tree.Entry{Path: fmt.Sprintf("f%06d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.end()
+	n := 0
+	for range b.ch {
+		n++
+	}
+	if !abandon.Load() || n != streamBatches {
+		t.Errorf("abandoned %v with %d batches sent; want true with %d (the channel's room)", abandon.Load(), n, streamBatches)
+	}
+}
+
+// TestStreamPlanAbandonedListNeverEnds: once a list abandons the streamed
+// plan, the merge stops before its next pair: the list it no longer gets
+// whole must not look ended, or every destination entry after its cut
+// would be planned as a delete.
+func TestStreamPlanAbandonedListNeverEnds(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	r := &syncRun{opts: Options{DryRun: true}}
+	sp, err := r.startStreamPlan(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.m.close()
+	e := func(p string, typ tree.Type) *tree.Entry {
+		return &tree.Entry{Path: p, Type: typ, Mode: 0o644, Mtime: 1e18}
+	}
+	for _, x := range []*tree.Entry{e(tree.Root, tree.TypeDir), e("a", tree.TypeRegular), e("b", tree.TypeRegular), e("c", tree.TypeRegular)} {
+		if err := sp.dst.add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, x := range []*tree.Entry{e(tree.Root, tree.TypeDir), e("a", tree.TypeRegular)} {
+		if err := sp.src.add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmp.Or(sp.src.flush(), sp.dst.flush()); err != nil {
+		t.Fatal(err)
+	}
+	sp.abandon.Store(true) // as a list that waited too long does
+	sp.src.end()
+	sp.dst.end()
+	sp.wait()
+	if !sp.stopped || sp.m.p.Count(OpDelete) != 0 || sp.m.nsrc > 2 {
+		t.Errorf("stopped %v, %d deletes planned, %d source entries planned; want true, 0, at most 2", sp.stopped, sp.m.p.Count(OpDelete), sp.m.nsrc)
 	}
 }
