@@ -40,10 +40,14 @@ type applier struct {
 	// dirs are directories whose entries changed, known by path only
 	// (a removed temp, an action without pord); the others are marked in
 	// out (outDirChanged), lastDir the one marked last.
-	dirs     map[string]bool
-	lastDir  int32
-	failed   map[string]bool // paths left as they were
-	problems []string
+	dirs    map[string]bool
+	lastDir int32
+	// dirsChanged counts the marks dirChanged made (0: no directory's
+	// entries changed, and a streamed plan's conditional directory
+	// actions all have nothing to do).
+	dirsChanged int
+	failed      map[string]bool // paths left as they were
+	problems    []string
 
 	excl       *exclude.Matcher           // the receiver's excludes (nil: none)
 	walkedDir  func(p string) *tree.Entry // a directory of the destination walk (nil: unknown)
@@ -122,6 +126,9 @@ func (a *applier) touchPath(p string) {
 // outcome of the directory when its ord (pord) is known, else by path.
 // Callers hold a.mu.
 func (a *applier) dirChanged(p string, pord int32) {
+	if p != tree.Root {
+		a.dirsChanged++
+	}
 	switch {
 	case p == tree.Root:
 	case pord > 0:
@@ -243,6 +250,14 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	// entries changed, so its mtime ends up as the source's. (A streamed
 	// plan has a conditional action for each such directory in its place;
 	// a plan held whole has none, and the directories are looked up.)
+	a.mu.Lock()
+	idle := a.acts.streamed() && a.plan.Count(OpDirMeta) == 0 && a.dirsChanged == 0
+	a.mu.Unlock()
+	if idle {
+		// Only conditional actions, and no directory's entries changed
+		// (a no-change run): none is read back.
+		return nil
+	}
 	done := make(map[string]bool)
 	if err := a.acts.each(phDirMeta, func(act *Action) error {
 		if act.cond {

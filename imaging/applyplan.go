@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // The applier's phases, each a group of operations it runs in turn (see
@@ -84,6 +85,10 @@ type spoolActions struct {
 	buf []byte
 }
 
+// spoolActionsRead counts the actions the applier read back from action
+// spools (a work count for tests).
+var spoolActionsRead atomic.Int64
+
 func newSpoolActions(dir string) (*spoolActions, error) {
 	s := &spoolActions{}
 	for ph := range s.sp {
@@ -116,6 +121,7 @@ func (s *spoolActions) each(ph int, fn func(*Action) error) error {
 		if err != nil {
 			return err
 		}
+		spoolActionsRead.Add(1)
 		return fn(a)
 	})
 }

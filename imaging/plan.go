@@ -163,10 +163,15 @@ type planner struct {
 	p        *Plan
 	opts     PlanOptions
 	scopeSet *tree.ScopeSet
-	// dstByIno lists the destination's paths of each multiply-linked inode.
+	// dstByIno lists the destination's paths of each multiply-linked
+	// inode, in Compare order: a Sync's plan (planMerge) fills it as the
+	// merge passes them (sharesWrongly looks only at the paths before
+	// the one it is asked about).
 	dstByIno map[inoKey][]string
 	// dstAt returns the destination's entry at a source hard-link leader's
-	// path (it is asked about nothing else).
+	// path (it is asked about nothing else; a Sync's plan answers only for
+	// multiply-linked destination files: only such a leader can already
+	// share its member's inode).
 	dstAt func(string) *tree.Entry
 	// hashes returns the destination's regular files by content hash (the
 	// sources of local copies); asked once, the first time a new file
@@ -196,8 +201,11 @@ func addHash(m map[uint64]hashSrc, d *tree.Entry) {
 	}
 }
 
-// newPlanner starts a plan. leaders are the source's hard-link leaders
-// (the LinkTo of its entries); srcAt returns the source's entry at a path
+// newPlanner starts a plan. leaders are the paths whose new inodes the
+// plan notes (asked back only for a hard-link member's leader): the
+// source's leaders (the LinkTo of its entries), or (a Sync's plan, which
+// learns the leaders only as it goes) the paths of multiply-linked
+// destination inodes, the only leaders dstAt answers for; srcAt returns the source's entry at a path
 // (it is asked only about paths that share a destination inode). The
 // destination is given by setDst, or by setting dstByIno, dstAt and
 // hashes.
@@ -228,20 +236,6 @@ func (pl *planner) setDst(dst []*tree.Entry) {
 		}
 		return func(h uint64) hashSrc { return m[h] }
 	}
-}
-
-// linkedPaths returns the destination paths that share an inode with
-// another: the only paths a planner asks srcAt about.
-// Each maps to itself: the planner's own copy of the string, which a
-// caller keeps instead of one it decoded.
-func (pl *planner) linkedPaths() map[string]string {
-	out := map[string]string{}
-	for _, ps := range pl.dstByIno {
-		for _, p := range ps {
-			out[p] = p
-		}
-	}
-	return out
 }
 
 func planLeader(s *tree.Entry) string {

@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -98,15 +100,27 @@ func (s *spool) close() {
 // each calls fn with every record in order (rec is valid during the call
 // only). Records may still be added after it returns.
 func (s *spool) each(fn func(rec []byte) error) error {
+	return s.eachFrom(0, fn)
+}
+
+// eachFrom is each from the record at index k on: the records before it
+// are skipped unread.
+func (s *spool) eachFrom(k int, fn func(rec []byte) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.off), 64<<10)
 	var buf []byte
-	for range s.n {
+	for i := range s.n {
 		n, err := binary.ReadUvarint(r)
 		if err != nil {
 			return fmt.Errorf("spool: %w", err)
+		}
+		if i < k {
+			if _, err := r.Discard(int(n)); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+			continue
 		}
 		if uint64(cap(buf)) < n {
 			buf = make([]byte, n)
@@ -154,30 +168,67 @@ func (s *spool) eachReverse(fn func(rec []byte) error) error {
 }
 
 // entrySpool holds a list of entries in a spool, in the order added (the
-// source's scan: tree.Compare order).
+// source's scan: tree.Compare order). Each record is encoded against the
+// one before it, as the manifest's blocks are (the path's shared prefix,
+// mode, owner and xattrs equal to the previous entry's left out): half
+// the bytes of whole entries on a tree like syn200000.
 type entrySpool struct {
 	*spool
-	buf []byte
+	buf  []byte
+	prev tree.Entry // the last entry added (what the encoding uses of it)
+	has  bool
 }
 
 func (s *entrySpool) add(e *tree.Entry) error {
+	var prev *tree.Entry
+	if s.has {
+		prev = &s.prev
+	}
 	var err error
-	if s.buf, err = wire.AppendEntryLocal(s.buf[:0], nil, e); err != nil {
+	if s.buf, err = wire.AppendEntryLocal(s.buf[:0], prev, e); err != nil {
 		return fmt.Errorf("spool %q: %w", e.Path, err)
 	}
+	s.prev, s.has = spoolKey(e), true
 	return s.spool.add(s.buf)
 }
 
+// spoolKey is what the entry codec uses of the entry before.
+func spoolKey(e *tree.Entry) tree.Entry {
+	return tree.Entry{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Mtime: e.Mtime, Xattrs: e.Xattrs}
+}
+
 // entries yields the spooled entries, each a new value the caller may
-// keep. A read error ends the sequence and is stored in *errp.
+// keep (their xattrs read-only: an entry may share its predecessor's). A
+// read error ends the sequence and is stored in *errp.
 func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
+	return s.entriesFrom(0, nil, errp)
+}
+
+// entriesFrom is entries from the k-th on; prev is the (k-1)-th, the one
+// it is encoded against (nil for k = 0). The ones before are not decoded.
+func (s *entrySpool) entriesFrom(k int, prev *tree.Entry, errp *error) iter.Seq[*tree.Entry] {
 	return func(yield func(*tree.Entry) bool) {
 		stop := errors.New("stop")
-		err := s.each(func(rec []byte) error {
+		n := int64(0)
+		defer func() { spoolDecoded.Add(n) }()
+		if k > 0 && prev == nil {
+			*errp = cmp.Or(*errp, errors.New("spool: resumed without the entry before"))
+			return
+		}
+		// A copy of what the encoding used of the entry before: the
+		// caller may change the entries it is given.
+		var key tree.Entry
+		var pk *tree.Entry
+		if prev != nil {
+			key, pk = spoolKey(prev), &key
+		}
+		err := s.eachFrom(k, func(rec []byte) error {
 			e := new(tree.Entry)
-			if _, err := wire.DecodeEntryLocal(rec, nil, e); err != nil {
+			if _, err := wire.DecodeEntryLocal(rec, pk, e); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
+			key, pk = spoolKey(e), &key
+			n++
 			if !yield(e) {
 				return stop
 			}
@@ -188,6 +239,10 @@ func (s *entrySpool) entries(errp *error) iter.Seq[*tree.Entry] {
 		}
 	}
 }
+
+// spoolDecoded counts the entries decoded from entry spools (a work count
+// for tests: a no-change pull plans without reading its spools back).
+var spoolDecoded atomic.Int64
 
 // decodeAhead yields what seq yields, running seq in a goroutine of its
 // own up to aheadBatches batches of aheadBatch entries ahead of the

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -384,11 +383,10 @@ type syncRun struct {
 	scope   []tree.Scope
 	dsts    *entrySpool // the destination's walk, in tree.Compare order
 	dstN    int         // how many
-	// dstByIno lists the destination's paths of each multiply-linked
-	// inode (what the planner needs of the destination's hard links).
-	dstByIno map[inoKey][]string
-	temps    []string // engine temp files the walk found
-	reread   int64    // entries the walk read afresh
+	temps   []string    // engine temp files the walk found
+	reread  int64       // entries the walk read afresh
+	// stream is the plan made while a full scan runs (nil: none).
+	stream *streamPlan
 	// prevLen is how many entries the manifest held; imageTotal the
 	// entries of the whole image as last recorded (0: unknown).
 	prevLen, imageTotal int
@@ -464,6 +462,9 @@ func (r *syncRun) close() {
 	if r.dsts != nil {
 		r.dsts.close()
 	}
+	if r.stream != nil {
+		r.stream.m.close()
+	}
 	if r.acts != nil {
 		r.acts.close()
 	}
@@ -504,7 +505,6 @@ func (r *syncRun) scan(ctx context.Context) error {
 		return err
 	}
 	r.dsts = &entrySpool{spool: sp}
-	r.dstByIno = map[inoKey][]string{}
 	if r.opts.Since != "" {
 		if err := r.scanSource(ctx); err != nil {
 			return err
@@ -518,9 +518,29 @@ func (r *syncRun) scan(ctx context.Context) error {
 			scopes = r.opts.Scopes
 		}
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return r.scanSource(gctx) })
-		g.Go(func() error { return r.walkDest(gctx, scopes) })
-		if err := g.Wait(); err != nil {
+		if len(r.opts.Scopes) == 0 && r.root != nil && r.opts.checkDest == nil {
+			// A full scan: plan as both lists arrive (issue #14).
+			if r.stream, err = r.startStreamPlan(gctx, r.opts.NoDelete); err != nil {
+				return err
+			}
+		}
+		g.Go(func() error {
+			if r.stream != nil {
+				defer r.stream.src.end()
+			}
+			return r.scanSource(gctx)
+		})
+		g.Go(func() error {
+			if r.stream != nil {
+				defer r.stream.dst.end()
+			}
+			return r.walkDest(gctx, scopes)
+		})
+		err := g.Wait()
+		if r.stream != nil {
+			r.stream.wait()
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -582,7 +602,6 @@ func (r *syncRun) scan(ctx context.Context) error {
 	}
 	merged := &entrySpool{spool: sp}
 	old, n := r.dsts, 0
-	r.dstByIno = map[inoKey][]string{}
 	for x, y := range tree.MergeSeq(old.entries(&derr), slices.Values(sub.Entries)) {
 		if x == nil {
 			x = y
@@ -648,7 +667,13 @@ func (r *syncRun) scanSource(ctx context.Context) error {
 			r.leaders[e.LinkTo]++
 		}
 		r.srcN++
-		return r.srcs.add(e)
+		if err := r.srcs.add(e); err != nil {
+			return err
+		}
+		if r.stream != nil {
+			return r.stream.src.add(e)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("scan source: %w", err)
@@ -727,7 +752,13 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	}
 	add := func(e *tree.Entry) error {
 		r.dstN++
-		return r.addDst(r.dsts, e)
+		if err := r.addDst(r.dsts, e); err != nil {
+			return err
+		}
+		if r.stream != nil {
+			return r.stream.dst.add(e)
+		}
+		return nil
 	}
 	if r.opts.checkDest != nil {
 		// The rollback's drift check looks at the whole walk.
@@ -754,13 +785,8 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	return nil
 }
 
-// addDst spools a destination entry, noting its inode when it has more
-// than one link.
+// addDst spools a destination entry.
 func (r *syncRun) addDst(sp *entrySpool, e *tree.Entry) error {
-	if e.Type == tree.TypeRegular && e.Nlink > 1 {
-		k := inoKey{e.Dev, e.Ino}
-		r.dstByIno[k] = append(r.dstByIno[k], e.Path)
-	}
 	return sp.add(e)
 }
 
@@ -776,206 +802,51 @@ func (r *syncRun) plan() error {
 		r.res.DeletesSkipped = true
 		r.log.Warn("the source reported unreadable entries: deletions skipped", "problems", r.scanRes.Problems)
 	}
-	var err error
-	if r.acts, err = newSpoolActions(r.spoolDir()); err != nil {
-		return err
-	}
-	if r.opts.Itemize != nil {
-		if r.itemz, err = newSpool(r.spoolDir(), false); err != nil {
+	// The plan made during the scan holds if the scan stayed full and
+	// deletes stay allowed; it ends here from where it stopped.
+	m := r.stream
+	r.stream = nil
+	var pm *planMerge
+	if m != nil && isFull(r.scope) && noDelete == r.opts.NoDelete {
+		pm = m.m
+		if m.stopped || pm.nsrc != r.srcN || pm.ndst != r.dstN {
+			m.stopped = true
+		}
+	} else {
+		if m != nil {
+			m.m.close()
+			m = nil
+		}
+		var err error
+		if pm, err = r.newPlanMerge(r.scope, noDelete); err != nil {
 			return err
 		}
 	}
-	// Each leader's path to itself: the one copy of it the plan's maps
-	// keep (the decoded entries' would be one more a map).
-	leaders := make(map[string]string, len(r.leaders))
-	for l := range r.leaders {
-		leaders[l] = l
-	}
-	// Of the source's entries at the paths of multiply-linked destination
-	// inodes (the only ones the planner looks up), what the planner asks:
-	// kind and leader. Held whole, they were ~250 B a link more.
-	type srcLink struct {
-		typ    tree.Type
-		linkTo string
-	}
-	linkedSrc := map[string]srcLink{}
-	pl := newPlanner(leaders, func(p string) *tree.Entry {
-		l, ok := linkedSrc[p]
-		if !ok {
-			return nil
-		}
-		return &tree.Entry{Path: p, Type: l.typ, LinkTo: l.linkTo}
-	}, PlanOptions{Scope: r.scope, NoDelete: noDelete})
-	pl.dstByIno = r.dstByIno
-	// Of the destination: its entries at the source's hard-link leaders'
-	// paths, and (only if a new file could be a copy) its files by hash,
-	// each from a pass over its spool.
-	// The two passes below read different spools: each on its own core.
-	var passes sync.WaitGroup
-	var derr, rerr error
-	if len(leaders) > 0 {
-		// Kind and inode: what the planner asks of them.
-		type dstLeader struct {
-			typ      tree.Type
-			dev, ino uint64
-		}
-		dstLeaders := map[string]dstLeader{}
-		passes.Go(func() {
-			for e := range r.dsts.entries(&derr) {
-				if l, ok := leaders[e.Path]; ok {
-					dstLeaders[l] = dstLeader{e.Type, e.Dev, e.Ino}
-				}
-			}
-		})
-		pl.dstAt = func(p string) *tree.Entry {
-			l, ok := dstLeaders[p]
-			if !ok {
-				return nil
-			}
-			return &tree.Entry{Path: p, Type: l.typ, Dev: l.dev, Ino: l.ino}
-		}
-	}
-	var herr error
-	pl.hashes = func() func(uint64) hashSrc {
-		cs, err := buildCopySources(r.spoolDir(), r.dsts.entries(&herr))
-		if err != nil {
-			herr = cmp.Or(herr, err)
-			return nil
-		}
-		r.done = append(r.done, cs.close)
-		return cs.lookup
-	}
-	if want := pl.linkedPaths(); len(want) > 0 {
-		passes.Go(func() {
-			for e := range r.srcs.entries(&rerr) {
-				if p, ok := want[e.Path]; ok {
-					// The strings held are the planner's own: the
-					// decoded ones would be a second copy of each path.
-					l := srcLink{typ: e.Type, linkTo: e.LinkTo}
-					if to, ok := want[e.LinkTo]; ok {
-						l.linkTo = to
-					}
-					linkedSrc[p] = l
-				}
-			}
-		})
-	}
-	passes.Wait()
-	if err := cmp.Or(derr, rerr); err != nil {
-		return err
-	}
-	p := pl.p
-	p.replaced = newReplacedFiles(r.spoolDir())
-	r.done = append(r.done, p.replaced.close)
-	var (
-		werr    error
-		buf     []byte
-		dirDone bool
-	)
-	// The source directories open at the merge's path (ancestors first)
-	// with their ords: each action carries its parent's (Action.pord).
-	type openDir struct {
-		path string
-		ord  int32
-	}
-	var (
-		open []openDir
-		pord int32
-	)
-	keep := func(a *Action) {
-		if werr != nil {
-			return
-		}
-		if a.Op != OpDirMeta {
-			a.pord = pord
-		}
-		if err := r.acts.add(a); err != nil {
-			werr = err
-			return
-		}
-		if d := a.Dst; d != nil && a.Op != OpMeta && a.Op != OpDirMeta && d.Type == tree.TypeRegular && d.Hashed() && d.Size > 0 {
-			p.replaced.add(d) // for the generations' harvest
-		}
-		if r.itemz != nil && !a.cond && (a.Op != OpDirMeta || a.Dst != nil) {
-			if buf, werr = appendAction(buf[:0], a); werr == nil {
-				werr = r.itemz.add(buf)
-			}
-		}
-	}
-	emit := func(a Action) { keep(&a) }
-	emitDir := func(a Action) { dirDone = true; keep(&a) }
-	ord := int32(0)
-	links := linkCheck{leaders: r.leaders}
-	// Both spools are decoded ahead, each on its own goroutine, while this
-	// one merges and plans: the plan of a large pull that changes little
-	// is mostly decoding (issue #14).
-	for s, d := range tree.MergeSeq(decodeAhead(r.srcs.entries(&rerr)), decodeAhead(r.dsts.entries(&derr))) {
-		if s != nil {
-			ord++
-			if err := links.add(s); err != nil {
-				werr = err
+	r.acts, r.itemz = pm.acts, pm.itemz
+	r.done = append(r.done, pm.p.replaced.close)
+	if m == nil || m.stopped {
+		pm.hashesFromSpool()
+		var rerr, derr error
+		// Both spools are decoded ahead, each on its own goroutine, while
+		// this one merges and plans.
+		for s, d := range tree.MergeSeq(decodeAhead(r.srcs.entriesFrom(pm.nsrc, pm.lastSrc, &rerr)), decodeAhead(r.dsts.entriesFrom(pm.ndst, pm.lastDst, &derr))) {
+			pm.step(s, d)
+			if pm.werr != nil {
 				break
 			}
 		}
-		path := cmp.Or(s, d).Path
-		for len(open) > 0 && !tree.IsWithin(path, open[len(open)-1].path) {
-			open = open[:len(open)-1]
-		}
-		pord = 0
-		if k := len(open); k > 0 && open[k-1].path == tree.Dir(path) {
-			pord = open[k-1].ord
-		}
-		if s != nil && s.Type == tree.TypeDir {
-			open = append(open, openDir{s.Path, ord})
-		}
-		dirDone = false
-		pl.step(s, d, ord, emit, emitDir)
-		if s != nil && s.Type == tree.TypeDir && !dirDone {
-			keep(&Action{Op: OpDirMeta, Path: s.Path, Src: s, Dst: d, cond: true, ord: ord})
+		if err := cmp.Or(rerr, derr); err != nil {
+			return err
 		}
 	}
-	if err := cmp.Or(rerr, derr, herr, werr); err != nil {
+	if pm.werr != nil {
+		return pm.werr
+	}
+	if err := pm.vouch(); err != nil {
 		return err
 	}
-	r.planned = p
-	r.res.Plan = p
-	return nil
-}
-
-// linkCheck is the check of the source's hard links that scanSource's
-// checker leaves to the plan (tree.Checker.DeferLinks): each link's target
-// must be an earlier regular file of the stream. It holds the targets it
-// has met, never the stream's files.
-type linkCheck struct {
-	leaders map[string]uint64 // every LinkTo of the stream, with its members
-	// open are the leaders met as regular files whose members are not
-	// all met yet, with how many are to come: a group leaves it at its
-	// last member, so it holds the groups open at the stream's place.
-	open map[string]uint64
-}
-
-// add checks s, the next source entry in the stream's order.
-func (c *linkCheck) add(s *tree.Entry) error {
-	if len(c.leaders) == 0 {
-		return nil
-	}
-	if s.LinkTo != "" {
-		n := c.open[s.LinkTo]
-		if n == 0 {
-			return fmt.Errorf("%w: source sent a bad entry: entry %q: hard link to %q, which is not an earlier regular file", ErrBadSource, s.Path, s.LinkTo)
-		}
-		if n == 1 {
-			delete(c.open, s.LinkTo)
-		} else {
-			c.open[s.LinkTo] = n - 1
-		}
-	}
-	if n := c.leaders[s.Path]; n > 0 && s.Type == tree.TypeRegular {
-		if c.open == nil {
-			c.open = map[string]uint64{}
-		}
-		c.open[s.Path] = n
-	}
+	r.planned = pm.p
+	r.res.Plan = pm.p
 	return nil
 }
 
