@@ -293,7 +293,9 @@ func newRecorder(cache string) (*recorder, error) {
 	}
 	r := &recorder{f: f, ch: make(chan []tree.Entry, 4), done: make(chan error, 1)}
 	go func() {
-		bw := bufio.NewWriterSize(f, 256<<10)
+		// 64 KiB: the writes are a few hundred for a 225k-entry tree
+		// either way, and the buffer is live through the whole scan.
+		bw := bufio.NewWriterSize(f, 64<<10)
 		err := writeBase(bw, func(yield func(*tree.Entry) bool) {
 			for b := range r.ch {
 				for i := range b {
@@ -455,17 +457,12 @@ func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*
 	})
 	for range workers {
 		g.Go(func() error {
-			// Pooled: a receiver fetches in many small batches, and a
-			// fresh buffer per worker per batch kept the GC busy.
-			bp := fsx.GetBuf()
-			defer fsx.PutBuf(bp)
-			buf := *bp
 			for r := range next {
 				sink, err := open(r)
 				if err != nil {
 					return err
 				}
-				if err := s.send(ctx, r, sink, buf); err != nil {
+				if err := s.send(ctx, r, sink); err != nil {
 					return err
 				}
 			}
@@ -475,15 +472,40 @@ func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*
 	return g.Wait()
 }
 
+// smallFetchBuf is the size of the buffers a fetch of a small file reads
+// into; a larger file (or block size) takes a 256 KiB fsx.GetBuf.
+const smallFetchBuf = 32 << 10
+
+var smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallFetchBuf); return &b }}
+
 // send streams one file into its sink. Errors returned are the sink's (the
 // receiver gave up); problems with the file itself go to sink.Abort.
-func (s *DirSource) send(ctx context.Context, r *FetchRequest, sink ContentSink, buf []byte) error {
+func (s *DirSource) send(ctx context.Context, r *FetchRequest, sink ContentSink) error {
 	p := r.Entry.Path
 	scanned, err := s.lookup(r.Entry)
 	if err != nil {
 		sink.Abort(&FileError{Op: "fetch", Path: p, Err: err})
 		return nil
 	}
+	// Pooled (a receiver fetches in many small batches, and a fresh
+	// buffer per worker per batch kept the GC busy), and as large as the
+	// file needs: most files are small, and the fetch workers each
+	// holding a 256 KiB buffer were a third of the golden node's live
+	// heap in a full pull (issue #14). A file that fits is read in one
+	// call either way.
+	need := scanned.Size
+	if b := r.Basis; b != nil && b.BlockSize > 0 {
+		need = max(need, int64(b.BlockSize))
+	}
+	var bp *[]byte
+	if need <= smallFetchBuf {
+		bp = smallBufPool.Get().(*[]byte)
+		defer smallBufPool.Put(bp)
+	} else {
+		bp = fsx.GetBuf()
+		defer fsx.PutBuf(bp)
+	}
+	buf := *bp
 	const tries = 3
 	var lastErr error
 	for range tries {
