@@ -131,7 +131,7 @@ func (r *manifestReader) lookupInto(p string, e *tree.Entry) bool {
 	if !ok {
 		return false
 	}
-	pb.entry(j, e)
+	pb.entry(j, p, e)
 	return true
 }
 
@@ -172,9 +172,9 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 		j   int          // its last entry before or at the last path asked
 		out tree.Entry
 	)
-	found := func(k int) *tree.Entry {
+	found := func(k int, p string) *tree.Entry {
 		j = k
-		pb.entry(k, &out)
+		pb.entry(k, p, &out)
 		return &out
 	}
 	return func(p string) *tree.Entry {
@@ -183,15 +183,15 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 		}
 		if pb != nil && j+1 < pb.len() {
 			k := j + 1
-			if pb.path(k) == p {
-				return found(k)
+			if pb.is(k, p) {
+				return found(k, p)
 			}
-			if j >= 0 && tree.Compare(p, pb.path(pb.len()-1)) <= 0 && tree.Compare(pb.path(j), p) < 0 {
+			if j >= 0 && pb.compare(pb.len()-1, p) >= 0 && pb.compare(j, p) < 0 {
 				// Within the block, after the cursor: the block holds p
 				// or nothing does.
 				i, ok := pb.searchFrom(k, p)
 				if ok {
-					return found(i)
+					return found(i, p)
 				}
 				j = i - 1
 				return nil
@@ -202,7 +202,7 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 			return nil
 		}
 		if ok {
-			return found(i)
+			return found(i, p)
 		}
 		j = i - 1
 		return nil

@@ -148,6 +148,9 @@ func TestHashCacheMatchesManifest(t *testing.T) {
 func TestPackedBlocksMatchDecoded(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	model := genTree(r, 3000, "packed")
+	// A directory whose name sorts below Root's ".".
+	model = append(model, &tree.Entry{Path: "+d", Type: tree.TypeDir}, &tree.Entry{Path: "+d/f", Type: tree.TypeRegular}, &tree.Entry{Path: "+d/g", Type: tree.TypeSymlink, Target: "f"})
+	sortEntries(model)
 	leader := ""
 	for i, e := range model {
 		e.Mode, e.UID, e.GID, e.Nlink = uint32(i%0o7777), uint32(i), uint32(i*7), uint32(1+i%3)
@@ -176,6 +179,17 @@ func TestPackedBlocksMatchDecoded(t *testing.T) {
 	if len(c.bi.blocks) < 5 {
 		t.Fatalf("%d blocks: too few to test", len(c.bi.blocks))
 	}
+	// Paths to search every block for: every recorded path and, around
+	// each, paths never recorded that sort just before or after it, its
+	// parent's prefixes, and a sibling with a byte below '/'.
+	probes := []string{tree.Root, "", "\x01", "~"}
+	for _, e := range model {
+		p := e.Path
+		probes = append(probes, p, p+"\x01", p+"/", p+"/a", p+"!", p[:len(p)/2])
+		if d := tree.Dir(p); d != "" && d != tree.Root {
+			probes = append(probes, d+"!"+tree.Base(p), d+"+", d+"0")
+		}
+	}
 	var got tree.Entry
 	seen := 0
 	for i, b := range c.bi.blocks {
@@ -191,7 +205,7 @@ func TestPackedBlocksMatchDecoded(t *testing.T) {
 			t.Fatalf("block %d: %d packed entries, %d decoded", i, pb.len(), len(es))
 		}
 		for k, w := range es {
-			pb.entry(k, &got)
+			pb.entry(k, w.Path, &got)
 			if !reflect.DeepEqual(&got, w) {
 				t.Fatalf("block %d entry %d: packed %+v, decoded %+v", i, k, got, *w)
 			}
@@ -206,6 +220,12 @@ func TestPackedBlocksMatchDecoded(t *testing.T) {
 			}
 			if w.LinkTo != "" || w.Rdev != 0 || len(w.Xattrs) > 0 || w.Problem != "" {
 				seen++
+			}
+		}
+		for _, p := range probes {
+			wj, wok := searchEntries(es, p)
+			if j, ok := pb.search(p); j != wj || ok != wok {
+				t.Fatalf("block %d: search %q gives %d %v, want %d %v", i, p, j, ok, wj, wok)
 			}
 		}
 	}
