@@ -115,8 +115,8 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 // listed entries, the hash cache's decoded blocks and the workers'
 // directory buffers. On main at 38d1cd7 (an 8,192-entry window, 32+
 // blocks decoded into tree.Entry values at ~290 B an entry, 256 KiB
-// getdents buffers) it peaked at 5.6–6.6 MiB; with a 2,048-entry window,
-// packed blocks (~180 B an entry) and 32 KiB buffers at 2.3–3.6 MiB
+// getdents buffers) it peaked at 5.6–6.6 MiB; with a 1,024-entry window,
+// packed blocks (~130 B an entry) and 32 KiB buffers at 0.7–3.1 MiB
 // (issue #14).
 func TestSourceWarmScanHeap(t *testing.T) {
 	if testing.Short() {

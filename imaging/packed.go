@@ -20,7 +20,8 @@ import (
 // them. A block decoded into tree.Entry values held ~290 bytes an entry
 // (the 176-byte struct, a pointer, the whole path in its own allocation);
 // this holds the record's 80, the name and a share of the directories'
-// paths. It is what a manifestReader keeps of the hash cache's blocks: 32
+// paths: 126 bytes an entry on the 225k-entry synthetic tree (paths of 77
+// bytes on average), against 293 decoded. It is what a manifestReader keeps of the hash cache's blocks: 32
 // of them during a walk, the largest part of the golden node's live heap
 // in a no-change pull (issue #14).
 type packedBlock struct {
