@@ -101,3 +101,92 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 		t.Errorf("the source held %.0f B per entry (peak at %s), more than %d B", perEntry, at, maxPerEntry)
 	}
 }
+
+// TestSourceWarmScanHeap bounds the golden node's live heap in a
+// no-change pull's scan: a DirSource whose hash cache vouches for every
+// file walks a 74,538-entry tree shaped like a system's (directories of 13
+// files and 3 subdirectories, five levels deep, paths of ~80 bytes, so a
+// directory's children span several cache blocks). The live heap is taken
+// after a full collection at 40 points evenly spaced through the scan
+// (from its callback, while the walk's workers go on); its peak above the
+// baseline must stay under 4.5 MiB. A memory bound, not a timing test.
+//
+// What it holds is fixed, not per entry: the walk's read-ahead window of
+// listed entries, the hash cache's decoded blocks and the workers'
+// directory buffers. On main at 38d1cd7 (an 8,192-entry window, 32+
+// blocks decoded into tree.Entry values at ~290 B an entry, 256 KiB
+// getdents buffers) it peaked at 5.6–6.6 MiB; with a 1,024-entry window,
+// packed blocks (~130 B an entry) and 32 KiB buffers at 0.7–3.1 MiB
+// (issue #14).
+func TestSourceWarmScanHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 72k files")
+	}
+	base := heaptest.ScratchDir(t, "goldsync-warmheap-")
+	root := filepath.Join(base, "root")
+	// 44 package directories, each with 13 files and 3 subdirectories,
+	// four levels down (121 directories a package).
+	files := 0
+	var mk func(dir string, depth int)
+	mk = func(dir string, depth int) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 13 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("lib-component-%02d.so.conf", j)), []byte{byte(j)}, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files++
+		}
+		if depth == 4 {
+			return
+		}
+		for k := range 3 {
+			mk(filepath.Join(dir, fmt.Sprintf("subsystem-%d", k)), depth+1)
+		}
+	}
+	for i := range 44 {
+		mk(filepath.Join(root, "usr", fmt.Sprintf("package-%03d", i)), 0)
+	}
+	cache := filepath.Join(base, "cache")
+	opts := imaging.DirSourceOptions{CacheFile: cache}
+	s, err := imaging.OpenDirSource(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	if _, err := s.Scan(context.Background(), imaging.ScanRequest{Hash: true}, func(*tree.Entry) error { entries++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = imaging.OpenDirSource(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	heap := heaptest.Start(time.Hour) // only the points below
+	n, hashed := 0, 0
+	_, err = s.Scan(context.Background(), imaging.ScanRequest{}, func(e *tree.Entry) error {
+		if n++; n%(entries/40) == 0 {
+			heap.Sample(fmt.Sprintf("entry %d", n))
+		}
+		if e.Type == tree.TypeRegular && e.Hashed() {
+			hashed++
+		}
+		return nil
+	})
+	grown, at := heap.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != entries || hashed != files {
+		t.Fatalf("scanned %d entries (%d hashed from the cache), want %d (%d)", n, hashed, entries, files)
+	}
+	t.Logf("%d entries: live heap peaked %.2f MiB above the baseline (%s)", n, float64(grown)/(1<<20), at)
+	if max := uint64(9 << 19); grown > max {
+		t.Errorf("a warm scan held %.2f MiB (at %s), more than %.1f", float64(grown)/(1<<20), at, float64(max)/(1<<20))
+	}
+}

@@ -40,9 +40,9 @@ type manifestReader struct {
 }
 
 type readerBlock struct {
-	i       int
-	entries []*tree.Entry
-	used    uint64
+	i    int
+	pb   *packedBlock // nil: damaged
+	used uint64
 }
 
 // readerBlocks is how many decoded blocks a reader keeps: the workers of
@@ -108,74 +108,130 @@ func (r *manifestReader) total() int {
 // hasLog reports whether the log changes the base.
 func (r *manifestReader) hasLog() bool { return r.logSet != nil }
 
-// lookup returns the recorded entry of path p, or nil. The entry is shared:
-// callers must not modify it.
+// lookup returns a copy of the recorded entry of path p, or nil.
 func (r *manifestReader) lookup(p string) *tree.Entry {
-	if r.bi == nil {
-		return findEntry(r.v1, p)
-	}
-	if r.logSet != nil && r.logSet.Covers(p) {
-		return findEntry(r.logged, p)
-	}
-	es, j, ok := r.locate(p)
-	if !ok {
+	var e tree.Entry
+	if !r.lookupInto(p, &e) {
 		return nil
 	}
-	return es[j]
+	return &e
+}
+
+// lookupInto sets *e to the recorded entry of path p and reports whether
+// there is one. e's strings and xattrs are shared with the reader: the
+// caller must not modify the xattrs.
+func (r *manifestReader) lookupInto(p string, e *tree.Entry) bool {
+	if r.bi == nil {
+		return copyFound(findEntry(r.v1, p), e)
+	}
+	if r.logSet != nil && r.logSet.Covers(p) {
+		return copyFound(findEntry(r.logged, p), e)
+	}
+	pb, j, ok := r.locate(p)
+	if !ok {
+		return false
+	}
+	pb.entry(j, p, e)
+	return true
+}
+
+func copyFound(f, e *tree.Entry) bool {
+	if f == nil {
+		return false
+	}
+	*e = *f
+	return true
 }
 
 // locate finds p in the base: the decoded block that would hold it and
 // p's index there (ok) or where it would go.
-func (r *manifestReader) locate(p string) ([]*tree.Entry, int, bool) {
+func (r *manifestReader) locate(p string) (*packedBlock, int, bool) {
 	// The last block whose first path is at or before p holds it, if any.
 	i := sort.Search(len(r.bi.blocks), func(i int) bool { return tree.Compare(r.bi.blocks[i].first, p) > 0 }) - 1
 	if i < 0 {
 		return nil, 0, false
 	}
-	es := r.block(i)
-	j, ok := searchEntries(es, p)
-	return es, j, ok
+	pb := r.block(i)
+	if pb == nil {
+		return nil, 0, false
+	}
+	j, ok := pb.search(p)
+	return pb, j, ok
 }
 
 // cursor returns a lookup for the children of one directory, asked in
-// Compare order from one goroutine (WalkOptions.previousDir); see
-// blockCursor.
+// Compare order from one goroutine (WalkOptions.previousDir): it keeps
+// its place in the block it last used, as blockCursor does. The entry it
+// returns is the cursor's own, valid until its next lookup.
 func (r *manifestReader) cursor() func(string) *tree.Entry {
 	if r.bi == nil {
 		return r.lookup
 	}
-	c := blockCursor{locate: r.locate}
+	var (
+		pb  *packedBlock // the block last used; nil: none
+		j   int          // its last entry before or at the last path asked
+		out tree.Entry
+	)
+	found := func(k int, p string) *tree.Entry {
+		j = k
+		pb.entry(k, p, &out)
+		return &out
+	}
 	return func(p string) *tree.Entry {
 		if r.logSet != nil && r.logSet.Covers(p) {
 			return findEntry(r.logged, p)
 		}
-		return c.lookup(p)
+		if pb != nil && j+1 < pb.len() {
+			k := j + 1
+			if pb.is(k, p) {
+				return found(k, p)
+			}
+			if j >= 0 && pb.compare(pb.len()-1, p) >= 0 && pb.compare(j, p) < 0 {
+				// Within the block, after the cursor: the block holds p
+				// or nothing does.
+				i, ok := pb.searchFrom(k, p)
+				if ok {
+					return found(i, p)
+				}
+				j = i - 1
+				return nil
+			}
+		}
+		b, i, ok := r.locate(p)
+		if pb = b; pb == nil {
+			return nil
+		}
+		if ok {
+			return found(i, p)
+		}
+		j = i - 1
+		return nil
 	}
 }
 
 // block returns block i decoded, from the reader's few kept blocks when it
 // is there; nil when it is damaged.
-func (r *manifestReader) block(i int) []*tree.Entry {
+func (r *manifestReader) block(i int) *packedBlock {
 	r.mu.Lock()
 	r.tick++
 	for k := range r.cache {
 		if r.cache[k].i == i {
 			r.cache[k].used = r.tick
-			es := r.cache[k].entries
+			pb := r.cache[k].pb
 			r.mu.Unlock()
-			return es
+			return pb
 		}
 	}
 	r.mu.Unlock()
-	es, err := decodeBlock(r.bf, r.bi.blocks[i])
+	pb, err := decodePacked(r.bf, r.bi.blocks[i])
 	if err != nil {
-		es = nil
+		pb = nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.cache) < cmp.Or(r.keep, readerBlocks) {
-		r.cache = append(r.cache, readerBlock{i: i, entries: es, used: r.tick})
-		return es
+		r.cache = append(r.cache, readerBlock{i: i, pb: pb, used: r.tick})
+		return pb
 	}
 	old := 0
 	for k := range r.cache {
@@ -183,8 +239,8 @@ func (r *manifestReader) block(i int) []*tree.Entry {
 			old = k
 		}
 	}
-	r.cache[old] = readerBlock{i: i, entries: es, used: r.tick}
-	return es
+	r.cache[old] = readerBlock{i: i, pb: pb, used: r.tick}
+	return pb
 }
 
 // all yields the manifest's entries in Compare order, the log applied,

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -137,4 +138,119 @@ func TestHashCacheMatchesManifest(t *testing.T) {
 		}
 	}
 	t.Error("all went through a damaged block without an error")
+}
+
+// TestPackedBlocksMatchDecoded: a block the reader keeps packed gives, for
+// every entry, every field decodeBlock gives (hard links, device numbers,
+// targets, xattrs, problems included); its searches and the walk's cursor
+// find what the decoded entries hold, and nothing for paths never
+// recorded.
+func TestPackedBlocksMatchDecoded(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	model := genTree(r, 3000, "packed")
+	// A directory whose name sorts below Root's ".".
+	model = append(model, &tree.Entry{Path: "+d", Type: tree.TypeDir}, &tree.Entry{Path: "+d/f", Type: tree.TypeRegular}, &tree.Entry{Path: "+d/g", Type: tree.TypeSymlink, Target: "f"})
+	sortEntries(model)
+	leader := ""
+	for i, e := range model {
+		e.Mode, e.UID, e.GID, e.Nlink = uint32(i%0o7777), uint32(i), uint32(i*7), uint32(1+i%3)
+		switch {
+		case i%89 == 3:
+			e.Xattrs = []tree.Xattr{{Name: "user.a", Value: []byte(fmt.Sprint(i))}, {Name: "user.b", Value: nil}}
+		case i%89 == 4:
+			e.Problem = "unreadable"
+		case i%89 == 5 && e.Type == tree.TypeRegular && leader != "":
+			e.LinkTo = leader
+		case i%89 == 6 && e.Type == tree.TypeRegular:
+			e.Type, e.Size, e.Flags, e.Hash, e.Rdev = tree.TypeCharDev, 0, 0, 0, uint64(i)<<8|3
+		case e.Type == tree.TypeRegular:
+			leader = e.Path
+		}
+	}
+	path := filepath.Join(t.TempDir(), "cache")
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openManifestReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(c.bi.blocks) < 5 {
+		t.Fatalf("%d blocks: too few to test", len(c.bi.blocks))
+	}
+	// Paths to search every block for: every recorded path and, around
+	// each, paths never recorded that sort just before or after it, its
+	// parent's prefixes, and a sibling with a byte below '/'.
+	probes := []string{tree.Root, "", "\x01", "~"}
+	for _, e := range model {
+		p := e.Path
+		probes = append(probes, p, p+"\x01", p+"/", p+"/a", p+"!", p[:len(p)/2])
+		if d := tree.Dir(p); d != "" && d != tree.Root {
+			probes = append(probes, d+"!"+tree.Base(p), d+"+", d+"0")
+		}
+	}
+	var got tree.Entry
+	seen := 0
+	for i, b := range c.bi.blocks {
+		es, err := decodeBlock(c.bf, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, err := decodePacked(c.bf, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pb.len() != len(es) {
+			t.Fatalf("block %d: %d packed entries, %d decoded", i, pb.len(), len(es))
+		}
+		for k, w := range es {
+			pb.entry(k, w.Path, &got)
+			if !reflect.DeepEqual(&got, w) {
+				t.Fatalf("block %d entry %d: packed %+v, decoded %+v", i, k, got, *w)
+			}
+			if j, ok := pb.search(w.Path); !ok || j != k {
+				t.Fatalf("block %d: search %q gives %d %v, want %d", i, w.Path, j, ok, k)
+			}
+			// A path just after this one, never recorded: where it goes.
+			miss := w.Path + "\x01"
+			want, _ := searchEntries(es, miss)
+			if j, ok := pb.search(miss); ok || j != want {
+				t.Fatalf("block %d: search %q gives %d %v, want %d false", i, miss, j, ok, want)
+			}
+			if w.LinkTo != "" || w.Rdev != 0 || len(w.Xattrs) > 0 || w.Problem != "" {
+				seen++
+			}
+		}
+		for _, p := range probes {
+			wj, wok := searchEntries(es, p)
+			if j, ok := pb.search(p); j != wj || ok != wok {
+				t.Fatalf("block %d: search %q gives %d %v, want %d %v", i, p, j, ok, wj, wok)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d entries with rare fields", seen)
+	}
+
+	// The cursor, asked about each directory's children in order (and a
+	// name never recorded between them), answers what lookup does.
+	for _, d := range model {
+		if d.Type != tree.TypeDir {
+			continue
+		}
+		look := c.cursor()
+		for _, e := range model {
+			if tree.Dir(e.Path) != d.Path || e.Path == tree.Root {
+				continue
+			}
+			if x := look(e.Path + "\x01"); x != nil {
+				t.Fatalf("cursor answers %q, never recorded", e.Path+"\x01")
+			}
+			x := look(e.Path)
+			if x == nil || !reflect.DeepEqual(x, c.lookup(e.Path)) {
+				t.Fatalf("cursor in %q: %q gives %+v, lookup %+v", d.Path, e.Path, x, c.lookup(e.Path))
+			}
+		}
+	}
 }

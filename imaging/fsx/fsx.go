@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -181,16 +182,16 @@ func (d *Dir) Lstat(name string, st *unix.Stat_t) error {
 // Names lists the directory's children (not "." or ".."), unsorted.
 //
 // It reads the directory's own descriptor from the start with getdents64
-// into a pooled 256 KiB buffer (one call for a directory of a few
-// thousand names, and one to see the end), not through a dup'ed os.File:
-// that cost a dup, an fcntl, a seek and a close more per directory, and
-// 8 KiB reads (a walk lists every directory of the tree).
+// into a pooled DirentBuf buffer (one call for a directory of up to ~800
+// names, and one to see the end), not through a dup'ed os.File: that cost
+// a dup, an fcntl, a seek and a close more per directory, and 8 KiB reads
+// (a walk lists every directory of the tree).
 func (d *Dir) Names() ([]string, error) {
 	if _, err := unix.Seek(d.FD, 0, io.SeekStart); err != nil {
 		return nil, d.perr("seek", ".", err)
 	}
-	bp := GetBuf()
-	defer PutBuf(bp)
+	bp := direntPool.Get().(*[]byte)
+	defer direntPool.Put(bp)
 	buf := *bp
 	var names []string
 	for {
@@ -207,6 +208,16 @@ func (d *Dir) Names() ([]string, error) {
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
 }
+
+// DirentBuf is the size of the buffer Names reads directory entries into:
+// 32 KiB, as glibc's readdir, holds ~800 entries of 20-byte names per
+// getdents64 call. The walk's workers each list a directory at once, and
+// the 256 KiB scratch buffers they used were the largest part of the
+// golden node's live heap after its entries (issue #14); a directory of
+// more entries takes a few more calls.
+const DirentBuf = 32 << 10
+
+var direntPool = sync.Pool{New: func() any { b := make([]byte, DirentBuf); return &b }}
 
 // Readlink reads a symlink child.
 func (d *Dir) Readlink(name string) (string, error) {

@@ -56,8 +56,10 @@ func DataExtents(f *os.File, size int64) ([]Extent, error) {
 	return out, nil
 }
 
-// zeros is a shared all-zero buffer for hashing holes.
-var zeros = make([]byte, 256<<10)
+// zeros is a shared all-zero buffer for hashing holes. A global array,
+// not a heap buffer: it never counts towards the heap the collector paces
+// itself by, and its pages are resident only once read.
+var zeros [ZeroChunk]byte
 
 // Zeros returns a read-only slice of n ≤ 256 KiB zero bytes.
 func Zeros(n int) []byte { return zeros[:n] }

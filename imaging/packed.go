@@ -1,0 +1,211 @@
+package imaging
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/imaging/wire"
+)
+
+// packedBlock is a base block decoded for lookups and held compactly: each
+// entry's parent directory once per run of siblings, the entries' names
+// end to end in one string, and per entry one fixed-size record of its
+// numbers; the fields most entries leave empty (link target, xattrs, hard
+// link, problem, device number) are kept aside for the few that have
+// them. A block decoded into tree.Entry values held ~290 bytes an entry
+// (the 176-byte struct, a pointer, the whole path in its own allocation);
+// this holds the record's 80, the name and a share of the directories'
+// paths: 126 bytes an entry on the 225k-entry synthetic tree (paths of 77
+// bytes on average), against 293 decoded. It is what a manifestReader keeps of the hash cache's blocks: 32
+// of them during a walk, the largest part of the golden node's live heap
+// in a no-change pull (issue #14).
+type packedBlock struct {
+	names string
+	dirs  []string // the parents; "" for Root and its children (their path is their name)
+	recs  []packedRec
+	more  []packedMore
+}
+
+type packedRec struct {
+	size, mtime, ctime   int64
+	dev, ino, hash       uint64
+	mode, uid, gid, nlnk uint32
+	end                  uint32 // the name's end in names; it starts at the previous one's end
+	dir                  uint32 // the parent's index in dirs
+	more                 uint32 // 1 + the index of the entry's rare fields in more; 0: none
+	typ                  tree.Type
+	flags                tree.Flags
+}
+
+type packedMore struct {
+	target, linkTo, problem string
+	rdev                    uint64
+	xattrs                  []tree.Xattr
+}
+
+// arenaPool holds the scratch buffers decodePacked builds a block's names
+// in before it copies them into one string of the exact size.
+var arenaPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+// decodePacked reads, checks and decodes one base block as decodeBlock
+// does, into a packedBlock.
+func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
+	raw, err := bf.readAt(int64(b.off), int64(b.len))
+	if err != nil {
+		return nil, err
+	}
+	if xxhash.Sum64(raw) != b.sum {
+		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+	}
+	countDecoded(b.n)
+	ap := arenaPool.Get().(*[]byte)
+	defer arenaPool.Put(ap)
+	arena := (*ap)[:0]
+	pb := &packedBlock{recs: make([]packedRec, b.n)}
+	// Two entries decoded in turn: each is decoded against the one before.
+	var two [2]tree.Entry
+	var prev *tree.Entry
+	for i := range b.n {
+		e := &two[i%2]
+		*e = tree.Entry{}
+		raw, err = wire.DecodeEntryLocal(raw, prev, e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
+		}
+		switch {
+		case i == 0 && e.Path != b.first:
+			return nil, fmt.Errorf("%w: block at %d does not start at its index path", ErrCorruptManifest, b.off)
+		case prev != nil && tree.Compare(prev.Path, e.Path) >= 0:
+			return nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, e.Path)
+		}
+		dir, name := "", e.Path
+		if k := strings.LastIndexByte(e.Path, '/'); k >= 0 {
+			dir, name = e.Path[:k], e.Path[k+1:]
+		}
+		if len(pb.dirs) == 0 || pb.dirs[len(pb.dirs)-1] != dir {
+			// (A directory met again after a subtree is kept again.)
+			pb.dirs = append(pb.dirs, dir)
+		}
+		arena = append(arena, name...)
+		r := &pb.recs[i]
+		*r = packedRec{
+			size: e.Size, mtime: e.Mtime, ctime: e.Ctime,
+			dev: e.Dev, ino: e.Ino, hash: e.Hash,
+			mode: e.Mode, uid: e.UID, gid: e.GID, nlnk: e.Nlink,
+			end: uint32(len(arena)), dir: uint32(len(pb.dirs) - 1), typ: e.Type, flags: e.Flags,
+		}
+		if e.Target != "" || e.LinkTo != "" || e.Problem != "" || e.Rdev != 0 || len(e.Xattrs) > 0 {
+			pb.more = append(pb.more, packedMore{target: e.Target, linkTo: e.LinkTo, problem: e.Problem, rdev: e.Rdev, xattrs: e.Xattrs})
+			r.more = uint32(len(pb.more))
+		}
+		prev = e
+	}
+	if len(raw) != 0 {
+		return nil, fmt.Errorf("%w: block at %d: %d trailing bytes", ErrCorruptManifest, b.off, len(raw))
+	}
+	pb.names = string(arena)
+	*ap = arena
+	return pb, nil
+}
+
+// len is the number of entries.
+func (pb *packedBlock) len() int { return len(pb.recs) }
+
+// name returns entry k's name (a part of the block's one string).
+func (pb *packedBlock) name(k int) string {
+	start := uint32(0)
+	if k > 0 {
+		start = pb.recs[k-1].end
+	}
+	return pb.names[start:pb.recs[k].end]
+}
+
+// is reports whether entry k's path is p.
+func (pb *packedBlock) is(k int, p string) bool {
+	dir, name := pb.dirs[pb.recs[k].dir], pb.name(k)
+	if dir == "" {
+		return p == name
+	}
+	return len(p) == len(dir)+1+len(name) && p[len(dir)] == '/' && p[:len(dir)] == dir && p[len(dir)+1:] == name
+}
+
+// compare is tree.Compare of entry k's path and p, without joining them.
+func (pb *packedBlock) compare(k int, p string) int {
+	dir, name := pb.dirs[pb.recs[k].dir], pb.name(k)
+	if dir == "" {
+		return tree.Compare(name, p)
+	}
+	// The path is dir/name: not Root, which sorts first.
+	if p == tree.Root {
+		return 1
+	}
+	n := min(len(dir), len(p))
+	if c := compareBytes(dir[:n], p[:n]); c != 0 {
+		return c
+	}
+	if len(p) == n {
+		return 1 // p is the path's beginning
+	}
+	if p[n] != '/' {
+		return -1 // the path's '/' sorts below p's byte
+	}
+	return compareBytes(name, p[n+1:])
+}
+
+// compareBytes is tree.Compare's order on strings neither of which is
+// Root: byte order with '/' below every other byte, a prefix first.
+func compareBytes(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		switch {
+		case ca == cb:
+			continue
+		case ca == '/':
+			return -1
+		case cb == '/':
+			return 1
+		case ca < cb:
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// entry sets *e to entry k, whose path the caller found to be p. Its
+// xattrs are the block's own: the caller must not modify them.
+func (pb *packedBlock) entry(k int, p string, e *tree.Entry) {
+	r := &pb.recs[k]
+	*e = tree.Entry{
+		Path: p, Type: r.typ, Mode: r.mode, UID: r.uid, GID: r.gid,
+		Size: r.size, Mtime: r.mtime, Hash: r.hash, Flags: r.flags,
+		Dev: r.dev, Ino: r.ino, Nlink: r.nlnk, Ctime: r.ctime,
+	}
+	if r.more != 0 {
+		m := &pb.more[r.more-1]
+		e.Target, e.LinkTo, e.Problem, e.Rdev, e.Xattrs = m.target, m.linkTo, m.problem, m.rdev, m.xattrs
+	}
+}
+
+// search finds p: its index, or where it would go.
+func (pb *packedBlock) search(p string) (int, bool) { return pb.searchFrom(0, p) }
+
+// searchFrom is search among the entries from k on.
+func (pb *packedBlock) searchFrom(k int, p string) (int, bool) {
+	lo, hi := k, pb.len()
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if pb.compare(m, p) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < pb.len() && pb.is(lo, p)
+}
