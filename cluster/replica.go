@@ -16,13 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 )
@@ -466,7 +466,7 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 		}
 		return nil
 	}
-	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: agent.Software(), OnAck: onAck, Logger: log})
+	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: pushSoftware(), OnAck: onAck, Logger: log})
 	p.Close()
 	if src != nil {
 		res.Entries, res.Files, res.Bytes = src.entries.Load(), src.files.Load(), src.bytes.Load()
@@ -494,6 +494,12 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 	}
 	return res, nil
 }
+
+// pushSoftware is the handshake name of a replica push's sending side:
+// the image server's, with the release and commit stamp. The receiver only
+// shows it; the agent's name (agent.Software) hashes the whole running
+// executable, 15 MB, on every run of the primary.
+func pushSoftware() string { return version.ServerPrefix + version.Stamp() }
 
 // countingSource counts what a replica push sends.
 type countingSource struct {
