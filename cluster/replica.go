@@ -63,6 +63,8 @@ type ReplicateOptions struct {
 	kernels map[string]string
 	// changes are the change sets computed for the replicas of this run.
 	changes *imaging.ChangeCache
+	// shares are the run's shared ssh connections to the replicas.
+	shares *sshShares
 }
 
 // ReplicaReport is what a run did to one replica.
@@ -253,6 +255,8 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 		fanout = 2 * runtime.GOMAXPROCS(0)
 	}
 	o.changes = &imaging.ChangeCache{}
+	o.shares = &sshShares{log: o.Logger}
+	defer o.shares.close()
 	reports := make([]*ReplicaReport, len(reps))
 	for i, rep := range reps {
 		reports[i] = &ReplicaReport{Replica: rep.Name, Address: rep.Address}
@@ -303,14 +307,21 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	if serr := saveReplicaState(img.StateDir, &st); serr != nil {
 		o.Logger.Warn("replica state not saved", "image", img.Name, "replica", rep.Name, "err", serr)
 	}
+	// The primary's own sessions to the replica (its push, its build)
+	// share one login; what a relay gets is the replica's rsh as
+	// configured.
+	own := *rep
+	if via == nil && job != nil {
+		own.Rsh = o.shares.rsh(rep.Rsh)
+	}
 	if via == nil {
-		err = pushReplica(ctx, img, rep, o, full, r)
+		err = pushReplica(ctx, img, &own, o, full, r)
 	} else {
 		err = relayReplica(ctx, img, via, rep, o, full, prev, r)
 	}
 	pushed(err == nil)
 	if err == nil && job != nil {
-		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
+		r.Build, err = buildReplica(ctx, &own, job, o.Logger)
 	}
 	r.Seconds = time.Since(start).Seconds()
 	now := time.Now().UTC()
