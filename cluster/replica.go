@@ -16,13 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
 )
@@ -63,6 +63,8 @@ type ReplicateOptions struct {
 	kernels map[string]string
 	// changes are the change sets computed for the replicas of this run.
 	changes *imaging.ChangeCache
+	// shares are the run's shared ssh connections to the replicas.
+	shares *sshShares
 }
 
 // ReplicaReport is what a run did to one replica.
@@ -253,6 +255,8 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 		fanout = 2 * runtime.GOMAXPROCS(0)
 	}
 	o.changes = &imaging.ChangeCache{}
+	o.shares = &sshShares{log: o.Logger}
+	defer o.shares.close()
 	reports := make([]*ReplicaReport, len(reps))
 	for i, rep := range reps {
 		reports[i] = &ReplicaReport{Replica: rep.Name, Address: rep.Address}
@@ -303,14 +307,21 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	if serr := saveReplicaState(img.StateDir, &st); serr != nil {
 		o.Logger.Warn("replica state not saved", "image", img.Name, "replica", rep.Name, "err", serr)
 	}
+	// The primary's own sessions to the replica (its push, its build)
+	// share one login; what a relay gets is the replica's rsh as
+	// configured.
+	own := *rep
+	if via == nil && job != nil {
+		own.Rsh = o.shares.rsh(rep.Rsh)
+	}
 	if via == nil {
-		err = pushReplica(ctx, img, rep, o, full, r)
+		err = pushReplica(ctx, img, &own, o, full, r)
 	} else {
 		err = relayReplica(ctx, img, via, rep, o, full, prev, r)
 	}
 	pushed(err == nil)
 	if err == nil && job != nil {
-		r.Build, err = buildReplica(ctx, rep, job, o.Logger)
+		r.Build, err = buildReplica(ctx, &own, job, o.Logger)
 	}
 	r.Seconds = time.Since(start).Seconds()
 	now := time.Now().UTC()
@@ -466,7 +477,7 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 		}
 		return nil
 	}
-	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: agent.Software(), OnAck: onAck, Logger: log})
+	serr := proto.Serve(ctx, p, open, proto.ServeOptions{Software: pushSoftware(), OnAck: onAck, Logger: log})
 	p.Close()
 	if src != nil {
 		res.Entries, res.Files, res.Bytes = src.entries.Load(), src.files.Load(), src.bytes.Load()
@@ -494,6 +505,12 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 	}
 	return res, nil
 }
+
+// pushSoftware is the handshake name of a replica push's sending side:
+// the image server's, with the release and commit stamp. The receiver only
+// shows it; the agent's name (agent.Software) hashes the whole running
+// executable, 15 MB, on every run of the primary.
+func pushSoftware() string { return version.ServerPrefix + version.Stamp() }
 
 // countingSource counts what a replica push sends.
 type countingSource struct {

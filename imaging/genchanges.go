@@ -1,7 +1,11 @@
 package imaging
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,7 +163,27 @@ func (c GenerationChanges) Changes(ctx context.Context, since string) ([]tree.Sc
 // path in a hard-link group that changed brings every path of its group,
 // in either generation, so a receiver scanning only these paths still
 // sees whole groups.
+//
+// When both generations' manifests are version-2 bases, it compares them
+// block by block (changedByBlocks): blocks whose encodings are the same in
+// both are skipped undecoded, so its cost follows the change, not the
+// image. A change that touches a hard-link group is compared whole.
 func ChangedPaths(ctx context.Context, stateDir string, from, to int64) ([]string, error) {
+	if _, err := readGeneration(stateDir, from); err != nil {
+		return nil, err
+	}
+	if _, err := readGeneration(stateDir, to); err != nil {
+		return nil, err
+	}
+	pa, pb := filepath.Join(genDir(stateDir, from), "manifest"), filepath.Join(genDir(stateDir, to), "manifest")
+	if paths, ok := changedByBlocks(pa, pb); ok {
+		return paths, ctx.Err()
+	}
+	return changedWhole(ctx, stateDir, from, to)
+}
+
+// changedWhole is ChangedPaths over both manifests decoded whole.
+func changedWhole(ctx context.Context, stateDir string, from, to int64) ([]string, error) {
 	_, a, err := LoadGeneration(stateDir, from)
 	if err != nil {
 		return nil, err
@@ -246,4 +270,190 @@ func (g linkGroups) groupOf(p string) []string {
 		return nil
 	}
 	return append([]string{leader}, ms...)
+}
+
+// changedByBlocks is ChangedPaths from the manifests at pa (older) and pb
+// without decoding either whole; ok is false when it cannot tell (a base
+// of the first format, an unreadable file, a change that touches a
+// hard-link group), and the caller compares the manifests whole.
+//
+// A base block holds consecutive entries and its first entry is coded
+// without reference to the block before, so a block whose index record
+// (first path, length, entry count, checksum) is in both bases holds the
+// same entries in both: only the other blocks are decoded and compared.
+// What the logs recorded is compared through scoped loads of the scopes
+// of their records (for two manifests of one base, of the records after
+// the ones they share: what both replay is the same in both).
+func changedByBlocks(pa, pb string) ([]string, bool) {
+	a, err := openBlocks(pa)
+	if err != nil {
+		return nil, false
+	}
+	defer a.f.Close()
+	b, err := openBlocks(pb)
+	if err != nil {
+		return nil, false
+	}
+	defer b.f.Close()
+
+	// The logs' part: the scopes of the records the two do not share.
+	ra, rb := logHeads(LogPath(pa), a.idx.gen), logHeads(LogPath(pb), b.idx.gen)
+	if a.idx.gen == b.idx.gen {
+		n := 0
+		for n < len(ra) && n < len(rb) && bytes.Equal(ra[n].raw, rb[n].raw) {
+			n++
+		}
+		ra, rb = ra[n:], rb[n:]
+	}
+	var dirty []tree.Scope
+	for _, r := range slices.Concat(ra, rb) {
+		dirty = append(dirty, r.scopes...)
+	}
+	set := tree.NewScopeSet(dirty)
+	changed := map[string]bool{}
+	simple := true
+	diff := func(x, y []*tree.Entry) {
+		for e, f := range tree.Merge(x, y) {
+			switch {
+			case e == nil:
+				changed[f.Path] = true
+				simple = simple && simpleLinks([]*tree.Entry{f})
+			case f == nil:
+				changed[e.Path] = true
+				simple = simple && simpleLinks([]*tree.Entry{e})
+			case !sameEntry(e, f):
+				changed[e.Path] = true
+				simple = simple && simpleLinks([]*tree.Entry{e, f})
+			}
+		}
+	}
+	if len(dirty) > 0 {
+		da, err := LoadManifestScoped(pa, dirty)
+		if err != nil {
+			return nil, false
+		}
+		db, err := LoadManifestScoped(pb, dirty)
+		if err != nil {
+			return nil, false
+		}
+		// A log replay recomputes the links of every group
+		// (resolveLinkTo): entries of a group in a record are compared
+		// whole.
+		if !simpleLinks(da.Entries) || !simpleLinks(db.Entries) {
+			return nil, false
+		}
+		diff(da.Entries, db.Entries)
+	}
+
+	// The bases' part: the blocks only one of them holds, less what the
+	// logs recorded.
+	type blockKey struct {
+		first  string
+		len, n int
+		sum    uint64
+	}
+	key := func(bl baseBlock) blockKey { return blockKey{bl.first, bl.len, bl.n, bl.sum} }
+	inA := make(map[blockKey]bool, len(a.idx.blocks))
+	for _, bl := range a.idx.blocks {
+		inA[key(bl)] = true
+	}
+	inB := make(map[blockKey]bool, len(b.idx.blocks))
+	for _, bl := range b.idx.blocks {
+		inB[key(bl)] = true
+	}
+	only := func(x *blockFile, other map[blockKey]bool) ([]*tree.Entry, error) {
+		var out []*tree.Entry
+		for _, bl := range x.idx.blocks {
+			if other[key(bl)] {
+				continue
+			}
+			es, err := decodeBlock(x.bf, bl)
+			if err != nil {
+				return nil, err
+			}
+			if len(out) > 0 && len(es) > 0 && tree.Compare(out[len(out)-1].Path, es[0].Path) >= 0 {
+				return nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, es[0].Path)
+			}
+			for _, e := range es {
+				if !set.Covers(e.Path) {
+					out = append(out, e)
+				}
+			}
+		}
+		return out, nil
+	}
+	xa, err := only(a, inB)
+	if err != nil {
+		return nil, false
+	}
+	xb, err := only(b, inA)
+	if err != nil {
+		return nil, false
+	}
+	diff(xa, xb)
+	if !simple {
+		return nil, false
+	}
+	var out []string
+	for p := range changed {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, tree.Compare)
+	return out, true
+}
+
+// blockFile is an open version-2 base and its index.
+type blockFile struct {
+	f   *os.File
+	bf  baseFile
+	idx *baseIndex
+}
+
+func openBlocks(path string) (*blockFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	bf, err := fileBase(f)
+	if err == nil {
+		var hdr []byte
+		if hdr, err = bf.readAt(0, int64(len(manifestMagic))); err == nil && !bytes.Equal(hdr, manifestMagic) {
+			err = fmt.Errorf("%w: not a version-2 base", ErrCorruptManifest)
+		}
+	}
+	var idx *baseIndex
+	if err == nil {
+		idx, err = readIndex(bf)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &blockFile{f: f, bf: bf, idx: idx}, nil
+}
+
+// logHead is a log record's scopes and bytes.
+type logHead struct {
+	scopes []tree.Scope
+	raw    []byte
+}
+
+// logHeads reads the scopes of the records of the log at path that a load
+// replays onto base generation gen (readLog's records), decoding no entry.
+func logHeads(path string, gen uint64) []logHead {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []logHead
+	for off := 0; ; {
+		h, n, err := parseLogRecord(data[off:])
+		if err != nil || n == 0 {
+			return out
+		}
+		if h.gen == gen {
+			out = append(out, logHead{scopes: h.scopes, raw: data[off : off+n]})
+		}
+		off += n
+	}
 }

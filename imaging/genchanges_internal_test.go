@@ -11,8 +11,10 @@ import (
 // BenchmarkChangedPaths225k times the primary's side of a replica push's
 // change set at the size of the benchmark root: the paths between two
 // generations of a 225k-entry image that differ by a yum-size change (a
-// new package of 60 files, 20 updated files). It decodes both manifests
-// whole: the cost follows the image, not the change.
+// new package of 60 files, 20 updated files, recorded in the manifest's
+// log). It compares the two manifests block by block (changedByBlocks):
+// 28 ms and 2.9 MB a run at load 16 (2026-12-03); decoding both whole, as
+// it did before, took ~0.7 s and 123 MB.
 func BenchmarkChangedPaths225k(b *testing.B) {
 	dir := b.TempDir()
 	sp := State(dir)

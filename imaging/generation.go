@@ -455,7 +455,7 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 	if len(ids) > 0 {
 		latest, _ = readGeneration(sp.Dir, ids[len(ids)-1])
 	}
-	if n, err := harvest(sp, res.Plan, latest, start, res.run.stamp, log); err != nil {
+	if n, err := harvest(sp, res.Plan, latest, start, res.run, log); err != nil {
 		log.Warn("generations: replaced content not kept", "err", err)
 	} else if n > 0 {
 		log.Debug("generations: kept replaced content", "objects", n)
@@ -552,14 +552,25 @@ func noteManifestIdent(sp StatePaths, g *Generation, log *slog.Logger) {
 // the objects dir; and of what a run killed since the latest generation
 // replaced, matched against that generation's manifest (loaded only when
 // a retained inode is neither this run's nor kept already).
-func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, stamp string, log *slog.Logger) (int, error) {
+func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, run runNotes, log *slog.Logger) (int, error) {
 	type ident = inoKey
-	ents, err := os.ReadDir(sp.Retention)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
+	stamp := run.stamp
+	// The retention dir's names: as the run's retainer knows them (it
+	// listed the dir when it purged it), else listed now.
+	names := run.retained
+	if !run.retainedOK {
+		ents, err := os.ReadDir(sp.Retention)
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		retentionListings.Add(1)
+		names = make([]string, len(ents))
+		for i, de := range ents {
+			names[i] = de.Name()
+		}
 	}
 	// Retained links older than the latest generation were looked at when
 	// it was recorded, and so were those of the run that recorded it
@@ -583,12 +594,12 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, sta
 	}
 	var recent []retained
 	wanted := map[ident]bool{}
-	for _, de := range ents {
-		ts, _, _ := strings.Cut(de.Name(), ".")
-		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since || (seen != "" && strings.HasPrefix(de.Name(), seen)) {
+	for _, name := range names {
+		ts, _, _ := strings.Cut(name, ".")
+		if t, err := strconv.ParseInt(ts, 10, 64); err != nil || t < since || (seen != "" && strings.HasPrefix(name, seen)) {
 			continue
 		}
-		r := retained{path: filepath.Join(sp.Retention, de.Name())}
+		r := retained{path: filepath.Join(sp.Retention, name)}
 		if unix.Lstat(r.path, &r.st) != nil || r.st.Mode&unix.S_IFMT != unix.S_IFREG || r.st.Size == 0 {
 			continue // (an empty file needs no kept content: needsContent)
 		}
@@ -666,7 +677,7 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, sta
 		need[ident{r.st.Dev, r.st.Ino}] = true
 	}
 	byIdent := map[ident]*tree.Entry{}
-	err = eachManifestEntry(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"), func(e *tree.Entry) error {
+	err := eachManifestEntry(filepath.Join(genDir(sp.Dir, latest.ID), "manifest"), func(e *tree.Entry) error {
 		if k := (ident{e.Dev, e.Ino}); need[k] && needsContent(e) && e.Hashed() {
 			c := *e // not the block it was decoded in
 			byIdent[k] = &c

@@ -60,9 +60,18 @@ var (
 )
 
 const (
-	// manifestBlock is how many entries a base block holds: a scoped load
+	// manifestBlock is the most entries a base block holds: a scoped load
 	// decodes at most one block more than it needs per scope.
 	manifestBlock = 256
+	// blockMin and blockCut place the other block ends by content: a
+	// block ends after an entry whose path hashes to 0 modulo blockCut
+	// once it holds blockMin entries (about 125 entries a block). An
+	// entry added or removed then changes its own block and seldom the
+	// next, not every block after it, so the bases of two generations
+	// share the encoding of every block the change did not touch
+	// (changedByBlocks compares them without decoding).
+	blockMin = 64
+	blockCut = 64
 	// manifestHeader is the magic and the generation.
 	manifestHeader = 8 + 8
 	// manifestTrailer is the index offset and the checksum of the header
@@ -227,7 +236,7 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 		prev = *e
 		cur.n++
 		total++
-		if cur.n == manifestBlock {
+		if cur.n == manifestBlock || (cur.n >= blockMin && blockEnds(e.Path)) {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -255,6 +264,9 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 	_, err = w.Write(idx)
 	return err
 }
+
+// blockEnds reports whether a block may end after the entry at path.
+func blockEnds(path string) bool { return xxhash.Sum64String(path)%blockCut == 0 }
 
 // writeFileAtomicFunc writes a file through fn, atomically, with the one
 // atomic-write helper (fsx.WriteAtomic, mode 0600): fn writes into a pipe
@@ -773,28 +785,66 @@ func readLog(path string, gen uint64) ([]logRecord, int64) {
 // them is checked and skipped without decoding its entries, since it
 // changes nothing there. A scoped load of a long log then decodes the
 // records of its own paths, not the whole log.
+//
+// For a scoped load it also skips the older records of a path that a newer
+// record covers whole (see newestCovering): a path changed by every update
+// (a directory of a package, or a change made and undone again and again)
+// costs the newest record that covers it, not every record since the fold.
 func readLogWithin(path string, gen uint64, want *scopeIndex) ([]logRecord, int64) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0
 	}
-	var recs []logRecord
+	var heads []*recordHead
 	off := 0
 	for {
 		h, n, err := parseLogRecord(data[off:])
 		if err != nil || n == 0 {
 			break
 		}
-		if h.gen == gen && (want == nil || want.meets(h.scopes)) {
-			r, err := h.decode()
-			if err != nil {
-				break
-			}
-			recs = append(recs, logRecord{scopes: r.scopes, entries: r.entries})
+		if h.gen == gen {
+			heads = append(heads, h)
 		}
 		off += n
 	}
+	var needed []bool
+	if want != nil {
+		needed = want.newestCovering(heads)
+	}
+	var recs []logRecord
+	for i, h := range heads {
+		if needed != nil && !needed[i] {
+			continue
+		}
+		r, err := h.decode()
+		if err != nil {
+			if needed != nil {
+				// A record that does not decode ends the replay: the
+				// records skipped before it were needed after all.
+				return readLogForward(heads, want), int64(off)
+			}
+			break
+		}
+		recs = append(recs, logRecord{scopes: r.scopes, entries: r.entries})
+	}
 	return recs, int64(off)
+}
+
+// readLogForward decodes, in order, the records that share a path with
+// want, up to the first that does not decode.
+func readLogForward(heads []*recordHead, want *scopeIndex) []logRecord {
+	var recs []logRecord
+	for _, h := range heads {
+		if !want.meets(h.scopes) {
+			continue
+		}
+		r, err := h.decode()
+		if err != nil {
+			break
+		}
+		recs = append(recs, logRecord{scopes: r.scopes, entries: r.entries})
+	}
+	return recs
 }
 
 // logValid returns the length of the valid prefix of the log at path (its
@@ -818,12 +868,13 @@ func logValid(path string) int64 {
 // scopeIndex answers whether a log record's scopes share a path with a
 // load's scopes.
 type scopeIndex struct {
-	set   *tree.ScopeSet
-	paths []string // the scopes' paths in tree.Compare order
+	scopes []tree.Scope
+	set    *tree.ScopeSet
+	paths  []string // the scopes' paths in tree.Compare order
 }
 
 func newScopeIndex(scopes []tree.Scope) *scopeIndex {
-	x := &scopeIndex{set: tree.NewScopeSet(scopes)}
+	x := &scopeIndex{scopes: scopes, set: tree.NewScopeSet(scopes)}
 	for _, sc := range scopes {
 		x.paths = append(x.paths, sc.Path)
 	}
@@ -845,6 +896,65 @@ func (x *scopeIndex) meets(scopes []tree.Scope) bool {
 			if i < len(x.paths) && tree.IsWithin(x.paths[i], sc.Path) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// newestCovering marks the records (heads, oldest first) a load of the
+// index's scopes must replay: going from the newest back, a record that
+// shares a path with a scope no newer record covered whole; a scope is
+// covered whole by a record that covers its path (and, for a tree scope,
+// holds a tree scope at or above it), and no older record changes what
+// the load sees there. It stops at the first record once every scope is
+// covered.
+func (x *scopeIndex) newestCovering(heads []*recordHead) []bool {
+	needed := make([]bool, len(heads))
+	open := slices.Clone(x.scopes)
+	for i := len(heads) - 1; i >= 0 && len(open) > 0; i-- {
+		h := heads[i]
+		rset := tree.NewScopeSet(h.scopes)
+		var rpaths []string // the record's scope paths, in tree.Compare order
+		for _, sc := range h.scopes {
+			rpaths = append(rpaths, sc.Path)
+		}
+		slices.SortFunc(rpaths, tree.Compare)
+		trees := map[string]bool{}
+		for _, sc := range h.scopes {
+			if sc.Tree {
+				trees[sc.Path] = true
+			}
+		}
+		kept := open[:0]
+		for _, w := range open {
+			meets := rset.Covers(w.Path)
+			if !meets && w.Tree {
+				j := sort.Search(len(rpaths), func(j int) bool { return tree.Compare(rpaths[j], w.Path) >= 0 })
+				meets = j < len(rpaths) && tree.IsWithin(rpaths[j], w.Path)
+			}
+			if !meets {
+				kept = append(kept, w)
+				continue
+			}
+			needed[i] = true
+			if w.Tree && !coversTree(trees, w.Path) {
+				kept = append(kept, w) // older records may hold parts of it
+			}
+		}
+		open = kept
+	}
+	return needed
+}
+
+// coversTree reports whether one of trees (scope paths with Tree set) is
+// p or above it.
+func coversTree(trees map[string]bool, p string) bool {
+	if trees[tree.Root] {
+		return true
+	}
+	for q := p; q != ""; q = tree.Dir(q) {
+		if trees[q] {
+			return true
 		}
 	}
 	return false

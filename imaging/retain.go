@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,11 @@ import (
 // links are purged after a grace period (default 24 h), by which time
 // clients have restarted what they run or re-opened what they read.
 
+// retentionListings counts the listings of retention dirs (which hold
+// every replaced file of the grace period, 24 h by default): the test that
+// checks a run lists its retention dir once reads it.
+var retentionListings atomic.Int64
+
 // retainer hard-links replaced and deleted files into a retention dir.
 type retainer struct {
 	dir   *fsx.Root // nil: retention off
@@ -37,6 +43,12 @@ type retainer struct {
 	stamp string
 	once  sync.Once
 	kept  atomic.Int64
+	// listed is what the retention dir held when the run opened it,
+	// after the purge (listedOK: it was read): with the run's own names,
+	// what the generations' harvest looks at, without a second listing of
+	// a dir that holds every replaced file of the grace period.
+	listed   []string
+	listedOK bool
 }
 
 func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer, error) {
@@ -70,34 +82,56 @@ func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer,
 		root.Close()
 		return nil, fmt.Errorf("retention dir: %w: %s is not owned by uid %d", ErrUnsafeStateDir, dir, os.Geteuid())
 	}
-	purge(root, grace, log)
+	r.listed, r.listedOK = purge(root, grace, log)
 	r.dir = root
 	return r, nil
+}
+
+// names returns the names the retention dir holds now, as far as this run
+// knows them (ok false: it does not): those it listed when it opened the
+// dir, and those it may have made since (some of which may not exist).
+// The run holds the state dir's lock: nobody else adds any.
+func (r *retainer) names() ([]string, bool) {
+	if r == nil || r.dir == nil || !r.listedOK {
+		return nil, false
+	}
+	out := slices.Clip(r.listed)
+	for i := int64(1); i <= r.seq.Load(); i++ {
+		out = append(out, r.stamp+"."+strconv.FormatInt(i, 10))
+	}
+	return out, true
 }
 
 // purge removes retained links older than grace, through the retention
 // dir's descriptor (no path is resolved again). Names start with the Unix
 // time of the run that made them.
-func purge(root *fsx.Root, grace time.Duration, log *slog.Logger) {
+// It returns the names it left (ok false: the dir could not be listed).
+func purge(root *fsx.Root, grace time.Duration, log *slog.Logger) (left []string, ok bool) {
 	d, err := root.OpenDir(".")
 	if err != nil {
-		return
+		return nil, false
 	}
 	defer d.Close()
 	names, err := d.Names()
 	if err != nil {
-		return
+		return nil, false
 	}
+	retentionListings.Add(1)
 	cutoff := time.Now().Add(-grace).Unix()
+	left = names[:0]
 	for _, name := range names {
 		ts, _, ok := strings.Cut(name, ".")
 		t, err := strconv.ParseInt(ts, 10, 64)
 		if !ok || err != nil || t < cutoff {
 			if err := d.Unlink(name); err != nil {
 				log.Warn("retention purge", "err", err)
+				left = append(left, name)
 			}
+			continue
 		}
+		left = append(left, name)
 	}
+	return left, true
 }
 
 func (r *retainer) close() {

@@ -133,6 +133,10 @@ type Result struct {
 type runNotes struct {
 	// stamp names the run's retained links (retainer.stamp).
 	stamp string
+	// retained names what the retention dir holds (retainer.names),
+	// when retainedOK.
+	retained   []string
+	retainedOK bool
 	// delta is the change of a scoped run to the manifest, nil when
 	// unknown (see recordGeneration).
 	delta *runDelta
@@ -899,6 +903,7 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 	res, a, sp, log := r.res, r.a, r.sp, r.log
 	if a.ret != nil {
 		res.run.stamp = a.ret.stamp
+		res.run.retained, res.run.retainedOK = a.ret.names()
 	}
 	unchanged := runErr == nil && r.planned.Len() == 0 && len(r.temps) == 0 && r.reread == 0 &&
 		r.prevLen == r.dstN && isFull(r.scope) && !res.DeletesSkipped
