@@ -444,36 +444,50 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 // decodeBlock decodes and checks one block. (The order across blocks is
 // checked by the callers that join them.)
 func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
-	raw, err := bf.readAt(int64(b.off), int64(b.len))
+	out := make([]*tree.Entry, 0, b.n)
+	store := make([]tree.Entry, b.n)
+	err := eachBlockEntry(bf, b, func(i int) *tree.Entry { return &store[i] },
+		func(_ int, e *tree.Entry) { out = append(out, e) })
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// eachBlockEntry reads one block, checks its sum, and decodes its entries
+// in turn, each into slot(i) against the one before (so slot must not hand
+// out the previous entry's place), checking that the first is the index's
+// path and that they are in order; use sees each entry once it is checked.
+// Trailing bytes are an error too. decodeBlock and decodePacked share it.
+func eachBlockEntry(bf baseFile, b baseBlock, slot func(i int) *tree.Entry, use func(i int, e *tree.Entry)) error {
+	raw, err := bf.readAt(int64(b.off), int64(b.len))
+	if err != nil {
+		return err
+	}
 	if xxhash.Sum64(raw) != b.sum {
-		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+		return fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
 	}
 	countDecoded(b.n)
-	out := make([]*tree.Entry, 0, b.n)
-	store := make([]tree.Entry, b.n)
 	var prev *tree.Entry
 	for i := range b.n {
-		e := &store[i]
+		e := slot(i)
 		raw, err = wire.DecodeEntryLocal(raw, prev, e)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
+			return fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
 		}
 		switch {
 		case i == 0 && e.Path != b.first:
-			return nil, fmt.Errorf("%w: block at %d does not start at its index path", ErrCorruptManifest, b.off)
+			return fmt.Errorf("%w: block at %d does not start at its index path", ErrCorruptManifest, b.off)
 		case prev != nil && tree.Compare(prev.Path, e.Path) >= 0:
-			return nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, e.Path)
+			return fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, e.Path)
 		}
-		out = append(out, e)
+		use(i, e)
 		prev = e
 	}
 	if len(raw) != 0 {
-		return nil, fmt.Errorf("%w: block at %d: %d trailing bytes", ErrCorruptManifest, b.off, len(raw))
+		return fmt.Errorf("%w: block at %d: %d trailing bytes", ErrCorruptManifest, b.off, len(raw))
 	}
-	return out, nil
+	return nil
 }
 
 // LoadManifest reads a manifest written by Save and UpdateManifest: the

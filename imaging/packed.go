@@ -2,14 +2,10 @@ package imaging
 
 import (
 	"cmp"
-	"fmt"
 	"strings"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/goldsync/goldsync/imaging/tree"
-	"github.com/goldsync/goldsync/imaging/wire"
 )
 
 // packedBlock is a base block decoded for lookups and held compactly: each
@@ -55,34 +51,18 @@ var arenaPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return
 // decodePacked reads, checks and decodes one base block as decodeBlock
 // does, into a packedBlock.
 func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
-	raw, err := bf.readAt(int64(b.off), int64(b.len))
-	if err != nil {
-		return nil, err
-	}
-	if xxhash.Sum64(raw) != b.sum {
-		return nil, fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
-	}
-	countDecoded(b.n)
 	ap := arenaPool.Get().(*[]byte)
 	defer arenaPool.Put(ap)
 	arena := (*ap)[:0]
 	pb := &packedBlock{recs: make([]packedRec, b.n)}
 	// Two entries decoded in turn: each is decoded against the one before.
 	var two [2]tree.Entry
-	var prev *tree.Entry
-	for i := range b.n {
+	slot := func(i int) *tree.Entry {
 		e := &two[i%2]
 		*e = tree.Entry{}
-		raw, err = wire.DecodeEntryLocal(raw, prev, e)
-		if err != nil {
-			return nil, fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
-		}
-		switch {
-		case i == 0 && e.Path != b.first:
-			return nil, fmt.Errorf("%w: block at %d does not start at its index path", ErrCorruptManifest, b.off)
-		case prev != nil && tree.Compare(prev.Path, e.Path) >= 0:
-			return nil, fmt.Errorf("%w: entry %q out of order", ErrCorruptManifest, e.Path)
-		}
+		return e
+	}
+	use := func(i int, e *tree.Entry) {
 		dir, name := "", e.Path
 		if k := strings.LastIndexByte(e.Path, '/'); k >= 0 {
 			dir, name = e.Path[:k], e.Path[k+1:]
@@ -103,10 +83,9 @@ func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
 			pb.more = append(pb.more, packedMore{target: e.Target, linkTo: e.LinkTo, problem: e.Problem, rdev: e.Rdev, xattrs: e.Xattrs})
 			r.more = uint32(len(pb.more))
 		}
-		prev = e
 	}
-	if len(raw) != 0 {
-		return nil, fmt.Errorf("%w: block at %d: %d trailing bytes", ErrCorruptManifest, b.off, len(raw))
+	if err := eachBlockEntry(bf, b, slot, use); err != nil {
+		return nil, err
 	}
 	pb.names = string(arena)
 	*ap = arena
