@@ -52,22 +52,12 @@ func TestSourceMemoryPerEntry(t *testing.T) {
 	opts := imaging.DirSourceOptions{CacheFile: cache}
 
 	// The first scan hashes every file and records the cache.
-	s, err := imaging.OpenDirSource(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	if _, err := s.Scan(context.Background(), imaging.ScanRequest{Hash: true}, func(*tree.Entry) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	n := hashScan(t, root, opts)
 	if n != entries {
 		t.Fatalf("scanned %d entries, want %d", n, entries)
 	}
 
-	s, err = imaging.OpenDirSource(root, opts)
+	s, err := imaging.OpenDirSource(root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,19 +140,9 @@ func TestSourceWarmScanHeap(t *testing.T) {
 	}
 	cache := filepath.Join(base, "cache")
 	opts := imaging.DirSourceOptions{CacheFile: cache}
-	s, err := imaging.OpenDirSource(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := 0
-	if _, err := s.Scan(context.Background(), imaging.ScanRequest{Hash: true}, func(*tree.Entry) error { entries++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	entries := hashScan(t, root, opts)
 
-	s, err = imaging.OpenDirSource(root, opts)
+	s, err := imaging.OpenDirSource(root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +169,22 @@ func TestSourceWarmScanHeap(t *testing.T) {
 	if max := uint64(9 << 19); grown > max {
 		t.Errorf("a warm scan held %.2f MiB (at %s), more than %.1f", float64(grown)/(1<<20), at, float64(max)/(1<<20))
 	}
+}
+
+// hashScan scans root once with hashing, which records the hash cache of
+// opts, and returns the number of entries seen.
+func hashScan(t *testing.T, root string, opts imaging.DirSourceOptions) int {
+	t.Helper()
+	s, err := imaging.OpenDirSource(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if _, err := s.Scan(context.Background(), imaging.ScanRequest{Hash: true}, func(*tree.Entry) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
