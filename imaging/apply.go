@@ -585,7 +585,7 @@ func ifmt(t tree.Type) uint32 {
 // fsetxattr, then futimens for the mtime. Owner and mode calls are skipped
 // when have (the file's fstat, if known) shows them right already; chown
 // comes first because it clears set-id bits and capabilities.
-func (a *applier) setFileMeta(f *os.File, s *tree.Entry, have *unix.Stat_t) error {
+func (a *applier) setFileMeta(f fsx.Handle, s *tree.Entry, have *unix.Stat_t) error {
 	fd := int(f.Fd())
 	// have is the file's fstat, when known: owner and mode already right
 	// (a root-owned file made by root) cost no call.
@@ -777,17 +777,18 @@ func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 	}
 	// Completing a file (metadata, close, rename) runs on a pool, so the
 	// source's stream goes on delivering the next files meanwhile.
-	fin, finCtx := errgroup.WithContext(ctx)
-	fin.SetLimit(2 * runtime.GOMAXPROCS(0))
+	fin := newFinisher(ctx)
+	dirs := &dirCache{root: a.root}
 	err := a.src.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
-		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, finCtx: finCtx, ctx: ctx}, nil
+		return &fileSink{a: a, act: byReq[r], h: xxhash.New(), fin: fin, dirs: dirs, ctx: ctx}, nil
 	})
-	ferr := fin.Wait()
+	ferr := fin.wait()
 	// A source that failed mid-file never finishes it: discard its temp.
 	a.sinks.Range(func(k, _ any) bool {
 		k.(*fileSink).cleanup()
 		return true
 	})
+	dirs.close()
 	if ferr != nil {
 		// The first failure of the pool is the cause; the fetch's own
 		// error is then only its echo (later files refused with it).
@@ -875,7 +876,7 @@ type fileSink struct {
 	d     *fsx.Dir
 	name  string
 	tmp   string
-	f     *os.File
+	f     *fsx.File
 	basis *os.File
 	h     *xxhash.Digest
 	pos   int64
@@ -886,31 +887,193 @@ type fileSink struct {
 	ctx   context.Context
 
 	// fin, when set, completes files after Finish returns (see fetch).
-	fin    *errgroup.Group
-	finCtx context.Context
+	fin *finisher
+	// dirs, when set, holds the parent directories open (see dirCache);
+	// dc is the entry of d.
+	dirs *dirCache
+	dc   *cachedDir
+}
+
+// dirCache keeps the last few parent directories of one fetch call open:
+// its files arrive in path order, most of them beside the one before, and
+// an openat2 and a close of the parent a file were two of its system calls
+// (issue 14). It lives for one fetchSome only (the directories were made
+// by the applier's first phase and nothing renames them during a fetch);
+// each directory is opened beneath the root as before.
+type dirCache struct {
+	root *fsx.Root
+	mu   sync.Mutex
+	ents []*cachedDir // the most recently used last
+}
+
+// cachedDir is one open directory; refs counts the sinks using it.
+type cachedDir struct {
+	d       *fsx.Dir
+	path    string
+	refs    int
+	evicted bool
+}
+
+// dirCacheSize is how many directories a dirCache keeps open.
+const dirCacheSize = 8
+
+// parent returns the open parent directory of rel (hold it until put) and
+// rel's last component.
+func (c *dirCache) parent(rel string) (*cachedDir, string, error) {
+	dir, name := ".", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
+	}
+	c.mu.Lock()
+	for i := len(c.ents) - 1; i >= 0; i-- {
+		if e := c.ents[i]; e.path == dir {
+			e.refs++
+			c.ents = append(append(c.ents[:i], c.ents[i+1:]...), e)
+			c.mu.Unlock()
+			return e, name, nil
+		}
+	}
+	c.mu.Unlock()
+	d, err := c.root.OpenDir(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	e := &cachedDir{d: d, path: dir, refs: 1}
+	c.mu.Lock()
+	c.ents = append(c.ents, e)
+	if len(c.ents) > dirCacheSize {
+		old := c.ents[0]
+		c.ents = append(c.ents[:0], c.ents[1:]...)
+		c.evictLocked(old)
+	}
+	c.mu.Unlock()
+	return e, name, nil
+}
+
+func (c *dirCache) evictLocked(e *cachedDir) {
+	e.evicted = true
+	if e.refs == 0 {
+		e.d.Close()
+	}
+}
+
+// put lets go of a directory from parent.
+func (c *dirCache) put(e *cachedDir) {
+	c.mu.Lock()
+	e.refs--
+	if e.refs == 0 && e.evicted {
+		e.d.Close()
+	}
+	c.mu.Unlock()
+}
+
+// close closes the directories; those still held close at their last put.
+func (c *dirCache) close() {
+	c.mu.Lock()
+	for _, e := range c.ents {
+		c.evictLocked(e)
+	}
+	c.ents = nil
+	c.mu.Unlock()
+}
+
+// finisher completes fetched files (verify, metadata, close, rename) on a
+// bounded pool, finishBatch files a task: a task a file woke a goroutine
+// (and, on this 2-core machine, a sleeping thread) per file (issue 14).
+type finisher struct {
+	g     *errgroup.Group
+	ctx   context.Context
+	mu    sync.Mutex
+	batch []func() error
+}
+
+// finishBatch is how many completed files one finishing task takes.
+const finishBatch = 16
+
+// finishTasks counts the finishing tasks started (a work count for tests).
+var finishTasks atomic.Int64
+
+func newFinisher(ctx context.Context) *finisher {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	return &finisher{g: g, ctx: ctx}
+}
+
+// add queues a file's completion; a full batch goes to the pool.
+func (f *finisher) add(fn func() error) {
+	f.mu.Lock()
+	f.batch = append(f.batch, fn)
+	var run []func() error
+	if len(f.batch) >= finishBatch {
+		run, f.batch = f.batch, nil
+	}
+	f.mu.Unlock()
+	if run != nil {
+		f.start(run)
+	}
+}
+
+func (f *finisher) start(run []func() error) {
+	finishTasks.Add(1)
+	f.g.Go(func() error {
+		for _, fn := range run {
+			if f.ctx.Err() != nil {
+				// An earlier file failed fatally; the temps of the rest
+				// are cleaned up with the fetch's unfinished sinks.
+				return context.Cause(f.ctx)
+			}
+			if err := fn(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// wait completes what is queued and returns the first fatal error.
+func (f *finisher) wait() error {
+	f.mu.Lock()
+	run := f.batch
+	f.batch = nil
+	f.mu.Unlock()
+	if len(run) > 0 {
+		f.start(run)
+	}
+	return f.g.Wait()
 }
 
 func (s *fileSink) open() error {
 	if s.f != nil {
 		return nil
 	}
-	d, name, err := s.a.root.OpenParent(s.act.Path)
+	var d *fsx.Dir
+	var name string
+	var err error
+	if s.dirs != nil {
+		s.dc, name, err = s.dirs.parent(s.act.Path)
+		if err == nil {
+			d = s.dc.d
+		}
+	} else {
+		d, name, err = s.a.root.OpenParent(s.act.Path)
+	}
 	if err != nil {
 		return err
 	}
 	s.d, s.name, s.tmp = d, name, newTempName()
 	f, err := d.CreateFile(s.tmp, 0o600)
 	if err != nil {
-		d.Close()
-		s.d = nil
+		s.closeDir()
 		return err
 	}
 	s.f = f
 	s.a.sinks.Store(s, true)
 	// The declared size, up front: a size the destination's filesystem
 	// cannot hold (EFBIG) is refused before any byte of it is verified.
-	// The file is sparse until content arrives.
-	if s.act.Src == nil || s.act.Src.Size == 0 {
+	// The file is sparse until content arrives. Below declareMin every
+	// filesystem holds it, and finishFile sets the size anyway (one
+	// ftruncate a file less in a full pull of small files).
+	if s.act.Src == nil || s.act.Src.Size < declareMin {
 		return nil
 	}
 	if err := f.Truncate(s.act.Src.Size); err != nil {
@@ -918,6 +1081,10 @@ func (s *fileSink) open() error {
 	}
 	return nil
 }
+
+// declareMin is the smallest size a new temp file is given before its
+// content arrives (see fileSink.open).
+const declareMin = 1 << 20
 
 // Holes a received file may have: verifying a hole means hashing its
 // zeros, so a sender could declare a petabyte and send nothing. The zeros
@@ -1063,10 +1230,19 @@ func (s *fileSink) cleanup() {
 		s.f = nil
 		s.d.Unlink(s.tmp)
 	}
-	if s.d != nil {
+	s.closeDir()
+}
+
+// closeDir lets go of the parent directory.
+func (s *fileSink) closeDir() {
+	switch {
+	case s.dc != nil:
+		s.dirs.put(s.dc)
+		s.dc = nil
+	case s.d != nil:
 		s.d.Close()
-		s.d = nil
 	}
+	s.d = nil
 }
 
 func (s *fileSink) Abort(err error) {
@@ -1129,12 +1305,12 @@ func (s *fileSink) Finish(res FetchResult) error {
 	if s.fin == nil {
 		return complete()
 	}
-	if s.finCtx.Err() != nil {
+	if s.fin.ctx.Err() != nil {
 		// An earlier file failed fatally: stop here too, with its error.
 		s.cleanup()
-		return context.Cause(s.finCtx)
+		return context.Cause(s.fin.ctx)
 	}
-	s.fin.Go(complete)
+	s.fin.add(complete)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
 )
 
@@ -162,30 +163,52 @@ func (mapOutcomes) close()                             {}
 // holds none of them on the heap; the manifest reads them back in order.
 // Outcomes by path alone (a hard-link leader touched by its member's link)
 // are few and stay in a map.
+//
+// Updates collect in a bounded map and go to the file a span at a time:
+// a file's outcome is updated twice (placed, then its identity), and a
+// read and a write of 48 bytes for each were four system calls a file of
+// a full pull (issue 14).
 type fileOutcomes struct {
 	f      *os.File
 	byPath mapOutcomes
-	rec    [outcomeSize]byte
-	// a read-ahead window of records [lo, lo+len(win)/outcomeSize),
-	// valid until the next update
+	// pending holds updated records not yet written, at most
+	// outcomePending of them
+	pending map[int32]outcome
+	// a read-ahead window of records [lo, lo+len(win)/outcomeSize) of
+	// the file, valid until the next flush
 	win []byte
 	lo  int64
-	err error // the first write that failed
+	buf []byte // flush's span
+	err error  // the first write that failed
 }
 
-const outcomeSize = 48
+const (
+	outcomeSize = 48
+	// outcomePending bounds the records held before a flush (~100 KiB).
+	outcomePending = 1024
+	// outcomeGap is the most unchanged records a flush rewrites to join
+	// two spans into one write.
+	outcomeGap = 64
+)
+
+// outcomeFileOps counts the reads and writes of outcome spool files (a
+// work count for tests).
+var outcomeFileOps atomic.Int64
 
 func newFileOutcomes(dir string) (*fileOutcomes, error) {
 	f, err := spoolFile(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &fileOutcomes{f: f, byPath: mapOutcomes{}}, nil
+	return &fileOutcomes{f: f, byPath: mapOutcomes{}, pending: map[int32]outcome{}}, nil
 }
 
 func (s *fileOutcomes) read(ord int32) outcome {
 	if ord <= 0 {
 		return outcome{}
+	}
+	if o, ok := s.pending[ord]; ok {
+		return o
 	}
 	i := int64(ord - 1)
 	if s.win == nil || i < s.lo || i >= s.lo+int64(len(s.win)/outcomeSize) {
@@ -193,6 +216,7 @@ func (s *fileOutcomes) read(ord int32) outcome {
 			s.win = make([]byte, 1024*outcomeSize)
 		}
 		s.win = s.win[:cap(s.win)]
+		outcomeFileOps.Add(1)
 		n, err := s.f.ReadAt(s.win, i*outcomeSize)
 		if err != nil && !errors.Is(err, io.EOF) {
 			s.win = s.win[:0]
@@ -215,18 +239,7 @@ func decodeOutcome(b []byte) outcome {
 	}
 }
 
-func (s *fileOutcomes) update(path string, ord int32, fn func(*outcome)) {
-	if ord <= 0 {
-		s.byPath.update(path, ord, fn)
-		return
-	}
-	s.win = s.win[:0] // the window is stale after a write
-	b := s.rec[:]
-	var o outcome
-	if n, _ := s.f.ReadAt(b, int64(ord-1)*outcomeSize); n == outcomeSize {
-		o = decodeOutcome(b)
-	}
-	fn(&o)
+func encodeOutcome(b []byte, o outcome) {
 	binary.LittleEndian.PutUint64(b[0:], o.hash)
 	binary.LittleEndian.PutUint64(b[8:], o.dev)
 	binary.LittleEndian.PutUint64(b[16:], o.ino)
@@ -234,9 +247,65 @@ func (s *fileOutcomes) update(path string, ord int32, fn func(*outcome)) {
 	binary.LittleEndian.PutUint64(b[32:], uint64(o.mtime))
 	binary.LittleEndian.PutUint32(b[40:], o.nlink)
 	b[44] = byte(o.flags)
-	if _, err := s.f.WriteAt(b, int64(ord-1)*outcomeSize); err != nil && s.err == nil {
-		s.err = err
+	clear(b[45:outcomeSize])
+}
+
+func (s *fileOutcomes) update(path string, ord int32, fn func(*outcome)) {
+	if ord <= 0 {
+		s.byPath.update(path, ord, fn)
+		return
 	}
+	o := s.read(ord)
+	fn(&o)
+	s.pending[ord] = o
+	if len(s.pending) >= outcomePending {
+		s.flush()
+	}
+}
+
+// flush writes the pending records: sorted, in spans that may include up
+// to outcomeGap records between them (read first and written back as
+// they were), one read and one write a span.
+func (s *fileOutcomes) flush() {
+	if len(s.pending) == 0 {
+		return
+	}
+	ords := make([]int32, 0, len(s.pending))
+	for o := range s.pending {
+		ords = append(ords, o)
+	}
+	slices.Sort(ords)
+	for len(ords) > 0 {
+		n := 1
+		for n < len(ords) && ords[n]-ords[n-1] <= outcomeGap {
+			n++
+		}
+		first, last := int64(ords[0]-1), int64(ords[n-1]-1)
+		size := int((last - first + 1) * outcomeSize)
+		if cap(s.buf) < size {
+			s.buf = make([]byte, size)
+		}
+		b := s.buf[:size]
+		if n < int(last-first+1) {
+			// Records between the pending ones: keep what the file has.
+			outcomeFileOps.Add(1)
+			m, err := s.f.ReadAt(b, first*outcomeSize)
+			if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+				s.err = err
+			}
+			clear(b[m:])
+		}
+		for _, o := range ords[:n] {
+			encodeOutcome(b[(int64(o-1)-first)*outcomeSize:], s.pending[o])
+		}
+		outcomeFileOps.Add(1)
+		if _, err := s.f.WriteAt(b, first*outcomeSize); err != nil && s.err == nil {
+			s.err = err
+		}
+		ords = ords[n:]
+	}
+	clear(s.pending)
+	s.win = s.win[:0] // stale now
 }
 
 func (s *fileOutcomes) get(path string, ord int32) outcome {

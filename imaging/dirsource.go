@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/errgroup"
@@ -388,7 +389,7 @@ func changeScopes(dirty []tree.Scope) []tree.Scope {
 // CopyFile copies a scanned file into dst with a reflink where the
 // filesystem can, else copy_file_range over its data extents (holes stay
 // holes). The content is hashed from dst unless the cache vouches for it.
-func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (FetchResult, error) {
+func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *fsx.File) (FetchResult, error) {
 	scanned, err := s.lookup(e)
 	if err != nil {
 		return FetchResult{}, &FileError{Op: "copy", Path: e.Path, Err: err}
@@ -437,40 +438,55 @@ func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (
 	return FetchResult{Size: cur.Size, Hash: h, Mtime: cur.Mtime}, nil
 }
 
-// Fetch reads the requested files in parallel and feeds their sinks.
+// Fetch reads the requested files in parallel and feeds their sinks. The
+// workers take the next request by index, without a feeding goroutine, and
+// a lone request is read on the caller's goroutine: a receiver asks for
+// files a few at a time, and a goroutine hand-off per file (a feeder, a
+// channel, a worker started per call) cost the golden node more than
+// reading a small file does (issue 14).
 func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
 	workers := s.opts.Workers
 	if workers <= 0 {
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	next := make(chan *FetchRequest)
-	g.Go(func() error {
-		defer close(next)
-		for _, r := range reqs {
-			select {
-			case next <- r:
-			case <-ctx.Done():
-				return ctx.Err()
+	workers = min(workers, len(reqs))
+	var next atomic.Int64
+	work := func(ctx context.Context) error {
+		for {
+			i := next.Add(1) - 1
+			if i >= int64(len(reqs)) {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			r := reqs[i]
+			sink, err := open(r)
+			if err != nil {
+				return err
+			}
+			if err := s.send(ctx, r, sink); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
-	for range workers {
-		g.Go(func() error {
-			for r := range next {
-				sink, err := open(r)
-				if err != nil {
-					return err
-				}
-				if err := s.send(ctx, r, sink); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
 	}
-	return g.Wait()
+	if workers <= 1 {
+		return work(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers - 1 {
+		g.Go(func() error { return work(gctx) })
+	}
+	err := work(gctx)
+	if err != nil {
+		cancel() // the others stop at their next file
+	}
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // smallFetchBuf is the size of the buffers a fetch of a small file reads

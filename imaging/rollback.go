@@ -418,14 +418,14 @@ func (s *genSource) candidates(k contentKey) []keptFile {
 // sendFrom streams one file (an object, or a path beneath dest), holes
 // kept, and checks it against the key.
 func (s *genSource) sendFrom(ctx context.Context, c keptFile, e *tree.Entry, sink ContentSink) (res FetchResult, sent bool, err error) {
-	var f *os.File
+	var f *fsx.File
 	p := c.path
 	if !c.inImg {
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return res, false, err
 		}
-		f = os.NewFile(uintptr(fd), p)
+		f = fsx.NewFile(fd, p)
 	} else {
 		root, err := fsx.OpenRoot(s.dest)
 		if err != nil {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
 )
 
@@ -135,7 +135,7 @@ type Changes interface {
 // with reflinks or copy_file_range, instead of streaming it. The result's
 // hash must be one the source vouches for (read or cached).
 type LocalCopier interface {
-	CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (FetchResult, error)
+	CopyFile(ctx context.Context, e *tree.Entry, dst *fsx.File) (FetchResult, error)
 }
 
 // FileError reports a problem with one file that does not stop the run.

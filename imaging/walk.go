@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -743,7 +742,7 @@ func (w *walker) hash(d *fsx.Dir, name string, e *tree.Entry) {
 // hashOpenFile hashes an open regular file that must still be the object e
 // describes, reading only its data extents. It fails with ErrChanged when the
 // file is another object or changed while read.
-func hashOpenFile(f *os.File, e *tree.Entry, buf []byte) (uint64, int64, error) {
+func hashOpenFile(f fsx.Handle, e *tree.Entry, buf []byte) (uint64, int64, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0, 0, err
@@ -772,7 +771,7 @@ func sameObject(e *tree.Entry, st *unix.Stat_t) bool {
 
 // HashContent returns the xxhash64 of the first size bytes of f, holes read
 // as zeros, and how many bytes it actually read.
-func HashContent(f *os.File, size int64, buf []byte) (uint64, int64, error) {
+func HashContent(f fsx.Handle, size int64, buf []byte) (uint64, int64, error) {
 	d := xxhash.New()
 	exts, err := fsx.DataExtents(f, size)
 	if err != nil {

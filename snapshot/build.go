@@ -816,7 +816,7 @@ type snapSource struct {
 
 // CopyFile copies e's content into dst with the DirSource's reflink or
 // copy_file_range, or writes nothing for an empty file.
-func (s *snapSource) CopyFile(ctx context.Context, e *tree.Entry, dst *os.File) (imaging.FetchResult, error) {
+func (s *snapSource) CopyFile(ctx context.Context, e *tree.Entry, dst *fsx.File) (imaging.FetchResult, error) {
 	if e.Size == 0 {
 		return imaging.FetchResult{Size: 0, Hash: emptyHash, Mtime: e.Mtime}, nil
 	}

@@ -279,11 +279,11 @@ func readSmall(root *fsx.Root, p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 64<<10 {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > 64<<10 {
 		return nil, errors.New("not a small regular file")
 	}
-	return io.ReadAll(io.LimitReader(f, 64<<10))
+	return io.ReadAll(io.NewSectionReader(f, 0, 64<<10))
 }
 
 // keygen makes a host key pair of type t with ssh-keygen, in a private
@@ -408,16 +408,16 @@ func writeTemp(d *fsx.Dir, data []byte, perm uint32) (string, error) {
 		return "", err
 	}
 	err = func() error {
-		if _, err := f.Write(data); err != nil {
+		if _, err := f.WriteAt(data, 0); err != nil {
 			return err
 		}
 		if os.Geteuid() == 0 {
-			if err := f.Chown(0, 0); err != nil {
-				return err
+			if err := unix.Fchown(int(f.Fd()), 0, 0); err != nil {
+				return &os.PathError{Op: "fchown", Path: f.Name(), Err: err}
 			}
 		}
-		if err := f.Chmod(os.FileMode(perm)); err != nil {
-			return err
+		if err := unix.Fchmod(int(f.Fd()), perm); err != nil {
+			return &os.PathError{Op: "fchmod", Path: f.Name(), Err: err}
 		}
 		return f.Sync()
 	}()

@@ -92,13 +92,14 @@ func (r *Root) Open(rel string, flags int, mode uint32) (int, error) {
 	}
 }
 
-// OpenFile opens a regular file for reading.
-func (r *Root) OpenFile(rel string) (*os.File, error) {
+// OpenFile opens a file for reading (never blocking on a fifo) as a bare
+// descriptor (see File).
+func (r *Root) OpenFile(rel string) (*File, error) {
 	fd, err := r.Open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), r.full(rel)), nil
+	return NewFile(fd, r.full(rel)), nil
 }
 
 // Dir is an open directory beneath a Root, used for *at calls on its
@@ -450,13 +451,14 @@ func (d *Dir) Sub(name string) (*Dir, error) {
 	return &Dir{FD: fd, Path: d.rel(name), root: d.root}, nil
 }
 
-// CreateFile creates a new child file exclusively for writing.
-func (d *Dir) CreateFile(name string, mode uint32) (*os.File, error) {
+// CreateFile creates a new child file exclusively for writing, as a bare
+// descriptor (see File).
+func (d *Dir) CreateFile(name string, mode uint32) (*File, error) {
 	fd, err := unix.Openat(d.FD, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return nil, d.perr("create", name, err)
 	}
-	return os.NewFile(uintptr(fd), d.root.full(d.rel(name))), nil
+	return NewFile(fd, d.root.full(d.rel(name))), nil
 }
 
 // OpenFile opens a child regular file for reading, never following a
@@ -548,7 +550,7 @@ func (r *Root) OpenDirOrParent(rel string) (*Dir, string, error) {
 
 // Futimens sets an open file's modification time (ns since the epoch),
 // leaving its access time.
-func Futimens(f *os.File, mtime int64) error {
+func Futimens(f Handle, mtime int64) error {
 	ts := [2]unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
 	// utimensat(fd, NULL, ...) is futimens: no path lookup.
 	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)

@@ -18,7 +18,7 @@ type Extent struct {
 // DataExtents lists the data ranges of f's first size bytes using
 // SEEK_DATA/SEEK_HOLE. On filesystems without hole reporting the whole file
 // is one extent.
-func DataExtents(f *os.File, size int64) ([]Extent, error) {
+func DataExtents(f Handle, size int64) ([]Extent, error) {
 	if size == 0 {
 		return nil, nil
 	}
@@ -69,7 +69,7 @@ const ZeroChunk = 256 << 10
 
 // ReadFullAt reads exactly len(p) bytes at off, or returns an error
 // (io.ErrUnexpectedEOF when the file is shorter).
-func ReadFullAt(f *os.File, p []byte, off int64) error {
+func ReadFullAt(f io.ReaderAt, p []byte, off int64) error {
 	for len(p) > 0 {
 		n, err := f.ReadAt(p, off)
 		p = p[n:]
@@ -88,13 +88,13 @@ func ReadFullAt(f *os.File, p []byte, off int64) error {
 }
 
 // Clone makes dst share src's blocks (FICLONE), where the filesystem can.
-func Clone(dst, src *os.File) error {
+func Clone(dst, src Handle) error {
 	return unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
 }
 
 // CopyRange copies n bytes at off from src to dst at the same offset with
 // copy_file_range, falling back to read/write.
-func CopyRange(dst, src *os.File, off, n int64, buf []byte) error {
+func CopyRange(dst *File, src Handle, off, n int64, buf []byte) error {
 	so, do := off, off
 	for n > 0 {
 		c, err := unix.CopyFileRange(int(src.Fd()), &so, int(dst.Fd()), &do, int(min(n, 1<<30)), 0)
@@ -146,7 +146,7 @@ func PutBuf(b *[]byte) { bufPool.Put(b) }
 // many blocks allocated as its size needs has no holes, which saves the
 // SEEK_DATA/SEEK_HOLE calls (a reader elides zeros anyway, so a file with
 // preallocated blocks past its end loses nothing).
-func ExtentsOf(f *os.File, st *unix.Stat_t) ([]Extent, error) {
+func ExtentsOf(f Handle, st *unix.Stat_t) ([]Extent, error) {
 	if st.Size > 0 && st.Blocks*512 >= st.Size {
 		return []Extent{{0, st.Size}}, nil
 	}
