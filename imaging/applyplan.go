@@ -176,10 +176,11 @@ type fileOutcomes struct {
 	pending map[int32]outcome
 	// a read-ahead window of records [lo, lo+len(win)/outcomeSize) of
 	// the file, valid until the next flush
-	win []byte
-	lo  int64
-	buf []byte // flush's span
-	err error  // the first write that failed
+	win  []byte
+	lo   int64
+	buf  []byte // flush's span
+	size int64  // the file's length: nothing to read beyond it
+	err  error  // the first write that failed
 }
 
 const (
@@ -211,6 +212,9 @@ func (s *fileOutcomes) read(ord int32) outcome {
 		return o
 	}
 	i := int64(ord - 1)
+	if i*outcomeSize >= s.size {
+		return outcome{} // never written
+	}
 	if s.win == nil || i < s.lo || i >= s.lo+int64(len(s.win)/outcomeSize) {
 		if cap(s.win) == 0 {
 			s.win = make([]byte, 1024*outcomeSize)
@@ -302,6 +306,7 @@ func (s *fileOutcomes) flush() {
 		if _, err := s.f.WriteAt(b, first*outcomeSize); err != nil && s.err == nil {
 			s.err = err
 		}
+		s.size = max(s.size, first*outcomeSize+int64(size))
 		ords = ords[n:]
 	}
 	clear(s.pending)

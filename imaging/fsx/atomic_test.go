@@ -3,6 +3,7 @@ package fsx
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,50 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("files replaced despite the failure: %q", got)
 	}
 	noTemps(t, dir)
+}
+
+// TestFileReadAtEOF: File reads as os.File does (all of p, or fewer with
+// io.EOF at the end), writes at offsets, and a second Close does nothing.
+func TestFileReadAtEOF(t *testing.T) {
+	r, err := OpenRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := r.OpenDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := d.CreateFile("f", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("world"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("hello "), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	g, err := r.OpenFile("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	p := make([]byte, 8)
+	if n, err := g.ReadAt(p, 0); n != 8 || err != nil || string(p) != "hello wo" {
+		t.Fatalf("ReadAt(8, 0) = %d, %v, %q", n, err, p[:n])
+	}
+	if n, err := g.ReadAt(p, 6); n != 5 || err != io.EOF || string(p[:n]) != "world" {
+		t.Fatalf("ReadAt(8, 6) = %d, %v, %q; want 5, EOF, world", n, err, p[:n])
+	}
+	if g.Name() != filepath.Join(r.Path(), "f") {
+		t.Errorf("name %q", g.Name())
+	}
 }
