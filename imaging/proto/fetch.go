@@ -282,7 +282,14 @@ func (c *Client) complete(p *pending) {
 	}
 	s.outstanding--
 	s.outBytes -= p.cost
-	c.wakeLocked()
+	if s.outstanding <= c.opts.Window-c.opts.Window/4 {
+		// Room for a burst of requests: a waiting Fetch sends them
+		// together. Woken at each answer, it sent one request a file,
+		// each a hand-off between goroutines and a frame of its own
+		// (issue 14). Every request is answered or its stream fails
+		// (which wakes), so the window drains to here.
+		c.wakeLocked()
+	}
 	c.mu.Unlock()
 	s.expect.Add(-1)
 }
