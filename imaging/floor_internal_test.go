@@ -229,3 +229,65 @@ func TestFileOutcomesBatched(t *testing.T) {
 		t.Fatal(s.err)
 	}
 }
+
+// tokenSource hands out a journal token and, while the receiver fetches,
+// records whether the receiver's token file is there.
+type tokenSource struct {
+	Source
+	token     string
+	sawToken  bool
+	fetchSeen bool
+}
+
+func (s *tokenSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Entry) error) (ScanResult, error) {
+	res, err := s.Source.Scan(ctx, req, fn)
+	res.Token = "tok-1"
+	return res, err
+}
+
+func (s *tokenSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
+	s.fetchSeen = true
+	if _, err := os.Stat(s.token); err == nil {
+		s.sawToken = true
+	}
+	return s.Source.Fetch(ctx, reqs, open)
+}
+
+// TestTokenGoneWhileApplying: while a sync changes the image its journal
+// token is gone, and a sync that ends saves it again. A run killed while
+// applying leaves temp files beside the files it was replacing, and the
+// next run, if incremental, walks only its scopes: a rewritten file's
+// scope is the file, so its directory's temp was never listed (the
+// reliability suite's incremental kill points found one once completed
+// files waited for a batch to be finished). Without a token the next run
+// walks everything and removes them.
+func TestTokenGoneWhileApplying(t *testing.T) {
+	src, dst, state := t.TempDir(), filepath.Join(t.TempDir(), "img"), filepath.Join(t.TempDir(), "state")
+	smallFiles(t, src, 60)
+	ds, err := OpenDirSource(src, DirSourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	s := &tokenSource{Source: ds, token: State(state).Token}
+	for i := range 2 {
+		if i == 1 {
+			if err := os.WriteFile(filepath.Join(src, "d000", "f0007"), []byte("rewritten\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.sawToken, s.fetchSeen = false, false
+		if _, err := Sync(context.Background(), s, dst, Options{StateDir: state}); err != nil {
+			t.Fatal(err)
+		}
+		if !s.fetchSeen {
+			t.Fatalf("run %d fetched nothing", i+1)
+		}
+		if s.sawToken {
+			t.Errorf("run %d: the journal token was there while the image changed", i+1)
+		}
+		if b, err := os.ReadFile(s.token); err != nil || strings.TrimSpace(string(b)) != "tok-1" {
+			t.Errorf("run %d: token after the run: %q, %v; want tok-1", i+1, b, err)
+		}
+	}
+}

@@ -879,6 +879,16 @@ func (r *syncRun) itemize() error {
 // apply carries out the spooled plan. A nil r.a after it means the applier
 // could not start.
 func (r *syncRun) apply(ctx context.Context) error {
+	if !r.opts.DryRun && r.planned.Len() > 0 {
+		// A run killed while applying leaves temp files beside the files
+		// it was replacing, and a scoped walk lists no directory it was
+		// not asked for (a rewritten file's scope is the file): only a
+		// full walk finds them. Without a token the next run has one;
+		// a run that ends saves the token again.
+		if err := os.Remove(r.sp.Token); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("journal token not removed before applying: temp files of a killed run may stay until a full sync", "err", err)
+		}
+	}
 	out, err := newFileOutcomes(r.spoolDir())
 	if err != nil {
 		return err
