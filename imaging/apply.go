@@ -25,15 +25,17 @@ import (
 
 // applier carries out a plan beneath a destination root.
 type applier struct {
-	root  *fsx.Root
-	src   Source
-	plan  *Plan         // for its counts
-	acts  actionSource  // its actions, a phase at a time
-	srcs  []*tree.Entry // the source entries, in tree.Compare order, when held (see srcEntry)
-	opts  *Options
-	log   *slog.Logger
-	ret   *retainer
-	owner bool // we may chown (running as root)
+	root *fsx.Root
+	// noUnnamed: the destination refused O_TMPFILE once; temp names then
+	noUnnamed atomic.Bool
+	src       Source
+	plan      *Plan         // for its counts
+	acts      actionSource  // its actions, a phase at a time
+	srcs      []*tree.Entry // the source entries, in tree.Compare order, when held (see srcEntry)
+	opts      *Options
+	log       *slog.Logger
+	ret       *retainer
+	owner     bool // we may chown (running as root)
 
 	mu  sync.Mutex
 	out outcomeStore // what this run did to each source path it changed
@@ -892,6 +894,8 @@ type fileSink struct {
 	// dc is the entry of d.
 	dirs *dirCache
 	dc   *cachedDir
+	// unnamed: f is an O_TMPFILE file (tmp is empty) until linked
+	unnamed bool
 }
 
 // dirCache keeps the last few parent directories of one fetch call open:
@@ -1060,8 +1064,24 @@ func (s *fileSink) open() error {
 	if err != nil {
 		return err
 	}
-	s.d, s.name, s.tmp = d, name, newTempName()
-	f, err := d.CreateFile(s.tmp, 0o600)
+	s.d, s.name = d, name
+	var f *fsx.File
+	if s.act.Dst == nil && s.a.owner && !s.a.noUnnamed.Load() {
+		// A new path: an unnamed file, linked at its name once complete.
+		// No temp name is added to and removed from the directory, and a
+		// killed run leaves nothing behind (issue 14).
+		f, err = d.CreateUnnamed(0o600)
+		if err != nil && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL)) {
+			s.a.noUnnamed.Store(true)
+		}
+		if err == nil {
+			s.unnamed = true
+		}
+	}
+	if f == nil {
+		s.tmp = newTempName()
+		f, err = d.CreateFile(s.tmp, 0o600)
+	}
 	if err != nil {
 		s.closeDir()
 		return err
@@ -1228,7 +1248,9 @@ func (s *fileSink) cleanup() {
 	if s.f != nil {
 		s.f.Close()
 		s.f = nil
-		s.d.Unlink(s.tmp)
+		if !s.unnamed {
+			s.d.Unlink(s.tmp)
+		}
 	}
 	s.closeDir()
 }
@@ -1346,15 +1368,34 @@ func (s *fileSink) finishFile(res FetchResult) error {
 	if err == nil && a.opts.Fsync {
 		err = s.f.Sync()
 	}
+	linked := false
+	if err == nil && s.unnamed {
+		// Give it its name: linkat fails if the name exists meanwhile; then
+		// a temp name and a rename over it, as for any file.
+		switch lerr := s.d.LinkFile(s.f, s.name); {
+		case lerr == nil:
+			linked = true
+			a.touch(act, true)
+		case errors.Is(lerr, unix.EEXIST):
+			s.tmp = newTempName()
+			if err = s.d.LinkFile(s.f, s.tmp); err == nil {
+				s.unnamed = false
+			}
+		default:
+			err = lerr
+		}
+	}
 	if err == nil {
 		err = s.f.Close()
 	}
 	s.f = nil
-	if err == nil {
+	if err == nil && !linked {
 		err = a.placeTemp(s.d, s.tmp, s.name, act)
 	}
 	if err != nil {
-		s.d.Unlink(s.tmp)
+		if !s.unnamed {
+			s.d.Unlink(s.tmp)
+		}
 		s.cleanup()
 		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 			return fmt.Errorf("write %q: %w", act.Path, err)

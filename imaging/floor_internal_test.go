@@ -291,3 +291,63 @@ func TestTokenGoneWhileApplying(t *testing.T) {
 		}
 	}
 }
+
+// tempWatch wraps a source's sinks: at each file's end it counts the engine
+// temp names in the file's destination directory.
+type tempWatch struct {
+	Source
+	dest  string
+	temps int
+	ends  int
+}
+
+type tempWatchSink struct {
+	ContentSink
+	w *tempWatch
+	p string
+}
+
+func (k *tempWatchSink) Finish(res FetchResult) error {
+	k.w.ends++
+	names, _ := filepath.Glob(filepath.Join(k.w.dest, filepath.Dir(k.p), TempPrefix+"*"))
+	k.w.temps += len(names)
+	return k.ContentSink.Finish(res)
+}
+
+func (w *tempWatch) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
+	return w.Source.Fetch(ctx, reqs, func(r *FetchRequest) (ContentSink, error) {
+		k, err := open(r)
+		if err != nil {
+			return nil, err
+		}
+		return &tempWatchSink{ContentSink: k, w: w, p: r.Entry.Path}, nil
+	})
+}
+
+// TestNewFilesHaveNoTempName: as root, a file new to the image is written
+// as an unnamed file (O_TMPFILE) and linked at its name once complete: no
+// temp name enters the directory, and a killed run leaves none behind.
+// Before, every new file had a temp name from its first byte to its rename
+// (here 530 were seen in the directories at the 200 files' ends).
+func TestNewFilesHaveNoTempName(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("linkat(AT_EMPTY_PATH) needs root")
+	}
+	src, dst, state := t.TempDir(), filepath.Join(t.TempDir(), "img"), filepath.Join(t.TempDir(), "state")
+	smallFiles(t, src, 200)
+	s, err := OpenDirSource(src, DirSourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := &tempWatch{Source: s, dest: dst}
+	if _, err := Sync(context.Background(), w, dst, Options{StateDir: state}); err != nil {
+		t.Fatal(err)
+	}
+	if d := treetest.Diff(treetest.Scan(t, src), treetest.Scan(t, dst), treetest.DiffOptions{}); len(d) > 0 {
+		t.Fatalf("image differs from the source: %v", d)
+	}
+	if w.ends != 200 || w.temps != 0 {
+		t.Errorf("%d temp names seen at the end of %d new files, want 0 at 200", w.temps, w.ends)
+	}
+}
