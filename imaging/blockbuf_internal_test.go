@@ -86,7 +86,7 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 			t.Fatalf("readBlock: %d bytes, %v", len(raw), err)
 		}
 		if bp != nil {
-			blockBufPool.Put(bp)
+			putBlockBuf(bp)
 		}
 	})
 	t.Logf("%d blocks; reading a %d-byte block: %.0f allocations", len(idx.blocks), b.len, allocs)

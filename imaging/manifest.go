@@ -323,11 +323,31 @@ type baseFile struct {
 // a buffer of their own).
 const blockBufMax = 64 << 10
 
-var blockBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+// blockBufs holds the spare block buffers, two: the golden node's RSS is
+// at its bound, and a sync.Pool (per-P lists and their victims) held ~0.2
+// MiB more of it. A buffer grows to the blocks read into it (~15 KB on
+// average at 225k entries).
+var blockBufs = make(chan *[]byte, 2)
+
+func getBlockBuf() *[]byte {
+	select {
+	case bp := <-blockBufs:
+		return bp
+	default:
+		return new([]byte)
+	}
+}
+
+func putBlockBuf(bp *[]byte) {
+	select {
+	case blockBufs <- bp:
+	default:
+	}
+}
 
 // readBlock reads n bytes at off for a decoder that keeps nothing of them
 // (every decoded string and xattr value is a copy): from a file into a
-// pooled buffer, which the caller hands back with putBlockBuf once it
+// reused buffer, which the caller hands back with putBlockBuf once it
 // is done (bp nil: nothing to hand back). The walks read a block per
 // ~256 entries looked up, and a new buffer for each was an eighth of the
 // golden node's allocations in a no-change pull (issue #14).
@@ -339,11 +359,11 @@ func (bf baseFile) readBlock(off, n int64) (raw []byte, bp *[]byte, err error) {
 	if off < 0 || n < 0 || off+n > bf.size {
 		return nil, nil, fmt.Errorf("%w: read beyond the end", ErrCorruptManifest)
 	}
-	bp = blockBufPool.Get().(*[]byte)
+	bp = getBlockBuf()
 	raw = slices.Grow((*bp)[:0], int(n))[:n]
 	*bp = raw
 	if _, err := bf.file.ReadAt(raw, off); err != nil {
-		blockBufPool.Put(bp)
+		putBlockBuf(bp)
 		return nil, nil, err
 	}
 	return raw, bp, nil
@@ -497,7 +517,7 @@ func eachBlockEntry(bf baseFile, b baseBlock, slot func(i int) *tree.Entry, use 
 		return err
 	}
 	if bp != nil {
-		defer blockBufPool.Put(bp)
+		defer putBlockBuf(bp)
 	}
 	if xxhash.Sum64(raw) != b.sum {
 		return fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
