@@ -197,9 +197,10 @@ func hashScan(t *testing.T, root string, opts imaging.DirSourceOptions) int {
 //
 // On main at 8dcb909: 6.5-6.7 allocations and 980-1,040 B an entry on
 // this tree (a string per listed name, a heap copy of each name for its
-// lstat, a new 256-entry batch per block recorded); with a directory's
-// names sliced from one string, the lstat's name on the stack and the
-// recorder's batches reused, 4.4-4.5 and 765-800 B.
+// lstat, a new 256-entry batch per block recorded, a new buffer per
+// cache block read); with a directory's names sliced from one string,
+// the lstat's name on the stack, the recorder's batches and the block
+// buffers reused, 4.3-4.5 and 740-800 B.
 func TestSourceWarmScanAllocs(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	const dirs, perDir = 60, 80
