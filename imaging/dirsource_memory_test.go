@@ -236,7 +236,11 @@ func TestSourceWarmScanAllocs(t *testing.T) {
 	allocs := float64(after.Mallocs-before.Mallocs) / float64(n)
 	bytes := float64(after.TotalAlloc-before.TotalAlloc) / float64(n)
 	t.Logf("%d entries: %.1f allocations, %.0f B an entry", n, allocs, bytes)
-	if allocs > 5.5 {
-		t.Errorf("a warm scan made %.1f allocations an entry, more than 5.5", allocs)
+	// Either change alone fails the bound: a heap copy per lstat (5.3)
+	// or a string per name (5.7) is an allocation an entry more. (The
+	// recorder's reused batches are ~50 B an entry here: bytes, not
+	// allocations, and within the runs' spread.)
+	if allocs > 5 {
+		t.Errorf("a warm scan made %.1f allocations an entry, more than 5", allocs)
 	}
 }
