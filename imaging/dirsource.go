@@ -281,19 +281,29 @@ func (s *DirSource) dropRecord() {
 // recorder writes a scan's entries, as the walk hands them out, into a new
 // base file beside the cache (not yet the cache): one block of entries is
 // encoded at a time, on its own goroutine.
+//
+// The batches go back to the walk once encoded (free, one spare kept):
+// a recorded scan copies each entry into one, and new batches were a
+// fifth of the golden node's allocations in a no-change pull, and of its
+// collections (issue #14). More spares held ~0.2 MiB more of its RSS.
 type recorder struct {
 	f     *os.File
 	ch    chan []tree.Entry
+	free  chan []tree.Entry
 	batch []tree.Entry
 	done  chan error
 }
+
+// recorderQueue is how many full batches may wait for the encoder: it
+// encodes ~20 times faster than a walk lists.
+const recorderQueue = 2
 
 func newRecorder(cache string) (*recorder, error) {
 	f, err := os.CreateTemp(filepath.Dir(cache), filepath.Base(cache)+".scan-*")
 	if err != nil {
 		return nil, err
 	}
-	r := &recorder{f: f, ch: make(chan []tree.Entry, 4), done: make(chan error, 1)}
+	r := &recorder{f: f, ch: make(chan []tree.Entry, recorderQueue), free: make(chan []tree.Entry, 1), done: make(chan error, 1)}
 	go func() {
 		// 64 KiB: the writes are a few hundred for a 225k-entry tree
 		// either way, and the buffer is live through the whole scan.
@@ -306,6 +316,12 @@ func newRecorder(cache string) (*recorder, error) {
 						}
 						return
 					}
+				}
+				// (writeBase keeps a copy of the last entry, not b's.)
+				clear(b)
+				select {
+				case r.free <- b[:0]:
+				default: // one spare is enough: the encoder keeps up
 				}
 			}
 		}, newGeneration())
@@ -322,7 +338,11 @@ func newRecorder(cache string) (*recorder, error) {
 // add records a copy of e (the receiver may change the entry it is given).
 func (r *recorder) add(e *tree.Entry) {
 	if r.batch == nil {
-		r.batch = make([]tree.Entry, 0, manifestBlock)
+		select {
+		case r.batch = <-r.free:
+		default:
+			r.batch = make([]tree.Entry, 0, manifestBlock)
+		}
 	}
 	r.batch = append(r.batch, *e)
 	if len(r.batch) == manifestBlock {

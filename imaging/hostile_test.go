@@ -252,3 +252,36 @@ func TestHostileSender(t *testing.T) {
 		})
 	}
 }
+
+// validatedHostile is a hostile source that says its entries were
+// validated where they entered the process, as proto.Client does.
+type validatedHostile struct{ *hostile }
+
+func (validatedHostile) EntriesValidated() bool { return true }
+
+// TestSyncValidatesOnce: Sync checks each entry's fields itself unless
+// the source says they were validated where they entered (proto.Client:
+// the wire's decoder), and then only their place in the stream: one
+// validation an entry, not three (issue #14). A source that does not
+// say so is checked as before.
+func TestSyncValidatesOnce(t *testing.T) {
+	bad := fileE("f", "x")
+	bad.Mode = 0o100644 // beyond 07777: Validate refuses it
+	for _, tc := range []struct {
+		name      string
+		src       imaging.Source
+		wantRefus bool
+	}{
+		{"plain source", &hostile{entries: []*tree.Entry{dirE("."), bad}}, true},
+		{"validated source", validatedHostile{&hostile{entries: []*tree.Entry{dirE("."), bad}}}, false},
+		{"validated source, out of order", validatedHostile{&hostile{entries: []*tree.Entry{dirE("."), fileE("b", "x"), fileE("a", "x")}}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			_, err := imaging.Sync(t.Context(), tc.src, dst, imaging.Options{StateDir: t.TempDir(), DryRun: true})
+			if got := errors.Is(err, imaging.ErrBadSource); got != tc.wantRefus {
+				t.Errorf("err = %v; refused as a bad source: %v, want %v", err, got, tc.wantRefus)
+			}
+		})
+	}
+}

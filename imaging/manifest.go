@@ -315,6 +315,58 @@ type baseBlock struct {
 type baseFile struct {
 	size   int64
 	readAt func(off, n int64) ([]byte, error)
+	file   *os.File // a file's base (readBlock); nil for one in memory
+}
+
+// blockBufMax bounds the block buffers eachBlockEntry reuses: a block
+// of 256 entries is ~15-25 KB (more with large xattrs, which then take
+// a buffer of their own).
+const blockBufMax = 64 << 10
+
+// blockBufs holds the spare block buffers, two: the golden node's RSS is
+// at its bound, and a sync.Pool (per-P lists and their victims) held ~0.2
+// MiB more of it. A buffer grows to the blocks read into it (~15 KB on
+// average at 225k entries).
+var blockBufs = make(chan *[]byte, 2)
+
+func getBlockBuf() *[]byte {
+	select {
+	case bp := <-blockBufs:
+		return bp
+	default:
+		return new([]byte)
+	}
+}
+
+func putBlockBuf(bp *[]byte) {
+	select {
+	case blockBufs <- bp:
+	default:
+	}
+}
+
+// readBlock reads n bytes at off for a decoder that keeps nothing of them
+// (every decoded string and xattr value is a copy): from a file into a
+// reused buffer, which the caller hands back with putBlockBuf once it
+// is done (bp nil: nothing to hand back). The walks read a block per
+// ~256 entries looked up, and a new buffer for each was an eighth of the
+// golden node's allocations in a no-change pull (issue #14).
+func (bf baseFile) readBlock(off, n int64) (raw []byte, bp *[]byte, err error) {
+	if bf.file == nil || n > blockBufMax {
+		raw, err = bf.readAt(off, n)
+		return raw, nil, err
+	}
+	if off < 0 || n < 0 || off+n > bf.size {
+		return nil, nil, fmt.Errorf("%w: read beyond the end", ErrCorruptManifest)
+	}
+	bp = getBlockBuf()
+	raw = slices.Grow((*bp)[:0], int(n))[:n]
+	*bp = raw
+	if _, err := bf.file.ReadAt(raw, off); err != nil {
+		putBlockBuf(bp)
+		return nil, nil, err
+	}
+	return raw, bp, nil
 }
 
 func memBase(data []byte) baseFile {
@@ -331,7 +383,7 @@ func fileBase(f *os.File) (baseFile, error) {
 	if err != nil {
 		return baseFile{}, err
 	}
-	return baseFile{size: st.Size(), readAt: func(off, n int64) ([]byte, error) {
+	return baseFile{size: st.Size(), file: f, readAt: func(off, n int64) ([]byte, error) {
 		if off < 0 || n < 0 || off+n > st.Size() {
 			return nil, fmt.Errorf("%w: read beyond the end", ErrCorruptManifest)
 		}
@@ -460,9 +512,12 @@ func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
 // path and that they are in order; use sees each entry once it is checked.
 // Trailing bytes are an error too. decodeBlock and decodePacked share it.
 func eachBlockEntry(bf baseFile, b baseBlock, slot func(i int) *tree.Entry, use func(i int, e *tree.Entry)) error {
-	raw, err := bf.readAt(int64(b.off), int64(b.len))
+	raw, bp, err := bf.readBlock(int64(b.off), int64(b.len))
 	if err != nil {
 		return err
+	}
+	if bp != nil {
+		defer putBlockBuf(bp)
 	}
 	if xxhash.Sum64(raw) != b.sum {
 		return fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)

@@ -35,6 +35,16 @@ type Source interface {
 	Close() error
 }
 
+// ValidatedSource is a Source whose Scan hands out only entries that
+// passed (*tree.Entry).Validate where they entered the process
+// (proto.Client: the wire's decoder validates every entry it decodes).
+// Sync then checks only each entry's place in the stream, not its fields
+// a second time.
+type ValidatedSource interface {
+	Source
+	EntriesValidated() bool
+}
+
 // ScanRequest says what a Scan should list.
 type ScanRequest struct {
 	// Excludes are rsync-style exclude patterns (see package exclude).

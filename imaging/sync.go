@@ -651,6 +651,12 @@ func (r *syncRun) scanSource(ctx context.Context) error {
 	// The hard-link targets are checked as the plan is made (linkCheck):
 	// a checker would hold 8 bytes for every regular file.
 	chk := tree.Checker{MaxBytes: r.opts.MaxListBytes, Partial: r.opts.Since != "" || len(r.opts.Scopes) > 0, DeferLinks: true}
+	if vs, ok := r.src.(ValidatedSource); ok && vs.EntriesValidated() {
+		// Each entry was validated where it entered (the wire's
+		// decoder): check its place in the stream here, not its
+		// fields a third time (issue #14).
+		chk.Validated = true
+	}
 	eg := &excludeGuard{m: r.excl}
 	r.leaders = map[string]uint64{}
 	rootSeen := false

@@ -11,10 +11,12 @@
 package fsx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,8 +175,12 @@ func (d *Dir) procPath(name string) string {
 }
 
 // Lstat stats a child without following it.
+//
+// A walk stats every entry of its tree: a name that fits nameBuf goes to
+// the kernel from a buffer on the stack (fstatatName), not from the heap
+// copy unix.Fstatat makes of each (issue #14).
 func (d *Dir) Lstat(name string, st *unix.Stat_t) error {
-	if err := unix.Fstatat(d.FD, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := fstatatName(d.FD, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return d.perr("lstat", name, err)
 	}
 	return nil
@@ -206,9 +212,53 @@ func (d *Dir) Names() ([]string, error) {
 		if n <= 0 {
 			return names, nil
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		names = appendNames(names, buf[:n])
 	}
 }
+
+// appendNames appends the names of the dirent records in buf (but "."
+// and "..") to names, all of them slices of one string: one allocation a
+// getdents64 call, not one a name as unix.ParseDirent makes (a walk lists
+// every name of its tree; issue #14).
+func appendNames(names []string, buf []byte) []string {
+	each := func(fn func(name []byte)) {
+		for b := buf; len(b) >= direntNameOff; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < direntNameOff || reclen > len(b) {
+				return // a short or broken record: the kernel never sends one
+			}
+			name := b[direntNameOff:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if len(name) == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			fn(name)
+		}
+	}
+	total, count := 0, 0
+	each(func(name []byte) { total += len(name); count++ })
+	if count == 0 {
+		return names
+	}
+	blob := make([]byte, 0, total)
+	each(func(name []byte) { blob = append(blob, name...) })
+	all := unsafe.String(&blob[0], len(blob)) // blob is never written again
+	names = slices.Grow(names, count)
+	off := 0
+	each(func(name []byte) {
+		names = append(names, all[off:off+len(name)])
+		off += len(name)
+	})
+	return names
+}
+
+// direntNameOff is where a linux_dirent64's name starts: after d_ino (8
+// bytes), d_off (8), d_reclen (2, little-endian on the architectures
+// goldsync runs on) and d_type (1).
+const direntNameOff = 19
 
 // DirentBuf is the size of the buffer Names reads directory entries into:
 // 32 KiB, as glibc's readdir, holds ~800 entries of 20-byte names per

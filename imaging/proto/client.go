@@ -108,7 +108,10 @@ type Client struct {
 	entries, files, fileErrors, dataBytes, reuseBytes atomic.Int64
 }
 
-var _ imaging.Source = (*Client)(nil)
+var (
+	_ imaging.Source          = (*Client)(nil)
+	_ imaging.ValidatedSource = (*Client)(nil)
+)
 
 // NewClient runs the handshake on rwc, opens root on the server and returns
 // a Client reading from it. On failure rwc is closed. Handshake failures

@@ -56,7 +56,7 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 		ch:   make(chan scanEvent, 4),
 		quit: make(chan struct{}),
 		checker: tree.Checker{MaxEntries: c.opts.MaxEntries, MaxBytes: c.opts.MaxListBytes, Partial: req.Since != "",
-			DeferLinks: req.LinksChecked},
+			DeferLinks: req.LinksChecked, Validated: true},
 	}
 	s.scan.Store(sc)
 	s.expect.Add(1)
@@ -102,6 +102,11 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 		}
 	}
 }
+
+// EntriesValidated implements imaging.ValidatedSource: every entry a
+// Scan hands out was validated by the wire's decoder, once, as it was
+// decoded (the scan's checker then checks only its place in the stream).
+func (c *Client) EntriesValidated() bool { return true }
 
 // abandon stops listening to a scan and asks the server to stop it; the
 // reader drops its remaining entries and frees the scan slot at ScanEnd.

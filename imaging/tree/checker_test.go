@@ -95,3 +95,35 @@ func TestCheckerDeferLinksHoldsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerValidatedChecksPlaceOnly: a checker told its entries were
+// validated where they entered (the wire's decoder) does not check their
+// fields again, but still their place in the stream and the bounds.
+func TestCheckerValidatedChecksPlaceOnly(t *testing.T) {
+	badMode := &Entry{Path: "a", Type: TypeRegular, Mode: 0o100644}
+	var plain Checker
+	if err := plain.Add(&Entry{Path: Root, Type: TypeDir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Add(badMode); err == nil {
+		t.Error("a checker that validates accepted mode 0100644")
+	}
+	v := Checker{Validated: true, MaxEntries: 3}
+	for _, e := range []*Entry{{Path: Root, Type: TypeDir}, badMode} {
+		if err := v.Add(e); err != nil {
+			t.Fatalf("Validated: %q refused: %v", e.Path, err)
+		}
+	}
+	if err := v.Add(&Entry{Path: "0", Type: TypeRegular}); err == nil || !strings.Contains(err.Error(), "out of order") {
+		t.Errorf("Validated, out of order: %v", err)
+	}
+	if err := v.Add(&Entry{Path: "b/c", Type: TypeRegular}); err == nil || !strings.Contains(err.Error(), "parent not sent") {
+		t.Errorf("Validated, parent not sent: %v", err)
+	}
+	if err := v.Add(&Entry{Path: "c", Type: TypeRegular}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Add(&Entry{Path: "d", Type: TypeRegular}); err == nil {
+		t.Error("Validated: a fourth entry passed MaxEntries 3")
+	}
+}
