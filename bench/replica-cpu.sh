@@ -126,7 +126,7 @@ for round in $(seq "$ROUNDS"); do
   echo "  ssh master (primary, shared): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
   echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
-  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s)"
+  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s, peak RSS $(jq -s 'map(.max_rss) | max // 0 | . / 1048576 | floor' "$RU") MiB)"
   for i in "${!RIMG[@]}"; do
     n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "${RIMG[$i]}/" | wc -l)
     [ "$n" = 0 ] && echo "  r$((i+1)) equals the golden tree" || echo "  r$((i+1)) differs from the golden tree: $n lines"
