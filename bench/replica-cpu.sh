@@ -5,8 +5,10 @@
 # independent: CPU seconds, not wall time.
 #
 #   bash bench/replica-cpu.sh   # as root; N=20000 files, ROUNDS=3 (forth, back, ...)
+#   REPLICAS=8 bash bench/replica-cpu.sh   # the same update to 8 replicas at once
 #
-# Per update of r1 alone it prints the CPU of
+# Per update (of r1 alone, or of REPLICAS replicas at once: then each
+# figure is the sum over the replicas) it prints the CPU of
 #   primary goldsync  the process running cluster.Replicate (bin/fanout)
 #   ssh client        its children (the ssh to the replica)
 #   sshd              the replica's sshd: the login, the session and the
@@ -17,16 +19,18 @@
 #   ssh master        the primary's shared ssh connection to the replica
 #                     (ControlPersist, see cluster.ReplicaSSHPersist): it
 #                     outlives the run, so it is not among the ssh clients
+# RECV_ENV="NAME=VALUE ..." sets the receivers' environment (GOGC=...).
 # PROFILE=DIR writes Go CPU profiles of the primary (fanout.*.cpu) and of
 # each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE).
 set -e
 N=${N:-20000}
 ROUNDS=${ROUNDS:-3}
+REPLICAS=${REPLICAS:-1}
 LAB=${LAB:-/var/tmp/gs-replab}
 BIN=${BIN:-$PWD/bin}
 BIN=$(cd "$BIN" && pwd)
 if [ -z "$LAB_RSH" ]; then
-  exec "$BIN/replab" -replicas 1 -dir "$LAB" -- bash "$0" "$@"
+  exec "$BIN/replab" -replicas "$REPLICAS" -dir "$LAB" -- bash "$0" "$@"
 fi
 GS=$BIN/goldsync
 GOLD=$LAB_GOLDEN_DIR/tree-$N
@@ -34,8 +38,12 @@ IMG=$LAB_PRIMARY_DIR/image-$N
 J=$LAB_PRIMARY_DIR/journal-$N
 read -r -a R <<< "$LAB_REPLICAS"
 read -r -a RD <<< "$LAB_REPLICA_DIRS"
-RIMG=${RD[0]}/image-$N
-SSHD_PID=$(cat "$(dirname "${RD[0]}")/sshd/sshd.pid")
+RIMG=()
+SSHD_PIDS=()
+for d in "${RD[@]}"; do
+  RIMG+=("$d/image-$N")
+  SSHD_PIDS+=("$(cat "$(dirname "$d")/sshd/sshd.pid")")
+done
 RU=$LAB_PRIMARY_DIR/remote-usage.jsonl
 AGENT=$LAB_GOLDEN_DIR/goldsync-agent
 printf '#!/bin/sh\nexec %s --state-dir %s "$@"\n' "$BIN/goldsync-agent" "$LAB_GOLDEN_DIR/agent-state" > "$AGENT"
@@ -46,22 +54,31 @@ if [ -n "$PROFILE" ]; then
   mkdir -p "$PROFILE"
   PROF=(env "GOLDSYNC_PROFILE=$PROFILE/")
 fi
+# RECV_ENV="GOGC=off ..." runs the receivers with that environment.
+RENV=("${PROF[@]}")
+if [ -n "$RECV_ENV" ]; then
+  [ ${#RENV[@]} = 0 ] && RENV=(env)
+  read -r -a renv <<< "$RECV_ENV"
+  RENV+=("${renv[@]}")
+fi
 RECV=$LAB_PRIMARY_DIR/goldsync-receiver
-printf '#!/bin/sh\nexec %s %s -o %s -tag goldsync -- %s "$@"\n' "${PROF[*]}" "$BIN/rusage" "$RU" "$GS" > "$RECV"
+printf '#!/bin/sh\nexec %s %s -o %s -tag goldsync -- %s "$@"\n' "${RENV[*]}" "$BIN/rusage" "$RU" "$GS" > "$RECV"
 chmod +x "$RECV"
 : > "$LAB_PRIMARY_DIR/nodes"
 CFG=$LAB_PRIMARY_DIR/goldsync-cpu-$N.toml
 {
   printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
-  printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\n' \
-    "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT"
-  printf '\n[[image.replica]]\nname = "r1"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' "${R[0]}" "$RIMG" "$RECV"
+  printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\nfanout = %d\n' \
+    "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT" "$REPLICAS"
+  for i in "${!R[@]}"; do
+    printf '\n[[image.replica]]\nname = "r%d"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' $((i+1)) "${R[$i]}" "${RIMG[$i]}" "$RECV"
+  done
 } > "$CFG"
 
 if [ ! -d "$GOLD" ]; then
   echo "== making the golden tree ($N files)"
   "$BIN/gentree" tree -n "$N" "$GOLD" > /dev/null
-  rm -rf "$IMG" "$J" "$RIMG"
+  rm -rf "$IMG" "$J" "${RIMG[@]}"
 fi
 echo "entries: $(find "$GOLD" | wc -l)"
 [ -d "$J" ] && "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
@@ -74,6 +91,12 @@ treecpu() {
   cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / x /' | awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
     { pp[$1] = $4; c[$1] = $14 + $15 + $16 + $17 }
     END { s = 0; for (p in pp) { q = p; while (q != root && q > 1) q = pp[q]; if (q == root) s += c[p] }; print s / hz }'
+}
+# sshdcpu: treecpu summed over the replicas' sshd listeners.
+sshdcpu() {
+  local s=0 p
+  for p in "${SSHD_PIDS[@]}"; do s=$(echo "$s + $(treecpu "$p")" | bc -l); done
+  echo "$s"
 }
 # The primary's ssh master to r1: its socket is named by a hash of the rsh
 # (remote/rsh.ShareConnection; the lab's rsh has no quoted words).
@@ -94,16 +117,18 @@ for round in $(seq "$ROUNDS"); do
   fi
   "${PULL[@]}" > /dev/null
   : > "$RU"
-  s0=$(treecpu "$SSHD_PID")
+  s0=$(sshdcpu)
   m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "${PROF[@]}" "$BIN/fanout" -config "$CFG"
-  s1=$(treecpu "$SSHD_PID")
+  s1=$(sshdcpu)
   m1=$(mastercpu)
   echo "  ssh master (primary, shared): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
   echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
-  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s)"
-  n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "$RIMG/" | wc -l)
-  [ "$n" = 0 ] && echo "  r1 equals the golden tree" || echo "  r1 differs from the golden tree: $n lines"
+  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s, peak RSS $(jq -s 'map(.max_rss) | max // 0 | . / 1048576 | floor' "$RU") MiB)"
+  for i in "${!RIMG[@]}"; do
+    n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "${RIMG[$i]}/" | wc -l)
+    [ "$n" = 0 ] && echo "  r$((i+1)) equals the golden tree" || echo "  r$((i+1)) differs from the golden tree: $n lines"
+  done
 done

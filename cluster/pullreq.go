@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goldsync/goldsync/agent"
@@ -13,6 +15,7 @@ import (
 	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/proto"
+	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/internal/units"
 	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/remote"
@@ -78,6 +81,47 @@ type PullRequest struct {
 	// Itemize and Progress are imaging.Options'.
 	Itemize  func(imaging.Change)
 	Progress func(imaging.Progress)
+	// Grown, when set, is called once by Receive when the push stops
+	// being small: the agent has listed more than SmallEntries entries,
+	// or files are asked of it for more than SmallBytes in all. goldsync
+	// receive starts in gctune.SmallRun (a replica's update is a few
+	// hundred entries) and leaves it then.
+	Grown func()
+}
+
+// The bounds of a small push (PullRequest.Grown).
+const (
+	SmallEntries = 4096
+	SmallBytes   = 64 << 20
+)
+
+// growWatch is the source of a Receive with a Grown hook: it calls grown
+// once when the push passes SmallEntries entries or SmallBytes of files.
+type growWatch struct {
+	imaging.Source
+	grown          func()
+	once           sync.Once
+	entries, bytes atomic.Int64
+}
+
+func (g *growWatch) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tree.Entry) error) (imaging.ScanResult, error) {
+	return g.Source.Scan(ctx, req, func(e *tree.Entry) error {
+		if g.entries.Add(1) == SmallEntries+1 {
+			g.once.Do(g.grown)
+		}
+		return fn(e)
+	})
+}
+
+func (g *growWatch) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, open func(*imaging.FetchRequest) (imaging.ContentSink, error)) error {
+	var n int64
+	for _, r := range reqs {
+		n += max(r.Entry.Size, 0)
+	}
+	if g.bytes.Add(n) > SmallBytes {
+		g.once.Do(g.grown)
+	}
+	return g.Source.Fetch(ctx, reqs, open)
 }
 
 // settle checks what the command line can get wrong in itself and
@@ -202,7 +246,11 @@ func (r PullRequest) Receive(ctx context.Context, rw io.ReadWriteCloser) (*imagi
 	}
 	defer client.Close()
 	opts.Incremental = true
-	res, err := imaging.Sync(ctx, client, r.Dest, opts)
+	var src imaging.Source = client
+	if r.Grown != nil {
+		src = &growWatch{Source: client, grown: r.Grown}
+	}
+	res, err := imaging.Sync(ctx, src, r.Dest, opts)
 	if err == nil && !r.DryRun {
 		if aerr := client.Ack(ctx, res.Token); aerr != nil {
 			err = fmt.Errorf("confirm to the agent: %w", aerr)

@@ -63,6 +63,9 @@ type ReplicateOptions struct {
 	kernels map[string]string
 	// changes are the change sets computed for the replicas of this run.
 	changes *imaging.ChangeCache
+	// cacheLoads are the image manifest's scoped loads made for the
+	// replicas this run pushes to (mostly the same change set).
+	cacheLoads *imaging.CacheLoads
 	// shares are the run's shared ssh connections to the replicas.
 	shares *sshShares
 }
@@ -255,6 +258,7 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 		fanout = 2 * runtime.GOMAXPROCS(0)
 	}
 	o.changes = &imaging.ChangeCache{}
+	o.cacheLoads = &imaging.CacheLoads{}
 	o.shares = &sshShares{log: o.Logger}
 	defer o.shares.close()
 	reports := make([]*ReplicaReport, len(reps))
@@ -431,7 +435,7 @@ func pushReplica(ctx context.Context, img *config.Image, rep *config.Replica, o 
 	t := PushTarget{Rsh: rep.Rsh, SSH: rep.SSH, Path: rep.Path, Args: receiveArgs(img, rep, o)}
 	src := imaging.DirSourceOptions{
 		Changes:   imaging.GenerationChanges{StateDir: img.StateDir, Full: full, Cache: o.changes},
-		CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true,
+		CacheFile: imaging.State(img.StateDir).Manifest, ReadOnlyCache: true, CacheLoads: o.cacheLoads,
 	}
 	res, err := push(ctx, t, img.Root, src, o.Logger)
 	r.setPush(res)

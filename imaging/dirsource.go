@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,9 @@ type DirSourceOptions struct {
 	// Changes, when set, answers ScanRequest.Since with a scan of only
 	// what changed, and hands out tokens for later scans.
 	Changes Changes
+	// CacheLoads, when set with ReadOnlyCache, shares the scoped scans'
+	// loads of the cache between the sources of one run (see CacheLoads).
+	CacheLoads *CacheLoads
 	// Logger receives debug messages; nil is silent.
 	Logger *slog.Logger
 }
@@ -175,8 +179,8 @@ const sourceReadAhead = 1024
 // kept for fetches and the cache update, all in proportion to the change.
 func (s *DirSource) scanScoped(ctx context.Context, wo WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
 	if s.opts.CacheFile != "" {
-		if cm, err := LoadManifestScoped(s.opts.CacheFile, wo.Scopes); err == nil {
-			wo.Previous = cm.finder()
+		if find, err := s.loadScoped(wo.Scopes); err == nil {
+			wo.Previous = find
 		} else if !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("hash cache unreadable, starting cold", "file", s.opts.CacheFile, "err", err)
 		}
@@ -209,6 +213,75 @@ func (s *DirSource) scanScoped(ctx context.Context, wo WalkOptions, fn func(*tre
 		}
 	}
 	return res, nil
+}
+
+// loadScoped loads the cache where scopes are, for lookups: once per
+// run and scope set when the cache is read-only and shared (CacheLoads).
+func (s *DirSource) loadScoped(scopes []tree.Scope) (func(string) *tree.Entry, error) {
+	if s.opts.CacheLoads == nil || !s.opts.ReadOnlyCache {
+		cm, err := LoadManifestScoped(s.opts.CacheFile, scopes)
+		if err != nil {
+			return nil, err
+		}
+		return cm.finder(), nil
+	}
+	return s.opts.CacheLoads.load(s.opts.CacheFile, scopes)
+}
+
+// CacheLoads shares the scoped loads of a read-only hash cache (an
+// image's own manifest, DirSourceOptions.ReadOnlyCache) between the
+// sources of one run: the replicas of an image pushed together are
+// mostly sent the same change set, which is then decoded from the
+// manifest once instead of once a replica. A load is reused only for the
+// same cache file, unchanged (its and its log's inode, size and mtime),
+// and the same scopes. It is safe for concurrent use; the zero value is
+// ready. It never forgets: make one per run.
+type CacheLoads struct {
+	mu sync.Mutex
+	m  map[string]*cacheLoad
+	// loads counts the loads made (for tests).
+	loads atomic.Int64
+}
+
+type cacheLoad struct {
+	once sync.Once
+	find func(string) *tree.Entry
+	err  error
+}
+
+// load is LoadManifestScoped's finder, made once per file state and scopes.
+func (c *CacheLoads) load(path string, scopes []tree.Scope) (func(string) *tree.Entry, error) {
+	var key strings.Builder
+	fmt.Fprintf(&key, "%s\x00%v", path, cacheID(path))
+	for _, sc := range scopes {
+		key.WriteByte(0)
+		if sc.Tree {
+			key.WriteByte(1)
+		}
+		key.WriteString(sc.Path)
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*cacheLoad{}
+	}
+	l := c.m[key.String()]
+	if l == nil {
+		l = &cacheLoad{}
+		c.m[key.String()] = l
+	}
+	c.mu.Unlock()
+	l.once.Do(func() {
+		c.loads.Add(1)
+		cm, err := LoadManifestScoped(path, scopes)
+		if err != nil {
+			l.err = err
+			return
+		}
+		// finder sorts the entries if need be: done here, once, before
+		// the lookups are shared (they only read).
+		l.find = cm.finder()
+	})
+	return l.find, l.err
 }
 
 // scanFull walks the whole tree, handing each entry to fn as it is listed

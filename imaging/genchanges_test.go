@@ -2,6 +2,7 @@ package imaging_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,9 +20,16 @@ import (
 // an incremental sync that keeps the token in rstate.
 func pushGenerations(t *testing.T, dst, state, replica, rstate string) *imaging.Result {
 	t.Helper()
+	return pushSharing(t, dst, state, replica, rstate, nil)
+}
+
+// pushSharing is pushGenerations with the cache's scoped loads shared
+// through loads (nil: not shared), as the replicas of one run are.
+func pushSharing(t *testing.T, dst, state, replica, rstate string, loads *imaging.CacheLoads) *imaging.Result {
+	t.Helper()
 	s, err := imaging.OpenDirSource(dst, imaging.DirSourceOptions{
 		Changes:   imaging.GenerationChanges{StateDir: state},
-		CacheFile: imaging.State(state).Manifest, ReadOnlyCache: true,
+		CacheFile: imaging.State(state).Manifest, ReadOnlyCache: true, CacheLoads: loads,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +84,47 @@ func TestGenerationChangesDriveAReplica(t *testing.T) {
 		if pr.Entries >= len(m.Entries)/2 {
 			t.Errorf("step %q: push listed %d of the image's %d entries: not driven by the generations", st.name, pr.Entries, len(m.Entries))
 		}
+	}
+}
+
+// TestReplicasShareTheScopedCacheLoad: the replicas of one run, sent the
+// same change set, load the image's manifest where it changed once, not
+// once a replica (the primary's per-replica work), and each ends equal
+// to the image. One CacheLoads serves every step: the manifest a new pull
+// wrote is loaded afresh (one load per scoped step, none for the first,
+// full, push). Without the sharing: one load per replica and step.
+func TestReplicasShareTheScopedCacheLoad(t *testing.T) {
+	treetest.TrackFDs(t)
+	src, dst := newDirs(t)
+	base := filepath.Dir(dst)
+	state := filepath.Join(base, "state")
+	treetest.MakeTricky(t, src, treetest.TrickyOptions{NoLongPath: true})
+	const replicas = 3
+	loads := &imaging.CacheLoads{}
+	scoped := 0
+	for i, st := range yumSteps {
+		st.do(t, src)
+		syncDirs(t, src, dst, genOpts(state))
+		for r := range replicas {
+			replica := filepath.Join(base, fmt.Sprintf("replica%d", r))
+			rstate := filepath.Join(base, fmt.Sprintf("rstate%d", r))
+			pr := pushSharing(t, dst, state, replica, rstate, loads)
+			treetest.Equal(t, treetest.Scan(t, dst), treetest.Scan(t, replica), exact)
+			if i > 0 && r == 0 {
+				m, err := imaging.LoadManifest(imaging.State(state).Manifest)
+				must(t, err)
+				if pr.Entries >= len(m.Entries)/2 {
+					t.Fatalf("step %q: push listed %d of the image's %d entries: not scoped", st.name, pr.Entries, len(m.Entries))
+				}
+				scoped++
+			}
+		}
+		if got := loads.Made(); got != int64(scoped) {
+			t.Errorf("step %q: %d scoped loads of the image's manifest after %d scoped steps of %d replicas, want one a step", st.name, got, scoped, replicas)
+		}
+	}
+	if scoped == 0 {
+		t.Fatal("no scoped push: the test checks nothing")
 	}
 }
 

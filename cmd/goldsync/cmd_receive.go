@@ -11,6 +11,7 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/internal/exitcode"
+	"github.com/goldsync/goldsync/internal/gctune"
 	stdiostream "github.com/goldsync/goldsync/internal/stdio"
 )
 
@@ -37,6 +38,7 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 			default:
 				r = f.request(cmd, g, "push", args[0])
 			}
+			r.Grown = gctune.SmallRun() // small (a replica's update) until the push grows
 			res, err := r.Receive(cmd.Context(), stdiostream.New())
 			if res != nil && !g.quiet {
 				fmt.Fprintln(os.Stderr, cluster.ReceiveLine(r.Dest, res))
