@@ -122,15 +122,28 @@ type bench struct {
 	sharedNote string // how push-shared is measured, or why it is not
 	verify     map[string]string
 	treeNotes  map[string]string
+	trashed    int // entries moved into the trash dir since it was last emptied
+	trashSeq   int
 }
+
+// trashBudget is how many entries of old destinations the trash dir may
+// hold before it is emptied (about 25 GiB of the synthetic trees).
+const trashBudget = 2_500_000
+
+// inodeQuiet is how long to wait after emptying the trash: ext4 without a
+// journal (this VM's root) skips, and reads, every inode freed in the last
+// 60 s when it allocates a new one, and a run started right after deleting
+// a tree paid up to 60 % of its CPU there (bench/README, wt-floor).
+const inodeQuiet = 61 * time.Second
 
 func newBench(ctx context.Context, c *config) (*bench, error) {
 	b := &bench{c: c, verify: map[string]string{}, treeNotes: map[string]string{}}
-	for _, d := range []string{"trees", "dst", "journal", "usage", "sshd"} {
+	for _, d := range []string{"trees", "dst", "journal", "usage", "sshd", "trash"} {
 		if err := os.MkdirAll(filepath.Join(c.work, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
+	b.emptyTrash(true) // an interrupted run's leftovers
 	srv, stop, err := sshtest.StartServer(filepath.Join(c.work, "sshd"), sshtest.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("loopback sshd: %w", err)
@@ -189,6 +202,46 @@ func newBench(ctx context.Context, c *config) (*bench, error) {
 func (b *bench) close() {
 	if b.stopSSH != nil {
 		b.stopSSH()
+	}
+	b.emptyTrash(false)
+}
+
+// discard moves an old destination (or state dir) into the trash dir
+// instead of deleting it, so that no run follows a mass delete: deleted
+// inodes slow file creation on this VM's ext4 for a minute. The trash is
+// emptied when it holds more than trashBudget entries (then the next run
+// waits inodeQuiet) and when benchrun ends.
+func (b *bench) discard(path string, entries int) error {
+	if _, err := os.Lstat(path); os.IsNotExist(err) {
+		return nil
+	}
+	if b.trashed+entries > trashBudget {
+		b.emptyTrash(true)
+	}
+	b.trashSeq++
+	to := filepath.Join(b.c.work, "trash", strconv.Itoa(b.trashSeq))
+	if err := os.Rename(path, to); err != nil {
+		return os.RemoveAll(path) // another filesystem: delete as before
+	}
+	b.trashed += entries
+	return nil
+}
+
+// emptyTrash deletes the trash dir's contents; with wait, it then waits
+// for the disk to settle and for the deleted inodes to age past
+// inodeQuiet.
+func (b *bench) emptyTrash(wait bool) {
+	dir := filepath.Join(b.c.work, "trash")
+	ds, _ := os.ReadDir(dir)
+	for _, d := range ds {
+		os.RemoveAll(filepath.Join(dir, d.Name()))
+	}
+	b.trashed = 0
+	if wait && len(ds) > 0 {
+		start := time.Now()
+		settleDisk(dir)
+		time.Sleep(inodeQuiet - time.Since(start))
+		b.logf("emptied the trash (%d old destinations); waited %.0fs for the deleted inodes to age", len(ds), time.Since(start).Seconds())
 	}
 }
 
@@ -321,11 +374,11 @@ func (b *bench) dest(t *tree, tool string) string {
 // reset empties a tool's destination and all its state for the tree.
 func (b *bench) reset(t *tree, tool string) error {
 	d := b.dest(t, tool)
-	if err := os.RemoveAll(d); err != nil {
+	if err := b.discard(d, t.entries); err != nil {
 		return err
 	}
 	if tool == toolGoldsync {
-		if err := os.RemoveAll(filepath.Join(filepath.Dir(d), "."+filepath.Base(d)+".goldsync")); err != nil {
+		if err := b.discard(filepath.Join(filepath.Dir(d), "."+filepath.Base(d)+".goldsync"), 0); err != nil {
 			return err
 		}
 		os.Remove(agent.CacheFile(b.agentDir, t.dir))
