@@ -131,16 +131,7 @@ func TestWriteFiles(t *testing.T) {
 // TestFileReadAtEOF: File reads as os.File does (all of p, or fewer with
 // io.EOF at the end), writes at offsets, and a second Close does nothing.
 func TestFileReadAtEOF(t *testing.T) {
-	r, err := OpenRoot(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := r.OpenDir(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r, d := openTestDir(t, t.TempDir())
 	f, err := d.CreateFile("f", 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +163,21 @@ func TestFileReadAtEOF(t *testing.T) {
 	if g.Name() != filepath.Join(r.Path(), "f") {
 		t.Errorf("name %q", g.Name())
 	}
+}
+
+// openTestDir opens dir as a Root and its top as a Dir, both closed when
+// the test ends.
+func openTestDir(t *testing.T, dir string) (*Root, *Dir) {
+	t.Helper()
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	d, err := r.OpenDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return r, d
 }

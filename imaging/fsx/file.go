@@ -79,27 +79,24 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 
 // Truncate sets the file's size.
 func (f *File) Truncate(size int64) error {
-	for {
-		err := unix.Ftruncate(f.fd, size)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return f.perr("truncate", err)
-		}
-		return nil
-	}
+	return f.call("truncate", func() error { return unix.Ftruncate(f.fd, size) })
 }
 
 // Sync flushes the file to stable storage.
 func (f *File) Sync() error {
+	return f.call("sync", func() error { return unix.Fsync(f.fd) })
+}
+
+// call runs a system call on the file again while it is interrupted
+// (EINTR) and names the file and op in its error.
+func (f *File) call(op string, sys func() error) error {
 	for {
-		err := unix.Fsync(f.fd)
+		err := sys()
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return f.perr("sync", err)
+			return f.perr(op, err)
 		}
 		return nil
 	}

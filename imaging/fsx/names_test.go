@@ -38,16 +38,7 @@ func TestNamesAndLstat(t *testing.T) {
 	}
 	want = append(want, "sub")
 	slices.Sort(want)
-	r, err := OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := r.OpenDir(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	_, d := openTestDir(t, dir)
 	got, err := d.Names()
 	if err != nil {
 		t.Fatal(err)
