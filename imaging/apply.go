@@ -902,8 +902,11 @@ type fileSink struct {
 // its files arrive in path order, most of them beside the one before, and
 // an openat2 and a close of the parent a file were two of its system calls
 // (issue 14). It lives for one fetchSome only (the directories were made
-// by the applier's first phase and nothing renames them during a fetch);
-// each directory is opened beneath the root as before.
+// by the applier's first phase); each directory is opened beneath the root
+// as before. An open descriptor follows its directory if a local user
+// renames it meanwhile: that race is the same one a per-file openat2 had
+// between the open and the create, over a longer window (one fetch call,
+// at most dirCacheSize directories), not a new one.
 type dirCache struct {
 	root *fsx.Root
 	mu   sync.Mutex
