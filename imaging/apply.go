@@ -790,11 +790,14 @@ func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 		k.(*fileSink).cleanup()
 		return true
 	})
-	dirs.close()
+	derr := dirs.close()
 	if ferr != nil {
 		// The first failure of the pool is the cause; the fetch's own
 		// error is then only its echo (later files refused with it).
 		err = ferr
+	}
+	if err == nil {
+		err = derr
 	}
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
@@ -903,14 +906,26 @@ type fileSink struct {
 // an openat2 and a close of the parent a file were two of its system calls
 // (issue 14). It lives for one fetchSome only (the directories were made
 // by the applier's first phase); each directory is opened beneath the root
-// as before. An open descriptor follows its directory if a local user
-// renames it meanwhile: that race is the same one a per-file openat2 had
-// between the open and the create, over a longer window (one fetch call,
-// at most dirCacheSize directories), not a new one.
+// as before.
+//
+// An open descriptor follows its directory if a local user renames it (or
+// an ancestor) meanwhile, and files created through it then land where it
+// went: a place that user can write to, since rename needs that. A
+// per-file openat2 had the same race between its open and the create;
+// holding the directory widens the window to its time in the cache. So
+// each directory is checked when it leaves the cache (fsx.Dir.CheckPlace:
+// the path resolved again must be the same inode), and a moved one fails
+// the fetch with fsx.ErrMoved naming it, instead of a partial transfer
+// that says nothing of the files written outside the image. A directory moved away and back
+// before the check took its files back with it. What was written there
+// is the image's own content with its own modes; nothing of the image
+// is chmodded, deleted or replaced outside it except names in the moved
+// directory itself.
 type dirCache struct {
 	root *fsx.Root
 	mu   sync.Mutex
 	ents []*cachedDir // the most recently used last
+	err  error        // the first directory found moved (see release)
 }
 
 // cachedDir is one open directory; refs counts the sinks using it.
@@ -960,8 +975,17 @@ func (c *dirCache) parent(rel string) (*cachedDir, string, error) {
 func (c *dirCache) evictLocked(e *cachedDir) {
 	e.evicted = true
 	if e.refs == 0 {
-		e.d.Close()
+		c.releaseLocked(e)
 	}
+}
+
+// releaseLocked checks that a directory nobody holds any more is still in
+// its place, keeping the first failure, and closes it.
+func (c *dirCache) releaseLocked(e *cachedDir) {
+	if err := e.d.CheckPlace(); err != nil && c.err == nil {
+		c.err = err
+	}
+	e.d.Close()
 }
 
 // put lets go of a directory from parent.
@@ -969,19 +993,21 @@ func (c *dirCache) put(e *cachedDir) {
 	c.mu.Lock()
 	e.refs--
 	if e.refs == 0 && e.evicted {
-		e.d.Close()
+		c.releaseLocked(e)
 	}
 	c.mu.Unlock()
 }
 
-// close closes the directories; those still held close at their last put.
-func (c *dirCache) close() {
+// close closes the directories (those still held close at their last
+// put) and returns the first one found moved away from its path.
+func (c *dirCache) close() error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, e := range c.ents {
 		c.evictLocked(e)
 	}
 	c.ents = nil
-	c.mu.Unlock()
+	return c.err
 }
 
 // finisher completes fetched files (verify, metadata, close, rename) on a

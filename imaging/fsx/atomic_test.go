@@ -181,3 +181,52 @@ func openTestDir(t *testing.T, dir string) (*Root, *Dir) {
 	t.Cleanup(func() { d.Close() })
 	return r, d
 }
+
+// TestCheckPlace: an open directory is in place until it (or an ancestor)
+// is renamed away, replaced by another directory or by a symlink to it.
+func TestCheckPlace(t *testing.T) {
+	top := t.TempDir()
+	img := filepath.Join(top, "img")
+	if err := os.MkdirAll(filepath.Join(img, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, root := openTestDir(t, img)
+	if err := root.CheckPlace(); err != nil {
+		t.Fatalf("root: %v", err)
+	}
+	d, err := r.OpenDir("a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	step := func(what string, moved bool) {
+		t.Helper()
+		err := d.CheckPlace()
+		if moved != errors.Is(err, ErrMoved) || (!moved && err != nil) {
+			t.Errorf("%s: %v, moved=%v", what, err, moved)
+		}
+	}
+	step("in place", false)
+	mv := func(a, b string) {
+		t.Helper()
+		if err := os.Rename(a, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mv(filepath.Join(img, "a"), filepath.Join(top, "a"))
+	step("ancestor renamed out of the image", true)
+	if err := os.Symlink(filepath.Join(top, "a"), filepath.Join(img, "a")); err != nil {
+		t.Fatal(err)
+	}
+	step("ancestor replaced by a symlink to where it went", true)
+	if err := os.Remove(filepath.Join(img, "a")); err != nil {
+		t.Fatal(err)
+	}
+	mv(filepath.Join(top, "a"), filepath.Join(img, "a"))
+	step("moved back", false)
+	mv(filepath.Join(img, "a", "b"), filepath.Join(img, "a", "c"))
+	if err := os.Mkdir(filepath.Join(img, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	step("replaced by another directory", true)
+}

@@ -146,6 +146,51 @@ func (r *Root) OpenParent(rel string) (*Dir, string, error) {
 	return d, name, nil
 }
 
+// ErrMoved means an open directory is no longer at the path it was opened
+// at beneath its root: somebody renamed it (or an ancestor) away.
+var ErrMoved = errors.New("directory moved while in use")
+
+// CheckPlace reports whether d is still the directory at its path beneath
+// the root: the path is resolved again (openat2, beneath, no symlinks) and
+// the two must be the same inode. A descriptor follows its directory when
+// a local user renames it; work done through d while it was elsewhere
+// went where it went, and this is how a caller finds out (ErrMoved). The
+// root itself (".") is always in place.
+func (d *Dir) CheckPlace() error {
+	if d.Path == "." {
+		return nil
+	}
+	var held, now unix.Stat_t
+	if err := fstatRetry(d.FD, &held); err != nil {
+		return d.root.perr("fstat", d.Path, err)
+	}
+	fd, err := d.root.Open(d.Path, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+			return d.root.perr("check", d.Path, fmt.Errorf("%w: the path now resolves to nothing usable: %w", ErrMoved, err))
+		}
+		return err
+	}
+	err = fstatRetry(fd, &now)
+	unix.Close(fd)
+	if err != nil {
+		return d.root.perr("fstat", d.Path, err)
+	}
+	if held.Dev != now.Dev || held.Ino != now.Ino {
+		return d.root.perr("check", d.Path, ErrMoved)
+	}
+	return nil
+}
+
+func fstatRetry(fd int, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstat(fd, st)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // Close closes the directory.
 func (d *Dir) Close() error {
 	if d.FD < 0 {
