@@ -25,6 +25,7 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/remote"
@@ -204,6 +205,10 @@ func Sync(err error) error {
 		return With(Select, err)
 	case errors.Is(err, imaging.ErrPartial):
 		return With(Partial, err)
+	case errors.Is(err, fsx.ErrMoved):
+		// A directory of the image was renamed away while files were
+		// written into it: a file I/O error, as rsync would have one.
+		return With(IO, err)
 	case errors.Is(err, proto.ErrStalled):
 		return With(Timeout, err)
 	case errors.Is(err, proto.ErrProtocol), errors.Is(err, imaging.ErrBadSource),

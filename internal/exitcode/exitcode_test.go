@@ -11,6 +11,7 @@ import (
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/export"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/proto"
 	"github.com/goldsync/goldsync/remote"
 	"github.com/goldsync/goldsync/snapshot"
@@ -37,6 +38,7 @@ func TestCodes(t *testing.T) {
 		{name: "selection", got: Of(ctx, cluster.CheckDest("/nonexistent/dir/dest")), want: 3},
 		{name: "sync: unsafe state dir", got: Of(ctx, Sync(wrap(imaging.ErrUnsafeStateDir))), want: 3},
 		{name: "sync: stalled", got: Of(ctx, Sync(wrap(proto.ErrStalled))), want: 30},
+		{name: "sync: a directory moved away mid-fetch", got: Of(ctx, Sync(wrap(fsx.ErrMoved))), want: 11},
 		{name: "sync: bad source", got: Of(ctx, Sync(wrap(imaging.ErrBadSource))), want: 12},
 		{name: "sync: EOF", got: Of(ctx, Sync(wrap(io.ErrUnexpectedEOF))), want: 12},
 		{name: "sync: ENOSPC", got: Of(ctx, Sync(wrap(syscall.ENOSPC))), want: 11},
