@@ -17,8 +17,11 @@ var update = flag.Bool("update", false, "rewrite testdata/cli.golden with the ag
 // TestCLIAnswers runs the agent with each argument list of
 // testdata/cli.golden (its "=== " lines) and compares what it prints on
 // stdout and stderr, and its exit status, with what is recorded there:
-// the help texts, usage errors and exit codes users see, recorded from
-// the agent built on cobra (main at cdb5739). -update rewrites it.
+// the help texts, usage errors and exit codes users see. The file was
+// recorded from the agent built on cobra (main at cdb5739), then edited
+// where internal/cli answers differently on purpose: no completion
+// command, and `help TOPIC` for an unknown topic lists --help and
+// --version with the root's flags. -update rewrites it.
 func TestCLIAnswers(t *testing.T) {
 	golden := filepath.Join("testdata", "cli.golden")
 	want, err := os.ReadFile(golden)
