@@ -1,18 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 
-	"github.com/spf13/cobra"
-
 	"github.com/goldsync/goldsync/agent/boot"
+	"github.com/goldsync/goldsync/internal/cli"
 )
 
-func newBootCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{
+func newBootCmd(g *globalFlags) *cli.Command {
+	cmd := &cli.Command{
 		Use:   "boot",
 		Short: "install goldsync's diskless-boot piece into this node's initramfs",
 	}
@@ -20,14 +20,14 @@ func newBootCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func newBootInstallCmd(g *globalFlags) *cobra.Command {
+func newBootInstallCmd(g *globalFlags) *cli.Command {
 	var flavors []string
 	var noRegen bool
-	cmd := &cobra.Command{
+	cmd := &cli.Command{
 		Use:   "install [--initramfs initramfs-tools|dracut] [--no-regenerate]",
 		Short: "install the boot piece and rebuild the initramfs images",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cli.NoArgs,
+		Run: func(ctx context.Context, _ *cli.Command, _ []string) error {
 			opts := boot.InstallOptions{Root: g.root, NoRegenerate: noRegen, Logger: g.logger()}
 			installed := boot.Detect(g.root)
 			for _, f := range flavors {
@@ -44,7 +44,7 @@ func newBootInstallCmd(g *globalFlags) *cobra.Command {
 				}
 				opts.Flavors = append(opts.Flavors, fl)
 			}
-			res, err := boot.Install(cmd.Context(), opts)
+			res, err := boot.Install(ctx, opts)
 			if res != nil {
 				for _, p := range res.Written {
 					fmt.Fprintf(os.Stdout, "wrote /%s\n", p)

@@ -13,12 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spf13/cobra"
-
 	stdiostream "github.com/goldsync/goldsync/internal/stdio"
 
 	"github.com/goldsync/goldsync/agent"
-	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/cli"
 	"github.com/goldsync/goldsync/internal/version"
 
 	"github.com/goldsync/goldsync/internal/gctune"
@@ -29,7 +27,7 @@ func main() {
 	gctune.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile.Start()
-	err := newRootCmd().ExecuteContext(ctx)
+	err := newRootCmd().Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
 	stop()
 	if err != nil {
@@ -55,16 +53,15 @@ func (g *globalFlags) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd is the agent's command line (internal/cli: cobra's layout
+// and behaviour without cobra, which would double the binary).
+func newRootCmd() *cli.Command {
 	g := &globalFlags{}
-	root := &cobra.Command{
-		Use:           "goldsync-agent",
-		Short:         "goldsync's agent on the golden node",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version.Describe(),
+	root := &cli.Command{
+		Use:     "goldsync-agent",
+		Short:   "goldsync's agent on the golden node",
+		Version: version.Describe(),
 	}
-	root.SetVersionTemplate("goldsync-agent {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.stateDir, "state-dir", "", "agent state `DIR` (default /var/lib/goldsync as root, ~/.cache/goldsync/state otherwise)")
 	pf.StringVar(&g.root, "root", "/", "the golden tree's root `DIR`")
@@ -75,27 +72,27 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newBootCmd(g))
 	root.AddCommand(newManCmd())
 	help, _ := fs.Sub(helpFiles, "help")
-	manpage.SetHelp(root, help, nil)
+	cli.SetHelp(root, help)
 	return root
 }
 
-// helpFiles are the commands' Long and Example texts (manpage.SetHelp),
+// helpFiles are the commands' Long and Example texts (cli.SetHelp),
 // read by --help and the man pages alike.
 //
 //go:embed help/*.txt
 var helpFiles embed.FS
 
-func newServeCmd(g *globalFlags) *cobra.Command {
+func newServeCmd(g *globalFlags) *cli.Command {
 	var stdio bool
-	cmd := &cobra.Command{
+	cmd := &cli.Command{
 		Use:   "serve --stdio",
 		Short: "serve one pull on stdin/stdout (started by the image server through ssh)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cli.NoArgs,
+		Run: func(ctx context.Context, _ *cli.Command, _ []string) error {
 			if !stdio {
 				return fmt.Errorf("serve needs --stdio (the only transport)")
 			}
-			return agent.Serve(cmd.Context(), stdiostream.New(), agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
+			return agent.Serve(ctx, stdiostream.New(), agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "use stdin and stdout as the stream")

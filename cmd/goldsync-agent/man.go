@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/spf13/cobra"
+	"context"
 
+	"github.com/goldsync/goldsync/internal/cli"
 	"github.com/goldsync/goldsync/internal/manpage"
 	"github.com/goldsync/goldsync/internal/version"
 )
@@ -33,18 +34,29 @@ set by the package\-manager hooks; goldsync\-agent\-push.path then starts one pu
 // newManCmd returns the hidden command `make install` uses to write the
 // agent's man pages: goldsync-agent.1 and one goldsync-agent-COMMAND.1 per
 // subcommand.
-func newManCmd() *cobra.Command {
-	return &cobra.Command{
+func newManCmd() *cli.Command {
+	return &cli.Command{
 		Use:    "man DIR",
 		Short:  "write goldsync-agent's man pages into DIR",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			root := cmd.Root()
-			return manpage.WriteTree(root, args[0], manpage.Options{
+		Args:   cli.ExactArgs(1),
+		Run: func(_ context.Context, c *cli.Command, args []string) error {
+			return manpage.WriteTree(manPage(c.Root(), nil), args[0], manpage.Options{
 				Source: "goldsync-agent " + version.Version, Manual: "goldsync manual", Sections: agentManSections,
 				SeeAlso: []string{"goldsync(1)", "goldsync-receive(1)", "goldsync.toml(5)"},
 			})
 		},
 	}
+}
+
+// manPage is c's page, with pages for its listed subcommands.
+func manPage(c *cli.Command, parent *manpage.Page) *manpage.Page {
+	p := &manpage.Page{Path: c.CommandPath(), Short: c.Short, Long: c.Long, Example: c.Example,
+		UseLine: c.UseLine(), Flags: c.LocalFlags(), Inherited: c.InheritedFlags(), Parent: parent}
+	for _, sub := range c.Commands() {
+		if sub.Available() {
+			p.Subs = append(p.Subs, manPage(sub, p))
+		}
+	}
+	return p
 }

@@ -7,13 +7,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/agent/push"
 	"github.com/goldsync/goldsync/agent/watch"
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/cli"
 )
 
 type pushFlags struct {
@@ -25,7 +24,7 @@ type pushFlags struct {
 	allOfRoot    bool // --no-default-excludes
 }
 
-func (f *pushFlags) register(cmd *cobra.Command, toFlag string, persist time.Duration) {
+func (f *pushFlags) register(cmd *cli.Command, toFlag string, persist time.Duration) {
 	fl := cmd.Flags()
 	fl.DurationVar(&f.persist, "ssh-persist", persist, "keep the ssh connection up this long after a push, so the next one skips the login (OpenSSH ControlMaster, socket in the state dir; 0 turns it off)")
 	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
@@ -56,18 +55,18 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 	return nil
 }
 
-func newPushCmd(g *globalFlags) *cobra.Command {
+func newPushCmd(g *globalFlags) *cli.Command {
 	f := &pushFlags{}
-	cmd := &cobra.Command{
+	cmd := &cli.Command{
 		Use:   "push --to [user@]server:/image",
 		Short: "send the changes since the last push to image servers (run after yum/dnf)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cli.NoArgs,
+		Run: func(ctx context.Context, _ *cli.Command, _ []string) error {
 			if len(f.to) == 0 {
 				return fmt.Errorf("push needs --to [user@]server:/image")
 			}
 			for _, to := range f.to {
-				if err := f.push(cmd.Context(), g, to); err != nil {
+				if err := f.push(ctx, g, to); err != nil {
 					return err
 				}
 			}
@@ -78,17 +77,17 @@ func newPushCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func newWatchCmd(g *globalFlags) *cobra.Command {
+func newWatchCmd(g *globalFlags) *cli.Command {
 	f := &pushFlags{}
 	var excludes []string
 	var quiet time.Duration
 	var backend string
-	cmd := &cobra.Command{
+	cmd := &cli.Command{
 		Use:   "watch [--push-to [user@]server:/image]...",
 		Short: "watch the golden tree and keep the change journal (and push when changes settle)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runWatch(cmd.Context(), g, f, excludes, quiet, backend)
+		Args:  cli.NoArgs,
+		Run: func(ctx context.Context, _ *cli.Command, _ []string) error {
+			return runWatch(ctx, g, f, excludes, quiet, backend)
 		},
 	}
 	f.register(cmd, "push-to", 10*time.Minute)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/manpage/cobraman"
 )
 
 // TestHelpFiles checks that every help text file belongs to a command
@@ -19,7 +19,7 @@ func TestHelpFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if unused := manpage.SetHelp(root, help, helpVars()); len(unused) > 0 {
+	if unused := cobraman.SetHelp(root, help, helpVars()); len(unused) > 0 {
 		t.Errorf("help files no command reads: %v", unused)
 	}
 	var walk func(c *cobra.Command)

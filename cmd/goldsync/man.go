@@ -8,6 +8,7 @@ import (
 
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/manpage/cobraman"
 	"github.com/goldsync/goldsync/internal/version"
 )
 
@@ -32,7 +33,7 @@ func newManCmd() *cobra.Command {
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := cmd.Root()
-			err := manpage.WriteTree(root, args[0], manpage.Options{
+			err := cobraman.WriteTree(root, args[0], manpage.Options{
 				Source: "goldsync " + version.Version, Manual: "goldsync manual", Sections: manSections(),
 				SeeAlso: []string{"goldsync.toml(5)", "goldsync-agent(1)", "rsync(1)"},
 			})

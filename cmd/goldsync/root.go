@@ -14,7 +14,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging/exclude"
 	"github.com/goldsync/goldsync/internal/exitcode"
-	"github.com/goldsync/goldsync/internal/manpage"
+	"github.com/goldsync/goldsync/internal/manpage/cobraman"
 	"github.com/goldsync/goldsync/internal/term"
 	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/snapshot/netboot"
@@ -57,7 +57,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGenerationCmds(g)...)
 	root.AddCommand(exitCodesHelp())
 	help, _ := fs.Sub(helpFiles, "help")
-	manpage.SetHelp(root, help, helpVars())
+	cobraman.SetHelp(root, help, helpVars())
 	usageOnArgErrors(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		// pflag says `invalid argument "abc" for "--max-delete" flag:

@@ -1,9 +1,10 @@
-// Package manpage writes man(7) pages for a cobra command tree: NAME,
+// Package manpage writes man(7) pages for a command tree: NAME,
 // SYNOPSIS, DESCRIPTION, OPTIONS with their real defaults, EXAMPLE, the
-// caller's own sections (EXIT STATUS, FILES) and SEE ALSO. It needs only
-// cobra and pflag, which both binaries link anyway, so the agent's
-// dependency list stays as it is; text goes to troff as it is written
-// (no markdown pass that would eat "/proc/*" or "<image>").
+// caller's own sections (EXIT STATUS, FILES) and SEE ALSO. A tree is
+// given as Pages, made from goldsync's cobra commands by package
+// cobraman and from goldsync-agent's internal/cli commands by the agent,
+// so the agent links no cobra; text goes to troff as it is written (no
+// markdown pass that would eat "/proc/*" or "<image>").
 package manpage
 
 import (
@@ -13,9 +14,26 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
+
+// Page is one command's page.
+type Page struct {
+	// Path is the command's path from the root, words joined by spaces.
+	Path string
+	// Short is its one-line summary; Long its description (Short when
+	// empty); Example its examples.
+	Short, Long, Example string
+	// UseLine is the synopsis.
+	UseLine string
+	// Flags are the command's own options, Inherited its parents'.
+	Flags, Inherited *pflag.FlagSet
+	// Parent is the parent command's page (nil for the root).
+	Parent *Page
+	// Subs are the subcommands that get pages (not hidden, help or
+	// completion commands).
+	Subs []*Page
+}
 
 // Section is an extra section of a page, as troff source.
 type Section struct {
@@ -37,18 +55,17 @@ type Options struct {
 	SeeAlso []string
 }
 
-// WriteTree writes one page a command, root and subcommands (hidden,
-// help and completion commands left out), into dir as NAME.1, NAME being
-// the command path joined by "-".
-func WriteTree(root *cobra.Command, dir string, opts Options) error {
+// WriteTree writes one page a command, root and Subs, into dir as
+// NAME.1, NAME being the command path joined by "-".
+func WriteTree(root *Page, dir string, opts Options) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	return writeTree(root, dir, opts)
 }
 
-func writeTree(c *cobra.Command, dir string, opts Options) error {
-	for _, sub := range documented(c) {
+func writeTree(c *Page, dir string, opts Options) error {
+	for _, sub := range c.Subs {
 		if err := writeTree(sub, dir, opts); err != nil {
 			return err
 		}
@@ -62,37 +79,30 @@ func writeTree(c *cobra.Command, dir string, opts Options) error {
 }
 
 // PageName is a command's page name: its path joined by "-".
-func PageName(c *cobra.Command) string { return strings.ReplaceAll(c.CommandPath(), " ", "-") }
+func PageName(c *Page) string { return strings.ReplaceAll(c.Path, " ", "-") }
 
-func documented(c *cobra.Command) []*cobra.Command {
-	var out []*cobra.Command
-	for _, sub := range c.Commands() {
-		if sub.IsAvailableCommand() && !sub.IsAdditionalHelpTopicCommand() && sub.Name() != "completion" {
-			out = append(out, sub)
-		}
-	}
-	return out
-}
+// name is the last word of the command's path.
+func (c *Page) name() string { return c.Path[strings.LastIndex(c.Path, " ")+1:] }
 
 // Write writes c's page.
-func Write(w io.Writer, c *cobra.Command, opts Options) {
+func Write(w io.Writer, c *Page, opts Options) {
 	name := PageName(c)
 	fmt.Fprintf(w, ".TH %q 1 \"\" %q %q\n", strings.ToUpper(name), opts.Source, opts.Manual)
 	fmt.Fprintf(w, ".SH NAME\n%s \\- %s\n", Escape(name), Escape(c.Short))
-	fmt.Fprintf(w, ".SH SYNOPSIS\n.B %s\n", Escape(c.UseLine()))
+	fmt.Fprintf(w, ".SH SYNOPSIS\n.B %s\n", Escape(c.UseLine))
 	long := c.Long
 	if long == "" {
 		long = c.Short
 	}
 	fmt.Fprintf(w, ".SH DESCRIPTION\n%s\n", paragraphs(long))
-	if subs := documented(c); len(subs) > 0 {
+	if len(c.Subs) > 0 {
 		fmt.Fprint(w, ".SH COMMANDS\n")
-		for _, sub := range subs {
-			fmt.Fprintf(w, ".TP\n\\fB%s\\fP\n%s\n", Escape(sub.Name()), Escape(sub.Short))
+		for _, sub := range c.Subs {
+			fmt.Fprintf(w, ".TP\n\\fB%s\\fP\n%s\n", Escape(sub.name()), Escape(sub.Short))
 		}
 	}
-	flags(w, "OPTIONS", c.NonInheritedFlags())
-	flags(w, "GLOBAL OPTIONS", c.InheritedFlags())
+	flags(w, "OPTIONS", c.Flags)
+	flags(w, "GLOBAL OPTIONS", c.Inherited)
 	if c.Example != "" {
 		fmt.Fprintf(w, ".SH EXAMPLES\n.nf\n%s\n.fi\n", Escape(c.Example))
 	}
@@ -100,10 +110,10 @@ func Write(w io.Writer, c *cobra.Command, opts Options) {
 		fmt.Fprintf(w, ".SH %s\n%s\n", s.Title, strings.TrimSuffix(s.Troff, "\n"))
 	}
 	var also []string
-	if c.HasParent() {
-		also = append(also, PageName(c.Parent())+"(1)")
+	if c.Parent != nil {
+		also = append(also, PageName(c.Parent)+"(1)")
 	}
-	for _, sub := range documented(c) {
+	for _, sub := range c.Subs {
 		also = append(also, PageName(sub)+"(1)")
 	}
 	also = append(also, opts.SeeAlso...)
@@ -114,6 +124,9 @@ func Write(w io.Writer, c *cobra.Command, opts Options) {
 }
 
 func flags(w io.Writer, title string, fs *pflag.FlagSet) {
+	if fs == nil {
+		return
+	}
 	var lines []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Hidden || f.Name == "help" {

@@ -1,4 +1,4 @@
-package manpage
+package cobraman
 
 import (
 	"io/fs"
@@ -35,7 +35,7 @@ func SetHelp(root *cobra.Command, fsys fs.FS, vars *strings.Replacer) (unused []
 	walk = func(c *cobra.Command) {
 		name := root.Name()
 		if c != root {
-			name = strings.TrimPrefix(PageName(c), PageName(root)+"-")
+			name = strings.TrimPrefix(strings.ReplaceAll(c.CommandPath(), " ", "-"), root.Name()+"-")
 		}
 		if s := read(name + ".txt"); s != "" {
 			c.Long = s
