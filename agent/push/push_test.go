@@ -89,9 +89,26 @@ func (r *rig) stopWatcher() {
 
 var scannedRE = regexp.MustCompile(`(\d+) entries scanned`)
 
-// push pushes and returns how many entries the receiver scanned.
+// push pushes and returns how many entries the receiver scanned. With a
+// watcher running, it first waits (up to a minute) for the watcher to
+// record what the test changed: the push's own wait is agent.BarrierTimeout
+// (5 s), after which it falls back to a full compare, as it should; on a
+// loaded machine (load 15-20) that made a narrowing test see a full scan.
 func (r *rig) push() int {
 	r.t.Helper()
+	if r.watcher != nil {
+		j, err := watch.OpenJournal(agent.JournalDir(r.state, r.golden), watch.JournalOptions{})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = j.Barrier(ctx)
+		cancel()
+		j.Close()
+		if err != nil {
+			r.t.Fatalf("watcher not caught up after a minute: %v\n%s", err, r.watchLog)
+		}
+	}
 	res, err := push.Push(context.Background(), push.Options{
 		Root: r.golden, StateDir: r.state, To: r.srv.Target(r.image),
 		Rsh: strings.Join(r.srv.SSHArgs(), " "), ReceiverPath: filepath.Join(bin, "goldsync"),
