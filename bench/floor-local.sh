@@ -7,7 +7,9 @@
 #
 #   BIN=DIR [SRC=...] [OUT=DIR] [TRACE=1] [TAR=1] [PROFILE=DIR] bash bench/floor-local.sh
 #
-# BIN holds goldsync and goldsync-agent. Each run pulls into a new directory
+# BIN holds goldsync and goldsync-agent. The agent keeps its hash cache in
+# OUT/agent-state, removed before each run (as benchrun's full scenario:
+# the golden node reads and hashes every file it sends). Each run pulls into a new directory
 # OUT/dst.N, left in place: this VM's ext4 has no journal, and its inode
 # allocator skips inodes deleted in the last 60 s (360 s while their inode
 # table block is dirty) by reading each one (recently_deleted, found with
@@ -24,7 +26,7 @@ mkdir -p "$OUT/bin-$TAG"
 cp -f "$BIN/goldsync" "$OUT/bin-$TAG/goldsync"
 cat >"$OUT/bin-$TAG/goldsync-agent" <<W
 #!/bin/sh
-exec $RUSAGE -o $OUT/usage.jsonl -tag $TAG-agent -- $BIN/goldsync-agent "\$@"
+exec $RUSAGE -o $OUT/usage.jsonl -tag $TAG-agent -- $BIN/goldsync-agent "\$@" --state-dir $OUT/agent-state
 W
 chmod +x "$OUT/bin-$TAG/goldsync-agent"
 sync
@@ -35,7 +37,7 @@ while [ -e "$OUT/dst.$n" ]; do n=$((n + 1)); done
 DST=$OUT/dst.$n
 run() { # name, command...
 	local name=$1; shift
-	mkdir -p "$DST"; sync
+	mkdir -p "$DST"; rm -rf "$OUT/agent-state"; sync
 	echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg) $name $DST" >>"$OUT/log"
 	if [ "${TRACE:-0}" = 1 ]; then
 		perf trace -m 8192 -s -o "$OUT/trace-$name.txt" -- "$@" >/dev/null 2>>"$OUT/log"

@@ -194,6 +194,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	if err := each(phMkdir, a.mkdir); err != nil {
 		return err
 	}
+	a.log.Debug("sync: directories made")
 	// 2. Content: local copies first (their sources may be replaced
 	// later), then the source's, fetchChunk files at a time.
 	var fallback []*Action // copies that found no good local content
@@ -223,6 +224,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 	for _, act := range fallback {
 		act.Op = OpFetch
 	}
+	a.log.Debug("sync: content fetched")
 	a.stats.BytesReceived = a.count.received.Load()
 	a.stats.BytesReused = a.count.reused.Load()
 	a.stats.Unchanged = int(a.count.unchanged.Load())

@@ -343,6 +343,7 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 	if err := r.scan(ctx); err != nil {
 		return nil, err
 	}
+	r.phase("scan done")
 	r.progress(PhasePlan)
 	if err := r.plan(); err != nil {
 		return nil, err
@@ -357,11 +358,13 @@ func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, 
 		r.res.Duration = time.Since(r.start)
 		return r.res, nil
 	}
+	r.phase("plan done")
 	r.progress(PhaseTransfer)
 	runErr := r.apply(ctx)
 	if r.a == nil {
 		return nil, runErr
 	}
+	r.phase("apply done")
 	r.progress(PhaseFinish)
 	return r.record(runErr)
 }
@@ -479,6 +482,12 @@ func (r *syncRun) close() {
 	for k := len(r.done) - 1; k >= 0; k-- {
 		r.done[k]()
 	}
+}
+
+// phase logs the end of a phase at debug level, with the time since the
+// run started.
+func (r *syncRun) phase(what string) {
+	r.log.Debug("sync: "+what, "after", time.Since(r.start).Round(time.Millisecond))
 }
 
 func (r *syncRun) progress(ph Phase) {
@@ -672,6 +681,7 @@ func (r *syncRun) scanSource(ctx context.Context) error {
 		}
 		if r.srcN == 0 {
 			rootSeen = e.Path == tree.Root
+			r.phase("first source entry")
 		}
 		if e.LinkTo != "" {
 			r.leaders[e.LinkTo]++
@@ -938,6 +948,7 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 	var serr error
 	if isFull(r.scope) {
 		serr = saveManifestSeq(sp.Manifest, recorded)
+		r.phase("manifest saved")
 	} else {
 		// A scoped run saw only part of the destination: record that part
 		// (in time proportional to it); the rest stays as recorded.
@@ -970,6 +981,7 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 	res.Failed = a.failedPaths()
 	res.Stats.Problems = len(a.problems)
 	res.Generation = afterSync(sp, &r.opts, res, r.start, runErr == nil && len(a.problems) == 0 && !res.DeletesSkipped, log)
+	r.phase("generation recorded")
 	res.Duration = time.Since(r.start)
 	if runErr != nil {
 		os.Remove(sp.Token) // what failed must be scanned again

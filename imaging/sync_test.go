@@ -3,8 +3,10 @@ package imaging_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -320,5 +322,32 @@ func TestSyncCountsDirectoryMetadata(t *testing.T) {
 	}
 	if res := syncDirs(t, src, dst, imaging.Options{}); res.MetaOnly != 0 || res.Created != 0 {
 		t.Errorf("no change: %+v, want nothing", res.Stats)
+	}
+}
+
+// TestSyncLogsPhases: a run says at debug level when each phase ends, in
+// order, so a pull's timeline can be read from `goldsync pull -vv`
+// (issue 14: where the critical path goes).
+func TestSyncLogsPhases(t *testing.T) {
+	src, dst := newDirs(t)
+	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "d", "f"), []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	syncDirs(t, src, dst, imaging.Options{Logger: log})
+	want := []string{"first source entry", "scan done", "plan done", "directories made", "content fetched",
+		"apply done", "manifest saved", "generation recorded"}
+	var got []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if _, rest, ok := strings.Cut(line, `msg="sync: `); ok {
+			got = append(got, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("phases logged: %q\nwant %q", got, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -340,14 +341,13 @@ type Xattr struct {
 // ListXattrs reads all extended attributes of a child without following it,
 // sorted by name. Filesystems without xattr support yield none.
 func (d *Dir) ListXattrs(name string) ([]Xattr, error) {
-	p := d.procPath(name)
 	buf := make([]byte, 1024)
 	var n int
 	for {
 		var err error
-		n, err = unix.Llistxattr(p, buf)
+		n, err = d.listxattr(name, buf)
 		if err == unix.ERANGE {
-			sz, err2 := unix.Llistxattr(p, nil)
+			sz, err2 := d.listxattr(name, nil)
 			if err2 != nil {
 				return nil, d.perr("llistxattr", name, err2)
 			}
@@ -372,9 +372,9 @@ func (d *Dir) ListXattrs(name string) ([]Xattr, error) {
 			continue
 		}
 		for {
-			m, err := unix.Lgetxattr(p, xn, val)
+			m, err := d.getxattr(name, xn, val)
 			if err == unix.ERANGE {
-				sz, err2 := unix.Lgetxattr(p, xn, nil)
+				sz, err2 := d.getxattr(name, xn, nil)
 				if err2 != nil {
 					return nil, d.perr("lgetxattr "+xn, name, err2)
 				}
@@ -393,6 +393,51 @@ func (d *Dir) ListXattrs(name string) ([]Xattr, error) {
 	}
 	sortXattrs(out)
 	return out, nil
+}
+
+// noXattrAt is set once listxattrat or getxattrat said ENOSYS (a kernel
+// before 6.13): the path-based calls through procPath are used from then on.
+var noXattrAt atomic.Bool
+
+// procXattrCalls counts the xattr calls made through procPath (for tests).
+var procXattrCalls atomic.Int64
+
+// xattrAtUnusable reports whether err from an *xattrat call means the call
+// itself is unavailable (ENOSYS; EPERM from a seccomp filter that does
+// not know it), so the path-based call must answer instead.
+func xattrAtUnusable(err error) bool {
+	if err == unix.ENOSYS {
+		noXattrAt.Store(true)
+		return true
+	}
+	return err == unix.EPERM
+}
+
+// listxattr is llistxattr on a child of d: listxattrat on the directory's
+// descriptor where the kernel has it (a walk lists each new entry's
+// xattrs, and resolving /proc/self/fd/N/name cost 3-4 µs an entry against
+// 1 µs for the name alone), else through procPath.
+func (d *Dir) listxattr(name string, buf []byte) (int, error) {
+	if !noXattrAt.Load() {
+		n, err := listxattrAt(d.FD, name, buf)
+		if !xattrAtUnusable(err) {
+			return n, err
+		}
+	}
+	procXattrCalls.Add(1)
+	return unix.Llistxattr(d.procPath(name), buf)
+}
+
+// getxattr is lgetxattr on a child of d, as listxattr.
+func (d *Dir) getxattr(name, attr string, buf []byte) (int, error) {
+	if !noXattrAt.Load() {
+		n, err := getxattrAt(d.FD, name, attr, buf)
+		if !xattrAtUnusable(err) {
+			return n, err
+		}
+	}
+	procXattrCalls.Add(1)
+	return unix.Lgetxattr(d.procPath(name), attr, buf)
 }
 
 func sortXattrs(x []Xattr) {

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/goldsync/goldsync/internal/stdio"
 )
 
 // ErrSSH: the remote shell failed (unreachable host, authentication, host
@@ -160,6 +162,13 @@ func Start(ctx context.Context, bin string, args []string, log *slog.Logger) (*P
 	}
 	if p.stdout, err = cmd.StdoutPipe(); err != nil {
 		return nil, err
+	}
+	// A pull's content arrives on stdout, a push's leaves on stdin: a
+	// default 64 KiB pipe wakes each side for every 64 KiB.
+	for _, f := range []any{p.stdin, p.stdout} {
+		if f, ok := f.(syscall.Conn); ok {
+			stdio.GrowPipe(f)
+		}
 	}
 	cmd.Stderr = p.stderr
 	// An ssh ControlPersist master started by this command may keep its
