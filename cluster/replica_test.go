@@ -41,6 +41,8 @@ type replicaSite struct {
 	from map[string]string
 	// patterns are a replica's node patterns.
 	patterns map[string][]string
+	// persist is the image's replica_ssh_persist.
+	persist string
 }
 
 func newReplicaSite(t *testing.T, names ...string) *replicaSite {
@@ -92,6 +94,9 @@ func (s *replicaSite) config(t *testing.T) *config.Config {
 	t.Helper()
 	var extra strings.Builder
 	extra.WriteString("os = \"rhel9compute\"\n")
+	if s.persist != "" {
+		fmt.Fprintf(&extra, "replica_ssh_persist = %q\n", s.persist)
+	}
 	for i, n := range s.names {
 		srv := s.srv[n]
 		fmt.Fprintf(&extra, "\n[[image.replica]]\nname = %q\nssh = %q\nrsh = %q\npath = %q\naddress = \"10.77.0.%d\"\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
