@@ -274,33 +274,26 @@ func (s *sshShares) persistent(ctx context.Context, rep *config.Replica, words [
 	if old != nil && (old.Socket != c.sock || old.SSH != c.ssh || old.Rsh != strings.Join(words, "\x00") || old.Dest != rep.SSH) {
 		old = nil
 	}
-	var err error
-	if old != nil {
-		// Only the files the master's login read: no "ssh -G" while
-		// the master holds.
-		c.tie, err = tieOf(c.ssh, words, rep.SSH, old.Files)
-	} else {
-		c.tie, err = newTie(ctx, words, rep.SSH)
+	c.ino = inode(c.sock)
+	if c.ino != 0 && old != nil {
+		// A master is up: it is used if the files its login read (no
+		// "ssh -G" then) hash as they did.
+		if t, err := tieOf(c.ssh, words, rep.SSH, old.Files); err == nil && t.Hash == old.Hash {
+			t.Socket = c.sock
+			c.tie, c.reused = t, true
+			return c
+		}
+		c.drop("the replica's host key files changed since it logged in")
+	} else if c.ino != 0 {
+		c.drop("no record of what it logged in to")
 	}
-	if errors.Is(err, errNoTie) {
-		s.log.Warn("replicas: ssh connection not kept across runs", "replica", rep.Name, "err", err)
-		c.drop("the rsh turns off host key checking")
-		return nil
-	}
+	t, err := newTie(ctx, words, rep.SSH)
 	if err != nil {
 		s.log.Warn("replicas: ssh connection not kept across runs", "replica", rep.Name, "err", err)
-		c.drop("its host key files cannot be read")
 		return nil
 	}
-	c.tie.Socket = c.sock
-	c.ino = inode(c.sock)
-	switch {
-	case c.ino == 0:
-	case old == nil || old.Hash != c.tie.Hash:
-		c.drop("the replica's host key files changed since it logged in")
-	default:
-		c.reused = true
-	}
+	t.Socket = c.sock
+	c.tie = t
 	return c
 }
 
