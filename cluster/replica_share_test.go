@@ -78,7 +78,8 @@ func TestReplicaRunSharesOneLogin(t *testing.T) {
 // leaves them), the next sync ends the old master and logs in to the new
 // sshd instead of running its sessions through the old one. A master
 // whose connection died (the sshd stopped with its connections) is
-// replaced by a fresh login, and EndReplicaConnections ends them.
+// replaced by a fresh login, and so is one whose replica stops answering;
+// EndReplicaConnections ends them.
 func TestReplicaSSHKeptAcrossRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three sshds")
@@ -156,10 +157,33 @@ func TestReplicaSSHKeptAcrossRuns(t *testing.T) {
 	yum(t, s, 3)
 	sync("sync after the sshd was stopped and another started", 1)
 
+	// The replica stops answering on the kept connection (its sshd
+	// connection's processes stopped, as an unplugged cable looks from
+	// the primary) while the sshd still listens: the keepalives end the
+	// master, and the session, not yet open over it, logs in afresh
+	// (ssh's own fallback; goldsync's retry is for a session that failed
+	// after it opened, before the receiver answered). Without keepalives
+	// the session would wait on the dead connection (bench/README, the
+	// second pass: longer than the lab test's 5 min bound).
+	conns := s.srv["r1"].Connections()
+	if len(conns) == 0 {
+		t.Fatal("the replica's sshd has no connection up, want the kept one")
+	}
+	kill := func(sig syscall.Signal) {
+		for _, p := range conns {
+			syscall.Kill(p, sig)
+		}
+	}
+	kill(syscall.SIGSTOP)
+	t.Cleanup(func() { kill(syscall.SIGKILL) })
+	yum(t, s, 4)
+	sync("sync after the kept connection stopped answering", 1)
+	kill(syscall.SIGKILL)
+
 	n, err := cluster.EndReplicaConnections(stateDir)
 	if err != nil || n != 1 {
 		t.Errorf("EndReplicaConnections: %d, %v; want 1 ended", n, err)
 	}
-	yum(t, s, 4)
+	yum(t, s, 5)
 	sync("sync after the kept connection was ended", 1)
 }
