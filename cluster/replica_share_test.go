@@ -108,6 +108,27 @@ func TestReplicaSSHKeptAcrossRuns(t *testing.T) {
 	sync("first sync", 1)
 	yum(t, s, 1)
 	sync("second sync (over the kept connection)", 0)
+	// A session over the kept master that fails after it opened and
+	// before the receiver answers (the receiver's first start kills its
+	// sshd connection, as a replica cut off at that moment does): the
+	// run ends the master and tries the push once more with a fresh
+	// login. Without the retry the replica's update fails.
+	flag := filepath.Join(s.base, "cut-once")
+	wrapper := filepath.Join(s.base, "receiver-cut-once")
+	put(t, wrapper, "#!/bin/sh\nif [ ! -e "+flag+" ]; then\n  touch "+flag+"\n  p=$PPID\n"+
+		"  while [ \"$(cat /proc/$p/comm)\" != sshd ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done\n"+
+		"  kill -9 $p; sleep 5; exit 1\nfi\nexec "+filepath.Join(bin, "goldsync")+" \"$@\"\n")
+	if err := os.Chmod(wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.receiver = wrapper
+	yum(t, s, 10)
+	sync("sync whose session over the kept connection is cut before the receiver answers", 1)
+	if _, err := os.Stat(flag); err != nil {
+		t.Errorf("the receiver's first start did not cut the connection: %v", err)
+	}
+	s.receiver = ""
+
 	recs, _ := filepath.Glob(filepath.Join(stateDir, "ssh", "m-*.json"))
 	if len(recs) != 1 {
 		t.Fatalf("kept connections recorded in %s/ssh: %v, want one", stateDir, recs)
