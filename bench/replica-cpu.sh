@@ -16,9 +16,13 @@
 #                     every process below it, reaped or alive: a connection
 #                     the primary keeps up across runs stays alive)
 #   receiver          "goldsync receive --stdio" on the replica (rusage)
-#   ssh master        the primary's shared ssh connection to the replica
-#                     (ControlPersist, see cluster.ReplicaSSHPersist): it
-#                     outlives the run, so it is not among the ssh clients
+#   ssh master        the primary's ssh master connections to the replicas
+#                     kept across runs (PERSIST): they outlive the run, so
+#                     they are not among the ssh clients
+# PERSIST=10m sets the image's replica_ssh_persist (binaries that know it):
+# the first update logs in, the later ones run over the kept master;
+# COLD=1 ends the kept masters before each update and counts the end of
+# its connection (every update logs in, as without PERSIST, plus "ssh -G").
 # RECV_ENV="NAME=VALUE ..." sets the receivers' environment (GOGC=...).
 # PROFILE=DIR writes Go CPU profiles of the primary (fanout.*.cpu) and of
 # each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE).
@@ -70,6 +74,7 @@ CFG=$LAB_PRIMARY_DIR/goldsync-cpu-$N.toml
   printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
   printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\nfanout = %d\n' \
     "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT" "$REPLICAS"
+  if [ -n "$PERSIST" ]; then printf 'replica_ssh_persist = "%s"\n' "$PERSIST"; fi
   for i in "${!R[@]}"; do
     printf '\n[[image.replica]]\nname = "r%d"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' $((i+1)) "${R[$i]}" "${RIMG[$i]}" "$RECV"
   done
@@ -98,15 +103,33 @@ sshdcpu() {
   for p in "${SSHD_PIDS[@]}"; do s=$(echo "$s + $(treecpu "$p")" | bc -l); done
   echo "$s"
 }
-# The primary's ssh master to r1: its socket is named by a hash of the rsh
-# (remote/rsh.ShareConnection; the lab's rsh has no quoted words).
-# shellcheck disable=SC2086
-RSH_HASH=$(printf '%s\0' $LAB_RSH | head -c -1 | sha256sum | cut -c1-8)
-mastercpu() {
-  local pid
-  pid=$(pgrep -f "ssh-$RSH_HASH-.*\[mux\]" | head -1)
-  if [ -n "$pid" ]; then treecpu "$pid"; else echo 0; fi
+# The primary's kept ssh masters: their sockets are named in the records
+# in the image's state dir (cluster.EndReplicaConnections ends them).
+SSHREC=$(dirname "$IMG")/.$(basename "$IMG").goldsync/ssh
+masters() {
+  local r
+  for r in "$SSHREC"/m-*.json; do
+    [ -e "$r" ] && jq -r '.ssh + " " + .socket' "$r"
+  done
 }
+mastercpu() {
+  local s=0 b k pid
+  while read -r b k; do
+    pid=$("$b" -S "$k" -O check x 2>&1 | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
+    [ -n "$pid" ] && s=$(echo "$s + $(treecpu "$pid")" | bc -l)
+  done < <(masters)
+  echo "$s"
+}
+endmasters() {
+  local b k
+  while read -r b k; do
+    "$b" -S "$k" -O exit x 2> /dev/null || true
+  done < <(masters)
+  rm -f "$SSHREC"/m-*.json
+  sleep 0.3
+}
+[ -z "$PERSIST" ] && endmasters
+trap endmasters EXIT
 for round in $(seq "$ROUNDS"); do
   if [ -d "$J" ]; then
     "$BIN/gentree" revert -journal "$J" "$GOLD" > /dev/null && rm -rf "$J"
@@ -116,14 +139,18 @@ for round in $(seq "$ROUNDS"); do
     echo "== round $round: golden: yum-size change"
   fi
   "${PULL[@]}" > /dev/null
+  [ "$COLD" = 1 ] && endmasters
   : > "$RU"
   s0=$(sshdcpu)
   m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "${PROF[@]}" "$BIN/fanout" -config "$CFG"
-  s1=$(sshdcpu)
   m1=$(mastercpu)
-  echo "  ssh master (primary, shared): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
+  # Cold: the login's connection ends with the update (its teardown is
+  # part of what the update cost), as without a kept master.
+  [ "$COLD" = 1 ] && endmasters
+  s1=$(sshdcpu)
+  echo "  ssh master (primary, kept): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
   echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s, peak RSS $(jq -s 'map(.max_rss) | max // 0 | . / 1048576 | floor' "$RU") MiB)"

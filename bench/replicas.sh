@@ -139,11 +139,23 @@ chmod +x "$RECV"
   printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
   printf '[[image]]\nname = "bench"\nsource = "%s"\nroot = "%s"\nrsh = "%s"\nagent_path = "%s"\nfanout = %d\n' \
     "$LAB_GOLDEN:$GOLD" "$IMG" "$LAB_RSH" "$AGENT" "${FANOUT:-8}"
+  if [ -n "$PERSIST" ]; then printf 'replica_ssh_persist = "%s"\n' "$PERSIST"; fi
   for i in "${!R[@]}"; do
     printf '\n[[image.replica]]\nname = "r%d"\nssh = "%s"\npath = "%s"\nreceiver = "%s"\n' $((i+1)) "${R[$i]}" "${RIMG[$i]}" "$RECV"
   done
 } > "$CFG"
 FANOUT_CMD=("$BIN/fanout" -config "$CFG")
+# PERSIST=10m: the image's replica_ssh_persist (the first update of a
+# replica logs in, later ones run over the kept connection); the kept
+# connections are ended when the script ends.
+endmasters() {
+  local r
+  for r in "$(dirname "$IMG")/.$(basename "$IMG").goldsync/ssh"/m-*.json; do
+    [ -e "$r" ] && "$(jq -r .ssh "$r")" -S "$(jq -r .socket "$r")" -O exit x 2> /dev/null
+    rm -f "$r"
+  done
+}
+trap endmasters EXIT
 # The tree: the same config, with each replica's parent.
 CFG_TREE=$LAB_PRIMARY_DIR/goldsync-tree-$N.toml
 declare -A PARENT=([r3]=r1 [r4]=r1 [r5]=r2 [r6]=r2 [r7]=r3 [r8]=r3)

@@ -259,7 +259,7 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 	}
 	o.changes = &imaging.ChangeCache{}
 	o.cacheLoads = &imaging.CacheLoads{}
-	o.shares = &sshShares{log: o.Logger}
+	o.shares = &sshShares{log: o.Logger, persist: img.ReplicaSSHPersist, stateDir: img.StateDir}
 	defer o.shares.close()
 	reports := make([]*ReplicaReport, len(reps))
 	for i, rep := range reps {
@@ -314,12 +314,22 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	// The primary's own sessions to the replica (its push, its build)
 	// share one login; what a relay gets is the replica's rsh as
 	// configured.
+	// With ReplicaSSHPersist the master outlives the run, for a push
+	// alone too: a session over a master kept from an earlier run that
+	// fails before the receiver answers is tried once more with a fresh
+	// login.
 	own := *rep
-	if via == nil && job != nil {
-		own.Rsh = o.shares.rsh(rep.Rsh)
+	var conn *shareConn
+	if via == nil && (job != nil || o.shares.keep()) {
+		own.Rsh, conn = o.shares.conn(ctx, rep)
 	}
 	if via == nil {
 		err = pushReplica(ctx, img, &own, o, full, r)
+		if err != nil && conn.retry(err) {
+			o.Logger.Info("replica: the session over the kept ssh connection failed before the receiver answered; logging in afresh", "image", img.Name, "replica", rep.Name, "err", err)
+			err = pushReplica(ctx, img, &own, o, full, r)
+		}
+		conn.opened()
 	} else {
 		err = relayReplica(ctx, img, via, rep, o, full, prev, r)
 	}
@@ -494,7 +504,11 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 	if code := p.ExitCode(); code != 0 {
 		msg := wire.InertLines(stderr)
 		if code == 255 {
-			return res, fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+			err := fmt.Errorf("%w: %s", remote.ErrSSH, msg)
+			if errors.Is(serr, wire.ErrRemoteExited) {
+				return res, sessionError{err}
+			}
+			return res, err
 		}
 		if msg == "" {
 			msg = "it printed nothing on stderr (check the replica's rsh and receiver command, and that goldsync runs there)"
@@ -509,6 +523,16 @@ func push(ctx context.Context, t PushTarget, root string, opts imaging.DirSource
 	}
 	return res, nil
 }
+
+// errNoSession is what a push's error is (errors.Is) when ssh failed
+// before the receiver said anything: nothing was sent or applied.
+var errNoSession = errors.New("the remote shell failed before the receiver answered")
+
+// sessionError is an ssh failure before the receiver answered.
+type sessionError struct{ error }
+
+func (e sessionError) Unwrap() error        { return e.error }
+func (e sessionError) Is(target error) bool { return target == errNoSession }
 
 // pushSoftware is the handshake name of a replica push's sending side:
 // the image server's, with the release and commit stamp. The receiver only

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ type replicaSite struct {
 	from map[string]string
 	// patterns are a replica's node patterns.
 	patterns map[string][]string
+	// persist is the image's replica_ssh_persist.
+	persist string
+	// receiver, when set, is every replica's receiver command instead of
+	// the test's goldsync.
+	receiver string
 }
 
 func newReplicaSite(t *testing.T, names ...string) *replicaSite {
@@ -92,11 +98,14 @@ func (s *replicaSite) config(t *testing.T) *config.Config {
 	t.Helper()
 	var extra strings.Builder
 	extra.WriteString("os = \"rhel9compute\"\n")
+	if s.persist != "" {
+		fmt.Fprintf(&extra, "replica_ssh_persist = %q\n", s.persist)
+	}
 	for i, n := range s.names {
 		srv := s.srv[n]
 		fmt.Fprintf(&extra, "\n[[image.replica]]\nname = %q\nssh = %q\nrsh = %q\npath = %q\naddress = \"10.77.0.%d\"\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
 			n, srv.UserHost(), strings.Join(srv.SSHArgs(), " "), s.replicaDir(n, "root"), 11+i,
-			s.replicaDir(n, "snapshot"), s.replicaDir(n, "tftpboot"), filepath.Join(bin, "goldsync"))
+			s.replicaDir(n, "snapshot"), s.replicaDir(n, "tftpboot"), cmp.Or(s.receiver, filepath.Join(bin, "goldsync")))
 		if f := s.from[n]; f != "" {
 			fmt.Fprintf(&extra, "from = %q\n", f)
 		}

@@ -156,6 +156,14 @@ type Image struct {
 	// feeding others: Replica.From) updates at once; zero means twice the
 	// primary's cores.
 	Fanout int
+	// ReplicaSSHPersist keeps the primary's ssh connection to each replica
+	// up across runs for this long after its last session (OpenSSH
+	// ControlPersist), so the next sync's push skips the login; zero (the
+	// default) ends it with the run (replica_ssh_persist). The master's
+	// socket is in the image's state dir, and a run trusts it only while
+	// the host keys ssh checked when it logged in are unchanged (see
+	// cluster.Replicate).
+	ReplicaSSHPersist time.Duration
 	// Line is where the entry starts in the file.
 	Line int
 }
@@ -316,6 +324,7 @@ type rawImage struct {
 	OS              string   `toml:"os"`
 	Kernel          string   `toml:"kernel"`
 	Fanout          int      `toml:"fanout"`
+	SSHPersist      string   `toml:"replica_ssh_persist"`
 
 	Replica []rawReplica `toml:"replica"`
 }
@@ -814,6 +823,15 @@ func (v *checker) image(at string, ri rawImage) Image {
 		v.add(at+".fanout", "image %s: fanout %d: want 1 to %d replicas at once, or leave it out (twice the cores)", ri.Name, ri.Fanout, maxFanout)
 	}
 	img.Fanout = ri.Fanout
+	switch p := ri.SSHPersist; p {
+	case "", "off", "0":
+	default:
+		d, err := time.ParseDuration(p)
+		if err != nil || d < 0 {
+			v.add(at+".replica_ssh_persist", "image %s: replica_ssh_persist %q: want a duration like \"10m\", or \"off\"", ri.Name, p)
+		}
+		img.ReplicaSSHPersist = d
+	}
 	v.replicas(at, &img, ri.Replica)
 	if len(ri.Replica) > 0 && img.KeepGenerations < 0 {
 		v.add(at+".keep_generations", "image %s: keep_generations = -1 records no generations, and replicas are fed by them: keep at least the newest (0 or more)", ri.Name)

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -20,6 +21,7 @@ os = "rhelc"
 
 func TestParseReplicas(t *testing.T) {
 	doc := replicaBase + `fanout = 4
+replica_ssh_persist = "10m"
 
 [[image.replica]]
 name = "r1"
@@ -49,18 +51,27 @@ from = "r1"
 	img := c.Images[0]
 	want := []Replica{
 		{Name: "r1", SSH: "root@10.77.0.11", Rsh: "ssh -o BatchMode=yes", Path: "/srv/images/rhel",
-			Address: "10.77.0.11", Receiver: "goldsync", Line: 12},
+			Address: "10.77.0.11", Receiver: "goldsync", Line: 13},
 		{Name: "r2", SSH: "img2.example.org", Rsh: "ssh -p 2222", Path: "/data/rhel", StateDir: "/var/lib/goldsync/rhel",
 			Address: "10.77.0.12", SnapshotDir: "/data/snapshot", TFTPBoot: "/srv/tftp", Receiver: "/usr/local/bin/goldsync",
-			Nodes: []string{"rack2-*"}, Line: 16},
+			Nodes: []string{"rack2-*"}, Line: 17},
 		{Name: "r3", SSH: "10.77.0.13", Rsh: "ssh -o BatchMode=yes", Path: "/srv/images/rhel",
-			Address: "10.77.0.13", Receiver: "goldsync", From: "r1", Line: 28},
+			Address: "10.77.0.13", Receiver: "goldsync", From: "r1", Line: 29},
 	}
 	if diff := cmp.Diff(want, img.Replicas); diff != "" {
 		t.Errorf("replicas (-want +got):\n%s", diff)
 	}
 	if img.Fanout != 4 {
 		t.Errorf("fanout %d, want 4", img.Fanout)
+	}
+	if img.ReplicaSSHPersist != 10*time.Minute {
+		t.Errorf("replica_ssh_persist %v, want 10m", img.ReplicaSSHPersist)
+	}
+	for _, off := range []string{"", `replica_ssh_persist = "off"` + "\n", `replica_ssh_persist = "0"` + "\n"} {
+		c, err := Parse("g.toml", []byte(replicaBase+off))
+		if err != nil || c.Images[0].ReplicaSSHPersist != 0 {
+			t.Errorf("%q: replica_ssh_persist %v, %v; want 0 (the run's own connection)", off, c.Images[0].ReplicaSSHPersist, err)
+		}
 	}
 	if r, ok := img.Replica("r2"); !ok || r.Address != "10.77.0.12" {
 		t.Errorf("Replica(r2) = %+v, %v", r, ok)
@@ -112,6 +123,10 @@ func TestParseReplicaErrors(t *testing.T) {
 			want: []string{`g.toml:14: image rhel replica r1: receiver " "`}},
 		{name: "bad fanout", doc: replicaBase + "fanout = -1\n",
 			want: []string{"g.toml:10: image rhel: fanout -1"}},
+		{name: "bad replica_ssh_persist", doc: replicaBase + "replica_ssh_persist = \"-1m\"\n",
+			want: []string{`g.toml:10: image rhel: replica_ssh_persist "-1m": want a duration like "10m", or "off"`}},
+		{name: "replica_ssh_persist not a duration", doc: replicaBase + "replica_ssh_persist = \"forever\"\n",
+			want: []string{`g.toml:10: image rhel: replica_ssh_persist "forever"`}},
 		{name: "replicas without generations", doc: strings.Replace(rep(`name = "r1"`, `ssh = "r1"`), "os = \"rhelc\"\n", "os = \"rhelc\"\nkeep_generations = -1\n", 1),
 			want: []string{"g.toml:10: image rhel: keep_generations = -1 records no generations, and replicas are fed by them"}},
 		{name: "from an unknown replica", doc: rep(`name = "r1"`, `ssh = "r1"`, `from = "r9"`),

@@ -473,6 +473,7 @@ func afterSync(sp StatePaths, opts *Options, res *Result, start time.Time, ok bo
 		log.Warn("generation not recorded", "err", err)
 		return 0
 	}
+	res.run.recorded = true
 	if _, _, err := PruneGenerations(sp.Dir, *opts.Generations, time.Now()); err != nil {
 		log.Warn("generations: prune", "err", err)
 	}
@@ -558,6 +559,11 @@ func harvest(sp StatePaths, plan *Plan, latest *Generation, start time.Time, run
 	// The retention dir's names: as the run's retainer knows them (it
 	// listed the dir when it purged it), else listed now.
 	names := run.retained
+	if run.retainedAfter != "" && (latest == nil || latest.Retained != run.retainedAfter) {
+		// The run knows only its own names, and the newest generation's
+		// harvest is not the one that looked at the others.
+		run.retainedOK = false
+	}
 	if !run.retainedOK {
 		ents, err := os.ReadDir(sp.Retention)
 		if errors.Is(err, os.ErrNotExist) {

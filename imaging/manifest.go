@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
@@ -134,6 +135,7 @@ func (m *Manifest) Save(path string) error {
 	}
 	// The new base has a new generation: the old log no longer applies
 	// (and would be ignored); remove it to reclaim the space.
+	checkedLogs.Delete(LogPath(path))
 	if err := os.Remove(LogPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("save manifest: %w", err)
 	}
@@ -149,6 +151,7 @@ func saveManifestSeq(path string, seq iter.Seq[*tree.Entry]) error {
 	if err := saveBaseSeq(path, seq); err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}
+	checkedLogs.Delete(LogPath(path))
 	if err := os.Remove(LogPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("save manifest: %w", err)
 	}
@@ -860,7 +863,7 @@ func readLog(path string, gen uint64) ([]logRecord, int64) {
 // (a directory of a package, or a change made and undone again and again)
 // costs the newest record that covers it, not every record since the fold.
 func readLogWithin(path string, gen uint64, want *scopeIndex) ([]logRecord, int64) {
-	data, err := os.ReadFile(path)
+	data, id, err := readLogFile(path)
 	if err != nil {
 		return nil, 0
 	}
@@ -876,6 +879,7 @@ func readLogWithin(path string, gen uint64, want *scopeIndex) ([]logRecord, int6
 		}
 		off += n
 	}
+	checkedLogs.Store(path, checkedLog{id: id, valid: int64(off)})
 	var needed []bool
 	if want != nil {
 		needed = want.newestCovering(heads)
@@ -919,8 +923,17 @@ func readLogForward(heads []*recordHead, want *scopeIndex) []logRecord {
 // logValid returns the length of the valid prefix of the log at path (its
 // records whose length and checksum hold), reading no entry: what an
 // append needs to know.
+//
+// A log this process read (a run's scoped load, before its update) is not
+// checked again while the file is as it was read (checkedLogs).
 func logValid(path string) int64 {
-	data, err := os.ReadFile(path)
+	var st unix.Stat_t
+	if unix.Stat(path, &st) == nil {
+		if c, ok := checkedLogs.Load(path); ok && c.(checkedLog).id == identOf(&st) {
+			return c.(checkedLog).valid
+		}
+	}
+	data, id, err := readLogFile(path)
 	if err != nil {
 		return 0
 	}
@@ -928,10 +941,58 @@ func logValid(path string) int64 {
 	for {
 		_, n, err := parseLogRecord(data[off:])
 		if err != nil || n == 0 {
+			checkedLogs.Store(path, checkedLog{id: id, valid: int64(off)})
 			return int64(off)
 		}
 		off += n
 	}
+}
+
+// logReads counts the reads of a manifest log that check every record's
+// length and checksum (O(log bytes)): a test reads it.
+var logReads atomic.Int64
+
+// checkedLog is what a read of a manifest log found: the file as it was
+// read, and the length of its valid prefix.
+type checkedLog struct {
+	id    fileIdent
+	valid int64
+}
+
+// checkedLogs remembers, per log path, the last read of it by this
+// process; UpdateManifest forgets a log it writes. The writers of a state
+// dir hold its lock, and a log only grows by appends (a fold removes it),
+// so a log whose identity, size and times are as read holds what was
+// read.
+var checkedLogs sync.Map
+
+// fileIdent identifies a file's content as far as its inode tells.
+type fileIdent struct {
+	dev, ino           uint64
+	size, mtime, ctime int64
+}
+
+func identOf(st *unix.Stat_t) fileIdent {
+	return fileIdent{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+}
+
+// readLogFile reads a log and identifies the file read.
+func readLogFile(path string) ([]byte, fileIdent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileIdent{}, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fileIdent{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, st.Size))
+	if err != nil {
+		return nil, fileIdent{}, err
+	}
+	logReads.Add(1)
+	return data, identOf(&st), nil
 }
 
 // scopeIndex answers whether a log record's scopes share a path with a
@@ -1191,6 +1252,7 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	}
 	lp := LogPath(path)
 	valid := logValid(lp)
+	defer checkedLogs.Delete(lp)
 	rec, err := encodeLogRecord(gen, scopes, entries)
 	if err != nil {
 		return fail(err)

@@ -1,8 +1,10 @@
 package imaging
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -121,4 +123,96 @@ func scopedLogDecoded(t *testing.T, updates int) int64 {
 		}
 	}
 	return decoded
+}
+
+// TestScopedRunChecksLogOnce: a scoped run reads its manifest log's
+// records (length and checksum of each: O(log bytes)) once, for its
+// scoped load; the append that records the run knows the log's valid
+// length from that read while the file is as read. Before, the append
+// read and checked the whole log again (2 reads a run). A log changed
+// since the read (a torn tail here) is read again, and the append
+// after it lands at the valid length.
+func TestScopedRunChecksLogOnce(t *testing.T) {
+	defer func(s int64) { logSlack = s }(logSlack)
+	logSlack = 1 << 40 // no fold: every update appends
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "golden"), filepath.Join(base, "image")
+	for d := range 5 {
+		if err := os.MkdirAll(filepath.Join(src, fmt.Sprintf("d%d", d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 20 {
+			writeFile(t, filepath.Join(src, fmt.Sprintf("d%d/f%02d", d, f)), fmt.Sprintf("file %d %d\n", d, f))
+		}
+	}
+	opts := Options{StateDir: filepath.Join(base, "state"), Generations: &GenerationPolicy{Keep: 3, Source: "test"}}
+	sync := func(scopes []tree.Scope) int64 {
+		t.Helper()
+		s, err := OpenDirSource(src, DirSourceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		o := opts
+		o.Scopes = scopes
+		before := logReads.Load()
+		if _, err := Sync(context.Background(), s, dst, o); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		return logReads.Load() - before
+	}
+	sync(nil)
+	sp := State(opts.StateDir)
+	for round := range 4 {
+		p := fmt.Sprintf("d%d/f%02d", round, round)
+		writeFile(t, filepath.Join(src, p), fmt.Sprintf("new %d\n", round))
+		n := sync([]tree.Scope{{Path: p}})
+		if round > 0 && n != 1 {
+			t.Errorf("round %d: the run read its manifest log %d times, want 1", round, n)
+		}
+		m, err := LoadManifestScoped(sp.Manifest, []tree.Scope{{Path: p}})
+		if err != nil || len(m.Entries) != 1 || m.Entries[0].Size != int64(len(fmt.Sprintf("new %d\n", round))) {
+			t.Fatalf("round %d: the manifest does not record the change of %s: %v %v", round, p, m, err)
+		}
+	}
+
+	// A torn tail after the read: the log is read again, and the next
+	// append cuts it.
+	lp := LogPath(sp.Manifest)
+	if _, err := LoadManifestScoped(sp.Manifest, []tree.Scope{{Path: "d0"}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(lp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(lp, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("torn"))
+	f.Close()
+	before := logReads.Load()
+	if got := logValid(lp); got != st.Size() {
+		t.Errorf("valid length after a torn tail: %d, want %d", got, st.Size())
+	}
+	if logReads.Load()-before != 1 {
+		t.Errorf("a log changed since it was read was not read again")
+	}
+	p := "d4/f04"
+	writeFile(t, filepath.Join(src, p), "after the torn tail\n")
+	sync([]tree.Scope{{Path: p}})
+	m, err := LoadManifest(sp.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range m.Entries {
+		if e.Path == p {
+			found = e.Size == int64(len("after the torn tail\n"))
+		}
+	}
+	if !found {
+		t.Errorf("the update after the torn tail is not recorded")
+	}
 }

@@ -3,9 +3,12 @@ package imaging
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +52,42 @@ type retainer struct {
 	// a dir that holds every replaced file of the grace period.
 	listed   []string
 	listedOK bool
+	// note is where the run leaves what the next one needs to skip the
+	// listing (retentionNote); grace is the run's grace period, oldest
+	// the time of the oldest name the dir holds (math.MinInt64: a name
+	// that is due or has no time; math.MaxInt64: none), skipped that the
+	// run did not list the dir, since nothing in it was due, and seenIn
+	// the incoming note's Seen then.
+	note    string
+	grace   time.Duration
+	oldest  int64
+	skipped bool
+	seenIn  string
 }
+
+// retentionNote is what a run leaves beside its retention dir (the file
+// retention.note in the state dir) so that the next run lists the dir
+// (which holds every file replaced in the grace period, 24 h by default:
+// thousands of names on a replica updated every few minutes) only when
+// a retained link is due. A run removes the note before it makes any
+// link and writes it when it is done, so a run that was killed or failed
+// in between leaves none, and the next one lists the dir. A note that
+// does not parse, or names another grace period, is no note.
+type retentionNote struct {
+	// Grace is the grace period the note was written with (ns).
+	Grace int64 `json:"grace_ns"`
+	// Oldest is the Unix time of the oldest name in the dir: nothing is
+	// due while now - grace <= Oldest.
+	Oldest int64 `json:"oldest"`
+	// Seen is the stamp of the run that recorded the generation whose
+	// harvest looked at every name the dir holds ("" when unknown): while
+	// the newest generation is still that one, the next harvest needs
+	// only its own run's names.
+	Seen string `json:"seen,omitempty"`
+}
+
+// maxNote bounds the note read: it is a few dozen bytes.
+const maxNote = 4 << 10
 
 func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer, error) {
 	// The stamp starts with the Unix time (purge reads it) and names the
@@ -82,24 +120,110 @@ func openRetainer(dir string, grace time.Duration, log *slog.Logger) (*retainer,
 		root.Close()
 		return nil, fmt.Errorf("retention dir: %w: %s is not owned by uid %d", ErrUnsafeStateDir, dir, os.Geteuid())
 	}
+	r.dir, r.grace, r.note = root, grace, dir+".note"
+	n, ok := readRetentionNote(r.note)
+	if err := os.Remove(r.note); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// A note that stays would outlive what this run adds: list.
+		ok = false
+		r.note = ""
+	}
+	if ok && n.Grace == int64(grace) && time.Now().Add(-grace).Unix() <= n.Oldest {
+		r.skipped, r.oldest, r.seenIn = true, n.Oldest, n.Seen
+		return r, nil
+	}
 	r.listed, r.listedOK = purge(root, grace, log)
-	r.dir = root
+	r.oldest = math.MaxInt64
+	if !r.listedOK {
+		r.oldest = math.MinInt64
+	}
+	for _, name := range r.listed {
+		r.oldest = min(r.oldest, nameTime(name))
+	}
 	return r, nil
+}
+
+// nameTime is the Unix time a retained link's name starts with
+// (math.MinInt64 when it has none).
+func nameTime(name string) int64 {
+	ts, _, ok := strings.Cut(name, ".")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil {
+		return math.MinInt64
+	}
+	return t
+}
+
+// readRetentionNote reads a run's note; ok false when there is none or it
+// does not parse.
+func readRetentionNote(path string) (retentionNote, bool) {
+	var n retentionNote
+	f, err := os.Open(path)
+	if err != nil {
+		return n, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxNote+1))
+	if err != nil || len(data) > maxNote || json.Unmarshal(data, &n) != nil {
+		return n, false
+	}
+	return n, true
+}
+
+// leaveNote writes the run's note for the next one (see retentionNote):
+// recorded says the run recorded a generation, whose harvest looked at
+// every name the dir holds. No fsync: a note lost with a crash only
+// costs the next run a listing.
+func (r *retainer) leaveNote(recorded bool) {
+	if r == nil || r.note == "" || r.oldest == math.MinInt64 {
+		return
+	}
+	n := retentionNote{Grace: int64(r.grace), Oldest: r.oldest}
+	if r.seq.Load() > 0 {
+		t, _ := strconv.ParseInt(r.stamp[:strings.IndexByte(r.stamp, '.')], 10, 64)
+		n.Oldest = min(n.Oldest, t)
+	}
+	switch {
+	case recorded:
+		n.Seen = r.stamp
+	case r.skipped && r.seq.Load() == 0:
+		n.Seen = r.seenIn // the dir is as the incoming note said
+	}
+	data, err := json.Marshal(n)
+	if err != nil {
+		return
+	}
+	tmp := r.note + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		r.log.Debug("retention note not written", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, r.note); err != nil {
+		os.Remove(tmp)
+		r.log.Debug("retention note not written", "err", err)
+	}
 }
 
 // names returns the names the retention dir holds now, as far as this run
 // knows them (ok false: it does not): those it listed when it opened the
 // dir, and those it may have made since (some of which may not exist).
 // The run holds the state dir's lock: nobody else adds any.
-func (r *retainer) names() ([]string, bool) {
-	if r == nil || r.dir == nil || !r.listedOK {
-		return nil, false
+//
+// When the run did not list the dir (nothing in it was due), it knows
+// only its own names: they are what the dir holds beyond what the
+// harvest of the generation recorded by the run stamped after looked at
+// (see retentionNote.Seen); ok is false when that is unknown.
+func (r *retainer) names() (names []string, ok bool, after string) {
+	if r == nil || r.dir == nil || !r.listedOK && (!r.skipped || r.seenIn == "") {
+		return nil, false, ""
 	}
 	out := slices.Clip(r.listed)
 	for i := int64(1); i <= r.seq.Load(); i++ {
 		out = append(out, r.stamp+"."+strconv.FormatInt(i, 10))
 	}
-	return out, true
+	if r.skipped {
+		return out, true, r.seenIn
+	}
+	return out, true, ""
 }
 
 // purge removes retained links older than grace, through the retention

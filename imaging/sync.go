@@ -137,6 +137,12 @@ type runNotes struct {
 	// when retainedOK.
 	retained   []string
 	retainedOK bool
+	// retainedAfter, when set, says retained holds only the run's own
+	// names: the others were looked at by the harvest of the generation
+	// whose Retained stamp this is (valid while it is the newest).
+	retainedAfter string
+	// recorded is set when the run recorded a generation.
+	recorded bool
 	// delta is the change of a scoped run to the manifest, nil when
 	// unknown (see recordGeneration).
 	delta *runDelta
@@ -929,7 +935,10 @@ func (r *syncRun) record(runErr error) (*Result, error) {
 	res, a, sp, log := r.res, r.a, r.sp, r.log
 	if a.ret != nil {
 		res.run.stamp = a.ret.stamp
-		res.run.retained, res.run.retainedOK = a.ret.names()
+		res.run.retained, res.run.retainedOK, res.run.retainedAfter = a.ret.names()
+		if !r.opts.DryRun {
+			defer func() { a.ret.leaveNote(res.run.recorded) }()
+		}
 	}
 	unchanged := runErr == nil && r.planned.Len() == 0 && len(r.temps) == 0 && r.reread == 0 &&
 		r.prevLen == r.dstN && isFull(r.scope) && !res.DeletesSkipped

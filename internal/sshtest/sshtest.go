@@ -462,6 +462,52 @@ func (s *Server) stop() {
 	}
 }
 
+// Connections returns the process ids of the connections the listening
+// sshd accepted and that are still up (its children), and of every
+// process below them (privilege separation, sessions).
+func (s *Server) Connections() []int {
+	if s.proc == nil {
+		return nil
+	}
+	if done, _ := s.exited(); done {
+		return nil
+	}
+	var all []int
+	for next := childPIDs(s.proc.cmd.Process.Pid); len(next) > 0; {
+		all = append(all, next...)
+		var below []int
+		for _, p := range next {
+			below = append(below, childPIDs(p)...)
+		}
+		next = below
+	}
+	return all
+}
+
+// StopListener ends only the listening sshd, as a restart of sshd does:
+// the connections it accepted (each in a session of its own) stay up, and
+// another sshd can listen on the port. It returns their process ids; the
+// caller ends them (the server's stop function no longer does, since the
+// listener is gone).
+func (s *Server) StopListener() []int {
+	if s.proc == nil {
+		return nil
+	}
+	if done, _ := s.exited(); done {
+		return nil
+	}
+	pid := s.proc.cmd.Process.Pid
+	children := childPIDs(pid)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-s.proc.done:
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-s.proc.done
+	}
+	return children
+}
+
 // knownHostsName is how known_hosts names addr:port: the bare address for
 // port 22, "[addr]:port" otherwise, as ssh looks it up.
 func knownHostsName(addr string, port int) string {

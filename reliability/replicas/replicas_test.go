@@ -18,6 +18,7 @@ import (
 
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/config"
+	"github.com/goldsync/goldsync/imaging"
 	"github.com/goldsync/goldsync/internal/netlab"
 	"github.com/goldsync/goldsync/internal/testbin"
 	"github.com/goldsync/goldsync/internal/treetest"
@@ -51,6 +52,9 @@ type site struct {
 	tftp   string // the primary's TFTP root
 	nodes  string // the nodes file
 	config string // the config file
+	// persist is the image's replica_ssh_persist ("": the run's own
+	// ssh connections).
+	persist string
 }
 
 // newSite builds the lab and the golden tree: every kind of entry and
@@ -116,6 +120,9 @@ func (s *site) writeConfig(t *testing.T, from map[string]string) {
 	fmt.Fprintf(&cfg, "[cluster]\ntftpboot = %q\nnodes = %q\nnfs_server = %q\n\n", s.tftp, s.nodes, netlab.PrimaryAddr)
 	fmt.Fprintf(&cfg, "[[image]]\nname = \"rhel9\"\nsource = %q\nroot = %q\nrsh = %q\nagent_path = %q\nos = \"rhel9compute\"\n",
 		l.Golden.Target(s.golden), s.root, l.Rsh(), agent)
+	if s.persist != "" {
+		fmt.Fprintf(&cfg, "replica_ssh_persist = %q\n", s.persist)
+	}
 	for _, r := range l.Replicas {
 		fmt.Fprintf(&cfg, "\n[[image.replica]]\nname = %q\nssh = %q\npath = %q\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
 			r.Name, r.UserHost(), replicaRoot(r), filepath.Join(r.Root, "images/rhel9/snapshot"), filepath.Join(r.Root, "tftpboot"),
@@ -320,6 +327,11 @@ func pxelinux(t *testing.T, tftp string, ip netip.Addr) string {
 // the one before it.
 func TestReplicasInTheLab(t *testing.T) {
 	s := newSite(t)
+	// The primary's ssh connections to the replicas are kept across runs:
+	// the unplugged replica is cut off under a live master.
+	s.persist = "10m"
+	s.writeConfig(t, nil)
+	t.Cleanup(func() { cluster.EndReplicaConnections(imaging.DefaultStateDir(s.root)) })
 	reps := s.lab.Replicas
 	steps := []struct {
 		name string
@@ -571,6 +583,8 @@ func (s *site) unreachable(t *testing.T, victim *netlab.Host) {
 	}
 	if rr := replica(t, ir, victim.Name); rr.Result != cluster.ResultFailed || !strings.Contains(rr.Error, victim.Name) {
 		t.Errorf("replica %s, unplugged: %+v, want failed", victim.Name, rr)
+	} else {
+		t.Logf("replica %s, unplugged: failed after %.1fs: %s", victim.Name, rr.Seconds, rr.Error)
 	}
 	var others []*netlab.Host
 	for _, h := range s.lab.Replicas {

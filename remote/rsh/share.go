@@ -57,7 +57,7 @@ func ShareConnection(rsh, dir string, persist time.Duration) (string, error) {
 		// Too long for a socket, or not expressible in an ssh option.
 		dir = filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()))
 	}
-	if err := privateDir(dir); err != nil {
+	if err := PrivateDir(dir); err != nil {
 		return "", fmt.Errorf("ssh connection sharing: %w", err)
 	}
 	opts := []string{
@@ -91,10 +91,10 @@ func joinRsh(words []string) (string, error) {
 	return strings.Join(out, " "), nil
 }
 
-// privateDir makes dir (0700) or checks that the one there is a directory
-// of ours that nobody else can write: the socket gives whoever can reach it
-// the logged-in session.
-func privateDir(dir string) error {
+// PrivateDir makes dir (0700) or checks that the one there is a directory
+// of ours that nobody else can write: a master's socket gives whoever can
+// reach it the logged-in session.
+func PrivateDir(dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
