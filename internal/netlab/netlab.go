@@ -232,9 +232,10 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	l = &Lab{Dir: dir, clientKey: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
+	lab := l // a failing return sets l to nil before this runs
 	defer func() {
 		if err != nil {
-			l.Close()
+			lab.Close()
 		}
 	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
