@@ -40,6 +40,13 @@ type DirSourceOptions struct {
 	// CacheLoads, when set with ReadOnlyCache, shares the scoped scans'
 	// loads of the cache between the sources of one run (see CacheLoads).
 	CacheLoads *CacheLoads
+	// LendEntries says that the fn given to Scan keeps no *tree.Entry it
+	// is given past its return (it may keep copies, and the strings and
+	// xattrs in them): a full scan then lists into the entries fn is done
+	// with instead of a new one each. The agent's server, which encodes
+	// each entry as it gets it, sets it: the walk's entries were a quarter
+	// of the golden node's allocations in a no-change pull (issue #14).
+	LendEntries bool
 	// Logger receives debug messages; nil is silent.
 	Logger *slog.Logger
 }
@@ -295,6 +302,8 @@ func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.
 		wo.Previous = prev.lookup
 		wo.previousDir = prev.cursor
 	}
+	// (The recorder below keeps copies.)
+	wo.lend = s.opts.LendEntries
 	var rec *recorder
 	if s.opts.CacheFile != "" && !s.opts.ReadOnlyCache {
 		// (A read-only cache is an image's manifest: nothing is written
