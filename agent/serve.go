@@ -92,7 +92,8 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 		} else if opts.Logger != nil {
 			opts.Logger.Warn("no state dir: hash cache off", "err", err)
 		}
-		dso := imaging.DirSourceOptions{CacheFile: cache, Workers: opts.Workers, Logger: opts.Logger}
+		// proto.Serve encodes each scanned entry before it takes the next.
+		dso := imaging.DirSourceOptions{CacheFile: cache, Workers: opts.Workers, LendEntries: true, Logger: opts.Logger}
 		if j, err := openJournal(stateDir, root, false); err == nil && j != nil {
 			journal = j
 			dso.Changes = journalChanges{j}

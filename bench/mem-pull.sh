@@ -14,7 +14,8 @@
 # for goldsync is kept beside it in case the poll missed the process. With
 # PROFILE=1 GOLDSYNC_PROFILE writes CPU and heap profiles (.peak: the live heap
 # at its largest) of both processes to $M/V/prof/TAG.*. The last line printed
-# sums it up:
+# sums it up (with GCTRACE=1 the agent runs with GODEBUG=gctrace=1, its
+# stderr in $M/V/TAG.agent.gctrace, and agent_gcs counts its collections):
 #
 #	TAG server_hwm_kib=N server_time_maxrss_kib=N agent_maxrss_kib=N agent_cpu_s=N server_cpu_s=N
 set -eu
@@ -26,11 +27,18 @@ case $cmd in
 build)
 	mkdir -p "$D"
 	top=$(cd "$(dirname "$0")/.." && pwd)
-	# as make build builds them (the agent without cgo)
+	# as make build builds them (the agent without cgo); the wrapper of an
+	# earlier build is in the agent's way
+	rm -f "$D/goldsync-agent"
 	(cd "$top" && make -s build BIN="$D" && mv "$D/goldsync-agent" "$D/goldsync-agent.real")
 	(cd "$top/bench" && go build -o "$D/" ./cmd/rusage)
 	cat >"$D/goldsync-agent" <<EOF
 #!/bin/sh
+if [ -n "\${GSMEM_GCTRACE:-}" ]; then
+	GODEBUG=gctrace=1
+	export GODEBUG
+	exec 2>>"\$GSMEM_GCTRACE"
+fi
 exec $D/rusage -o \${GSMEM_OUT:-$D/agent.jsonl} -tag agent -- $D/goldsync-agent.real --state-dir $D/agent-state "\$@"
 EOF
 	chmod +x "$D/goldsync-agent"
@@ -47,6 +55,11 @@ pull)
 	fi
 	GSMEM_OUT=$OUT.agent.jsonl
 	export GSMEM_OUT
+	rm -f "$OUT.agent.gctrace"
+	if [ "${GCTRACE:-0}" = 1 ]; then
+		GSMEM_GCTRACE=$OUT.agent.gctrace
+		export GSMEM_GCTRACE
+	fi
 	/usr/bin/time -f '%e s wall %U user %S sys %M maxrss_kib' -o "$OUT.time" \
 		"$D/goldsync" pull --no-progress "$SRC" "$DST" >"$OUT.log" 2>&1 &
 	TPID=$!
@@ -71,7 +84,9 @@ pull)
 	acpu=$(sed -n 's/.*"user_ns":\([0-9]*\),"sys_ns":\([0-9]*\).*/\1 \2/p' "$OUT.agent.jsonl" | awk '{s+=$1+$2} END {printf "%.2f", s/1e9}')
 	tm=$(awk '{print $8}' "$OUT.time")
 	scpu=$(awk -v a="$acpu" '{printf "%.2f", $4+$6-a}' "$OUT.time")
-	echo "$TAG rc=$rc server_hwm_kib=$hwm server_time_maxrss_kib=$tm agent_maxrss_kib=$am agent_cpu_s=$acpu server_cpu_s=$scpu load=$(cut -d' ' -f1-3 /proc/loadavg)"
+	gcs=
+	[ -f "$OUT.agent.gctrace" ] && gcs=" agent_gcs=$(grep -c '^gc ' "$OUT.agent.gctrace" || true)"
+	echo "$TAG rc=$rc server_hwm_kib=$hwm server_time_maxrss_kib=$tm agent_maxrss_kib=$am agent_cpu_s=$acpu server_cpu_s=$scpu$gcs load=$(cut -d' ' -f1-3 /proc/loadavg)"
 	;;
 *)
 	echo "usage: $0 build V | pull V SRC DST TAG" >&2

@@ -160,13 +160,26 @@ func (r *manifestReader) locate(p string) (*packedBlock, int, bool) {
 }
 
 // cursor returns a lookup for the children of one directory, asked in
-// Compare order from one goroutine (WalkOptions.previousDir): it keeps
-// its place in the block it last used, as blockCursor does. The entry it
-// returns is the cursor's own, valid until its next lookup.
+// Compare order from one goroutine (WalkOptions.previousDir): see
+// packedCursor. The entry it returns is the cursor's own, valid until its
+// next lookup.
 func (r *manifestReader) cursor() func(string) *tree.Entry {
 	if r.bi == nil {
 		return r.lookup
 	}
+	return packedCursor(r.locate, r.logSet, r.logged)
+}
+
+// packedCursor answers lookups asked in increasing Compare order from the
+// decoded block it last used (locate finds a path's block and place;
+// the log's entries, where logSet covers, answer instead): a directory's
+// files are consecutive in a manifest, so most lookups are one comparison
+// of the next entry's path, without the index search, the lock and the
+// binary search of a full lookup (a no-change walk asks about every
+// path). What it returns is always the entry with exactly that path; a
+// lookup out of order only costs a full one (or, at worst, a miss: a
+// re-read). The entry is the cursor's own, valid until its next lookup.
+func packedCursor(locate func(string) (*packedBlock, int, bool), logSet *tree.ScopeSet, logged []*tree.Entry) func(string) *tree.Entry {
 	var (
 		pb  *packedBlock // the block last used; nil: none
 		j   int          // its last entry before or at the last path asked
@@ -178,8 +191,8 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 		return &out
 	}
 	return func(p string) *tree.Entry {
-		if r.logSet != nil && r.logSet.Covers(p) {
-			return findEntry(r.logged, p)
+		if logSet != nil && logSet.Covers(p) {
+			return findEntry(logged, p)
 		}
 		if pb != nil && j+1 < pb.len() {
 			k := j + 1
@@ -197,7 +210,7 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 				return nil
 			}
 		}
-		b, i, ok := r.locate(p)
+		b, i, ok := locate(p)
 		if pb = b; pb == nil {
 			return nil
 		}

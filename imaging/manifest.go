@@ -501,7 +501,7 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
 	out := make([]*tree.Entry, 0, b.n)
 	store := make([]tree.Entry, b.n)
-	err := eachBlockEntry(bf, b, func(i int) *tree.Entry { return &store[i] },
+	err := eachBlockEntry(bf, b, nil, func(i int) *tree.Entry { return &store[i] },
 		func(_ int, e *tree.Entry) { out = append(out, e) })
 	if err != nil {
 		return nil, err
@@ -514,7 +514,9 @@ func decodeBlock(bf baseFile, b baseBlock) ([]*tree.Entry, error) {
 // out the previous entry's place), checking that the first is the index's
 // path and that they are in order; use sees each entry once it is checked.
 // Trailing bytes are an error too. decodeBlock and decodePacked share it.
-func eachBlockEntry(bf baseFile, b baseBlock, slot func(i int) *tree.Entry, use func(i int, e *tree.Entry)) error {
+// With paths set, entry i's Path is built in paths[i%2] (the Path use sees
+// is then valid only during that call); without, each Path is a new string.
+func eachBlockEntry(bf baseFile, b baseBlock, paths *[2][]byte, slot func(i int) *tree.Entry, use func(i int, e *tree.Entry)) error {
 	raw, bp, err := bf.readBlock(int64(b.off), int64(b.len))
 	if err != nil {
 		return err
@@ -529,7 +531,11 @@ func eachBlockEntry(bf baseFile, b baseBlock, slot func(i int) *tree.Entry, use 
 	var prev *tree.Entry
 	for i := range b.n {
 		e := slot(i)
-		raw, err = wire.DecodeEntryLocal(raw, prev, e)
+		if paths != nil {
+			raw, err = wire.DecodeEntryLocalScratch(raw, prev, e, &paths[i%2])
+		} else {
+			raw, err = wire.DecodeEntryLocal(raw, prev, e)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
 		}

@@ -23,7 +23,10 @@ import (
 // heap (54 MiB of 77 at 225k entries).
 //
 // A block that fails its checksum answers nothing (its files are read
-// afresh): the manifest is a cache.
+// afresh): the manifest is a cache. The blocks are kept packed (see
+// packedBlock), as the golden node's hash-cache reader keeps them: decoded
+// into entries they were the largest part of the image server's
+// allocations in a no-change pull (~80 MB at 225k entries; issue #14).
 type manifestFinder struct {
 	mu      sync.Mutex
 	f       *os.File
@@ -41,12 +44,12 @@ type manifestFinder struct {
 }
 
 type finderBlock struct {
-	i    int // block index; -1: empty slot
-	es   []*tree.Entry
+	i    int          // block index; -1: empty slot
+	pb   *packedBlock // nil: damaged
 	used uint64
 }
 
-// finderBlocks is how many decoded blocks a finder keeps (about 64 KiB
+// finderBlocks is how many decoded blocks a finder keeps (about 32 KiB
 // each): a walk's lookups within a directory fall in one or two blocks,
 // and its workers read a few directories at a time.
 const finderBlocks = 32
@@ -98,22 +101,25 @@ func openManifestFinder(path string, log *slog.Logger) (*manifestFinder, error) 
 	return m, nil
 }
 
-// find returns the manifest's entry at p, or nil. Safe for concurrent use.
+// find returns (a copy of) the manifest's entry at p, or nil. Safe for
+// concurrent use.
 func (m *manifestFinder) find(p string) *tree.Entry {
 	if m.logSet != nil && m.logSet.Covers(p) {
 		return findEntry(m.logEnts, p)
 	}
-	es, j, ok := m.locate(p)
+	pb, j, ok := m.locate(p)
 	if !ok {
 		return nil
 	}
-	return es[j]
+	e := new(tree.Entry)
+	pb.entry(j, p, e)
+	return e
 }
 
 // locate finds p in the base: the decoded block that would hold it and
 // p's index there (ok) or where it would go. Safe for concurrent use; the
 // block returned is never changed.
-func (m *manifestFinder) locate(p string) ([]*tree.Entry, int, bool) {
+func (m *manifestFinder) locate(p string) (*packedBlock, int, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	bs := m.idx.blocks
@@ -121,67 +127,19 @@ func (m *manifestFinder) locate(p string) ([]*tree.Entry, int, bool) {
 	if i < 0 {
 		return nil, 0, false
 	}
-	es := m.block(i)
-	j, ok := searchEntries(es, p)
-	return es, j, ok
+	pb := m.block(i)
+	if pb == nil {
+		return nil, 0, false
+	}
+	j, ok := pb.search(p)
+	return pb, j, ok
 }
 
 // cursor returns a lookup for the children of one directory, asked in
-// Compare order from one goroutine (WalkOptions.previousDir).
+// Compare order from one goroutine (WalkOptions.previousDir): see
+// packedCursor.
 func (m *manifestFinder) cursor() func(string) *tree.Entry {
-	c := blockCursor{locate: m.locate}
-	return func(p string) *tree.Entry {
-		if m.logSet != nil && m.logSet.Covers(p) {
-			return findEntry(m.logEnts, p)
-		}
-		return c.lookup(p)
-	}
-}
-
-// blockCursor answers lookups asked in increasing Compare order from the
-// decoded block it last used: a directory's files are consecutive in a
-// manifest, so most lookups are one comparison of the next entry's path,
-// without the index search, the lock and the binary search of a full
-// lookup (a no-change walk asks about every path). What it returns is
-// always the entry with exactly that path; a lookup out of order only
-// costs a full one (or, at worst, a miss: a re-read).
-type blockCursor struct {
-	locate func(p string) ([]*tree.Entry, int, bool)
-	es     []*tree.Entry // the block last used; nil: none
-	j      int           // the last entry of es before or at the last path asked
-}
-
-func (c *blockCursor) lookup(p string) *tree.Entry {
-	if es := c.es; len(es) > 0 && c.j+1 < len(es) {
-		k := c.j + 1
-		if es[k].Path == p {
-			c.j = k
-			return es[k]
-		}
-		if c.j >= 0 && tree.Compare(p, es[len(es)-1].Path) <= 0 && tree.Compare(es[c.j].Path, p) < 0 {
-			// Within the block, after the cursor: the block holds p or
-			// nothing does.
-			i, ok := searchEntries(es[k:], p)
-			if ok {
-				c.j = k + i
-				return es[c.j]
-			}
-			c.j = k + i - 1
-			return nil
-		}
-	}
-	es, j, ok := c.locate(p)
-	if es == nil {
-		c.es = nil
-		return nil
-	}
-	c.es = es
-	if ok {
-		c.j = j
-		return es[j]
-	}
-	c.j = j - 1
-	return nil
+	return packedCursor(m.locate, m.logSet, m.logEnts)
 }
 
 // searchEntries binary-searches a list sorted in Compare order for p: its
@@ -190,31 +148,31 @@ func searchEntries(es []*tree.Entry, p string) (int, bool) {
 	return slices.BinarySearchFunc(es, p, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
 }
 
-// block returns block i decoded, from the cache or the file. Callers hold
-// m.mu.
-func (m *manifestFinder) block(i int) []*tree.Entry {
+// block returns block i decoded, from the cache or the file; nil when it
+// is damaged. Callers hold m.mu.
+func (m *manifestFinder) block(i int) *packedBlock {
 	m.tick++
 	lru := 0
 	for k := range m.cache {
 		c := &m.cache[k]
 		if c.i == i {
 			c.used = m.tick
-			return c.es
+			return c.pb
 		}
 		if c.used < m.cache[lru].used {
 			lru = k
 		}
 	}
-	es, err := decodeBlock(m.bf, m.idx.blocks[i])
+	pb, err := decodePacked(m.bf, m.idx.blocks[i])
 	if err != nil {
 		if !m.warned {
 			m.warned = true
 			m.log.Warn("manifest partly unreadable; its files will be re-read", "err", err)
 		}
-		es = nil
+		pb = nil
 	}
-	m.cache[lru] = finderBlock{i: i, es: es, used: m.tick}
-	return es
+	m.cache[lru] = finderBlock{i: i, pb: pb, used: m.tick}
+	return pb
 }
 
 func (m *manifestFinder) close() { m.f.Close() }

@@ -44,16 +44,25 @@ type packedMore struct {
 	xattrs                  []tree.Xattr
 }
 
-// arenaPool holds the scratch buffers decodePacked builds a block's names
-// in before it copies them into one string of the exact size.
-var arenaPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+// packScratch is decodePacked's scratch: the buffer a block's names are
+// built in before they are copied into one string of the exact size, and
+// the two buffers the entries' paths are decoded into in turn (a path is
+// only looked at until the next but one is decoded: what is kept of it, the
+// name and a new parent, is copied).
+type packScratch struct {
+	arena []byte
+	paths [2][]byte
+}
+
+// arenaPool holds the packScratch values.
+var arenaPool = sync.Pool{New: func() any { return &packScratch{arena: make([]byte, 0, 32<<10)} }}
 
 // decodePacked reads, checks and decodes one base block as decodeBlock
 // does, into a packedBlock.
 func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
-	ap := arenaPool.Get().(*[]byte)
-	defer arenaPool.Put(ap)
-	arena := (*ap)[:0]
+	ps := arenaPool.Get().(*packScratch)
+	defer arenaPool.Put(ps)
+	arena := ps.arena[:0]
 	pb := &packedBlock{recs: make([]packedRec, b.n)}
 	// Two entries decoded in turn: each is decoded against the one before.
 	var two [2]tree.Entry
@@ -68,8 +77,9 @@ func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
 			dir, name = e.Path[:k], e.Path[k+1:]
 		}
 		if len(pb.dirs) == 0 || pb.dirs[len(pb.dirs)-1] != dir {
-			// (A directory met again after a subtree is kept again.)
-			pb.dirs = append(pb.dirs, dir)
+			// (A directory met again after a subtree is kept again.) A
+			// copy: e.Path is in ps.paths.
+			pb.dirs = append(pb.dirs, strings.Clone(dir))
 		}
 		arena = append(arena, name...)
 		r := &pb.recs[i]
@@ -84,11 +94,12 @@ func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
 			r.more = uint32(len(pb.more))
 		}
 	}
-	if err := eachBlockEntry(bf, b, slot, use); err != nil {
+	if err := eachBlockEntry(bf, b, &ps.paths, slot, use); err != nil {
+		ps.arena = arena
 		return nil, err
 	}
 	pb.names = string(arena)
-	*ap = arena
+	ps.arena = arena
 	return pb, nil
 }
 

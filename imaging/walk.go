@@ -62,6 +62,10 @@ type WalkOptions struct {
 	// that directory's children, from one goroutine, in Compare order, so
 	// the lookup may keep its place (a manifest cursor) between them.
 	previousDir func() func(path string) *tree.Entry
+	// lend, when set, says fn keeps no entry it is given past its return:
+	// WalkEach then reuses the entries it handed out for the ones it
+	// lists next, instead of a new one each (DirSourceOptions.LendEntries).
+	lend bool
 }
 
 // WalkResult is what Walk found.
@@ -381,6 +385,10 @@ type walker struct {
 	// entries handed out with a Problem.
 	links       map[linkKey]*linkLeader
 	probEntries int
+
+	// spare holds entries fn is done with, for the workers to list into
+	// (opts.lend).
+	spare sync.Pool
 }
 
 // dirNode is one directory of the walk: read by a worker, then descended
@@ -501,6 +509,11 @@ func (w *walker) descend(ctx context.Context, n *dirNode) error {
 			if err := w.descend(ctx, k.node); err != nil {
 				return err
 			}
+		}
+		if w.opts.lend {
+			// Neither fn nor the walk looks at it again (a directory's
+			// node was read before its entry went out).
+			w.spare.Put(k.e)
 		}
 	}
 	return nil
@@ -631,7 +644,14 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 		if w.opts.Exclude != nil && w.opts.Exclude.Excluded(p, isDir) {
 			continue
 		}
-		e := entryFromStat(p, &st)
+		var e *tree.Entry
+		if w.opts.lend {
+			e, _ = w.spare.Get().(*tree.Entry)
+		}
+		if e == nil {
+			e = new(tree.Entry)
+		}
+		setFromStat(e, p, &st)
 		if !e.Type.Valid() {
 			w.problem(p, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT))
 			continue
@@ -828,7 +848,14 @@ func toFsxXattrs(xs []tree.Xattr) []fsx.Xattr {
 
 // entryFromStat makes an entry from lstat data alone.
 func entryFromStat(p string, st *unix.Stat_t) *tree.Entry {
-	e := &tree.Entry{
+	e := new(tree.Entry)
+	setFromStat(e, p, st)
+	return e
+}
+
+// setFromStat sets *e to the entry of lstat data alone.
+func setFromStat(e *tree.Entry, p string, st *unix.Stat_t) {
+	*e = tree.Entry{
 		Path:  p,
 		Mode:  st.Mode & tree.ModePerm,
 		UID:   st.Uid,
@@ -858,5 +885,4 @@ func entryFromStat(p string, st *unix.Stat_t) *tree.Entry {
 	case unix.S_IFSOCK:
 		e.Type = tree.TypeSocket
 	}
-	return e
 }

@@ -332,8 +332,14 @@ func (s *server) startScan(ctx context.Context, m *wire.ScanRequest) error {
 
 func (s *server) scan(ctx context.Context, req imaging.ScanRequest) {
 	var n, problems int
+	// One message for the scan: send encodes it before it returns, and a
+	// new one an entry was an allocation an entry (issue #14).
+	var msg wire.Entry
 	res, err := s.src.Scan(ctx, req, func(e *tree.Entry) error {
-		if err := s.out.send(&wire.Entry{Entry: e}); err != nil {
+		msg.Entry = e
+		err := s.out.send(&msg)
+		msg.Entry = nil
+		if err != nil {
 			return err
 		}
 		n++

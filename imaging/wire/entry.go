@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"unsafe"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -55,13 +56,23 @@ func AppendEntryLocal(dst []byte, prev, e *tree.Entry) ([]byte, error) {
 // slice: treat decoded xattrs as read-only (or Clone the entry). e must not
 // be prev.
 func DecodeEntry(src []byte, prev, e *tree.Entry) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, false)
+	return decodeEntry(src, prev, e, false, nil)
 }
 
 // DecodeEntryLocal is DecodeEntry for entries written by AppendEntryLocal
 // (or AppendEntry): it also restores Dev, Ino, Nlink and Ctime.
 func DecodeEntryLocal(src []byte, prev, e *tree.Entry) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, true)
+	return decodeEntry(src, prev, e, true, nil)
+}
+
+// DecodeEntryLocalScratch is DecodeEntryLocal with e.Path built in *path
+// (grown as needed) instead of a new string: e.Path is valid only until
+// *path is written again, and a caller that keeps any part of it must copy
+// it. prev.Path must not be in *path (decode consecutive entries with two
+// buffers in turn). It saves the block decoder a string an entry where
+// only the entries' names are kept (issue #14).
+func DecodeEntryLocalScratch(src []byte, prev, e *tree.Entry, path *[]byte) (rest []byte, err error) {
+	return decodeEntry(src, prev, e, true, path)
 }
 
 var noEntry tree.Entry
@@ -190,7 +201,7 @@ func appendEntry(dst []byte, prev, e *tree.Entry, local bool) ([]byte, error) {
 	return dst, nil
 }
 
-func decodeEntry(src []byte, prev, e *tree.Entry, local bool) ([]byte, error) {
+func decodeEntry(src []byte, prev, e *tree.Entry, local bool, scratch *[]byte) ([]byte, error) {
 	if prev == nil {
 		prev = &noEntry
 	}
@@ -213,7 +224,13 @@ func decodeEntry(src []byte, prev, e *tree.Entry, local bool) ([]byte, error) {
 	if p.err != nil {
 		return src, p.err
 	}
-	*e = tree.Entry{Path: prev.Path[:shared] + string(suffix)}
+	if scratch != nil {
+		b := append(append((*scratch)[:0], prev.Path[:shared]...), suffix...)
+		*scratch = b
+		*e = tree.Entry{Path: unsafe.String(unsafe.SliceData(b), len(b))}
+	} else {
+		*e = tree.Entry{Path: prev.Path[:shared] + string(suffix)}
+	}
 	e.Type = tree.Type(p.u8("type"))
 	e.Mode, e.UID, e.GID = prev.Mode, prev.UID, prev.GID
 	if f&efSameMode == 0 {

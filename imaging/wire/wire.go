@@ -355,6 +355,7 @@ type Encoder struct {
 	buf  []byte
 	prev tree.Entry // previous entry of the current scan
 	have bool       // prev is set
+	hdr  [1 + binary.MaxVarintLen64]byte
 }
 
 // NewEncoder returns an Encoder writing to w through a 64 KiB buffer.
@@ -404,10 +405,11 @@ func (e *Encoder) Encode(m Message) error {
 func (e *Encoder) ResetEntries() { e.prev, e.have = tree.Entry{}, false }
 
 func (e *Encoder) header(t Type, n int) error {
-	var h [1 + binary.MaxVarintLen64]byte
-	h[0] = byte(t)
-	k := binary.PutUvarint(h[1:], uint64(n))
-	_, err := e.w.Write(h[:1+k])
+	// In the Encoder: a local array escapes through Write, an allocation
+	// a frame (one an entry of a scan; issue #14).
+	e.hdr[0] = byte(t)
+	k := binary.PutUvarint(e.hdr[1:], uint64(n))
+	_, err := e.w.Write(e.hdr[:1+k])
 	return err
 }
 
@@ -519,7 +521,7 @@ func (d *Decoder) Next() (Message, error) {
 		if d.have {
 			prev = &d.prev
 		}
-		rest, err := decodeEntry(b, prev, e, false)
+		rest, err := decodeEntry(b, prev, e, false, nil)
 		if err != nil {
 			return nil, err
 		}
