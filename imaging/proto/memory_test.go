@@ -255,7 +255,9 @@ func TestReceiverMemoryFlat(t *testing.T) {
 	// the plan is made instead; now nothing of them grows.
 	scanGrowth := (float64(lg.scanEnd) - float64(sm.scanEnd)) / float64(nLarge-nSmall)
 	t.Logf("at the scan's end: %.1f B per added entry", scanGrowth)
-	const maxScanGrowth = 8
+	// 3.3 B typical; 8.8 once at load 15-20 (the live heap is read
+	// between collections); the regression this guards was 24 B.
+	const maxScanGrowth = 12
 	if scanGrowth > maxScanGrowth {
 		t.Errorf("at the scan's end the receiver held %.1f B more per added entry (50k: %.1f MiB, 200k: %.1f MiB), more than %d B",
 			scanGrowth, float64(sm.scanEnd)/(1<<20), float64(lg.scanEnd)/(1<<20), maxScanGrowth)
