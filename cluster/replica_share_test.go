@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,9 +27,13 @@ func TestReplicaRunSharesOneLogin(t *testing.T) {
 	}
 	s := newReplicaSite(t, "r1")
 	logins := func() int { return strings.Count(s.srv["r1"].Log(), "Accepted publickey for ") }
+	// The run's own directories (os.MkdirTemp); goldsync-ssh-<uid> is
+	// the shared one of kept masters (agent pushes, replica_ssh_persist),
+	// which other packages' tests running meanwhile may make.
+	shared := filepath.Join(os.TempDir(), fmt.Sprintf("goldsync-ssh-%d", os.Geteuid()))
 	socketDirs := func() []string {
 		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "goldsync-ssh-*"))
-		return m
+		return slices.DeleteFunc(m, func(d string) bool { return d == shared })
 	}
 	before := socketDirs()
 	sync := func(what string) {
