@@ -82,7 +82,7 @@ func SmallRun() (restore func()) {
 // 5-7 MB (the walk's window, the wire's, the manifest's blocks), around
 // which it allocates ~190 MB: at Percent alone that was 90-98 collections
 // and ~9 % of its CPU (bench/README.md, "The image server's no-change
-// CPU"); with this floor 28-31 collections and ~3.5 MiB more peak RSS. A
+// CPU"); with this floor 28-32 collections and 3-4 MiB more peak RSS. A
 // floor in bytes, not a higher percent, keeps the peak of a larger tree's
 // run (a larger live heap) where Percent puts it: above 2×Headroom of live
 // heap it changes nothing.
