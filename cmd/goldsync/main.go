@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	gctune.Apply()
+	gctune.ApplyHeadroom(gctune.Headroom)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

@@ -6,13 +6,17 @@
 // RSS after the binary itself (bench/README.md, "Both sides at 1M,
 // round 3"). Collections are cheap here (the marking of a heap of a few
 // MB: ~1% of the agent's CPU at GOGC=100), so a lower target costs little.
+// The image server (goldsync) allocates more around its live heap: it
+// keeps a floor under the headroom (ApplyHeadroom).
 package gctune
 
 import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
 
 // Percent is the GOGC the programs run with when the environment does not
@@ -71,4 +75,93 @@ func SmallRun() (restore func()) {
 			}
 		})
 	}
+}
+
+// Headroom is the least the image server's heap (goldsync's) may grow
+// between collections. Its live heap in a no-change pull of 225k entries is
+// 5-7 MB (the walk's window, the wire's, the manifest's blocks), around
+// which it allocates ~190 MB: at Percent alone that was 90-98 collections
+// and ~9 % of its CPU (bench/README.md, "The image server's no-change
+// CPU"); with this floor 28-32 collections and 3-4 MiB more peak RSS. A
+// floor in bytes, not a higher percent, keeps the peak of a larger tree's
+// run (a larger live heap) where Percent puts it: above 2×Headroom of live
+// heap it changes nothing.
+const Headroom = 8 << 20
+
+// maxPercent bounds the percent ApplyHeadroom sets over a tiny live heap.
+const maxPercent = 300
+
+// ApplyHeadroom is Apply with a floor under the collector's headroom: after
+// each collection the target is set so that the heap may grow by the
+// larger of Percent of the live heap and floor bytes (the runtime's
+// /gc/heap/live:bytes; at most maxPercent). While the collector is off (a
+// SmallRun) it is left off. Nothing is done when GOGC is set in the
+// environment, and floor <= 0 is Apply. The returned function stops the
+// tuning (the percent stays as it is).
+func ApplyHeadroom(floor int64) (stop func()) {
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		return func() {}
+	}
+	debug.SetGCPercent(Percent)
+	if floor <= 0 {
+		return func() {}
+	}
+	t := &tuner{floor: floor}
+	t.arm()
+	return func() { t.stopped.Store(true) }
+}
+
+// tuner sets the collector's percent after each collection: a cleanup on a
+// sentinel object, renewed each time, runs once the collection that found
+// the object unreachable is over.
+type tuner struct {
+	floor   int64
+	stopped atomic.Bool
+}
+
+// sentinel holds a pointer: an object without one, this small, could share
+// a block of the tiny allocator and be freed late.
+type sentinel struct {
+	_ *int
+	_ [8]byte
+}
+
+func (t *tuner) arm() {
+	runtime.AddCleanup(&sentinel{}, (*tuner).cycle, t)
+}
+
+// cycle runs after a collection: it tunes and arms for the next, unless
+// stopped.
+func (t *tuner) cycle() {
+	if t.stopped.Load() {
+		return
+	}
+	t.tune()
+	t.arm()
+}
+
+// tune sets the percent for the live heap the last collection marked.
+func (t *tuner) tune() {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	live, cur := s[0].Value.Uint64(), s[1].Value.Uint64()
+	if cur == 0 || cur > maxPercent {
+		return // off (a SmallRun: -1 reads as a huge number), or set higher by someone else
+	}
+	if p := headroomPercent(live, t.floor); p != int(cur) {
+		debug.SetGCPercent(p)
+	}
+}
+
+// headroomPercent is the percent that lets a live heap of live bytes grow
+// by the larger of Percent of it and floor bytes, at most maxPercent.
+func headroomPercent(live uint64, floor int64) int {
+	if live == 0 {
+		return maxPercent
+	}
+	p := (uint64(floor)*100 + live - 1) / live
+	return int(max(Percent, min(p, maxPercent)))
 }
