@@ -23,7 +23,7 @@ func TestLayers(t *testing.T) {
 		"imaging":      3,
 		"imaging/wire": 2, "imaging/fsx": 2, "imaging/exclude": 2,
 		"imaging/tree": 1, "imaging/exposure": 1, "agent/boot": 1, "internal/netlab": 1,
-		"remote/rsh": 1, "internal/version": 0, "internal/units": 0, "internal/manpage": 0, "internal/manpage/cobraman": 1, "internal/cli": 0, "internal/profile": 0, "internal/gctune": 0,
+		"remote/rsh": 1, "internal/version": 0, "internal/units": 0, "internal/manpage": 0, "internal/manpage/cobraman": 1, "internal/cli": 1, "internal/profile": 0, "internal/gctune": 0,
 		"internal/stdio": 0, "internal/heaptest": 0, "internal/sshtest": 0, "internal/treetest": 0, "internal/testbin": 0,
 	}
 	const mod = "github.com/goldsync/goldsync/"

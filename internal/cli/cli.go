@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/goldsync/goldsync/internal/manpage"
 )
 
 // Command is one command of the tree, as cobra.Command's fields of the
@@ -473,37 +475,18 @@ func (c *Command) usage(w io.Writer) {
 // root joined by "-" (the root's own: its name), the last newline
 // dropped. It returns the files no command took.
 func SetHelp(root *Command, fsys fs.FS) (unused []string) {
-	used := map[string]bool{}
-	read := func(name string) string {
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return ""
-		}
-		used[name] = true
-		return strings.TrimSuffix(string(b), "\n")
-	}
+	h := &manpage.HelpFiles{FS: fsys}
 	var walk func(c *Command)
 	walk = func(c *Command) {
 		name := root.Name()
 		if c != root {
 			name = strings.ReplaceAll(strings.TrimPrefix(c.CommandPath(), root.Name()+" "), " ", "-")
 		}
-		if s := read(name + ".txt"); s != "" {
-			c.Long = s
-		}
-		if s := read(name + ".example.txt"); s != "" {
-			c.Example = s
-		}
+		h.Set(name, &c.Long, &c.Example)
 		for _, s := range c.subs {
 			walk(s)
 		}
 	}
 	walk(root)
-	files, _ := fs.Glob(fsys, "*.txt")
-	for _, f := range files {
-		if !used[f] {
-			unused = append(unused, f)
-		}
-	}
-	return unused
+	return h.Unused()
 }

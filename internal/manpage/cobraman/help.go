@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/goldsync/goldsync/internal/manpage"
 )
 
 // SetHelp gives each command of root's tree its Long and Example text
@@ -18,41 +20,18 @@ import (
 // names of the files no command took, for a test to catch a renamed
 // command.
 func SetHelp(root *cobra.Command, fsys fs.FS, vars *strings.Replacer) (unused []string) {
-	used := map[string]bool{}
-	read := func(name string) string {
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return ""
-		}
-		used[name] = true
-		s := strings.TrimSuffix(string(b), "\n")
-		if vars != nil {
-			s = vars.Replace(s)
-		}
-		return s
-	}
+	h := &manpage.HelpFiles{FS: fsys, Vars: vars}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		name := root.Name()
 		if c != root {
 			name = strings.TrimPrefix(strings.ReplaceAll(c.CommandPath(), " ", "-"), root.Name()+"-")
 		}
-		if s := read(name + ".txt"); s != "" {
-			c.Long = s
-		}
-		if s := read(name + ".example.txt"); s != "" {
-			c.Example = s
-		}
+		h.Set(name, &c.Long, &c.Example)
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}
 	}
 	walk(root)
-	files, _ := fs.Glob(fsys, "*.txt")
-	for _, f := range files {
-		if !used[f] {
-			unused = append(unused, f)
-		}
-	}
-	return unused
+	return h.Unused()
 }
