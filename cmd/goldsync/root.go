@@ -87,7 +87,7 @@ func usageOnArgErrors(c *cobra.Command) {
 	}
 }
 
-// helpFiles are the commands' Long and Example texts (manpage.SetHelp),
+// helpFiles are the commands' Long and Example texts (cobraman.SetHelp),
 // read by --help and the man pages alike.
 //
 //go:embed help/*.txt
