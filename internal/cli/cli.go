@@ -470,10 +470,10 @@ func (c *Command) usage(w io.Writer) {
 }
 
 // SetHelp gives each command of root's tree its Long and Example text
-// from files of fsys, as cobraman.SetHelp does for a cobra tree (both through manpage.HelpFiles):
-// NAME.txt and NAME.example.txt, NAME being the command's path below the
-// root joined by "-" (the root's own: its name), the last newline
-// dropped. It returns the files no command took.
+// from files of fsys, as cobraman.SetHelp does for a cobra tree (both
+// through manpage.HelpFiles): NAME.txt and NAME.example.txt, NAME being
+// the command's path below the root joined by "-" (the root's own: its
+// name), the last newline dropped. It returns the files no command took.
 func SetHelp(root *Command, fsys fs.FS) (unused []string) {
 	h := &manpage.HelpFiles{FS: fsys}
 	var walk func(c *Command)
