@@ -32,33 +32,7 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 			es = append(es, e)
 		}
 	}
-	var buf bytes.Buffer
-	if err := writeBase(&buf, func(yield func(*tree.Entry) bool) {
-		for _, e := range es {
-			if !yield(e) {
-				return
-			}
-		}
-	}, 1); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "base")
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bf, err := fileBase(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := readIndex(bf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bf, idx := testBase(t, es)
 	// Every block decoded twice, in turn: what a decode keeps is a copy,
 	// never the reused buffer (the second round would show it).
 	for round := range 2 {
@@ -93,4 +67,38 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("reading a block from a file allocated %.0f times, want 0 (a reused buffer)", allocs)
 	}
+}
+
+// testBase writes es as a manifest base file in a temp dir and opens it,
+// returning the file and its block index.
+func testBase(t *testing.T, es []*tree.Entry) (baseFile, *baseIndex) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := writeBase(&buf, func(yield func(*tree.Entry) bool) {
+		for _, e := range es {
+			if !yield(e) {
+				return
+			}
+		}
+	}, 1); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "base")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	bf, err := fileBase(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := readIndex(bf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bf, idx
 }

@@ -1,10 +1,7 @@
 package imaging
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging/tree"
@@ -37,33 +34,7 @@ func TestDecodePackedAllocs(t *testing.T) {
 			es = append(es, e)
 		}
 	}
-	var buf bytes.Buffer
-	if err := writeBase(&buf, func(yield func(*tree.Entry) bool) {
-		for _, e := range es {
-			if !yield(e) {
-				return
-			}
-		}
-	}, 1); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "base")
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bf, err := fileBase(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := readIndex(bf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bf, idx := testBase(t, es)
 	var pbs []*packedBlock
 	for range 2 {
 		for _, b := range idx.blocks {
