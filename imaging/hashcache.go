@@ -37,7 +37,14 @@ type manifestReader struct {
 	tick  uint64
 	// keep is how many decoded blocks the reader keeps (0: readerBlocks).
 	keep int
+	// spare holds blocks out of the cache that no lookup uses any more,
+	// to decode the next ones into (at most spareBlocks).
+	spare []*packedBlock
 }
+
+// spareBlocks bounds a reader's spare blocks: one taken for each block
+// decoded, one given back for each evicted once its last user is done.
+const spareBlocks = 2
 
 type readerBlock struct {
 	i    int
@@ -128,11 +135,11 @@ func (r *manifestReader) lookupInto(p string, e *tree.Entry) bool {
 		return copyFound(findEntry(r.logged, p), e)
 	}
 	pb, j, ok := r.locate(p)
-	if !ok {
-		return false
+	if ok {
+		pb.entry(j, p, e)
 	}
-	pb.entry(j, p, e)
-	return true
+	r.release(pb)
+	return ok
 }
 
 func copyFound(f, e *tree.Entry) bool {
@@ -144,7 +151,8 @@ func copyFound(f, e *tree.Entry) bool {
 }
 
 // locate finds p in the base: the decoded block that would hold it and
-// p's index there (ok) or where it would go.
+// p's index there (ok) or where it would go. The caller releases the
+// block when done with it.
 func (r *manifestReader) locate(p string) (*packedBlock, int, bool) {
 	// The last block whose first path is at or before p holds it, if any.
 	i := sort.Search(len(r.bi.blocks), func(i int) bool { return tree.Compare(r.bi.blocks[i].first, p) > 0 }) - 1
@@ -159,15 +167,16 @@ func (r *manifestReader) locate(p string) (*packedBlock, int, bool) {
 	return pb, j, ok
 }
 
-// cursor returns a lookup for the children of one directory, asked in
-// Compare order from one goroutine (WalkOptions.previousDir): see
-// packedCursor. The entry it returns is the cursor's own, valid until its
-// next lookup.
-func (r *manifestReader) cursor() func(string) *tree.Entry {
+// cursor returns a lookup for one goroutine, asked about the children of
+// one directory after another, each directory's in Compare order, and
+// what to call after each directory (WalkOptions.previousDir; nil: nothing
+// to do): see packedCursor. The entry it returns is the cursor's own,
+// valid until its next lookup.
+func (r *manifestReader) cursor() (lookup func(string) *tree.Entry, done func()) {
 	if r.bi == nil {
-		return r.lookup
+		return r.lookup, nil
 	}
-	return packedCursor(r.locate, r.logSet, r.logged)
+	return packedCursorRelease(r.locate, r.release, r.logSet, r.logged)
 }
 
 // packedCursor answers lookups asked in increasing Compare order from the
@@ -177,9 +186,20 @@ func (r *manifestReader) cursor() func(string) *tree.Entry {
 // of the next entry's path, without the index search, the lock and the
 // binary search of a full lookup (a no-change walk asks about every
 // path). What it returns is always the entry with exactly that path; a
-// lookup out of order only costs a full one (or, at worst, a miss: a
-// re-read). The entry is the cursor's own, valid until its next lookup.
+// lookup out of order (the next directory's first child) only costs a full
+// one: p found between the cursor and the block's end is in that block or
+// nowhere, anything else is located afresh. The entry is the cursor's own,
+// valid until its next lookup.
 func packedCursor(locate func(string) (*packedBlock, int, bool), logSet *tree.ScopeSet, logged []*tree.Entry) func(string) *tree.Entry {
+	lookup, _ := packedCursorRelease(locate, nil, logSet, logged)
+	return lookup
+}
+
+// packedCursorRelease is packedCursor for blocks that are given back:
+// release, when not nil, is called with the block the cursor used before
+// each block locate hands it (nil included), and by done, which lets go
+// of the block the cursor holds (the next lookup locates afresh).
+func packedCursorRelease(locate func(string) (*packedBlock, int, bool), release func(*packedBlock), logSet *tree.ScopeSet, logged []*tree.Entry) (lookup func(string) *tree.Entry, done func()) {
 	var (
 		pb  *packedBlock // the block last used; nil: none
 		j   int          // its last entry before or at the last path asked
@@ -190,7 +210,7 @@ func packedCursor(locate func(string) (*packedBlock, int, bool), logSet *tree.Sc
 		pb.entry(k, p, &out)
 		return &out
 	}
-	return func(p string) *tree.Entry {
+	lookup = func(p string) *tree.Entry {
 		if logSet != nil && logSet.Covers(p) {
 			return findEntry(logged, p)
 		}
@@ -211,6 +231,9 @@ func packedCursor(locate func(string) (*packedBlock, int, bool), logSet *tree.Sc
 			}
 		}
 		b, i, ok := locate(p)
+		if release != nil {
+			release(pb)
+		}
 		if pb = b; pb == nil {
 			return nil
 		}
@@ -220,10 +243,19 @@ func packedCursor(locate func(string) (*packedBlock, int, bool), logSet *tree.Sc
 		j = i - 1
 		return nil
 	}
+	done = func() {
+		if release != nil {
+			release(pb)
+		}
+		pb = nil
+	}
+	return lookup, done
 }
 
 // block returns block i decoded, from the reader's few kept blocks when it
-// is there; nil when it is damaged.
+// is there; nil when it is damaged. The caller holds a reference to the
+// block until it releases it: a block evicted from the cache is decoded
+// into again only once no one holds it.
 func (r *manifestReader) block(i int) *packedBlock {
 	r.mu.Lock()
 	r.tick++
@@ -231,17 +263,29 @@ func (r *manifestReader) block(i int) *packedBlock {
 		if r.cache[k].i == i {
 			r.cache[k].used = r.tick
 			pb := r.cache[k].pb
+			if pb != nil {
+				pb.refs++
+			}
 			r.mu.Unlock()
 			return pb
 		}
 	}
+	var reuse *packedBlock
+	if n := len(r.spare); n > 0 {
+		reuse = r.spare[n-1]
+		r.spare[n-1] = nil
+		r.spare = r.spare[:n-1]
+	}
 	r.mu.Unlock()
-	pb, err := decodePacked(r.bf, r.bi.blocks[i])
+	pb, err := decodePackedInto(r.bf, r.bi.blocks[i], reuse)
 	if err != nil {
 		pb = nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if pb != nil {
+		pb.refs = 2 // the cache's and the caller's
+	}
 	if len(r.cache) < cmp.Or(r.keep, readerBlocks) {
 		r.cache = append(r.cache, readerBlock{i: i, pb: pb, used: r.tick})
 		return pb
@@ -252,8 +296,31 @@ func (r *manifestReader) block(i int) *packedBlock {
 			old = k
 		}
 	}
+	r.drop(r.cache[old].pb)
 	r.cache[old] = readerBlock{i: i, pb: pb, used: r.tick}
 	return pb
+}
+
+// release gives back a reference to a block that block returned (nil:
+// none).
+func (r *manifestReader) release(pb *packedBlock) {
+	if pb == nil {
+		return
+	}
+	r.mu.Lock()
+	r.drop(pb)
+	r.mu.Unlock()
+}
+
+// drop gives back a reference to pb (nil: none); the last one makes it a
+// spare. Called with r.mu held.
+func (r *manifestReader) drop(pb *packedBlock) {
+	if pb == nil {
+		return
+	}
+	if pb.refs--; pb.refs == 0 && len(r.spare) < spareBlocks {
+		r.spare = append(r.spare, pb)
+	}
 }
 
 // all yields the manifest's entries in Compare order, the log applied,

@@ -135,9 +135,9 @@ func (m *manifestFinder) locate(p string) (*packedBlock, int, bool) {
 	return pb, j, ok
 }
 
-// cursor returns a lookup for the children of one directory, asked in
-// Compare order from one goroutine (WalkOptions.previousDir): see
-// packedCursor.
+// cursor returns a lookup for one goroutine, asked about the children of
+// one directory after another, each directory's in Compare order
+// (WalkOptions.previousDir): see packedCursor.
 func (m *manifestFinder) cursor() func(string) *tree.Entry {
 	return packedCursor(m.locate, m.logSet, m.logEnts)
 }

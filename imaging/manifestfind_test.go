@@ -148,7 +148,8 @@ func TestManifestCursorMatchesFind(t *testing.T) {
 		defer mr.Close()
 		asked, located := 0, 0
 		for _, d := range dirs {
-			cf, cr := f.cursor(), mr.cursor()
+			cf := f.cursor()
+			cr, _ := mr.cursor()
 			counted := packedCursor(func(p string) (*packedBlock, int, bool) {
 				located++
 				return f.locate(p)

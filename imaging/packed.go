@@ -25,6 +25,10 @@ type packedBlock struct {
 	dirs  []string // the parents; "" for Root and its children (their path is their name)
 	recs  []packedRec
 	more  []packedMore
+	// refs counts the holders of a manifestReader's block: its cache and
+	// the lookups using it (guarded by the reader's mu). At zero the block
+	// is not looked at again and its slices may be decoded into.
+	refs int
 }
 
 type packedRec struct {
@@ -60,10 +64,29 @@ var arenaPool = sync.Pool{New: func() any { return &packScratch{arena: make([]by
 // decodePacked reads, checks and decodes one base block as decodeBlock
 // does, into a packedBlock.
 func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
+	return decodePackedInto(bf, b, nil)
+}
+
+// decodePackedInto is decodePacked into the slices of reuse, a block no
+// one looks at any more, when it is not nil: its records were a new 20 KiB
+// a block, the largest part of the golden node's allocations in a
+// no-change pull (issue #14). What the decoded entries share with their
+// lookups' callers (names, parents, link targets, xattrs) is fresh each
+// time, as before; only the arrays holding them are reused. After an
+// error reuse is garbage.
+func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBlock, error) {
 	ps := arenaPool.Get().(*packScratch)
 	defer arenaPool.Put(ps)
 	arena := ps.arena[:0]
-	pb := &packedBlock{recs: make([]packedRec, b.n)}
+	var pb *packedBlock
+	if reuse != nil && cap(reuse.recs) >= b.n {
+		clear(reuse.dirs)
+		clear(reuse.more)
+		pb = reuse
+		*pb = packedBlock{recs: reuse.recs[:b.n], dirs: reuse.dirs[:0], more: reuse.more[:0]}
+	} else {
+		pb = &packedBlock{recs: make([]packedRec, b.n)}
+	}
 	// Two entries decoded in turn: each is decoded against the one before.
 	var two [2]tree.Entry
 	slot := func(i int) *tree.Entry {

@@ -745,13 +745,14 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	var (
 		prev        *Manifest
 		previous    func(string) *tree.Entry
-		previousDir func() func(string) *tree.Entry
+		previousDir func() (func(string) *tree.Entry, func())
 	)
 	if isFull(scopes) && r.opts.checkDest == nil {
 		mf, err := openManifestFinder(r.sp.Manifest, r.log)
 		if err == nil {
 			defer mf.close()
-			previous, previousDir = mf.find, mf.cursor
+			previous = mf.find
+			previousDir = func() (func(string) *tree.Entry, func()) { return mf.cursor(), nil }
 			r.prevLen = mf.total
 			r.imageTotal = max(r.imageTotal, mf.total)
 		}
