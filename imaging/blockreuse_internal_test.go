@@ -71,10 +71,10 @@ func sameRecorded(got, want *tree.Entry) bool {
 }
 
 // TestReaderReusesBlocks: a manifestReader decodes a block into the
-// arrays of one evicted before, once no lookup holds that one: a block's
-// records were a new 20 KiB each time, the largest part of the golden
-// node's allocations in a no-change pull (~270 blocks' worth of entries
-// decoded for 225k walked; issue #14). A block a lookup still holds is
+// arrays and names' buffer of one evicted before, once no lookup holds
+// that one: a block's records were a new 20 KiB each time and its names a
+// new string, the largest part of the golden node's allocations in a
+// no-change pull (~270k entries decoded for 225k walked; issue #14). A block a lookup still holds is
 // never decoded into, however many are evicted meanwhile. Work counts.
 func TestReaderReusesBlocks(t *testing.T) {
 	es := reuseEntries()
@@ -145,11 +145,14 @@ func TestReaderReusesBlocks(t *testing.T) {
 	blocks := float64(decodedEntries.Load()-d0) * float64(len(r.bi.blocks)) / float64(len(es))
 	perBlock := float64(after.TotalAlloc-before.TotalAlloc) / blocks
 	t.Logf("%.0f blocks decoded, %.0f B allocated a block", blocks, perBlock)
-	// ~16.5 KiB a block with new arrays each (28.8 under -race), 4.9 with
-	// them reused (10.5 under -race): what is left is the names' string,
-	// the parents and the rare fields.
-	if blocks < float64(len(r.bi.blocks)) || perBlock > 12<<10 {
-		t.Errorf("%.0f blocks decoded, %.0f B allocated a block: want at least %d, at most 12 KiB", blocks, perBlock, len(r.bi.blocks))
+	// ~16.5 KiB a block with new arrays each, 4.9 with the records
+	// reused, 1.2 with the names' bytes too: what is left is the parents
+	// and the rare fields.
+	if blocks < float64(len(r.bi.blocks)) {
+		t.Errorf("%.0f blocks decoded, want at least %d", blocks, len(r.bi.blocks))
+	}
+	if perBlock > 3<<10 && !raceEnabled {
+		t.Errorf("%.0f B allocated a block decoded, more than 3 KiB", perBlock)
 	}
 }
 

@@ -71,10 +71,11 @@ type DirSource struct {
 	prevID   fileID          // the cache file and its log when prev was opened
 
 	// The last full scan's record: a base file in the cache's directory,
-	// not yet the cache, and a reader of it for fetches.
-	record     string
-	recorded   *manifestReader
-	recordDone bool // the record is complete (the scan finished)
+	// not yet the cache, and a reader of it for fetches (recordReader).
+	record       string
+	recorded     *manifestReader
+	recordDone   bool // the record is complete (the scan finished)
+	recordOpened bool // recordReader tried to open it
 
 	extra   map[string]*tree.Entry // scoped scans' entries, by path
 	learned learnedSet             // hashes fetches computed
@@ -327,15 +328,16 @@ func (s *DirSource) scanFull(ctx context.Context, wo WalkOptions, fn func(*tree.
 			s.log.Warn("hash cache: cannot record this scan", "err", rerr)
 		}
 		if err == nil && rerr == nil {
-			r, oerr := openManifestReader(path)
 			s.mu.Lock()
 			s.record, s.recordDone = path, true
-			if oerr == nil {
-				r.keep = fetchReaderBlocks
-				s.recorded = r
-			}
 			s.mu.Unlock()
 		}
+	}
+	if prev != nil {
+		// Until Close, prev answers only a fetch's rare miss in the
+		// record and the rewrite of the cache: its blocks need not stay
+		// decoded meanwhile.
+		prev.dropBlocks()
 	}
 	if err != nil {
 		return nil, err
@@ -357,7 +359,25 @@ func (s *DirSource) dropRecord() {
 	if s.record != "" {
 		os.Remove(s.record)
 	}
-	s.record, s.recorded, s.recordDone = "", nil, false
+	s.record, s.recorded, s.recordDone, s.recordOpened = "", nil, false, false
+}
+
+// recordReader returns a reader of the last full scan's record, opened
+// on first use (nil: none, or it cannot be read). A no-change pull
+// fetches nothing, and the record's index read as the scan ended (~0.4 MB
+// for 225k entries, the walk's blocks still held) made the golden node's
+// peak RSS (issue #14). Called with s.mu held.
+func (s *DirSource) recordReader() *manifestReader {
+	if s.recorded == nil && s.recordDone && !s.recordOpened {
+		s.recordOpened = true
+		if r, err := openManifestReader(s.record); err == nil {
+			r.keep = fetchReaderBlocks
+			s.recorded = r
+		} else {
+			s.log.Warn("hash cache: cannot read this scan's record", "err", err)
+		}
+	}
+	return s.recorded
 }
 
 // recorder writes a scan's entries, as the walk hands them out, into a new
@@ -686,8 +706,8 @@ func (s *DirSource) lookup(want *tree.Entry) (*tree.Entry, error) {
 	found := false
 	if e := s.extra[want.Path]; e != nil {
 		snap, found = *e, true
-	} else if s.recorded != nil {
-		found = s.recorded.lookupInto(want.Path, &snap)
+	} else if r := s.recordReader(); r != nil {
+		found = r.lookupInto(want.Path, &snap)
 	}
 	if found {
 		s.mu.Unlock()
@@ -908,7 +928,7 @@ func (s *DirSource) saveCache() error {
 	}
 	switch {
 	case s.didScan:
-		if s.recorded == nil {
+		if s.recordReader() == nil {
 			return nil // the scan could not be recorded (logged then)
 		}
 		return s.saveFullCache()

@@ -301,6 +301,17 @@ func (r *manifestReader) block(i int) *packedBlock {
 	return pb
 }
 
+// dropBlocks empties the reader's cache of decoded blocks and its spares
+// (lookups decode again what they need).
+func (r *manifestReader) dropBlocks() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cache {
+		r.drop(c.pb)
+	}
+	r.cache, r.spare = nil, nil
+}
+
 // release gives back a reference to a block that block returned (nil:
 // none).
 func (r *manifestReader) release(pb *packedBlock) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -25,6 +26,10 @@ type packedBlock struct {
 	dirs  []string // the parents; "" for Root and its children (their path is their name)
 	recs  []packedRec
 	more  []packedMore
+	// buf holds names' bytes when the block was decoded into another's
+	// arrays (decodePackedInto): names is a string over it, which only the
+	// block's own comparisons read. Nil when names is a string of its own.
+	buf []byte
 	// refs counts the holders of a manifestReader's block: its cache and
 	// the lookups using it (guarded by the reader's mu). At zero the block
 	// is not looked at again and its slices may be decoded into.
@@ -67,23 +72,34 @@ func decodePacked(bf baseFile, b baseBlock) (*packedBlock, error) {
 	return decodePackedInto(bf, b, nil)
 }
 
-// decodePackedInto is decodePacked into the slices of reuse, a block no
+// decodePackedInto is decodePacked into the arrays of reuse, a block no
 // one looks at any more, when it is not nil: its records were a new 20 KiB
-// a block, the largest part of the golden node's allocations in a
-// no-change pull (issue #14). What the decoded entries share with their
-// lookups' callers (names, parents, link targets, xattrs) is fresh each
-// time, as before; only the arrays holding them are reused. After an
-// error reuse is garbage.
+// a block and its names' string ~3 KiB, the largest part of the golden
+// node's allocations in a no-change pull (issue #14). The names' bytes go
+// into reuse's buffer (only the block's comparisons read them); what a
+// lookup hands its caller (link targets, xattrs, problems) is fresh each
+// time, as before. After an error reuse is garbage.
 func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBlock, error) {
 	ps := arenaPool.Get().(*packScratch)
 	defer arenaPool.Put(ps)
 	arena := ps.arena[:0]
 	var pb *packedBlock
-	if reuse != nil && cap(reuse.recs) >= b.n {
+	own := reuse != nil
+	if own {
 		clear(reuse.dirs)
 		clear(reuse.more)
+		if reuse.buf != nil {
+			arena = reuse.buf[:0]
+		} else {
+			arena = make([]byte, 0, len(reuse.names)+len(reuse.names)/4)
+		}
+		recs := reuse.recs
+		if cap(recs) < b.n {
+			// (Blocks end at directories: any block fits from now on.)
+			recs = make([]packedRec, 0, max(b.n, manifestBlock))
+		}
 		pb = reuse
-		*pb = packedBlock{recs: reuse.recs[:b.n], dirs: reuse.dirs[:0], more: reuse.more[:0]}
+		*pb = packedBlock{recs: recs[:b.n], dirs: reuse.dirs[:0], more: reuse.more[:0]}
 	} else {
 		pb = &packedBlock{recs: make([]packedRec, b.n)}
 	}
@@ -118,11 +134,18 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 		}
 	}
 	if err := eachBlockEntry(bf, b, &ps.paths, slot, use); err != nil {
-		ps.arena = arena
+		if !own {
+			ps.arena = arena
+		}
 		return nil, err
 	}
-	pb.names = string(arena)
-	ps.arena = arena
+	if own {
+		pb.buf = arena
+		pb.names = unsafe.String(unsafe.SliceData(arena), len(arena))
+	} else {
+		pb.names = string(arena)
+		ps.arena = arena
+	}
 	return pb, nil
 }
 

@@ -96,3 +96,64 @@ func TestWalkCursorPerWorker(t *testing.T) {
 		t.Errorf("a warm walk made %.1f allocations a directory, more than 14", least)
 	}
 }
+
+// TestScanLeavesLittleHeld: when a full scan ends, the hash cache's
+// decoded blocks are let go and the scan's record is not opened until a
+// fetch looks a file up in it: a no-change pull fetches nothing, and the
+// record's index, read while the walk's blocks were still held, made the
+// golden node's peak RSS (issue #14). A lookup then finds the file as
+// scanned.
+func TestScanLeavesLittleHeld(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	for i := range 40 {
+		d := filepath.Join(root, fmt.Sprintf("pkg-%03d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 20 {
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f-%02d", j)), []byte{byte(j)}, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	opts := DirSourceOptions{CacheFile: filepath.Join(t.TempDir(), "cache")}
+	for pass := range 2 {
+		s, err := OpenDirSource(root, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file *tree.Entry
+		if _, err := s.Scan(context.Background(), ScanRequest{Hash: true}, func(e *tree.Entry) error {
+			if e.Type == tree.TypeRegular && file == nil {
+				c := *e
+				file = &c
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		opened, recorded := s.recorded != nil, s.recordDone
+		kept := 0
+		if s.prev != nil {
+			kept = len(s.prev.cache)
+		}
+		s.mu.Unlock()
+		if opened || !recorded || kept != 0 {
+			t.Fatalf("pass %d: after the scan, record opened %v, complete %v, %d cache blocks kept; want not opened, complete, none", pass, opened, recorded, kept)
+		}
+		if pass == 1 && s.prev == nil {
+			t.Fatal("second pass: no hash cache read")
+		}
+		got, err := s.lookup(file)
+		if err != nil || got.Ino != file.Ino || got.Hash != file.Hash || !got.Hashed() {
+			t.Fatalf("pass %d: lookup %q: %+v, %v; want %+v", pass, file.Path, got, err, file)
+		}
+		if s.recorded == nil {
+			t.Fatalf("pass %d: the lookup did not open the record", pass)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
