@@ -152,7 +152,7 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 // for each directory, Previous is asked about its children in Compare
 // order.
 func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
-	w := &walker{root: root, opts: opts, log: opts.Logger, fn: fn}
+	w := &walker{root: root, opts: opts, log: opts.Logger, fn: fn, kidsFree: make(chan []walkKid, 16)}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -400,6 +400,9 @@ type walker struct {
 	// spare holds entries fn is done with, for the workers to list into
 	// (opts.lend).
 	spare sync.Pool
+	// kidsFree holds directories' lists of children the emitter is done
+	// with, for the workers to list into.
+	kidsFree chan []walkKid
 }
 
 // dirNode is one directory of the walk: read by a worker, then descended
@@ -527,8 +530,20 @@ func (w *walker) descend(ctx context.Context, n *dirNode) error {
 			w.spare.Put(k.e)
 		}
 	}
+	if cap(kids) <= maxFreeKids {
+		// Each cleared above: the workers may list into it again.
+		select {
+		case w.kidsFree <- kids[:0]:
+		default:
+		}
+	}
 	return nil
 }
+
+// maxFreeKids bounds the capacity of a directory's list of children kept
+// for the workers to list into again (walker.kidsFree): a new list a
+// directory was ~4 MB of a no-change walk of 225k entries (issue #14).
+const maxFreeKids = 1024
 
 // release returns n handed-out entries to the read-ahead window.
 func (w *walker) release(n int) {
@@ -572,8 +587,10 @@ func (w *walker) emit(e *tree.Entry) error {
 // work reads directories, the first in Compare order first, while the
 // read-ahead window has room or the emitter waits for that directory.
 func (w *walker) work(ctx context.Context) {
-	// The worker's lookup of the previous walk's entries.
+	// The worker's lookup of the previous walk's entries, and its storage
+	// for a directory's names.
 	previous, done := w.previous()
+	var names fsx.NameBuf
 	for {
 		w.mu.Lock()
 		for !w.stopped && ctx.Err() == nil && !(len(w.pending) > 0 && (w.buffered < w.window || w.pending[0] == w.want)) {
@@ -586,7 +603,7 @@ func (w *walker) work(ctx context.Context) {
 		n := w.pending.pop()
 		w.mu.Unlock()
 
-		kids := w.readDir(ctx, n.e, previous)
+		kids := w.readDir(ctx, n.e, previous, &names)
 		done()
 
 		w.mu.Lock()
@@ -605,10 +622,11 @@ func (w *walker) work(ctx context.Context) {
 
 // readDir lists one directory, its names sorted, and returns its children
 // with a node for each subdirectory to descend; previous is the worker's
-// lookup of the previous walk's entries (nil: none). A directory that
-// cannot be read gets a Problem, so a mirror keeps what the destination
-// has beneath it.
-func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(string) *tree.Entry) []walkKid {
+// lookup of the previous walk's entries (nil: none), nb its storage for
+// the names (which nothing keeps: the entries' paths are copies). A
+// directory that cannot be read gets a Problem, so a mirror keeps what the
+// destination has beneath it.
+func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(string) *tree.Entry, nb *fsx.NameBuf) []walkKid {
 	rel := de.Path
 	d, err := w.root.OpenDir(rel)
 	if err != nil {
@@ -620,7 +638,7 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(stri
 		return nil
 	}
 	defer d.Close()
-	names, err := d.Names()
+	names, err := d.NamesInto(nb)
 	if err != nil {
 		if rel == tree.Root {
 			w.setFatal(err)
@@ -631,12 +649,23 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(stri
 	}
 	// Byte order of the names is Compare order of the siblings' paths.
 	slices.Sort(names)
-	out := make([]walkKid, 0, len(names))
+	var out []walkKid
+	select {
+	case out = <-w.kidsFree:
+	default:
+	}
+	if cap(out) < len(names) {
+		out = make([]walkKid, 0, len(names))
+	}
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil
 		}
 		p := tree.Join(rel, name)
+		if rel == tree.Root {
+			// Join gives the name itself, and the name is nb's.
+			p = strings.Clone(name)
+		}
 		if strings.HasPrefix(name, TempPrefix) && w.opts.Temps != nil {
 			w.opts.Temps(p)
 			continue

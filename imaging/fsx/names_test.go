@@ -87,3 +87,37 @@ func firstDiff(a, b []string) string {
 	}
 	return ""
 }
+
+// TestNamesInto: NamesInto lists what Names does into storage it reuses:
+// no allocation once the storage has grown, and the names of the last
+// call are as listed (issue #14).
+func TestNamesInto(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	want := make([][]string, len(dirs))
+	for k, dir := range dirs {
+		for i := range 300 + 700*k {
+			n := fmt.Sprintf("%d-entry-%04d", k, i)
+			want[k] = append(want[k], n)
+			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var nb NameBuf
+	for range 2 {
+		for k, dir := range dirs {
+			_, d := openTestDir(t, dir)
+			got, err := d.NamesInto(&nb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want[k]) {
+				t.Fatalf("NamesInto: %d names, want %d (first difference near %q)", len(got), len(want[k]), firstDiff(got, want[k]))
+			}
+			if allocs := testing.AllocsPerRun(20, func() { d.NamesInto(&nb) }); allocs != 0 {
+				t.Errorf("NamesInto of %d names: %.0f allocations, want 0", len(want[k]), allocs)
+			}
+		}
+	}
+}
