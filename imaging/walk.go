@@ -66,6 +66,12 @@ type WalkOptions struct {
 	// WalkEach then reuses the entries it handed out for the ones it
 	// lists next, instead of a new one each (DirSourceOptions.LendEntries).
 	lend bool
+	// lent, when set, holds entries fn's caller gave back once it no
+	// longer looked at them (a Sync's streamed plan, after each pair:
+	// issue #14), which the workers list into. The walk itself never
+	// looks at an entry it handed out again (a directory is read before
+	// its entry goes out).
+	lent *sync.Pool
 }
 
 // WalkResult is what Walk found.
@@ -647,6 +653,8 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 		var e *tree.Entry
 		if w.opts.lend {
 			e, _ = w.spare.Get().(*tree.Entry)
+		} else if w.opts.lent != nil {
+			e, _ = w.opts.lent.Get().(*tree.Entry)
 		}
 		if e == nil {
 			e = new(tree.Entry)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -443,12 +444,25 @@ type Decoder struct {
 	buf  []byte
 	prev tree.Entry
 	have bool
+	// lent, when set, holds entries given back (LendEntries); msg is then
+	// the Entry message Next returns each time.
+	lent *sync.Pool
+	msg  Entry
 }
 
 // NewDecoder returns a Decoder reading from r through a 64 KiB buffer.
 func NewDecoder(r io.Reader) *Decoder {
 	return &Decoder{r: bufio.NewReaderSize(r, 64<<10)}
 }
+
+// LendEntries makes Next decode entries into ones taken from pool (what
+// the caller put there once it no longer used them: the *tree.Entry
+// values only; their strings and xattrs may still be held, as they are
+// never written to) and return the same *Entry message each time, valid
+// until the next call (its Entry is the caller's until given back). It
+// saves a receiver two allocations an entry (issue #14). Call it before
+// the first Next; pool may be shared by several decoders.
+func (d *Decoder) LendEntries(pool *sync.Pool) { d.lent = pool }
 
 // Buffered returns the number of bytes read from the underlying reader and
 // not yet decoded.
@@ -516,7 +530,13 @@ func (d *Decoder) Next() (Message, error) {
 	var m Message
 	switch t {
 	case TypeEntry:
-		e := new(tree.Entry)
+		var e *tree.Entry
+		if d.lent != nil {
+			e, _ = d.lent.Get().(*tree.Entry)
+		}
+		if e == nil {
+			e = new(tree.Entry)
+		}
 		var prev *tree.Entry
 		if d.have {
 			prev = &d.prev
@@ -530,6 +550,10 @@ func (d *Decoder) Next() (Message, error) {
 		}
 		d.prev = shallowKey(e)
 		d.have = true
+		if d.lent != nil {
+			d.msg.Entry = e
+			return &d.msg, nil
+		}
 		return &Entry{Entry: e}, nil
 	case TypeOpen:
 		m = decodeOpen(p)
