@@ -288,7 +288,7 @@ type streamPlan struct {
 	// the source (srcBack, nil: not a LendingSource), the destination
 	// walk's to dstLent, which the walk lists into (issue #14).
 	srcBack func(*tree.Entry)
-	dstLent sync.Pool
+	dstLent tree.EntryPool
 	given   int64 // how many
 }
 

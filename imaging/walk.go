@@ -71,7 +71,7 @@ type WalkOptions struct {
 	// issue #14), which the workers list into. The walk itself never
 	// looks at an entry it handed out again (a directory is read before
 	// its entry goes out).
-	lent *sync.Pool
+	lent *tree.EntryPool
 }
 
 // WalkResult is what Walk found.
@@ -654,7 +654,7 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry) []walkKid {
 		if w.opts.lend {
 			e, _ = w.spare.Get().(*tree.Entry)
 		} else if w.opts.lent != nil {
-			e, _ = w.opts.lent.Get().(*tree.Entry)
+			e = w.opts.lent.Get()
 		}
 		if e == nil {
 			e = new(tree.Entry)

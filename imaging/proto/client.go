@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
 )
 
@@ -109,7 +110,7 @@ type Client struct {
 
 	// lent are entries a Scan's caller gave back (GiveBack), for the
 	// streams' decoders to decode into.
-	lent sync.Pool
+	lent tree.EntryPool
 }
 
 var (

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -446,7 +445,7 @@ type Decoder struct {
 	have bool
 	// lent, when set, holds entries given back (LendEntries); msg is then
 	// the Entry message Next returns each time.
-	lent *sync.Pool
+	lent *tree.EntryPool
 	msg  Entry
 }
 
@@ -456,13 +455,12 @@ func NewDecoder(r io.Reader) *Decoder {
 }
 
 // LendEntries makes Next decode entries into ones taken from pool (what
-// the caller put there once it no longer used them: the *tree.Entry
-// values only; their strings and xattrs may still be held, as they are
-// never written to) and return the same *Entry message each time, valid
-// until the next call (its Entry is the caller's until given back). It
-// saves a receiver two allocations an entry (issue #14). Call it before
-// the first Next; pool may be shared by several decoders.
-func (d *Decoder) LendEntries(pool *sync.Pool) { d.lent = pool }
+// the caller put there once it no longer looked at them) and return the
+// same *Entry message each time, valid until the next call (its Entry is
+// the caller's until given back). It saves a receiver two allocations an
+// entry (issue #14). Call it before the first Next; pool may be shared by
+// several decoders.
+func (d *Decoder) LendEntries(pool *tree.EntryPool) { d.lent = pool }
 
 // Buffered returns the number of bytes read from the underlying reader and
 // not yet decoded.
@@ -532,7 +530,7 @@ func (d *Decoder) Next() (Message, error) {
 	case TypeEntry:
 		var e *tree.Entry
 		if d.lent != nil {
-			e, _ = d.lent.Get().(*tree.Entry)
+			e = d.lent.Get()
 		}
 		if e == nil {
 			e = new(tree.Entry)
