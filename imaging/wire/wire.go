@@ -539,7 +539,9 @@ func (d *Decoder) Next() (Message, error) {
 		if d.have {
 			prev = &d.prev
 		}
-		rest, err := decodeEntry(b, prev, e, false, nil)
+		// The last entry passed Validate here: the prefix a path shares
+		// with it is not checked again.
+		rest, err := decodeEntry(b, prev, e, false, nil, d.have)
 		if err != nil {
 			return nil, err
 		}
