@@ -112,6 +112,15 @@ treecpu() {
     { pp[$1] = $4; c[$1] = $14 + $15 + $16 + $17 }
     END { s = 0; for (p in pp) { q = p; while (q != root && q > 1) q = pp[q]; if (q == root) s += c[p] }; print s / hz }'
 }
+# sshdpids: the replicas' sshd listeners and every live process below them
+# (a connection kept across runs): perf stat counts what they and their
+# children from then on run.
+sshdpids() {
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / x /' | awk -v roots="${SSHD_PIDS[*]}" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) isroot[r[i]] = 1 }
+    { pp[$1] = $4 }
+    END { out = ""; for (p in pp) { q = p; while (!(q in isroot) && q > 1) q = pp[q]; if (q in isroot) out = out (out == "" ? "" : ",") p }; print out }'
+}
 # sshdcpu: treecpu summed over the replicas' sshd listeners.
 sshdcpu() {
   local s=0 p
@@ -164,7 +173,7 @@ for round in $(seq "$ROUNDS"); do
   m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ -n "$PERF" ]; then
-    perf stat -x, -e task-clock -p "$(IFS=,; echo "${SSHD_PIDS[*]}")" -o "$PSTAT" & pstat=$!
+    perf stat -x, -e task-clock -p "$(sshdpids)" -o "$PSTAT" & pstat=$!
     sleep 0.2 # attached before the first login
   fi
   "${PROF[@]}" "$BIN/fanout" -config "$CFG" > "$FOUT" || { cat "$FOUT"; exit 1; }
