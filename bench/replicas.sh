@@ -130,10 +130,11 @@ done
 # goldsync: the lab's cluster config, an image with 8 replicas and no OS
 # (only the image is pushed: fanout sets NoBuild). Each receiver is
 # goldsync itself, as on a site: its CPU is what it reports at the end of
-# its line (bin/fanout prints the line under each replica's). RUSAGE=1
-# puts bin/rusage in front of each receiver instead, through a wrapper (the
-# passes before the sixth): the wrapper's own CPU then runs on the same
-# cores as the 8 updates.
+# its line (bin/fanout prints the line under each replica's); in the tree
+# rounds the relays' own CPU (replica-relay on r1, r2, r3) is not in it.
+# RUSAGE=1 puts bin/rusage in front of each receiver and relay instead,
+# through a wrapper (the passes before the sixth): the wrapper's own CPU
+# then runs on the same cores as the 8 updates.
 CFG=$LAB_PRIMARY_DIR/goldsync-$N.toml
 RECV=$GS
 if [ "$RUSAGE" = 1 ]; then
