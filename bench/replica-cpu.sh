@@ -15,7 +15,10 @@
 #                     shell, less the receiver (the CPU of its listener and
 #                     every process below it, reaped or alive: a connection
 #                     the primary keeps up across runs stays alive)
-#   receiver          "goldsync receive --stdio" on the replica (rusage)
+#   receiver          "goldsync receive --stdio" on the replica: the CPU
+#                     time and peak memory it reports itself at the end of
+#                     its line (no wrapper in front of it, as on a site;
+#                     its exit's teardown falls in "sshd")
 #   ssh master        the primary's ssh master connections to the replicas
 #                     kept across runs (PERSIST): they outlive the run, so
 #                     they are not among the ssh clients
@@ -25,7 +28,13 @@
 # its connection (every update logs in, as without PERSIST, plus "ssh -G").
 # RECV_ENV="NAME=VALUE ..." sets the receivers' environment (GOGC=...).
 # PROFILE=DIR writes Go CPU profiles of the primary (fanout.*.cpu) and of
-# each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE).
+# each receiver (goldsync.*.cpu) into DIR (GOLDSYNC_PROFILE). Both put a
+# wrapper (sh, env) in front of each receiver; so does RUSAGE=1, the
+# measure of the passes before the sixth: bin/rusage in front of each
+# receiver (its CPU from wait4), the wrapper's own CPU counted in "sshd".
+# The replicas' side (sshd and all below it) is counted by "perf stat -e
+# task-clock" on the sshd listeners when perf is installed (nanoseconds),
+# else from /proc (10 ms ticks).
 set -e
 N=${N:-20000}
 ROUNDS=${ROUNDS:-3}
@@ -66,8 +75,14 @@ if [ -n "$RECV_ENV" ]; then
   RENV+=("${renv[@]}")
 fi
 RECV=$LAB_PRIMARY_DIR/goldsync-receiver
-printf '#!/bin/sh\nexec %s %s -o %s -tag goldsync -- %s "$@"\n' "${RENV[*]}" "$BIN/rusage" "$RU" "$GS" > "$RECV"
-chmod +x "$RECV"
+if [ "$RUSAGE" = 1 ]; then
+  printf '#!/bin/sh\nexec %s %s -o %s -tag goldsync -- %s "$@"\n' "${RENV[*]}" "$BIN/rusage" "$RU" "$GS" > "$RECV"
+elif [ ${#RENV[@]} != 0 ]; then
+  printf '#!/bin/sh\nexec %s %s "$@"\n' "${RENV[*]}" "$GS" > "$RECV"
+else
+  RECV=$GS
+fi
+[ "$RECV" = "$GS" ] || chmod +x "$RECV"
 : > "$LAB_PRIMARY_DIR/nodes"
 CFG=$LAB_PRIMARY_DIR/goldsync-cpu-$N.toml
 {
@@ -96,6 +111,15 @@ treecpu() {
   cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / x /' | awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
     { pp[$1] = $4; c[$1] = $14 + $15 + $16 + $17 }
     END { s = 0; for (p in pp) { q = p; while (q != root && q > 1) q = pp[q]; if (q == root) s += c[p] }; print s / hz }'
+}
+# sshdpids: the replicas' sshd listeners and every live process below them
+# (a connection kept across runs): perf stat counts what they and their
+# children from then on run.
+sshdpids() {
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / x /' | awk -v roots="${SSHD_PIDS[*]}" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) isroot[r[i]] = 1 }
+    { pp[$1] = $4 }
+    END { out = ""; for (p in pp) { q = p; while (!(q in isroot) && q > 1) q = pp[q]; if (q in isroot) out = out (out == "" ? "" : ",") p }; print out }'
 }
 # sshdcpu: treecpu summed over the replicas' sshd listeners.
 sshdcpu() {
@@ -129,6 +153,10 @@ endmasters() {
   sleep 0.3
 }
 [ -z "$PERSIST" ] && endmasters
+FOUT=$LAB_PRIMARY_DIR/fanout.out
+PSTAT=$LAB_PRIMARY_DIR/perf-stat.csv
+PERF=
+command -v perf > /dev/null && PERF=1
 trap endmasters EXIT
 for round in $(seq "$ROUNDS"); do
   if [ -d "$J" ]; then
@@ -144,16 +172,33 @@ for round in $(seq "$ROUNDS"); do
   s0=$(sshdcpu)
   m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  "${PROF[@]}" "$BIN/fanout" -config "$CFG"
+  if [ -n "$PERF" ]; then
+    perf stat -x, -e task-clock -p "$(sshdpids)" -o "$PSTAT" & pstat=$!
+    sleep 0.2 # attached before the first login
+  fi
+  "${PROF[@]}" "$BIN/fanout" -config "$CFG" > "$FOUT" || { cat "$FOUT"; exit 1; }
+  cat "$FOUT"
   m1=$(mastercpu)
   # Cold: the login's connection ends with the update (its teardown is
   # part of what the update cost), as without a kept master.
   [ "$COLD" = 1 ] && endmasters
   s1=$(sshdcpu)
+  if [ -n "$PERF" ]; then
+    sleep 0.1
+    kill -INT "$pstat"; wait "$pstat" || true
+    s0=0 s1=$(awk -F, '$3 == "task-clock" { print $1 / 1000 }' "$PSTAT")
+  fi
   echo "  ssh master (primary, kept): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
-  recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
+  if [ "$RUSAGE" = 1 ]; then
+    recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")
+    peak=$(jq -s 'map(.max_rss) | max // 0 | . / 1048576 | floor' "$RU")
+  else
+    recv=$(sed -n 's/.*goldsync receive: .*, cpu \([0-9.]*\)s, peak .*/\1/p' "$FOUT" | paste -sd+ | sed 's/^$/0/' | bc -l)
+    peak=$(sed -n 's/.*goldsync receive: .*, cpu [0-9.]*s, peak \(.*\)$/\1/p' "$FOUT" | sort -h | tail -1)
+    peak=${peak% MiB}
+  fi
   echo "  sshd (login, session, shell): $(echo "$s1 - $s0 - $recv" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
-  echo "  receiver: ${recv}s (user $(jq -s 'map(.user_ns) | add // 0 | . / 1e9' "$RU")s, peak RSS $(jq -s 'map(.max_rss) | max // 0 | . / 1048576 | floor' "$RU") MiB)"
+  echo "  receiver: $(echo "$recv" | sed 's/^\./0./')s (peak RSS $peak MiB)"
   for i in "${!RIMG[@]}"; do
     n=$(rsync -aHAXSn --numeric-ids --delete -i "$GOLD/" "${RIMG[$i]}/" | wc -l)
     [ "$n" = 0 ] && echo "  r$((i+1)) equals the golden tree" || echo "  r$((i+1)) differs from the golden tree: $n lines"

@@ -128,12 +128,29 @@ done
 [ "$GOLDSYNC" = 0 ] && exit 0
 
 # goldsync: the lab's cluster config, an image with 8 replicas and no OS
-# (only the image is pushed: fanout sets NoBuild). Each receiver runs under
-# rusage through a wrapper, since a replica's receiver is one command.
+# (only the image is pushed: fanout sets NoBuild). Each receiver is
+# goldsync itself, as on a site: its CPU is what it reports at the end of
+# its line (bin/fanout prints the line under each replica's); in the tree
+# rounds the relays' own CPU (replica-relay on r1, r2, r3) is not in it.
+# RUSAGE=1 puts bin/rusage in front of each receiver and relay instead,
+# through a wrapper (the passes before the sixth): the wrapper's own CPU
+# then runs on the same cores as the 8 updates.
 CFG=$LAB_PRIMARY_DIR/goldsync-$N.toml
-RECV=$LAB_PRIMARY_DIR/goldsync-receiver
-printf '#!/bin/sh\nexec %s -o %s -tag goldsync -- %s "$@"\n' "$BIN/rusage" "$RU" "$GS" > "$RECV"
-chmod +x "$RECV"
+RECV=$GS
+if [ "$RUSAGE" = 1 ]; then
+  RECV=$LAB_PRIMARY_DIR/goldsync-receiver
+  printf '#!/bin/sh\nexec %s -o %s -tag goldsync -- %s "$@"\n' "$BIN/rusage" "$RU" "$GS" > "$RECV"
+  chmod +x "$RECV"
+fi
+FOUT=$LAB_PRIMARY_DIR/fanout.out
+# fanout ARGS...: bin/fanout, its output kept in $FOUT for recv_cpu.
+fanout() { "${FANOUT_CMD[@]}" "$@" > "$FOUT" || { cat "$FOUT"; return 1; }; cat "$FOUT"; }
+# recv_cpu: the receivers' CPU of the last fanout (their own lines, or
+# rusage's with RUSAGE=1).
+recv_cpu() {
+  if [ "$RUSAGE" = 1 ]; then remote_cpu; return; fi
+  echo "  replicas' side: $(sed -n 's/.*goldsync receive: .*, cpu \([0-9.]*\)s, peak .*/\1/p' "$FOUT" | paste -sd+ | sed 's/^$/0/' | bc -l | sed 's/^\./0./')s CPU, $(grep -c 'goldsync receive: ' "$FOUT") receivers"
+}
 : > "$LAB_PRIMARY_DIR/nodes"
 {
   printf '[cluster]\ntftpboot = "%s"\nnodes = "%s"\nnfs_server = "10.77.0.1"\n\n' "$LAB_PRIMARY_DIR/tftpboot" "$LAB_PRIMARY_DIR/nodes"
@@ -167,7 +184,7 @@ awk -v parents="$(for k in "${!PARENT[@]}"; do printf '%s=%s ' "$k" "${PARENT[$k
 # fan: run bin/fanout with the arguments and say what the primary sent.
 fan() {
   local s0; s0=$(sent)
-  "${FANOUT_CMD[@]}" "$@"
+  fanout "$@"
   echo "  primary sent on the bridge: $(( $(sent) - s0 )) bytes"
 }
 echo "== goldsync: first fan-out to every replica (a full compare each; not timed)"
@@ -180,8 +197,8 @@ for round in $(seq "$ROUNDS"); do
     echo "== round $round: goldsync fan-out to r1 alone (fanout ${FANOUT:-8})"
     change
     echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    "${FANOUT_CMD[@]}" -replicas r1
-    remote_cpu
+    fanout -replicas r1
+    recv_cpu
     echo "-- the others catch up (not timed)"
     "${FANOUT_CMD[@]}" -replicas "$others" | tail -1
     : > "$RU"
@@ -192,7 +209,7 @@ for round in $(seq "$ROUNDS"); do
     change
     echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
     fan
-    remote_cpu
+    recv_cpu
     check || true
   done
   [ "$TREE" = 0 ] && continue
@@ -201,7 +218,7 @@ for round in $(seq "$ROUNDS"); do
     change
     echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
     fan -config "$CFG_TREE"
-    remote_cpu
+    recv_cpu
     check || true
   done
 done

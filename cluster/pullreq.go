@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/imaging"
@@ -260,10 +262,19 @@ func (r PullRequest) Receive(ctx context.Context, rw io.ReadWriteCloser) (*imagi
 }
 
 // ReceiveLine is the one line goldsync receive says about a push into
-// dest.
+// dest, ending with the CPU time (user + system) and the peak resident
+// memory this process has used so far: the primary's replica report
+// carries the line, so what an update cost the replica is known without
+// a measuring wrapper around the receiver.
 func ReceiveLine(dest string, res *imaging.Result) string {
-	return fmt.Sprintf("goldsync receive: %s: %d entries scanned, %d created, %d updated, %d metadata only, %d deleted, %s received, %.3fs",
+	line := fmt.Sprintf("goldsync receive: %s: %d entries scanned, %d created, %d updated, %d metadata only, %d deleted, %s received, %.3fs",
 		dest, res.Entries, res.Created, res.Updated, res.MetaOnly, res.Deleted, units.Bytes(res.BytesReceived), res.Duration.Seconds())
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		line += fmt.Sprintf(", cpu %.3fs, peak %s", cpu.Seconds(), units.Bytes(ru.Maxrss*1024))
+	}
+	return line
 }
 
 // ReceiveImage is the request of receive --image name: the config's

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -83,5 +85,27 @@ func TestReceiveImage(t *testing.T) {
 	}
 	if _, err := cluster.ReceiveImage(cfg, "nope"); !errors.Is(err, cluster.ErrNoImage) || cluster.StepOf(err) != cluster.StepConfig {
 		t.Errorf("unknown image: %v, want a StepConfig ErrNoImage", err)
+	}
+}
+
+// TestReceiveLineSaysCPU: goldsync receive's line (which the primary's
+// replica report carries) ends with the CPU time and peak memory the
+// receiver used, so an update's cost on the replica is known without a
+// measuring wrapper in front of the receiver.
+func TestReceiveLineSaysCPU(t *testing.T) {
+	sum := 0
+	for i := range 20_000_000 { // some CPU time, so the figure is not 0
+		sum += i % 7
+	}
+	line := cluster.ReceiveLine("/img", &imaging.Result{Duration: time.Second})
+	m := regexp.MustCompile(`, 1\.000s, cpu (\d+\.\d{3})s, peak (\d+\.\d) MiB$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("line %q does not end with the CPU time and peak memory (sum %d)", line, sum)
+	}
+	if cpu, _ := strconv.ParseFloat(m[1], 64); cpu <= 0 {
+		t.Errorf("cpu %s s in %q, want > 0", m[1], line)
+	}
+	if peak, _ := strconv.ParseFloat(m[2], 64); peak < 1 {
+		t.Errorf("peak %s MiB in %q, want at least 1", m[2], line)
 	}
 }

@@ -404,30 +404,74 @@ func eachKey(stateDir string, id int64, fn func(contentKey)) error {
 // eachKeyIn calls fn with each content key of the key list name ("keys"
 // or "added") of generation id.
 func eachKeyIn(stateDir string, id int64, name string, fn func(contentKey)) error {
+	return eachKeyBlock(stateDir, id, name, func(b []byte) {
+		for off := 0; off < len(b); off += keySize {
+			fn(keyAt(b, off))
+		}
+	})
+}
+
+// keySize is the length of a content key in a key list: its hash and
+// size, little-endian.
+const keySize = 16
+
+// keyAt decodes the key at b[off:].
+func keyAt(b []byte, off int) contentKey {
+	return contentKey{binary.LittleEndian.Uint64(b[off:]), int64(binary.LittleEndian.Uint64(b[off+8:]))}
+}
+
+// eachKeyBlock calls fn with the key list name of generation id in blocks
+// of whole keys (up to 64 KiB; a short tail was never a key), so that a
+// caller looking for a few keys among all of a generation's tests each
+// with a keyFilter and copies the rest as it is (keysFromDelta).
+func eachKeyBlock(stateDir string, id int64, name string, fn func(b []byte)) error {
 	f, err := os.Open(filepath.Join(genDir(stateDir, id), name))
 	if err != nil {
 		return fmt.Errorf("generation %d keys: %w", id, err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var b [16]byte
-	n := int64(0)
+	buf := make([]byte, 64<<10)
+	have, n := 0, int64(0)
 	defer func() { keysRead.Add(n) }()
 	for {
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return nil // (a short tail was never a key)
-			}
+		m, err := f.Read(buf[have:])
+		have += m
+		if whole := have - have%keySize; whole > 0 && (have == len(buf) || err != nil) {
+			n += int64(whole / keySize)
+			fn(buf[:whole])
+			have = copy(buf, buf[whole:have])
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("generation %d keys: %w", id, err)
 		}
-		n++
-		fn(contentKey{binary.LittleEndian.Uint64(b[:]), int64(binary.LittleEndian.Uint64(b[8:]))})
 	}
+}
+
+// keyFilter is a set of content keys' hashes, 4096 bits of them: a key
+// whose bit is clear was never added, one whose bit is set may have been
+// (for a few hundred keys, one in a hundred others or fewer). It spares a
+// map lookup for each of a generation's keys where only a few matter.
+type keyFilter [64]uint64
+
+func (f *keyFilter) add(k contentKey) { f[k.hash>>6&63] |= 1 << (k.hash & 63) }
+
+func (f *keyFilter) mayHave(b []byte, off int) bool {
+	h := binary.LittleEndian.Uint64(b[off:])
+	return f[h>>6&63]&(1<<(h&63)) != 0
 }
 
 // keysRead counts the content keys read from generations' key lists: the
 // test that checks that a prune's work follows the change reads it.
 var keysRead atomic.Int64
+
+// keyLookups counts the keys of generations' key lists that a record or
+// a sweep looked up in its map (the others its keyFilter ruled out): the
+// test that checks that recording a generation copies the kept keys
+// reads it.
+var keyLookups atomic.Int64
 
 // afterSync is Sync's generation hook, run with the state dir's lock held
 // after a run that may have changed the image. It keeps the content the
@@ -810,21 +854,33 @@ type runDelta struct {
 // not describe latest, and the caller reads the manifest instead.
 func keysFromDelta(stateDir string, latest *Generation, d *runDelta, to string) (int, error) {
 	drop := map[contentKey]int{}
+	var maybe keyFilter
 	for _, e := range d.old {
 		if needsContent(e) && e.Hashed() {
 			drop[entryKey(e)]++
+			maybe.add(entryKey(e))
 		}
 	}
 	kw, err := createKeyList(to)
 	if err != nil {
 		return 0, err
 	}
-	err = eachKey(stateDir, latest.ID, func(k contentKey) {
-		if drop[k] > 0 {
-			drop[k]--
-			return
+	// The kept keys are copied a block at a time; only those whose bit
+	// the dropped keys set are looked up.
+	err = eachKeyBlock(stateDir, latest.ID, "keys", func(b []byte) {
+		from := 0
+		for off := 0; off < len(b); off += keySize {
+			if !maybe.mayHave(b, off) {
+				continue
+			}
+			keyLookups.Add(1)
+			if k := keyAt(b, off); drop[k] > 0 {
+				drop[k]--
+				kw.w.Write(b[from:off])
+				from = off + keySize
+			}
 		}
-		kw.add(k)
+		kw.w.Write(b[from:])
 	})
 	for _, e := range d.new {
 		if needsContent(e) && e.Hashed() {
@@ -950,15 +1006,25 @@ func sweepObjects(stateDir string) (int64, error) {
 	if len(objs) == 0 {
 		return 0, nil
 	}
+	var held keyFilter
+	for k := range objs {
+		held.add(k)
+	}
 	need := map[contentKey]bool{}
 	for i, id := range ids {
 		name := "keys"
 		if i > 0 && ids[i-1] == id-1 && fileExists(filepath.Join(genDir(stateDir, id), "added")) {
 			name = "added"
 		}
-		if err := eachKeyIn(stateDir, id, name, func(k contentKey) {
-			if objs[k] {
-				need[k] = true
+		if err := eachKeyBlock(stateDir, id, name, func(b []byte) {
+			for off := 0; off < len(b); off += keySize {
+				if !held.mayHave(b, off) {
+					continue
+				}
+				keyLookups.Add(1)
+				if k := keyAt(b, off); objs[k] {
+					need[k] = true
+				}
 			}
 		}); err != nil {
 			return 0, err // unsure what is needed: remove nothing

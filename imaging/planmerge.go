@@ -284,6 +284,12 @@ type streamPlan struct {
 	// more, and the merge stops before its next pair (a list it no longer
 	// gets whole must not look ended to it).
 	abandon atomic.Bool
+	// The entries the merge is done with are given back: the source's to
+	// the source (srcBack, nil: not a LendingSource), the destination
+	// walk's to dstLent, which the walk lists into (issue #14).
+	srcBack func(*tree.Entry)
+	dstLent tree.EntryPool
+	given   int64 // how many
 }
 
 // batcher sends one list's entries to the merge in batches.
@@ -372,15 +378,21 @@ func (r *syncRun) startStreamPlan(ctx context.Context, noDelete bool) (*streamPl
 		return nil, err
 	}
 	sp := &streamPlan{m: m, done: make(chan struct{})}
+	if ls, ok := r.src.(LendingSource); ok {
+		sp.srcBack = ls.GiveBack
+	}
 	sp.src, sp.dst = newBatcher(ctx, &sp.abandon), newBatcher(ctx, &sp.abandon)
 	go func() {
 		defer close(sp.done)
+		defer func() { streamGivenBack.Add(sp.given) }()
 		for s, d := range tree.MergeSeq(sp.src.seq(), sp.dst.seq()) {
 			if sp.abandon.Load() || m.werr != nil || m.needsAll(s, d) {
 				sp.stopped = true
 				break
 			}
+			lastSrc, lastDst := m.lastSrc, m.lastDst
 			m.step(s, d)
+			sp.giveBack(s, d, lastSrc, lastDst)
 		}
 		if sp.abandon.Load() {
 			sp.stopped = true
@@ -398,6 +410,34 @@ func (r *syncRun) startStreamPlan(ctx context.Context, noDelete bool) (*streamPl
 	}()
 	return sp, nil
 }
+
+// giveBack gives back the entries a step of the merge replaced as the
+// last of their lists (lastSrc, lastDst: what m.lastSrc and m.lastDst were
+// before the step of s and d). Nothing looks at them any more: the step
+// spooled what it planned, the spools and the checkers keep copies and
+// strings, and the merge has moved past them; the last of each list is
+// kept (a plan that resumes over the spools starts from it).
+func (sp *streamPlan) giveBack(s, d, lastSrc, lastDst *tree.Entry) {
+	if s != nil && lastSrc != nil && sp.srcBack != nil {
+		sp.srcBack(lastSrc)
+		sp.given++
+	}
+	if d != nil && lastDst != nil {
+		if poisonGiven != nil {
+			poisonGiven(lastDst)
+		}
+		sp.dstLent.Put(lastDst)
+		sp.given++
+	}
+}
+
+// poisonGiven, set by tests, spoils each destination entry given back
+// before the walk may list into it again.
+var poisonGiven func(*tree.Entry)
+
+// streamGivenBack counts the entries streamed plans gave back (a work
+// count for tests).
+var streamGivenBack atomic.Int64
 
 // wait returns once the merge has ended (both lists ended first).
 func (sp *streamPlan) wait() { <-sp.done }

@@ -45,6 +45,18 @@ type ValidatedSource interface {
 	EntriesValidated() bool
 }
 
+// LendingSource is a Source whose Scan lends the entries it hands out:
+// the caller may give each back (GiveBack) once it no longer looks at the
+// *tree.Entry, and the source decodes a later one into it. The entry's
+// strings and xattrs may still be kept (they are never written to).
+// Sync gives back what its streamed plan is done with: a new entry for
+// each of a pull's was a third of a no-change pull's allocations on the
+// image server (issue #14).
+type LendingSource interface {
+	Source
+	GiveBack(e *tree.Entry)
+}
+
 // ScanRequest says what a Scan should list.
 type ScanRequest struct {
 	// Excludes are rsync-style exclude patterns (see package exclude).

@@ -33,6 +33,7 @@ type spool struct {
 	offs    []int64
 	reverse bool
 	scratch []byte
+	hdr     [binary.MaxVarintLen64]byte // a record's length, as written
 }
 
 // newSpool creates a spool in dir (the state dir: a sync's temp data stays
@@ -73,9 +74,10 @@ func (s *spool) add(rec []byte) error {
 	if s.reverse {
 		s.offs = append(s.offs, s.off)
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	h := binary.PutUvarint(hdr[:], uint64(len(rec)))
-	if _, err := s.w.Write(hdr[:h]); err != nil {
+	// The length in the spool's own array: a local one escaped through
+	// the writer, one allocation a record (issue #14).
+	h := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
+	if _, err := s.w.Write(s.hdr[:h]); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	if _, err := s.w.Write(rec); err != nil {
@@ -85,6 +87,28 @@ func (s *spool) add(rec []byte) error {
 	s.n++
 	return nil
 }
+
+// addFramed appends one record that the caller encoded after room for
+// its length: rec is the record at b[spoolHdr:], written with its length
+// in one piece.
+func (s *spool) addFramed(b []byte) error {
+	if s.reverse {
+		s.offs = append(s.offs, s.off)
+	}
+	n := len(b) - spoolHdr
+	h := binary.PutUvarint(s.hdr[:], uint64(n))
+	start := spoolHdr - h
+	copy(b[start:], s.hdr[:h])
+	if _, err := s.w.Write(b[start:]); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.off += int64(h + n)
+	s.n++
+	return nil
+}
+
+// spoolHdr is the room addFramed's callers leave for a record's length.
+const spoolHdr = binary.MaxVarintLen64
 
 // Len returns the number of records.
 func (s *spool) Len() int { return s.n }
@@ -185,11 +209,11 @@ func (s *entrySpool) add(e *tree.Entry) error {
 		prev = &s.prev
 	}
 	var err error
-	if s.buf, err = wire.AppendEntryLocal(s.buf[:0], prev, e); err != nil {
+	if s.buf, err = wire.AppendEntryLocal(append(s.buf[:0], make([]byte, spoolHdr)...), prev, e); err != nil {
 		return fmt.Errorf("spool %q: %w", e.Path, err)
 	}
 	s.prev, s.has = spoolKey(e), true
-	return s.spool.add(s.buf)
+	return s.spool.addFramed(s.buf)
 }
 
 // spoolKey is what the entry codec uses of the entry before.

@@ -777,6 +777,10 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	if r.excl != nil {
 		wo.Exclude = r.excl
 	}
+	if r.stream != nil && r.opts.checkDest == nil {
+		// The streamed plan gives back the entries it is done with.
+		wo.lent = &r.stream.dstLent
+	}
 	add := func(e *tree.Entry) error {
 		r.dstN++
 		if err := r.addDst(r.dsts, e); err != nil {

@@ -73,6 +73,12 @@ type WalkOptions struct {
 	// WalkEach then reuses the entries it handed out for the ones it
 	// lists next, instead of a new one each (DirSourceOptions.LendEntries).
 	lend bool
+	// lent, when set, holds entries fn's caller gave back once it no
+	// longer looked at them (a Sync's streamed plan, after each pair:
+	// issue #14), which the workers list into. The walk itself never
+	// looks at an entry it handed out again (a directory is read before
+	// its entry goes out).
+	lent *tree.EntryPool
 }
 
 // WalkResult is what Walk found.
@@ -690,6 +696,8 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(stri
 		var e *tree.Entry
 		if w.opts.lend {
 			e, _ = w.spare.Get().(*tree.Entry)
+		} else if w.opts.lent != nil {
+			e = w.opts.lent.Get()
 		}
 		if e == nil {
 			e = new(tree.Entry)

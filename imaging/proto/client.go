@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
 )
 
@@ -106,11 +107,16 @@ type Client struct {
 	watchDone chan struct{}
 
 	entries, files, fileErrors, dataBytes, reuseBytes atomic.Int64
+
+	// lent are entries a Scan's caller gave back (GiveBack), for the
+	// streams' decoders to decode into.
+	lent tree.EntryPool
 }
 
 var (
 	_ imaging.Source          = (*Client)(nil)
 	_ imaging.ValidatedSource = (*Client)(nil)
+	_ imaging.LendingSource   = (*Client)(nil)
 )
 
 // NewClient runs the handshake on rwc, opens root on the server and returns
@@ -252,6 +258,7 @@ func (c *Client) dial(ctx context.Context, rwc io.ReadWriteCloser, flags wire.Op
 	c.mu.Unlock()
 	enc := wire.NewEncoder(s.m)
 	s.dec = wire.NewDecoder(s.m)
+	s.dec.LendEntries(&c.lent)
 	s.out = newSender(enc, s.fail)
 	s.expect.Add(1)
 	stop := context.AfterFunc(ctx, func() { s.fail(ctx.Err()) })

@@ -108,6 +108,10 @@ func (c *Client) Scan(ctx context.Context, req imaging.ScanRequest, fn func(*tre
 // decoded (the scan's checker then checks only its place in the stream).
 func (c *Client) EntriesValidated() bool { return true }
 
+// GiveBack implements imaging.LendingSource: e, an entry a Scan handed
+// out that the caller no longer looks at, is decoded into again.
+func (c *Client) GiveBack(e *tree.Entry) { c.lent.Put(e) }
+
 // abandon stops listening to a scan and asks the server to stop it; the
 // reader drops its remaining entries and frees the scan slot at ScanEnd.
 func (s *stream) abandon(sc *scanState) {

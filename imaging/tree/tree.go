@@ -246,6 +246,44 @@ func ValidatePath(p string) error {
 	return nil
 }
 
+// ValidatePathShared returns what ValidatePath(p) returns, for a p whose
+// first n bytes are those of a path that passed ValidatePath (in a stream
+// in Compare order, the prefix a path shares with the one before it): the
+// whole components of that prefix are not checked again. A path that
+// fails is checked in full, so the error is ValidatePath's. With n 0 it is
+// ValidatePath.
+func ValidatePathShared(p string, n int) error {
+	if n <= 0 || n > len(p) || len(p) > MaxPathLen {
+		return ValidatePath(p)
+	}
+	// p[:j] are whole components of a valid path (not absolute, no NUL,
+	// none empty, . or .. or too long); the rest is checked here.
+	j := strings.LastIndexByte(p[:n], '/')
+	if j <= 0 || !validComponents(p[j+1:]) {
+		return ValidatePath(p)
+	}
+	return nil
+}
+
+// validComponents reports whether s is one or more valid components
+// separated by '/' (not empty, no NUL, no . or .. component, none longer
+// than MaxNameLen).
+func validComponents(s string) bool {
+	if strings.IndexByte(s, 0) >= 0 {
+		return false
+	}
+	for {
+		c, rest, more := strings.Cut(s, "/")
+		if c == "" || c == "." || c == ".." || len(c) > MaxNameLen {
+			return false
+		}
+		if !more {
+			return true
+		}
+		s = rest
+	}
+}
+
 func truncate(s string) string {
 	if len(s) > 80 {
 		return s[:80] + "..."
@@ -267,7 +305,15 @@ const (
 // fields that only some types may carry. It does not check its place in a
 // stream (see Checker).
 func (e *Entry) Validate() error {
-	if err := ValidatePath(e.Path); err != nil {
+	return e.ValidateShared(0)
+}
+
+// ValidateShared is Validate for an entry whose path's first n bytes are
+// those of a path that passed ValidatePath (see ValidatePathShared): a
+// decoder that validated the entry before, whose path it shares n bytes
+// of, need not check those again.
+func (e *Entry) ValidateShared(n int) error {
+	if err := ValidatePathShared(e.Path, n); err != nil {
 		return err
 	}
 	bad := func(format string, a ...any) error {

@@ -40,3 +40,70 @@ func TestValidatePath(t *testing.T) {
 		}
 	}
 }
+
+// sharedPrefix is how many bytes a and b share at their start.
+func sharedPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// checkShared fails unless ValidatePathShared(p, n) returns what
+// ValidatePath(p) returns for every n up to the prefix p shares with v, a
+// valid path.
+func checkShared(t *testing.T, v, p string) {
+	t.Helper()
+	if ValidatePath(v) != nil {
+		return
+	}
+	want := ValidatePath(p)
+	for n := range sharedPrefix(v, p) + 1 {
+		got := ValidatePathShared(p, n)
+		if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+			t.Fatalf("ValidatePathShared(%.60q, %d) after %.60q: %v, ValidatePath: %v", p, n, v, got, want)
+		}
+	}
+}
+
+// TestValidatePathShared: a path checked past the prefix it shares with a
+// valid one (as the wire's decoder does) is refused exactly when
+// ValidatePath refuses it, with its error.
+func TestValidatePathShared(t *testing.T) {
+	long := strings.Repeat("n", MaxNameLen)
+	valid := []string{Root, "a", "a/b", "a/b/c.d", "ab/cd/ef", long + "/" + long, "a/" + long, "..a/b.."}
+	tails := []string{"", "/", "//", "/.", "/..", "/./x", "/../x", "/x", "/x/", "x", ".", "..", "\x00", "/x\x00y",
+		"/" + long, "/" + long + "n", "n", "/a/b/c", strings.Repeat("/abcdefgh", MaxPathLen/9+1)}
+	for _, v := range valid {
+		for k := 0; k <= len(v); k++ {
+			if len(v) > 20 && k > 3 && k < len(v)-3 && v[k-1] != '/' && v[k] != '/' {
+				continue // long names: their ends and slashes
+			}
+			for _, tail := range tails {
+				checkShared(t, v, v[:k]+tail)
+			}
+		}
+	}
+	// What it saves: the vouched components are not looked at again (a
+	// caller that breaks the contract gets no check of them).
+	if err := ValidatePathShared("a/../b", 5); err != nil {
+		t.Errorf("the components of the vouched prefix were checked again: %v", err)
+	}
+	if err := ValidatePathShared("a/../b", 0); err == nil {
+		t.Error("with nothing vouched for, a/../b passed")
+	}
+}
+
+// FuzzValidatePathShared: for any valid v and any p, ValidatePathShared(p,
+// n) is ValidatePath(p) for every n up to their shared prefix.
+func FuzzValidatePathShared(f *testing.F) {
+	f.Add("a/b/c", "a/b/d")
+	f.Add("a/b", "a/b/../c")
+	f.Add("usr/lib", "usr/lib64/x")
+	f.Add("a/bb", "a/b/")
+	f.Add(".", "./x")
+	f.Fuzz(func(t *testing.T, v, p string) {
+		checkShared(t, v, p)
+	})
+}

@@ -56,13 +56,13 @@ func AppendEntryLocal(dst []byte, prev, e *tree.Entry) ([]byte, error) {
 // slice: treat decoded xattrs as read-only (or Clone the entry). e must not
 // be prev.
 func DecodeEntry(src []byte, prev, e *tree.Entry) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, false, nil)
+	return decodeEntry(src, prev, e, false, nil, false)
 }
 
 // DecodeEntryLocal is DecodeEntry for entries written by AppendEntryLocal
 // (or AppendEntry): it also restores Dev, Ino, Nlink and Ctime.
 func DecodeEntryLocal(src []byte, prev, e *tree.Entry) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, true, nil)
+	return decodeEntry(src, prev, e, true, nil, false)
 }
 
 // DecodeEntryLocalScratch is DecodeEntryLocal with e.Path built in *path
@@ -72,7 +72,7 @@ func DecodeEntryLocal(src []byte, prev, e *tree.Entry) (rest []byte, err error) 
 // buffers in turn). It saves the block decoder a string an entry where
 // only the entries' names are kept (issue #14).
 func DecodeEntryLocalScratch(src []byte, prev, e *tree.Entry, path *[]byte) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, true, path)
+	return decodeEntry(src, prev, e, true, path, false)
 }
 
 var noEntry tree.Entry
@@ -201,7 +201,10 @@ func appendEntry(dst []byte, prev, e *tree.Entry, local bool) ([]byte, error) {
 	return dst, nil
 }
 
-func decodeEntry(src []byte, prev, e *tree.Entry, local bool, scratch *[]byte) ([]byte, error) {
+// decodeEntry decodes an entry into e; prevValid says prev passed
+// (*tree.Entry).Validate (the Decoder's own last entry): the path's
+// prefix shared with it is then not checked again.
+func decodeEntry(src []byte, prev, e *tree.Entry, local bool, scratch *[]byte, prevValid bool) ([]byte, error) {
 	if prev == nil {
 		prev = &noEntry
 	}
@@ -291,7 +294,11 @@ func decodeEntry(src []byte, prev, e *tree.Entry, local bool, scratch *[]byte) (
 	if p.err != nil {
 		return src, p.err
 	}
-	if err := e.Validate(); err != nil {
+	vouched := 0
+	if prevValid {
+		vouched = int(shared)
+	}
+	if err := e.ValidateShared(vouched); err != nil {
 		return src, &DecodeError{Msg: "entry", Err: err}
 	}
 	return p.b, nil

@@ -10,8 +10,9 @@ import (
 // NAME.example.txt its Example, NAME being the command's path below the
 // root with its words joined by "-" ("os-add" for "goldsync os add"; the
 // root's own is its name). Each file's last newline is dropped and Vars,
-// when set, replaces placeholders such as "{{exit-status}}". The command
-// trees (cobraman's, internal/cli's) walk themselves and call Set.
+// when set, replaces placeholders such as "{{exit-status}}" (a text with
+// no "{{" is not passed through it: every start reads every file). The
+// command trees (cobraman's, internal/cli's) walk themselves and call Set.
 type HelpFiles struct {
 	FS   fs.FS
 	Vars *strings.Replacer
@@ -39,7 +40,7 @@ func (h *HelpFiles) read(name string) string {
 	}
 	h.used[name] = true
 	s := strings.TrimSuffix(string(b), "\n")
-	if h.Vars != nil {
+	if h.Vars != nil && strings.Contains(s, "{{") {
 		s = h.Vars.Replace(s)
 	}
 	return s

@@ -5,10 +5,12 @@
 //	fanout -config FILE [-image NAME] [-replicas r1,r2] [-fanout N]
 //
 // It prints one line per replica (seconds, who fed it, full compare or
-// not, files and bytes sent) and a total line with the wall time and the CPU this process
-// and its children (the ssh clients) used. Node snapshots and boot files
-// are not built (cluster.ReplicateOptions.NoBuild): only the image is
-// pushed, as rsync would. It exits 1 when a replica failed. With
+// not, files and bytes sent) followed by the receiver's own line (what it
+// applied, its CPU time and peak memory), and a total line with the wall
+// time and the CPU this process and its children (the ssh clients) used.
+// Node snapshots and boot files are not built
+// (cluster.ReplicateOptions.NoBuild): only the image is pushed, as rsync
+// would. It exits 1 when a replica failed. With
 // GOLDSYNC_PROFILE set it writes Go CPU and heap profiles as goldsync does
 // (internal/profile).
 package main
@@ -83,6 +85,9 @@ func run(ctx context.Context, cfgPath, image, replicas string, fanout int) error
 			line += ": " + r.Error
 		}
 		fmt.Println(line)
+		if r.Receiver != "" {
+			fmt.Printf("    %s %s\n", r.Replica, r.Receiver)
+		}
 	}
 	selfCPU := tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
 	kidsCPU := tv(afterKids.Utime) - tv(beforeKids.Utime) + tv(afterKids.Stime) - tv(beforeKids.Stime)
