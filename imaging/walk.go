@@ -547,9 +547,10 @@ func (w *walker) descend(ctx context.Context, n *dirNode) error {
 }
 
 // maxFreeKids bounds the capacity of a directory's list of children kept
-// for the workers to list into again (walker.kidsFree): a new list a
-// directory was ~4 MB of a no-change walk of 225k entries (issue #14).
-const maxFreeKids = 1024
+// for the workers to list into again (walker.kidsFree: at most 16 lists,
+// 64 KiB): a new list a directory was ~4 MB of a no-change walk of 225k
+// entries (issue #14).
+const maxFreeKids = 256
 
 // release returns n handed-out entries to the read-ahead window.
 func (w *walker) release(n int) {

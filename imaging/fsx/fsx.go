@@ -248,6 +248,10 @@ type NameBuf struct {
 	names []string
 }
 
+// maxNameBuf bounds the names' bytes a NameBuf keeps for its next use
+// (and a sixteenth of it the names): ~4,000 names of 16 bytes.
+const maxNameBuf = 64 << 10
+
 // NamesInto is Names into buf's storage: the names are valid until buf's
 // next use. A walk's worker lists every directory of its tree, and each
 // list was two new allocations (the names' bytes and the slice), ~7 MB of
@@ -279,6 +283,12 @@ func (d *Dir) names(into *NameBuf) ([]string, error) {
 		if n <= 0 {
 			if into != nil {
 				into.names, into.blob = names, blob
+				if cap(blob) > maxNameBuf || cap(names) > maxNameBuf/16 {
+					// A huge directory's storage is not kept (the
+					// names returned stay valid): a walk's workers would
+					// each hold their largest directory's.
+					into.names, into.blob = nil, nil
+				}
 			}
 			return names, nil
 		}

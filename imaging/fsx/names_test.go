@@ -90,7 +90,7 @@ func firstDiff(a, b []string) string {
 
 // TestNamesInto: NamesInto lists what Names does into storage it reuses:
 // no allocation once the storage has grown, and the names of the last
-// call are as listed (issue #14).
+// call are as listed (issue #14). A huge directory's storage is not kept.
 func TestNamesInto(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	want := make([][]string, len(dirs))
@@ -119,5 +119,25 @@ func TestNamesInto(t *testing.T) {
 				t.Errorf("NamesInto of %d names: %.0f allocations, want 0", len(want[k]), allocs)
 			}
 		}
+	}
+	huge := t.TempDir()
+	var names []string
+	for i := range maxNameBuf / 16 {
+		n := fmt.Sprintf("a-rather-long-file-name-%06d", i)
+		names = append(names, n)
+		if err := os.WriteFile(filepath.Join(huge, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, d := openTestDir(t, huge)
+	got, err := d.NamesInto(&nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(got); !slices.Equal(got, names) {
+		t.Fatalf("NamesInto of a huge directory: %d names, want %d", len(got), len(names))
+	}
+	if cap(nb.blob) > maxNameBuf || cap(nb.names) > maxNameBuf/16 {
+		t.Errorf("after a huge directory the NameBuf keeps %d bytes and %d names, more than %d and %d", cap(nb.blob), cap(nb.names), maxNameBuf, maxNameBuf/16)
 	}
 }
