@@ -48,7 +48,7 @@ type WalkOptions struct {
 	// means 8192.
 	ReadAhead int
 	// Temps, when set, receives the paths of engine temporary files found
-	// (see TempPrefix) instead of listing them.
+	// (see TempPrefix) instead of listing them, one call at a time.
 	Temps func(path string)
 	// Scopes, when set, limit the walk: each scope's path is listed (if it
 	// exists) and, for Tree scopes, everything beneath it. Ancestors are not
@@ -154,9 +154,9 @@ func Walk(ctx context.Context, root *fsx.Root, opts WalkOptions) (*WalkResult, e
 // An error from fn stops the walk and is returned as is. The result's
 // Entries is nil; Listed counts what fn was given.
 //
-// opts.Previous (and Temps) may be called from several goroutines at once;
-// for each directory, Previous is asked about its children in Compare
-// order.
+// opts.Previous may be called from several goroutines at once (Temps one
+// call at a time, from any of them); for each directory, Previous is asked
+// about its children in Compare order.
 func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tree.Entry) error) (*WalkResult, error) {
 	w := &walker{root: root, opts: opts, log: opts.Logger, fn: fn, kidsFree: make(chan []walkKid, 16)}
 	if w.log == nil {
@@ -402,6 +402,11 @@ type walker struct {
 	// entries handed out with a Problem.
 	links       map[linkKey]*linkLeader
 	probEntries int
+
+	// tempsMu makes the workers' calls of opts.Temps one at a time: its
+	// callers append to a slice (a lost append left a killed run's temp
+	// file in the image after the complete re-run).
+	tempsMu sync.Mutex
 
 	// spare holds entries fn is done with, for the workers to list into
 	// (opts.lend).
@@ -674,7 +679,9 @@ func (w *walker) readDir(ctx context.Context, de *tree.Entry, previous func(stri
 			p = strings.Clone(name)
 		}
 		if strings.HasPrefix(name, TempPrefix) && w.opts.Temps != nil {
+			w.tempsMu.Lock()
 			w.opts.Temps(p)
+			w.tempsMu.Unlock()
 			continue
 		}
 		if len(p) > tree.MaxPathLen {

@@ -3,12 +3,15 @@ package imaging_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -208,5 +211,52 @@ func TestWalkEachStops(t *testing.T) {
 	}
 	if diff := cmp.Diff(listPaths(t, root)[:4], got); diff != "" {
 		t.Errorf("first paths through iter.Pull (-want +got):\n%s", diff)
+	}
+}
+
+// TestWalkTempsOneAtATime: the workers report engine temp files through
+// Temps one call at a time, and every one is reported. Sync's and the
+// snapshot builder's Temps append to a slice: called from several workers
+// at once, an append was lost now and then, and a killed run's temp file
+// stayed in the image after the complete re-run (the reliability suite's
+// TestRollbackCrashConvergence, once in CI). The callback sleeps to widen
+// the window; without the walk's lock, calls overlap at once.
+func TestWalkTempsOneAtATime(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	var want []string
+	for d := range 32 {
+		for f := range 4 {
+			p := filepath.Join(fmt.Sprintf("d%02d", d), fmt.Sprintf("%s%d", imaging.TempPrefix, f))
+			if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, p), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, p)
+		}
+	}
+	var (
+		inside, most atomic.Int32
+		got          []string
+	)
+	temps := func(p string) {
+		n := inside.Add(1)
+		if n > most.Load() {
+			most.Store(n)
+		}
+		time.Sleep(200 * time.Microsecond)
+		got = append(got, p)
+		inside.Add(-1)
+	}
+	if _, err := imaging.Walk(context.Background(), openRoot(t, root), imaging.WalkOptions{Workers: 8, Temps: temps}); err != nil {
+		t.Fatal(err)
+	}
+	if m := most.Load(); m > 1 {
+		t.Errorf("Temps ran %d calls at once, want one at a time", m)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("temps reported (-want +got):\n%s", diff)
 	}
 }
