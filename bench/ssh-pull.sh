@@ -11,7 +11,8 @@
 # the agent runs as $M/V/goldsync-agent (rusage around it, its state in
 # $M/V/agent-state), reached with --agent-path. Environment does not cross
 # ssh: what the agent needs (GCTRACE=1, PROFILE=1, AGENT_ENV="X=1; export X")
-# goes through $M/V/ssh.env. The last line printed sums it up:
+# goes through $M/V/ssh.env. PULL_ARGS are goldsync's own flags (-vv --log-format
+# json: the run's timeline in $M/V/TAG.log). The last line printed sums it up:
 #
 #	TAG wall=S server_cpu=S ssh_cpu=S agent_cpu=S sshd_cpu=S agent_rss_mib=N [agent_gcs=N] load=...
 #
@@ -78,7 +79,7 @@ EOW
 	fi
 	rc=0
 	/usr/bin/time -f '%e s wall %U user %S sys %M maxrss_kib' -o "$OUT.time" \
-		"$D/goldsync" pull --no-progress -e "$D/rusage -o $OUT.ssh.jsonl -tag ssh -- $S/rsh" \
+		"$D/goldsync" ${PULL_ARGS:-} pull --no-progress -e "$D/rusage -o $OUT.ssh.jsonl -tag ssh -- $S/rsh" \
 		--agent-path "$D/agent-ssh" "root@127.0.0.1:$SRC" "$DST" >"$OUT.log" 2>&1 || rc=$?
 	sleep 0.3 # the daemon reaps the session
 	c1=$(awk '{print $16+$17}' /proc/"$SSHD"/stat)

@@ -163,14 +163,24 @@ func (r PullRequest) Pull(ctx context.Context) (*PullSummary, error) {
 	}
 	ctx, cancel := WithDeadline(ctx, r.Deadline)
 	defer cancel()
+	opts.Incremental = !r.FullScan
+	// The destination's walk starts while the remote shell logs in
+	// (nothing is changed before the source is connected; nil: Sync
+	// does it all).
+	early := imaging.StartEarly(ctx, r.Dest, opts)
 	source, err := remote.Open(ctx, r.Source, remote.Options{Serve: agent.InProcess, Rsh: r.Rsh, AgentPath: r.AgentPath,
 		Streams: r.Streams, Logger: r.Logger, IdleTimeout: r.Timeout, MaxListBytes: r.MaxListBytes, ProgressTimeout: r.ProgressTimeout})
 	if err != nil {
+		early.Close()
 		return nil, DeadlineErr(ctx, stepErr(StepConnect, err))
 	}
 	defer source.Close()
-	opts.Incremental = !r.FullScan
-	res, err := imaging.Sync(ctx, source, r.Dest, opts)
+	var res *imaging.Result
+	if early != nil {
+		res, err = early.Sync(ctx, source)
+	} else {
+		res, err = imaging.Sync(ctx, source, r.Dest, opts)
+	}
 	var s *PullSummary
 	if res != nil {
 		sum := SummarizePull(r.Source, r.Dest, r.DryRun, res, source, err)

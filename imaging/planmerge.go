@@ -288,8 +288,8 @@ type streamPlan struct {
 	// the source (srcBack, nil: not a LendingSource), the destination
 	// walk's to dstLent, which the walk lists into (issue #14).
 	srcBack func(*tree.Entry)
-	dstLent tree.EntryPool
-	given   int64 // how many
+	dstLent *tree.EntryPool // the run's (syncRun.dstLent)
+	given   int64           // how many
 }
 
 // batcher sends one list's entries to the merge in batches.
@@ -377,15 +377,21 @@ func (r *syncRun) startStreamPlan(ctx context.Context, noDelete bool) (*streamPl
 	if err != nil {
 		return nil, err
 	}
-	sp := &streamPlan{m: m, done: make(chan struct{})}
+	sp := &streamPlan{m: m, done: make(chan struct{}), dstLent: &r.dstLent}
 	if ls, ok := r.src.(LendingSource); ok {
 		sp.srcBack = ls.GiveBack
 	}
 	sp.src, sp.dst = newBatcher(ctx, &sp.abandon), newBatcher(ctx, &sp.abandon)
+	dsts := sp.dst.seq()
+	if r.early != nil {
+		// The walk started before the source was connected: what it
+		// spooled meanwhile is read back first (early.seq).
+		dsts = r.early.seq(sp.dst, dsts)
+	}
 	go func() {
 		defer close(sp.done)
 		defer func() { streamGivenBack.Add(sp.given) }()
-		for s, d := range tree.MergeSeq(sp.src.seq(), sp.dst.seq()) {
+		for s, d := range tree.MergeSeq(sp.src.seq(), dsts) {
 			if sp.abandon.Load() || m.werr != nil || m.needsAll(s, d) {
 				sp.stopped = true
 				break

@@ -340,11 +340,17 @@ func LockStateFile(stateDir, name string) (*os.File, error) {
 // hard-link groups, counts). Result.Plan has the plan's counts; its
 // actions reach Options.Itemize.
 func Sync(ctx context.Context, src Source, dest string, opts Options) (*Result, error) {
-	r, err := startRun(src, dest, opts)
+	r, err := startRun(src, dest, opts, false)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
+	return r.run(ctx)
+}
+
+// run is Sync's phases after startRun.
+func (r *syncRun) run(ctx context.Context) (*Result, error) {
+	opts := r.opts
 	r.progress(PhaseScan)
 	if err := r.scan(ctx); err != nil {
 		return nil, err
@@ -400,6 +406,12 @@ type syncRun struct {
 	reread  int64       // entries the walk read afresh
 	// stream is the plan made while a full scan runs (nil: none).
 	stream *streamPlan
+	// dstLent holds the destination walk's entries the streamed plan
+	// gave back, which the walk lists into (issue #14).
+	dstLent tree.EntryPool
+	// early is the destination walk started before the source was
+	// connected (StartEarly; nil: none).
+	early *earlyWalk
 	// prevLen is how many entries the manifest held; imageTotal the
 	// entries of the whole image as last recorded (0: unknown).
 	prevLen, imageTotal int
@@ -417,8 +429,12 @@ type syncRun struct {
 	a *applier
 }
 
-// startRun checks the state dir, takes its lock and opens dest.
-func startRun(src Source, dest string, opts Options) (*syncRun, error) {
+// startRun checks the state dir, takes its lock and opens dest. For an
+// early run (StartEarly: no source yet) it creates, removes and changes
+// nothing: dest, its state dir and lock file must exist, and a run that
+// is not a full scan (a journal token, scopes, a dry run) is not started
+// early (errNotEarly).
+func startRun(src Source, dest string, opts Options, early bool) (*syncRun, error) {
 	r := &syncRun{src: src, dest: dest, opts: opts, log: opts.Logger, start: time.Now()}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -436,22 +452,32 @@ func startRun(src Source, dest string, opts Options) (*syncRun, error) {
 			r.close()
 		}
 	}()
+	if early && !earlyFits(stateDir, dest, opts) {
+		return nil, errNotEarly
+	}
 	if !opts.DryRun {
-		if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("create destination: %w", err)
+		if !early { // earlyFits: dest exists
+			if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("create destination: %w", err)
+			}
 		}
 		unlock, err := Lock(stateDir)
 		if err != nil {
 			return nil, err
 		}
 		r.done = append(r.done, unlock)
-		removeStaleManifestTemps(stateDir)
+		if !early {
+			removeStaleManifestTemps(stateDir)
+		}
 	}
 	r.sp = State(stateDir)
 	if opts.Incremental && opts.Since == "" {
 		if b, err := os.ReadFile(r.sp.Token); err == nil {
 			r.opts.Since = strings.TrimSpace(string(b))
 		}
+	}
+	if early && r.opts.Since != "" {
+		return nil, errNotEarly
 	}
 	var err error
 	if r.excl, err = exclude.New(opts.Excludes); err != nil {
@@ -469,6 +495,10 @@ func startRun(src Source, dest string, opts Options) (*syncRun, error) {
 
 // close releases what the run holds (spools, the root, the lock: last).
 func (r *syncRun) close() {
+	if r.early != nil {
+		// Its walk writes to the destination's spool: stopped first.
+		r.early.stop()
+	}
 	if r.srcs != nil {
 		r.srcs.close()
 	}
@@ -520,10 +550,14 @@ func (r *syncRun) scan(ctx context.Context) error {
 		return err
 	}
 	r.srcs = &entrySpool{spool: sp}
-	if sp, err = newSpool(r.spoolDir(), false); err != nil {
-		return err
+	if r.early == nil {
+		// An early run's walk made its spool before the source was
+		// connected.
+		if sp, err = newSpool(r.spoolDir(), false); err != nil {
+			return err
+		}
+		r.dsts = &entrySpool{spool: sp}
 	}
-	r.dsts = &entrySpool{spool: sp}
 	if r.opts.Since != "" {
 		if err := r.scanSource(ctx); err != nil {
 			return err
@@ -550,6 +584,10 @@ func (r *syncRun) scan(ctx context.Context) error {
 			return r.scanSource(gctx)
 		})
 		g.Go(func() error {
+			if r.early != nil {
+				// Walking since before the source was connected.
+				return r.early.wait(gctx)
+			}
 			if r.stream != nil {
 				defer r.stream.dst.end()
 			}
@@ -777,11 +815,20 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 	if r.excl != nil {
 		wo.Exclude = r.excl
 	}
-	if r.stream != nil && r.opts.checkDest == nil {
+	if r.early != nil {
+		// Walking before the source is connected: the streamed plan
+		// (not made yet: r.stream is not to be read here) will give
+		// back what it is done with, and the early walk gives back
+		// what it only spools.
+		wo.lent = &r.dstLent
+	} else if r.stream != nil && r.opts.checkDest == nil {
 		// The streamed plan gives back the entries it is done with.
-		wo.lent = &r.stream.dstLent
+		wo.lent = &r.dstLent
 	}
 	add := func(e *tree.Entry) error {
+		if r.early != nil {
+			return r.early.add(e)
+		}
 		r.dstN++
 		if err := r.addDst(r.dsts, e); err != nil {
 			return err
