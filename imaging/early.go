@@ -58,7 +58,7 @@ func StartEarly(ctx context.Context, dest string, opts Options) *Early {
 	}
 	r.dsts = &entrySpool{spool: sp}
 	wctx, cancel := context.WithCancel(ctx)
-	w := &earlyWalk{r: r, cancel: cancel, done: make(chan struct{}), started: time.Now()}
+	w := &earlyWalk{r: r, cancel: cancel, done: make(chan struct{}), gate: make(chan struct{}), started: time.Now()}
 	r.early = w
 	go func() {
 		defer close(w.done)
@@ -80,7 +80,13 @@ func (e *Early) Sync(ctx context.Context, src Source) (*Result, error) {
 		removeStaleManifestTemps(r.sp.Dir)
 	}
 	r.start = time.Now()
-	r.log.Debug("sync: source connected", "walk_ahead", time.Since(r.early.started).Round(time.Millisecond))
+	w := r.early
+	w.openGate()
+	w.mu.Lock()
+	listed, walked := r.dstN, w.finished
+	w.mu.Unlock()
+	r.log.Debug("sync: source connected", "walk_ahead", time.Since(w.started).Round(time.Millisecond),
+		"walk_listed", listed, "walk_done", walked)
 	return r.run(ctx)
 }
 
@@ -125,6 +131,10 @@ type earlyWalk struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	started time.Time
+	// gate holds all the walk's workers but one until the source is
+	// connected (WalkOptions.gate).
+	gate     chan struct{}
+	gateOnce sync.Once
 
 	mu       sync.Mutex
 	b        *batcher // the plan's (seq)
@@ -192,8 +202,12 @@ func (w *earlyWalk) wait(ctx context.Context) error {
 // stop ends the walk (a run closed before or after it ended).
 func (w *earlyWalk) stop() {
 	w.cancel()
+	w.openGate()
 	<-w.done
 }
+
+// openGate lets all the walk's workers work (the source is connected).
+func (w *earlyWalk) openGate() { w.gateOnce.Do(func() { close(w.gate) }) }
 
 // earlyReadBack counts the destination entries streamed plans read back
 // from an early walk's spool (a work count for tests).

@@ -220,7 +220,8 @@ func TestEarlyCloseChangesNothing(t *testing.T) {
 // its source (the whole image listed while the source is held back) keeps
 // what it lists on disk, in its spool: the live heap then is bounded by a
 // constant (the entries given back, at most a few thousand), not by the
-// image's size (20,200 entries here, ~5 MB held as entries).
+// image's size (20,200 entries here, ~5 MB held as entries). Until the
+// source is connected, one of the walk's workers works.
 func TestEarlyWalkHoldsNoEntries(t *testing.T) {
 	base := t.TempDir()
 	src, dst, state := filepath.Join(base, "golden"), filepath.Join(base, "image"), filepath.Join(base, "state")
@@ -243,7 +244,8 @@ func TestEarlyWalkHoldsNoEntries(t *testing.T) {
 		return ms.HeapAlloc
 	}
 	h0 := heap()
-	e := StartEarly(context.Background(), dst, Options{StateDir: state})
+	walkWorkers.Store(0)
+	e := StartEarly(context.Background(), dst, Options{StateDir: state, Workers: 4})
 	if e == nil {
 		t.Fatal("StartEarly did not start an image pulled before")
 	}
@@ -254,6 +256,9 @@ func TestEarlyWalkHoldsNoEntries(t *testing.T) {
 	t.Logf("%d entries listed ahead, heap %d -> %d bytes (%+d)", e.r.dstN, h0, h1, grown)
 	if e.r.dstN != 20201 {
 		t.Errorf("listed %d entries, want 20201", e.r.dstN)
+	}
+	if got := walkWorkers.Load(); got != 1 {
+		t.Errorf("%d of the walk's 4 workers worked before the source was connected, want 1 (the others leave a core to the login)", got)
 	}
 	if grown > 2<<20 {
 		t.Errorf("the heap grew by %d bytes with %d entries listed ahead, want under 2 MiB (the entries given back)", grown, e.r.dstN)

@@ -821,6 +821,7 @@ func (r *syncRun) walkDest(ctx context.Context, scopes []tree.Scope) error {
 		// back what it is done with, and the early walk gives back
 		// what it only spools.
 		wo.lent = &r.dstLent
+		wo.gate = r.early.gate
 	} else if r.stream != nil && r.opts.checkDest == nil {
 		// The streamed plan gives back the entries it is done with.
 		wo.lent = &r.dstLent

@@ -79,6 +79,10 @@ type WalkOptions struct {
 	// looks at an entry it handed out again (a directory is read before
 	// its entry goes out).
 	lent *tree.EntryPool
+	// gate, when set, holds all workers but one until it is closed: a
+	// walk started while the remote shell logs in (StartEarly) leaves a
+	// core to the login, which is the run's critical path.
+	gate <-chan struct{}
 }
 
 // WalkResult is what Walk found.
@@ -189,10 +193,21 @@ func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for range workers {
+	ended := make(chan struct{}) // the walk has handed out everything
+	for i := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if i > 0 && opts.gate != nil {
+				select {
+				case <-opts.gate:
+				case <-ctx.Done():
+					return
+				case <-ended:
+					return
+				}
+			}
+			walkWorkers.Add(1)
 			w.work(ctx)
 		}()
 	}
@@ -209,6 +224,7 @@ func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tr
 	w.stopped = true
 	w.cond.Broadcast()
 	w.mu.Unlock()
+	close(ended)
 	wg.Wait()
 	stopWake()
 	if err == nil {
@@ -224,6 +240,10 @@ func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tr
 	w.res.Problems += w.probEntries
 	return &w.res, nil
 }
+
+// walkWorkers counts the walks' workers that got to work (a work count
+// for tests: a gated walk's are held back).
+var walkWorkers atomic.Int64
 
 // defaultReadAhead is WalkOptions.ReadAhead's default: enough listed
 // entries to keep the workers busy, a few MiB at most.
