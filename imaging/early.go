@@ -28,10 +28,10 @@ import (
 // is created, removed or changed before Sync is called: a run that would
 // need that (a first pull, a missing state dir or lock file), that is not
 // a full scan (a journal token, scopes, a dry run), or whose lock is held
-// is not started early. What the walk lists meanwhile goes only to the
-// spool, on disk, however far it runs ahead; the streamed plan reads it
-// back from there once the source's entries arrive, then takes the walk's
-// entries as they come.
+// is not started early. What the walk lists meanwhile (one worker, up to
+// earlyLead entries) goes only to the spool, on disk; the streamed plan
+// reads it back from there once the source's entries arrive, then takes
+// the walk's entries as they come.
 //
 // Either Sync or Close must be called, once.
 type Early struct {
@@ -58,7 +58,7 @@ func StartEarly(ctx context.Context, dest string, opts Options) *Early {
 	}
 	r.dsts = &entrySpool{spool: sp}
 	wctx, cancel := context.WithCancel(ctx)
-	w := &earlyWalk{r: r, cancel: cancel, done: make(chan struct{}), gate: make(chan struct{}), started: time.Now()}
+	w := &earlyWalk{r: r, ctx: wctx, cancel: cancel, done: make(chan struct{}), gate: make(chan struct{}), started: time.Now()}
 	r.early = w
 	go func() {
 		defer close(w.done)
@@ -128,6 +128,7 @@ func earlyFits(stateDir, dest string, opts Options) bool {
 // count spooled, so every entry reaches the plan once, in order.
 type earlyWalk struct {
 	r       *syncRun
+	ctx     context.Context // the walk's
 	cancel  context.CancelFunc
 	done    chan struct{}
 	started time.Time
@@ -163,8 +164,31 @@ func (w *earlyWalk) add(e *tree.Entry) error {
 		poisonGiven(e)
 	}
 	w.r.dstLent.Put(e)
+	if w.r.dstN == earlyLead {
+		// As far ahead as it goes before the source is connected (the
+		// walk's workers stop at their read-ahead window meanwhile).
+		if earlyParked != nil {
+			earlyParked()
+		}
+		select {
+		case <-w.gate:
+		case <-w.ctx.Done():
+			return w.ctx.Err()
+		}
+	}
 	return nil
 }
+
+// earlyLead is how many entries an early walk lists before the source is
+// connected, at most: what the streamed plan reads back from the spool
+// (~0.5 µs an entry) stays a constant, whatever the tree and the login's
+// length, and on this machine (2 cores) it is more than a quiet login
+// lets the walk list (a variable for tests).
+var earlyLead = 65536
+
+// earlyParked, set by tests, is called when an early walk has listed
+// earlyLead entries before the source was connected.
+var earlyParked func()
 
 // finish records the walk's end; once live, the plan's list ends with it.
 func (w *earlyWalk) finish(err error) {

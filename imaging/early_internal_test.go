@@ -264,3 +264,42 @@ func TestEarlyWalkHoldsNoEntries(t *testing.T) {
 		t.Errorf("the heap grew by %d bytes with %d entries listed ahead, want under 2 MiB (the entries given back)", grown, e.r.dstN)
 	}
 }
+
+// TestEarlyWalkLead: an early walk lists at most earlyLead entries before
+// the source is connected, then waits for it; the plan reads those back
+// and goes on with the rest as the walk lists it.
+func TestEarlyWalkLead(t *testing.T) {
+	src, dst, state, cache, n := planTree(t)
+	defer func(l int) { earlyLead, earlyParked = l, nil }(earlyLead)
+	earlyLead = 100
+	parked := make(chan struct{})
+	earlyParked = func() { close(parked) }
+	e := StartEarly(context.Background(), dst, Options{StateDir: state})
+	if e == nil {
+		t.Fatal("StartEarly did not start an image pulled before")
+	}
+	<-parked
+	e.r.early.mu.Lock()
+	listed := e.r.dstN
+	e.r.early.mu.Unlock()
+	if listed != 100 {
+		t.Errorf("the early walk listed %d entries before the source was connected, want 100", listed)
+	}
+	s, err := OpenDirSource(src, DirSourceOptions{CacheFile: cache})
+	if err != nil {
+		e.Close()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	earlyReadBack.Store(0)
+	res, err := e.Sync(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := earlyReadBack.Load(); got < 100 || got > int64(n) {
+		t.Errorf("the plan read %d entries back, want 100 to %d", got, n)
+	}
+	if res.Plan.Len() != 0 || res.Entries != n {
+		t.Errorf("plan of %d actions over %d entries, want 0 over %d", res.Plan.Len(), res.Entries, n)
+	}
+}
