@@ -1,7 +1,9 @@
 package imaging
 
 import (
+	"bytes"
 	"cmp"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -244,4 +246,32 @@ func (pb *packedBlock) searchFrom(k int, p string) (int, bool) {
 		}
 	}
 	return lo, lo < pb.len() && pb.is(lo, p)
+}
+
+// path returns entry k's whole path (a new string, except for Root's
+// children).
+func (pb *packedBlock) path(k int) string {
+	dir, name := pb.dirs[pb.recs[k].dir], pb.name(k)
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// equal reports whether entry k is e, every field of it: what entry
+// would set, compared without building it.
+func (pb *packedBlock) equal(k int, e *tree.Entry) bool {
+	r := &pb.recs[k]
+	if r.size != e.Size || r.mtime != e.Mtime || r.ctime != e.Ctime ||
+		r.dev != e.Dev || r.ino != e.Ino || r.hash != e.Hash ||
+		r.mode != e.Mode || r.uid != e.UID || r.gid != e.GID || r.nlnk != e.Nlink ||
+		r.typ != e.Type || r.flags != e.Flags || !pb.is(k, e.Path) {
+		return false
+	}
+	if r.more == 0 {
+		return e.Target == "" && e.LinkTo == "" && e.Problem == "" && e.Rdev == 0 && len(e.Xattrs) == 0
+	}
+	m := &pb.more[r.more-1]
+	return m.target == e.Target && m.linkTo == e.LinkTo && m.problem == e.Problem && m.rdev == e.Rdev &&
+		slices.EqualFunc(m.xattrs, e.Xattrs, func(a, b tree.Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
 }
