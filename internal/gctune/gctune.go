@@ -97,9 +97,9 @@ const Headroom = 8 << 20
 // tree in one process: 1.38 s at Percent, 1.28 s with this floor, 1.19 s
 // at GOGC=100). With this floor 27-35 collections and ~0.3 MiB more peak
 // RSS; a floor of 2 MiB gave 16-20 collections but peaks of up to 13.3 MiB,
-// above the 12.5 MiB the golden node has, and this one through a full
-// pull's fetches 12.8-13.3 MiB against 12.4 (bench/README.md, "The golden
-// node's no-change CPU, round 5").
+// above the 12.5 MiB the golden node has. A full pull's fetches keep
+// Percent, as before (bench/README.md, "The golden node's no-change CPU,
+// round 5").
 const AgentHeadroom = 3 << 19
 
 // maxPercent bounds the percent ApplyHeadroom sets over a tiny live heap.
