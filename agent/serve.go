@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/goldsync/goldsync/agent/watch"
 	"github.com/goldsync/goldsync/imaging"
@@ -31,6 +32,11 @@ type ServeOptions struct {
 	DestID string
 	// Logger receives warnings; nil is silent.
 	Logger *slog.Logger
+	// OnFetch, when set, is called once (a Serve is one stream), before
+	// the first files a receiver asks for are read: a pull that fetches nothing (no change)
+	// never calls it. The agent's program lets its collector's heap grow
+	// more until then (gctune.AgentHeadroom).
+	OnFetch func()
 }
 
 // DefaultStateDir is where the agent keeps its state: /var/lib/goldsync for
@@ -72,6 +78,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 		stateDir = DefaultStateDir()
 	}
 	var journal *watch.Journal
+	var fetched sync.Once
 	open := func(ctx context.Context, root string) (imaging.Source, error) {
 		if opts.fixedRoot != "" {
 			root = opts.fixedRoot
@@ -98,7 +105,14 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 			journal = j
 			dso.Changes = journalChanges{j}
 		}
-		return imaging.OpenDirSource(root, dso)
+		ds, err := imaging.OpenDirSource(root, dso)
+		if err != nil {
+			return nil, err
+		}
+		if opts.OnFetch != nil {
+			return &fetchNotice{DirSource: ds, once: &fetched, f: opts.OnFetch}, nil
+		}
+		return ds, nil
 	}
 	defer func() {
 		if journal != nil {
@@ -116,6 +130,20 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 		return journal.Ack(id, token)
 	}
 	return proto.Serve(ctx, rw, open, proto.ServeOptions{Software: Software(), Logger: opts.Logger, OnAck: onAck})
+}
+
+// fetchNotice is a DirSource that calls f once (of all the sources of a
+// Serve) before its first fetch.
+type fetchNotice struct {
+	*imaging.DirSource
+	once *sync.Once
+	f    func()
+}
+
+// Fetch calls f the first time, then fetches.
+func (s *fetchNotice) Fetch(ctx context.Context, reqs []*imaging.FetchRequest, open func(*imaging.FetchRequest) (imaging.ContentSink, error)) error {
+	s.once.Do(s.f)
+	return s.DirSource.Fetch(ctx, reqs, open)
 }
 
 // Software is how the agent names itself in the protocol handshake:

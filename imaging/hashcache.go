@@ -95,6 +95,13 @@ func openManifestReader(path string) (*manifestReader, error) {
 	return r, nil
 }
 
+// shared returns a reader of the same base and log, with its own decoded
+// blocks (keep of them): it reads r's file, which stays r's to close (its
+// Close does nothing), and must not be used once r is closed.
+func (r *manifestReader) shared(keep int) *manifestReader {
+	return &manifestReader{bf: r.bf, bi: r.bi, v1: r.v1, logSet: r.logSet, logged: r.logged, keep: keep}
+}
+
 // Close releases the file.
 func (r *manifestReader) Close() error {
 	if r == nil || r.f == nil {

@@ -191,67 +191,133 @@ func encodeBase(entries []*tree.Entry, gen uint64) ([]byte, error) {
 // 12 MiB of a 200k-entry pull's peak heap). seq may reuse an entry once the
 // next is asked for: each block's encoding refers only to the entry before.
 func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
+	bw, err := newBaseWriter(w, gen)
+	if err != nil {
+		return err
+	}
+	for e := range seq {
+		if err := bw.add(e); err != nil {
+			return err
+		}
+	}
+	return bw.finish()
+}
+
+// baseWriter writes a base file a block at a time (writeBase): its
+// first blocks may be copied as they are from another base (copyBlocks),
+// the rest encoded from entries (add).
+type baseWriter struct {
+	w      io.Writer
+	head   []byte
+	blocks []baseBlock
+	buf    []byte
+	off    int
+	total  int
+	cur    baseBlock
+	prev   tree.Entry // a copy: the caller may reuse what it adds
+	// copied and encoded count the blocks copied and encoded, written
+	// the bytes written (for tests).
+	copied, encoded, written int
+}
+
+func newBaseWriter(w io.Writer, gen uint64) (*baseWriter, error) {
 	head := append([]byte(manifestMagic), make([]byte, 8)...)
 	binary.BigEndian.PutUint64(head[len(manifestMagic):], gen)
 	if _, err := w.Write(head); err != nil {
-		return err
+		return nil, err
 	}
-	type block struct {
-		first       string
-		off, len, n int
-		sum         uint64
+	return &baseWriter{w: w, head: head, off: len(head), written: len(head)}, nil
+}
+
+// copyBlocks copies blocks of bf as they are, before anything is added:
+// each is read again and checked against its checksum, which the
+// reader's index holds (the file is not trusted to be what was decoded).
+// last is the path of the last entry of the last block, which the next
+// entry added must sort after.
+func (bw *baseWriter) copyBlocks(bf baseFile, blocks []baseBlock, last string) error {
+	if bw.total > 0 || bw.cur.n > 0 {
+		return errors.New("base writer: blocks copied after entries")
 	}
-	var (
-		blocks []block
-		buf    []byte
-		off    = len(head)
-		total  int
-		cur    block
-		prev   tree.Entry // a copy: seq may reuse what it yields
-		err    error
-	)
-	flush := func() error {
-		if cur.n == 0 {
-			return nil
-		}
-		if _, err := w.Write(buf); err != nil {
+	for _, b := range blocks {
+		raw, bp, err := bf.readBlock(int64(b.off), int64(b.len))
+		if err != nil {
 			return err
 		}
-		cur.off, cur.len, cur.sum = off, len(buf), xxhash.Sum64(buf)
-		blocks = append(blocks, cur)
-		off += len(buf)
-		buf, cur = buf[:0], block{}
+		if xxhash.Sum64(raw) != b.sum {
+			if bp != nil {
+				putBlockBuf(bp)
+			}
+			return fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+		}
+		_, err = bw.w.Write(raw)
+		if bp != nil {
+			putBlockBuf(bp)
+		}
+		if err != nil {
+			return err
+		}
+		b.off = bw.off
+		bw.blocks = append(bw.blocks, b)
+		bw.off += b.len
+		bw.total += b.n
+		bw.copied++
+		bw.written += b.len
+	}
+	if len(blocks) > 0 {
+		bw.prev = tree.Entry{Path: last}
+	}
+	return nil
+}
+
+// add encodes the next entry.
+func (bw *baseWriter) add(e *tree.Entry) error {
+	if bw.total > 0 && tree.Compare(bw.prev.Path, e.Path) >= 0 {
+		return fmt.Errorf("entries out of order: %q after %q", e.Path, bw.prev.Path)
+	}
+	var p *tree.Entry
+	if bw.cur.n == 0 {
+		bw.cur.first = e.Path
+	} else {
+		p = &bw.prev
+	}
+	var err error
+	if bw.buf, err = wire.AppendEntryLocal(bw.buf, p, e); err != nil {
+		return err
+	}
+	bw.prev = *e
+	bw.cur.n++
+	bw.total++
+	if bw.cur.n == manifestBlock || (bw.cur.n >= blockMin && blockEnds(e.Path)) {
+		return bw.flush()
+	}
+	return nil
+}
+
+func (bw *baseWriter) flush() error {
+	if bw.cur.n == 0 {
 		return nil
 	}
-	for e := range seq {
-		if total > 0 && tree.Compare(prev.Path, e.Path) >= 0 {
-			return fmt.Errorf("entries out of order: %q after %q", e.Path, prev.Path)
-		}
-		var p *tree.Entry
-		if cur.n == 0 {
-			cur.first = e.Path
-		} else {
-			p = &prev
-		}
-		if buf, err = wire.AppendEntryLocal(buf, p, e); err != nil {
-			return err
-		}
-		prev = *e
-		cur.n++
-		total++
-		if cur.n == manifestBlock || (cur.n >= blockMin && blockEnds(e.Path)) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	if _, err := bw.w.Write(bw.buf); err != nil {
 		return err
 	}
-	idxOff := off
-	idx := binary.AppendUvarint(nil, uint64(len(blocks)))
-	idx = binary.AppendUvarint(idx, uint64(total))
-	for _, b := range blocks {
+	bw.cur.off, bw.cur.len, bw.cur.sum = bw.off, len(bw.buf), xxhash.Sum64(bw.buf)
+	bw.blocks = append(bw.blocks, bw.cur)
+	bw.off += len(bw.buf)
+	bw.written += len(bw.buf)
+	bw.encoded++
+	bw.buf, bw.cur = bw.buf[:0], baseBlock{}
+	return nil
+}
+
+// finish writes the last block and the index.
+func (bw *baseWriter) finish() error {
+	if err := bw.flush(); err != nil {
+		return err
+	}
+	idxOff := bw.off
+	idx := binary.AppendUvarint(nil, uint64(len(bw.blocks)))
+	idx = binary.AppendUvarint(idx, uint64(bw.total))
+	for _, b := range bw.blocks {
 		idx = binary.AppendUvarint(idx, uint64(len(b.first)))
 		idx = append(idx, b.first...)
 		idx = binary.AppendUvarint(idx, uint64(b.off))
@@ -260,11 +326,12 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 		idx = binary.BigEndian.AppendUint64(idx, b.sum)
 	}
 	h := xxhash.New()
-	h.Write(head[:manifestHeader])
+	h.Write(bw.head[:manifestHeader])
 	h.Write(idx)
 	idx = binary.BigEndian.AppendUint64(idx, uint64(idxOff))
 	idx = binary.BigEndian.AppendUint64(idx, h.Sum64())
-	_, err = w.Write(idx)
+	_, err := bw.w.Write(idx)
+	bw.written += len(idx)
 	return err
 }
 

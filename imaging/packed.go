@@ -1,7 +1,9 @@
 package imaging
 
 import (
+	"bytes"
 	"cmp"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -30,6 +32,9 @@ type packedBlock struct {
 	// arrays (decodePackedInto): names is a string over it, which only the
 	// block's own comparisons read. Nil when names is a string of its own.
 	buf []byte
+	// dbuf holds the parents' bytes likewise (dirs are strings over it);
+	// nil when each parent is a string of its own.
+	dbuf []byte
 	// refs counts the holders of a manifestReader's block: its cache and
 	// the lookups using it (guarded by the reader's mu). At zero the block
 	// is not looked at again and its slices may be decoded into.
@@ -61,6 +66,8 @@ type packedMore struct {
 type packScratch struct {
 	arena []byte
 	paths [2][]byte
+	// starts holds where each parent starts in a reused block's dbuf.
+	starts []int
 }
 
 // arenaPool holds the packScratch values.
@@ -84,6 +91,8 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 	defer arenaPool.Put(ps)
 	arena := ps.arena[:0]
 	var pb *packedBlock
+	var dbuf []byte // a reused block's parents, end to end
+	starts := ps.starts[:0]
 	own := reuse != nil
 	if own {
 		clear(reuse.dirs)
@@ -93,6 +102,7 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 		} else {
 			arena = make([]byte, 0, len(reuse.names)+len(reuse.names)/4)
 		}
+		dbuf = reuse.dbuf[:0]
 		recs := reuse.recs
 		if cap(recs) < b.n {
 			// (Blocks end at directories: any block fits from now on.)
@@ -115,7 +125,18 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 		if k := strings.LastIndexByte(e.Path, '/'); k >= 0 {
 			dir, name = e.Path[:k], e.Path[k+1:]
 		}
-		if len(pb.dirs) == 0 || pb.dirs[len(pb.dirs)-1] != dir {
+		switch {
+		case own:
+			// Into the reused block's buffer (a new parent was ~2 MB of
+			// the golden node's ~37 MB allocated in a no-change pull of
+			// 225k entries, issue #14): dirs are set once it is
+			// complete, and only the block's comparisons read them.
+			if n := len(starts); n == 0 || string(dbuf[starts[n-1]:]) != dir {
+				starts = append(starts, len(dbuf))
+				dbuf = append(dbuf, dir...)
+				pb.dirs = append(pb.dirs, "")
+			}
+		case len(pb.dirs) == 0 || pb.dirs[len(pb.dirs)-1] != dir:
 			// (A directory met again after a subtree is kept again.) A
 			// copy: e.Path is in ps.paths.
 			pb.dirs = append(pb.dirs, strings.Clone(dir))
@@ -133,7 +154,9 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 			r.more = uint32(len(pb.more))
 		}
 	}
-	if err := eachBlockEntry(bf, b, &ps.paths, slot, use); err != nil {
+	err := eachBlockEntry(bf, b, &ps.paths, slot, use)
+	ps.starts = starts
+	if err != nil {
 		if !own {
 			ps.arena = arena
 		}
@@ -142,6 +165,16 @@ func decodePackedInto(bf baseFile, b baseBlock, reuse *packedBlock) (*packedBloc
 	if own {
 		pb.buf = arena
 		pb.names = unsafe.String(unsafe.SliceData(arena), len(arena))
+		pb.dbuf = dbuf
+		for i, st := range starts {
+			end := len(dbuf)
+			if i+1 < len(starts) {
+				end = starts[i+1]
+			}
+			if end > st {
+				pb.dirs[i] = unsafe.String(&dbuf[st], end-st)
+			}
+		}
 	} else {
 		pb.names = string(arena)
 		ps.arena = arena
@@ -244,4 +277,32 @@ func (pb *packedBlock) searchFrom(k int, p string) (int, bool) {
 		}
 	}
 	return lo, lo < pb.len() && pb.is(lo, p)
+}
+
+// path returns entry k's whole path (a new string, except for Root's
+// children).
+func (pb *packedBlock) path(k int) string {
+	dir, name := pb.dirs[pb.recs[k].dir], pb.name(k)
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// equal reports whether entry k is e, every field of it: what entry
+// would set, compared without building it.
+func (pb *packedBlock) equal(k int, e *tree.Entry) bool {
+	r := &pb.recs[k]
+	if r.size != e.Size || r.mtime != e.Mtime || r.ctime != e.Ctime ||
+		r.dev != e.Dev || r.ino != e.Ino || r.hash != e.Hash ||
+		r.mode != e.Mode || r.uid != e.UID || r.gid != e.GID || r.nlnk != e.Nlink ||
+		r.typ != e.Type || r.flags != e.Flags || !pb.is(k, e.Path) {
+		return false
+	}
+	if r.more == 0 {
+		return e.Target == "" && e.LinkTo == "" && e.Problem == "" && e.Rdev == 0 && len(e.Xattrs) == 0
+	}
+	m := &pb.more[r.more-1]
+	return m.target == e.Target && m.linkTo == e.LinkTo && m.problem == e.Problem && m.rdev == e.Rdev &&
+		slices.EqualFunc(m.xattrs, e.Xattrs, func(a, b tree.Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
 }

@@ -24,7 +24,7 @@ func TestRecorderBatchesBounded(t *testing.T) {
 	for i := 1; i < len(es); i++ {
 		es[i] = tree.Entry{Path: fmt.Sprintf("f%06d", i), Type: tree.TypeRegular, Mode: 0o644, Size: int64(i)}
 	}
-	r, err := newRecorder(filepath.Join(t.TempDir(), "cache"))
+	r, err := newRecorder(filepath.Join(t.TempDir(), "cache"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestRecorderBatchesBounded(t *testing.T) {
 		r.add(&es[i])
 	}
 	runtime.ReadMemStats(&after)
-	path, err := r.finish(true)
+	path, _, err := r.finish(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestRecorderBatchesBounded(t *testing.T) {
 
 	// An encoder that fails (its file closed under it) still gives the
 	// batches back: the walk goes on to the end, and finish says so.
-	r, err = newRecorder(filepath.Join(t.TempDir(), "cache"))
+	r, err = newRecorder(filepath.Join(t.TempDir(), "cache"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestRecorderBatchesBounded(t *testing.T) {
 	for i := range es {
 		r.add(&es[i])
 	}
-	if _, err := r.finish(true); err == nil {
+	if _, _, err := r.finish(true); err == nil {
 		t.Error("a recorder whose file was closed finished without an error")
 	}
 }

@@ -23,8 +23,21 @@ import (
 	"github.com/goldsync/goldsync/internal/profile"
 )
 
-func main() {
+// stopGC stops the floor main puts under the collector's headroom.
+var stopGC = func() {}
+
+// afterScan is the agent's ServeOptions.OnFetch: once files are fetched
+// (a full pull), the collector goes back to gctune.Percent, where the
+// floor took the golden node's peak RSS above its bound.
+func afterScan() {
+	stopGC()
 	gctune.Apply()
+}
+
+func main() {
+	// A floor under the collector's headroom while the agent scans, back
+	// to gctune.Percent once it fetches (serveOptions).
+	stopGC = gctune.ApplyHeadroom(gctune.AgentHeadroom)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile.Start()
 	err := newRootCmd().Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -92,7 +105,7 @@ func newServeCmd(g *globalFlags) *cli.Command {
 			if !stdio {
 				return fmt.Errorf("serve needs --stdio (the only transport)")
 			}
-			return agent.Serve(ctx, stdiostream.New(), agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger()})
+			return agent.Serve(ctx, stdiostream.New(), agent.ServeOptions{StateDir: g.stateDir, Logger: g.logger(), OnFetch: afterScan})
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "use stdin and stdout as the stream")

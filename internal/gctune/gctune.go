@@ -88,6 +88,20 @@ func SmallRun() (restore func()) {
 // heap it changes nothing.
 const Headroom = 8 << 20
 
+// AgentHeadroom is the least the golden node's heap (goldsync-agent's) may
+// grow between collections until a receiver first fetches files: the
+// agent then goes back to Percent (Apply). In a no-change pull of 225k
+// entries its live heap is ~2-3 MB, around which it allocates ~37 MB (the
+// walk's paths half of it): at Percent 42-48 collections, each ~6 ms of
+// its CPU with the marking's write barriers and assists (a scan of the
+// tree in one process: 1.38 s at Percent, 1.28 s with this floor, 1.19 s
+// at GOGC=100). With this floor 27-35 collections and ~0.3 MiB more peak
+// RSS; a floor of 2 MiB gave 16-20 collections but peaks of up to 13.3 MiB,
+// above the 12.5 MiB the golden node has. A full pull's fetches keep
+// Percent, as before (bench/README.md, "The golden node's no-change CPU,
+// round 5").
+const AgentHeadroom = 3 << 19
+
 // maxPercent bounds the percent ApplyHeadroom sets over a tiny live heap.
 const maxPercent = 300
 
@@ -97,7 +111,8 @@ const maxPercent = 300
 // /gc/heap/live:bytes; at most maxPercent). While the collector is off (a
 // SmallRun) it is left off. Nothing is done when GOGC is set in the
 // environment, and floor <= 0 is Apply. The returned function stops the
-// tuning (the percent stays as it is).
+// tuning (the percent stays as it is, and no collection ending meanwhile
+// changes it once stop has returned).
 func ApplyHeadroom(floor int64) (stop func()) {
 	if _, ok := os.LookupEnv("GOGC"); ok {
 		return func() {}
@@ -108,7 +123,11 @@ func ApplyHeadroom(floor int64) (stop func()) {
 	}
 	t := &tuner{floor: floor}
 	t.arm()
-	return func() { t.stopped.Store(true) }
+	return func() {
+		t.mu.Lock()
+		t.stopped.Store(true)
+		t.mu.Unlock()
+	}
 }
 
 // tuner sets the collector's percent after each collection: a cleanup on a
@@ -117,6 +136,9 @@ func ApplyHeadroom(floor int64) (stop func()) {
 type tuner struct {
 	floor   int64
 	stopped atomic.Bool
+	// mu is held through a cycle and by stop: once stop returns, no
+	// cycle sets the percent any more (a program may then set its own).
+	mu sync.Mutex
 }
 
 // sentinel holds a pointer: an object without one, this small, could share
@@ -133,6 +155,8 @@ func (t *tuner) arm() {
 // cycle runs after a collection: it tunes and arms for the next, unless
 // stopped.
 func (t *tuner) cycle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.stopped.Load() {
 		return
 	}
