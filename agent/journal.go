@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -31,7 +32,8 @@ func JournalDir(stateDir, root string) string {
 // answers, it waits (briefly) for the watcher to record every change made
 // before the call, so a push right after "yum install" sees all of it.
 type journalChanges struct {
-	j *watch.Journal
+	j   *watch.Journal
+	log *slog.Logger // says why a scan falls back to the whole tree (nil: not said)
 }
 
 // BarrierTimeout bounds how long a scan waits for the watcher to catch up
@@ -44,6 +46,7 @@ func (c journalChanges) Changes(ctx context.Context, since string) ([]tree.Scope
 		err := c.j.Barrier(bctx)
 		cancel()
 		if err != nil && !errors.Is(err, watch.ErrNoWatcher) {
+			c.full("the watcher did not catch up in time", "err", err)
 			tok, terr := c.j.Token()
 			return nil, tok, true, terr
 		}
@@ -56,7 +59,18 @@ func (c journalChanges) Changes(ctx context.Context, since string) ([]tree.Scope
 	if err != nil {
 		return nil, "", true, err
 	}
+	if cs.Full {
+		c.full(cs.Reason)
+	}
 	return cs.Scopes, cs.Token, cs.Full, nil
+}
+
+// full logs why the journal cannot vouch for the changes since a token,
+// so an admin (or a test) can tell why a push scanned the whole tree.
+func (c journalChanges) full(reason string, args ...any) {
+	if c.log != nil {
+		c.log.Info("change journal: full scan: "+reason, args...)
+	}
 }
 
 // openJournal opens the journal of root if a watcher ever made one; nil

@@ -103,7 +103,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, opts ServeOptions) error {
 		dso := imaging.DirSourceOptions{CacheFile: cache, Workers: opts.Workers, LendEntries: true, Logger: opts.Logger}
 		if j, err := openJournal(stateDir, root, false); err == nil && j != nil {
 			journal = j
-			dso.Changes = journalChanges{j}
+			dso.Changes = journalChanges{j, opts.Logger}
 		}
 		ds, err := imaging.OpenDirSource(root, dso)
 		if err != nil {

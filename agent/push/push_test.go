@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ type rig struct {
 	watcher  *exec.Cmd
 	watchLog *bytes.Buffer
 	persist  time.Duration // push.Options.Persist
+	pushLog  bytes.Buffer  // the pushes' agent-side log (why a scan was full)
 }
 
 func newRig(t *testing.T) *rig {
@@ -113,6 +115,7 @@ func (r *rig) push() int {
 		Root: r.golden, StateDir: r.state, To: r.srv.Target(r.image),
 		Rsh: strings.Join(r.srv.SSHArgs(), " "), ReceiverPath: filepath.Join(bin, "goldsync"),
 		ReceiveArgs: []string{"--state-dir", r.image + ".state"}, Persist: r.persist,
+		Logger: slog.New(slog.NewTextHandler(&r.pushLog, nil)),
 	})
 	if err != nil {
 		r.t.Fatalf("push: %v", err)
@@ -209,7 +212,7 @@ func TestPushYumLikeChangesExactly(t *testing.T) {
 		n := r.push()
 		r.exact()
 		if n >= full/2 {
-			t.Errorf("round %d: receiver scanned %d entries of %d: the journal did not narrow the push", round, n, full)
+			t.Errorf("round %d: receiver scanned %d entries of %d: the journal did not narrow the push\npush log:\n%s\nwatcher log:\n%s", round, n, full, &r.pushLog, r.watchLog)
 		}
 	}
 }
