@@ -83,9 +83,22 @@ const (
 	maxLogRecord = 1 << 30
 )
 
-// logSlack is how far a log may grow beyond a quarter of its base before
+// logSlack is how far a log may grow beyond its share of the base before
 // UpdateManifest compacts (a variable for tests).
 var logSlack int64 = 64 << 10
+
+// compactAt is the log size past which UpdateManifest folds the log into a
+// new base of baseSize bytes and generation gen: logSlack plus between an
+// eighth and three eighths of the base (a quarter on average), at a point
+// the base's generation picks. The generation is drawn at random by each
+// state dir when it writes its base, never taken from a sender, so replicas
+// fed the same updates (the same records, the same base sizes) still fold
+// their logs in different updates instead of all in the same one, and each
+// new base draws a new point.
+func compactAt(gen uint64, baseSize int64) int64 {
+	span := uint64(max(baseSize/4, 0)) + 1
+	return baseSize/8 + int64((gen>>1)%span) + logSlack
+}
 
 // decodedEntries counts the manifest entries decoded, from base blocks and
 // log records: the tests that check that a scoped update's work follows
@@ -170,8 +183,9 @@ func saveBaseSeq(path string, seq iter.Seq[*tree.Entry]) error {
 }
 
 // newGeneration names a base so that its log records can be told from a
-// log left by another base.
-func newGeneration() uint64 {
+// log left by another base; it also places the base's next compaction
+// (compactAt). A variable for tests.
+var newGeneration = func() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) | 1 // never zero
@@ -1240,7 +1254,8 @@ func encodeLogRecord(gen uint64, scopes []tree.Scope, entries []*tree.Entry) ([]
 // path now holds exactly entries (sorted, all covered by the scopes),
 // leaving what the scopes do not cover as recorded. It appends a record to
 // the log, in time proportional to the entries, and folds the log into a
-// new base (Save) once the log outgrows a quarter of the base. Without a
+// new base (Save) once the log outgrows its share of the base (compactAt:
+// a quarter on average, a point of the base's own choosing). Without a
 // base to append to, it writes one from entries. The caller serializes
 // writers (the state dir's lock).
 func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) error {
@@ -1263,7 +1278,7 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	if err != nil {
 		return fail(err)
 	}
-	if valid+int64(len(rec)) > baseSize/4+logSlack {
+	if valid+int64(len(rec)) > compactAt(gen, baseSize) {
 		// Compact: fold the base, the log and this update into a new base.
 		m, err := LoadManifest(path)
 		if err != nil {

@@ -437,3 +437,88 @@ func TestManifestLinksAcrossScopes(t *testing.T) {
 		t.Errorf("hashes moved between the links: a/x %x@%d, b/y %x@%d", idx["a/x"].Hash, idx["a/x"].Ctime, idx["b/y"].Hash, idx["b/y"].Ctime)
 	}
 }
+
+// TestManifestReplicasCompactApart: eight state dirs that record the same
+// updates of the same tree (replicas fed by one primary) fold their logs
+// into new bases in different updates, not all in the same one (their
+// bases' generations, drawn by each, place the fold), and every one still
+// loads exactly what was recorded.
+func TestManifestReplicasCompactApart(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	defer func(s int64) { logSlack = s }(logSlack)
+	logSlack = 0
+	// The generations drawn from a seeded source, for a test that gives
+	// the same answer every time.
+	defer func(f func() uint64) { newGeneration = f }(newGeneration)
+	gr := rand.New(rand.NewPCG(13, 14))
+	newGeneration = func() uint64 { return gr.Uint64() | 1 }
+	const replicas, updates = 8, 300
+	dir := t.TempDir()
+	model := genTree(r, 2000, "base")
+	var files []string
+	for _, e := range model {
+		if e.Type == tree.TypeRegular {
+			files = append(files, e.Path)
+		}
+	}
+	paths := make([]string, replicas)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprint("r", i+1), "manifest")
+		if err := os.MkdirAll(filepath.Dir(paths[i]), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&Manifest{Entries: model}).Save(paths[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perUpdate := map[int]int{} // replicas folding in one update: how many updates
+	folds := make([]int, replicas)
+	for u := range updates {
+		// The same change for every replica: a few files rewritten.
+		var sc []tree.Scope
+		for range 4 {
+			sc = append(sc, tree.Scope{Path: files[r.IntN(len(files))]})
+		}
+		repl := rewriteCovered(r, model, sc, u)
+		n := 0
+		for i, p := range paths {
+			gen, _, err := baseGeneration(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := UpdateManifest(p, sc, repl); err != nil {
+				t.Fatal(err)
+			}
+			if g2, _, _ := baseGeneration(p); g2 != gen {
+				folds[i]++
+				n++
+			}
+		}
+		if n > 0 {
+			perUpdate[n]++
+		}
+		model = modelSplice(model, sc, repl)
+	}
+	st, _ := os.Stat(paths[0])
+	t.Logf("base %d bytes; folds by replica %v; updates by how many replicas folded in them %v", st.Size(), folds, perUpdate)
+	for i, f := range folds {
+		if f < 2 {
+			t.Fatalf("replica %d folded its log %d times in %d updates, want at least 2 (the test needs folds)", i+1, f, updates)
+		}
+	}
+	// With the fold points drawn apart, a few replicas fold in the same
+	// update now and then; with one fixed point (a quarter of the base),
+	// all 8 fold together every time.
+	for n, c := range perUpdate {
+		if n > 4 {
+			t.Errorf("%d updates had %d of the %d replicas fold their logs at once, want at most 4", c, n, replicas)
+		}
+	}
+	for i, p := range paths {
+		m, err := LoadManifest(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePaths(t, fmt.Sprint("replica ", i+1), model, m.Entries)
+	}
+}
