@@ -257,6 +257,9 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 			if err := flush(); err != nil {
 				return err
 			}
+			if blockWritten != nil {
+				blockWritten(len(blocks))
+			}
 		}
 	}
 	if err := flush(); err != nil {
@@ -1280,14 +1283,16 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	}
 	if valid+int64(len(rec)) > compactAt(gen, baseSize) {
 		// Compact: fold the base, the log and this update into a new base.
-		m, err := LoadManifest(path)
-		if err != nil {
+		err := foldLog(path, scopes, entries)
+		if errors.Is(err, errFoldRead) {
 			// A damaged base: start again from what this update knows (the
 			// manifest is a cache; what it forgets is read again).
-			m = &Manifest{}
+			return (&Manifest{Entries: entries}).Save(path)
 		}
-		m.Entries = spliceScoped(m.Entries, scopes, entries)
-		return m.Save(path)
+		if err != nil {
+			return fail(err)
+		}
+		return nil
 	}
 	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -1310,6 +1315,78 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	}
 	if valid == 0 {
 		syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// blockWritten, when set, is called by writeBase after each block it
+// writes, with the count so far (tests: what a base's writer holds).
+var blockWritten func(blocks int)
+
+// errFoldRead marks a fold that could not read the base or its log.
+var errFoldRead = errors.New("reading the manifest to fold")
+
+// foldLog writes a new base at path that holds the base and its log with
+// an update (within scopes, now exactly entries) spliced in, and removes
+// the log. It streams: the old base is decoded a block at a time
+// (eachManifestEntry) into the new one's writer, so the heap holds a block
+// and the folded log, not the manifest (LoadManifest's list was about half
+// of a receiver's peak in the update that folded). The old base stays in
+// place until the new one is whole (an atomic rename), and its log is
+// removed only after: a kill at any point leaves the old base with its log,
+// or the new base with an old log that names another generation and is
+// ignored. A base or log that cannot be read fails with errFoldRead before
+// anything is renamed.
+func foldLog(path string, scopes []tree.Scope, entries []*tree.Entry) error {
+	set := tree.NewScopeSet(scopes)
+	errStop := errors.New("stopped")
+	var readErr error
+	seq := func(yield func(*tree.Entry) bool) {
+		j := 0
+		readErr = eachManifestEntry(path, func(e *tree.Entry) error {
+			if set.Covers(e.Path) {
+				return nil // the update's entries replace what its scopes cover
+			}
+			for ; j < len(entries) && tree.Compare(entries[j].Path, e.Path) < 0; j++ {
+				if !yield(entries[j]) {
+					return errStop
+				}
+			}
+			if !yield(e) {
+				return errStop
+			}
+			return nil
+		})
+		if readErr != nil {
+			return
+		}
+		for ; j < len(entries); j++ {
+			if !yield(entries[j]) {
+				return
+			}
+		}
+	}
+	gen := newGeneration()
+	err := writeFileAtomicFunc(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		if err := writeBase(bw, seq, gen); err != nil {
+			return err
+		}
+		if readErr != nil {
+			return readErr // the new base would miss entries: not renamed
+		}
+		return bw.Flush()
+	})
+	// (fn ran to its end before writeFileAtomicFunc returned: readErr is set.)
+	if readErr != nil && !errors.Is(readErr, errStop) {
+		return fmt.Errorf("%w: %w", errFoldRead, readErr)
+	}
+	if err != nil {
+		return err
+	}
+	checkedLogs.Delete(LogPath(path))
+	if err := os.Remove(LogPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

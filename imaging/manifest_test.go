@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -520,5 +521,118 @@ func TestManifestReplicasCompactApart(t *testing.T) {
 			t.Fatal(err)
 		}
 		samePaths(t, fmt.Sprint("replica ", i+1), model, m.Entries)
+	}
+}
+
+// TestManifestFoldStreams: folding a log into a new base holds a block of
+// the old base at a time, not the manifest: the live heap at the end of the
+// new base's writing stays far below what the manifest's entries take.
+func TestManifestFoldStreams(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	defer func(s int64) { logSlack = s }(logSlack)
+	logSlack = 1 << 40 // no fold until asked
+	path := filepath.Join(t.TempDir(), "manifest")
+	model := genTree(r, 50000, "base")
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		sc := randomScopes(r, model)
+		repl := rewriteCovered(r, model, sc, i)
+		if err := UpdateManifest(path, sc, repl); err != nil {
+			t.Fatal(err)
+		}
+		model = modelSplice(model, sc, repl)
+	}
+	// What the manifest's entries take when held: a full load's growth.
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	h0 := heap()
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := heap() - h0
+	runtime.KeepAlive(m)
+	m = nil
+
+	sc := randomScopes(r, model)
+	repl := rewriteCovered(r, model, sc, 99)
+	model = modelSplice(model, sc, repl)
+	logSlack = -1 << 40 // the next update folds
+	var most int64 = -1 // the live heap's most while the new base is written
+	defer func() { blockWritten = nil }()
+	h0 = heap()
+	blockWritten = func(n int) {
+		if n%32 == 0 {
+			most = max(most, heap()-h0)
+		}
+	}
+	gen, _, _ := baseGeneration(path)
+	if err := UpdateManifest(path, sc, repl); err != nil {
+		t.Fatal(err)
+	}
+	blockWritten = nil
+	if g2, _, _ := baseGeneration(path); g2 == gen || most < 0 {
+		t.Fatalf("the update did not fold the log into a new base")
+	}
+	if _, err := os.Stat(LogPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the log is still there after the fold: %v", err)
+	}
+	t.Logf("50,000 entries held: %d KiB; the live heap's most while the fold wrote its base: %d KiB", held>>10, most>>10)
+	if held < 4<<20 {
+		t.Fatalf("the loaded manifest holds only %d KiB: the test cannot tell", held>>10)
+	}
+	if most > held/4 {
+		t.Errorf("the fold held %d KiB while writing, want at most a quarter of the manifest's %d KiB", most>>10, held>>10)
+	}
+	got, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "after the fold", model, got.Entries)
+}
+
+// TestManifestFoldDamagedBase: a fold that finds a damaged block of the
+// base starts again from what the update knows (the manifest is a cache),
+// never writing a base that silently lacks the rest.
+func TestManifestFoldDamagedBase(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	defer func(s int64) { logSlack = s }(logSlack)
+	logSlack = 1 << 40
+	path := filepath.Join(t.TempDir(), "manifest")
+	model := genTree(r, 3000, "base")
+	if err := (&Manifest{Entries: model}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff // a block in the middle
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := []tree.Scope{{Path: model[1].Path, Tree: true}}
+	repl := rewriteCovered(r, model, sc, 1)
+	logSlack = -1 << 40 // the next update folds
+	if err := UpdateManifest(path, sc, repl); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePaths(t, "after folding a damaged base", repl, m.Entries)
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the state dir holds %q after the fold, want the base alone", names)
 	}
 }
