@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -610,20 +611,47 @@ func resolveLinkTo(entries []*tree.Entry) {
 // record whose scopes cover it. The cost follows the log, so replaying a
 // long log onto a large base is one pass over the base, not one per record.
 func foldRecords(recs []logRecord) logRecord {
-	acc := recs[0]
+	if len(recs) == 1 {
+		return recs[0]
+	}
+	n := 0
+	for _, r := range recs {
+		n += len(r.scopes)
+	}
+	// The records' scopes, gathered once: copying the scopes so far at
+	// every record cost records² × scopes (12.7 MiB of the 44 MiB a
+	// replica's receiver allocated in the update that folded a 60-record
+	// log). The same paths come back record after record (a change and
+	// its revert), so each distinct scope is kept once.
+	scopes := make([]tree.Scope, 0, n)
+	entries := recs[0].entries
+	scopes = append(scopes, recs[0].scopes...)
 	for _, r := range recs[1:] {
 		set := tree.NewScopeSet(r.scopes)
-		kept := make([]*tree.Entry, 0, len(acc.entries)+len(r.entries))
-		for _, e := range acc.entries {
+		kept := make([]*tree.Entry, 0, len(entries)+len(r.entries))
+		for _, e := range entries {
 			if !set.Covers(e.Path) {
 				kept = append(kept, e)
 			}
 		}
 		kept = append(kept, r.entries...)
 		sortEntries(kept)
-		acc = logRecord{scopes: append(append([]tree.Scope(nil), acc.scopes...), r.scopes...), entries: kept}
+		entries = kept
+		scopes = append(scopes, r.scopes...)
 	}
-	return acc
+	slices.SortFunc(scopes, func(a, b tree.Scope) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		if a.Tree == b.Tree {
+			return 0
+		}
+		if a.Tree {
+			return 1
+		}
+		return -1
+	})
+	return logRecord{scopes: slices.Compact(scopes), entries: entries}
 }
 
 // DecodeManifest decodes a base file's bytes (either format version),
