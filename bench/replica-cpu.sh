@@ -22,6 +22,8 @@
 #   ssh master        the primary's ssh master connections to the replicas
 #                     kept across runs (PERSIST): they outlive the run, so
 #                     they are not among the ssh clients
+# and, after each update, which replicas folded their manifest log into a
+# new base in it ("folded": their base's generation changed).
 # PERSIST=10m sets the image's replica_ssh_persist (binaries that know it):
 # the first update logs in, the later ones run over the kept master;
 # COLD=1 ends the kept masters before each update and counts the end of
@@ -153,6 +155,15 @@ endmasters() {
   sleep 0.3
 }
 [ -z "$PERSIST" ] && endmasters
+# gens: the generation of each replica's manifest base (the 8 bytes after
+# its magic); one that changed over an update is a log folded into a new
+# base in that update (printed as "folded").
+gens() {
+  local d
+  for d in "${RIMG[@]}"; do
+    od -An -tx8 -j8 -N8 "$(dirname "$d")/.$(basename "$d").goldsync/manifest" 2> /dev/null | tr -d ' ' || echo none
+  done
+}
 FOUT=$LAB_PRIMARY_DIR/fanout.out
 PSTAT=$LAB_PRIMARY_DIR/perf-stat.csv
 PERF=
@@ -169,6 +180,7 @@ for round in $(seq "$ROUNDS"); do
   "${PULL[@]}" > /dev/null
   [ "$COLD" = 1 ] && endmasters
   : > "$RU"
+  mapfile -t g0 < <(gens)
   s0=$(sshdcpu)
   m0=$(mastercpu)
   echo "  load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -188,6 +200,10 @@ for round in $(seq "$ROUNDS"); do
     kill -INT "$pstat"; wait "$pstat" || true
     s0=0 s1=$(awk -F, '$3 == "task-clock" { print $1 / 1000 }' "$PSTAT")
   fi
+  mapfile -t g1 < <(gens)
+  folded=
+  for i in "${!g0[@]}"; do [ "${g0[$i]}" = "${g1[$i]}" ] || folded+=" r$((i+1))"; done
+  echo "  folded: $(wc -w <<< "$folded")${folded:+ ($folded )}"
   echo "  ssh master (primary, kept): $(echo "$m1 - $m0" | bc -l | cut -c1-5 | sed 's/^\./0./')s"
   if [ "$RUSAGE" = 1 ]; then
     recv=$(jq -s 'map(.user_ns + .sys_ns) | add // 0 | . / 1e9' "$RU")

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -83,9 +84,22 @@ const (
 	maxLogRecord = 1 << 30
 )
 
-// logSlack is how far a log may grow beyond a quarter of its base before
+// logSlack is how far a log may grow beyond its share of the base before
 // UpdateManifest compacts (a variable for tests).
 var logSlack int64 = 64 << 10
+
+// compactAt is the log size past which UpdateManifest folds the log into a
+// new base of baseSize bytes and generation gen: logSlack plus between an
+// eighth and three eighths of the base (a quarter on average), at a point
+// the base's generation picks. The generation is drawn at random by each
+// state dir when it writes its base, never taken from a sender, so replicas
+// fed the same updates (the same records, the same base sizes) still fold
+// their logs in different updates instead of all in the same one, and each
+// new base draws a new point.
+func compactAt(gen uint64, baseSize int64) int64 {
+	span := uint64(max(baseSize/4, 0)) + 1
+	return baseSize/8 + int64((gen>>1)%span) + logSlack
+}
 
 // decodedEntries counts the manifest entries decoded, from base blocks and
 // log records: the tests that check that a scoped update's work follows
@@ -170,8 +184,9 @@ func saveBaseSeq(path string, seq iter.Seq[*tree.Entry]) error {
 }
 
 // newGeneration names a base so that its log records can be told from a
-// log left by another base.
-func newGeneration() uint64 {
+// log left by another base; it also places the base's next compaction
+// (compactAt). A variable for tests.
+var newGeneration = func() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) | 1 // never zero
@@ -288,7 +303,12 @@ func (bw *baseWriter) add(e *tree.Entry) error {
 	bw.cur.n++
 	bw.total++
 	if bw.cur.n == manifestBlock || (bw.cur.n >= blockMin && blockEnds(e.Path)) {
-		return bw.flush()
+		if err := bw.flush(); err != nil {
+			return err
+		}
+		if blockWritten != nil {
+			blockWritten(len(bw.blocks))
+		}
 	}
 	return nil
 }
@@ -660,20 +680,47 @@ func resolveLinkTo(entries []*tree.Entry) {
 // record whose scopes cover it. The cost follows the log, so replaying a
 // long log onto a large base is one pass over the base, not one per record.
 func foldRecords(recs []logRecord) logRecord {
-	acc := recs[0]
+	if len(recs) == 1 {
+		return recs[0]
+	}
+	n := 0
+	for _, r := range recs {
+		n += len(r.scopes)
+	}
+	// The records' scopes, gathered once: copying the scopes so far at
+	// every record cost records² × scopes (12.7 MiB of the 44 MiB a
+	// replica's receiver allocated in the update that folded a 60-record
+	// log). The same paths come back record after record (a change and
+	// its revert), so each distinct scope is kept once.
+	scopes := make([]tree.Scope, 0, n)
+	entries := recs[0].entries
+	scopes = append(scopes, recs[0].scopes...)
 	for _, r := range recs[1:] {
 		set := tree.NewScopeSet(r.scopes)
-		kept := make([]*tree.Entry, 0, len(acc.entries)+len(r.entries))
-		for _, e := range acc.entries {
+		kept := make([]*tree.Entry, 0, len(entries)+len(r.entries))
+		for _, e := range entries {
 			if !set.Covers(e.Path) {
 				kept = append(kept, e)
 			}
 		}
 		kept = append(kept, r.entries...)
 		sortEntries(kept)
-		acc = logRecord{scopes: append(append([]tree.Scope(nil), acc.scopes...), r.scopes...), entries: kept}
+		entries = kept
+		scopes = append(scopes, r.scopes...)
 	}
-	return acc
+	slices.SortFunc(scopes, func(a, b tree.Scope) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		if a.Tree == b.Tree {
+			return 0
+		}
+		if a.Tree {
+			return 1
+		}
+		return -1
+	})
+	return logRecord{scopes: slices.Compact(scopes), entries: entries}
 }
 
 // DecodeManifest decodes a base file's bytes (either format version),
@@ -1307,7 +1354,8 @@ func encodeLogRecord(gen uint64, scopes []tree.Scope, entries []*tree.Entry) ([]
 // path now holds exactly entries (sorted, all covered by the scopes),
 // leaving what the scopes do not cover as recorded. It appends a record to
 // the log, in time proportional to the entries, and folds the log into a
-// new base (Save) once the log outgrows a quarter of the base. Without a
+// new base (Save) once the log outgrows its share of the base (compactAt:
+// a quarter on average, a point of the base's own choosing). Without a
 // base to append to, it writes one from entries. The caller serializes
 // writers (the state dir's lock).
 func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) error {
@@ -1330,16 +1378,18 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	if err != nil {
 		return fail(err)
 	}
-	if valid+int64(len(rec)) > baseSize/4+logSlack {
+	if valid+int64(len(rec)) > compactAt(gen, baseSize) {
 		// Compact: fold the base, the log and this update into a new base.
-		m, err := LoadManifest(path)
-		if err != nil {
+		err := foldLog(path, scopes, entries)
+		if errors.Is(err, errFoldRead) {
 			// A damaged base: start again from what this update knows (the
 			// manifest is a cache; what it forgets is read again).
-			m = &Manifest{}
+			return (&Manifest{Entries: entries}).Save(path)
 		}
-		m.Entries = spliceScoped(m.Entries, scopes, entries)
-		return m.Save(path)
+		if err != nil {
+			return fail(err)
+		}
+		return nil
 	}
 	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -1362,6 +1412,78 @@ func UpdateManifest(path string, scopes []tree.Scope, entries []*tree.Entry) err
 	}
 	if valid == 0 {
 		syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// blockWritten, when set, is called by writeBase after each block it
+// writes, with the count so far (tests: what a base's writer holds).
+var blockWritten func(blocks int)
+
+// errFoldRead marks a fold that could not read the base or its log.
+var errFoldRead = errors.New("reading the manifest to fold")
+
+// foldLog writes a new base at path that holds the base and its log with
+// an update (within scopes, now exactly entries) spliced in, and removes
+// the log. It streams: the old base is decoded a block at a time
+// (eachManifestEntry) into the new one's writer, so the heap holds a block
+// and the folded log, not the manifest (LoadManifest's list was about half
+// of a receiver's peak in the update that folded). The old base stays in
+// place until the new one is whole (an atomic rename), and its log is
+// removed only after: a kill at any point leaves the old base with its log,
+// or the new base with an old log that names another generation and is
+// ignored. A base or log that cannot be read fails with errFoldRead before
+// anything is renamed.
+func foldLog(path string, scopes []tree.Scope, entries []*tree.Entry) error {
+	set := tree.NewScopeSet(scopes)
+	errStop := errors.New("stopped")
+	var readErr error
+	seq := func(yield func(*tree.Entry) bool) {
+		j := 0
+		readErr = eachManifestEntry(path, func(e *tree.Entry) error {
+			if set.Covers(e.Path) {
+				return nil // the update's entries replace what its scopes cover
+			}
+			for ; j < len(entries) && tree.Compare(entries[j].Path, e.Path) < 0; j++ {
+				if !yield(entries[j]) {
+					return errStop
+				}
+			}
+			if !yield(e) {
+				return errStop
+			}
+			return nil
+		})
+		if readErr != nil {
+			return
+		}
+		for ; j < len(entries); j++ {
+			if !yield(entries[j]) {
+				return
+			}
+		}
+	}
+	gen := newGeneration()
+	err := writeFileAtomicFunc(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		if err := writeBase(bw, seq, gen); err != nil {
+			return err
+		}
+		if readErr != nil {
+			return readErr // the new base would miss entries: not renamed
+		}
+		return bw.Flush()
+	})
+	// (fn ran to its end before writeFileAtomicFunc returned: readErr is set.)
+	if readErr != nil && !errors.Is(readErr, errStop) {
+		return fmt.Errorf("%w: %w", errFoldRead, readErr)
+	}
+	if err != nil {
+		return err
+	}
+	checkedLogs.Delete(LogPath(path))
+	if err := os.Remove(LogPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

@@ -133,15 +133,16 @@ func atomicWriteTemp(ctx context.Context, root *os.Root, name string, r io.Reade
 		return "", 0, err
 	}
 	dir := path.Dir(name)
-	tmp = path.Join(dir, AtomicTempPrefix+path.Base(name)+"-"+rand.Text()[:12])
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	name0 := path.Join(dir, AtomicTempPrefix+path.Base(name)+"-"+rand.Text()[:12])
+	f, err := root.OpenFile(name0, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer func() {
 		if err != nil {
+			// (not tmp: the failed returns below have set it to "")
 			_ = f.Close()
-			_ = root.Remove(tmp)
+			_ = root.Remove(name0)
 		}
 	}()
 	n, err = io.Copy(f, atomicCtxReader{ctx, r})
@@ -157,7 +158,7 @@ func atomicWriteTemp(ctx context.Context, root *os.Root, name string, r io.Reade
 	if err = f.Close(); err != nil {
 		return "", n, err
 	}
-	return tmp, n, nil
+	return name0, n, nil
 }
 
 func atomicSyncDir(root *os.Root, dir string) error {

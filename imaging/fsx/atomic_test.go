@@ -73,6 +73,26 @@ func TestWriteCancelled(t *testing.T) {
 	noTemps(t, dir)
 }
 
+// TestWriteFailedReaderLeavesNoTemp: a reader that fails part way (a
+// producer that found its input damaged) leaves neither the file nor its
+// temporary file behind.
+func TestWriteFailedReaderLeavesNoTemp(t *testing.T) {
+	root, dir := openRoot(t)
+	bad := errors.New("input damaged")
+	r := io.MultiReader(strings.NewReader("part of it"), iotestErrReader{bad})
+	if _, err := WriteAtomic(context.Background(), root, "f", r, 0o644); !errors.Is(err, bad) {
+		t.Errorf("WriteAtomic = %v, want %v", err, bad)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "f")); err == nil {
+		t.Error("file written from a failed reader")
+	}
+	noTemps(t, dir)
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
 func TestWriteDoesNotEscape(t *testing.T) {
 	root, dir := openRoot(t)
 	outside := t.TempDir()
