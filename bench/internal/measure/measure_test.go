@@ -3,6 +3,7 @@ package measure
 import (
 	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
@@ -54,5 +55,27 @@ func TestRunSkipTree(t *testing.T) {
 	}
 	if some.TreeRSS >= all.TreeRSS {
 		t.Errorf("TreeRSS without the sleeps %d, with them %d: want less", some.TreeRSS, all.TreeRSS)
+	}
+}
+
+// TestSkippedProcessForgetsEarlierSample: a process sampled under another
+// name (before its exec) and skipped once it has its own counts nothing.
+func TestSkippedProcessForgetsEarlierSample(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "exec sleep 5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	for i := 0; comm(pid) != "sleep"; i++ {
+		if i > 500 {
+			t.Fatalf("never exec'd sleep: comm %q", comm(pid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hwm := map[int]int64{pid: 1 << 40} // as sampled before the exec
+	sampleTree(pid, []string{"sleep"}, hwm)
+	if v, ok := hwm[pid]; ok {
+		t.Errorf("skipped process still counts %d bytes", v)
 	}
 }
