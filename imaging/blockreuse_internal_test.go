@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -227,20 +228,29 @@ func TestReaderReusesParents(t *testing.T) {
 		}
 	}
 	sweep()
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	d0 := decodedEntries.Load()
-	sweep()
-	runtime.ReadMemStats(&after)
-	blocks := float64(decodedEntries.Load()-d0) * float64(len(r.bi.blocks)) / float64(len(es))
-	perBlock := float64(after.TotalAlloc-before.TotalAlloc) / blocks
-	t.Logf("%d blocks, %.0f decoded, %.0f B allocated a block", len(r.bi.blocks), blocks, perBlock)
-	if blocks < float64(len(r.bi.blocks)) {
-		t.Errorf("%.0f blocks decoded, want at least %d", blocks, len(r.bi.blocks))
+	// TotalAlloc is the process's: what other goroutines allocate in a
+	// sweep (a parallel test's, the runtime's) is counted too. The least
+	// of five sweeps is this one's (CI once saw 1,886 B in one sweep).
+	perBlock, blocks := math.Inf(1), 0.0
+	for range 5 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d0 := decodedEntries.Load()
+		sweep()
+		runtime.ReadMemStats(&after)
+		b := float64(decodedEntries.Load()-d0) * float64(len(r.bi.blocks)) / float64(len(es))
+		if b < float64(len(r.bi.blocks)) {
+			t.Fatalf("%.0f blocks decoded, want at least %d", b, len(r.bi.blocks))
+		}
+		if pb := float64(after.TotalAlloc-before.TotalAlloc) / b; pb < perBlock {
+			perBlock, blocks = pb, b
+		}
 	}
-	// ~3 KiB a block with a string a parent (~100 parents a block).
-	if perBlock > 512 && !raceEnabled {
-		t.Errorf("%.0f B allocated a block decoded, more than 512", perBlock)
+	t.Logf("%d blocks, %.0f decoded, %.0f B allocated a block (least of 5 sweeps)", len(r.bi.blocks), blocks, perBlock)
+	// ~3 KiB a block with a string a parent (~100 parents a block); ~360 B
+	// without.
+	if perBlock > 1024 && !raceEnabled {
+		t.Errorf("%.0f B allocated a block decoded, more than 1 KiB", perBlock)
 	}
 }
