@@ -3,41 +3,15 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/goldsync/goldsync/cluster"
 	"github.com/goldsync/goldsync/imaging"
+	"github.com/goldsync/goldsync/internal/treetest"
 	"github.com/goldsync/goldsync/remote"
 )
-
-// stateStamps records what any change under the dirs would change.
-func stateStamps(t *testing.T, dirs ...string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			m[p] = fmt.Sprintf("%o %d %d %d.%d %d.%d", st.Mode, st.Size, st.Ino, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m
-}
 
 // TestPullFailedLoginChangesNothing: a pull into an image pulled before
 // walks the image while the remote shell logs in (imaging.StartEarly);
@@ -69,12 +43,12 @@ func TestPullFailedLoginChangesNothing(t *testing.T) {
 	if err := os.WriteFile(rsh, []byte("#!/bin/sh\necho 'ssh: connect to host golden port 22: Connection refused' >&2\nexit 255\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := stateStamps(t, dest, state)
+	before := treetest.Stamps(t, dest, state)
 	s, err := (cluster.PullRequest{Source: "golden:" + src, Dest: dest, Rsh: rsh}).Pull(context.Background())
 	if s != nil || cluster.StepOf(err) != cluster.StepConnect || !errors.Is(err, remote.ErrSSH) {
 		t.Fatalf("Pull over a failed login: %v, %v; want no summary and a StepConnect ErrSSH", s, err)
 	}
-	after := stateStamps(t, dest, state)
+	after := treetest.Stamps(t, dest, state)
 	for p, st := range before {
 		if after[p] != st {
 			t.Errorf("%s changed: %q, now %q", p, st, after[p])

@@ -3,42 +3,14 @@ package imaging
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
-
-// stamps records every path under the dirs with what any change to it
-// would change: type, mode, size, inode, mtime and ctime (a read changes
-// none of them).
-func stamps(t *testing.T, dirs ...string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			m[p] = fmt.Sprintf("%o %d %d %d.%d %d.%d", st.Mode, st.Size, st.Ino, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m
-}
 
 func sameStamps(t *testing.T, before, after map[string]string) {
 	t.Helper()
@@ -94,7 +66,7 @@ func earlyPull(t *testing.T, src, dst, state, cache string, wait bool) *Result {
 // plans nothing.
 func TestEarlyWalkAheadOfSource(t *testing.T) {
 	src, dst, state, cache, n := planTree(t)
-	before := stamps(t, dst, state)
+	before := treetest.Stamps(t, dst, state)
 	e := StartEarly(context.Background(), dst, Options{StateDir: state})
 	if e == nil {
 		t.Fatal("StartEarly did not start an image pulled before")
@@ -106,7 +78,7 @@ func TestEarlyWalkAheadOfSource(t *testing.T) {
 	if got := e.r.dstN; got != n {
 		t.Errorf("the early walk listed %d entries before the source was opened, want %d", got, n)
 	}
-	sameStamps(t, before, stamps(t, dst, state))
+	sameStamps(t, before, treetest.Stamps(t, dst, state))
 
 	s, err := OpenDirSource(src, DirSourceOptions{CacheFile: cache})
 	if err != nil {
@@ -170,7 +142,7 @@ func TestEarlyPullChanges(t *testing.T) {
 // under another run's lock.
 func TestEarlyCloseChangesNothing(t *testing.T) {
 	_, dst, state, _, _ := planTree(t)
-	before := stamps(t, dst, state)
+	before := treetest.Stamps(t, dst, state)
 	for _, wait := range []bool{true, false} {
 		e := StartEarly(context.Background(), dst, Options{StateDir: state})
 		if e == nil {
@@ -181,7 +153,7 @@ func TestEarlyCloseChangesNothing(t *testing.T) {
 		}
 		e.Close()
 		e.Close()
-		sameStamps(t, before, stamps(t, dst, state))
+		sameStamps(t, before, treetest.Stamps(t, dst, state))
 	}
 	unlock, err := Lock(state)
 	if err != nil {
@@ -213,7 +185,7 @@ func TestEarlyCloseChangesNothing(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(base, "other-state")); err == nil {
 		t.Error("StartEarly created a state dir")
 	}
-	sameStamps(t, before, stamps(t, dst, state))
+	sameStamps(t, before, treetest.Stamps(t, dst, state))
 }
 
 // TestEarlyWalkHoldsNoEntries: a walk started early that runs far ahead of
