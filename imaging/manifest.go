@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -693,8 +692,17 @@ func foldRecords(recs []logRecord) logRecord {
 	// log). The same paths come back record after record (a change and
 	// its revert), so each distinct scope is kept once.
 	scopes := make([]tree.Scope, 0, n)
+	seen := map[tree.Scope]bool{}
+	addScopes := func(sc []tree.Scope) {
+		for _, s := range sc {
+			if !seen[s] {
+				seen[s] = true
+				scopes = append(scopes, s)
+			}
+		}
+	}
 	entries := recs[0].entries
-	scopes = append(scopes, recs[0].scopes...)
+	addScopes(recs[0].scopes)
 	for _, r := range recs[1:] {
 		set := tree.NewScopeSet(r.scopes)
 		kept := make([]*tree.Entry, 0, len(entries)+len(r.entries))
@@ -706,21 +714,9 @@ func foldRecords(recs []logRecord) logRecord {
 		kept = append(kept, r.entries...)
 		sortEntries(kept)
 		entries = kept
-		scopes = append(scopes, r.scopes...)
+		addScopes(r.scopes)
 	}
-	slices.SortFunc(scopes, func(a, b tree.Scope) int {
-		if c := strings.Compare(a.Path, b.Path); c != 0 {
-			return c
-		}
-		if a.Tree == b.Tree {
-			return 0
-		}
-		if a.Tree {
-			return 1
-		}
-		return -1
-	})
-	return logRecord{scopes: slices.Compact(scopes), entries: entries}
+	return logRecord{scopes: scopes, entries: entries}
 }
 
 // DecodeManifest decodes a base file's bytes (either format version),
