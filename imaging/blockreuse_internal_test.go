@@ -129,14 +129,7 @@ func TestReaderReusesBlocks(t *testing.T) {
 
 	// Every block decoded in turn, twice over: with two kept, each is
 	// decoded into an evicted one's arrays.
-	var got tree.Entry
-	sweep := func() {
-		for _, e := range es {
-			if !r.lookupInto(e.Path, &got) || !sameRecorded(&got, e) {
-				t.Fatalf("lookup %q: %+v, want %+v", e.Path, got, e)
-			}
-		}
-	}
+	sweep := func() { lookupAll(t, r, es) }
 	sweep()
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -219,14 +212,7 @@ func TestReaderReusesParents(t *testing.T) {
 	sortEntries(es)
 	es = slices.CompactFunc(es, func(a, b *tree.Entry) bool { return a.Path == b.Path })
 	r := reuseReader(t, es, 2)
-	var got tree.Entry
-	sweep := func() {
-		for _, e := range es {
-			if !r.lookupInto(e.Path, &got) || !sameRecorded(&got, e) {
-				t.Fatalf("lookup %q: %+v, want %+v", e.Path, got, e)
-			}
-		}
-	}
+	sweep := func() { lookupAll(t, r, es) }
 	sweep()
 	// TotalAlloc is the process's: what other goroutines allocate in a
 	// sweep (a parallel test's, the runtime's) is counted too. The least
@@ -252,5 +238,17 @@ func TestReaderReusesParents(t *testing.T) {
 	// without.
 	if perBlock > 1024 && !raceEnabled {
 		t.Errorf("%.0f B allocated a block decoded, more than 1 KiB", perBlock)
+	}
+}
+
+// lookupAll looks every entry of es up in r, in order, and fails on one
+// not found as recorded.
+func lookupAll(t *testing.T, r *manifestReader, es []*tree.Entry) {
+	t.Helper()
+	var got tree.Entry
+	for _, e := range es {
+		if !r.lookupInto(e.Path, &got) || !sameRecorded(&got, e) {
+			t.Fatalf("lookup %q: %+v, want %+v", e.Path, got, e)
+		}
 	}
 }
