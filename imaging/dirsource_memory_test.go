@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -224,19 +223,19 @@ func TestSourceWarmScanAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	n := 0
-	if _, err := s.Scan(context.Background(), imaging.ScanRequest{}, func(*tree.Entry) error { n++; return nil }); err != nil {
-		t.Fatal(err)
+	var err2 error
+	allocated, mallocs := heaptest.Allocated(func() {
+		_, err2 = s.Scan(context.Background(), imaging.ScanRequest{}, func(*tree.Entry) error { n++; return nil })
+	})
+	if err2 != nil {
+		t.Fatal(err2)
 	}
-	runtime.ReadMemStats(&after)
 	if n != entries {
 		t.Fatalf("scanned %d entries, want %d", n, entries)
 	}
-	allocs := float64(after.Mallocs-before.Mallocs) / float64(n)
-	bytes := float64(after.TotalAlloc-before.TotalAlloc) / float64(n)
+	allocs := float64(mallocs) / float64(n)
+	bytes := float64(allocated) / float64(n)
 	t.Logf("%d entries: %.1f allocations, %.0f B an entry", n, allocs, bytes)
 	// Any of these changes undone fails the bound: a heap copy per lstat,
 	// a string per name or a string per cache entry decoded is an
@@ -287,24 +286,23 @@ func TestSourceLentScan(t *testing.T) {
 		if keep {
 			got = make([]tree.Entry, 0, entries)
 		}
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
 		n := 0
-		if _, err := s.Scan(context.Background(), imaging.ScanRequest{}, func(e *tree.Entry) error {
-			n++
-			if keep {
-				got = append(got, *e)
-			}
-			return nil
-		}); err != nil {
+		allocated, mallocs := heaptest.Allocated(func() {
+			_, err = s.Scan(context.Background(), imaging.ScanRequest{}, func(e *tree.Entry) error {
+				n++
+				if keep {
+					got = append(got, *e)
+				}
+				return nil
+			})
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		runtime.ReadMemStats(&after)
 		if n != entries {
 			t.Fatalf("scanned %d entries, want %d", n, entries)
 		}
-		return got, float64(after.Mallocs-before.Mallocs) / float64(n), float64(after.TotalAlloc-before.TotalAlloc) / float64(n)
+		return got, float64(mallocs) / float64(n), float64(allocated) / float64(n)
 	}
 	want, _, _ := scan(false, true)
 	got, _, _ := scan(true, true)

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/heaptest"
 	"github.com/goldsync/goldsync/internal/treetest"
 )
 
@@ -198,18 +198,18 @@ func TestNoChangePullAllocs(t *testing.T) {
 	best := 0.0
 	for k := range 3 {
 		ll := &listLender{listSource: listSource{entries: list}}
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		res, err := Sync(context.Background(), ll, dst, Options{StateDir: state})
-		runtime.ReadMemStats(&after)
+		var res *Result
+		var err error
+		_, mallocs := heaptest.Allocated(func() {
+			res, err = Sync(context.Background(), ll, dst, Options{StateDir: state})
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Plan.Len() != 0 {
 			t.Fatalf("no-change pull planned %d actions", res.Plan.Len())
 		}
-		per := float64(after.Mallocs-before.Mallocs) / float64(n)
+		per := float64(mallocs) / float64(n)
 		if k == 0 || per < best {
 			best = per
 		}

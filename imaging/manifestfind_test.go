@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/heaptest"
 )
 
 // TestManifestFinderMatchesLoad: the block-by-block lookups a full
@@ -237,22 +237,20 @@ func TestManifestFinderAllocs(t *testing.T) {
 			paths[i] = append(paths[i], fmt.Sprintf("%s/component-%03d.so", d, j))
 		}
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	n := 0
-	for i := range dirs {
-		c := f.cursor()
-		for _, p := range paths[i] {
-			if e := c(p); e == nil || e.Path != p {
-				t.Fatalf("cursor: %q not found", p)
+	allocated, mallocs := heaptest.Allocated(func() {
+		for i := range dirs {
+			c := f.cursor()
+			for _, p := range paths[i] {
+				if e := c(p); e == nil || e.Path != p {
+					t.Fatalf("cursor: %q not found", p)
+				}
+				n++
 			}
-			n++
 		}
-	}
-	runtime.ReadMemStats(&after)
-	allocs := float64(after.Mallocs-before.Mallocs) / float64(n)
-	bytes := float64(after.TotalAlloc-before.TotalAlloc) / float64(n)
+	})
+	allocs := float64(mallocs) / float64(n)
+	bytes := float64(allocated) / float64(n)
 	t.Logf("%d lookups: %.2f allocations, %.0f B a lookup", n, allocs, bytes)
 	if allocs > 0.3 || bytes > 150 {
 		t.Errorf("a finder's cursor lookups made %.2f allocations and %.0f B a lookup, more than 0.3 and 150 B", allocs, bytes)

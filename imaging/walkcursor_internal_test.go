@@ -11,6 +11,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging/fsx"
 	"github.com/goldsync/goldsync/imaging/tree"
+	"github.com/goldsync/goldsync/internal/heaptest"
 )
 
 // TestWalkCursorPerWorker: a walk merged against a hash cache asks each
@@ -184,18 +185,18 @@ func TestWalkReusesLists(t *testing.T) {
 	defer fr.Close()
 	least := math.Inf(1)
 	for range 3 {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
 		n := 0
-		if _, err := WalkEach(context.Background(), fr, WalkOptions{lend: true, Workers: 2, ReadAhead: 256}, func(*tree.Entry) error { n++; return nil }); err != nil {
+		var err error
+		allocated, _ := heaptest.Allocated(func() {
+			_, err = WalkEach(context.Background(), fr, WalkOptions{lend: true, Workers: 2, ReadAhead: 256}, func(*tree.Entry) error { n++; return nil })
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		runtime.ReadMemStats(&after)
 		if want := 1 + dirs*(1+perDir); n != want {
 			t.Fatalf("walked %d entries, want %d", n, want)
 		}
-		least = min(least, float64(after.TotalAlloc-before.TotalAlloc)/float64(n))
+		least = min(least, float64(allocated)/float64(n))
 	}
 	t.Logf("%.0f B allocated an entry", least)
 	// 139-141 B with new lists each, 123-125 with the names' storage

@@ -86,3 +86,21 @@ func ScratchDir(t testing.TB, prefix string) string {
 	}
 	return t.TempDir()
 }
+
+// Allocated returns the bytes and the allocations f made, counted as
+// testing.AllocsPerRun counts them: after a full collection, on one P.
+// The counters are the process's, and with every P running they follow
+// the machine's cores, not the code: per-P caches (sync.Pool's shards,
+// each P's cached spans) miss and refill more often with more Ps. CI's
+// runner counted 1,886 B a block decoded where 2 cores count 363, and
+// GOMAXPROCS=128 fails four such bounds here. Goroutines f starts still
+// run, time-sliced on the one P.
+func Allocated(f func()) (bytes, mallocs uint64) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc, after.Mallocs - before.Mallocs
+}
