@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -35,7 +36,13 @@ type fanotify struct {
 	// dirs caches resolved directory handles. Directory renames and
 	// removals anywhere on a watched filesystem clear it.
 	dirs map[string]string
+	// open replaces open_by_handle_at when set (tests inject failures).
+	open func(mountFD int, h unix.FileHandle, flags int) (int, error)
 }
+
+// enomemRetries is how many times a handle's open is tried again after
+// ENOMEM, waiting 1, 2, 4... ms in between.
+const enomemRetries = 5
 
 // maxDirCache bounds the handle cache.
 const maxDirCache = 1 << 16
@@ -316,6 +323,33 @@ func (b *fanotify) handle(ev fanEvent) error {
 	return nil
 }
 
+// openHandle opens the event's directory by its handle, trying again
+// after ENOMEM. The kernel's handle decoding (exportfs) turns every failure
+// to find or reconnect a dentry into ESTALE except ENOMEM, which it passes
+// on as the transient failure it is; it was seen in tests under memory
+// pressure (TestPushYumLikeChangesExactly, with 64 Ps), where each one
+// had cost a full rescan of the tree. It is still an error after
+// enomemRetries tries, and then a full rescan.
+func (b *fanotify) openHandle(mountFD int, ev fanEvent) (int, error) {
+	open := b.open
+	if open == nil {
+		open = unix.OpenByHandleAt
+	}
+	h := unix.NewFileHandle(ev.htype, ev.handle)
+	wait := time.Millisecond
+	for try := 0; ; try++ {
+		fd, err := open(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+		if !errors.Is(err, unix.ENOMEM) || try == enomemRetries {
+			if try > 0 {
+				b.w.log.Debug("fanotify: open_by_handle_at failed with ENOMEM", "tries", try+1, "err", err)
+			}
+			return fd, err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
 // resolve returns the absolute path of the event's directory now, or ""
 // when it is gone or on a filesystem not watched here.
 func (b *fanotify) resolve(ev fanEvent) (string, error) {
@@ -327,7 +361,7 @@ func (b *fanotify) resolve(ev fanEvent) (string, error) {
 	if !ok {
 		return "", nil
 	}
-	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(ev.htype, ev.handle), unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := b.openHandle(mfd, ev)
 	if errors.Is(err, unix.EBADF) {
 		// The descriptor on the filesystem is no longer open (seen once
 		// under load, cause unknown): open it again and retry, rather than
@@ -339,7 +373,7 @@ func (b *fanotify) resolve(ev fanEvent) (string, error) {
 			if ferr := b.w.j.MarkFullRescan("fanotify lost its filesystem descriptor"); ferr != nil {
 				return "", ferr
 			}
-			fd, err = unix.OpenByHandleAt(rfd, unix.NewFileHandle(ev.htype, ev.handle), unix.O_PATH|unix.O_CLOEXEC)
+			fd, err = b.openHandle(rfd, ev)
 		}
 	}
 	if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -573,6 +574,58 @@ func TestFanotifyReopensClosedFilesystemFD(t *testing.T) {
 	write(t, filepath.Join(root, "d/b"), "b")
 	settle(t, j)
 	wantScopes(t, since(t, j, tok), []string{"d", "d/b"}, nil)
+}
+
+// TestFanotifyRetriesENOMEM: a handle whose open fails with ENOMEM (the
+// kernel's one transient answer when it decodes a handle; seen under
+// memory pressure) is opened again, and the change keeps its exact path;
+// one that fails every try is a full rescan, never a lost change.
+func TestFanotifyRetriesENOMEM(t *testing.T) {
+	requireBackend(t, BackendFanotify)
+	for _, tc := range []struct {
+		name  string
+		fails int
+	}{{"transient", enomemRetries}, {"lasting", enomemRetries + 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			write(t, filepath.Join(root, "d/a"), "a")
+			j := openTest(t, t.TempDir(), JournalOptions{})
+			var mu sync.Mutex
+			left, failed := 0, 0
+			hooks := &testHooks{fanotify: func(b *fanotify) {
+				b.open = func(fd int, h unix.FileHandle, flags int) (int, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if left > 0 {
+						left--
+						failed++
+						return -1, unix.ENOMEM
+					}
+					return unix.OpenByHandleAt(fd, h, flags)
+				}
+			}}
+			startWatch(t, BackendFanotify, root, j, WatchOptions{hooks: hooks})
+			settle(t, j)
+			tok := token(t, j)
+			mu.Lock()
+			left = tc.fails // the next opens fail: the first is d's
+			mu.Unlock()
+			write(t, filepath.Join(root, "d/b"), "b")
+			settle(t, j)
+			cs := since(t, j, tok)
+			mu.Lock()
+			n := failed
+			mu.Unlock()
+			if n != tc.fails {
+				t.Fatalf("%d opens failed, want %d", n, tc.fails)
+			}
+			if tc.fails > enomemRetries {
+				wantFull(t, cs, "cannot allocate memory")
+				return
+			}
+			wantScopes(t, cs, []string{"d", "d/b"}, nil)
+		})
+	}
 }
 
 // TestFanotifyOverflowEvent: the overflow notice, decoded from the bytes
