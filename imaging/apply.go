@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -743,7 +742,7 @@ func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 	reqs := make([]*FetchRequest, len(acts))
 	byReq := make(map[*FetchRequest]*Action, len(acts))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	g.SetLimit(ioWorkers(2))
 	for i, act := range acts {
 		r := &FetchRequest{Entry: act.Src}
 		reqs[i] = r
@@ -811,7 +810,7 @@ func (a *applier) fetchSome(ctx context.Context, acts []*Action) error {
 // copy_file_range), in parallel.
 func (a *applier) copyAll(ctx context.Context, lc LocalCopier, acts []*Action) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	g.SetLimit(ioWorkers(2))
 	for _, act := range acts {
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
@@ -1030,7 +1029,7 @@ var finishTasks atomic.Int64
 
 func newFinisher(ctx context.Context) *finisher {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	g.SetLimit(ioWorkers(2))
 	return &finisher{g: g, ctx: ctx}
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -746,7 +745,7 @@ func (s *DirSource) CopyFile(ctx context.Context, e *tree.Entry, dst *fsx.File) 
 func (s *DirSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
 	workers := s.opts.Workers
 	if workers <= 0 {
-		workers = 2 * runtime.GOMAXPROCS(0)
+		workers = ioWorkers(2)
 	}
 	workers = min(workers, len(reqs))
 	var next atomic.Int64

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -356,7 +355,7 @@ func (s *genSource) Scan(ctx context.Context, req ScanRequest, fn func(*tree.Ent
 // Fetch serves kept content, several files at a time.
 func (s *genSource) Fetch(ctx context.Context, reqs []*FetchRequest, open func(*FetchRequest) (ContentSink, error)) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	g.SetLimit(ioWorkers(2))
 	for _, r := range reqs {
 		if err := ctx.Err(); err != nil {
 			break

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +40,8 @@ type WalkOptions struct {
 	// Hash hashes every regular file that Previous does not cover.
 	Hash bool
 	// Workers bounds the directories read and files hashed at once;
-	// zero means 4 × GOMAXPROCS (the walk is mostly waiting on the disk).
+	// zero means 4 a P (GOMAXPROCS), at most 32: the walk is mostly
+	// waiting on the disk.
 	Workers int
 	// ReadAhead bounds how many listed entries WalkEach holds ahead of
 	// the one it hands out (beyond the directories being read); zero
@@ -168,7 +168,7 @@ func WalkEach(ctx context.Context, root *fsx.Root, opts WalkOptions, fn func(*tr
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = 4 * runtime.GOMAXPROCS(0)
+		workers = ioWorkers(4)
 	}
 	w.window = opts.ReadAhead
 	if w.window <= 0 {
