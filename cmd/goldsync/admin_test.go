@@ -376,24 +376,19 @@ func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
 // node, agents of other builds that have not been touched for an hour go;
 // a fresh one (another image server's, maybe running) stays.
 func TestPullPrunesOldAgents(t *testing.T) {
-	srv := sshtest.Start(t, sshtest.Options{})
+	// The golden node's user has a home of its own: the test's agents
+	// and prunes stay out of the real ~/.cache/goldsync, which other
+	// packages' pulls, run at the same time, use.
+	home := t.TempDir()
+	srv := sshtest.Start(t, sshtest.Options{ForceCommand: "HOME='" + home + "'; export HOME; cd \"$HOME\" || exit 1\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n"})
 	bin := clusterBins(t)
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cache := filepath.Join(home, ".cache/goldsync")
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// Our build's agent must not be cached, so this pull uploads it.
 	sum, err := exec.Command("sha256sum", agentBin(t)).Output()
 	if err != nil {
 		t.Fatal(err)
-	}
-	ours, _ := filepath.Glob(filepath.Join(cache, "goldsync-agent-*-"+string(sum[:12])))
-	for _, p := range ours {
-		os.Remove(p)
 	}
 	old := filepath.Join(cache, "goldsync-agent-0.0.1-0123456789ab")
 	fresh := filepath.Join(cache, "goldsync-agent-0.0.2-ba9876543210")
