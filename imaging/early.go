@@ -361,7 +361,8 @@ func (w *earlyWalk) readBack(yield func(*tree.Entry) bool, f *os.File, off, end 
 		} else {
 			*e = tree.Entry{}
 		}
-		if _, err := wire.DecodeEntryLocal(buf, *pk, e); err != nil {
+		// *pk: nil or the key of the entry decoded just before.
+		if _, err := wire.DecodeEntryLocalNext(buf, *pk, e, nil); err != nil {
 			return buf, fmt.Errorf("spool: %w", err)
 		}
 		*key, *pk = spoolKey(e), key
