@@ -31,7 +31,9 @@ import (
 // is not started early. What the walk lists meanwhile (one worker, up to
 // earlyLead entries) goes only to the spool, on disk; the streamed plan
 // reads it back from there once the source's entries arrive, then takes
-// the walk's entries as they come.
+// the walk's entries as they come. Once the source is connected the walk
+// waits for the plan to have read back what it spooled before it lists
+// more, so that only what was listed during the login is read back.
 //
 // Either Sync or Close must be called, once.
 type Early struct {
@@ -58,7 +60,8 @@ func StartEarly(ctx context.Context, dest string, opts Options) *Early {
 	}
 	r.dsts = &entrySpool{spool: sp}
 	wctx, cancel := context.WithCancel(ctx)
-	w := &earlyWalk{r: r, ctx: wctx, cancel: cancel, done: make(chan struct{}), gate: make(chan struct{}), started: time.Now()}
+	w := &earlyWalk{r: r, ctx: wctx, cancel: cancel, done: make(chan struct{}), gate: make(chan struct{}),
+		liveCh: make(chan struct{}), started: time.Now()}
 	r.early = w
 	go func() {
 		defer close(w.done)
@@ -125,7 +128,13 @@ func earlyFits(stateDir, dest string, opts Options) bool {
 // plan has read back all it spooled (live), the walk only spools; from
 // then on it also sends each entry to the plan's batcher, as a walk
 // started with the plan does. The switch is made under mu at the exact
-// count spooled, so every entry reaches the plan once, in order.
+// count spooled, so every entry reaches the plan once, in order. Once the
+// source is connected, the walk lists nothing more until the switch
+// (caughtUp): a walk that went on spooling alone would stay ahead of the
+// plan, which is paced by the source, and the plan would read the whole
+// image back from the spool (225,343 entries of 225,343 in a no-change
+// pull of syn200000 over ssh, ~0.08 s of the image server's CPU) instead
+// of what was listed during the login.
 type earlyWalk struct {
 	r       *syncRun
 	ctx     context.Context // the walk's
@@ -136,6 +145,10 @@ type earlyWalk struct {
 	// connected (WalkOptions.gate).
 	gate     chan struct{}
 	gateOnce sync.Once
+	// liveCh is closed when live is set; caughtUp (the walk's goroutine
+	// only) says the walk has waited for it once, the source connected.
+	liveCh   chan struct{}
+	caughtUp bool
 
 	mu       sync.Mutex
 	b        *batcher // the plan's (seq)
@@ -147,6 +160,15 @@ type earlyWalk struct {
 
 // add spools a destination entry, and sends it to the plan once live.
 func (w *earlyWalk) add(e *tree.Entry) error {
+	if !w.caughtUp {
+		select {
+		case <-w.gate:
+			if err := w.catchUp(); err != nil {
+				return err
+			}
+		default:
+		}
+	}
 	w.mu.Lock()
 	w.r.dstN++
 	err := w.r.addDst(w.r.dsts, e)
@@ -179,6 +201,31 @@ func (w *earlyWalk) add(e *tree.Entry) error {
 	return nil
 }
 
+// catchUp waits, once the source is connected, for the plan to have read
+// back all the walk spooled and switched to the walk's entries (live),
+// and at most streamWait, as a list waits for the streamed plan: a plan
+// held back longer by its source lets the walk go on alone into the
+// spool (read back in turn, as far as the walk got ahead).
+func (w *earlyWalk) catchUp() error {
+	w.caughtUp = true
+	if earlyCatchingUp != nil {
+		earlyCatchingUp()
+	}
+	t := time.NewTimer(streamWait)
+	defer t.Stop()
+	select {
+	case <-w.liveCh:
+	case <-t.C:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
+	return nil
+}
+
+// earlyCatchingUp, set by tests, is called when an early walk starts
+// waiting for the plan to catch up.
+var earlyCatchingUp func()
+
 // earlyLead is how many entries an early walk lists before the source is
 // connected, at most: what the streamed plan reads back from the spool
 // (~0.5 µs an entry) stays a constant, whatever the tree and the login's
@@ -209,6 +256,7 @@ func (w *earlyWalk) goLive() {
 		w.live = true
 		fin := w.finished
 		w.mu.Unlock()
+		close(w.liveCh)
 		if fin {
 			w.b.end()
 		}
@@ -313,7 +361,8 @@ func (w *earlyWalk) readBack(yield func(*tree.Entry) bool, f *os.File, off, end 
 		} else {
 			*e = tree.Entry{}
 		}
-		if _, err := wire.DecodeEntryLocal(buf, *pk, e); err != nil {
+		// *pk: nil or the key of the entry decoded just before.
+		if _, err := wire.DecodeEntryLocalNext(buf, *pk, e, nil); err != nil {
 			return buf, fmt.Errorf("spool: %w", err)
 		}
 		*key, *pk = spoolKey(e), key

@@ -617,11 +617,12 @@ func eachBlockEntry(bf baseFile, b baseBlock, paths *[2][]byte, slot func(i int)
 	var prev *tree.Entry
 	for i := range b.n {
 		e := slot(i)
+		var path *[]byte
 		if paths != nil {
-			raw, err = wire.DecodeEntryLocalScratch(raw, prev, e, &paths[i%2])
-		} else {
-			raw, err = wire.DecodeEntryLocal(raw, prev, e)
+			path = &paths[i%2]
 		}
+		// prev: the entry decoded just before, from this block.
+		raw, err = wire.DecodeEntryLocalNext(raw, prev, e, path)
 		if err != nil {
 			return fmt.Errorf("%w: block at %d, entry %d: %v", ErrCorruptManifest, b.off, i, err)
 		}

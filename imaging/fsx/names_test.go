@@ -141,3 +141,78 @@ func TestNamesInto(t *testing.T) {
 		t.Errorf("after a huge directory the NameBuf keeps %d bytes and %d names, more than %d and %d", cap(nb.blob), cap(nb.names), maxNameBuf, maxNameBuf/16)
 	}
 }
+
+// TestNamesSeekOnlyWhenRead: a directory opened by OpenDir or Sub is
+// listed without a seek the first time (its descriptor is new, at offset
+// 0: a walk saved an lseek a directory), and from the start, with a seek,
+// every time after; the root's Dir, a dup sharing the root's offset, and
+// a Dir read through its FD are always sought back first.
+func TestNamesSeekOnlyWhenRead(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for i := range 300 {
+		n := fmt.Sprintf("a-longer-name-%04d", i)
+		want = append(want, n)
+		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n, "x"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	list := func(d *Dir, seeks int64) {
+		t.Helper()
+		s0 := dirSeeks.Load()
+		got, err := d.Names()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := dirSeeks.Load() - s0; s != seeks {
+			t.Errorf("%s: %d seeks listing it, want %d", d.Path, s, seeks)
+		}
+		slices.Sort(got)
+		w := want
+		if d.Path != "." {
+			w = []string{"x"}
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("%s: %d names, want %d", d.Path, len(got), len(w))
+		}
+	}
+	root, err := r.OpenDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	list(root, 1)
+	list(root, 1)
+	// Read through FD (the names left unread), then listed: from the start.
+	r2, err := r.OpenDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if _, err := unix.Getdents(r2.FD, make([]byte, 512)); err != nil {
+		t.Fatal(err)
+	}
+	list(r2, 1)
+	sub, err := r.OpenDir(want[7])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	list(sub, 0)
+	list(sub, 1)
+	sub2, err := root.Sub(want[9])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	list(sub2, 0)
+	list(sub2, 1)
+}

@@ -72,7 +72,21 @@ func DecodeEntryLocal(src []byte, prev, e *tree.Entry) (rest []byte, err error) 
 // buffers in turn). It saves the block decoder a string an entry where
 // only the entries' names are kept (issue #14).
 func DecodeEntryLocalScratch(src []byte, prev, e *tree.Entry, path *[]byte) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, true, path, false)
+	return decodeEntry(src, prev, e, true, path, prev != nil)
+}
+
+// DecodeEntryLocalNext is DecodeEntryLocal (or, with path not nil,
+// DecodeEntryLocalScratch) for the entries of one list decoded in turn:
+// prev must be nil or the entry decoded from the list just before e (so
+// its path passed validation), and the part of e's path shared with
+// prev's is not checked again, as the Decoder does with its own last
+// entry (tree.ValidatePathShared: every entry still passes Validate, and
+// a path that fails is checked in full). The manifest's and hash cache's
+// blocks and the spools are read this way: their full checks of each
+// path were ~0.025 s of the image server's ~1.25 s in a no-change pull
+// of 225k entries (issue #14).
+func DecodeEntryLocalNext(src []byte, prev, e *tree.Entry, path *[]byte) (rest []byte, err error) {
+	return decodeEntry(src, prev, e, true, path, prev != nil)
 }
 
 var noEntry tree.Entry
