@@ -58,7 +58,10 @@ type applier struct {
 
 	stats *Stats
 	count counters
-	sinks sync.Map // *fileSink with a temp file not yet finished
+	// sourceDone is Options.SourceDone (nil: none), called once the
+	// content phase has ended
+	sourceDone func()
+	sinks      sync.Map // *fileSink with a temp file not yet finished
 }
 
 // srcEntry returns the source entry at path p, or nil: a binary search of
@@ -234,6 +237,10 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 		act.Op = OpFetch
 	}
 	a.log.Debug("sync: content fetched")
+	if a.sourceDone != nil {
+		// Its session ends beside the rest of this run (issue 14).
+		a.sourceDone()
+	}
 	a.stats.BytesReceived = a.count.received.Load()
 	a.stats.BytesReused = a.count.reused.Load()
 	a.stats.Unchanged = int(a.count.unchanged.Load())

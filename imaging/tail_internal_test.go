@@ -130,3 +130,49 @@ func TestNewNodesDuringFetch(t *testing.T) {
 		t.Fatalf("image differs from the source: %v", d)
 	}
 }
+
+// TestSourceDoneAfterContent: Options.SourceDone is called once, when the
+// content is in place and before the manifest is written (the caller
+// lets the source's session end beside the run's last steps, issue 14);
+// not in a dry run.
+func TestSourceDoneAfterContent(t *testing.T) {
+	src, dst, state := t.TempDir(), filepath.Join(t.TempDir(), "img"), filepath.Join(t.TempDir(), "state")
+	smallFiles(t, src, 120)
+	s, err := OpenDirSource(src, DirSourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dry := 0
+	if _, err := Sync(context.Background(), fetchOnly{s}, dst, Options{StateDir: state, DryRun: true, SourceDone: func() { dry++ }}); err != nil {
+		t.Fatal(err)
+	}
+	if dry != 0 {
+		t.Errorf("SourceDone called %d times in a dry run", dry)
+	}
+	calls := 0
+	var missing []string
+	manifestThen := true
+	done := func() {
+		calls++
+		for _, p := range []string{"d000/f0000", "d001/f0099", "d002/f0119"} {
+			if _, err := os.Lstat(filepath.Join(dst, p)); err != nil {
+				missing = append(missing, p)
+			}
+		}
+		_, err := os.Lstat(State(state).Manifest)
+		manifestThen = err == nil
+	}
+	if _, err := Sync(context.Background(), fetchOnly{s}, dst, Options{StateDir: state, SourceDone: done}); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("SourceDone called %d times, want 1", calls)
+	}
+	if len(missing) > 0 {
+		t.Errorf("SourceDone called before the content was in place: %v missing", missing)
+	}
+	if manifestThen {
+		t.Errorf("SourceDone called after the manifest was written")
+	}
+}
