@@ -164,6 +164,14 @@ func (r PullRequest) Pull(ctx context.Context) (*PullSummary, error) {
 	ctx, cancel := WithDeadline(ctx, r.Deadline)
 	defer cancel()
 	opts.Incremental = !r.FullScan
+	// Once the content is in, the golden node's agent says goodbye (and
+	// saves its hash cache) while the image's last steps run (issue 14).
+	var release func()
+	opts.SourceDone = func() {
+		if release != nil {
+			release()
+		}
+	}
 	// The destination's walk starts while the remote shell logs in
 	// (nothing is changed before the source is connected; nil: Sync
 	// does it all).
@@ -175,6 +183,9 @@ func (r PullRequest) Pull(ctx context.Context) (*PullSummary, error) {
 		return nil, DeadlineErr(ctx, stepErr(StepConnect, err))
 	}
 	defer source.Close()
+	if rs, ok := source.(interface{ Release() }); ok {
+		release = rs.Release
+	}
 	var res *imaging.Result
 	if early != nil {
 		res, err = early.Sync(ctx, source)

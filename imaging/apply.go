@@ -57,7 +57,10 @@ type applier struct {
 
 	stats *Stats
 	count counters
-	sinks sync.Map // *fileSink with a temp file not yet finished
+	// sourceDone is Options.SourceDone (nil: none), called once the
+	// content phase has ended
+	sourceDone func()
+	sinks      sync.Map // *fileSink with a temp file not yet finished
 }
 
 // srcEntry returns the source entry at path p, or nil: a binary search of
@@ -194,6 +197,9 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 		return err
 	}
 	a.log.Debug("sync: directories made")
+	// New symlinks and devices need only their directory: they are made
+	// while the content arrives (issue 14), on a goroutine of their own.
+	nodes := a.startNewNodes(ctx)
 	// 2. Content: local copies first (their sources may be replaced
 	// later), then the source's, fetchChunk files at a time.
 	var fallback []*Action // copies that found no good local content
@@ -202,6 +208,7 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 			fallback = append(fallback, act)
 		}
 	}); err != nil {
+		nodes(true)
 		return err
 	}
 	var chunk []*Action
@@ -220,18 +227,31 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 		chunk = append(chunk, fallback...)
 		err = flush()
 	}
+	// (Joined before the fallbacks' actions change: a plan held whole
+	// is read by both.)
+	if nerr := nodes(err != nil); err == nil {
+		err = nerr
+	}
 	for _, act := range fallback {
 		act.Op = OpFetch
 	}
 	a.log.Debug("sync: content fetched")
+	if a.sourceDone != nil {
+		// Its session ends beside the rest of this run (issue 14).
+		a.sourceDone()
+	}
 	a.stats.BytesReceived = a.count.received.Load()
 	a.stats.BytesReused = a.count.reused.Load()
 	a.stats.Unchanged = int(a.count.unchanged.Load())
 	if err != nil {
 		return err
 	}
-	// 3. Other objects and in-place metadata, in path order.
+	// 3. Other objects and in-place metadata, in path order (the new
+	// symlinks and devices are made already).
 	if err := each(phOther, func(act *Action) {
+		if newNode(act) {
+			return
+		}
 		switch act.Op {
 		case OpSymlink, OpSpecial:
 			a.makeNode(act)
@@ -294,6 +314,47 @@ func (a *applier) run(ctx context.Context, temps []string) error {
 		}
 	}
 	return nil
+}
+
+// newNode reports whether act makes a symlink, device, fifo or socket
+// where the destination had nothing: it needs only its directory (made
+// by the first phase), changes no object the other phases look at (no
+// retention link, no removal, no link count), and no phase's object
+// lies beneath it (a source entry's parent is a directory). Replacing
+// an object, or changing one in place, waits for the content phase.
+func newNode(act *Action) bool {
+	return (act.Op == OpSymlink || act.Op == OpSpecial) && act.Dst == nil
+}
+
+// startNewNodes makes the plan's new nodes (see newNode) on a goroutine
+// of its own, in path order, while the content phase runs. The function
+// it returns waits for it to end (stopping it first with stop) and
+// returns its error.
+func (a *applier) startNewNodes(ctx context.Context) func(stop bool) error {
+	if a.plan.Count(OpSymlink)+a.plan.Count(OpSpecial) == 0 {
+		return func(bool) error { return nil }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.acts.each(phOther, func(act *Action) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if newNode(act) {
+				a.makeNode(act)
+			}
+			return nil
+		})
+	}()
+	return func(stop bool) error {
+		if stop {
+			cancel()
+		}
+		err := <-done
+		cancel()
+		return err
+	}
 }
 
 func (a *applier) cleanTemps(temps []string) {
@@ -1512,7 +1573,9 @@ func (a *applier) makeNode(act *Action) {
 		a.fail(act.Path, err)
 		return
 	}
+	a.mu.Lock() // (the content phase counts beside it)
 	a.stats.Created++
+	a.mu.Unlock()
 }
 
 func (a *applier) link(act *Action) {

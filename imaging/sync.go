@@ -71,6 +71,12 @@ type Options struct {
 	// Itemize, when set, is called once per change, in plan order, before
 	// it is applied (or instead, in a dry run).
 	Itemize func(Change)
+	// SourceDone, when set, is called once the run needs nothing more of
+	// the source (the content phase has ended, before the tail of the
+	// apply and the manifest): the caller may let the source end its
+	// session meanwhile (proto.Client.Release). Called at most once, on
+	// the goroutine running Sync; not in a dry run.
+	SourceDone func()
 	// Generations, when set, records the run as a generation of the image
 	// (see Rollback) and prunes by the policy. Content that existing
 	// generations need is kept whether or not it is set.
@@ -974,6 +980,7 @@ func (r *syncRun) apply(ctx context.Context) error {
 		func(a *applier) {
 			a.out = out
 			a.groups = r.leaders
+			a.sourceDone = r.opts.SourceDone
 		})
 	if r.a == nil {
 		out.close()

@@ -102,6 +102,15 @@ type Client struct {
 	broken     error
 	peer       map[string]int64
 
+	// goodbye (Release, Close), guarded by byeMu: the streams said
+	// goodbye on, the session's failure before it, the first error
+	// saying it, and whether a Close has waited for the answers
+	byeMu      sync.Mutex
+	byeStreams []*stream
+	byeBroken  error
+	byeErr     error
+	byeWaited  bool
+
 	ackMu     sync.Mutex
 	stopWatch chan struct{}
 	watchDone chan struct{}

@@ -456,35 +456,54 @@ func (c *Client) Ack(ctx context.Context, token string) error {
 	}
 }
 
-// Close says goodbye on every stream, waits for the server's answer (at
-// most IdleTimeout of silence) and closes the streams. The server's
-// counters are then in Stats().Peer.
-func (c *Client) Close() error {
+// Release says goodbye on every stream without waiting for the server's
+// answer: the client takes no more calls (ErrClosed), and the server ends
+// its side (a DirSource saves its hash cache) while the caller goes on
+// with work of its own, such as the last steps of a pull that needs no
+// more of the source. Close then waits for the answers. Calling it more
+// than once, or after Close, does nothing.
+func (c *Client) Release() {
+	c.byeMu.Lock()
+	defer c.byeMu.Unlock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	c.closed = true
-	brokenBefore := c.broken
-	streams := append([]*stream(nil), c.streams...)
+	c.byeBroken = c.broken
+	c.byeStreams = append([]*stream(nil), c.streams...)
 	c.wakeLocked()
 	c.mu.Unlock()
-	var err error
-	for _, s := range streams {
+	for _, s := range c.byeStreams {
 		if s.failure() != nil {
 			continue
 		}
 		s.expect.Add(1)
 		s.m.request()
-		if e := s.out.send(&wire.Done{}); e != nil && err == nil {
-			err = fmt.Errorf("stream %d: say goodbye: %w", s.id, e)
+		if e := s.out.send(&wire.Done{}); e != nil && c.byeErr == nil {
+			c.byeErr = fmt.Errorf("stream %d: say goodbye: %w", s.id, e)
 		}
 	}
-	for _, s := range streams {
+}
+
+// Close says goodbye on every stream (unless Release did), waits for the
+// server's answer (at most IdleTimeout of silence) and closes the streams.
+// The server's counters are then in Stats().Peer.
+func (c *Client) Close() error {
+	c.Release()
+	c.byeMu.Lock()
+	if c.byeWaited {
+		c.byeMu.Unlock()
+		return nil
+	}
+	c.byeWaited = true
+	err := c.byeErr
+	c.byeMu.Unlock()
+	for _, s := range c.byeStreams {
 		<-s.readerDone
 		s.fail(errGoodbye)
-		if e := s.err; e != errGoodbye && err == nil && brokenBefore == nil {
+		if e := s.err; e != errGoodbye && err == nil && c.byeBroken == nil {
 			err = fmt.Errorf("stream %d: %w", s.id, e)
 		}
 	}

@@ -592,3 +592,39 @@ func TestSourceClosedBeforeGoodbye(t *testing.T) {
 	}
 	ss.close()
 }
+
+// TestReleaseEndsSessionBeforeClose: Release says goodbye and returns;
+// each server ends its side (closes its source, answers) without the
+// client's Close, which then only collects the answers. A pull lets the
+// golden node save its hash cache while the image's last steps run this
+// way (issue 14). Calls after Release fail with ErrClosed.
+func TestReleaseEndsSessionBeforeClose(t *testing.T) {
+	ss := newSession(t, 2, ClientOptions{}, ServeOptions{})
+	scanAll(t, ss.client, imaging.ScanRequest{})
+	ss.client.Release()
+	ss.client.Release() // a second time: nothing
+	ended := make(chan struct{})
+	go func() { ss.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(time.Minute): // a deadlock breaker, not a measure
+		t.Fatal("the servers did not end their sessions after Release")
+	}
+	for i, src := range ss.sources {
+		if !src.closed.Load() {
+			t.Errorf("stream %d: source not closed after Release", i)
+		}
+	}
+	err := ss.client.Fetch(t.Context(), []*imaging.FetchRequest{{Entry: &tree.Entry{Path: "a", Type: tree.TypeRegular}}},
+		func(*imaging.FetchRequest) (imaging.ContentSink, error) { return nil, errors.New("not called") })
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Fetch after Release: %v, want ErrClosed", err)
+	}
+	ss.close()
+	if ss.client.Stats().Peer == nil {
+		t.Errorf("no server counters after Close")
+	}
+	if err := ss.client.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+}
