@@ -27,6 +27,10 @@ func TestReplicaRunSharesOneLogin(t *testing.T) {
 	}
 	s := newReplicaSite(t, "r1")
 	logins := func() int { return strings.Count(s.srv["r1"].Log(), "Accepted publickey for ") }
+	// The runs' temp dir is the test's own: a run of another test or
+	// package in the shared one meanwhile made a directory that this test
+	// took for one its run left (it failed so under load, once).
+	t.Setenv("TMPDIR", t.TempDir())
 	// The run's own directories (os.MkdirTemp); goldsync-ssh-<uid> is
 	// the shared one of kept masters (agent pushes, replica_ssh_persist),
 	// which other packages' tests running meanwhile may make.

@@ -208,3 +208,78 @@ func TestGenerationChangesFallBackToFull(t *testing.T) {
 		t.Errorf("image off its generations: full %v token %q, want a full scan and no token", full, tok)
 	}
 }
+
+// TestNoChangePushLeavesTheManifest: a replica update that brings no
+// change (the primary's newest generation is the one the replica holds:
+// a sync that found nothing new) leaves the replica's manifest files as
+// they were and records no generation. Saving the run's scopes again
+// appended a record to the manifest's log at every such update, and the
+// changed files made the generation check decode the live manifest and
+// the newest generation's whole (issue 17).
+func TestNoChangePushLeavesTheManifest(t *testing.T) {
+	treetest.TrackFDs(t)
+	src, dst := newDirs(t)
+	base := filepath.Dir(dst)
+	state, replica, rstate := filepath.Join(base, "state"), filepath.Join(base, "replica"), filepath.Join(base, "rstate")
+	treetest.MakeTricky(t, src, treetest.TrickyOptions{NoLongPath: true})
+	push := func() *imaging.Result {
+		t.Helper()
+		s, err := imaging.OpenDirSource(dst, imaging.DirSourceOptions{
+			Changes:   imaging.GenerationChanges{StateDir: state},
+			CacheFile: imaging.State(state).Manifest, ReadOnlyCache: true,
+		})
+		must(t, err)
+		defer s.Close()
+		opts := genOpts(rstate)
+		opts.Incremental = true
+		res, err := imaging.Sync(context.Background(), s, replica, opts)
+		if err != nil {
+			t.Fatalf("push to the replica: %v", err)
+		}
+		treetest.Equal(t, treetest.Scan(t, dst), treetest.Scan(t, replica), exact)
+		return res
+	}
+	files := func() string {
+		t.Helper()
+		var b strings.Builder
+		m := imaging.State(rstate).Manifest
+		for _, p := range []string{m, imaging.LogPath(m)} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				fmt.Fprintf(&b, "%s: none; ", filepath.Base(p))
+				continue
+			}
+			fmt.Fprintf(&b, "%s: %d bytes, %v; ", filepath.Base(p), fi.Size(), fi.ModTime().UnixNano())
+		}
+		gens, err := imaging.ListGenerations(rstate)
+		must(t, err)
+		fmt.Fprintf(&b, "%d generations", len(gens))
+		return b.String()
+	}
+	for _, st := range yumSteps[:2] {
+		st.do(t, src)
+		syncDirs(t, src, dst, genOpts(state))
+		push()
+	}
+	if _, err := os.Stat(imaging.LogPath(imaging.State(rstate).Manifest)); err != nil {
+		t.Fatalf("the scoped push left no manifest log: the test checks nothing (%v)", err)
+	}
+	before := files()
+	for range 3 {
+		if res := push(); res.Entries > 1 {
+			t.Fatalf("a push with no change listed %d entries, want the root only", res.Entries)
+		}
+		if after := files(); after != before {
+			t.Fatalf("a push with no change wrote the replica's state:\nbefore %s\nafter  %s", before, after)
+		}
+	}
+	// A change after them still reaches the replica, scoped.
+	yumSteps[2].do(t, src)
+	syncDirs(t, src, dst, genOpts(state))
+	if res := push(); res.Generation == 0 {
+		t.Error("the push after the no-change ones recorded no generation on the replica")
+	}
+	if after := files(); after == before {
+		t.Error("the push of a change left the replica's manifest as it was")
+	}
+}
