@@ -65,19 +65,13 @@ func DecodeEntryLocal(src []byte, prev, e *tree.Entry) (rest []byte, err error) 
 	return decodeEntry(src, prev, e, true, nil, false)
 }
 
-// DecodeEntryLocalScratch is DecodeEntryLocal with e.Path built in *path
-// (grown as needed) instead of a new string: e.Path is valid only until
-// *path is written again, and a caller that keeps any part of it must copy
-// it. prev.Path must not be in *path (decode consecutive entries with two
-// buffers in turn). It saves the block decoder a string an entry where
-// only the entries' names are kept (issue #14).
-func DecodeEntryLocalScratch(src []byte, prev, e *tree.Entry, path *[]byte) (rest []byte, err error) {
-	return decodeEntry(src, prev, e, true, path, prev != nil)
-}
-
-// DecodeEntryLocalNext is DecodeEntryLocal (or, with path not nil,
-// DecodeEntryLocalScratch) for the entries of one list decoded in turn:
-// prev must be nil or the entry decoded from the list just before e (so
+// DecodeEntryLocalNext is DecodeEntryLocal for the entries of one list
+// decoded in turn. With path not nil, e.Path is built in *path (grown as
+// needed) instead of a new string: it is valid only until *path is
+// written again, a caller that keeps any part of it must copy it, and
+// prev.Path must not be in *path (decode consecutive entries with two
+// buffers in turn); it saves the block decoder a string an entry where
+// only the names are kept. prev must be nil or the entry decoded from the list just before e (so
 // its path passed validation), and the part of e's path shared with
 // prev's is not checked again, as the Decoder does with its own last
 // entry (tree.ValidatePathShared: every entry still passes Validate, and
