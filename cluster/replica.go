@@ -214,6 +214,39 @@ func Replicate(ctx context.Context, cfg *config.Config, image string, o Replicat
 	return replicate(ctx, cfg, img, byOS, o)
 }
 
+// ReplicatePush brings the replicas of image that lack its newest
+// generation to it: what goldsync receive --image does after a golden
+// node's push (the agent's push path) has recorded a generation. Only
+// replicas behind (or down, or whose last update never ended) are
+// updated, so a push that changed nothing logs in nowhere, and a replica
+// that was down catches up at the next push; a replica's update is
+// Replicate's, but for the snapshots and boot files, which a push does
+// not build on the primary either (the next goldsync sync builds both).
+// It returns no reports when every replica is up to date, and Replicate's
+// reports and joined errors otherwise.
+func ReplicatePush(ctx context.Context, cfg *config.Config, image string, o ReplicateOptions) ([]*ReplicaReport, error) {
+	img, ok := cfg.Image(image)
+	if !ok {
+		return nil, noImage("no image %q in %s", image, cfg.Path)
+	}
+	newest, err := imaging.NewestGeneration(img.StateDir)
+	if err != nil || newest == 0 {
+		return nil, err
+	}
+	o.NoBuild = true
+	o.Replicas = nil
+	for _, rep := range img.Replicas {
+		st, err := LoadReplicaState(img.StateDir, rep.Name)
+		if err != nil || st == nil || st.Down() || st.needsFullCompare() || st.Generation != newest {
+			o.Replicas = append(o.Replicas, rep.Name)
+		}
+	}
+	if len(o.Replicas) == 0 {
+		return nil, nil
+	}
+	return Replicate(ctx, cfg, image, o)
+}
+
 // replicate is Replicate under the run lock.
 func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS map[string][]snapshot.Node, o ReplicateOptions) ([]*ReplicaReport, error) {
 	if o.Logger == nil {

@@ -76,20 +76,8 @@ func (r *ImageReport) WriteText(w io.Writer) error {
 			p("  warning: %s\n", w)
 		}
 	}
-	for _, rr := range r.Replicas {
-		how := "the changes only"
-		if rr.Full {
-			how = "full compare"
-		}
-		p("  replica %s (%s): %s, generation %d, %d entries and %s sent (%s) in %.2fs\n",
-			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), how, rr.Seconds)
-		if rr.Error != "" {
-			msg := rr.Error
-			if i := strings.IndexByte(msg, '\n'); i >= 0 {
-				msg = msg[:i] + " ..."
-			}
-			p("    %s; its nodes boot from this server until a sync reaches it\n", msg)
-		}
+	for _, l := range ReplicaLines(r.Replicas) {
+		p("  %s\n", l)
 	}
 	for _, n := range r.Notes {
 		p("  note: %s\n", n)
@@ -133,4 +121,27 @@ func (s PullSummary) Line() string {
 	}
 	return fmt.Sprintf("goldsync: %s %s -> %s in %.2fs: %d created, %d updated, %d metadata only, %d deleted, %s received",
 		state, s.Source, s.Dest, s.Seconds, s.Created, s.Updated, s.MetaOnly, s.Deleted, units.Bytes(s.BytesReceived))
+}
+
+// ReplicaLines are the lines goldsync sync prints of its replicas'
+// reports (unindented): one a replica, and for a failed one its error,
+// indented, on the next.
+func ReplicaLines(reports []*ReplicaReport) []string {
+	var out []string
+	for _, rr := range reports {
+		how := "the changes only"
+		if rr.Full {
+			how = "full compare"
+		}
+		out = append(out, fmt.Sprintf("replica %s (%s): %s, generation %d, %d entries and %s sent (%s) in %.2fs",
+			rr.Replica, rr.Address, rr.Result, rr.Generation, rr.Entries, units.Bytes(rr.Bytes), how, rr.Seconds))
+		if rr.Error != "" {
+			msg := rr.Error
+			if i := strings.IndexByte(msg, '\n'); i >= 0 {
+				msg = msg[:i] + " ..."
+			}
+			out = append(out, "  "+msg+"; its nodes boot from this server until an update reaches it")
+		}
+	}
+	return out
 }

@@ -181,6 +181,18 @@ func generationIDs(stateDir string) ([]int64, error) {
 	return ids, nil
 }
 
+// NewestGeneration returns the id of the image's newest recorded
+// generation (0: none), from the names in its generations directory
+// alone: cheap enough for every push (ListGenerations also sums what
+// each one holds).
+func NewestGeneration(stateDir string) (int64, error) {
+	ids, err := generationIDs(stateDir)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	return ids[len(ids)-1], nil
+}
+
 func readGeneration(stateDir string, id int64) (*Generation, error) {
 	b, err := os.ReadFile(filepath.Join(genDir(stateDir, id), "info.json"))
 	if errors.Is(err, os.ErrNotExist) {

@@ -59,7 +59,11 @@ var ErrReceiver = errors.New("receiver failed")
 
 // Push sends the changes since the server's last applied token (or the
 // whole tree when the journal cannot vouch for them) and returns when the
-// server has applied them and confirmed.
+// server has applied them, confirmed, and its receiver has exited: a
+// receiver started as receive --image (the forced command of a golden
+// node's key) then brings the image's replicas up to date (its summary in
+// Result.Stderr), so a push returns once the replicas have it; only ctx
+// bounds that wait.
 func Push(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	if opts.Root == "" {
@@ -100,7 +104,13 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer p.Close()
 	serr := agent.ServeRoot(ctx, p, opts.Root, agent.ServeOptions{StateDir: opts.StateDir, DestID: "push:" + opts.To, Logger: log})
-	p.Close()
+	if serr == nil {
+		// The receiver may go on after confirming: receive --image
+		// updates the image's replicas, and its exit says how that went.
+		p.CloseWait(ctx)
+	} else {
+		p.Close()
+	}
 	res := &Result{Duration: time.Since(start), Stderr: p.Stderr()}
 	if code := p.ExitCode(); code != 0 {
 		msg := wire.InertLines(strings.TrimSpace(res.Stderr))

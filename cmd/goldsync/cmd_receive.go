@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/goldsync/goldsync/cluster"
+	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/gctune"
 	stdiostream "github.com/goldsync/goldsync/internal/stdio"
@@ -25,12 +26,13 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r cluster.PullRequest
+			var cfg *config.Config // receive --image's
 			switch {
 			case !stdio:
 				return exitcode.With(exitcode.Usage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
 			case image != "":
 				var err error
-				if r, err = restrictedReceive(cmd, g, image, args); err != nil {
+				if r, cfg, err = restrictedReceive(cmd, g, image, args); err != nil {
 					return err
 				}
 			case len(args) != 1:
@@ -43,11 +45,20 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 			if res != nil && !g.quiet {
 				fmt.Fprintln(os.Stderr, cluster.ReceiveLine(r.Dest, res))
 			}
+			if err == nil && cfg != nil { // the push stands whatever its replicas do
+				reps, rerr := cluster.ReplicatePush(cmd.Context(), cfg, image, cluster.ReplicateOptions{Logger: r.Logger})
+				for _, l := range cluster.ReplicaLines(reps) {
+					fmt.Fprintln(os.Stderr, "goldsync receive: "+l)
+				}
+				if rerr != nil && reps == nil {
+					r.Logger.Warn("replicas not updated (the next sync updates them)", "err", rerr)
+				}
+			}
 			return exitcode.Pull(cmd.Context(), err)
 		},
 	}
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "speak the protocol on stdin and stdout")
-	cmd.Flags().StringVar(&image, "image", "", "receive into the config's image `NAME` only, with its settings (for a forced command in authorized_keys)")
+	cmd.Flags().StringVar(&image, "image", "", "receive into the config's image `NAME` only, with its settings, then update its replicas that lack the new generation (for a forced command in authorized_keys)")
 	f.register(cmd)
 	return cmd
 }
@@ -57,9 +68,9 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 // Nothing the client chose reaches it: a DEST or any other receive flag
 // is refused (only --stdio, --image and the global flags are allowed),
 // and SSH_ORIGINAL_COMMAND is never read for anything but a debug line.
-func restrictedReceive(cmd *cobra.Command, g *globalFlags, name string, args []string) (cluster.PullRequest, error) {
+func restrictedReceive(cmd *cobra.Command, g *globalFlags, name string, args []string) (cluster.PullRequest, *config.Config, error) {
 	if len(args) > 0 {
-		return cluster.PullRequest{}, exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
+		return cluster.PullRequest{}, nil, exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes no DEST: the image's root comes from the config", name))
 	}
 	var extra []string
 	cmd.LocalFlags().Visit(func(fl *pflag.Flag) {
@@ -68,19 +79,19 @@ func restrictedReceive(cmd *cobra.Command, g *globalFlags, name string, args []s
 		}
 	})
 	if len(extra) > 0 {
-		return cluster.PullRequest{}, exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
+		return cluster.PullRequest{}, nil, exitcode.With(exitcode.Usage, fmt.Errorf("receive --image %s takes its settings from the config, not %s", name, strings.Join(extra, " ")))
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {
-		return cluster.PullRequest{}, err
+		return cluster.PullRequest{}, nil, err
 	}
 	r, err := cluster.ReceiveImage(cfg, name)
 	if err != nil {
-		return r, exitcode.ClusterErr(cmd.Context(), err)
+		return r, nil, exitcode.ClusterErr(cmd.Context(), err)
 	}
 	r.Logger = g.logger(os.Stderr)
 	if orig := os.Getenv("SSH_ORIGINAL_COMMAND"); orig != "" {
 		r.Logger.Debug("restricted receive: the client's command is ignored", "image", name, "asked", orig)
 	}
-	return r, nil
+	return r, cfg, nil
 }

@@ -62,7 +62,13 @@ type site struct {
 // enough files that a yum-size change is a small part of the image.
 func newSite(t *testing.T) *site {
 	t.Helper()
-	l := netlab.New(t, netlab.Options{Replicas: netlab.MaxReplicas})
+	return newSiteWith(t, netlab.MaxReplicas)
+}
+
+// newSiteWith is newSite with n replicas.
+func newSiteWith(t *testing.T, n int) *site {
+	t.Helper()
+	l := netlab.New(t, netlab.Options{Replicas: n})
 	s := &site{lab: l, golden: filepath.Join(l.Golden.Root, "tree"),
 		root: filepath.Join(l.Primary.Root, "images/rhel9/root"), tftp: filepath.Join(l.Primary.Root, "tftpboot"),
 		nodes: filepath.Join(l.Primary.Root, "nodes"), config: filepath.Join(l.Primary.Root, "goldsync.toml")}

@@ -216,6 +216,23 @@ func (p *Process) Close() error {
 	return p.err
 }
 
+// CloseWait closes the child's stdin and waits for it to exit, killing
+// it only once ctx is done: for a remote command with work of its own
+// left after its session (goldsync receive --image updates the image's
+// replicas after confirming a push). Close after it does nothing.
+func (p *Process) CloseWait(ctx context.Context) error {
+	p.once.Do(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.kill()
+			<-p.done
+		}
+	})
+	return p.err
+}
+
 // ExitCode waits briefly for the child to exit and returns its code, or -1.
 func (p *Process) ExitCode() int {
 	select {
