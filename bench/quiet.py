@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Reads the raw output of the lead's quiet re-runs (bench/README.md) and
+prints each pair's ratio and the medians, by build (the run dir's or file's
+name after its first dash, less trailing digits: nc-new2 -> new).
+
+  python3 bench/quiet.py nc DIR...        # benchrun -scenarios nochange out dirs: goldsync ÷ rsync
+  python3 bench/quiet.py full DIR...      # benchrun -scenarios full out dirs: goldsync ÷ tar floor
+  python3 bench/quiet.py replicas FILE... # replicas.sh outputs: 8 replicas ÷ 1, by update
+"""
+import collections, csv, os, re, statistics, sys
+
+
+def build(path):
+    name = os.path.basename(path.rstrip('/'))
+    name = os.path.splitext(name)[0]
+    return name.split('-')[1].rstrip('0123456789') if '-' in name else name
+
+
+def pairs(d, scenario):
+    by = collections.defaultdict(dict)
+    for r in csv.DictReader(open(os.path.join(d, 'runs.csv'))):
+        if r['scenario'] == scenario and r['mode'] == 'warm':
+            by[(r['tree'], r['pair'])][r['tool']] = r
+    return sorted(by.items())
+
+
+def summary(ratios, target):
+    for k, v in sorted(ratios.items()):
+        print(k, 'n=%d median %.3f  <=%g: %d  %s' % (len(v), statistics.median(v), target,
+              sum(1 for r in v if r <= target), ' '.join('%.3f' % r for r in v)))
+
+
+def nc(dirs):
+    ratios = collections.defaultdict(list)
+    for d in dirs:
+        for (tree, p), x in pairs(d, 'nochange'):
+            if 'goldsync' in x and 'rsync' in x:
+                g, q = x['goldsync'], x['rsync']
+                rt = float(g['wall_s']) / float(q['wall_s'])
+                ratios[(tree, build(d))].append(rt)
+                mib = lambda r, k: int(r[k]) / 2**20
+                print('%s %s pair %s: gold %ss rsync %ss ÷ %.3f  cpu srv %s gold %s  rss srv %.1f gold %.1f (rsync %.1f / %.1f)  load %s' % (
+                    os.path.basename(d.rstrip('/')), tree, p, g['wall_s'], q['wall_s'], rt, g['cpu_local_s'], g['cpu_remote_s'],
+                    mib(g, 'rss_local_tree_bytes'), mib(g, 'rss_remote_tree_bytes'), mib(q, 'rss_local_tree_bytes'), mib(q, 'rss_remote_tree_bytes'), g['load1']))
+    summary(ratios, 0.3)
+
+
+def full(dirs):
+    ratios = collections.defaultdict(list)
+    for d in dirs:
+        for (tree, p), x in pairs(d, 'full'):
+            if 'goldsync' in x and 'tar-floor' in x:
+                g, f = x['goldsync'], x['tar-floor']
+                rt = float(g['wall_s']) / float(f['wall_s'])
+                ratios[(tree, build(d))].append(rt)
+                print('%s %s pair %s: gold %ss tar %ss rsync %ss ÷tar %.3f  load %s' % (
+                    os.path.basename(d.rstrip('/')), tree, p, g['wall_s'], f['wall_s'], x.get('rsync', {}).get('wall_s', '-'), rt, g['load1']))
+    summary(ratios, 1)
+
+
+def replicas(files):
+    ratios = collections.defaultdict(list)
+    for f in files:
+        ones, eights, first = [], [], True
+        for line in open(f):
+            m = re.match(r'goldsync fan-out to (\d+) replicas: ([0-9.]+)s', line)
+            if not m:
+                continue
+            n, t = int(m[1]), float(m[2])
+            if n == 8 and first:  # the first fill
+                first = False
+                continue
+            (ones if n == 1 else eights if n == 8 else []).append(t)
+        rs = [e / o for o, e in zip(ones, eights)]
+        ratios[build(f)] += rs
+        print(os.path.basename(f), 'one', ones, 'eight', eights, 'ratios', ' '.join('%.2f' % r for r in rs))
+    summary(ratios, 2)
+
+
+if __name__ == '__main__':
+    if len(sys.argv) < 3 or sys.argv[1] not in ('nc', 'full', 'replicas'):
+        sys.exit(__doc__)
+    globals()[sys.argv[1]](sys.argv[2:])
