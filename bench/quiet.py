@@ -30,32 +30,36 @@ def summary(ratios, target):
               sum(1 for r in v if r <= target), ' '.join('%.3f' % r for r in v)))
 
 
-def nc(dirs):
+def against(dirs, scenario, base, line, target):
+    """Prints goldsync ÷ base for each pair of the runs in dirs (line formats
+    the row from the run's name, tree, pair, goldsync's row, base's row, the
+    pair's rows by tool and the ratio), then the medians."""
     ratios = collections.defaultdict(list)
     for d in dirs:
-        for (tree, p), x in pairs(d, 'nochange'):
-            if 'goldsync' in x and 'rsync' in x:
-                g, q = x['goldsync'], x['rsync']
-                rt = float(g['wall_s']) / float(q['wall_s'])
+        for (tree, p), x in pairs(d, scenario):
+            if 'goldsync' in x and base in x:
+                g, o = x['goldsync'], x[base]
+                rt = float(g['wall_s']) / float(o['wall_s'])
                 ratios[(tree, build(d))].append(rt)
-                mib = lambda r, k: int(r[k]) / 2**20
-                print('%s %s pair %s: gold %ss rsync %ss ÷ %.3f  cpu srv %s gold %s  rss srv %.1f gold %.1f (rsync %.1f / %.1f)  load %s' % (
-                    os.path.basename(d.rstrip('/')), tree, p, g['wall_s'], q['wall_s'], rt, g['cpu_local_s'], g['cpu_remote_s'],
-                    mib(g, 'rss_local_tree_bytes'), mib(g, 'rss_remote_tree_bytes'), mib(q, 'rss_local_tree_bytes'), mib(q, 'rss_remote_tree_bytes'), g['load1']))
-    summary(ratios, 0.3)
+                print(line(os.path.basename(d.rstrip('/')), tree, p, g, o, x, rt))
+    summary(ratios, target)
+
+
+def mib(r, k):
+    return int(r[k]) / 2**20
+
+
+def nc(dirs):
+    against(dirs, 'nochange', 'rsync', lambda run, tree, p, g, q, x, rt:
+            '%s %s pair %s: gold %ss rsync %ss ÷ %.3f  cpu srv %s gold %s  rss srv %.1f gold %.1f (rsync %.1f / %.1f)  load %s' % (
+                run, tree, p, g['wall_s'], q['wall_s'], rt, g['cpu_local_s'], g['cpu_remote_s'],
+                mib(g, 'rss_local_tree_bytes'), mib(g, 'rss_remote_tree_bytes'), mib(q, 'rss_local_tree_bytes'), mib(q, 'rss_remote_tree_bytes'), g['load1']), 0.3)
 
 
 def full(dirs):
-    ratios = collections.defaultdict(list)
-    for d in dirs:
-        for (tree, p), x in pairs(d, 'full'):
-            if 'goldsync' in x and 'tar-floor' in x:
-                g, f = x['goldsync'], x['tar-floor']
-                rt = float(g['wall_s']) / float(f['wall_s'])
-                ratios[(tree, build(d))].append(rt)
-                print('%s %s pair %s: gold %ss tar %ss rsync %ss ÷tar %.3f  load %s' % (
-                    os.path.basename(d.rstrip('/')), tree, p, g['wall_s'], f['wall_s'], x.get('rsync', {}).get('wall_s', '-'), rt, g['load1']))
-    summary(ratios, 1)
+    against(dirs, 'full', 'tar-floor', lambda run, tree, p, g, f, x, rt:
+            '%s %s pair %s: gold %ss tar %ss rsync %ss ÷tar %.3f  load %s' % (
+                run, tree, p, g['wall_s'], f['wall_s'], x.get('rsync', {}).get('wall_s', '-'), rt, g['load1']), 1)
 
 
 def replicas(files):
