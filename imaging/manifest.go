@@ -1104,10 +1104,15 @@ func readLogFile(path string) ([]byte, fileIdent, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fileIdent{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, st.Size))
-	if err != nil {
+	// Read at most the size fstat gave, in one buffer of that size (a log
+	// appended to meanwhile is read up to then; ReadAll's doubling cost a
+	// replica's short-lived receiver twice the log in fresh pages).
+	data := make([]byte, max(st.Size, 0))
+	n, err := io.ReadFull(f, data)
+	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fileIdent{}, err
 	}
+	data = data[:n]
 	logReads.Add(1)
 	return data, identOf(&st), nil
 }
@@ -1161,21 +1166,18 @@ func (x *scopeIndex) newestCovering(heads []*recordHead) []bool {
 	for i := len(heads) - 1; i >= 0 && len(open) > 0; i-- {
 		h := heads[i]
 		rset := tree.NewScopeSet(h.scopes)
-		var rpaths []string // the record's scope paths, in tree.Compare order
-		for _, sc := range h.scopes {
-			rpaths = append(rpaths, sc.Path)
-		}
-		slices.SortFunc(rpaths, tree.Compare)
-		trees := map[string]bool{}
-		for _, sc := range h.scopes {
-			if sc.Tree {
-				trees[sc.Path] = true
-			}
-		}
+		var rpaths []string // the record's scope paths in tree.Compare order, on first need
 		kept := open[:0]
 		for _, w := range open {
 			meets := rset.Covers(w.Path)
 			if !meets && w.Tree {
+				if rpaths == nil {
+					rpaths = make([]string, len(h.scopes))
+					for j, sc := range h.scopes {
+						rpaths[j] = sc.Path
+					}
+					slices.SortFunc(rpaths, tree.Compare)
+				}
 				j := sort.Search(len(rpaths), func(j int) bool { return tree.Compare(rpaths[j], w.Path) >= 0 })
 				meets = j < len(rpaths) && tree.IsWithin(rpaths[j], w.Path)
 			}
@@ -1184,27 +1186,13 @@ func (x *scopeIndex) newestCovering(heads []*recordHead) []bool {
 				continue
 			}
 			needed[i] = true
-			if w.Tree && !coversTree(trees, w.Path) {
+			if w.Tree && !rset.CoversTree(w.Path) {
 				kept = append(kept, w) // older records may hold parts of it
 			}
 		}
 		open = kept
 	}
 	return needed
-}
-
-// coversTree reports whether one of trees (scope paths with Tree set) is
-// p or above it.
-func coversTree(trees map[string]bool, p string) bool {
-	if trees[tree.Root] {
-		return true
-	}
-	for q := p; q != ""; q = tree.Dir(q) {
-		if trees[q] {
-			return true
-		}
-	}
-	return false
 }
 
 type decodedRecord struct {
@@ -1266,6 +1254,7 @@ func parseLogRecord(data []byte) (*recordHead, int, error) {
 		return nil, 0, badRecord("scope count")
 	}
 	p = p[k:]
+	h.scopes = make([]tree.Scope, 0, ns) // ns ≤ len(p): bounded by the record
 	for range ns {
 		l, k := binary.Uvarint(p)
 		if k <= 0 || l > tree.MaxPathLen || l+1 > uint64(len(p)-k) {

@@ -366,6 +366,13 @@ func TestScopeSetMatchesCovers(t *testing.T) {
 				if got, want := set.Covers(p), tree.Covers(sc, p); got != want {
 					t.Fatalf("scopes %v, path %q: ScopeSet says %v, Covers %v", sc, p, got, want)
 				}
+				whole := false // a Tree scope is p or above it
+				for _, s := range sc {
+					whole = whole || s.Tree && (s.Path == tree.Root || s.Path == p || tree.IsWithin(p, s.Path))
+				}
+				if got := set.CoversTree(p); got != whole {
+					t.Fatalf("scopes %v, path %q: CoversTree says %v, want %v", sc, p, got, whole)
+				}
 			}
 		}
 	}

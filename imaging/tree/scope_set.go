@@ -40,3 +40,17 @@ func (s *ScopeSet) Covers(p string) bool {
 	}
 	return false
 }
+
+// CoversTree reports whether a scope with Tree set is p or above it: p's
+// whole subtree lies inside the set.
+func (s *ScopeSet) CoversTree(p string) bool {
+	if s.all {
+		return true
+	}
+	for q := p; q != ""; q = Dir(q) {
+		if s.trees[q] {
+			return true
+		}
+	}
+	return false
+}
