@@ -42,9 +42,22 @@ type Options struct {
 	// the login. Ignored when Rsh is not OpenSSH's ssh or sets its own
 	// ControlPath.
 	Persist time.Duration
+	// ReplicaWait bounds the wait, once the server has confirmed the push,
+	// for its receiver to exit: a receiver started as receive --image
+	// (the forced command of a golden node's key) updates the image's
+	// replicas before it exits. Past it Push returns with
+	// Result.ReplicasPending set and the push standing. Zero means
+	// DefaultReplicaWait; a negative value waits as long as ctx allows.
+	ReplicaWait time.Duration
 	// Logger receives progress and warnings; nil is silent.
 	Logger *slog.Logger
 }
+
+// DefaultReplicaWait is Options.ReplicaWait's default: long enough for a
+// package update to reach a few replicas, short enough that a replica
+// that hangs (its update's own deadline is hours) does not hold the
+// agent's next push.
+const DefaultReplicaWait = 10 * time.Minute
 
 // Result describes a finished push.
 type Result struct {
@@ -52,6 +65,12 @@ type Result struct {
 	Duration time.Duration
 	// Stderr is what the receiver printed (its summary).
 	Stderr string
+	// ReplicasPending says the receiver had not exited when ReplicaWait
+	// (or ctx) ran out after the server confirmed: the push stands, the
+	// connection was dropped, and the receiver goes on updating the
+	// image's replicas alone (goldsync status on the server shows how
+	// that went; Stderr lacks its replica lines).
+	ReplicasPending bool
 }
 
 // ErrReceiver is wrapped when the server's receiver failed.
@@ -62,8 +81,8 @@ var ErrReceiver = errors.New("receiver failed")
 // server has applied them, confirmed, and its receiver has exited: a
 // receiver started as receive --image (the forced command of a golden
 // node's key) then brings the image's replicas up to date (its summary in
-// Result.Stderr), so a push returns once the replicas have it; only ctx
-// bounds that wait.
+// Result.Stderr), so a push returns once the replicas have it, or once
+// Options.ReplicaWait has passed (then Result.ReplicasPending is set).
 func Push(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	if opts.Root == "" {
@@ -104,14 +123,30 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer p.Close()
 	serr := agent.ServeRoot(ctx, p, opts.Root, agent.ServeOptions{StateDir: opts.StateDir, DestID: "push:" + opts.To, Logger: log})
+	res := &Result{}
 	if serr == nil {
 		// The receiver may go on after confirming: receive --image
 		// updates the image's replicas, and its exit says how that went.
-		p.CloseWait(ctx)
+		wait := opts.ReplicaWait
+		if wait == 0 {
+			wait = DefaultReplicaWait
+		}
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if wait > 0 {
+			wctx, cancel = context.WithTimeout(ctx, wait)
+		}
+		res.ReplicasPending = !p.CloseWait(wctx)
+		cancel()
 	} else {
 		p.Close()
 	}
-	res := &Result{Duration: time.Since(start), Stderr: p.Stderr()}
+	res.Duration, res.Stderr = time.Since(start), p.Stderr()
+	if res.ReplicasPending {
+		// Killed while it updated the replicas: the push stands (the
+		// receiver ignores the hangup and finishes them alone).
+		log.Warn("the server still updates the image's replicas; not waiting for it", "after", time.Since(start).Round(time.Millisecond))
+		return res, nil
+	}
 	if code := p.ExitCode(); code != 0 {
 		msg := wire.InertLines(strings.TrimSpace(res.Stderr))
 		if code == 255 {

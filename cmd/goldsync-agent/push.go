@@ -21,12 +21,14 @@ type pushFlags struct {
 	receiverPath string
 	receiveArgs  []string
 	persist      time.Duration
+	replicaWait  time.Duration
 	allOfRoot    bool // --no-default-excludes
 }
 
 func (f *pushFlags) register(cmd *cli.Command, toFlag string, persist time.Duration) {
 	fl := cmd.Flags()
 	fl.DurationVar(&f.persist, "ssh-persist", persist, "keep the ssh connection up this long after a push, so the next one skips the login (OpenSSH ControlMaster, socket in the state dir; 0 turns it off)")
+	fl.DurationVar(&f.replicaWait, "replica-wait", push.DefaultReplicaWait, "after the server confirms, wait this long for it to update the image's replicas (receive --image) before leaving it to finish alone; -1s waits without limit")
 	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND`, as rsync's -e")
 	fl.StringVar(&f.receiverPath, "receiver-path", "goldsync", "goldsync `PATH` on the image server")
@@ -44,12 +46,16 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 		args = append(append([]string(nil), args...), "--no-default-excludes")
 	}
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
-		ReceiverPath: f.receiverPath, ReceiveArgs: args, Persist: f.persist, Logger: g.logger()})
+		ReceiverPath: f.receiverPath, ReceiveArgs: args, Persist: f.persist, ReplicaWait: f.replicaWait, Logger: g.logger()})
 	if res != nil && res.Stderr != "" {
 		fmt.Fprintln(os.Stderr, wire.InertLines(res.Stderr))
 	}
 	if err != nil {
 		return fmt.Errorf("push to %s: %w", to, err)
+	}
+	if res.ReplicasPending {
+		fmt.Fprintf(os.Stderr, "goldsync-agent: pushed to %s in %.3fs; the server is still updating the image's replicas (not waited for past --replica-wait %v: goldsync status on the server shows them)\n", to, res.Duration.Seconds(), f.replicaWait)
+		return nil
 	}
 	fmt.Fprintf(os.Stderr, "goldsync-agent: pushed to %s in %.3fs\n", to, res.Duration.Seconds())
 	return nil

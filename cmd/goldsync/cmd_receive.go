@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -46,10 +49,22 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintln(os.Stderr, cluster.ReceiveLine(r.Dest, res))
 			}
 			if err == nil && cfg != nil { // the push stands whatever its replicas do
-				reps, rerr := cluster.ReplicatePush(cmd.Context(), cfg, image, cluster.ReplicateOptions{Logger: r.Logger})
-				for _, l := range cluster.ReplicaLines(reps) {
-					fmt.Fprintln(os.Stderr, "goldsync receive: "+l)
-				}
+				// The agent stops waiting for this after its
+				// --replica-wait and drops the connection: finish the
+				// replicas anyway, whatever a write to the gone
+				// session's stderr returns.
+				signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+				// A line a replica as it is done: an agent that stops
+				// waiting still has the prompt replicas' lines.
+				var mu sync.Mutex
+				reps, rerr := cluster.ReplicatePush(cmd.Context(), cfg, image, cluster.ReplicateOptions{Logger: r.Logger,
+					ReplicaDone: func(rr *cluster.ReplicaReport) {
+						mu.Lock()
+						defer mu.Unlock()
+						for _, l := range cluster.ReplicaLines([]*cluster.ReplicaReport{rr}) {
+							fmt.Fprintln(os.Stderr, "goldsync receive: "+l)
+						}
+					}})
 				if rerr != nil && reps == nil {
 					r.Logger.Warn("replicas not updated (the next sync updates them)", "err", rerr)
 				}

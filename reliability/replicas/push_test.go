@@ -1,6 +1,8 @@
 package replicas
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -112,4 +114,71 @@ func equalTimes(a, b map[string]time.Time) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// TestPushLeavesSlowReplicasToTheReceiver: the agent waits for the
+// replicas at most --replica-wait. Replicas whose update outlasts it (their
+// receivers start 3 s and 6 s late) are left to the image server's
+// receive: the push exits 0 and says the replicas are pending, with the
+// prompt replica's line (each is printed as it is done) but not the slow
+// ones'. The receive, whose session the agent dropped, still brings both
+// slow replicas to the push's generation, exact: it prints the first slow
+// one's line to the gone session before the second is done, which would
+// end it on SIGPIPE if it did not ignore it.
+func TestPushLeavesSlowReplicasToTheReceiver(t *testing.T) {
+	s := newSiteWith(t, 3)
+	reps := s.lab.Replicas
+	prompt, slow := reps[0], reps[1:]
+	s.sync(t, 0)
+	s.receiver = map[string]string{}
+	for i, r := range slow {
+		late := filepath.Join(t.TempDir(), "late-goldsync")
+		put(t, late, fmt.Sprintf("#!/bin/sh\nsleep %d\nexec %s \"$@\"\n", 3*(i+1), filepath.Join(bin, "goldsync")))
+		if err := os.Chmod(late, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s.receiver[r.Name] = late
+	}
+	s.writeConfig(t, nil)
+	srv := sshtest.Start(t, sshtest.Options{ForceCommand: filepath.Join(bin, "goldsync") + " --config " + s.config + " receive --stdio --image rhel9"})
+
+	s.yum(t, 1, 4096)
+	cmd := exec.CommandContext(t.Context(), filepath.Join(bin, "goldsync-agent"), "--root", s.golden, "--state-dir", t.TempDir(),
+		"push", "--to", srv.Target("/ignored"), "-e", srv.RshCommand(), "--replica-wait", "1s")
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	t.Logf("push:\n%s", out)
+	if err != nil {
+		t.Fatalf("goldsync-agent push: %v", err)
+	}
+	if !strings.Contains(out, "still updating the image's replicas") {
+		t.Errorf("the push does not say the replicas are pending:\n%s", out)
+	}
+	for _, r := range slow {
+		if strings.Contains(out, "replica "+r.Name+" ") {
+			t.Errorf("the push waited for the slow replica %s:\n%s", r.Name, out)
+		}
+	}
+	if !strings.Contains(out, "replica "+prompt.Name+" ") {
+		t.Errorf("the push does not report the prompt replica %s:\n%s", prompt.Name, out)
+	}
+
+	// The receive goes on alone: the slow replicas reach the push's
+	// generation (each update's own deadline is far off; a minute is
+	// ample for a 6 s start).
+	want := s.status(t).Generation
+	deadline := time.Now().Add(time.Minute)
+	for _, r := range slow {
+		for {
+			rs := s.replicaStatus(t, r.Name)
+			if rs.Generation == want && !rs.Down {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s after the agent left: %+v, want generation %d", r.Name, rs, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	s.exact(t, reps...)
 }

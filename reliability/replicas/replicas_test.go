@@ -55,6 +55,9 @@ type site struct {
 	// persist is the image's replica_ssh_persist ("": the run's own
 	// ssh connections).
 	persist string
+	// receiver is the receiver command of the replicas it names (else
+	// the goldsync under test).
+	receiver map[string]string
 }
 
 // newSite builds the lab and the golden tree: every kind of entry and
@@ -130,9 +133,12 @@ func (s *site) writeConfig(t *testing.T, from map[string]string) {
 		fmt.Fprintf(&cfg, "replica_ssh_persist = %q\n", s.persist)
 	}
 	for _, r := range l.Replicas {
+		recv := filepath.Join(bin, "goldsync")
+		if c := s.receiver[r.Name]; c != "" {
+			recv = c
+		}
 		fmt.Fprintf(&cfg, "\n[[image.replica]]\nname = %q\nssh = %q\npath = %q\nsnapshot_dir = %q\ntftpboot = %q\nreceiver = %q\n",
-			r.Name, r.UserHost(), replicaRoot(r), filepath.Join(r.Root, "images/rhel9/snapshot"), filepath.Join(r.Root, "tftpboot"),
-			filepath.Join(bin, "goldsync"))
+			r.Name, r.UserHost(), replicaRoot(r), filepath.Join(r.Root, "images/rhel9/snapshot"), filepath.Join(r.Root, "tftpboot"), recv)
 		if f := from[r.Name]; f != "" {
 			fmt.Fprintf(&cfg, "from = %q\n", f)
 		}

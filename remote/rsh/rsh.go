@@ -219,18 +219,22 @@ func (p *Process) Close() error {
 // CloseWait closes the child's stdin and waits for it to exit, killing
 // it only once ctx is done: for a remote command with work of its own
 // left after its session (goldsync receive --image updates the image's
-// replicas after confirming a push). Close after it does nothing.
-func (p *Process) CloseWait(ctx context.Context) error {
+// replicas after confirming a push). It reports whether the child exited
+// before ctx was done (false: it was killed, or Close came first). Close
+// after it does nothing.
+func (p *Process) CloseWait(ctx context.Context) bool {
+	exited := false
 	p.once.Do(func() {
 		p.stdin.Close()
 		select {
 		case <-p.done:
+			exited = true
 		case <-ctx.Done():
 			p.kill()
 			<-p.done
 		}
 	})
-	return p.err
+	return exited
 }
 
 // ExitCode waits briefly for the child to exit and returns its code, or -1.
