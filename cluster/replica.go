@@ -68,6 +68,9 @@ type ReplicateOptions struct {
 	cacheLoads *imaging.CacheLoads
 	// shares are the run's shared ssh connections to the replicas.
 	shares *sshShares
+	// masters, when set, are a cluster.Run's masters, shared by its
+	// images (see newRunMasters).
+	masters *runMasters
 }
 
 // ReplicaReport is what a run did to one replica.
@@ -292,7 +295,7 @@ func replicate(ctx context.Context, cfg *config.Config, img *config.Image, byOS 
 	}
 	o.changes = &imaging.ChangeCache{}
 	o.cacheLoads = &imaging.CacheLoads{}
-	o.shares = &sshShares{log: o.Logger, persist: img.ReplicaSSHPersist, stateDir: img.StateDir}
+	o.shares = newShares(o.Logger, img, o.masters)
 	defer o.shares.close()
 	reports := make([]*ReplicaReport, len(reps))
 	for i, rep := range reps {
@@ -353,7 +356,7 @@ func updateReplica(ctx context.Context, img *config.Image, rep, via *config.Repl
 	// login.
 	own := *rep
 	var conn *shareConn
-	if via == nil && (job != nil || o.shares.keep()) {
+	if via == nil && o.shares.wanted(rep, job != nil) {
 		own.Rsh, conn = o.shares.conn(ctx, rep)
 	}
 	if via == nil {

@@ -27,7 +27,8 @@ import (
 
 // sshShares are the OpenSSH master connections of one replicate run: a
 // replica's push and its build (two sessions to the same replica, one
-// after the other) share one login.
+// after the other) share one login, and so do the pushes of a
+// cluster.Run's images to a replica that serves several (runMasters).
 //
 // By default each master belongs to the run that opened it: its socket is
 // in a private directory made for the run, so no other run (nor a later
@@ -48,10 +49,69 @@ type sshShares struct {
 	persist  time.Duration
 	stateDir string
 
+	// run holds the masters that end with the run; ownRun says they are
+	// this image's alone (else a cluster.Run shares them among its
+	// images and ends them itself).
+	run    *runMasters
+	ownRun bool
+}
+
+// runMasters are the masters that belong to one run, their sockets in a
+// private directory made for it: one a replica's rsh and address, so a
+// replica that serves several of a cluster.Run's images is logged in to
+// once a run, not once an image.
+type runMasters struct {
+	log *slog.Logger
+	// multi are the keys (see masterKey) of replicas that serve more
+	// than one of the run's images: their pushes share the master even
+	// when nothing else of the image's goes to them.
+	multi map[string]bool
+
 	mu    sync.Mutex
 	dir   string
 	n     int
 	socks []shareSocket
+	byKey map[string]string // masterKey → socket
+}
+
+// newShares returns an image's sshShares: over run's masters when run is
+// not nil, else over masters of its own.
+func newShares(log *slog.Logger, img *config.Image, run *runMasters) *sshShares {
+	s := &sshShares{log: log, persist: img.ReplicaSSHPersist, stateDir: img.StateDir, run: run}
+	if run == nil {
+		s.run, s.ownRun = &runMasters{log: log}, true
+	}
+	return s
+}
+
+// newRunMasters returns the masters a cluster.Run of images shares, nil
+// when no replica serves more than one of them.
+func newRunMasters(log *slog.Logger, images []*config.Image) *runMasters {
+	seen, multi := map[string]int{}, map[string]bool{}
+	for i, img := range images {
+		for _, rep := range img.Replicas {
+			k := masterKey(&rep)
+			if j, ok := seen[k]; ok && j != i {
+				multi[k] = true
+			}
+			seen[k] = i
+		}
+	}
+	if len(multi) == 0 {
+		return nil
+	}
+	return &runMasters{log: log, multi: multi}
+}
+
+// masterKey says which replicas one master serves: the same rsh to the
+// same destination.
+func masterKey(rep *config.Replica) string { return rep.Rsh + "\x00" + rep.SSH }
+
+// wanted reports whether the primary's own sessions to rep go through a
+// master: when a build follows the push, when masters are kept, or when
+// the replica serves another of the run's images too.
+func (s *sshShares) wanted(rep *config.Replica, build bool) bool {
+	return s != nil && (build || s.keep() || s.run.multi[masterKey(rep)])
 }
 
 type shareSocket struct{ ssh, path string }
@@ -148,49 +208,75 @@ func (s *sshShares) conn(ctx context.Context, rep *config.Replica) (string, *sha
 			return withOpts(rep.Rsh, words, opts), c
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dir == "" {
-		d, err := os.MkdirTemp("", "goldsync-ssh-")
-		if err != nil {
-			s.log.Warn("replicas: ssh connections not shared", "err", err)
-			return rep.Rsh, nil
-		}
-		s.dir = d
-	}
-	s.n++
-	sock := filepath.Join(s.dir, strconv.Itoa(s.n))
-	if !socketOK(sock) {
+	sock, ok := s.run.socket(masterKey(rep), words[0])
+	if !ok {
 		return rep.Rsh, nil
 	}
-	s.socks = append(s.socks, shareSocket{ssh: words[0], path: sock})
 	opts := append(append([]string{"ControlPath=" + sock}, shareOpts...), keepaliveOpts(words)...)
 	return withOpts(rep.Rsh, words, opts), &shareConn{ssh: words[0], sock: sock}
+}
+
+// socket returns the socket of the master for key, a new path in the
+// run's directory the first time (the first session starts the master:
+// ControlMaster=auto); false when none can be made.
+func (m *runMasters) socket(key, sshBin string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sock, ok := m.byKey[key]; ok {
+		return sock, true
+	}
+	if m.dir == "" {
+		d, err := os.MkdirTemp("", "goldsync-ssh-")
+		if err != nil {
+			m.log.Warn("replicas: ssh connections not shared", "err", err)
+			return "", false
+		}
+		m.dir = d
+	}
+	m.n++
+	sock := filepath.Join(m.dir, strconv.Itoa(m.n))
+	if !socketOK(sock) {
+		return "", false
+	}
+	m.socks = append(m.socks, shareSocket{ssh: sshBin, path: sock})
+	if m.byKey == nil {
+		m.byKey = map[string]string{}
+	}
+	m.byKey[key] = sock
+	return sock, true
 }
 
 // keep reports whether the masters outlive the run.
 func (s *sshShares) keep() bool { return s != nil && s.persist > 0 }
 
-// close ends the run's own masters ("ssh -O exit") and removes their
-// directory. Persistent masters stay up.
+// close ends the image's own masters (those of a cluster.Run of several
+// images end with the run). Persistent masters stay up.
 func (s *sshShares) close() {
-	if s == nil {
+	if s != nil && s.ownRun {
+		s.run.close()
+	}
+}
+
+// close ends the run's masters ("ssh -O exit") and removes their
+// directory.
+func (m *runMasters) close() {
+	if m == nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sk := range s.socks {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sk := range m.socks {
 		if _, err := os.Lstat(sk.path); err != nil {
 			continue // no master was started (or it ended)
 		}
 		if out, err := exitMaster(sk.ssh, sk.path); err != nil {
-			s.log.Debug("replicas: ssh master not ended", "socket", sk.path, "err", err, "output", out)
+			m.log.Debug("replicas: ssh master not ended", "socket", sk.path, "err", err, "output", out)
 		}
 	}
-	if s.dir != "" {
-		os.RemoveAll(s.dir)
+	if m.dir != "" {
+		os.RemoveAll(m.dir)
 	}
-	s.socks, s.dir = nil, ""
+	m.socks, m.dir, m.byKey = nil, "", nil
 }
 
 // exitMaster asks the master on sock to end ("ssh -O exit").

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,6 +78,50 @@ func TestReplicaRunSharesOneLogin(t *testing.T) {
 	yum(t, s, 2)
 	sync("sync after the sshd was replaced")
 	s.exact(t, "r1")
+}
+
+// TestReplicaRunSharesLoginAcrossImages: a sync of two images that share
+// a replica logs in to it once: the second image's push (with no build
+// after it) goes through the master the first image's push and build
+// opened, and the run ends it. Before, each image logged in.
+func TestReplicaRunSharesLoginAcrossImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an sshd")
+	}
+	s := newReplicaSite(t, "r1")
+	t.Setenv("TMPDIR", t.TempDir())
+	srv := s.srv["r1"]
+	second := filepath.Join(s.base, "images", "tools", "root")
+	if err := os.MkdirAll(filepath.Dir(second), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tail := fmt.Sprintf("\n[[image]]\nname = \"tools\"\nsource = %q\nroot = %q\n\n[[image.replica]]\nname = \"r1\"\nssh = %q\nrsh = %q\npath = %q\nreceiver = %q\n",
+		s.golden, second, srv.UserHost(), strings.Join(srv.SSHArgs(), " "), s.replicaDir("r1", "tools"), filepath.Join(bin, "goldsync"))
+	logins := func() int { return strings.Count(srv.Log(), "Accepted publickey for ") }
+	n := logins()
+	rep, err := cluster.Run(context.Background(), s.configWith(t, tail), cluster.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Images) != 2 {
+		t.Fatalf("%d image reports, want 2", len(rep.Images))
+	}
+	for _, ir := range rep.Images {
+		if r := replicaReport(t, ir, "r1"); r.Result != cluster.ResultOK {
+			t.Fatalf("image %s, replica r1: %+v", ir.Image, r)
+		}
+	}
+	if got := logins() - n; got != 1 {
+		t.Errorf("%d ssh logins to the replica for two images, want 1 (shared)", got)
+	}
+	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "goldsync-ssh-*")); len(m) > 0 {
+		t.Errorf("the run left its ssh socket directories %v", m)
+	}
+	s.exact(t, "r1")
+	out, err := exec.Command("rsync", "-naHAXS", "--numeric-ids", "--delete", "-i", second+"/", s.replicaDir("r1", "tools")+"/").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("the second image's replica differs (rsync -n: %v):\n%s", err, out)
+	}
 }
 
 // TestReplicaSSHKeptAcrossRuns: with replica_ssh_persist the primary's

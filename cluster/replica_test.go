@@ -96,6 +96,13 @@ func (s *replicaSite) replicaDir(name, what string) string {
 // config is the site's config with an OS and every replica.
 func (s *replicaSite) config(t *testing.T) *config.Config {
 	t.Helper()
+	return s.configWith(t, "")
+}
+
+// configWith is config with tail after the image's replicas (more
+// images).
+func (s *replicaSite) configWith(t *testing.T, tail string) *config.Config {
+	t.Helper()
 	var extra strings.Builder
 	extra.WriteString("os = \"rhel9compute\"\n")
 	if s.persist != "" {
@@ -113,6 +120,7 @@ func (s *replicaSite) config(t *testing.T) *config.Config {
 			fmt.Fprintf(&extra, "nodes = [%q]\n", strings.Join(ns, `", "`))
 		}
 	}
+	extra.WriteString(tail)
 	return s.site.config(t, false, extra.String())
 }
 

@@ -94,7 +94,7 @@ func TestMasterTie(t *testing.T) {
 // checking off gets the run's own master, never a kept one.
 func TestNoKeptMasterWithoutHostKeyCheck(t *testing.T) {
 	state := t.TempDir()
-	s := &sshShares{log: slog.New(slog.DiscardHandler), persist: time.Minute, stateDir: state}
+	s := newShares(slog.New(slog.DiscardHandler), &config.Image{ReplicaSSHPersist: time.Minute, StateDir: state}, nil)
 	defer s.close()
 	rep := &config.Replica{Name: "r1", SSH: "root@192.0.2.1", Rsh: "ssh -F none -o StrictHostKeyChecking=no"}
 	rsh, c := s.conn(context.Background(), rep)

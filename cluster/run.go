@@ -189,6 +189,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (*Report, error) {
 	out := &Report{Config: cfg.Path, OK: true, DryRun: o.DryRun}
 	var errs []error
 	var runs []ImageMetrics
+	// A replica that serves several of the images is logged in to once.
+	masters := newRunMasters(o.Logger, images)
+	defer masters.close()
 	for _, img := range images {
 		if ctx.Err() != nil {
 			break
@@ -196,7 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (*Report, error) {
 		if o.ImageStart != nil {
 			o.ImageStart(img)
 		}
-		j := &job{o: &o, cfg: cfg, img: img, byOS: byOS}
+		j := &job{o: &o, cfg: cfg, img: img, byOS: byOS, masters: masters}
 		r, rec := j.run(ctx)
 		out.Images = append(out.Images, r)
 		if r.Err != nil {
@@ -239,6 +242,8 @@ type job struct {
 	// kernels override the kernel of an OS (a replica's build: the
 	// primary's rollback).
 	kernels map[string]string
+	// masters are the run's ssh masters to replicas shared by images.
+	masters *runMasters
 }
 
 // fail records err as the image's error, with result.
@@ -373,7 +378,7 @@ func (j *job) replicas(ctx context.Context, partial error) error {
 		}
 	}
 	reports, err := replicate(ctx, j.cfg, img, j.byOS, ReplicateOptions{Deadline: o.Deadline, ProgressTimeout: o.ProgressTimeout,
-		Logger: o.Logger, ReplicaDone: o.ReplicaDone, kernels: kernels})
+		Logger: o.Logger, ReplicaDone: o.ReplicaDone, kernels: kernels, masters: j.masters})
 	j.r.Replicas = reports
 	return err
 }
