@@ -328,13 +328,26 @@ func (bw *baseWriter) flush() error {
 	return nil
 }
 
-// finish writes the last block and the index.
+// finish writes the last block and the index. The index goes out in
+// pieces of about indexPiece bytes as it is encoded: held whole, it grew
+// with the image (~1.3 MB at a million entries, with as much again of
+// garbage as its buffer doubled) at the end of every run that records.
 func (bw *baseWriter) finish() error {
 	if err := bw.flush(); err != nil {
 		return err
 	}
 	idxOff := bw.off
-	idx := binary.AppendUvarint(nil, uint64(len(bw.blocks)))
+	h := xxhash.New()
+	h.Write(bw.head[:manifestHeader])
+	idx := bw.buf[:0]
+	put := func() error {
+		h.Write(idx)
+		_, err := bw.w.Write(idx)
+		bw.written += len(idx)
+		idx = idx[:0]
+		return err
+	}
+	idx = binary.AppendUvarint(idx, uint64(len(bw.blocks)))
 	idx = binary.AppendUvarint(idx, uint64(bw.total))
 	for _, b := range bw.blocks {
 		idx = binary.AppendUvarint(idx, uint64(len(b.first)))
@@ -343,16 +356,26 @@ func (bw *baseWriter) finish() error {
 		idx = binary.AppendUvarint(idx, uint64(b.len))
 		idx = binary.AppendUvarint(idx, uint64(b.n))
 		idx = binary.BigEndian.AppendUint64(idx, b.sum)
+		if len(idx) >= indexPiece {
+			if err := put(); err != nil {
+				return err
+			}
+		}
 	}
-	h := xxhash.New()
-	h.Write(bw.head[:manifestHeader])
-	h.Write(idx)
+	if err := put(); err != nil {
+		return err
+	}
 	idx = binary.BigEndian.AppendUint64(idx, uint64(idxOff))
 	idx = binary.BigEndian.AppendUint64(idx, h.Sum64())
 	_, err := bw.w.Write(idx)
 	bw.written += len(idx)
+	bw.buf = idx[:0]
 	return err
 }
+
+// indexPiece is about how much of a manifest's index finish encodes
+// before it writes it (a variable for tests).
+var indexPiece = 32 << 10
 
 // blockEnds reports whether a block may end after the entry at path.
 func blockEnds(path string) bool { return xxhash.Sum64String(path)%blockCut == 0 }
