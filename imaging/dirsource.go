@@ -1195,6 +1195,10 @@ func (s *DirSource) saveFullCache() error {
 	} else {
 		onDisk = s.prev
 	}
+	// The fetches are over: the blocks their lookups kept decoded are
+	// not needed by the rewrite (all decodes its own, one at a time),
+	// and held beside the merge they made the golden node's peak.
+	s.recorded.dropBlocks()
 	return s.rewriteCache(s.recorded.all(), onDisk)
 }
 

@@ -36,6 +36,8 @@ type learnedSet struct {
 	runs []learnedRun
 	n    int   // hashes learned, in recs and runs
 	err  error // the first spill that failed
+
+	maxOpen int // the most runs the last merge had open at once (for tests)
 }
 
 type learnedRec struct {
@@ -44,8 +46,12 @@ type learnedRec struct {
 	size, mtime, ctime int64
 }
 
-// learnedRun is one sorted run in the spill file.
-type learnedRun struct{ off, len int64 }
+// learnedRun is one sorted run in the spill file, and the path of its
+// first record: the merge opens a run only when it reaches that path.
+type learnedRun struct {
+	off, len int64
+	first    string
+}
 
 // learnedSpillAt is how many learned hashes are held before they are
 // spilled (about 120 bytes each with the path: ~1 MiB).
@@ -111,7 +117,7 @@ func (l *learnedSet) spill() {
 		return
 	}
 	l.off += size
-	l.runs = append(l.runs, learnedRun{off: start, len: size})
+	l.runs = append(l.runs, learnedRun{off: start, len: size, first: recs[0].path})
 	clear(recs) // the paths
 }
 
@@ -190,8 +196,13 @@ func (l *learnedSet) hashFor(e *tree.Entry) (uint64, bool) {
 }
 
 // sorted yields every learned hash in tree.Compare order of its path: the
-// runs and the records in memory merged, one buffered record per run. A
-// damaged run ends the sequence and is stored in *errp.
+// runs and the records in memory merged, one buffered record per open run.
+// A run is opened only once the merge reaches its first path and let go
+// at its end: fetches learn in about the plan's order, so runs overlap
+// little and a few are open at once, where opening all of them at the
+// start cost ~5 KiB each (~0.6 MB of a 1M-file full pull's golden node,
+// 122 runs, issue #14). A damaged run ends the sequence and is stored in
+// *errp. The record yielded is valid until the next is asked for.
 func (l *learnedSet) sorted(errp *error) iter.Seq[*learnedRec] {
 	return func(yield func(*learnedRec) bool) {
 		l.sort()
@@ -201,23 +212,39 @@ func (l *learnedSet) sorted(errp *error) iter.Seq[*learnedRec] {
 				return
 			}
 		}
+		pending := slices.Clone(l.runs)
+		slices.SortStableFunc(pending, func(a, b learnedRun) int { return tree.Compare(a.first, b.first) })
 		h := &learnedHeap{}
-		for _, r := range l.runs {
-			c := &learnedCursor{r: bufio.NewReaderSize(io.NewSectionReader(l.f, r.off, r.len), 4<<10)}
-			if err := readLearned(c.r, &c.scratch, &c.cur); err != nil {
-				*errp = fmt.Errorf("learned hashes: %w", err)
-				return
-			}
-			h.cs = append(h.cs, c)
-		}
+		l.maxOpen = 0
+		var out learnedRec
 		if len(l.recs) > 0 {
 			h.cs = append(h.cs, &learnedCursor{mem: l.recs[1:], cur: l.recs[0]})
 		}
-		heap.Init(h)
-		for h.Len() > 0 {
+		for {
+			// Every record of a run not yet open is at or after its
+			// first path: open those that could hold the smallest.
+			for len(pending) > 0 && (h.Len() == 0 || tree.Compare(pending[0].first, h.cs[0].cur.path) <= 0) {
+				r := pending[0]
+				pending = pending[1:]
+				c := &learnedCursor{r: bufio.NewReaderSize(io.NewSectionReader(l.f, r.off, r.len), 4<<10)}
+				if err := readLearned(c.r, &c.scratch, &c.cur); err != nil {
+					*errp = fmt.Errorf("learned hashes: %w", err)
+					return
+				}
+				if c.cur.path != r.first {
+					*errp = errors.New("learned hashes: damaged run")
+					return
+				}
+				heap.Push(h, c)
+				l.maxOpen = max(l.maxOpen, h.Len())
+			}
+			if h.Len() == 0 {
+				return
+			}
 			c := h.cs[0]
-			rec := c.cur
-			if !yield(&rec) {
+			out = c.cur
+			rec := &out
+			if !yield(rec) {
 				return
 			}
 			switch {
@@ -227,6 +254,11 @@ func (l *learnedSet) sorted(errp *error) iter.Seq[*learnedRec] {
 					continue
 				} else if err != nil {
 					*errp = fmt.Errorf("learned hashes: %w", err)
+					return
+				}
+				if tree.Compare(c.cur.path, rec.path) < 0 {
+					// Runs are written sorted: the merge relies on it.
+					*errp = errors.New("learned hashes: damaged run")
 					return
 				}
 			case len(c.mem) > 0:
