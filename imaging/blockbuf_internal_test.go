@@ -37,7 +37,7 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 	// never the reused buffer (the second round would show it).
 	for round := range 2 {
 		n := 0
-		for _, b := range idx.blocks {
+		for _, b := range idx.blocks.all(0) {
 			got, err := decodeBlock(bf, b)
 			if err != nil {
 				t.Fatal(err)
@@ -53,7 +53,7 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 			t.Fatalf("round %d: decoded %d entries, want %d", round, n, len(es))
 		}
 	}
-	b := idx.blocks[len(idx.blocks)/2]
+	b := idx.blocks.get(idx.blocks.len() / 2)
 	allocs := testing.AllocsPerRun(100, func() {
 		raw, bp, err := bf.readBlock(int64(b.off), int64(b.len))
 		if err != nil || len(raw) != b.len {
@@ -63,7 +63,7 @@ func TestBlockReadsReuseBuffers(t *testing.T) {
 			putBlockBuf(bp)
 		}
 	})
-	t.Logf("%d blocks; reading a %d-byte block: %.0f allocations", len(idx.blocks), b.len, allocs)
+	t.Logf("%d blocks; reading a %d-byte block: %.0f allocations", idx.blocks.len(), b.len, allocs)
 	if allocs != 0 {
 		t.Errorf("reading a block from a file allocated %.0f times, want 0 (a reused buffer)", allocs)
 	}

@@ -81,8 +81,8 @@ func sameRecorded(got, want *tree.Entry) bool {
 func TestReaderReusesBlocks(t *testing.T) {
 	es := reuseEntries()
 	r := reuseReader(t, es, 2)
-	if len(r.bi.blocks) < 8 {
-		t.Fatalf("%d blocks, want several", len(r.bi.blocks))
+	if r.bi.blocks.len() < 8 {
+		t.Fatalf("%d blocks, want several", r.bi.blocks.len())
 	}
 
 	// A block held (as a cursor holds its block between lookups, on
@@ -201,7 +201,7 @@ func TestReaderReusesParents(t *testing.T) {
 	es = slices.CompactFunc(es, func(a, b *tree.Entry) bool { return a.Path == b.Path })
 	r := reuseReader(t, es, 2)
 	perBlock, blocks := sweepAllocs(t, r, es)
-	t.Logf("%d blocks, %.0f decoded, %.0f B allocated a block (least of 5 sweeps)", len(r.bi.blocks), blocks, perBlock)
+	t.Logf("%d blocks, %.0f decoded, %.0f B allocated a block (least of 5 sweeps)", r.bi.blocks.len(), blocks, perBlock)
 	// ~3 KiB a block with a string a parent (~100 parents a block); ~360 B
 	// without.
 	if perBlock > 1024 && !raceEnabled {
@@ -223,9 +223,9 @@ func sweepAllocs(t *testing.T, r *manifestReader, es []*tree.Entry) (perBlock, b
 	for range 5 {
 		d0 := decodedEntries.Load()
 		allocated, _ := heaptest.Allocated(sweep)
-		b := float64(decodedEntries.Load()-d0) * float64(len(r.bi.blocks)) / float64(len(es))
-		if b < float64(len(r.bi.blocks)) {
-			t.Fatalf("%.0f blocks decoded, want at least %d", b, len(r.bi.blocks))
+		b := float64(decodedEntries.Load()-d0) * float64(r.bi.blocks.len()) / float64(len(es))
+		if b < float64(r.bi.blocks.len()) {
+			t.Fatalf("%.0f blocks decoded, want at least %d", b, r.bi.blocks.len())
 		}
 		if pb := float64(allocated) / b; pb < perBlock {
 			perBlock, blocks = pb, b

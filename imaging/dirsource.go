@@ -556,7 +556,7 @@ func (m *cacheMatch) same(e *tree.Entry) bool {
 // next locates the next entry; false at the cache's end or at a damaged
 // block.
 func (m *cacheMatch) next() bool {
-	for m.i < len(m.r.bi.blocks) {
+	for m.i < m.r.bi.blocks.len() {
 		if m.pb == nil {
 			if m.pb = m.r.block(m.i); m.pb == nil {
 				return false
@@ -572,7 +572,7 @@ func (m *cacheMatch) next() bool {
 }
 
 // complete reports whether every entry of the cache was matched.
-func (m *cacheMatch) complete() bool { return !m.next() && m.i == len(m.r.bi.blocks) }
+func (m *cacheMatch) complete() bool { return !m.next() && m.i == m.r.bi.blocks.len() }
 
 func (m *cacheMatch) release() {
 	if m.pb != nil {
@@ -591,7 +591,7 @@ func (m *cacheMatch) writePrefix(bw *baseWriter) error {
 	if m.j > 0 {
 		last = "" // added below, the last of them after
 	}
-	if err := bw.copyBlocks(m.r.bf, m.r.bi.blocks[:m.i], last); err != nil {
+	if err := bw.copyBlocks(m.r.bf, &m.r.bi.blocks, m.i, last); err != nil {
 		return err
 	}
 	var e tree.Entry

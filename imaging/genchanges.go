@@ -353,17 +353,17 @@ func changedByBlocks(pa, pb string) ([]string, bool) {
 		sum    uint64
 	}
 	key := func(bl baseBlock) blockKey { return blockKey{bl.first, bl.len, bl.n, bl.sum} }
-	inA := make(map[blockKey]bool, len(a.idx.blocks))
-	for _, bl := range a.idx.blocks {
+	inA := make(map[blockKey]bool, a.idx.blocks.len())
+	for _, bl := range a.idx.blocks.all(0) {
 		inA[key(bl)] = true
 	}
-	inB := make(map[blockKey]bool, len(b.idx.blocks))
-	for _, bl := range b.idx.blocks {
+	inB := make(map[blockKey]bool, b.idx.blocks.len())
+	for _, bl := range b.idx.blocks.all(0) {
 		inB[key(bl)] = true
 	}
 	only := func(x *blockFile, other map[blockKey]bool) ([]*tree.Entry, error) {
 		var out []*tree.Entry
-		for _, bl := range x.idx.blocks {
+		for _, bl := range x.idx.blocks.all(0) {
 			if other[key(bl)] {
 				continue
 			}

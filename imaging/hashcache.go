@@ -7,7 +7,6 @@ import (
 	"io"
 	"iter"
 	"os"
-	"sort"
 	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
@@ -162,7 +161,7 @@ func copyFound(f, e *tree.Entry) bool {
 // block when done with it.
 func (r *manifestReader) locate(p string) (*packedBlock, int, bool) {
 	// The last block whose first path is at or before p holds it, if any.
-	i := sort.Search(len(r.bi.blocks), func(i int) bool { return tree.Compare(r.bi.blocks[i].first, p) > 0 }) - 1
+	i := r.bi.blocks.search(p)
 	if i < 0 {
 		return nil, 0, false
 	}
@@ -284,7 +283,7 @@ func (r *manifestReader) block(i int) *packedBlock {
 		r.spare = r.spare[:n-1]
 	}
 	r.mu.Unlock()
-	pb, err := decodePackedInto(r.bf, r.bi.blocks[i], reuse)
+	pb, err := decodePackedInto(r.bf, r.bi.blocks.get(i), reuse)
 	if err != nil {
 		pb = nil
 	}
@@ -367,7 +366,7 @@ func (r *manifestReader) all() iter.Seq2[*tree.Entry, error] {
 			return true
 		}
 		last := ""
-		for i, b := range r.bi.blocks {
+		for i, b := range r.bi.blocks.all(0) {
 			es, err := decodeBlock(r.bf, b)
 			if err != nil {
 				yield(nil, err)

@@ -176,8 +176,8 @@ func TestPackedBlocksMatchDecoded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if len(c.bi.blocks) < 5 {
-		t.Fatalf("%d blocks: too few to test", len(c.bi.blocks))
+	if c.bi.blocks.len() < 5 {
+		t.Fatalf("%d blocks: too few to test", c.bi.blocks.len())
 	}
 	// Paths to search every block for: every recorded path and, around
 	// each, paths never recorded that sort just before or after it, its
@@ -192,7 +192,7 @@ func TestPackedBlocksMatchDecoded(t *testing.T) {
 	}
 	var got tree.Entry
 	seen := 0
-	for i, b := range c.bi.blocks {
+	for i, b := range c.bi.blocks.all(0) {
 		es, err := decodeBlock(c.bf, b)
 		if err != nil {
 			t.Fatal(err)

@@ -223,7 +223,7 @@ func writeBase(w io.Writer, seq iter.Seq[*tree.Entry], gen uint64) error {
 type baseWriter struct {
 	w      io.Writer
 	head   []byte
-	blocks []baseBlock
+	blocks blockList
 	buf    []byte
 	off    int
 	total  int
@@ -248,36 +248,46 @@ func newBaseWriter(w io.Writer, gen uint64) (*baseWriter, error) {
 // reader's index holds (the file is not trusted to be what was decoded).
 // last is the path of the last entry of the last block, which the next
 // entry added must sort after.
-func (bw *baseWriter) copyBlocks(bf baseFile, blocks []baseBlock, last string) error {
+func (bw *baseWriter) copyBlocks(bf baseFile, blocks *blockList, nblocks int, last string) error {
 	if bw.total > 0 || bw.cur.n > 0 {
 		return errors.New("base writer: blocks copied after entries")
 	}
-	for _, b := range blocks {
-		raw, bp, err := bf.readBlock(int64(b.off), int64(b.len))
-		if err != nil {
-			return err
+	var err error
+	blocks.each(0, func(i int, first []byte, b baseBlock) bool {
+		if i >= nblocks {
+			return false
+		}
+		raw, bp, rerr := bf.readBlock(int64(b.off), int64(b.len))
+		if rerr != nil {
+			err = rerr
+			return false
 		}
 		if xxhash.Sum64(raw) != b.sum {
 			if bp != nil {
 				putBlockBuf(bp)
 			}
-			return fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+			err = fmt.Errorf("%w: block at %d: checksum mismatch", ErrCorruptManifest, b.off)
+			return false
 		}
 		_, err = bw.w.Write(raw)
 		if bp != nil {
 			putBlockBuf(bp)
 		}
 		if err != nil {
-			return err
+			return false
 		}
 		b.off = bw.off
-		bw.blocks = append(bw.blocks, b)
+		bw.blocks.addBytes(first, b)
 		bw.off += b.len
 		bw.total += b.n
 		bw.copied++
 		bw.written += b.len
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	if len(blocks) > 0 {
+	if nblocks > 0 {
 		bw.prev = tree.Entry{Path: last}
 	}
 	return nil
@@ -306,7 +316,7 @@ func (bw *baseWriter) add(e *tree.Entry) error {
 			return err
 		}
 		if blockWritten != nil {
-			blockWritten(len(bw.blocks))
+			blockWritten(bw.blocks.len())
 		}
 	}
 	return nil
@@ -320,7 +330,7 @@ func (bw *baseWriter) flush() error {
 		return err
 	}
 	bw.cur.off, bw.cur.len, bw.cur.sum = bw.off, len(bw.buf), xxhash.Sum64(bw.buf)
-	bw.blocks = append(bw.blocks, bw.cur)
+	bw.blocks.add(bw.cur)
 	bw.off += len(bw.buf)
 	bw.written += len(bw.buf)
 	bw.encoded++
@@ -347,27 +357,30 @@ func (bw *baseWriter) finish() error {
 		idx = idx[:0]
 		return err
 	}
-	idx = binary.AppendUvarint(idx, uint64(len(bw.blocks)))
+	idx = binary.AppendUvarint(idx, uint64(bw.blocks.len()))
 	idx = binary.AppendUvarint(idx, uint64(bw.total))
-	for _, b := range bw.blocks {
-		idx = binary.AppendUvarint(idx, uint64(len(b.first)))
-		idx = append(idx, b.first...)
+	var err error
+	bw.blocks.each(0, func(_ int, first []byte, b baseBlock) bool {
+		idx = binary.AppendUvarint(idx, uint64(len(first)))
+		idx = append(idx, first...)
 		idx = binary.AppendUvarint(idx, uint64(b.off))
 		idx = binary.AppendUvarint(idx, uint64(b.len))
 		idx = binary.AppendUvarint(idx, uint64(b.n))
 		idx = binary.BigEndian.AppendUint64(idx, b.sum)
 		if len(idx) >= indexPiece {
-			if err := put(); err != nil {
-				return err
-			}
+			err = put()
 		}
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := put(); err != nil {
 		return err
 	}
 	idx = binary.BigEndian.AppendUint64(idx, uint64(idxOff))
 	idx = binary.BigEndian.AppendUint64(idx, h.Sum64())
-	_, err := bw.w.Write(idx)
+	_, err = bw.w.Write(idx)
 	bw.written += len(idx)
 	bw.buf = idx[:0]
 	return err
@@ -412,7 +425,7 @@ func syncDir(dir string) {
 type baseIndex struct {
 	gen    uint64
 	total  int
-	blocks []baseBlock
+	blocks blockList
 }
 
 type baseBlock struct {
@@ -559,8 +572,8 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 		return nil, fmt.Errorf("%w: bad block count", ErrCorruptManifest)
 	}
 	bi.total = int(total)
-	bi.blocks = make([]baseBlock, 0, nb)
 	next, sumN := uint64(manifestHeader), 0
+	var prev []byte // the block before's first path
 	for i := uint64(0); i < nb; i++ {
 		l, err := uv()
 		if err != nil {
@@ -569,7 +582,7 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 		if l > uint64(len(r)) || l > tree.MaxPathLen {
 			return nil, fmt.Errorf("%w: bad index path", ErrCorruptManifest)
 		}
-		first := string(r[:l])
+		first := r[:l]
 		r = r[l:]
 		off, err := uv()
 		if err != nil {
@@ -592,13 +605,15 @@ func readIndex(bf baseFile) (*baseIndex, error) {
 		if off != next || ln > idxOff-off || n == 0 || n > manifestBlock || ln < n {
 			return nil, fmt.Errorf("%w: bad block %d", ErrCorruptManifest, i)
 		}
-		if i > 0 && tree.Compare(bi.blocks[i-1].first, first) >= 0 {
+		if i > 0 && comparePathBytes(prev, string(first)) >= 0 {
 			return nil, fmt.Errorf("%w: index out of order", ErrCorruptManifest)
 		}
 		next = off + ln
 		sumN += int(n)
-		bi.blocks = append(bi.blocks, baseBlock{first: first, off: int(off), len: int(ln), n: int(n), sum: sum})
+		bi.blocks.addBytes(first, baseBlock{off: int(off), len: int(ln), n: int(n), sum: sum})
+		prev = first
 	}
+	bi.blocks.trim()
 	if len(r) != 0 || next != idxOff || sumN != bi.total {
 		return nil, fmt.Errorf("%w: index does not match the blocks", ErrCorruptManifest)
 	}
@@ -762,9 +777,9 @@ func decodeAll(data []byte) (*Manifest, uint64, error) {
 		return nil, 0, err
 	}
 	// Blocks decode independently: use the cores.
-	parts := make([][]*tree.Entry, len(bi.blocks))
-	errs := make([]error, len(bi.blocks))
-	workers := min(runtime.GOMAXPROCS(0), 8, len(bi.blocks))
+	parts := make([][]*tree.Entry, bi.blocks.len())
+	errs := make([]error, bi.blocks.len())
+	workers := min(runtime.GOMAXPROCS(0), 8, bi.blocks.len())
 	var wg sync.WaitGroup
 	var next int
 	var mu sync.Mutex
@@ -777,10 +792,10 @@ func decodeAll(data []byte) (*Manifest, uint64, error) {
 				i := next
 				next++
 				mu.Unlock()
-				if i >= len(bi.blocks) {
+				if i >= bi.blocks.len() {
 					return
 				}
-				parts[i], errs[i] = decodeBlock(bf, bi.blocks[i])
+				parts[i], errs[i] = decodeBlock(bf, bi.blocks.get(i))
 			}
 		}()
 	}
@@ -914,7 +929,7 @@ func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
 		if es, ok := decoded[i]; ok {
 			return es, nil
 		}
-		es, err := decodeBlock(bf, bi.blocks[i])
+		es, err := decodeBlock(bf, bi.blocks.get(i))
 		if err != nil {
 			return nil, err
 		}
@@ -926,12 +941,12 @@ func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
 	for _, sc := range scopes {
 		// The last block whose first path is at or before the scope's
 		// path holds it, if anything does; a subtree runs on from there.
-		i := sort.Search(len(bi.blocks), func(i int) bool { return tree.Compare(bi.blocks[i].first, sc.Path) > 0 }) - 1
+		i := bi.blocks.search(sc.Path)
 		if i < 0 {
 			i = 0
 		}
 	blocks:
-		for ; i < len(bi.blocks); i++ {
+		for ; i < bi.blocks.len(); i++ {
 			es, err := block(i)
 			if err != nil {
 				return nil, 0, err

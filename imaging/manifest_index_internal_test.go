@@ -61,7 +61,7 @@ func TestBaseWriterIndexStreams(t *testing.T) {
 		})
 		least = min(least, got)
 	}
-	t.Logf("index %d B in %d blocks; finish allocated %d B", index, len(bw.blocks), least)
+	t.Logf("index %d B in %d blocks; finish allocated %d B", index, bw.blocks.len(), least)
 	if least > bound {
 		t.Errorf("finish allocated %d B for an index of %d B, want at most %d (written as it is encoded)", least, index, bound)
 	}

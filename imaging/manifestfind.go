@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/goldsync/goldsync/imaging/tree"
@@ -122,8 +121,7 @@ func (m *manifestFinder) find(p string) *tree.Entry {
 func (m *manifestFinder) locate(p string) (*packedBlock, int, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	bs := m.idx.blocks
-	i := sort.Search(len(bs), func(i int) bool { return tree.Compare(bs[i].first, p) > 0 }) - 1
+	i := m.idx.blocks.search(p)
 	if i < 0 {
 		return nil, 0, false
 	}
@@ -163,7 +161,7 @@ func (m *manifestFinder) block(i int) *packedBlock {
 			lru = k
 		}
 	}
-	pb, err := decodePacked(m.bf, m.idx.blocks[i])
+	pb, err := decodePacked(m.bf, m.idx.blocks.get(i))
 	if err != nil {
 		if !m.warned {
 			m.warned = true
@@ -241,7 +239,7 @@ func eachManifestEntry(path string, fn func(*tree.Entry) error) error {
 		return fn(e)
 	}
 	j := 0
-	for _, b := range idx.blocks {
+	for _, b := range idx.blocks.all(0) {
 		es, err := decodeBlock(bf, b)
 		if err != nil {
 			return fmt.Errorf("load manifest %s: %w", path, err)

@@ -37,7 +37,7 @@ func TestDecodePackedAllocs(t *testing.T) {
 	bf, idx := testBase(t, es)
 	var pbs []*packedBlock
 	for range 2 {
-		for _, b := range idx.blocks {
+		for _, b := range idx.blocks.all(0) {
 			pb, err := decodePacked(bf, b)
 			if err != nil {
 				t.Fatal(err)
@@ -64,8 +64,8 @@ func TestDecodePackedAllocs(t *testing.T) {
 	if n != 2*len(es) {
 		t.Fatalf("decoded %d entries, want %d", n, 2*len(es))
 	}
-	b := idx.blocks[0]
-	for _, c := range idx.blocks {
+	b := idx.blocks.get(0)
+	for _, c := range idx.blocks.all(0) {
 		if c.n > b.n {
 			b = c
 		}
@@ -75,7 +75,7 @@ func TestDecodePackedAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("%d blocks; decoding a block of %d entries: %.0f allocations", len(idx.blocks), b.n, allocs)
+	t.Logf("%d blocks; decoding a block of %d entries: %.0f allocations", idx.blocks.len(), b.n, allocs)
 	// The block itself, its records, names, parents (one a directory,
 	// copied) and the symlinks' targets; a string an entry before.
 	if allocs > float64(b.n)/4 {

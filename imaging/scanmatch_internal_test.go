@@ -109,7 +109,7 @@ func TestScanRecordsOnlyDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		return len(r.bi.blocks)
+		return r.bi.blocks.len()
 	}
 
 	first, _ := scan("")
@@ -168,7 +168,7 @@ func TestScanRecordsOnlyDifferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mid := r.bi.blocks[len(r.bi.blocks)/2]
+	mid := r.bi.blocks.get(r.bi.blocks.len() / 2)
 	r.Close()
 	f, err := os.OpenFile(cache, os.O_RDWR, 0)
 	if err != nil {
