@@ -181,11 +181,24 @@ func (t *tuner) tune() {
 }
 
 // headroomPercent is the percent that lets a live heap of live bytes grow
-// by the larger of Percent of it and floor bytes, at most maxPercent.
+// by the larger of Percent of it and floor bytes, at most maxPercent, and
+// at most what keeps the runtime's heap minimum (4 MiB × percent/100,
+// below which it never sets its goal) within live+floor: over a tiny live
+// heap a high percent raised that minimum to 12 MiB, and the golden node
+// then grew its heap to 11 MB before its second collection whenever the
+// first found less than 1 MB live (peaks of 16-17 MiB against 11-12 in a
+// 225k no-change pull, issue #14).
 func headroomPercent(live uint64, floor int64) int {
-	if live == 0 {
-		return maxPercent
+	var p uint64 = maxPercent
+	if live > 0 {
+		p = (uint64(floor)*100 + live - 1) / live
 	}
-	p := (uint64(floor)*100 + live - 1) / live
+	if m := (live + uint64(floor)) * 100 / heapMinimum; p > m {
+		p = m
+	}
 	return int(max(Percent, min(p, maxPercent)))
 }
+
+// heapMinimum is the runtime's smallest heap goal at GOGC=100
+// (runtime/mgcpacer.go, defaultHeapMinimum); it scales with the percent.
+const heapMinimum = 4 << 20

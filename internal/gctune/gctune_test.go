@@ -84,10 +84,11 @@ func TestHeadroomPercent(t *testing.T) {
 		floor int64
 		want  int
 	}{
-		{0, 8 << 20, maxPercent},
-		{1 << 20, 8 << 20, maxPercent}, // 800 %, bounded
-		{4 << 20, 8 << 20, 200},        // the floor
-		{6 << 20, 8 << 20, 134},        // 133.3 rounded up: at least the floor
+		{0, 8 << 20, 200},             // the heap minimum at 200 % is the floor
+		{1 << 20, 8 << 20, 225},       // 800 %, bounded by the heap minimum (9 MiB)
+		{512 << 10, 3 << 19, Percent}, // the agent's floor over a tiny heap: not a 12 MiB minimum
+		{4 << 20, 8 << 20, 200},       // the floor
+		{6 << 20, 8 << 20, 134},       // 133.3 rounded up: at least the floor
 		{12 << 20, 8 << 20, 67},
 		{16<<20 - 1, 8 << 20, Percent + 1},
 		{16 << 20, 8 << 20, Percent}, // the floor is Percent's headroom
