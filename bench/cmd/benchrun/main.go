@@ -51,6 +51,7 @@ type config struct {
 	watchBack string
 	verbose   bool
 	noFloor   bool // no tar copy-floor row in the full scenario
+	noRsync   bool // no rsync runs (a tree whose three destinations do not fit)
 	timeout   time.Duration
 	notes     []string // said in the results
 }
@@ -83,6 +84,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&c.watchBack, "watch-backend", "auto", "goldsync-agent watch --backend for the push scenarios: auto, fanotify, inotify")
 	flag.BoolVar(&c.verbose, "v", false, "log every command")
 	flag.BoolVar(&c.noFloor, "no-floor", false, "leave out the full scenario's copy-floor row (ssh tar | tar into an empty dir)")
+	flag.BoolVar(&c.noRsync, "no-rsync", false, "leave out rsync's runs (for a tree whose three full destinations do not fit on the disk: run the floor and goldsync alone; no ratios to rsync)")
 	flag.DurationVar(&c.timeout, "run-timeout", 30*time.Minute, "give up on one tool run after this long")
 	flag.Parse()
 	if c.report {

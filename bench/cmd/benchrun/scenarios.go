@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,7 +57,7 @@ func (b *bench) runAll(ctx context.Context) ([]Run, error) {
 				}
 			}
 			if sc == "full" {
-				for _, tool := range tools(b.c.noFloor) {
+				for _, tool := range b.keep(tools(b.c.noFloor)) {
 					n, sample := b.verifyDest(ctx, t, tool)
 					b.verify[t.name+"/"+tool] = fmt.Sprintf("%d differences", n)
 					if n != 0 {
@@ -154,7 +155,7 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 		if err := gen.Revert(t.dir, jdir); err != nil {
 			return nil, err
 		}
-		for _, tool := range []string{toolRsync, toolGoldsync} {
+		for _, tool := range b.keep([]string{toolRsync, toolGoldsync}) {
 			if err := upToDate(tool); err != nil {
 				return nil, err
 			}
@@ -164,6 +165,7 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 	if sc == "full" && !b.c.noFloor {
 		tools = append(tools, toolTar)
 	}
+	tools = b.keep(tools)
 	var runs []Run
 	for pair := 1; pair <= b.c.pairs; pair++ {
 		for _, tool := range tools {
@@ -191,6 +193,14 @@ func (b *bench) scenario(ctx context.Context, t *tree, sc, mode string) ([]Run, 
 		}
 	}
 	return runs, nil
+}
+
+// keep drops from ts the tools the run leaves out (-no-rsync).
+func (b *bench) keep(ts []string) []string {
+	if !b.c.noRsync {
+		return ts
+	}
+	return slices.DeleteFunc(slices.Clone(ts), func(t string) bool { return t == toolRsync })
 }
 
 // tools are the tools of the full scenario, whose destinations are checked.
