@@ -5,6 +5,7 @@ import (
 	"iter"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/goldsync/goldsync/imaging/tree"
 )
@@ -191,36 +192,9 @@ func (l *blockList) search(p string) int {
 	return min(l.n, i+restartEvery) - 1
 }
 
-// comparePathBytes is tree.Compare for a path held in bytes.
+// comparePathBytes is tree.Compare for a path held in bytes, without
+// copying it: the string it makes of a lives only for the call, during
+// which a is not changed.
 func comparePathBytes(a []byte, b string) int {
-	if string(a) == b {
-		return 0
-	}
-	if string(a) == tree.Root {
-		return -1
-	}
-	if b == tree.Root {
-		return 1
-	}
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if ca == '/' {
-			return -1
-		}
-		if cb == '/' {
-			return 1
-		}
-		if ca < cb {
-			return -1
-		}
-		return 1
-	}
-	if len(a) < len(b) {
-		return -1
-	}
-	return 1
+	return tree.Compare(unsafe.String(unsafe.SliceData(a), len(a)), b)
 }
