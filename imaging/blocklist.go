@@ -18,7 +18,7 @@ import (
 // search. A slice of baseBlock was ~145 bytes a block (the struct and the
 // path's own allocation), 1.3 MB at a million entries, the largest part of
 // the golden node's live heap that grew with the image (issue #14); this
-// is ~60.
+// is ~50-60 (TestBlockListIsCompact).
 type blockList struct {
 	n       int
 	data    []byte   // the records
@@ -179,17 +179,20 @@ func (l *blockList) search(p string) int {
 	}
 	bp := pathScratch.Get().(*[]byte)
 	c := blockCursor{l: l, path: (*bp)[:0]}
-	defer func() { *bp = c.path[:0]; pathScratch.Put(bp) }()
 	c.seek(k)
 	i := k * restartEvery
-	c.next() // block i: at or before p
-	for j := i + 1; j < min(l.n, i+restartEvery); j++ {
+	found := min(l.n, i+restartEvery) - 1 // the restart's last block, unless one after p
+	c.next()                              // block i: at or before p
+	for j := i + 1; j <= found; j++ {
 		c.next()
 		if comparePathBytes(c.path, p) > 0 {
-			return j - 1
+			found = j - 1
+			break
 		}
 	}
-	return min(l.n, i+restartEvery) - 1
+	*bp = c.path[:0]
+	pathScratch.Put(bp)
+	return found
 }
 
 // comparePathBytes is tree.Compare for a path held in bytes, without
