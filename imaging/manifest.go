@@ -15,8 +15,10 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
@@ -923,51 +925,71 @@ func decodeScoped(bf baseFile, scopes []tree.Scope) (*Manifest, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	set := tree.NewScopeSet(scopes)
-	decoded := map[int][]*tree.Entry{}
-	block := func(i int) ([]*tree.Entry, error) {
-		if es, ok := decoded[i]; ok {
-			return es, nil
-		}
-		es, err := decodeBlock(bf, bi.blocks.get(i))
-		if err != nil {
-			return nil, err
-		}
-		decoded[i] = es
-		return es, nil
-	}
-	seen := map[string]bool{}
+	// The scopes in path order: the entries each covers follow its path
+	// (a subtree runs on right after its root), so one pass over the blocks
+	// that hold them, in order, keeps exactly the covered entries.
+	sorted := slices.Clone(scopes)
+	slices.SortFunc(sorted, func(a, b tree.Scope) int { return tree.Compare(a.Path, b.Path) })
+	need := scopedBlocks(bi, sorted)
 	m := &Manifest{total: bi.total}
-	for _, sc := range scopes {
-		// The last block whose first path is at or before the scope's
-		// path holds it, if anything does; a subtree runs on from there.
-		i := bi.blocks.search(sc.Path)
-		if i < 0 {
-			i = 0
-		}
-	blocks:
-		for ; i < bi.blocks.len(); i++ {
-			es, err := block(i)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, e := range es {
-				c := tree.Compare(e.Path, sc.Path)
-				if c < 0 {
-					continue
+	var (
+		store [2]tree.Entry // entry i decodes into store[i%2], against the other
+		paths [2][]byte
+		k     int // the first scope not yet behind the entries decoded
+	)
+	for _, i := range need {
+		err := eachBlockEntry(bf, bi.blocks.get(i), &paths, func(i int) *tree.Entry { return &store[i%2] },
+			func(_ int, e *tree.Entry) {
+				for k < len(sorted) && scopeBehind(sorted[k], e.Path) {
+					k++
 				}
-				if c > 0 && !(sc.Tree && tree.IsWithin(e.Path, sc.Path)) {
-					break blocks
+				if k == len(sorted) || tree.Compare(e.Path, sorted[k].Path) < 0 {
+					return // before the next scope: none covers it
 				}
-				if !seen[e.Path] && set.Covers(e.Path) {
-					seen[e.Path] = true
-					m.Entries = append(m.Entries, e)
-				}
-			}
+				c := new(tree.Entry)
+				*c = *e
+				c.Path = strings.Clone(e.Path) // e.Path is in paths[i%2]
+				m.Entries = append(m.Entries, c)
+			})
+		if err != nil {
+			return nil, 0, err
 		}
 	}
-	m.sort()
 	return m, bi.gen, nil
+}
+
+// scopeBehind reports whether every path that scope sc covers sorts
+// before p, and so before every path after it.
+func scopeBehind(sc tree.Scope, p string) bool {
+	return tree.Compare(p, sc.Path) > 0 && !(sc.Tree && tree.IsWithin(p, sc.Path))
+}
+
+// scopedBlocks returns, in order and once each, the blocks of the base that
+// hold an entry the scopes (in path order) cover: the block where each
+// scope's path would be, and for a subtree the blocks after it that start
+// inside the subtree.
+func scopedBlocks(bi *baseIndex, scopes []tree.Scope) []int {
+	var need []int
+	last := -1 // the last block in need
+	for _, sc := range scopes {
+		i := max(bi.blocks.search(sc.Path), 0)
+		if i > last {
+			need, last = append(need, i), i
+		}
+		if !sc.Tree || i+1 >= bi.blocks.len() {
+			continue
+		}
+		bi.blocks.each(i+1, func(j int, first []byte, _ baseBlock) bool {
+			if !tree.IsWithin(unsafe.String(unsafe.SliceData(first), len(first)), sc.Path) {
+				return false
+			}
+			if j > last {
+				need, last = append(need, j), j
+			}
+			return true
+		})
+	}
+	return need
 }
 
 // spliceScoped returns entries with everything the scopes cover replaced by

@@ -15,6 +15,7 @@ import (
 
 	"github.com/goldsync/goldsync/imaging/tree"
 	"github.com/goldsync/goldsync/imaging/wire"
+	"github.com/goldsync/goldsync/internal/heaptest"
 )
 
 // genTree makes n entries of a random tree, sorted: directories of depth up
@@ -683,5 +684,58 @@ func TestFoldRecordsScopesOnce(t *testing.T) {
 	t.Logf("%d records of %d scopes folded: %d KiB allocated", len(recs), len(sc), allocated>>10)
 	if allocated > 12<<20 {
 		t.Errorf("folding allocated %d KiB, want at most 12 MiB", allocated>>10)
+	}
+}
+
+// TestScopedLoadKeepsOnlyCovered: a scoped load decodes the blocks its
+// scopes touch (here, 300 paths scattered over 20,000 entries: most
+// blocks) but keeps, and allocates, only the entries they cover, each
+// whole: an xattr list repeated from the entry before, which the decoder
+// shares with that entry, survives the reuse of the decoder's two slots.
+func TestScopedLoadKeepsOnlyCovered(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	es := genTree(r, 20000, "k")
+	for i, e := range es {
+		if e.Type == tree.TypeRegular && i%5 != 0 { // runs of equal lists: repeats in the encoding
+			e.Xattrs = []tree.Xattr{{Name: "user.g", Value: fmt.Append(nil, i/5)}}
+		}
+	}
+	data, err := encodeBase(es, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scopes []tree.Scope
+	for range 300 {
+		scopes = append(scopes, tree.Scope{Path: es[r.IntN(len(es))].Path})
+	}
+	scopes = append(scopes, tree.Scope{Path: es[len(es)/2].Path, Tree: true}, tree.Scope{Path: "zz/none"})
+	want := filterCovered(es, scopes)
+	var m *Manifest
+	before := decodedEntries.Load()
+	allocated, _ := heaptest.Allocated(func() {
+		var err error
+		if m, _, err = decodeScoped(memBase(data), scopes); err != nil {
+			t.Fatal(err)
+		}
+	})
+	decoded := decodedEntries.Load() - before
+	if len(m.Entries) != len(want) || m.total != len(es) {
+		t.Fatalf("%d entries of %d, want %d of %d", len(m.Entries), m.total, len(want), len(es))
+	}
+	for i, w := range want {
+		g := m.Entries[i]
+		if g.Path != w.Path || g.Hash != w.Hash || g.Mtime != w.Mtime || g.Ino != w.Ino || g.Target != w.Target ||
+			!slices.EqualFunc(g.Xattrs, w.Xattrs, func(a, b tree.Xattr) bool { return a.Name == b.Name && string(a.Value) == string(b.Value) }) {
+			t.Fatalf("entry %d: got %+v, want %+v", i, g, w)
+		}
+	}
+	t.Logf("%d entries kept of %d decoded: %d bytes allocated", len(m.Entries), decoded, allocated)
+	if decoded < int64(len(es))/2 {
+		t.Fatalf("only %d entries decoded: the scopes should touch most blocks", decoded)
+	}
+	// Decoding every touched entry into its own allocation costs ~250 bytes
+	// an entry (3.5 MB here); the kept ones and the index cost under 0.5 MB.
+	if allocated > 1<<20 {
+		t.Errorf("a scoped load that keeps %d entries allocated %d bytes: it holds what it decodes", len(m.Entries), allocated)
 	}
 }
