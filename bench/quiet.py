@@ -5,7 +5,7 @@ name after its first dash, less trailing digits: nc-new2 -> new).
 
   python3 bench/quiet.py nc DIR...        # benchrun -scenarios nochange out dirs: goldsync ÷ rsync
   python3 bench/quiet.py full DIR...      # benchrun -scenarios full out dirs: goldsync ÷ tar floor
-  python3 bench/quiet.py replicas FILE... # replicas.sh outputs: 8 replicas ÷ 1, by update
+  python3 bench/quiet.py replicas FILE... # replicas.sh outputs: all replicas ÷ 1, by update
 """
 import collections, csv, os, re, statistics, sys
 
@@ -65,19 +65,25 @@ def full(dirs):
 def replicas(files):
     ratios = collections.defaultdict(list)
     for f in files:
-        ones, eights, first = [], [], True
+        ones, alls, first, catchup, n_all = [], [], True, False, 0
         for line in open(f):
+            if line.startswith('-- the others catch up'):
+                catchup = True
+                continue
             m = re.match(r'goldsync fan-out to (\d+) replicas: ([0-9.]+)s', line)
             if not m:
                 continue
             n, t = int(m[1]), float(m[2])
-            if n == 8 and first:  # the first fill
-                first = False
+            if catchup:  # the others brought up to date, not timed
+                catchup = False
                 continue
-            (ones if n == 1 else eights if n == 8 else []).append(t)
-        rs = [e / o for o, e in zip(ones, eights)]
+            if first:  # the first fill, to every replica
+                first, n_all = False, n
+                continue
+            (ones if n == 1 else alls if n == n_all else []).append(t)
+        rs = [e / o for o, e in zip(ones, alls)]
         ratios[build(f)] += rs
-        print(os.path.basename(f), 'one', ones, 'eight', eights, 'ratios', ' '.join('%.2f' % r for r in rs))
+        print(os.path.basename(f), 'one', ones, 'all %d' % n_all, alls, 'ratios', ' '.join('%.2f' % r for r in rs))
     summary(ratios, 2)
 
 

@@ -10,7 +10,10 @@
 # (the machine is shared: compare CPU seconds, not only wall time).
 #
 #   make build && (cd bench && go build -o ../bin/ ./cmd/replab ./cmd/gentree ./cmd/rusage ./cmd/fanout)
-#   bash bench/replicas.sh     # as root; N=20000 files, ROUNDS=2, FANOUT=8
+#   bash bench/replicas.sh     # as root; N=20000 files, ROUNDS=2, FANOUT=8, REPLICAS=8
+#
+# REPLICAS=2 or 4 runs the lab with that many replicas (one replica ÷ all of
+# them; the tree rounds are drawn for 8: use TREE=0 with fewer).
 #
 # GOLDSYNC=0 leaves out goldsync's rounds (bench/cmd/fanout: cluster.Replicate
 # with the lab's cluster config); RSYNC=0 leaves out rsync's; TREE=0 leaves
@@ -29,7 +32,7 @@ LAB=${LAB:-/var/tmp/gs-replab}
 BIN=${BIN:-$PWD/bin}
 BIN=$(cd "$BIN" && pwd)
 if [ -z "$LAB_RSH" ]; then
-  exec "$BIN/replab" -replicas 8 -dir "$LAB" -- bash "$0" "$@"
+  exec "$BIN/replab" -replicas "${REPLICAS:-8}" -dir "$LAB" -- bash "$0" "$@"
 fi
 GS=$BIN/goldsync
 GOLD=$LAB_GOLDEN_DIR/tree-$N
