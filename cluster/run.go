@@ -166,11 +166,20 @@ type NetbootReport struct {
 // Run returns a report even when images failed; the error joins each
 // failed image's ("image NAME: ..."), the context's, and the metrics
 // file's. Errors before any image ran (an unknown image name, a bad nodes
-// file) come with a nil report.
+// file, a RollbackTo generation an image lacks) come with a nil report.
 func Run(ctx context.Context, cfg *config.Config, o Options) (*Report, error) {
 	images, err := SelectImages(cfg, o.Images)
 	if err != nil {
 		return nil, err
+	}
+	if o.RollbackTo > 0 {
+		// A generation an image lacks is a bad argument: refused before
+		// any image runs, so no image's status records a failure for it.
+		for _, img := range images {
+			if _, err := imaging.GenerationInfo(img.StateDir, o.RollbackTo); errors.Is(err, imaging.ErrNoGeneration) {
+				return nil, stepErr(StepRollback, fmt.Errorf("image %s: %w (goldsync generations %s lists them)", img.Name, err, img.Name))
+			}
+		}
 	}
 	byOS, unclaimed, err := Nodes(cfg)
 	if err != nil {

@@ -151,8 +151,13 @@ func TestRun(t *testing.T) {
 			}},
 		{name: "bad files list", withOS: true, result: cluster.ResultFailed, step: cluster.StepLists, is: snapshot.ErrLists,
 			prepare: func(t *testing.T, s *site) { put(t, filepath.Join(s.snapDir, "files"), "relative/path\n") }},
-		{name: "rollback to a generation that is not there", opts: cluster.Options{RollbackTo: 7}, result: cluster.ResultFailed,
-			step: cluster.StepRollback, is: imaging.ErrNoGeneration},
+		{name: "rollback to a generation that is not there", opts: cluster.Options{RollbackTo: 7},
+			step: cluster.StepRollback, is: imaging.ErrNoGeneration,
+			prepare: func(t *testing.T, s *site) {
+				if _, err := cluster.Run(context.Background(), s.config(t, false, ""), cluster.Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}},
 		{name: "deadline", opts: cluster.Options{Deadline: time.Nanosecond}, result: cluster.ResultFailed, is: cluster.ErrDeadline},
 	}
 	for _, tt := range tests {
@@ -174,6 +179,10 @@ func TestRun(t *testing.T) {
 			if tt.result == "" {
 				if rep != nil {
 					t.Errorf("report %+v, want none", rep)
+				}
+				// Refused before any image ran: the status is as it was.
+				if rec, _ := cluster.LoadRecord(s.stateDir); rec != nil && rec.Result != cluster.ResultOK {
+					t.Errorf("status record %+v after a refused run", rec)
 				}
 				return
 			}

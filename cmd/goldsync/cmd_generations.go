@@ -25,10 +25,16 @@ type genFlags struct {
 }
 
 func (f *genFlags) register(cmd *cobra.Command, keep int) {
+	f.registerKeep(cmd, keep)
+	cmd.Flags().BoolVar(&f.off, "no-generations", false, "record no generation for this run (content older generations need is still kept)")
+}
+
+// registerKeep registers the retention flags alone, for a command that
+// records no generation (prune).
+func (f *genFlags) registerKeep(cmd *cobra.Command, keep int) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.keep, "keep-generations", keep, "keep the newest `N` generations of the image (0: no limit by count)")
 	fl.DurationVar(&f.keepFor, "keep-generations-for", 0, "also keep generations younger than `D`")
-	fl.BoolVar(&f.off, "no-generations", false, "record no generation for this run (content older generations need is still kept)")
 }
 
 func (f *genFlags) policy(source string) *imaging.GenerationPolicy {
@@ -209,7 +215,7 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 			return g.show(rep, rep.WriteText)
 		},
 	}
-	pf.register(prune, 10)
+	pf.registerKeep(prune, 10)
 	stateFlag(prune)
 
 	return []*cobra.Command{list, rollback, diff, pin("pin", true), pin("unpin", false), prune}

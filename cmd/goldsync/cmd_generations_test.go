@@ -105,6 +105,11 @@ func TestGenerationsRollbackCLI(t *testing.T) {
 		t.Errorf("after rolling forward usr/bin/a = %q", got)
 	}
 
+	// prune records no generation: it has no --no-generations (which
+	// crashed it: a nil policy).
+	if _, errs, code := gs(t, "prune", "--no-generations", image); code != exitcode.Usage || strings.Contains(errs, "panic") {
+		t.Errorf("prune --no-generations: exit %d, want %d (unknown flag): %s", code, exitcode.Usage, errs)
+	}
 	mustGS("pin", image, "1")
 	out, _ = mustGS("prune", "--json", "--keep-generations", "1", image)
 	var pr struct{ Removed []int64 }
@@ -161,6 +166,14 @@ func TestRollbackConfigImageNetbootFollows(t *testing.T) {
 	out, _, _ = gs(t, "--config", c.config, "status")
 	if !strings.Contains(out, "GENERATIONS") || !strings.Contains(out, "3, ") {
 		t.Errorf("status does not show the generations:\n%s", out)
+	}
+	// A generation the image lacks is a bad argument: refused, and the
+	// image's status (what monitoring reads) stays healthy.
+	if _, errs, code := gs(t, "--config", c.config, "rollback", "rhel9", "99"); code != exitcode.Select || !strings.Contains(errs, "no such generation") {
+		t.Errorf("rollback to a generation that is not there: exit %d, want %d: %s", code, exitcode.Select, errs)
+	}
+	if out, errs, code := gs(t, "--config", c.config, "status"); code != 0 || strings.Contains(out, "failed") {
+		t.Errorf("status after a refused rollback: exit %d\n%s%s", code, out, errs)
 	}
 }
 
