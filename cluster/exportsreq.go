@@ -105,8 +105,11 @@ func RenderExports(list []netboot.ExportsOptions) ([]byte, []exposure.Warning) {
 type DhcpdRequest struct {
 	// NodesFile names the nodes; "" means the config's.
 	NodesFile string
-	// Options are the declarations' options; their NextServers are
-	// filled from the config's replicas when the nodes come from it.
+	// Options are the declarations' options. When the nodes come from
+	// the config and Options.NextServer is empty, every node's
+	// next-server is its route's server (NodeServers), and the config's
+	// nfs_server for nodes no OS boots; a NextServer given is every
+	// node's.
 	Options netboot.DhcpdOptions
 }
 
@@ -131,11 +134,14 @@ func (r DhcpdRequest) Render(load func() (*config.Config, error)) ([]byte, error
 	if err != nil {
 		return nil, stepErr(StepNodes, err)
 	}
-	if cfg != nil {
-		// Nodes of an image with replicas: next-server is their route's.
-		if o.NextServers, err = DhcpdNextServers(cfg, nodes); err != nil {
+	if cfg != nil && o.NextServer == "" {
+		// Each node of the config boots from its route's server: its
+		// replica, the primary while that replica is down, or its OS's
+		// nfs_server. A NextServer given is every node's.
+		if o.NextServers, err = NodeServers(cfg, nodes); err != nil {
 			return nil, err
 		}
+		o.NextServer = cfg.Cluster.NFSServer // nodes no OS boots
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err

@@ -101,6 +101,26 @@ func DhcpdNextServers(cfg *config.Config, nodes []snapshot.Node) (map[string]str
 	return out, nil
 }
 
+// NodeServers returns the server of every node an OS of the config
+// boots, by host name: its route's (Routes), which is its replica, the
+// primary while that replica is down, or its OS's nfs_server. Nodes no OS
+// boots are left out.
+func NodeServers(cfg *config.Config, nodes []snapshot.Node) (map[string]string, error) {
+	byOS, _, err := AssignNodes(cfg, nodes)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := Routes(cfg, byOS)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(routes))
+	for host, r := range routes {
+		out[host] = r.Server
+	}
+	return out, nil
+}
+
 // ReplicaExports returns what the replicas named name export, for every
 // image that has one of that name: the replica's image dir read-only and,
 // for each OS, the snapshots of the nodes assigned to it, one by one

@@ -22,6 +22,32 @@ import (
 // defaultTFTPBoot is the TFTP root of RHEL's netboot (pxeos, pxeboot).
 const defaultTFTPBoot = "/tftpboot"
 
+// tftpFlag registers --tftpboot for a netboot command: its value is
+// resolved by configTFTP when the command runs.
+func tftpFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "tftpboot", "", "TFTP root `DIR` (default: the cluster config's tftpboot, else "+defaultTFTPBoot+")")
+}
+
+// configTFTP sets *dir, when --tftpboot was not given, to the cluster
+// config's tftpboot, or to /tftpboot when there is no config file (none
+// named with --config and none at the default path). A config that does
+// not load is an error: its tftpboot is unknown.
+func configTFTP(g *globalFlags, dir *string) error {
+	if *dir != "" {
+		return nil
+	}
+	cfg, err := config.Load(g.config)
+	switch {
+	case errors.Is(err, config.ErrNoFile) && g.config == "":
+		*dir = defaultTFTPBoot
+		return nil
+	case err != nil:
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%w (or give --tftpboot)", err))
+	}
+	*dir = cfg.Cluster.TFTPBoot
+	return nil
+}
+
 // newSnapshotCmds returns the snapshot, os, node and render commands: the
 // work of Red Hat's system-config-netboot tools (pxeos, pxeboot,
 // updateDiskless) over the snapshot and snapshot/netboot packages.
@@ -49,6 +75,9 @@ func newNetbootInstallCmd(g *globalFlags) *cobra.Command {
 		Short: "copy pxelinux, GRUB, shim and iPXE from this server's packages into the TFTP tree",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			res, err := installLoaders(cmd, g, tftp)
 			if g.jsonOut && res != nil {
 				if perr := printJSON(res); perr != nil && err == nil {
@@ -58,7 +87,7 @@ func newNetbootInstallCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	return cmd
 }
 
@@ -169,6 +198,9 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 		Short: "add or update an OS: copy its kernel and initrd into the TFTP tree (pxeos -a)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &o.TFTPBoot); err != nil {
+				return err
+			}
 			o.Name = args[0]
 			o.MakeAbs()
 			got, warnings, err := netboot.AddOS(cmd.Context(), o)
@@ -197,7 +229,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.ImageRoot, "image", "", "image root `DIR` holding boot/vmlinuz-* (required)")
-	fl.StringVar(&o.TFTPBoot, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &o.TFTPBoot)
 	fl.StringVar(&o.NFSServer, "nfs-server", "", "`HOST` name or IPv4 address clients mount the image from (required)")
 	fl.StringVar(&o.Location, "location", "", "image base `DIR` for NFSROOT (default: the parent of --image)")
 	fl.StringVar(&o.SnapshotDir, "snapshot-dir", "", "snapshot `DIR` of the OS (default: LOCATION/snapshot)")
@@ -218,6 +250,9 @@ func newOSListCmd(g *globalFlags) *cobra.Command {
 		Short: "list the OS images (pxeos -l)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			list, err := netboot.ListOS(tftp)
 			if err != nil {
 				return exitcode.Netboot(err)
@@ -228,7 +263,7 @@ func newOSListCmd(g *globalFlags) *cobra.Command {
 			return g.show(list, writeBytes(netboot.FormatOSList(list)))
 		},
 	}
-	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	return cmd
 }
 
@@ -239,6 +274,9 @@ func newOSRemoveCmd(g *globalFlags) *cobra.Command {
 		Short: "remove an OS: its record, kernel and initrd (pxeos -d)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			if err := netboot.RemoveOS(tftp, args[0]); err != nil {
 				return exitcode.Netboot(err)
 			}
@@ -253,7 +291,7 @@ func newOSRemoveCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	return cmd
 }
 
@@ -275,6 +313,9 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 		Use:   "add --os NAME [flags] (--nodes FILE | IP HOSTNAME [MAC])",
 		Short: "add nodes: write their boot configs and build their snapshots (pxeboot -a)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			nodes, err := snapshot.NodesFromArgs(nodesFile, args)
 			if err != nil {
 				return exitcode.Lists(err)
@@ -309,7 +350,7 @@ func newNodeAddCmd(g *globalFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&osName, "os", "", "OS `NAME` the nodes boot (required; see goldsync os add)")
-	fl.StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR` (default: the OS's)")
 	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname [MAC] a line")
 	fl.IntVar(&nb.RamdiskSize, "ramdisk-size", 0, "ramdisk_size= in `KiB` (pxeboot -r)")
@@ -331,6 +372,9 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 		Use:   "remove [--purge] (--nodes FILE | HOST|IP...)",
 		Short: "remove nodes' boot configs, and with --purge their snapshots (pxeboot -d)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			removed, err := netboot.RemoveNodes(netboot.RemoveNodesOptions{TFTPBoot: tftp, Names: args, NodesFile: nodesFile,
 				Purge: purge, SnapshotDir: snapDir, StateDir: stateDir})
 			if !g.quiet && !g.jsonOut {
@@ -343,7 +387,7 @@ func newNodeRemoveCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	fl.StringVar(&nodesFile, "nodes", "", "remove the nodes of `FILE`")
 	fl.BoolVar(&purge, "purge", false, "also delete the nodes' snapshot trees and records")
 	fl.StringVar(&snapDir, "snapshot-dir", "", "snapshot `DIR` for --purge (default: that of the node's OS)")
@@ -358,6 +402,9 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 		Short: "list the nodes that have a boot config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := configTFTP(g, &tftp); err != nil {
+				return err
+			}
 			cfgs, err := netboot.ListNodeConfigs(tftp)
 			if err != nil {
 				return exitcode.Netboot(err)
@@ -368,7 +415,7 @@ func newNodeListCmd(g *globalFlags) *cobra.Command {
 			return g.show(cfgs, writeBytes(netboot.FormatNodeList(cfgs)))
 		},
 	}
-	cmd.Flags().StringVar(&tftp, "tftpboot", defaultTFTPBoot, "TFTP root `DIR`")
+	tftpFlag(cmd, &tftp)
 	return cmd
 }
 
@@ -391,7 +438,7 @@ func newRenderDhcpdCmd(g *globalFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&nodesFile, "nodes", "", "nodes `FILE`: IP hostname MAC a line (default: the cluster config's)")
-	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server)")
+	fl.StringVar(&o.NextServer, "next-server", "", "TFTP server `IP` (next-server) of every node (default, with the config's nodes: each node's replica or nfs_server)")
 	fl.StringVar(&o.BIOSFilename, "filename", netboot.DefaultDHCPFilename, "boot `FILE` handed to BIOS clients")
 	fl.StringVar(&o.EFIFilename, "efi-filename", netboot.DefaultEFIFilename, "boot `FILE` handed to x86-64 UEFI clients")
 	return cmd

@@ -422,6 +422,27 @@ func TestCLIRenderFromConfig(t *testing.T) {
 	if !strings.Contains(out, "host node002 {\n\thardware ethernet 00:21:5E:40:64:5C;") {
 		t.Errorf("render dhcpd from the config:\n%s", out)
 	}
+	// The node (the one with a MAC) boots from the config's nfs_server;
+	// --next-server is every node's.
+	if !strings.Contains(out, "next-server 10.8.0.2;") {
+		t.Errorf("render dhcpd from the config: no next-server 10.8.0.2 (the config's nfs_server):\n%s", out)
+	}
+	out, _ = mustRun(t, "--config", c.config, "render", "dhcpd", "--next-server", "10.9.9.9")
+	if !strings.Contains(out, "next-server 10.9.9.9;") || strings.Contains(out, "next-server 10.8.0.2;") {
+		t.Errorf("render dhcpd --next-server 10.9.9.9: want it for the node:\n%s", out)
+	}
+	// The netboot commands read the config's tftpboot without --tftpboot.
+	if err := os.MkdirAll(filepath.Join(c.tftpboot, "linux-install", "pxelinux.cfg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"node", "list"}, {"os", "list"}} {
+		if out, errs, code := run(t, append([]string{"--config", c.config}, args...)...); code != 0 {
+			t.Errorf("goldsync --config %s %s: exit %d (the config's tftpboot is %s)\n%s%s", c.config, strings.Join(args, " "), code, c.tftpboot, out, errs)
+		}
+	}
+	if _, errs, code := run(t, "--config", filepath.Join(t.TempDir(), "none.toml"), "node", "list"); code != exitcode.Usage || !strings.Contains(errs, "--tftpboot") {
+		t.Errorf("node list with a missing --config: exit %d, want %d and a hint at --tftpboot: %s", code, exitcode.Usage, errs)
+	}
 	// Half the flags is an error, not a silent fallback.
 	if _, errs, code := run(t, "--config", c.config, "render", "exports", "--image", c.root); code == 0 || !strings.Contains(errs, "--snapshot-dir") {
 		t.Errorf("render exports --image alone: exit %d, %s", code, errs)
