@@ -374,7 +374,7 @@ func (j *job) replicas(ctx context.Context, partial error) error {
 	case len(img.Replicas) == 0 || o.NoReplicas:
 		return nil
 	case o.DryRun:
-		j.r.Notes = append(j.r.Notes, fmt.Sprintf("%d replicas: not updated in a dry run", len(img.Replicas)))
+		j.r.Notes = append(j.r.Notes, fmt.Sprintf("replicas (%d): not updated in a dry run", len(img.Replicas)))
 		return nil
 	case partial != nil:
 		j.r.Notes = append(j.r.Notes, "replicas not updated: the pull was partial, the image is no generation")

@@ -992,6 +992,8 @@ func sshHost(s string) (string, error) {
 		return "", errors.New("empty user before @")
 	case strings.ContainsAny(user, "@:/ \t'\"\\$`;|&<>(){}") || strings.ContainsFunc(user, isControl):
 		return "", fmt.Errorf("bad user %q", user)
+	case strings.Count(strings.Trim(host, "[]"), ":") > 1:
+		return "", fmt.Errorf("%s: an IPv6 address is not taken here: name the host (in /etc/hosts or an ssh_config Host entry)", host)
 	case strings.Contains(host, ":"):
 		return "", errors.New("want [user@]host without a path or port (set the port in rsh: \"ssh -p 2222\")")
 	case host == "" || strings.HasPrefix(host, "-"):

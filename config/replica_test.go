@@ -95,6 +95,8 @@ func TestParseReplicaErrors(t *testing.T) {
 			want: []string{`g.toml:11: image rhel replica r1: ssh "": not set: want [user@]host`}},
 		{name: "ssh with a path", doc: rep(`name = "r1"`, `ssh = "root@r1:/srv"`),
 			want: []string{`g.toml:13: image rhel replica r1: ssh "root@r1:/srv": want [user@]host without a path or port`}},
+		{name: "ssh to an IPv6 address", doc: rep(`name = "r1"`, `ssh = "root@[fd00::1]"`),
+			want: []string{`g.toml:13: image rhel replica r1: ssh "root@[fd00::1]": [fd00::1]: an IPv6 address is not taken here: name the host`}},
 		{name: "ssh with an empty user", doc: rep(`name = "r1"`, `ssh = "@r1"`),
 			want: []string{`g.toml:13: image rhel replica r1: ssh "@r1": empty user before @`}},
 		{name: "ssh bad host", doc: rep(`name = "r1"`, `ssh = "root@bad_host"`),

@@ -11,6 +11,7 @@ import (
 	"github.com/goldsync/goldsync/config"
 	"github.com/goldsync/goldsync/internal/exitcode"
 	"github.com/goldsync/goldsync/internal/term"
+	"github.com/goldsync/goldsync/internal/units"
 )
 
 // newClusterCmds returns the config-driven commands: sync, status, verify,
@@ -64,7 +65,7 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "print each change in rsync's itemized format")
 	fl.DurationVar(&f.deadline, "deadline", cluster.DefaultDeadline, "give up on an image's pull (releasing its lock; the other images go on) after this long (0 or negative: never)")
-	fl.DurationVar(&f.progressTO, "progress-timeout", 0, "fail an image whose golden node sends only keepalives for this long (default 10m; negative: never)")
+	fl.Var(units.NewSeconds(&f.progressTO, 0), "progress-timeout", "fail an image whose golden node sends only keepalives for this long: seconds or a duration (default 10m; negative: never)")
 	fl.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus text metrics of every image to `FILE` (node_exporter textfile collector)")
 	return cmd
 }

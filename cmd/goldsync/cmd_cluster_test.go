@@ -582,3 +582,15 @@ func TestPullProgressOnTerminal(t *testing.T) {
 	}
 	treetest.Equal(t, treetest.Scan(t, dst), treetest.Scan(t, filepath.Join(dir, "dst2")), treetest.DiffOptions{IgnoreRootMtime: true})
 }
+
+// sync's --progress-timeout takes seconds as pull's does (rsync's
+// --timeout is seconds), or a duration.
+func TestSyncProgressTimeoutSeconds(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.toml")
+	for _, v := range []string{"600", "10m"} {
+		_, errs, code := run(t, "--config", missing, "sync", "--progress-timeout", v)
+		if code != exitcode.Usage || strings.Contains(errs, "--progress-timeout") || !strings.Contains(errs, "no config file") {
+			t.Errorf("sync --progress-timeout %s: exit %d: %s (want the flag taken and the missing config reported)", v, code, errs)
+		}
+	}
+}

@@ -88,6 +88,8 @@ func TestWrongArgumentCountShowsUsage(t *testing.T) {
 	}{
 		{[]string{"pull", "/nonexistent"}, "usage: goldsync pull [flags] SRC DEST"},
 		{[]string{"verify", "a", "b"}, "usage: goldsync verify [flags] IMAGE"},
+		// cobra's help command exits 0 for a topic that is no command.
+		{[]string{"help", "frobnicate"}, `no help topic "frobnicate"`},
 	} {
 		_, errs, code := run(t, tc.args...)
 		if code != exitcode.Usage || !strings.Contains(errs, tc.want) {

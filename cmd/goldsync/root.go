@@ -59,6 +59,7 @@ func newRootCmd() *cobra.Command {
 	help, _ := fs.Sub(helpFiles, "help")
 	cobraman.SetHelp(root, help, helpVars())
 	usageOnArgErrors(root)
+	root.SetHelpCommand(helpCmd())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		// pflag says `invalid argument "abc" for "--max-delete" flag:
 		// strconv.ParseInt: parsing "abc": invalid syntax`.
@@ -138,3 +139,20 @@ func printJSON(v any) error {
 var stdout io.Writer = os.Stdout
 
 func printf(format string, a ...any) { fmt.Fprintf(stdout, format, a...) }
+
+// helpCmd is cobra's help command with a usage error (exit 1) for a topic
+// that is no command: cobra's prints its complaint and exits 0.
+func helpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, _, err := c.Root().Find(args)
+			if cmd == nil || err != nil {
+				return exitcode.With(exitcode.Usage, fmt.Errorf("no help topic %q: see goldsync --help for the commands", strings.Join(args, " ")))
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		},
+	}
+}

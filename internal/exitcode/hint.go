@@ -11,7 +11,8 @@ import (
 // command line args, for an admin whose line does not start with the
 // command: one who put a flag before it (goldsync -n pull SRC DEST), or
 // pasted an rsync line with the command renamed (goldsync -aHAXS SRC/
-// DEST/), which gets pull. commands are the subcommands' names.
+// DEST/), which gets pull; a lone unknown flag gets no hint. commands are
+// the subcommands' names.
 func CommandFirstHint(args []string, msg string, commands []string) string {
 	if len(args) == 0 || !(strings.HasPrefix(msg, "unknown shorthand flag") || strings.HasPrefix(msg, "unknown flag") ||
 		strings.HasPrefix(msg, "unknown command")) {
@@ -23,10 +24,18 @@ func CommandFirstHint(args []string, msg string, commands []string) string {
 			return "the command comes first, as in: goldsync " + strings.Join(line, " ") + " (see goldsync " + a + " --help)"
 		}
 	}
-	if a := args[0]; strings.HasPrefix(a, "-") || strings.Contains(a, "/") || strings.Contains(a, ":") {
+	// A pasted rsync line: flags or operands first, and an operand that
+	// names a path (a lone unknown flag is only that).
+	if a := args[0]; (strings.HasPrefix(a, "-") || isPathArg(a)) && slices.ContainsFunc(args, isPathArg) {
 		return "the command comes first, as in: goldsync pull " + strings.Join(args, " ") + " (see goldsync --help)"
 	}
 	return ""
+}
+
+// isPathArg reports whether a is an operand that names a path, local or
+// remote.
+func isPathArg(a string) bool {
+	return !strings.HasPrefix(a, "-") && (strings.Contains(a, "/") || strings.Contains(a, ":"))
 }
 
 // closestFirst reorders the "Did you mean this?" list of cobra's

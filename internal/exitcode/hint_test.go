@@ -22,6 +22,10 @@ func TestCommandFirstHint(t *testing.T) {
 		{[]string{"pull", "-Q", "/s", "/d"}, "unknown shorthand flag: 'Q' in -Q", ""},
 		{[]string{"statsu"}, `unknown command "statsu" for "goldsync"`, ""},
 		{[]string{"-n", "pull"}, "some other error", ""},
+		{[]string{"--bogus"}, "unknown flag: --bogus", ""},
+		{[]string{"-v", "--bogus", "x"}, "unknown flag: --bogus", ""},
+		{[]string{"/s/", "/d/"}, `unknown command "/s/" for "goldsync"`,
+			"the command comes first, as in: goldsync pull /s/ /d/ (see goldsync --help)"},
 	}
 	for _, tt := range tests {
 		if got := CommandFirstHint(tt.args, tt.msg, cmds); got != tt.want {
