@@ -32,7 +32,7 @@ type Console struct {
 	// run's report).
 	Quiet, JSON bool
 	// DryRun and Itemize are the run's: each change is shown when
-	// Itemize, or in a dry run without JSON.
+	// Itemize, or in a dry run without JSON or Quiet.
 	DryRun, Itemize bool
 
 	held bytes.Buffer
@@ -58,12 +58,12 @@ func (c *Console) Log() io.Writer {
 func (c *Console) Hooks(o *Options) {
 	talk := c.talks()
 	o.ImageStart = func(img *config.Image) {
-		if talk || (c.DryRun && !c.JSON) {
+		if talk || (c.DryRun && !c.JSON && !c.Quiet) {
 			fmt.Fprintf(c.Out, "== image %s: %s -> %s\n", img.Name, img.Source, img.Root)
 		}
 	}
 	o.ImageDone = func(r *ImageReport) {
-		if !c.JSON && r.Result != ResultLocked && (talk || c.DryRun || r.Err != nil || r.HasConflicts()) {
+		if !c.JSON && r.Result != ResultLocked && (talk || (c.DryRun && !c.Quiet) || r.Err != nil || r.HasConflicts()) {
 			// A failure under cron goes to stderr.
 			w := c.Out
 			if r.Err != nil && !talk && !c.DryRun {
@@ -84,7 +84,7 @@ func (c *Console) Hooks(o *Options) {
 			fmt.Fprintf(c.Err, "goldsync: notice: %s\n", msg)
 		}
 	}
-	if c.Itemize || (c.DryRun && !c.JSON) {
+	if c.Itemize || (c.DryRun && !c.JSON && !c.Quiet) {
 		o.Itemize = func(ch imaging.Change) { fmt.Fprintf(c.Out, "%s\n", ch) }
 		o.ItemizeSnapshot = func(node string, ch imaging.Change) { fmt.Fprintf(c.Out, "%s %s\n", node, ch) }
 	}

@@ -370,6 +370,13 @@ func TestRenderAndConfigAsOnTheCommandLine(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "etc/hostname") {
 		t.Errorf("sync -n with source %s/: exit %d\n%s\n%s", c.golden, code, out, errs)
 	}
+	// -q: only errors, in a dry run too (as rsync -nq); -i still lists.
+	if out, errs, code = run(t, "-q", "--config", c.config, "sync", "-n"); code != 0 || out != "" {
+		t.Errorf("-q sync -n: exit %d, printed:\n%s%s", code, out, errs)
+	}
+	if out, _, _ = run(t, "-q", "--config", c.config, "sync", "-n", "-i"); !strings.Contains(out, "etc/hostname") {
+		t.Errorf("-q sync -n -i: no itemized changes:\n%s", out)
+	}
 }
 
 // TestPullPrunesOldAgents: when a pull uploads its agent to the golden

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -27,5 +28,9 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 
 // runDemo runs the demo in dir, or a temp dir (demo.RunIn).
 func runDemo(ctx context.Context, g *globalFlags, dir string, keep bool) error {
-	return demo.RunIn(ctx, dir, keep, stdout, g.logger(os.Stderr))
+	var out io.Writer = stdout
+	if g.quiet {
+		out = io.Discard // -q: only errors
+	}
+	return demo.RunIn(ctx, dir, keep, out, g.logger(os.Stderr))
 }

@@ -188,6 +188,9 @@ func newGenerationCmds(g *globalFlags) []*cobra.Command {
 						return exitcode.With(exitcode.Select, err)
 					}
 				}
+				if g.jsonOut {
+					return printJSON(map[string]any{"image": ref.Root, use: ids})
+				}
 				return nil
 			},
 		}

@@ -110,7 +110,9 @@ func TestGenerationsRollbackCLI(t *testing.T) {
 	if _, errs, code := gs(t, "prune", "--no-generations", image); code != exitcode.Usage || strings.Contains(errs, "panic") {
 		t.Errorf("prune --no-generations: exit %d, want %d (unknown flag): %s", code, exitcode.Usage, errs)
 	}
-	mustGS("pin", image, "1")
+	if out, _ = mustGS("--json", "pin", image, "1"); !strings.Contains(out, `"pin": [`) {
+		t.Errorf("--json pin: %q", out)
+	}
 	out, _ = mustGS("prune", "--json", "--keep-generations", "1", image)
 	var pr struct{ Removed []int64 }
 	if err := json.Unmarshal([]byte(out), &pr); err != nil || len(pr.Removed) != 2 || pr.Removed[0] != 2 || pr.Removed[1] != 3 {

@@ -15,7 +15,7 @@ func TestDemoRunsTheWholeJob(t *testing.T) {
 	stdout = &out
 	defer func() { stdout = os.Stdout }()
 	dir := t.TempDir()
-	if err := runDemo(context.Background(), &globalFlags{quiet: true}, dir, true); err != nil {
+	if err := runDemo(context.Background(), &globalFlags{}, dir, true); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, p := range []string{
@@ -41,5 +41,10 @@ func TestDemoRunsTheWholeJob(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("summary lacks %q:\n%s", w, out.String())
 		}
+	}
+	// -q: only errors.
+	out.Reset()
+	if err := runDemo(context.Background(), &globalFlags{quiet: true}, "", false); err != nil || out.Len() != 0 {
+		t.Errorf("demo -q: %v, printed:\n%s", err, out.String())
 	}
 }

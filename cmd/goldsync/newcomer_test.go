@@ -90,6 +90,7 @@ func TestWrongArgumentCountShowsUsage(t *testing.T) {
 		{[]string{"verify", "a", "b"}, "usage: goldsync verify [flags] IMAGE"},
 		// cobra's help command exits 0 for a topic that is no command.
 		{[]string{"help", "frobnicate"}, `no help topic "frobnicate"`},
+		{[]string{"--log-format", "xml", "status"}, `--log-format "xml": want text or json`},
 	} {
 		_, errs, code := run(t, tc.args...)
 		if code != exitcode.Usage || !strings.Contains(errs, tc.want) {

@@ -48,6 +48,12 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
 	pf.BoolVar(&g.jsonOut, "json", false, "print a JSON summary on stdout instead of text")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.logFormat != "text" && g.logFormat != "json" {
+			return exitcode.With(exitcode.Usage, fmt.Errorf("--log-format %q: want text or json", g.logFormat))
+		}
+		return nil
+	}
 	root.AddCommand(newPullCmd(g))
 	root.AddCommand(newSnapshotCmds(g)...)
 	root.AddCommand(newClusterCmds(g)...)
