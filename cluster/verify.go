@@ -134,6 +134,9 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 	excludes = append(excludes, o.Excludes...)
 
+	if _, err := os.Stat(rep.Root); err != nil {
+		return nil, stepErr(StepImage, fmt.Errorf("image: %w", err))
+	}
 	// 1. The image against its manifest, every file re-read.
 	m, err := imaging.LoadManifest(imaging.State(rep.StateDir).Manifest)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -379,7 +379,7 @@ func Load(path string) (*Config, error) {
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %s: write one (see goldsync.toml.example) or name it with --config", ErrNoFile, path)
+		return nil, fmt.Errorf("%w %s: write one (see goldsync.toml(5), and goldsync.toml.example from make install) or name it with --config", ErrNoFile, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)

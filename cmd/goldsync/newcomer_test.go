@@ -141,3 +141,19 @@ func TestBadNumberFlag(t *testing.T) {
 		t.Errorf("--max-delete abc: exit %d, want %d and \"want a number\" without strconv:\n%s", code, exitcode.Usage, errs)
 	}
 }
+
+// TestMissingImageSaysSo: an image directory that is not there is named
+// as such (newcomer trial: os add said the derived location "/" was not
+// a path below /, verify that there was no manifest in /.NAME.goldsync).
+func TestMissingImageSaysSo(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	for _, args := range [][]string{
+		{"os", "add", "x", "--image", missing, "--nfs-server", "10.8.0.2", "--tftpboot", t.TempDir()},
+		{"verify", missing},
+	} {
+		_, errs, code := run(t, args...)
+		if code != exitcode.Select || !strings.Contains(errs, "stat "+missing+": no such file or directory") {
+			t.Errorf("goldsync %s: exit %d, want %d and the missing image named:\n%s", strings.Join(args, " "), code, exitcode.Select, errs)
+		}
+	}
+}

@@ -240,6 +240,13 @@ func AddOS(ctx context.Context, opts AddOSOptions) (OS, []string, error) {
 	}
 	// Check everything but the kernel and the style before touching any
 	// file.
+	if o.ImageRoot != "" {
+		if st, err := os.Stat(o.ImageRoot); err != nil {
+			return OS{}, nil, fmt.Errorf("add OS %s: image: %w", o.Name, err)
+		} else if !st.IsDir() {
+			return OS{}, nil, fmt.Errorf("add OS %s: image %s is not a directory", o.Name, o.ImageRoot)
+		}
+	}
 	if o.Style == "" && o.Initramfs != "" {
 		o.Style = StyleNFSRoot // only nfsroot has a generator
 	}

@@ -399,7 +399,7 @@ func TestAddOSOptions(t *testing.T) {
 		{name: "no location", opts: AddOSOptions{Name: "x", NFSServer: "s"}, wantErr: "location: not set"},
 		{name: "no server", opts: AddOSOptions{Name: "x", Location: filepath.Dir(img)}, wantErr: "NFS server: not set"},
 		{name: "bad kernel version", opts: AddOSOptions{Name: "x", Location: filepath.Dir(img), NFSServer: "s", Kernel: "4.18 x"}, wantErr: "only letters, digits"},
-		{name: "missing image", opts: AddOSOptions{Name: "x", Location: "/nonexistent/goldsync", NFSServer: "s"}, wantErr: "open image"},
+		{name: "missing image", opts: AddOSOptions{Name: "x", Location: "/nonexistent/goldsync", NFSServer: "s"}, wantErr: "image: stat /nonexistent/goldsync/root"},
 		{name: "missing TFTP root", opts: AddOSOptions{TFTPBoot: "/nonexistent/tftp", Name: "x", Location: filepath.Dir(img), NFSServer: "s"}, wantErr: "open TFTP root"},
 	}
 	for _, tt := range tests {
