@@ -59,7 +59,11 @@ func (c *Console) Hooks(o *Options) {
 	talk := c.talks()
 	o.ImageStart = func(img *config.Image) {
 		if talk || (c.DryRun && !c.JSON && !c.Quiet) {
-			fmt.Fprintf(c.Out, "== image %s: %s -> %s\n", img.Name, img.Source, img.Root)
+			from := img.Source
+			if o.RollbackTo > 0 {
+				from = fmt.Sprintf("its generation %d", o.RollbackTo)
+			}
+			fmt.Fprintf(c.Out, "== image %s: %s -> %s\n", img.Name, from, img.Root)
 		}
 	}
 	o.ImageDone = func(r *ImageReport) {

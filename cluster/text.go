@@ -41,13 +41,17 @@ func (r *ImageReport) WriteText(w io.Writer) error {
 		}
 	}
 	p("goldsync: %s %s: %s in %.2fs\n", verb, r.Image, r.Result, r.Seconds)
+	step, fetch, received := "pull", "to fetch", "received"
+	if r.Rollback > 0 {
+		step, fetch, received = "rollback", "to copy from the generation", "copied"
+	}
 	if s := r.Pull; s != nil && r.DryRun {
 		// as goldsync pull -n says it: zero counts read as nothing to do
-		p("  pull: entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, at most %s of content to fetch\n",
-			s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch))
+		p("  %s: entries %d; nothing changed (dry run): the changes are the itemized lines, %d of them deletes, at most %s of content %s\n",
+			step, s.Entries, s.WouldDelete, units.Bytes(s.WouldFetch), fetch)
 	} else if s != nil {
-		p("  pull: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), received %s\n",
-			s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, units.Bytes(s.BytesReceived))
+		p("  %s: entries %d, created %d, updated %d, metadata only %d, hard links %d, deleted %d (planned deletes %d), %s %s\n",
+			step, s.Entries, s.Created, s.Updated, s.MetaOnly, s.Linked, s.Deleted, s.WouldDelete, received, units.Bytes(s.BytesReceived))
 		for _, pr := range s.Problems {
 			p("  not applied: %s\n", pr)
 		}

@@ -24,7 +24,7 @@ func TestImageReportText(t *testing.T) {
 	}
 	for _, want := range []string{
 		"goldsync: dry run of rollback to generation 3 of rhel9: ok in 1.50s\n",
-		"  pull: entries 10; nothing changed (dry run): the changes are the itemized lines",
+		"  rollback: entries 10; nothing changed (dry run): the changes are the itemized lines",
 		"    conflict (the node's version is kept): node001: /etc/motd: both changed\n",
 		"  netboot: would install OS rhel9compute's kernel 5.14.0-427.el9 and write the boot files of 2 nodes\n",
 		"  warning: no client piece\n",

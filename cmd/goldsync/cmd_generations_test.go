@@ -148,6 +148,10 @@ func TestRollbackConfigImageNetbootFollows(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "boot/vmlinuz-"+goldenKernel) {
 		t.Fatalf("rollback -n: exit %d\n%s%s", code, out, errs)
 	}
+	// It says where the content comes from: the generation, not the golden node.
+	if !strings.Contains(out, "== image rhel9: its generation 1 -> "+c.root) || !strings.Contains(out, "  rollback: entries ") || strings.Contains(out, c.golden) {
+		t.Errorf("rollback -n talks of a pull:\n%s", out)
+	}
 	if got := readFile(t, vmlinuz); got != "kernel "+goldenKernel+", rebuilt" {
 		t.Errorf("a dry run changed the boot files: vmlinuz = %q", got)
 	}
