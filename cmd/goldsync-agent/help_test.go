@@ -48,7 +48,7 @@ func TestManPages(t *testing.T) {
 		"goldsync-agent.1": {".SH COMMANDS\n.TP\n\\fBboot\\fP\n", "\\fB\\-\\-root\\fP \\fIDIR\\fP\nthe golden tree's root DIR (default /)",
 			".SH EXIT STATUS", "\\fBgoldsync\\-agent\\-watch(1)\\fP"},
 		"goldsync-agent-watch.1": {".B goldsync\\-agent watch [\\-\\-push\\-to [user@]server:/image]... [flags]",
-			"\\fB\\-\\-quiet\\-period\\fP \\fIduration\\fP\npush once changes have settled this long (default 2s)",
+			"\\fB\\-\\-quiet\\-period\\fP \\fID\\fP\npush once changes have settled for D (default 2s)",
 			".SH GLOBAL OPTIONS", "\\fB\\-v\\fP, \\fB\\-\\-verbose\\fP"},
 		"goldsync-agent-boot.1": {".B goldsync\\-agent boot\n", "\\fBinstall\\fP", "\\fBgoldsync\\-agent(1)\\fP,\n\\fBgoldsync\\-agent\\-boot\\-install(1)\\fP"},
 	} {

@@ -27,8 +27,8 @@ type pushFlags struct {
 
 func (f *pushFlags) register(cmd *cli.Command, toFlag string, persist time.Duration) {
 	fl := cmd.Flags()
-	fl.DurationVar(&f.persist, "ssh-persist", persist, "keep the ssh connection up this long after a push, so the next one skips the login (OpenSSH ControlMaster, socket in the state dir; 0 turns it off)")
-	fl.DurationVar(&f.replicaWait, "replica-wait", push.DefaultReplicaWait, "after the server confirms, wait this long for it to update the image's replicas (receive --image) before leaving it to finish alone; -1s waits without limit")
+	fl.DurationVar(&f.persist, "ssh-persist", persist, "keep the ssh connection up `D` after a push, so the next one skips the login (OpenSSH ControlMaster, socket in the state dir; 0 turns it off)")
+	fl.DurationVar(&f.replicaWait, "replica-wait", push.DefaultReplicaWait, "after the server confirms, wait up to `D` for it to update the image's replicas (receive --image) before leaving it to finish alone; -1s waits without limit")
 	fl.StringArrayVar(&f.to, toFlag, nil, "image to push to, `[user@]server:/image` (repeatable)")
 	fl.StringVarP(&f.rsh, "rsh", "e", "ssh", "remote shell `COMMAND`, as rsync's -e")
 	fl.StringVar(&f.receiverPath, "receiver-path", "goldsync", "goldsync `PATH` on the image server")
@@ -97,9 +97,9 @@ func newWatchCmd(g *globalFlags) *cli.Command {
 		},
 	}
 	f.register(cmd, "push-to", 10*time.Minute)
-	cmd.Flags().StringArrayVar(&excludes, "exclude", []string{"/proc/*", "/sys/*"}, "paths not to record (rsync patterns)")
-	cmd.Flags().DurationVar(&quiet, "quiet-period", 2*time.Second, "push once changes have settled this long")
-	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, fanotify or inotify")
+	cmd.Flags().StringArrayVar(&excludes, "exclude", []string{"/proc/*", "/sys/*"}, "`PATTERN`s of paths not to record (rsync patterns; repeatable)")
+	cmd.Flags().DurationVar(&quiet, "quiet-period", 2*time.Second, "push once changes have settled for `D`")
+	cmd.Flags().StringVar(&backend, "backend", "auto", "`KIND` of watch: auto, fanotify or inotify")
 	return cmd
 }
 
