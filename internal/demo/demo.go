@@ -107,7 +107,7 @@ func Run(ctx context.Context, dir string, w io.Writer, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("generate golden root: %w", err)
 	}
-	fmt.Fprintf(w, "  golden root       %d files, links and dirs generated in %s\n", n, golden)
+	fmt.Fprintf(w, "  golden root       %d entries (files, links, dirs) generated in %s\n", n, golden)
 
 	// 2. Pull through the agent protocol.
 	pull := func(label string) (*imaging.Result, error) {
@@ -291,7 +291,19 @@ func makeRoot(root string) (int, error) {
 		}
 		n++
 	}
-	return n, os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		return n, err
+	}
+	// Every entry below root, the directories MkdirAll made included: what
+	// the pull's entry count compares with.
+	n = 0
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err == nil && p != root {
+			n++
+		}
+		return err
+	})
+	return n, err
 }
 
 // yumInstallDstat changes the golden root the way a package install does:
