@@ -84,6 +84,23 @@ func routeRecord(rec netboot.OS, r Route) netboot.OS {
 // with replicas, by host name: its route's server (Routes). Nodes of
 // images without replicas are left out (the caller's default applies).
 func DhcpdNextServers(cfg *config.Config, nodes []snapshot.Node) (map[string]string, error) {
+	return nodeServers(cfg, nodes, func(r Route) bool {
+		img, ok := cfg.Image(r.Image)
+		return ok && len(img.Replicas) > 0
+	})
+}
+
+// NodeServers returns the server of every node an OS of the config
+// boots, by host name: its route's (Routes), which is its replica, the
+// primary while that replica is down, or its OS's nfs_server. Nodes no OS
+// boots are left out.
+func NodeServers(cfg *config.Config, nodes []snapshot.Node) (map[string]string, error) {
+	return nodeServers(cfg, nodes, func(Route) bool { return true })
+}
+
+// nodeServers returns the route's server of each node whose route keep
+// takes, by host name.
+func nodeServers(cfg *config.Config, nodes []snapshot.Node, keep func(Route) bool) (map[string]string, error) {
 	byOS, _, err := AssignNodes(cfg, nodes)
 	if err != nil {
 		return nil, err
@@ -94,29 +111,9 @@ func DhcpdNextServers(cfg *config.Config, nodes []snapshot.Node) (map[string]str
 	}
 	out := map[string]string{}
 	for host, r := range routes {
-		if img, ok := cfg.Image(r.Image); ok && len(img.Replicas) > 0 {
+		if keep(r) {
 			out[host] = r.Server
 		}
-	}
-	return out, nil
-}
-
-// NodeServers returns the server of every node an OS of the config
-// boots, by host name: its route's (Routes), which is its replica, the
-// primary while that replica is down, or its OS's nfs_server. Nodes no OS
-// boots are left out.
-func NodeServers(cfg *config.Config, nodes []snapshot.Node) (map[string]string, error) {
-	byOS, _, err := AssignNodes(cfg, nodes)
-	if err != nil {
-		return nil, err
-	}
-	routes, err := Routes(cfg, byOS)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(routes))
-	for host, r := range routes {
-		out[host] = r.Server
 	}
 	return out, nil
 }
