@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -94,6 +95,12 @@ func Push(ctx context.Context, opts Options) (*Result, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	// The root is checked before anything connects or is created.
+	if st, err := os.Stat(opts.Root); err != nil {
+		return nil, fmt.Errorf("push root: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("push root %s is not a directory", opts.Root)
 	}
 	sp, err := rsh.ParseSpec(opts.To)
 	if err != nil {

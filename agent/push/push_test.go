@@ -393,3 +393,22 @@ func waitReceivers(t *testing.T, image string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPushChecksRootFirst: a root that is not there is an error before
+// the remote shell runs (newcomer trial: the agent connected first).
+func TestPushChecksRootFirst(t *testing.T) {
+	dir := t.TempDir()
+	mark := filepath.Join(dir, "rsh-ran")
+	rshScript := filepath.Join(dir, "rsh")
+	if err := os.WriteFile(rshScript, []byte("#!/bin/sh\ntouch "+mark+"\nexit 255\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := push.Push(context.Background(), push.Options{Root: filepath.Join(dir, "nonexistent"), StateDir: filepath.Join(dir, "state"),
+		To: "server:/image", Rsh: rshScript})
+	if err == nil || !strings.Contains(err.Error(), "push root") {
+		t.Fatalf("Push with a missing root: %v, want a push root error", err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Error("the remote shell ran before the root was checked")
+	}
+}
