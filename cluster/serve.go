@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,13 @@ type ServeRequest struct {
 func (r ServeRequest) Serve(ctx context.Context, load func() (*config.Config, error)) error {
 	if r.Listen == "" {
 		return stepErr(StepConfig, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
+	}
+	// A malformed address is a usage error, not a failed start (a port
+	// may also be a service name: the listener looks it up).
+	if _, port, err := net.SplitHostPort(r.Listen); err != nil {
+		return stepErr(StepConfig, fmt.Errorf("--rsync-listen %q: want host:port (%v)", r.Listen, err))
+	} else if _, err := strconv.ParseUint(port, 10, 16); port == "" || err != nil && strings.Trim(port, "0123456789") == "" {
+		return stepErr(StepConfig, fmt.Errorf("--rsync-listen %q: port %q: want a number from 0 to 65535", r.Listen, port))
 	}
 	opts, err := r.Options(load)
 	if err != nil {

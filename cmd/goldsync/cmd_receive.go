@@ -33,6 +33,8 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 			switch {
 			case !stdio:
 				return exitcode.With(exitcode.Usage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
+			case pullOnly(cmd) != "":
+				return exitcode.With(exitcode.Usage, fmt.Errorf("receive: --%s is pull's: a receive reaches no golden node, the agent's push reaches it", pullOnly(cmd)))
 			case image != "":
 				var err error
 				if r, cfg, err = restrictedReceive(cmd, g, image, args); err != nil {
@@ -76,6 +78,17 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&image, "image", "", "receive into the config's image `NAME` only, with its settings, then update its replicas that lack the new generation (for a forced command in authorized_keys)")
 	f.register(cmd)
 	return cmd
+}
+
+// pullOnly returns the first flag given to receive that only a pull
+// uses (it reaches the golden node), or "".
+func pullOnly(cmd *cobra.Command) string {
+	for _, name := range []string{"rsh", "agent-path", "streams", "full-scan"} {
+		if cmd.Flags().Changed(name) {
+			return name
+		}
+	}
+	return ""
 }
 
 // restrictedReceive is the request of receive --image: the restricted

@@ -187,6 +187,8 @@ func TestServeUsage(t *testing.T) {
 		say  string
 	}{
 		{name: "no listener", args: []string{"serve", "--image", "a=" + img}, code: exitcode.Usage, say: "--rsync-listen"},
+		{name: "bad port", args: []string{"serve", "--rsync-listen", "127.0.0.1:99999", "--image", "a=" + img}, code: exitcode.Usage, say: "want a number from 0 to 65535"},
+		{name: "no port", args: []string{"serve", "--rsync-listen", "127.0.0.1", "--image", "a=" + img}, code: exitcode.Usage, say: "want host:port"},
 		{name: "bad image flag", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", img}, code: exitcode.Usage, say: "NAME=PATH"},
 		{name: "bad image name", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "-x=" + img}, code: exitcode.Select, say: "must not start"},
 		{name: "missing image dir", args: []string{"serve", "--rsync-listen", "127.0.0.1:0", "--image", "a=" + img + "/nope"}, code: exitcode.Select, say: "no such file"},

@@ -91,6 +91,7 @@ func TestWrongArgumentCountShowsUsage(t *testing.T) {
 		// cobra's help command exits 0 for a topic that is no command.
 		{[]string{"help", "frobnicate"}, `no help topic "frobnicate"`},
 		{[]string{"--log-format", "xml", "status"}, `--log-format "xml": want text or json`},
+		{[]string{"receive", "--stdio", "--streams", "4", "/nonexistent/d"}, "receive: --streams is pull's"},
 	} {
 		_, errs, code := run(t, tc.args...)
 		if code != exitcode.Usage || !strings.Contains(errs, tc.want) {
