@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,5 +118,24 @@ func TestBootInstallWithoutTheTool(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr/lib/dracut/modules.d/95goldsync")); err != nil {
 		t.Errorf("--no-regenerate wrote no module: %v", err)
+	}
+}
+
+// TestPushSSHFailureExits255: a remote shell that fails is exit 255, as
+// ssh's and goldsync's own (every failure was 1, newcomer trial).
+func TestPushSSHFailureExits255(t *testing.T) {
+	dir := t.TempDir()
+	rsh := filepath.Join(dir, "rsh")
+	if err := os.WriteFile(rsh, []byte("#!/bin/sh\necho 'ssh: connect to host server port 22: Connection refused' >&2\nexit 255\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, err := runAgent(t, "--root", dir, "--state-dir", filepath.Join(dir, "state"), "push", "--to", "server:/image", "-e", rsh)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 255 {
+		t.Errorf("push over a failing remote shell: %v, want exit 255:\n%s", err, errs)
+	}
+	// A bad argument is still 1.
+	if _, errs, err := runAgent(t, "--root", filepath.Join(dir, "none"), "push", "--to", "server:/image", "-e", rsh); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("push with a missing root: %v, want exit 1:\n%s", err, errs)
 	}
 }

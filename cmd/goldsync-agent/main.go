@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/goldsync/goldsync/agent"
 	"github.com/goldsync/goldsync/internal/cli"
 	"github.com/goldsync/goldsync/internal/version"
+	"github.com/goldsync/goldsync/remote/rsh"
 
 	"github.com/goldsync/goldsync/internal/gctune"
 	"github.com/goldsync/goldsync/internal/profile"
@@ -45,6 +47,9 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goldsync-agent:", err)
+		if errors.Is(err, rsh.ErrSSH) {
+			os.Exit(255) // as ssh and goldsync: the remote shell failed
+		}
 		os.Exit(1)
 	}
 }

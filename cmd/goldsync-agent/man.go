@@ -16,7 +16,10 @@ var agentManSections = []manpage.Section{
 success
 .TP
 \fB1\fP
-any failure; the message on standard error says which (for a push, with the receiver's own message first)`},
+any failure but the remote shell's; the message on standard error says which (for a push, with the receiver's own message first)
+.TP
+\fB255\fP
+the remote shell (ssh) failed: unreachable host, authentication, host key verification (as ssh and goldsync)`},
 	{Title: "FILES", Troff: `.TP
 \fI/var/lib/goldsync/\fP
 the agent's state as root (\-\-state\-dir): hash cache, change journal, the ssh control socket of \-\-ssh\-persist
