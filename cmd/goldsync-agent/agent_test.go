@@ -134,6 +134,9 @@ func TestPushSSHFailureExits255(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 255 {
 		t.Errorf("push over a failing remote shell: %v, want exit 255:\n%s", err, errs)
 	}
+	if n := strings.Count(errs, "Connection refused"); n != 1 {
+		t.Errorf("ssh's message printed %d times, want once:\n%s", n, errs)
+	}
 	// A bad argument is still 1.
 	if _, errs, err := runAgent(t, "--root", filepath.Join(dir, "none"), "push", "--to", "server:/image", "-e", rsh); !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("push with a missing root: %v, want exit 1:\n%s", err, errs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/goldsync/goldsync/agent"
@@ -47,7 +48,9 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 	}
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
 		ReceiverPath: f.receiverPath, ReceiveArgs: args, Persist: f.persist, ReplicaWait: f.replicaWait, Logger: g.logger()})
-	if res != nil && res.Stderr != "" {
+	// The server's own lines, unless the error below says them already
+	// (a remote shell that failed: its message is the error's).
+	if res != nil && res.Stderr != "" && (err == nil || !strings.Contains(err.Error(), strings.TrimSpace(res.Stderr))) {
 		fmt.Fprintln(os.Stderr, wire.InertLines(res.Stderr))
 	}
 	if err != nil {
