@@ -194,7 +194,7 @@ func newOSAddCmd(g *globalFlags) *cobra.Command {
 	var o netboot.AddOSOptions
 	var noLoaders bool
 	cmd := &cobra.Command{
-		Use:   "add NAME --image ROOT --tftpboot DIR --nfs-server HOST [flags]",
+		Use:   "add NAME --image ROOT --nfs-server HOST [--tftpboot DIR] [flags]",
 		Short: "add or update an OS: copy its kernel and initrd into the TFTP tree (pxeos -a)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
