@@ -80,12 +80,8 @@ func (r ServeRequest) Serve(ctx context.Context, load func() (*config.Config, er
 	if r.Listen == "" {
 		return stepErr(StepConfig, errors.New("serve needs --rsync-listen ADDR (the only export there is)"))
 	}
-	// A malformed address is a usage error, not a failed start (a port
-	// may also be a service name: the listener looks it up).
-	if _, port, err := net.SplitHostPort(r.Listen); err != nil {
-		return stepErr(StepConfig, fmt.Errorf("--rsync-listen %q: want host:port (%v)", r.Listen, err))
-	} else if _, err := strconv.ParseUint(port, 10, 16); port == "" || err != nil && strings.Trim(port, "0123456789") == "" {
-		return stepErr(StepConfig, fmt.Errorf("--rsync-listen %q: port %q: want a number from 0 to 65535", r.Listen, port))
+	if err := checkListen(r.Listen); err != nil {
+		return stepErr(StepConfig, err)
 	}
 	opts, err := r.Options(load)
 	if err != nil {
@@ -149,4 +145,19 @@ func (r ServeRequest) Options(load func() (*config.Config, error)) (export.Optio
 		}
 	}
 	return opts, nil
+}
+
+// checkListen refuses a malformed listener address before anything starts
+// (a usage error, not a failed start). A port of digits must fit 16 bits;
+// any other is a service name the listener looks up.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--rsync-listen %q: want host:port (%v)", addr, err)
+	}
+	digits := strings.Trim(port, "0123456789") == ""
+	if _, perr := strconv.ParseUint(port, 10, 16); port == "" || digits && perr != nil {
+		return fmt.Errorf("--rsync-listen %q: port %q: want a number from 0 to 65535", addr, port)
+	}
+	return nil
 }

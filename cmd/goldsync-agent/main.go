@@ -17,6 +17,7 @@ import (
 	stdiostream "github.com/goldsync/goldsync/internal/stdio"
 
 	"github.com/goldsync/goldsync/agent"
+	"github.com/goldsync/goldsync/imaging/wire"
 	"github.com/goldsync/goldsync/internal/cli"
 	"github.com/goldsync/goldsync/internal/version"
 	"github.com/goldsync/goldsync/remote/rsh"
@@ -46,7 +47,8 @@ func main() {
 	stopProfile()
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "goldsync-agent:", err)
+		// The error may quote the server's or ssh's stderr: inert.
+		fmt.Fprintln(os.Stderr, "goldsync-agent:", wire.InertLines(err.Error()))
 		if errors.Is(err, rsh.ErrSSH) {
 			os.Exit(255) // as ssh and goldsync: the remote shell failed
 		}

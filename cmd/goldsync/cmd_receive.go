@@ -30,11 +30,12 @@ func newReceiveCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r cluster.PullRequest
 			var cfg *config.Config // receive --image's
+			pullFlag := pullOnly(cmd)
 			switch {
 			case !stdio:
 				return exitcode.With(exitcode.Usage, errors.New("receive needs --stdio (it is started by goldsync-agent push)"))
-			case pullOnly(cmd) != "":
-				return exitcode.With(exitcode.Usage, fmt.Errorf("receive: --%s is pull's: a receive reaches no golden node, the agent's push reaches it", pullOnly(cmd)))
+			case pullFlag != "":
+				return exitcode.With(exitcode.Usage, fmt.Errorf("receive: --%s is pull's: a receive reaches no golden node, the agent's push reaches it", pullFlag))
 			case image != "":
 				var err error
 				if r, cfg, err = restrictedReceive(cmd, g, image, args); err != nil {
