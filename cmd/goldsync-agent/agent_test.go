@@ -137,6 +137,13 @@ func TestPushSSHFailureExits255(t *testing.T) {
 	if n := strings.Count(errs, "Connection refused"); n != 1 {
 		t.Errorf("ssh's message printed %d times, want once:\n%s", n, errs)
 	}
+	// A message with a terminal escape: printed once, inert.
+	if err := os.WriteFile(rsh, []byte("#!/bin/sh\nprintf 'ssh: evil \\033[2J here\\n' >&2\nexit 255\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, _ := runAgent(t, "--root", dir, "--state-dir", filepath.Join(dir, "state"), "push", "--to", "server:/image", "-e", rsh); strings.Count(errs, "evil") != 1 || strings.Contains(errs, "\x1b") && strings.ContainsRune(errs, 0x1b) {
+		t.Errorf("ssh's escaped message: want it once and inert:\n%q", errs)
+	}
 	// A bad argument is still 1.
 	if _, errs, err := runAgent(t, "--root", filepath.Join(dir, "none"), "push", "--to", "server:/image", "-e", rsh); !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("push with a missing root: %v, want exit 1:\n%s", err, errs)

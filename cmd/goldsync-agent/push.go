@@ -49,9 +49,13 @@ func (f *pushFlags) push(ctx context.Context, g *globalFlags, to string) error {
 	res, err := push.Push(ctx, push.Options{Root: root, StateDir: g.stateDir, To: to, Rsh: f.rsh,
 		ReceiverPath: f.receiverPath, ReceiveArgs: args, Persist: f.persist, ReplicaWait: f.replicaWait, Logger: g.logger()})
 	// The server's own lines, unless the error below says them already
-	// (a remote shell that failed: its message is the error's).
-	if res != nil && res.Stderr != "" && (err == nil || !strings.Contains(err.Error(), strings.TrimSpace(res.Stderr))) {
-		fmt.Fprintln(os.Stderr, wire.InertLines(res.Stderr))
+	// (a remote shell that failed: its message, made inert, is the
+	// error's).
+	if res != nil && res.Stderr != "" {
+		lines := wire.InertLines(res.Stderr)
+		if err == nil || !strings.Contains(err.Error(), strings.TrimSpace(lines)) {
+			fmt.Fprintln(os.Stderr, lines)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("push to %s: %w", to, err)
